@@ -1,0 +1,99 @@
+// weft/barrier.hpp: weft::Barrier, Python's threading.Barrier.
+//
+// A reusable rendezvous for a fixed number of threads (parties): each calls wait(), and when
+// the last arrives, one of them runs the optional action and all are released. wait()
+// returns an index in 0..parties-1, distinct per thread within a cycle: the arrival order,
+// the last arrival (which runs the action) getting parties-1.
+//
+// Guarantees (Python's semantics):
+//  - abort() breaks the barrier: current and future waiters throw BrokenBarrierError until
+//    reset(). reset() while threads wait breaks the cycle for them (BrokenBarrierError) and
+//    makes the barrier usable again once they have left.
+//  - A wait that times out (its own timeout, or the default given at construction) breaks
+//    the barrier and throws BrokenBarrierError, as do the other waiters.
+//  - If the action throws, the thread that ran it gets that exception, the barrier breaks,
+//    and the others get BrokenBarrierError.
+//  - wait(..., stop_token): a stop request before the barrier trips withdraws the caller as
+//    if it had never arrived (the others keep waiting; indices stay distinct) and throws
+//    weft::Cancelled. Once the barrier has tripped the call returns its index as usual.
+//  - Barrier(0) throws std::invalid_argument.
+//
+// Memory ordering: everything each party did before wait() happens-before the action, and
+// the action and everything before wait() in every party happens-before every party's return.
+//
+// Example:
+//     weft::Barrier step(workers, [] { swap_buffers(); });
+//     for (;;) { compute(part); step.wait(); }
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <stop_token>
+
+#include "weft/condition.hpp"
+#include "weft/detail/deadline.hpp"
+#include "weft/lock.hpp"
+
+namespace weft {
+
+class Barrier {
+ public:
+  explicit Barrier(std::size_t parties, std::function<void()> action = {});
+  template <class Rep, class Period>
+  Barrier(std::size_t parties, std::function<void()> action,
+          std::chrono::duration<Rep, Period> default_timeout)
+      : Barrier(parties, std::move(action)) {
+    default_timeout_ = Timeout(default_timeout);
+  }
+  Barrier(const Barrier&) = delete;
+  Barrier& operator=(const Barrier&) = delete;
+
+  std::size_t wait() { return wait_impl(default_timeout_, nullptr); }
+  template <class Rep, class Period>
+  std::size_t wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_impl(Timeout(timeout), nullptr);
+  }
+  std::size_t wait(std::stop_token stop) { return wait_impl(default_timeout_, &stop); }
+  template <class Rep, class Period>
+  std::size_t wait(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return wait_impl(Timeout(timeout), &stop);
+  }
+
+  void reset();
+  void abort();
+  std::size_t parties() const noexcept { return parties_; }
+  std::size_t n_waiting() const;
+  bool broken() const;
+
+ private:
+  // Relative timeouts are kept exact in any rep (long double nanoseconds holds
+  // duration::max() of every standard duration) and turned into a Deadline at each wait().
+  using Timeout = std::chrono::duration<long double, std::nano>;
+  enum class State { filling, draining, resetting, broken };
+  struct Arrival {
+    std::size_t index = 0;
+    Arrival* next = nullptr;
+    Arrival* prev = nullptr;
+  };
+
+  std::size_t wait_impl(std::optional<Timeout> timeout, const std::stop_token* stop);
+  void link(Arrival& a) noexcept;
+  void unlink(Arrival& a) noexcept;
+  void leave(Arrival& a);
+  void break_barrier();
+
+  const std::size_t parties_;
+  std::function<void()> action_;
+  std::optional<Timeout> default_timeout_;
+
+  mutable Lock lock_;  // protects everything below
+  Condition changed_{lock_};  // notified on every state change and when the last one leaves
+  State state_ = State::filling;
+  std::size_t count_ = 0;       // threads inside wait() of the current cycle
+  Arrival* first_ = nullptr;    // arrivals of the filling cycle, oldest first
+  Arrival* last_ = nullptr;
+};
+
+}  // namespace weft

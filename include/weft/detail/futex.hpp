@@ -1,0 +1,38 @@
+// weft/detail/futex.hpp: the kernel sleep that every blocking path of weft ends in.
+//
+// futex_wait(word, expected, deadline) sleeps while *word == expected, until futex_wake on
+// the same word, the deadline, or a spurious wake-up; callers always re-check their own
+// condition in a loop. On Linux it is FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC
+// deadline (no relative-timeout drift); elsewhere a portable fallback parks on one of a
+// fixed table of std::mutex/std::condition_variable buckets hashed by address.
+//
+// Lifetime: futex_wake may be called on a word whose owner has already stopped waiting (a
+// "stale" wake). Both implementations tolerate that: on Linux the kernel only hashes the
+// address of a private futex, and the fallback's buckets live for the whole program. weft
+// only ever waits on words inside Parkers and WordLocks; see parker.hpp for why a stale wake
+// is harmless there.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "weft/detail/deadline.hpp"
+
+namespace weft::detail {
+
+// Returns false if the deadline passed, true otherwise (woken, value changed, or spurious).
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                Deadline deadline) noexcept;
+void futex_wake_one(const std::atomic<std::uint32_t>& word) noexcept;
+void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept;
+
+// CPU hint inside bounded spin loops.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+}  // namespace weft::detail

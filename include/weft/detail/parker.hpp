@@ -1,0 +1,234 @@
+// weft/detail/parker.hpp: the waiting layer every blocking call of weft stands on.
+//
+// A blocked thread is a Parker (one per thread) plus one WaitNode per source it waits on
+// (an Event, a Lock, a queue's "not empty" list...). Blocking is always
+//
+//     register   (link a WaitNode into the source's WaitList, under the source's lock)
+//     park       (sleep on the Parker's word until claimed, the deadline, or a stop request)
+//     unregister (unlink the nodes that are still linked)
+//
+// A waker never "signals a condition": it *claims* one specific waiter. Claiming is a CAS on
+// the waiter's Parker word from "waiting" to a token naming the node that won; only one claim
+// can ever succeed per park, which is what lets one Parker sit in several WaitLists at once
+// (select) and be cancelled or time out without losing or duplicating a wake-up:
+//
+//  - A claim succeeds only while the waiter is still waiting; a waiter whose deadline passed
+//    or whose stop_token fired aborts by the same CAS, so exactly one of {claim, timeout,
+//    cancel} wins. A waker that loses the race moves on to the next node: nobody is woken who
+//    was not waiting, and a wake-up is never spent on a thread that is leaving.
+//  - Claim and wake are two steps. The claim happens under the source's lock (the node is
+//    known to be alive while it is linked); the wake happens after the waker has released
+//    that lock and touches only the Parker. A claimed waiter does not return until woken, so
+//    the waker's last access to the primitive happens-before the woken thread returns, and
+//    the woken thread may destroy the primitive at once (API.md, Lifetime).
+//  - Parkers come from a process-wide pool and are never freed, so the one access a waker
+//    makes after the waiter may have returned (the futex_wake system call, on the Parker's
+//    word) can at worst cause a spurious wake-up of a later park, which parks re-check.
+//
+// Word layout: bits 2.. hold the token (0 while waiting), bit 1 SLEEPING (the owner is, or
+// is about to be, in futex_wait: wakers must make the system call), bit 0 NOTIFIED (the
+// waker is done with the primitive: the owner may return).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <stop_token>
+
+#include "weft/detail/deadline.hpp"
+#include "weft/detail/futex.hpp"
+
+namespace weft::detail {
+
+// Outcome tokens of a park. Tokens >= kFirstSelectToken name the select operation that won.
+inline constexpr std::uint32_t kWoken = 1;
+inline constexpr std::uint32_t kTimedOut = 2;
+inline constexpr std::uint32_t kCancelled = 3;
+inline constexpr std::uint32_t kFirstSelectToken = 8;
+
+class Parker {
+ public:
+  // The calling thread's Parker (taken from the pool on first use, returned at thread exit).
+  static Parker& current() noexcept;
+
+  // Arms the Parker for a new park. Only the owner calls it, before registering anywhere;
+  // relaxed is enough because the node that carries this Parker is published to wakers by
+  // the source's lock, whose release orders this store before it.
+  void prepare() noexcept { word_.store(0, std::memory_order_relaxed); }
+
+  // Claims the waiter for `token`. Called with the source's lock held, while the node is
+  // linked. acq_rel: acquire pairs with prepare()/the owner's earlier writes seen through the
+  // lock (harmless), release publishes what the claimer wrote before (e.g. a handed-off
+  // item) to the owner, which reads the word with acquire.
+  bool try_claim(std::uint32_t token) noexcept {
+    std::uint32_t v = word_.load(std::memory_order_relaxed);
+    while ((v >> 2) == 0) {
+      if (word_.compare_exchange_weak(v, (token << 2) | (v & kSleeping), std::memory_order_acq_rel,
+                                      std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Second step after a successful try_claim, after the source's lock was released. The
+  // owner may return (and free the WaitNode and the primitive) as soon as NOTIFIED is set.
+  void wake() noexcept {
+    // release: everything the waker did, including releasing the source's lock, happens
+    // before the owner's acquire load that sees NOTIFIED.
+    const std::uint32_t v = word_.fetch_or(kNotified, std::memory_order_release);
+    if (v & kSleeping) futex_wake_one(word_);
+  }
+
+  // Aborts the park from another thread (a stop_callback). No-op once claimed.
+  void cancel() noexcept { abort(kCancelled); }
+
+  // Sleeps until claimed and woken, until `deadline`, or until `stop` is requested; returns
+  // the token that won (the claimer's, kTimedOut or kCancelled). `stop` may be null.
+  std::uint32_t park(Deadline deadline, const std::stop_token* stop) noexcept;
+
+  // Non-blocking look: has anyone claimed or aborted this park yet?
+  bool decided() const noexcept { return (word_.load(std::memory_order_acquire) >> 2) != 0; }
+
+ private:
+  static constexpr std::uint32_t kNotified = 1;
+  static constexpr std::uint32_t kSleeping = 2;
+
+  bool abort(std::uint32_t token) noexcept;
+  std::uint32_t wait_notified(Deadline deadline) noexcept;
+
+  std::atomic<std::uint32_t> word_{0};
+};
+
+// One registration of a Parker in one source. Lives on the waiting thread's stack; linked
+// only under the source's lock.
+struct WaitNode {
+  Parker* parker = nullptr;
+  std::uint32_t token = kWoken;
+  bool linked = false;
+  WaitNode* prev = nullptr;
+  WaitNode* next = nullptr;
+  // Operation-specific data a waker may use while the node is claimed (e.g. a queue's
+  // hand-off slot); untouched by the waiting layer.
+  void* slot = nullptr;
+};
+
+// FIFO of WaitNodes. Not synchronized: the owning primitive's lock protects it.
+class WaitList {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  WaitNode* front() const noexcept { return head_; }
+
+  void push_back(WaitNode& n) noexcept {
+    n.prev = tail_;
+    n.next = nullptr;
+    (tail_ ? tail_->next : head_) = &n;
+    tail_ = &n;
+    n.linked = true;
+  }
+
+  void push_front(WaitNode& n) noexcept {
+    n.prev = nullptr;
+    n.next = head_;
+    (head_ ? head_->prev : tail_) = &n;
+    head_ = &n;
+    n.linked = true;
+  }
+
+  void remove(WaitNode& n) noexcept {
+    (n.prev ? n.prev->next : head_) = n.next;
+    (n.next ? n.next->prev : tail_) = n.prev;
+    n.prev = n.next = nullptr;
+    n.linked = false;
+  }
+
+  // Unlinks nodes from the front until one is claimed for its own token, and returns it
+  // (nullptr when none could be). Nodes whose claim fails belong to waiters that already
+  // left (timed out, cancelled) or were claimed by another source (select): they are
+  // dropped here, and their owners find them unlinked.
+  WaitNode* claim_front() noexcept {
+    while (WaitNode* n = head_) {
+      remove(*n);
+      if (n->parker->try_claim(n->token)) return n;
+    }
+    return nullptr;
+  }
+
+ private:
+  WaitNode* head_ = nullptr;
+  WaitNode* tail_ = nullptr;
+};
+
+// Claimed nodes waiting for their wake(). Declare it *before* the lock guard of the source
+// so that it is destroyed, and the wakes happen, after the lock is released.
+class WakeBatch {
+ public:
+  WakeBatch() = default;
+  WakeBatch(const WakeBatch&) = delete;
+  WakeBatch& operator=(const WakeBatch&) = delete;
+  ~WakeBatch() { wake_all(); }
+
+  void add(WaitNode* n) noexcept {
+    n->next = nullptr;
+    (tail_ ? tail_->next : head_) = n;
+    tail_ = n;
+  }
+  bool empty() const noexcept { return head_ == nullptr; }
+
+  void wake_all() noexcept {
+    WaitNode* n = head_;
+    head_ = tail_ = nullptr;
+    while (n) {
+      // Read everything needed from the node first: after wake() its owner may return and
+      // the node (on the owner's stack) is gone.
+      WaitNode* next = n->next;
+      Parker* p = n->parker;
+      p->wake();
+      n = next;
+    }
+  }
+
+ private:
+  WaitNode* head_ = nullptr;
+  WaitNode* tail_ = nullptr;
+};
+
+// The small internal lock that guards a source's WaitList: a three-state futex mutex
+// (free / locked / locked with sleepers) with a short spin. Held only for list surgery,
+// never while a thread parks.
+class WordLock {
+ public:
+  void lock() noexcept {
+    std::uint32_t expected = 0;
+    if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
+      lock_slow();
+    }
+  }
+  bool try_lock() noexcept {
+    std::uint32_t expected = 0;
+    return state_.compare_exchange_strong(expected, 1, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+  }
+  void unlock() noexcept {
+    // Wake-up source for lock_slow's futex_wait: the exchange tells whether anyone sleeps.
+    if (state_.exchange(0, std::memory_order_release) == 2) futex_wake_one(state_);
+  }
+
+ private:
+  void lock_slow() noexcept;
+  std::atomic<std::uint32_t> state_{0};
+};
+
+// RAII guard for WordLock (std::lock_guard works too; this one is noexcept-clean).
+class WordLockGuard {
+ public:
+  explicit WordLockGuard(WordLock& l) noexcept : l_(l) { l_.lock(); }
+  ~WordLockGuard() { l_.unlock(); }
+  WordLockGuard(const WordLockGuard&) = delete;
+  WordLockGuard& operator=(const WordLockGuard&) = delete;
+
+ private:
+  WordLock& l_;
+};
+
+}  // namespace weft::detail

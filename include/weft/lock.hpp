@@ -1,0 +1,208 @@
+// weft/lock.hpp: weft::Lock and weft::RLock, Python's threading.Lock and threading.RLock.
+//
+// Lock is a mutual-exclusion lock that no thread owns: any thread may release it (as in
+// Python), and releasing an unlocked Lock throws std::logic_error. RLock is reentrant: its
+// owner may acquire it again, and must release it once per acquire; only the owner may
+// release it (std::logic_error otherwise).
+//
+// Both satisfy the standard's TimedLockable (lock, unlock, try_lock, try_lock_for,
+// try_lock_until), so std::scoped_lock, std::unique_lock and std::condition_variable_any
+// work with them.
+//
+// Guarantees:
+//  - An uncontended acquire and release are one compare-and-swap each: no lock, no
+//    allocation, no system call. A thread that must wait spins briefly, then sleeps in the
+//    kernel until a release wakes it; release wakes at most one waiter and only when one is
+//    registered. Not fair: a running thread may take the lock before a woken one (as with
+//    Python's and most OS locks), which keeps throughput high.
+//  - acquire(timeout) with timeout <= 0 only tries; duration::max() waits forever.
+//  - A stop request wakes a waiting acquire(..., stop_token), which returns false without the
+//    lock.
+//
+// Memory ordering: for threads X and Y, everything X did before release() happens-before
+// everything Y does after an acquire() that took the lock after that release.
+//
+// Example:
+//     weft::Lock lock;
+//     { std::scoped_lock g(lock); shared.push_back(x); }
+//     if (lock.acquire(10ms)) { ...; lock.release(); }
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stop_token>
+
+#include "weft/detail/deadline.hpp"
+#include "weft/detail/parker.hpp"
+
+namespace weft {
+
+class Condition;
+
+class Lock {
+ public:
+  Lock() noexcept = default;
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+
+  bool acquire(bool blocking = true) {
+    if (try_acquire()) return true;
+    return blocking && acquire_slow(detail::Deadline::never(), nullptr);
+  }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    return try_acquire() || acquire_slow(detail::Deadline::after(timeout), nullptr);
+  }
+  bool acquire(std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    return try_acquire() || acquire_slow(detail::Deadline::never(), &stop);
+  }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    return try_acquire() || acquire_slow(detail::Deadline::after(timeout), &stop);
+  }
+  template <class Clock, class Duration>
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr);
+  }
+
+  // Throws std::logic_error if the lock is not locked.
+  void release() {
+    std::uint32_t expected = kLocked;
+    // release: publishes the critical section to the next acquirer.
+    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+      return;
+    }
+    release_slow();
+  }
+
+  bool locked() const noexcept { return (state_.load(std::memory_order_relaxed) & kLocked) != 0; }
+
+  // TimedLockable
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  bool try_lock() noexcept { return try_acquire(); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    return acquire(timeout);
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire_until(deadline);
+  }
+
+ private:
+  friend class RLock;
+  friend class Condition;
+
+  static constexpr std::uint32_t kLocked = 1;
+  // Set while waiters_ is non-empty; changed only under list_lock_.
+  static constexpr std::uint32_t kWaiters = 2;
+
+  bool try_acquire() noexcept {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while ((s & kLocked) == 0) {
+      // acquire: pairs with release()'s release.
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
+  void release_slow();
+
+  std::atomic<std::uint32_t> state_{0};
+  detail::WordLock list_lock_;  // protects waiters_ and kWaiters transitions
+  detail::WaitList waiters_;    // threads blocked in acquire, oldest first
+};
+
+class RLock {
+ public:
+  RLock() noexcept = default;
+  RLock(const RLock&) = delete;
+  RLock& operator=(const RLock&) = delete;
+
+  bool acquire(bool blocking = true) {
+    if (reenter()) return true;
+    return adopt(lock_.acquire(blocking));
+  }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    if (reenter()) return true;
+    return adopt(lock_.acquire(timeout));
+  }
+  bool acquire(std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    if (reenter()) return true;
+    return adopt(lock_.acquire(stop));
+  }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    if (reenter()) return true;
+    return adopt(lock_.acquire(timeout, stop));
+  }
+  template <class Clock, class Duration>
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
+    if (reenter()) return true;
+    return adopt(lock_.acquire_until(deadline));
+  }
+
+  // Throws std::logic_error unless the calling thread owns the lock.
+  void release();
+
+  // Whether the calling thread owns the lock (Python: RLock._is_owned()).
+  bool is_owned() const noexcept { return owner_.load(std::memory_order_relaxed) == self(); }
+  // Acquisitions held by the owner (0 when free); meaningful to the owner.
+  std::size_t depth() const noexcept { return is_owned() ? count_ : 0; }
+
+  void lock() { acquire(); }
+  void unlock() { release(); }
+  bool try_lock() { return acquire(false); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
+    return acquire(timeout);
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire_until(deadline);
+  }
+
+ private:
+  friend class Condition;
+
+  // A per-thread identity that costs one TLS address computation.
+  static const void* self() noexcept {
+    static thread_local const char tag = 0;
+    return &tag;
+  }
+  bool reenter() noexcept {
+    if (!is_owned()) return false;
+    ++count_;
+    return true;
+  }
+  bool adopt(bool acquired) noexcept {
+    if (acquired) {
+      // relaxed: only the owner compares owner_ with itself, and a thread always sees its
+      // own last write; other threads can never read their own identity here by accident.
+      owner_.store(self(), std::memory_order_relaxed);
+      count_ = 1;
+    }
+    return acquired;
+  }
+  // Condition::wait support: release fully, returning the depth; then restore it.
+  std::size_t release_all();
+  void restore(std::size_t depth);
+
+  Lock lock_;
+  std::atomic<const void*> owner_{nullptr};
+  std::size_t count_ = 0;  // written only by the owner, under lock_
+};
+
+}  // namespace weft

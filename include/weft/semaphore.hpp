@@ -1,0 +1,111 @@
+// weft/semaphore.hpp: weft::Semaphore and weft::BoundedSemaphore, Python's
+// threading.Semaphore and threading.BoundedSemaphore.
+//
+// A counter of permits: acquire() takes one, blocking while there are none; release(n) adds
+// n and wakes up to n waiters. BoundedSemaphore refuses (std::logic_error, nothing changed)
+// a release that would raise the count past its initial value.
+//
+// Guarantees:
+//  - Uncontended acquire/release are one atomic read-modify-write each: no lock, no system
+//    call. release(n) wakes at most n waiters, and none when nobody waits.
+//  - Not strictly FIFO: a running thread may take a permit before a woken waiter; a woken
+//    waiter that loses the race goes back to the front of the queue.
+//  - acquire(timeout) with timeout <= 0 only tries; duration::max() waits forever.
+//  - release(0) throws std::invalid_argument (Python: ValueError).
+//  - A stop request wakes acquire(..., stop_token), which returns false without a permit.
+//
+// Memory ordering: for threads X and Y, everything X did before release() happens-before
+// everything Y does after an acquire() that took a permit released by X.
+//
+// Example:
+//     weft::Semaphore slots(4);           // at most 4 concurrent downloads
+//     slots.acquire(); download(url); slots.release();
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stop_token>
+
+#include "weft/detail/deadline.hpp"
+#include "weft/detail/parker.hpp"
+
+namespace weft {
+
+class Semaphore {
+ public:
+  explicit Semaphore(std::size_t value = 1);
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  bool acquire(bool blocking = true) {
+    if (try_acquire()) return true;
+    return blocking && acquire_slow(detail::Deadline::never(), nullptr);
+  }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    return try_acquire() || acquire_slow(detail::Deadline::after(timeout), nullptr);
+  }
+  template <class Clock, class Duration>
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr);
+  }
+  bool acquire(std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    return try_acquire() || acquire_slow(detail::Deadline::never(), &stop);
+  }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    return try_acquire() || acquire_slow(detail::Deadline::after(timeout), &stop);
+  }
+
+  // Throws std::invalid_argument for n == 0; for a BoundedSemaphore, std::logic_error (and
+  // nothing changes) when the count would exceed the initial value.
+  void release(std::size_t n = 1);
+
+  // Permits available now (a snapshot; Python: Semaphore._value).
+  std::size_t value() const noexcept {
+    return static_cast<std::size_t>(state_.load(std::memory_order_relaxed) >> kCountShift);
+  }
+
+ protected:
+  Semaphore(std::size_t value, bool bounded);
+
+ private:
+  // state_ = permits << 1 | kWaiters. One word, so that a release's RMW and a waiter's
+  // registration are totally ordered (no lost wake-up).
+  static constexpr std::uint64_t kWaiters = 1;
+  static constexpr int kCountShift = 1;
+  static constexpr std::uint64_t kOne = std::uint64_t{1} << kCountShift;
+
+  bool try_acquire() noexcept {
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    while (s >= kOne) {
+      // acquire: pairs with release()'s release.
+      if (state_.compare_exchange_weak(s, s - kOne, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
+  void wake(std::size_t n) noexcept;
+
+  std::atomic<std::uint64_t> state_;
+  std::uint64_t bound_;  // the most permits release() may create
+  bool bounded_;
+  detail::WordLock list_lock_;  // protects waiters_ and kWaiters transitions
+  detail::WaitList waiters_;
+};
+
+// A Semaphore whose release() refuses to exceed the initial value (also when called through
+// a Semaphore&).
+class BoundedSemaphore : public Semaphore {
+ public:
+  explicit BoundedSemaphore(std::size_t value = 1) : Semaphore(value, true) {}
+};
+
+}  // namespace weft

@@ -1,0 +1,9 @@
+// weft/weft.hpp: everything in weft.
+#pragma once
+
+#include "weft/barrier.hpp"
+#include "weft/condition.hpp"
+#include "weft/errors.hpp"
+#include "weft/event.hpp"
+#include "weft/lock.hpp"
+#include "weft/semaphore.hpp"

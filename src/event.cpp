@@ -1,0 +1,68 @@
+// Event slow paths. Invariant: kWaiters is set iff waiters_ is non-empty, and both change
+// only under list_lock_.
+#include "weft/event.hpp"
+
+namespace weft {
+
+using detail::Deadline;
+using detail::Parker;
+using detail::WaitNode;
+using detail::WakeBatch;
+using detail::WordLockGuard;
+
+bool Event::register_waiter(WaitNode& node) noexcept {
+  WordLockGuard g(list_lock_);
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s & kSet) {
+      // acquire: pairs with set()'s release, as the fast path's is_set() would.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      return false;
+    }
+    // The flag and the waiter bit share one word, so this CAS and set()'s CAS are totally
+    // ordered: either the setter sees kWaiters and takes list_lock_ (which we hold until the
+    // node is linked), or we see kSet.
+    if (state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed,
+                                     std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  waiters_.push_back(node);
+  return true;
+}
+
+void Event::unregister_waiter(WaitNode& node) noexcept {
+  WordLockGuard g(list_lock_);
+  if (!node.linked) return;  // already taken off by set_slow()
+  waiters_.remove(node);
+  if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
+}
+
+void Event::set_slow() noexcept {
+  WakeBatch woken;  // destroyed after the guard: wakes happen outside the lock
+  WordLockGuard g(list_lock_);
+  // Raising the flag under the lock makes "waiting when set() is called" exact: a thread
+  // registers either before this point (and is claimed below) or after (and sees kSet).
+  // release: publishes the setter's writes to later is_set()/wait() callers.
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  while (!state_.compare_exchange_weak(s, (s | kSet) & ~kWaiters, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+  }
+  while (WaitNode* n = waiters_.claim_front()) woken.add(n);
+}
+
+bool Event::wait_slow(Deadline deadline, const std::stop_token* stop) {
+  if (deadline.expired()) return is_set();
+  Parker& parker = Parker::current();
+  parker.prepare();
+  WaitNode node;
+  node.parker = &parker;
+  if (!register_waiter(node)) return true;
+  // Wake-up sources: set_slow() (claims the node), the deadline, a stop request.
+  const std::uint32_t outcome = parker.park(deadline, stop);
+  if (outcome == detail::kWoken) return true;
+  unregister_waiter(node);
+  return false;  // timed out or cancelled (Python returns False on timeout)
+}
+
+}  // namespace weft

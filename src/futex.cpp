@@ -1,0 +1,104 @@
+// The kernel sleep: Linux futex, or a portable mutex/condition-variable table.
+#include "weft/detail/futex.hpp"
+
+#include <cerrno>
+
+#if defined(__linux__) && !defined(WEFT_PORTABLE_FUTEX)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#else
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#endif
+
+namespace weft::detail {
+
+#if defined(__linux__) && !defined(WEFT_PORTABLE_FUTEX)
+
+namespace {
+// std::atomic<uint32_t> is layout-compatible with uint32_t on every ABI weft targets.
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+std::uint32_t* address_of(const std::atomic<std::uint32_t>& word) noexcept {
+  return reinterpret_cast<std::uint32_t*>(const_cast<std::atomic<std::uint32_t>*>(&word));
+}
+}  // namespace
+
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                Deadline deadline) noexcept {
+  timespec ts{};
+  timespec* timeout = nullptr;
+  if (!deadline.is_never()) {
+    const auto ns = deadline.ns();
+    if (ns <= Deadline::now_ns()) return false;
+    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    timeout = &ts;
+  }
+  // FUTEX_WAIT_BITSET takes an absolute timeout on CLOCK_MONOTONIC (without
+  // FUTEX_CLOCK_REALTIME), the same clock as std::chrono::steady_clock.
+  const long rc = ::syscall(SYS_futex, address_of(word), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+                            expected, timeout, nullptr, FUTEX_BITSET_MATCH_ANY);
+  if (rc == -1 && errno == ETIMEDOUT) return false;
+  return true;  // woken, EAGAIN (value differed), EINTR: the caller re-checks
+}
+
+void futex_wake_one(const std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, address_of(word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
+}
+
+void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, address_of(word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, nullptr,
+            nullptr, 0);
+}
+
+#else  // portable fallback
+
+namespace {
+struct Bucket {
+  std::mutex mutex;
+  std::condition_variable cv;
+};
+
+// Never destroyed: a stale wake during static destruction must still find its bucket.
+Bucket& bucket_for(const void* address) noexcept {
+  static auto* table = new std::array<Bucket, 64>();
+  const auto h = reinterpret_cast<std::uintptr_t>(address);
+  return (*table)[(h >> 4 ^ h >> 10) % table->size()];
+}
+}  // namespace
+
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                Deadline deadline) noexcept {
+  Bucket& b = bucket_for(&word);
+  std::unique_lock<std::mutex> lock(b.mutex);
+  // The waker changes the word, then takes the bucket mutex to notify: checking the word
+  // under the mutex closes the window in which the wake could be missed.
+  if (word.load(std::memory_order_acquire) != expected) return true;
+  if (deadline.is_never()) {
+    b.cv.wait(lock);
+    return true;
+  }
+  const auto tp = SteadyClock::time_point(std::chrono::nanoseconds(deadline.ns()));
+  return b.cv.wait_until(lock, tp) == std::cv_status::no_timeout || !deadline.expired();
+}
+
+void futex_wake_one(const std::atomic<std::uint32_t>& word) noexcept {
+  // Several words share a bucket, so "one" must be "all" to wake the right thread.
+  futex_wake_all(word);
+}
+
+void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept {
+  Bucket& b = bucket_for(&word);
+  { std::lock_guard<std::mutex> lock(b.mutex); }
+  b.cv.notify_all();
+}
+
+#endif
+
+}  // namespace weft::detail

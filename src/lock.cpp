@@ -1,0 +1,114 @@
+// Lock and RLock slow paths. Invariant: Lock's kWaiters is set iff waiters_ is non-empty,
+// and both change only under list_lock_.
+#include "weft/lock.hpp"
+
+#include <stdexcept>
+
+namespace weft {
+
+using detail::Deadline;
+using detail::Parker;
+using detail::WaitNode;
+using detail::WakeBatch;
+using detail::WordLockGuard;
+
+namespace {
+constexpr int kAcquireSpins = 64;
+}
+
+bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
+  for (int i = 0; i < kAcquireSpins; ++i) {
+    if (try_acquire()) return true;
+    detail::cpu_relax();
+  }
+  if (deadline.expired()) return try_acquire();
+  Parker& parker = Parker::current();
+  // A woken waiter competes again with running threads; it re-registers at the front so
+  // that it does not lose its place to later arrivals.
+  bool requeue = false;
+  for (;;) {
+    parker.prepare();
+    WaitNode node;
+    node.parker = &parker;
+    {
+      WordLockGuard g(list_lock_);
+      std::uint32_t s = state_.load(std::memory_order_relaxed);
+      for (;;) {
+        if ((s & kLocked) == 0) {
+          if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
+                                           std::memory_order_relaxed)) {
+            return true;
+          }
+          continue;
+        }
+        // Announce the waiter while the lock is held: release() clears kLocked with an RMW
+        // on the same word, so it sees kWaiters and comes to wake us.
+        if (state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed,
+                                         std::memory_order_relaxed)) {
+          break;
+        }
+      }
+      if (requeue) {
+        waiters_.push_front(node);
+      } else {
+        waiters_.push_back(node);
+      }
+    }
+    // Wake-up sources: release_slow() (claims the front node), the deadline, a stop request.
+    const std::uint32_t outcome = parker.park(deadline, stop);
+    if (outcome == detail::kWoken) {
+      if (try_acquire()) return true;
+      requeue = true;
+      if (deadline.expired()) return false;
+      continue;
+    }
+    {
+      WordLockGuard g(list_lock_);
+      if (node.linked) {
+        waiters_.remove(node);
+        if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
+      }
+    }
+    return false;  // timed out or cancelled
+  }
+}
+
+void Lock::release_slow() {
+  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
+    if (state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
+                                     std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  if ((s & kWaiters) == 0) return;
+  WakeBatch woken;  // wakes after the guard below is released
+  WordLockGuard g(list_lock_);
+  if (WaitNode* n = waiters_.claim_front()) woken.add(n);
+  if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
+}
+
+void RLock::release() {
+  if (!is_owned()) throw std::logic_error("weft::RLock::release: lock not held by this thread");
+  if (--count_ == 0) {
+    owner_.store(nullptr, std::memory_order_relaxed);
+    lock_.release();
+  }
+}
+
+std::size_t RLock::release_all() {
+  const std::size_t depth = count_;
+  count_ = 0;
+  owner_.store(nullptr, std::memory_order_relaxed);
+  lock_.release();
+  return depth;
+}
+
+void RLock::restore(std::size_t depth) {
+  lock_.acquire();
+  owner_.store(self(), std::memory_order_relaxed);
+  count_ = depth;
+}
+
+}  // namespace weft

@@ -1,0 +1,135 @@
+// Parker pool, park loop, and WordLock slow path.
+#include "weft/detail/parker.hpp"
+
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace weft::detail {
+
+namespace {
+
+// Spin iterations before sleeping in the kernel. A wake-up that arrives within a few
+// microseconds (the other thread is running on another core) then costs no system call on
+// either side; a longer wait sleeps. Kept short: on an oversubscribed machine spinning only
+// steals the waker's core.
+constexpr int kParkSpins = 100;
+constexpr int kLockSpins = 40;
+
+// Parkers are never freed (see parker.hpp, "stale wake"): a thread returns its Parker here at
+// exit, and a new thread reuses it.
+class ParkerPool {
+ public:
+  Parker* take() {
+    std::lock_guard<std::mutex> g(mutex_);
+    if (free_.empty()) return new Parker();  // owned by the pool for the program's lifetime
+    Parker* p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  void give_back(Parker* p) {
+    std::lock_guard<std::mutex> g(mutex_);
+    free_.push_back(p);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Parker*> free_;
+};
+
+ParkerPool& pool() {
+  static auto* p = new ParkerPool();  // never destroyed: threads may exit after main returns
+  return *p;
+}
+
+struct ThreadParker {
+  Parker* parker = pool().take();
+  ~ThreadParker() { pool().give_back(parker); }
+};
+
+}  // namespace
+
+Parker& Parker::current() noexcept {
+  thread_local ThreadParker tp;
+  return *tp.parker;
+}
+
+bool Parker::abort(std::uint32_t token) noexcept {
+  std::uint32_t v = word_.load(std::memory_order_relaxed);
+  while ((v >> 2) == 0) {
+    // An abort needs no second step: nobody touches the primitive on its behalf, so it sets
+    // NOTIFIED itself.
+    if (word_.compare_exchange_weak(v, (token << 2) | kNotified | (v & kSleeping),
+                                    std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      if (v & kSleeping) futex_wake_one(word_);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Waits until NOTIFIED is set or, while the park is undecided, the deadline passes.
+// Returns the word it saw last.
+std::uint32_t Parker::wait_notified(Deadline deadline) noexcept {
+  for (int i = 0; i < kParkSpins; ++i) {
+    const std::uint32_t v = word_.load(std::memory_order_acquire);
+    if (v & kNotified) return v;
+    cpu_relax();
+  }
+  for (;;) {
+    std::uint32_t v = word_.load(std::memory_order_acquire);
+    if (v & kNotified) return v;
+    if (!(v & kSleeping)) {
+      // Announce the sleep, so that wake()/abort() make the system call. If the CAS fails
+      // the word changed (claimed or notified): look again.
+      if (!word_.compare_exchange_weak(v, v | kSleeping, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        continue;
+      }
+      v |= kSleeping;
+    }
+    // Once claimed, the waker is at most a few instructions from wake(): the deadline no
+    // longer applies (the claim already decided the outcome).
+    const Deadline d = (v >> 2) == 0 ? deadline : Deadline::never();
+    // Wake-up sources: Parker::wake() (claimer), Parker::abort() (stop_callback), the
+    // deadline, or spurious (stale wakes from an earlier park): all lead back to the loop.
+    if (!futex_wait(word_, v, d)) {
+      // Deadline passed while undecided: try to decide it ourselves.
+      abort(kTimedOut);
+    }
+  }
+}
+
+std::uint32_t Parker::park(Deadline deadline, const std::stop_token* stop) noexcept {
+  struct Cancel {
+    Parker* self;
+    void operator()() const noexcept { self->cancel(); }
+  };
+  // The callback runs at once if a stop was already requested; its destructor waits for a
+  // callback running in another thread, so it never outlives this frame.
+  std::optional<std::stop_callback<Cancel>> on_stop;
+  if (stop != nullptr && stop->stop_possible()) on_stop.emplace(*stop, Cancel{this});
+  if (deadline.expired()) abort(kTimedOut);
+  const std::uint32_t v = wait_notified(deadline);
+  return v >> 2;
+}
+
+void WordLock::lock_slow() noexcept {
+  for (int i = 0; i < kLockSpins; ++i) {
+    std::uint32_t expected = 0;
+    if (state_.load(std::memory_order_relaxed) == 0 &&
+        state_.compare_exchange_weak(expected, 1, std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      return;
+    }
+    cpu_relax();
+  }
+  // Drepper's mutex: mark contended (2) and sleep. Taking the lock with 2 rather than 1 may
+  // cost one needless wake at unlock, never a missed one.
+  while (state_.exchange(2, std::memory_order_acquire) != 0) {
+    // Wake-up source: WordLock::unlock() seeing 2.
+    futex_wait(state_, 2, Deadline::never());
+  }
+}
+
+}  // namespace weft::detail
