@@ -114,6 +114,12 @@ std::uint32_t Parker::park(Deadline deadline, const std::stop_token* stop) noexc
   return v >> 2;
 }
 
+std::uint32_t Parker::settle() noexcept {
+  abort(kTimedOut);
+  // Either our abort set NOTIFIED, or a claimer did (or is about to: no deadline applies).
+  return wait_notified(Deadline::never()) >> 2;
+}
+
 void WordLock::lock_slow() noexcept {
   for (int i = 0; i < kLockSpins; ++i) {
     std::uint32_t expected = 0;

@@ -6,4 +6,5 @@
 #include "weft/errors.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
+#include "weft/queue.hpp"
 #include "weft/semaphore.hpp"

@@ -29,6 +29,8 @@ class Deadline {
   using rep = std::int64_t;  // nanoseconds since the steady clock's epoch
 
   static constexpr Deadline never() noexcept { return Deadline(kNever); }
+  // Already passed: the operation only tries.
+  static constexpr Deadline poll() noexcept { return Deadline(0); }
   static Deadline now() noexcept { return Deadline(now_ns()); }
 
   // A deadline `d` from now. d <= 0 gives a deadline that has already passed ("poll").

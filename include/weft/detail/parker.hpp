@@ -86,6 +86,12 @@ class Parker {
   // the token that won (the claimer's, kTimedOut or kCancelled). `stop` may be null.
   std::uint32_t park(Deadline deadline, const std::stop_token* stop) noexcept;
 
+  // For an owner that registered but decides not to park after all (its re-check found the
+  // condition true): ends the park. If a waker claimed it in the meantime, waits for that
+  // waker's wake() first, so that the waker is done with the node before the owner reuses
+  // or frees it. Returns the token that won (kTimedOut if nobody claimed it).
+  std::uint32_t settle() noexcept;
+
   // Non-blocking look: has anyone claimed or aborted this park yet?
   bool decided() const noexcept { return (word_.load(std::memory_order_acquire) >> 2) != 0; }
 

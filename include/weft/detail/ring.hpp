@@ -1,0 +1,225 @@
+// weft/detail/ring.hpp: the lock-free storage of a bounded FIFO weft::Queue.
+//
+// Algorithm: Dmitry Vyukov's bounded MPMC queue (per-slot sequence "stamps"), with the
+// lap/index position encoding and the "closed" mark bit in the tail used by
+// crossbeam-channel's array flavor, so that shutdown is a single RMW that no later push can
+// slip past.
+//
+// Positions: head and tail are `lap | index`, index in [0, cap) in the low bits, one mark
+// bit above them (tail only: set by close()), laps counted in the bits above that (one lap is
+// `lap_unit_`). A slot's stamp says whose turn it is:
+//   stamp == tail                  the slot is free for the push at position `tail`
+//   stamp == head + 1              the slot holds the item for the pop at position `head`
+//   stamp == head + lap_unit_      (written by a pop) free for the push one lap later
+// Invariants: head <= tail (as positions); tail - head <= cap; a position is claimed by
+// exactly one successful CAS, so each item is written once and read once.
+//
+// Memory ordering: the item is published by the Release store of the slot's stamp and
+// consumed by the Acquire load of the same stamp; the head/tail CASes are seq_cst because
+// the waiting layer's handshake (wait_queue.hpp) re-checks emptiness/fullness by loading
+// them, and must not miss a push or pop that a notifier saw no waiter for.
+//
+// T must be nothrow move constructible (the slot is claimed before the item is moved in, and
+// a claimed slot cannot be given back); weft::Queue uses a locked deque for other types.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "weft/detail/futex.hpp"
+#include "weft/detail/storage.hpp"
+
+namespace weft::detail {
+
+// Fixed padding constant (rather than hardware_destructive_interference_size, whose value
+// may change between compilers and so break the ABI): 128 covers adjacent-line prefetch.
+inline constexpr std::size_t kCacheLine = 128;
+
+// Spins on a condition that another thread is a few instructions from making true (a
+// push or pop between its CAS and its stamp store), then yields: if that thread was
+// preempted, spinning cannot help it.
+class Backoff {
+ public:
+  void snooze() noexcept {
+    if (step_ < 6) {
+      for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
+      ++step_;
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  void spin() noexcept {
+    for (unsigned i = 0; i < (1u << (step_ < 6 ? step_ : 6)); ++i) cpu_relax();
+    if (step_ < 6) ++step_;
+  }
+
+ private:
+  unsigned step_ = 0;
+};
+
+template <class T>
+class Ring {
+  static_assert(std::is_nothrow_move_constructible_v<T>);
+
+ public:
+  explicit Ring(std::size_t cap)
+      : cap_(cap),
+        mark_(std::bit_ceil(cap + 1)),
+        lap_unit_(mark_ * 2),
+        slots_(std::make_unique<Slot[]>(cap)) {
+    for (std::size_t i = 0; i < cap; ++i) slots_[i].stamp.store(i, std::memory_order_relaxed);
+  }
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+
+  ~Ring() {
+    // Single-threaded now: destroy what is still stored.
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
+    const std::uint64_t tail = tail_.load(std::memory_order_relaxed) & ~mark_;
+    while (head != tail) {
+      Slot& s = slots_[head & (mark_ - 1)];
+      s.item()->~T();
+      head = next(head);
+    }
+  }
+
+  // Moves `item` in on success; leaves it untouched on full or closed.
+  PushResult try_push(T& item) noexcept {
+    Backoff backoff;
+    std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (tail & mark_) return PushResult::shut_down;
+      Slot& slot = slots_[tail & (mark_ - 1)];
+      const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+      if (stamp == tail) {
+        // seq_cst: see the header (the waiting handshake loads tail_).
+        if (tail_.compare_exchange_weak(tail, next(tail), std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          ::new (slot.storage) T(std::move(item));
+          // release: publishes the item to the pop that acquires this stamp.
+          slot.stamp.store(tail + 1, std::memory_order_release);
+          return PushResult::ok;
+        }
+        backoff.spin();
+      } else if (stamp + lap_unit_ == tail + 1) {
+        // The slot still holds last lap's item: full, unless a pop is in flight.
+        const std::uint64_t head = head_.load(std::memory_order_seq_cst);
+        if (head + lap_unit_ == tail) return PushResult::full;
+        backoff.snooze();
+        tail = tail_.load(std::memory_order_relaxed);
+      } else {
+        // Another push took this position and has not written yet, or we raced a lap.
+        backoff.snooze();
+        tail = tail_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  PopResult try_pop(std::optional<T>& out) noexcept {
+    Backoff backoff;
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      Slot& slot = slots_[head & (mark_ - 1)];
+      const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+      if (stamp == head + 1) {
+        if (head_.compare_exchange_weak(head, next(head), std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          T* p = slot.item();
+          out.emplace(std::move(*p));
+          p->~T();
+          // release: hands the slot back to the push one lap later.
+          slot.stamp.store(head + lap_unit_, std::memory_order_release);
+          return PopResult::ok;
+        }
+        backoff.spin();
+      } else if (stamp == head) {
+        // Nothing written here yet: empty, unless a push is in flight.
+        const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+        if ((tail & ~mark_) == head) {
+          return (tail & mark_) ? PopResult::shut_down : PopResult::empty;
+        }
+        backoff.snooze();
+        head = head_.load(std::memory_order_relaxed);
+      } else {
+        backoff.snooze();
+        head = head_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  // Re-checks for the waiting handshake (seq_cst loads of the positions).
+  bool empty_and_open() const noexcept {
+    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+    const std::uint64_t head = head_.load(std::memory_order_seq_cst);
+    return (tail & mark_) == 0 && tail == head;
+  }
+  bool full_and_open() const noexcept {
+    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+    const std::uint64_t head = head_.load(std::memory_order_seq_cst);
+    return (tail & mark_) == 0 && head + lap_unit_ == tail;
+  }
+
+  std::size_t size() const noexcept {
+    // Head first: tail only grows, so the later tail is >= the earlier head (never
+    // negative); pops between the loads can make it exceed cap, hence the clamp.
+    const std::uint64_t head = head_.load(std::memory_order_seq_cst);
+    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst) & ~mark_;
+    const std::uint64_t n = count(tail) - count(head);
+    return n > cap_ ? cap_ : static_cast<std::size_t>(n);
+  }
+
+  // Pushes ever claimed (each claimed position is a push that succeeds).
+  std::uint64_t pushed() const noexcept {
+    return count(tail_.load(std::memory_order_seq_cst) & ~mark_);
+  }
+
+  void close() noexcept { tail_.fetch_or(mark_, std::memory_order_seq_cst); }
+  bool closed() const noexcept { return (tail_.load(std::memory_order_seq_cst) & mark_) != 0; }
+
+  // After close(): pops everything, waiting out pushes that claimed a position before it.
+  void drain(std::vector<T>& out) {
+    std::optional<T> item;
+    for (;;) {
+      item.reset();
+      if (try_pop(item) != PopResult::ok) return;
+      out.push_back(std::move(*item));
+    }
+  }
+
+  std::size_t capacity() const noexcept { return cap_; }
+
+ private:
+  struct Slot {
+    std::atomic<std::uint64_t> stamp;
+    alignas(T) unsigned char storage[sizeof(T)];
+    T* item() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
+  };
+
+  std::uint64_t next(std::uint64_t pos) const noexcept {
+    const std::uint64_t index = pos & (mark_ - 1);
+    const std::uint64_t lap = pos & ~(lap_unit_ - 1);
+    return index + 1 < cap_ ? pos + 1 : lap + lap_unit_;
+  }
+  // Position -> number of items that passed it.
+  std::uint64_t count(std::uint64_t pos) const noexcept {
+    return (pos / lap_unit_) * cap_ + (pos & (mark_ - 1));
+  }
+
+  const std::uint64_t cap_;
+  const std::uint64_t mark_;      // the closed bit in tail_; also one past the largest index
+  const std::uint64_t lap_unit_;  // one lap
+  std::unique_ptr<Slot[]> slots_;
+  alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
+  alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
+  char pad_[kCacheLine - sizeof(std::atomic<std::uint64_t>)] = {};
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,403 @@
+// weft/queue.hpp: weft::Queue, LifoQueue, PriorityQueue and SimpleQueue, Python's queue
+// module for C++.
+//
+// Queue<T> is FIFO, LifoQueue<T> LIFO, PriorityQueue<T, Compare> smallest first (equal items
+// in the order they were put); all three may be bounded (maxsize > 0), track tasks
+// (task_done()/join()) and shut down. SimpleQueue<T> is an unbounded FIFO without task
+// tracking or shutdown. T may be move-only.
+//
+// Guarantees:
+//  - Nothing is lost: a put that fails (Full, ShutDown, Cancelled, a timeout, or an exception
+//    from T's constructors, the comparator or the allocator) leaves the queue unchanged and
+//    the item with the caller; shutdown(true) returns the items it removed.
+//  - A put that finds room and a get that finds an item make no system call. A bounded
+//    Queue of a nothrow-movable T is lock-free on that path (Vyukov's ring, see
+//    detail/ring.hpp); the other queues take a short internal lock. A thread that must wait
+//    spins briefly, then sleeps in the kernel until an operation that lets it proceed wakes
+//    it: a put wakes one getter, a get wakes one putter, shutdown wakes all.
+//  - Negative timeouts throw std::invalid_argument (Python: ValueError) on every form that
+//    takes one; duration::max() waits forever; deadlines use the monotonic clock.
+//  - After shutdown(): puts throw ShutDown; gets return what is left, then throw ShutDown
+//    (at once after shutdown(true)); every blocked put/get wakes.
+//  - qsize() is never negative and never above maxsize().
+//  - A stop_token form returns false/nullopt, or throws weft::Cancelled, when a stop is
+//    requested before it could proceed, and then changes nothing.
+//  - A thread woken by put() or get() may destroy the queue at once.
+//
+// Memory ordering: everything a thread did before put(x) happens-before everything the
+// thread that gets x does after get() returns it.
+//
+// Example:
+//     weft::Queue<std::unique_ptr<Job>> jobs(100);
+//     std::jthread worker([&] {
+//       for (auto job : jobs.consume()) { job->run(); jobs.task_done(); }
+//     });
+//     jobs.put(std::make_unique<Job>());
+//     jobs.join();           // every job done
+//     jobs.shutdown();       // the worker's loop ends
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "weft/detail/deadline.hpp"
+#include "weft/detail/queue_core.hpp"
+#include "weft/detail/ring.hpp"
+#include "weft/detail/storage.hpp"
+#include "weft/errors.hpp"
+
+namespace weft {
+
+namespace detail {
+
+// Queue's storage: the lock-free ring when bounded and T moves without throwing, otherwise a
+// locked deque. Chosen once, at construction.
+template <class T>
+class FifoStorage {
+  static constexpr bool kRing = std::is_nothrow_move_constructible_v<T>;
+  using Locked = LockedStorage<T, DequeContainer<T, false>>;
+
+ public:
+  explicit FifoStorage(std::size_t cap) : locked_(cap) {
+    if constexpr (kRing) {
+      if (cap != 0) ring_ = std::make_unique<Ring<T>>(cap);
+    }
+  }
+
+#define WEFT_FIFO_DISPATCH(call)             \
+  if constexpr (kRing) {                     \
+    if (ring_) return ring_->call;           \
+  }                                          \
+  return locked_.call
+
+  PushResult try_push(T& item) { WEFT_FIFO_DISPATCH(try_push(item)); }
+  PopResult try_pop(std::optional<T>& out) { WEFT_FIFO_DISPATCH(try_pop(out)); }
+  bool empty_and_open() noexcept { WEFT_FIFO_DISPATCH(empty_and_open()); }
+  bool full_and_open() noexcept { WEFT_FIFO_DISPATCH(full_and_open()); }
+  std::size_t size() const noexcept { WEFT_FIFO_DISPATCH(size()); }
+  std::uint64_t pushed() const noexcept { WEFT_FIFO_DISPATCH(pushed()); }
+  void close() noexcept { WEFT_FIFO_DISPATCH(close()); }
+  bool closed() const noexcept { WEFT_FIFO_DISPATCH(closed()); }
+  void drain(std::vector<T>& out) {
+    out.reserve(out.size() + size());
+    WEFT_FIFO_DISPATCH(drain(out));
+  }
+#undef WEFT_FIFO_DISPATCH
+
+ private:
+  std::unique_ptr<Ring<T>> ring_;  // set iff bounded and kRing
+  Locked locked_;                  // used otherwise
+};
+
+template <class Rep, class Period>
+Deadline queue_deadline(std::chrono::duration<Rep, Period> timeout) {
+  if (is_negative(timeout)) {
+    throw std::invalid_argument("weft: timeout must be a non-negative duration");
+  }
+  return Deadline::after(timeout);
+}
+
+// The public interface shared by every queue kind.
+template <class T, class Storage>
+class BasicQueue {
+ public:
+  using value_type = T;
+
+  BasicQueue(const BasicQueue&) = delete;
+  BasicQueue& operator=(const BasicQueue&) = delete;
+
+  // ---- put ------------------------------------------------------------------------------
+  // Blocks while full. Throws ShutDown.
+  void put(T&& item) { put_impl(item, Deadline::never(), nullptr); }
+  void put(const T& item)
+    requires std::copy_constructible<T>
+  {
+    T copy(item);
+    put(std::move(copy));
+  }
+  // Throws Full on timeout, ShutDown, std::invalid_argument for a negative timeout.
+  template <class Rep, class Period>
+  void put(T&& item, std::chrono::duration<Rep, Period> timeout) {
+    put_impl(item, queue_deadline(timeout), nullptr);
+  }
+  template <class Rep, class Period>
+  void put(const T& item, std::chrono::duration<Rep, Period> timeout)
+    requires std::copy_constructible<T>
+  {
+    const Deadline deadline = queue_deadline(timeout);
+    T copy(item);
+    put_impl(copy, deadline, nullptr);
+  }
+  // Throws Cancelled when stopped, ShutDown.
+  void put(T&& item, std::stop_token stop) { put_impl(item, Deadline::never(), &stop); }
+  template <class Rep, class Period>
+  void put(T&& item, std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    put_impl(item, queue_deadline(timeout), &stop);
+  }
+  // Throws Full, ShutDown.
+  void put_nowait(T&& item) { put_impl(item, Deadline::poll(), nullptr); }
+  void put_nowait(const T& item)
+    requires std::copy_constructible<T>
+  {
+    T copy(item);
+    put_nowait(std::move(copy));
+  }
+  // false if full or shut down; never blocks.
+  bool try_put(T&& item) {
+    return core_.push(item, Deadline::poll(), nullptr) == Status::ok;
+  }
+  bool try_put(const T& item)
+    requires std::copy_constructible<T>
+  {
+    T copy(item);
+    return try_put(std::move(copy));
+  }
+  // false on timeout, shut down, or stop.
+  template <class Rep, class Period>
+  bool try_put(T&& item, std::chrono::duration<Rep, Period> timeout) {
+    return core_.push(item, queue_deadline(timeout), nullptr) == Status::ok;
+  }
+  bool try_put(T&& item, std::stop_token stop) {
+    return core_.push(item, Deadline::never(), &stop) == Status::ok;
+  }
+  template <class Rep, class Period>
+  bool try_put(T&& item, std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return core_.push(item, queue_deadline(timeout), &stop) == Status::ok;
+  }
+
+  // ---- get ------------------------------------------------------------------------------
+  // Blocks while empty. Throws ShutDown once shut down and empty.
+  T get() { return get_impl(Deadline::never(), nullptr); }
+  // Throws Empty on timeout, ShutDown, std::invalid_argument for a negative timeout.
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) {
+    return get_impl(queue_deadline(timeout), nullptr);
+  }
+  // Throws Cancelled when stopped, ShutDown.
+  T get(std::stop_token stop) { return get_impl(Deadline::never(), &stop); }
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return get_impl(queue_deadline(timeout), &stop);
+  }
+  // Throws Empty, ShutDown.
+  T get_nowait() { return get_impl(Deadline::poll(), nullptr); }
+  // nullopt if empty (or shut down and empty); never blocks.
+  std::optional<T> try_get() { return try_get_impl(Deadline::poll(), nullptr); }
+  // nullopt on timeout, shut down and empty, or stop.
+  template <class Rep, class Period>
+  std::optional<T> try_get(std::chrono::duration<Rep, Period> timeout) {
+    return try_get_impl(queue_deadline(timeout), nullptr);
+  }
+  std::optional<T> try_get(std::stop_token stop) { return try_get_impl(Deadline::never(), &stop); }
+  template <class Rep, class Period>
+  std::optional<T> try_get(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return try_get_impl(queue_deadline(timeout), &stop);
+  }
+
+  // ---- state ----------------------------------------------------------------------------
+  std::size_t qsize() const noexcept { return core_.qsize(); }
+  bool empty() const noexcept { return core_.qsize() == 0; }
+  bool full() const noexcept { return core_.full(); }
+  std::ptrdiff_t maxsize() const noexcept { return core_.maxsize(); }
+
+ protected:
+  using Deadline = detail::Deadline;
+  using SteadyClock = detail::SteadyClock;
+  using Status = detail::Status;
+
+  template <class... Args>
+  explicit BasicQueue(std::ptrdiff_t maxsize, Args&&... args)
+      : core_(maxsize, std::forward<Args>(args)...) {}
+
+  void put_impl(T& item, Deadline deadline, const std::stop_token* stop) {
+    switch (core_.push(item, deadline, stop)) {
+      case Status::ok:
+        return;
+      case Status::timed_out:
+        throw Full();
+      case Status::shut_down:
+        throw ShutDown();
+      case Status::cancelled:
+        throw Cancelled();
+    }
+  }
+  T get_impl(Deadline deadline, const std::stop_token* stop) {
+    std::optional<T> out;
+    switch (core_.pop(out, deadline, stop)) {
+      case Status::ok:
+        return std::move(*out);
+      case Status::timed_out:
+        throw Empty();
+      case Status::shut_down:
+        throw ShutDown();
+      case Status::cancelled:
+        throw Cancelled();
+    }
+    throw std::logic_error("weft: unreachable");
+  }
+  std::optional<T> try_get_impl(Deadline deadline, const std::stop_token* stop) {
+    std::optional<T> out;
+    core_.pop(out, deadline, stop);
+    return out;  // engaged only when the pop succeeded
+  }
+
+  detail::QueueCore<T, Storage> core_;
+};
+
+// Task tracking, shutdown and consume(): everything but SimpleQueue.
+template <class T, class Storage>
+class TaskQueue : public BasicQueue<T, Storage> {
+  using Base = BasicQueue<T, Storage>;
+  using typename Base::Deadline;
+  using typename Base::Status;
+
+ public:
+  // Marks one item put earlier as processed. Throws std::logic_error if called more times
+  // than items were put (nothing changes then).
+  void task_done() { this->core_.task_done(); }
+
+  // Blocks until every item put has been task_done() (or removed by shutdown(true)).
+  void join() { this->core_.join(Deadline::never(), nullptr); }
+  // false on timeout; std::invalid_argument for a negative timeout.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    return this->core_.join(queue_deadline(timeout), nullptr) == Status::ok;
+  }
+  // Throws Cancelled when stopped.
+  void join(std::stop_token stop) {
+    if (this->core_.join(Deadline::never(), &stop) == Status::cancelled) throw Cancelled();
+  }
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return this->core_.join(queue_deadline(timeout), &stop) == Status::ok;
+  }
+
+  // Unfinished tasks: items put and not yet task_done() (Python: unfinished_tasks).
+  std::uint64_t unfinished_tasks() const noexcept { return this->core_.unfinished_tasks(); }
+
+  // Puts now throw ShutDown; blocked callers wake. immediate: also removes every queued item
+  // (returned, in get order) and counts each as a finished task, which may release join().
+  std::vector<T> shutdown(bool immediate = false) { return this->core_.shutdown(immediate); }
+  bool is_shutdown() const noexcept { return this->core_.is_shutdown(); }
+
+  // An input range over the items as they are got; it ends when the queue is shut down and
+  // drained (or, with a stop_token, when a stop is requested):
+  //     for (Job job : q.consume()) handle(std::move(job));
+  class ConsumeRange {
+   public:
+    class iterator {
+     public:
+      using iterator_concept = std::input_iterator_tag;
+      using iterator_category = std::input_iterator_tag;
+      using value_type = T;
+      using difference_type = std::ptrdiff_t;
+      using reference = T&&;
+
+      iterator() = default;
+      reference operator*() const { return std::move(*range_->current_); }
+      iterator& operator++() {
+        range_->advance();
+        return *this;
+      }
+      void operator++(int) { ++*this; }
+      friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+        return it.at_end();
+      }
+
+     private:
+      friend class ConsumeRange;
+      explicit iterator(ConsumeRange* range) noexcept : range_(range) {}
+      bool at_end() const noexcept { return !range_->current_.has_value(); }
+      ConsumeRange* range_ = nullptr;
+    };
+
+    iterator begin() {
+      advance();
+      return iterator(this);
+    }
+    std::default_sentinel_t end() const noexcept { return {}; }
+
+   private:
+    friend class TaskQueue;
+    friend class iterator;
+    explicit ConsumeRange(TaskQueue& q) noexcept : queue_(&q) {}
+    ConsumeRange(TaskQueue& q, std::stop_token stop) : queue_(&q), stop_(std::move(stop)) {}
+    void advance() {
+      current_.reset();
+      queue_->core_.pop(current_, Deadline::never(), stop_ ? &*stop_ : nullptr);
+    }
+
+    TaskQueue* queue_;
+    std::optional<std::stop_token> stop_;
+    std::optional<T> current_;
+  };
+
+  ConsumeRange consume() { return ConsumeRange(*this); }
+  ConsumeRange consume(std::stop_token stop) { return ConsumeRange(*this, std::move(stop)); }
+
+ protected:
+  using Base::Base;
+};
+
+}  // namespace detail
+
+// FIFO queue (Python: queue.Queue). maxsize <= 0: unbounded.
+template <class T>
+class Queue : public detail::TaskQueue<T, detail::FifoStorage<T>> {
+ public:
+  explicit Queue(std::ptrdiff_t maxsize = 0) : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {}
+};
+
+// LIFO queue (Python: queue.LifoQueue).
+template <class T>
+class LifoQueue
+    : public detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>> {
+ public:
+  explicit LifoQueue(std::ptrdiff_t maxsize = 0)
+      : detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>>(maxsize) {}
+};
+
+// Priority queue (Python: queue.PriorityQueue): the smallest item under Compare first; items
+// that compare equal come out in the order they were put. Compare is the only comparison
+// made; if it throws, the operation fails with its exception and changes nothing.
+template <class T, class Compare = std::less<T>>
+class PriorityQueue
+    : public detail::TaskQueue<T, detail::LockedStorage<T, detail::HeapContainer<T, Compare>>> {
+  using Base = detail::TaskQueue<T, detail::LockedStorage<T, detail::HeapContainer<T, Compare>>>;
+
+ public:
+  explicit PriorityQueue(std::ptrdiff_t maxsize = 0, Compare comp = Compare())
+      : Base(maxsize, std::move(comp)) {}
+};
+
+// Unbounded FIFO without task tracking or shutdown (Python: queue.SimpleQueue).
+template <class T>
+class SimpleQueue
+    : private detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>> {
+  using Base = detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>>;
+
+ public:
+  using value_type = T;
+  SimpleQueue() : Base(0) {}
+
+  using Base::empty;
+  using Base::get;
+  using Base::get_nowait;
+  using Base::put;
+  using Base::put_nowait;
+  using Base::qsize;
+  using Base::try_get;
+  using Base::try_put;
+};
+
+}  // namespace weft
