@@ -1,0 +1,179 @@
+# Builds and runs tests/install_consumer against weft, the way a user would.
+# Run by ctest as:  cmake -DMODE=<mode> -DWORK_DIR=... [more -D...] -P WeftConsumerTest.cmake
+#
+#   MODE=install         `cmake --install` of the build under test (WEFT_BINARY_DIR) into a
+#                        temporary prefix, then find_package(weft CONFIG REQUIRED)
+#   MODE=install_shared  fresh BUILD_SHARED_LIBS=ON build of WEFT_SOURCE_DIR, installed and
+#                        consumed the same way
+#   MODE=subdirectory    add_subdirectory(WEFT_SOURCE_DIR) from the consumer
+#
+# Besides "it builds and runs", checks that the consumer's compile line has C++20 and
+# -pthread from weft::weft and none of weft's warning flags, and that the install holds
+# weft and nothing else (no GoogleTest).
+
+cmake_minimum_required(VERSION 3.25)
+
+foreach(var MODE WORK_DIR WEFT_SOURCE_DIR CONSUMER_SOURCE_DIR CONSUMER_GENERATOR
+            CONSUMER_CXX_COMPILER)
+  if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+    message(FATAL_ERROR "WeftConsumerTest: ${var} is required")
+  endif()
+endforeach()
+if(NOT CONSUMER_BUILD_TYPE)
+  set(CONSUMER_BUILD_TYPE RelWithDebInfo)
+endif()
+
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+set(prefix "${WORK_DIR}/prefix")
+
+set(generator_args -G "${CONSUMER_GENERATOR}")
+if(CONSUMER_MAKE_PROGRAM)
+  list(APPEND generator_args "-DCMAKE_MAKE_PROGRAM=${CONSUMER_MAKE_PROGRAM}")
+endif()
+# Same compiler and build type as the build under test; nothing from the user's
+# environment or package registry may satisfy find_package(weft).
+set(common_args
+  ${generator_args}
+  "-DCMAKE_CXX_COMPILER=${CONSUMER_CXX_COMPILER}"
+  "-DCMAKE_BUILD_TYPE=${CONSUMER_BUILD_TYPE}"
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+  -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
+
+function(run)
+  string(REPLACE ";" " " pretty "${ARGN}")
+  message(STATUS "+ ${pretty}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "WeftConsumerTest(${MODE}): command failed (${rc}): ${pretty}")
+  endif()
+endfunction()
+
+function(fail what)
+  message(FATAL_ERROR "WeftConsumerTest(${MODE}): ${what}")
+endfunction()
+
+function(check_install_tree)
+  foreach(f include/weft/weft.hpp include/weft/event.hpp)
+    if(NOT EXISTS "${prefix}/${f}")
+      fail("installed tree lacks ${f}")
+    endif()
+  endforeach()
+  file(GLOB_RECURSE config_files "${prefix}/*/weftConfig.cmake")
+  file(GLOB_RECURSE version_files "${prefix}/*/weftConfigVersion.cmake")
+  file(GLOB_RECURSE targets_files "${prefix}/*/weftTargets.cmake")
+  if(NOT config_files OR NOT version_files OR NOT targets_files)
+    fail("installed tree lacks weftConfig/weftConfigVersion/weftTargets.cmake")
+  endif()
+  if(EXISTS "${prefix}/include/gtest" OR EXISTS "${prefix}/include/gmock")
+    fail("GoogleTest was installed along with weft")
+  endif()
+  # Our warning flags and sanitizer flags must not be part of the exported interface.
+  file(GLOB targets_all "${prefix}/*/cmake/weft/weftTargets*.cmake"
+                        "${prefix}/*/*/cmake/weft/weftTargets*.cmake")
+  foreach(f IN LISTS targets_all)
+    file(READ "${f}" text)
+    if(text MATCHES "-W(all|extra|pedantic|error)|-fsanitize")
+      fail("${f} exports build-only flags: ${CMAKE_MATCH_0}")
+    endif()
+  endforeach()
+endfunction()
+
+function(check_consumer_compile_line build_dir)
+  set(db "${build_dir}/compile_commands.json")
+  if(NOT EXISTS "${db}")
+    if(CONSUMER_GENERATOR MATCHES "Makefiles|Ninja")
+      fail("no ${db}")
+    endif()
+    return()   # other generators do not write compile_commands.json
+  endif()
+  file(READ "${db}" json)
+  string(JSON n LENGTH "${json}")
+  math(EXPR last "${n} - 1")
+  set(cmd "")
+  foreach(i RANGE ${last})
+    string(JSON file GET "${json}" ${i} file)
+    if(file MATCHES "install_consumer/main\\.cpp$")
+      string(JSON cmd GET "${json}" ${i} command)
+    endif()
+  endforeach()
+  if(cmd STREQUAL "")
+    fail("main.cpp not found in ${db}")
+  endif()
+  message(STATUS "consumer compile line: ${cmd}")
+  if(NOT cmd MATCHES "-std=(gnu|c)\\+\\+(20|2a)")
+    fail("C++20 did not come with weft::weft")
+  endif()
+  if(NOT cmd MATCHES "(^| )-pthread( |$)")
+    fail("-pthread did not come with weft::weft")
+  endif()
+  if(cmd MATCHES "-W(all|extra|pedantic|error)|-fsanitize")
+    fail("weft leaked a build-only flag to its consumer: ${CMAKE_MATCH_0}")
+  endif()
+endfunction()
+
+function(build_and_run_consumer)
+  set(build "${WORK_DIR}/consumer-build")
+  run("${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${build}" ${common_args}
+      -DCMAKE_EXPORT_COMPILE_COMMANDS=ON ${ARGN})
+  run("${CMAKE_COMMAND}" --build "${build}" --config "${CONSUMER_BUILD_TYPE}" -j 2)
+  check_consumer_compile_line("${build}")
+  if(EXISTS "${prefix}")
+    file(STRINGS "${build}/CMakeCache.txt" weft_dir REGEX "^weft_DIR:")
+    string(FIND "${weft_dir}" "=${prefix}/" at)
+    if(at EQUAL -1)
+      fail("find_package(weft) did not pick the test prefix: ${weft_dir}")
+    endif()
+  endif()
+  file(GLOB_RECURSE exe LIST_DIRECTORIES false
+       "${build}/consumer" "${build}/consumer.exe" "${build}/*/consumer" "${build}/*/consumer.exe")
+  if(NOT exe)
+    fail("consumer executable not found under ${build}")
+  endif()
+  list(GET exe 0 exe)
+  run("${exe}")
+  set(consumer_build "${build}" PARENT_SCOPE)
+endfunction()
+
+if(MODE STREQUAL "install")
+  if(NOT WEFT_BINARY_DIR)
+    fail("WEFT_BINARY_DIR is required")
+  endif()
+  run("${CMAKE_COMMAND}" --install "${WEFT_BINARY_DIR}" --prefix "${prefix}"
+      --config "${CONSUMER_BUILD_TYPE}")
+  check_install_tree()
+  build_and_run_consumer("-DCMAKE_PREFIX_PATH=${prefix}")
+
+elseif(MODE STREQUAL "install_shared")
+  set(weft_build "${WORK_DIR}/weft-build")
+  run("${CMAKE_COMMAND}" -S "${WEFT_SOURCE_DIR}" -B "${weft_build}" ${common_args}
+      -DBUILD_SHARED_LIBS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF
+      "-DCMAKE_INSTALL_PREFIX=${prefix}")
+  run("${CMAKE_COMMAND}" --build "${weft_build}" --config "${CONSUMER_BUILD_TYPE}" -j 2)
+  run("${CMAKE_COMMAND}" --install "${weft_build}" --config "${CONSUMER_BUILD_TYPE}")
+  check_install_tree()
+  file(GLOB_RECURSE shared_libs "${prefix}/*libweft.so*" "${prefix}/*libweft*.dylib"
+                                "${prefix}/*weft.dll")
+  if(NOT shared_libs)
+    fail("BUILD_SHARED_LIBS=ON did not install a shared libweft")
+  endif()
+  build_and_run_consumer("-DCMAKE_PREFIX_PATH=${prefix}")
+
+elseif(MODE STREQUAL "subdirectory")
+  build_and_run_consumer("-DWEFT_CONSUMER_SUBDIRECTORY=${WEFT_SOURCE_DIR}")
+  # As a subproject weft must stay out of the way: no tests, no examples, no -Werror.
+  foreach(dir tests examples)
+    if(EXISTS "${consumer_build}/weft/${dir}")
+      fail("weft built its ${dir} as a subproject")
+    endif()
+  endforeach()
+  file(STRINGS "${consumer_build}/CMakeCache.txt" werror REGEX "^WEFT_WERROR:BOOL=")
+  if(NOT werror STREQUAL "WEFT_WERROR:BOOL=OFF")
+    fail("WEFT_WERROR should default to OFF in a subproject (got '${werror}')")
+  endif()
+
+else()
+  fail("unknown MODE '${MODE}'")
+endif()
+
+message(STATUS "WeftConsumerTest(${MODE}): passed")

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# weft's full test suite: builds and runs every test and example in three configurations,
+# each in its own build directory:
+#
+#   release  g++ RelWithDebInfo, -Werror                          build/release
+#   tsan     clang++-14 ThreadSanitizer, -Werror                  build/tsan
+#   asan     g++ AddressSanitizer + UndefinedBehaviorSanitizer    build/asan
+#
+# Usage: scripts/test.sh [release|tsan|asan]...    (default: all three, in that order)
+#
+# Installs missing build dependencies with apt-get. Exits non-zero if anything failed to
+# configure, build or pass. The last line is "<N> passed, <N> failed" over all
+# configurations (a configuration that does not build counts as one failure).
+# Extra arguments for ctest can be given in WEFT_CTEST_ARGS (e.g. "-R Queue").
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$WEFT_ROOT"
+
+ALL_CONFIGS=(release tsan asan)
+configs=()
+for arg in "$@"; do
+  case "$arg" in
+    release|tsan|asan) configs+=("$arg") ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) weft_die "unknown argument '$arg' (expected: release, tsan, asan)" ;;
+  esac
+done
+[ "${#configs[@]}" -gt 0 ] || configs=("${ALL_CONFIGS[@]}")
+
+weft_ensure_packages "${configs[@]}"
+
+# --- ThreadSanitizer vs. the kernel -------------------------------------------
+# clang 14's TSAN maps its shadow memory at fixed addresses; with a high vm.mmap_rnd_bits
+# (> 28 on x86-64, the default on recent kernels/distros) the program can land on them and
+# TSAN dies with "FATAL: ThreadSanitizer: unexpected memory mapping". Disabling ASLR for the
+# test run (setarch -R) avoids that without touching the system. Probe, then decide.
+# Sets TSAN_RUNNER (array) or returns non-zero.
+TSAN_RUNNER=()
+tsan_probe() {
+  local bdir="$1" cxx="$2" dir="$1/tsan-probe"
+  mkdir -p "$dir"
+  cat >"$dir/probe.cpp" <<'EOF'
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <vector>
+int main() {
+  std::mutex m;
+  std::condition_variable cv;
+  int ready = 0;
+  std::atomic<int> sum{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      sum += i;
+      std::lock_guard<std::mutex> lock(m);
+      ++ready;
+      cv.notify_all();
+    });
+  {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return ready == 4; });
+  }
+  for (auto& t : threads) t.join();
+  std::printf("tsan probe ok %d\n", sum.load());
+  return sum.load() == 6 ? 0 : 1;
+}
+EOF
+  if ! "$cxx" -std=c++20 -fsanitize=thread -g -O1 -pthread "$dir/probe.cpp" -o "$dir/probe" \
+       >"$dir/compile.log" 2>&1; then
+    cat "$dir/compile.log" >&2
+    weft_log "tsan: cannot build a ThreadSanitizer program with $cxx (sanitizer runtime missing?)"
+    return 1
+  fi
+  local rnd
+  rnd="$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo '?')"
+  if [ -z "${WEFT_TSAN_FORCE_SETARCH:-}" ] &&
+     timeout 60 "$dir/probe" >"$dir/run.log" 2>&1; then
+    weft_log "tsan: ThreadSanitizer works as is (vm.mmap_rnd_bits=$rnd)"
+    TSAN_RUNNER=()
+    return 0
+  fi
+  [ -n "${WEFT_TSAN_FORCE_SETARCH:-}" ] || { weft_log "tsan: probe failed without setarch:"; cat "$dir/run.log" >&2; }
+  local setarch_cmd=(setarch "$(uname -m)" -R)
+  if command -v setarch >/dev/null 2>&1 &&
+     timeout 60 "${setarch_cmd[@]}" "$dir/probe" >"$dir/run-setarch.log" 2>&1; then
+    weft_log "tsan: ThreadSanitizer needs ASLR off here (vm.mmap_rnd_bits=$rnd): running ctest under '${setarch_cmd[*]}'"
+    TSAN_RUNNER=("${setarch_cmd[@]}")
+    return 0
+  fi
+  cat "$dir/run-setarch.log" >&2 2>/dev/null || true
+  weft_log "tsan: ThreadSanitizer does not work on this kernel (vm.mmap_rnd_bits=$rnd), not even" \
+           "under setarch -R. Try: sysctl -w vm.mmap_rnd_bits=28"
+  return 1
+}
+
+# --- one configuration ----------------------------------------------------------
+declare -A STATUS PASSED FAILED SKIPPED T_BUILD T_TEST
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+TOTAL_SKIPPED=0
+
+run_config() {
+  local cfg="$1" bdir log start rc=0
+  bdir="$(weft_build_dir "$cfg")"
+  mkdir -p "$bdir"
+  log="$bdir/weft-test.log"
+  : >"$log"
+  STATUS[$cfg]="" PASSED[$cfg]=0 FAILED[$cfg]=0 SKIPPED[$cfg]=0 T_BUILD[$cfg]=0 T_TEST[$cfg]=0
+
+  weft_log "==== $cfg: configure + build ($(weft_cxx "$cfg"), build/$cfg) ===="
+  start=$SECONDS
+  # pipefail: the pipeline fails when configure or build does.
+  if ! { weft_configure "$cfg" && weft_build "$cfg"; } 2>&1 | tee -a "$log"; then
+    T_BUILD[$cfg]=$((SECONDS - start))
+    STATUS[$cfg]="BUILD FAILED"
+    FAILED[$cfg]=1
+    return
+  fi
+  T_BUILD[$cfg]=$((SECONDS - start))
+
+  local runner=()
+  if [ "$cfg" = tsan ]; then
+    if ! tsan_probe "$bdir" "$(command -v "$(weft_cxx tsan)")"; then
+      STATUS[$cfg]="TSAN UNUSABLE"
+      FAILED[$cfg]=1
+      return
+    fi
+    runner=("${TSAN_RUNNER[@]}")
+  fi
+
+  weft_log "==== $cfg: ctest -j$WEFT_JOBS ${runner[*]:+(under ${runner[*]})} ===="
+  start=$SECONDS
+  local ctest_out="$bdir/ctest.out"
+  # shellcheck disable=SC2086
+  "${runner[@]}" ctest --test-dir "$bdir" -j "$WEFT_JOBS" --output-on-failure --no-tests=error \
+      ${WEFT_CTEST_ARGS:-} 2>&1 | tee "$ctest_out" || rc=$?
+  cat "$ctest_out" >>"$log"
+  T_TEST[$cfg]=$((SECONDS - start))
+
+  # "97% tests passed, 3 tests failed out of 120"; skipped tests count as passed there.
+  local summary total failed skipped
+  summary="$(grep -E '[0-9]+ tests failed out of [0-9]+' "$ctest_out" | tail -n1 || true)"
+  if [ -z "$summary" ]; then
+    STATUS[$cfg]="CTEST ERROR (rc=$rc)"
+    FAILED[$cfg]=1
+    return
+  fi
+  failed="$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$summary")"
+  total="$(sed -E 's/.* tests failed out of ([0-9]+).*/\1/' <<<"$summary")"
+  skipped="$(grep -cE '^[[:space:]]+[0-9]+ - .* \((Skipped|Disabled)\)$' "$ctest_out" || true)"
+  PASSED[$cfg]=$((total - failed - skipped))
+  FAILED[$cfg]=$failed
+  SKIPPED[$cfg]=$skipped
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    STATUS[$cfg]="CTEST ERROR (rc=$rc)"
+    FAILED[$cfg]=1
+  elif [ "$failed" -ne 0 ]; then
+    STATUS[$cfg]="FAIL"
+  else
+    STATUS[$cfg]="PASS"
+  fi
+}
+
+overall_start=$SECONDS
+for cfg in "${configs[@]}"; do
+  run_config "$cfg"
+  TOTAL_PASSED=$((TOTAL_PASSED + PASSED[$cfg]))
+  TOTAL_FAILED=$((TOTAL_FAILED + FAILED[$cfg]))
+  TOTAL_SKIPPED=$((TOTAL_SKIPPED + SKIPPED[$cfg]))
+done
+
+# --- summary ----------------------------------------------------------------------
+echo
+echo "================================ weft test summary ================================"
+for cfg in "${configs[@]}"; do
+  printf '%-8s %-22s %4d passed, %3d failed, %3d skipped   build %s, tests %s   log: build/%s/weft-test.log\n' \
+    "$cfg" "${STATUS[$cfg]}" "${PASSED[$cfg]}" "${FAILED[$cfg]}" "${SKIPPED[$cfg]}" \
+    "$(weft_fmt_seconds "${T_BUILD[$cfg]}")" "$(weft_fmt_seconds "${T_TEST[$cfg]}")" "$cfg"
+  if [ "${STATUS[$cfg]}" = FAIL ]; then
+    sed -n '/The following tests FAILED:/,/^Errors while running CTest/p' \
+      "$(weft_build_dir "$cfg")/ctest.out" | grep -E '^[[:space:]]+[0-9]+ - ' | sed 's/^[[:space:]]*/           /'
+  fi
+done
+echo "total time $(weft_fmt_seconds $((SECONDS - overall_start))); $TOTAL_SKIPPED skipped (not counted below)"
+echo "==================================================================================="
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+
+[ "$TOTAL_FAILED" -eq 0 ]
