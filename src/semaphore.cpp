@@ -101,6 +101,27 @@ void Semaphore::release(std::size_t n) {
   if (s & kWaiters) wake(n);
 }
 
+bool Semaphore::register_waiter(WaitNode& node) noexcept {
+  WordLockGuard g(list_lock_);
+  std::uint64_t s = state_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s >= kOne) return false;
+    if (state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed,
+                                     std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  waiters_.push_back(node);
+  return true;
+}
+
+void Semaphore::unregister_waiter(WaitNode& node) noexcept {
+  WordLockGuard g(list_lock_);
+  if (!node.linked) return;
+  waiters_.remove(node);
+  if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
+}
+
 void Semaphore::wake(std::size_t n) noexcept {
   WakeBatch woken;  // wakes after the guard below is released
   WordLockGuard g(list_lock_);

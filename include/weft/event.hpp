@@ -34,7 +34,7 @@
 namespace weft {
 
 namespace detail {
-struct EventAccess;
+struct SelectAccess;
 }
 
 class Event {
@@ -98,7 +98,7 @@ class Event {
   }
 
  private:
-  friend struct detail::EventAccess;
+  friend struct detail::SelectAccess;
 
   static constexpr std::uint32_t kSet = 1;
   // Set while waiters_ is non-empty. Changed only with list_lock_ held, so a setter that

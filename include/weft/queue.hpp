@@ -60,6 +60,8 @@ namespace weft {
 
 namespace detail {
 
+struct SelectAccess;
+
 // Queue's storage: the lock-free ring when bounded and T moves without throwing, otherwise a
 // locked deque. Chosen once, at construction.
 template <class T>
@@ -211,6 +213,7 @@ class BasicQueue {
   std::ptrdiff_t maxsize() const noexcept { return core_.maxsize(); }
 
  protected:
+  friend struct SelectAccess;
   using Deadline = detail::Deadline;
   using SteadyClock = detail::SteadyClock;
   using Status = detail::Status;

@@ -33,6 +33,10 @@
 
 namespace weft {
 
+namespace detail {
+struct SelectAccess;
+}
+
 class Semaphore {
  public:
   explicit Semaphore(std::size_t value = 1);
@@ -74,6 +78,8 @@ class Semaphore {
   Semaphore(std::size_t value, bool bounded);
 
  private:
+  friend struct detail::SelectAccess;
+
   // state_ = permits << 1 | kWaiters. One word, so that a release's RMW and a waiter's
   // registration are totally ordered (no lost wake-up).
   static constexpr std::uint64_t kWaiters = 1;
@@ -93,6 +99,10 @@ class Semaphore {
   }
   bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
   void wake(std::size_t n) noexcept;
+  // Registration, shared with select: links `node` unless a permit is available now
+  // (returns false).
+  bool register_waiter(detail::WaitNode& node) noexcept;
+  void unregister_waiter(detail::WaitNode& node) noexcept;
 
   std::atomic<std::uint64_t> state_;
   std::uint64_t bound_;  // the most permits release() may create

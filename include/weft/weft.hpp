@@ -7,4 +7,5 @@
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
 #include "weft/queue.hpp"
+#include "weft/select.hpp"
 #include "weft/semaphore.hpp"

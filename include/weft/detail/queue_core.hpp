@@ -41,13 +41,27 @@ class QueueCore {
       : maxsize_(maxsize > 0 ? maxsize : 0),
         storage_(static_cast<std::size_t>(maxsize_), std::forward<Args>(args)...) {}
 
+  // One non-blocking attempt, with the wake-up a success owes to the other side.
+  PushResult try_push(T& item) {
+    const PushResult r = storage_.try_push(item);
+    if (r == PushResult::ok) not_empty_.notify_one();
+    return r;
+  }
+  PopResult try_pop(std::optional<T>& out) {
+    const PopResult r = storage_.try_pop(out);
+    if (r == PopResult::ok && maxsize_ != 0) not_full_.notify_one();
+    return r;
+  }
+  // Re-checks for the waiting handshake: could a push / a pop proceed (or fail for good)?
+  bool push_ready() noexcept { return !storage_.full_and_open(); }
+  bool pop_ready() noexcept { return !storage_.empty_and_open(); }
+
   // Moves from `item` only when it returns ok.
   Status push(T& item, Deadline deadline, const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
     for (;;) {
-      switch (storage_.try_push(item)) {
+      switch (try_push(item)) {
         case PushResult::ok:
-          not_empty_.notify_one();
           return Status::ok;
         case PushResult::shut_down:
           return Status::shut_down;
@@ -78,9 +92,8 @@ class QueueCore {
   Status pop(std::optional<T>& out, Deadline deadline, const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
     for (;;) {
-      switch (storage_.try_pop(out)) {
+      switch (try_pop(out)) {
         case PopResult::ok:
-          if (maxsize_ != 0) not_full_.notify_one();
           return Status::ok;
         case PopResult::shut_down:
           return Status::shut_down;
@@ -170,7 +183,6 @@ class QueueCore {
   // For select: registration in the queue's waiting lists.
   WaitQueue& not_empty() noexcept { return not_empty_; }
   WaitQueue& not_full() noexcept { return not_full_; }
-  Storage& storage() noexcept { return storage_; }
 
  private:
   bool all_tasks_done() const noexcept {

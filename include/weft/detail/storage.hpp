@@ -46,6 +46,21 @@ class DequeContainer {
   }
   std::size_t size() const noexcept { return items_.size(); }
 
+  // Moves every item to `out` in pop order (out has room reserved: no reallocation).
+  void take_all(std::vector<T>& out) {
+    if constexpr (Lifo) {
+      while (!items_.empty()) {
+        out.push_back(std::move(items_.back()));
+        items_.pop_back();
+      }
+    } else {
+      while (!items_.empty()) {
+        out.push_back(std::move(items_.front()));
+        items_.pop_front();
+      }
+    }
+  }
+
  private:
   std::deque<T> items_;
 };
@@ -120,6 +135,14 @@ class HeapContainer {
 
   std::size_t size() const noexcept { return heap_.size(); }
 
+  void take_all(std::vector<T>& out) {
+    while (!heap_.empty()) {
+      std::optional<T> item;
+      pop(item);
+      out.push_back(std::move(*item));
+    }
+  }
+
  private:
   struct Entry {
     T item;
@@ -187,12 +210,7 @@ class LockedStorage {
   void drain(std::vector<T>& out) {
     WordLockGuard g(lock_);
     out.reserve(out.size() + items_.size());
-    std::optional<T> item;
-    while (items_.size() != 0) {
-      item.reset();
-      items_.pop(item);
-      out.push_back(std::move(*item));
-    }
+    items_.take_all(out);
     size_.store(0, std::memory_order_relaxed);
   }
 

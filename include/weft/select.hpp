@@ -1,0 +1,350 @@
+// weft/select.hpp: wait on several queues, events and semaphores at once, and perform
+// exactly one operation (Go's select, crossbeam's Select, for weft's primitives).
+//
+//     auto r = weft::select(weft::get(jobs), weft::get(control), weft::wait(stopping));
+//     switch (r.index()) {
+//       case 0: if (auto& job = std::get<0>(r)) run(*job); else /* jobs shut down */; break;
+//       case 1: apply(*std::get<1>(r)); break;
+//       case 2: return;
+//     }
+//
+// Operations and what they yield (the result is a std::variant indexed like the arguments):
+//   weft::get(q)          std::optional<T>: the item, or nullopt if q is shut down and drained
+//   weft::put(q, item)    bool: true if the item was put (moved from), false if q is shut down
+//                         (the item is untouched unless this operation was the one performed)
+//   weft::wait(event)     std::monostate: the event is set (nothing is consumed)
+//   weft::acquire(sem)    std::monostate: a permit was taken
+//
+// Forms:
+//   select(ops...)                      blocks until one operation proceeds
+//   select(stop_token, ops...)          std::optional<...>: nullopt if stopped first
+//   try_select(ops...)                  std::optional<...>: never blocks
+//   select_for(timeout, ops...)         std::optional<...>: nullopt on timeout
+//   select_for(timeout, stop, ops...)   and select_until(deadline[, stop], ops...)
+//   Each also accepts weft::biased as its first argument.
+//
+// Guarantees:
+//  - Exactly one operation takes effect; a select that times out or is stopped changes
+//    nothing (no item taken, no put made, no permit held).
+//  - Fairness: among operations ready at once, the one performed is chosen uniformly at
+//    random, so no source starves; with weft::biased, the earliest ready argument wins.
+//  - No polling: a blocked select sleeps, registered on every source, until one of them
+//    changes; a source nobody selects on pays nothing for select's existence.
+//  - Negative timeouts throw std::invalid_argument (as for the queues).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "weft/detail/deadline.hpp"
+#include "weft/detail/parker.hpp"
+#include "weft/event.hpp"
+#include "weft/queue.hpp"
+#include "weft/semaphore.hpp"
+
+namespace weft {
+
+// Selects the earliest ready operation instead of a random one.
+struct biased_t {
+  explicit biased_t() = default;
+};
+inline constexpr biased_t biased{};
+
+namespace detail {
+
+// The one place select reaches into the primitives' registration internals.
+struct SelectAccess {
+  template <class Q>
+  static auto& core(Q& q) noexcept {
+    return q.core_;
+  }
+  static bool register_waiter(Event& e, WaitNode& n) noexcept { return e.register_waiter(n); }
+  static void unregister_waiter(Event& e, WaitNode& n) noexcept { e.unregister_waiter(n); }
+  static bool register_waiter(Semaphore& s, WaitNode& n) noexcept { return s.register_waiter(n); }
+  static void unregister_waiter(Semaphore& s, WaitNode& n) noexcept { s.unregister_waiter(n); }
+  static bool try_acquire(Semaphore& s) noexcept { return s.try_acquire(); }
+};
+
+// Each operation: try_fire (one non-blocking attempt; true when performed, with its result),
+// link (register a node; false when already ready, in which case nothing is linked),
+// ready (re-check after linking, for the waiting handshake), unlink.
+template <class Q>
+class GetOp {
+ public:
+  using result_type = std::optional<typename Q::value_type>;
+  explicit GetOp(Q& q) noexcept : q_(&q) {}
+
+  bool try_fire(result_type& out) {
+    out.reset();
+    return SelectAccess::core(*q_).try_pop(out) != PopResult::empty;  // ok, or shut down
+  }
+  bool link(WaitNode& n) noexcept {
+    SelectAccess::core(*q_).not_empty().link(n);
+    return true;
+  }
+  bool ready() noexcept { return SelectAccess::core(*q_).pop_ready(); }
+  void unlink(WaitNode& n) noexcept { SelectAccess::core(*q_).not_empty().unlink(n); }
+
+ private:
+  Q* q_;
+};
+
+template <class Q>
+class PutOp {
+ public:
+  using result_type = bool;
+  PutOp(Q& q, typename Q::value_type& item) noexcept : q_(&q), item_(&item) {}
+
+  bool try_fire(result_type& out) {
+    const PushResult r = SelectAccess::core(*q_).try_push(*item_);
+    out = (r == PushResult::ok);
+    return r != PushResult::full;  // ok, or shut down (reported as false)
+  }
+  bool link(WaitNode& n) noexcept {
+    SelectAccess::core(*q_).not_full().link(n);
+    return true;
+  }
+  bool ready() noexcept { return SelectAccess::core(*q_).push_ready(); }
+  void unlink(WaitNode& n) noexcept { SelectAccess::core(*q_).not_full().unlink(n); }
+
+ private:
+  Q* q_;
+  typename Q::value_type* item_;
+};
+
+class EventOp {
+ public:
+  using result_type = std::monostate;
+  explicit EventOp(Event& e) noexcept : e_(&e) {}
+
+  bool try_fire(result_type&) noexcept { return e_->is_set(); }
+  bool link(WaitNode& n) noexcept { return SelectAccess::register_waiter(*e_, n); }
+  // The registration itself is atomic with the flag (set() claims every linked node).
+  bool ready() noexcept { return false; }
+  void unlink(WaitNode& n) noexcept { SelectAccess::unregister_waiter(*e_, n); }
+
+ private:
+  Event* e_;
+};
+
+class AcquireOp {
+ public:
+  using result_type = std::monostate;
+  explicit AcquireOp(Semaphore& s) noexcept : s_(&s) {}
+
+  bool try_fire(result_type&) noexcept { return SelectAccess::try_acquire(*s_); }
+  bool link(WaitNode& n) noexcept { return SelectAccess::register_waiter(*s_, n); }
+  // Registration is atomic with the count (release() claims linked nodes).
+  bool ready() noexcept { return false; }
+  void unlink(WaitNode& n) noexcept { SelectAccess::unregister_waiter(*s_, n); }
+
+ private:
+  Semaphore* s_;
+};
+
+template <class Op>
+concept SelectOp = requires { typename Op::result_type; };
+
+// A per-thread xorshift generator for the fair choice of where to start trying.
+inline std::uint32_t select_random() noexcept {
+  thread_local std::uint32_t state =
+      static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&state) >> 4) | 1u;
+  state ^= state << 13;
+  state ^= state >> 17;
+  state ^= state << 5;
+  return state;
+}
+
+template <class... Ops>
+using SelectResult = std::variant<typename Ops::result_type...>;
+
+template <class... Ops>
+class Selector {
+  static constexpr std::size_t N = sizeof...(Ops);
+  using Result = SelectResult<Ops...>;
+
+ public:
+  explicit Selector(Ops&... ops) noexcept : ops_(ops...) {}
+
+  std::optional<Result> run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
+    if (stop != nullptr && stop->stop_requested()) return std::nullopt;
+    std::optional<Result> out;
+    for (;;) {
+      const std::size_t start = is_biased ? 0 : select_random() % N;
+      for (std::size_t k = 0; k < N; ++k) {
+        if (fire((start + k) % N, out)) return out;
+      }
+      if (deadline.expired()) return std::nullopt;
+
+      Parker& parker = Parker::current();
+      parker.prepare();
+      WaitNode nodes[N];
+      std::size_t linked = 0;
+      bool ready_now = false;
+      for (; linked < N; ++linked) {
+        nodes[linked].parker = &parker;
+        nodes[linked].token = kFirstSelectToken + static_cast<std::uint32_t>(linked);
+        if (!link(linked, nodes[linked])) {
+          ready_now = true;
+          break;
+        }
+      }
+      for (std::size_t i = 0; !ready_now && i < N; ++i) ready_now = ready(i);
+      if (ready_now) {
+        unlink_all(nodes, linked);
+        parker.settle();  // absorb a claim that raced the re-check: we retry everything
+        continue;
+      }
+      // Wake-up sources: any source's notifier claiming one of the nodes (a push, a pop,
+      // set(), release(), shutdown), the deadline, a stop request.
+      const std::uint32_t outcome = parker.park(deadline, stop);
+      unlink_all(nodes, N);
+      if (outcome >= kFirstSelectToken) {
+        // Try the source that woke us first: it announced a change.
+        if (fire(outcome - kFirstSelectToken, out)) return out;
+        continue;
+      }
+      if (outcome == kCancelled) return std::nullopt;
+      // Timed out: the loop makes one last round of attempts.
+    }
+  }
+
+ private:
+  template <std::size_t I = 0>
+  bool fire(std::size_t i, std::optional<Result>& out) {
+    if constexpr (I == N) {
+      return false;
+    } else {
+      if (i != I) return fire<I + 1>(i, out);
+      using R = std::variant_alternative_t<I, Result>;
+      R value{};
+      if (!std::get<I>(ops_).try_fire(value)) return false;
+      out.emplace(std::in_place_index<I>, std::move(value));
+      return true;
+    }
+  }
+
+  template <std::size_t I = 0>
+  bool link(std::size_t i, WaitNode& n) noexcept {
+    if constexpr (I == N) {
+      return true;
+    } else {
+      return i == I ? std::get<I>(ops_).link(n) : link<I + 1>(i, n);
+    }
+  }
+
+  template <std::size_t I = 0>
+  bool ready(std::size_t i) noexcept {
+    if constexpr (I == N) {
+      return false;
+    } else {
+      return i == I ? std::get<I>(ops_).ready() : ready<I + 1>(i);
+    }
+  }
+
+  template <std::size_t I = 0>
+  void unlink_all(WaitNode* nodes, std::size_t count) noexcept {
+    if constexpr (I < N) {
+      if (I < count) {
+        std::get<I>(ops_).unlink(nodes[I]);
+        unlink_all<I + 1>(nodes, count);
+      }
+    }
+  }
+
+  std::tuple<Ops&...> ops_;
+};
+
+template <class... Ops>
+std::optional<SelectResult<Ops...>> run_select(bool is_biased, Deadline deadline,
+                                               const std::stop_token* stop, Ops&... ops) {
+  static_assert(sizeof...(Ops) > 0, "weft::select needs at least one operation");
+  return Selector<Ops...>(ops...).run(is_biased, deadline, stop);
+}
+
+template <class Rep, class Period>
+Deadline select_deadline(std::chrono::duration<Rep, Period> timeout) {
+  if (is_negative(timeout)) {
+    throw std::invalid_argument("weft::select_for: timeout must be a non-negative duration");
+  }
+  return Deadline::after(timeout);
+}
+
+}  // namespace detail
+
+// ---- operations --------------------------------------------------------------------------
+template <class Q>
+detail::GetOp<Q> get(Q& q) noexcept {
+  return detail::GetOp<Q>(q);
+}
+template <class Q>
+detail::PutOp<Q> put(Q& q, typename Q::value_type& item) noexcept {
+  return detail::PutOp<Q>(q, item);
+}
+inline detail::EventOp wait(Event& e) noexcept { return detail::EventOp(e); }
+inline detail::AcquireOp acquire(Semaphore& s) noexcept { return detail::AcquireOp(s); }
+
+// ---- select ------------------------------------------------------------------------------
+template <detail::SelectOp... Ops>
+detail::SelectResult<Ops...> select(Ops... ops) {
+  return *detail::run_select(false, detail::Deadline::never(), nullptr, ops...);
+}
+template <detail::SelectOp... Ops>
+detail::SelectResult<Ops...> select(biased_t, Ops... ops) {
+  return *detail::run_select(true, detail::Deadline::never(), nullptr, ops...);
+}
+template <detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select(std::stop_token stop, Ops... ops) {
+  return detail::run_select(false, detail::Deadline::never(), &stop, ops...);
+}
+template <detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select(biased_t, std::stop_token stop, Ops... ops) {
+  return detail::run_select(true, detail::Deadline::never(), &stop, ops...);
+}
+
+template <detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> try_select(Ops... ops) {
+  return detail::run_select(false, detail::Deadline::poll(), nullptr, ops...);
+}
+template <detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> try_select(biased_t, Ops... ops) {
+  return detail::run_select(true, detail::Deadline::poll(), nullptr, ops...);
+}
+
+template <class Rep, class Period, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_for(std::chrono::duration<Rep, Period> timeout,
+                                                       Ops... ops) {
+  return detail::run_select(false, detail::select_deadline(timeout), nullptr, ops...);
+}
+template <class Rep, class Period, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_for(biased_t,
+                                                       std::chrono::duration<Rep, Period> timeout,
+                                                       Ops... ops) {
+  return detail::run_select(true, detail::select_deadline(timeout), nullptr, ops...);
+}
+template <class Rep, class Period, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_for(std::chrono::duration<Rep, Period> timeout,
+                                                       std::stop_token stop, Ops... ops) {
+  return detail::run_select(false, detail::select_deadline(timeout), &stop, ops...);
+}
+
+template <class Clock, class Duration, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_until(
+    std::chrono::time_point<Clock, Duration> deadline, Ops... ops) {
+  return detail::run_select(false, detail::Deadline::at(deadline), nullptr, ops...);
+}
+template <class Clock, class Duration, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_until(
+    std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop, Ops... ops) {
+  return detail::run_select(false, detail::Deadline::at(deadline), &stop, ops...);
+}
+
+}  // namespace weft
