@@ -1,0 +1,132 @@
+// doctor_appointments: threads waiting on a weft::Condition until the state they need holds.
+// A port of the Python threading.Condition "doctor's appointments" example: patients John
+// and Mary wait in the waiting room; the doctor checks the schedule, then calls them in with
+// notify_all().
+#include <weft/condition.hpp>
+#include <weft/lock.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// ---- demo plumbing: --time-scale, --help, whole-line printing ---------------------------
+
+constexpr std::string_view kAbout =
+    "Patients wait on a weft::Condition until the doctor calls them in with notify_all().\n";
+
+double time_scale = 0.5;  // default: the original's 2 s in 1 s
+
+// Python's time.sleep(), scaled by --time-scale.
+void nap(std::chrono::duration<double> d) { std::this_thread::sleep_for(d * time_scale); }
+
+weft::Lock print_lock;                // lines never interleave
+std::vector<std::string> transcript;  // what was printed, in order (guarded by print_lock)
+
+void say(const std::string& line) {
+  std::scoped_lock guard(print_lock);
+  std::cout << line << std::endl;
+  transcript.push_back(line);
+}
+
+// Sets time_scale from `text`, a finite number >= 0; false if it is not one.
+bool parse_time_scale(std::string_view text) {
+  double scale = -1;
+  const char* const last = text.data() + text.size();
+  const auto [end, error] = std::from_chars(text.data(), last, scale);
+  if (error != std::errc() || end != last || !std::isfinite(scale) || scale < 0) return false;
+  time_scale = scale;
+  return true;
+}
+
+// Returns an exit status when the program should stop at once (--help, a bad argument).
+std::optional<int> parse_command_line(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::cout << "usage: " << argv[0] << " [--time-scale S]\n"
+                << kAbout << "  --time-scale S  multiply every sleep by S (default " << time_scale
+                << "; 1 = the original's timing)\n";
+      return 0;
+    }
+    if (arg == "--time-scale" && i + 1 < argc && parse_time_scale(argv[++i])) continue;
+    std::cerr << argv[0] << ": bad arguments (see --help)\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
+// ---- the demo ---------------------------------------------------------------------------
+
+weft::Condition condition;  // owns an RLock, as threading.Condition() does
+// Guarded by condition:
+bool doctor_ready = false;
+int patients_waiting = 0;
+std::vector<std::string> seen;  // patients who saw the doctor
+
+void patient(const std::string& name) {
+  std::unique_lock lock(condition);  // Python: with condition:
+  say(name + ": Waiting for the doctor...");
+  ++patients_waiting;
+  condition.notify_all();  // for main, which seats the patients one by one
+  // The original's bare wait() would sleep forever had the doctor called before this
+  // patient arrived; waiting for the state itself cannot miss the call.
+  condition.wait_for([] { return doctor_ready; });
+  say(name + ": Seeing the doctor.");
+  seen.push_back(name);
+}
+
+void doctor() {
+  say("Doctor: Checking the schedule...");
+  nap(2s);  // busy, but without holding the lock: nobody waits for it meanwhile
+  std::unique_lock lock(condition);
+  say("Doctor: Ready, calling the patients.");
+  doctor_ready = true;
+  condition.notify_all();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (auto exit_status = parse_command_line(argc, argv)) return *exit_status;
+
+  const std::vector<std::string> names = {"John", "Mary"};
+  std::vector<std::jthread> patients;
+  for (const std::string& name : names) {
+    patients.emplace_back(patient, name);
+    // Seat each patient before the next one comes in, so that they speak in a fixed order.
+    std::unique_lock lock(condition);
+    condition.wait_for([&] { return patients_waiting == static_cast<int>(patients.size()); });
+  }
+  std::jthread doctor_thread(doctor);
+
+  doctor_thread.join();
+  for (std::jthread& p : patients) p.join();
+
+  // The arrivals and the doctor's lines come in a fixed order; after them, each patient sees
+  // the doctor exactly once, in whichever order notify_all() let them take the lock.
+  std::vector<std::string> expected = {
+      "John: Waiting for the doctor...",
+      "Mary: Waiting for the doctor...",
+      "Doctor: Checking the schedule...",
+      "Doctor: Ready, calling the patients.",
+  };
+  for (const std::string& name : seen) expected.push_back(name + ": Seeing the doctor.");
+  if (!std::is_permutation(seen.begin(), seen.end(), names.begin(), names.end()) ||
+      transcript != expected) {
+    std::cerr << "doctor_appointments: FAILED: unexpected lines or patients left unseen\n";
+    return 1;
+  }
+  return 0;
+}
