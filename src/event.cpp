@@ -16,7 +16,7 @@ bool Event::register_waiter(WaitNode& node) noexcept {
   for (;;) {
     if (s & kSet) {
       // acquire: pairs with set()'s release, as the fast path's is_set() would.
-      std::atomic_thread_fence(std::memory_order_acquire);
+      detail::atomic_fence(std::memory_order_acquire);
       return false;
     }
     // The flag and the waiter bit share one word, so this CAS and set()'s CAS are totally

@@ -1,6 +1,9 @@
 // The kernel sleep: Linux futex, or a portable mutex/condition-variable table.
 #include "weft/detail/futex.hpp"
 
+// Under the deterministic scheduler the test harness provides the futex functions.
+#if !defined(WEFT_DETERMINISTIC_SCHEDULER)
+
 #include <cerrno>
 
 #if defined(__linux__) && !defined(WEFT_PORTABLE_FUTEX)
@@ -20,16 +23,16 @@ namespace weft::detail {
 #if defined(__linux__) && !defined(WEFT_PORTABLE_FUTEX)
 
 namespace {
-// std::atomic<uint32_t> is layout-compatible with uint32_t on every ABI weft targets.
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+// Atomic<uint32_t> is layout-compatible with uint32_t on every ABI weft targets.
+static_assert(sizeof(Atomic<std::uint32_t>) == sizeof(std::uint32_t));
+static_assert(Atomic<std::uint32_t>::is_always_lock_free);
 
-std::uint32_t* address_of(const std::atomic<std::uint32_t>& word) noexcept {
-  return reinterpret_cast<std::uint32_t*>(const_cast<std::atomic<std::uint32_t>*>(&word));
+std::uint32_t* address_of(const Atomic<std::uint32_t>& word) noexcept {
+  return reinterpret_cast<std::uint32_t*>(const_cast<Atomic<std::uint32_t>*>(&word));
 }
 }  // namespace
 
-bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
                 Deadline deadline) noexcept {
   timespec ts{};
   timespec* timeout = nullptr;
@@ -48,11 +51,11 @@ bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
   return true;  // woken, EAGAIN (value differed), EINTR: the caller re-checks
 }
 
-void futex_wake_one(const std::atomic<std::uint32_t>& word) noexcept {
+void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept {
   ::syscall(SYS_futex, address_of(word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, nullptr, nullptr, 0);
 }
 
-void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept {
+void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept {
   ::syscall(SYS_futex, address_of(word), FUTEX_WAKE | FUTEX_PRIVATE_FLAG, INT32_MAX, nullptr,
             nullptr, 0);
 }
@@ -73,7 +76,7 @@ Bucket& bucket_for(const void* address) noexcept {
 }
 }  // namespace
 
-bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
                 Deadline deadline) noexcept {
   Bucket& b = bucket_for(&word);
   std::unique_lock<std::mutex> lock(b.mutex);
@@ -88,12 +91,12 @@ bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
   return b.cv.wait_until(lock, tp) == std::cv_status::no_timeout || !deadline.expired();
 }
 
-void futex_wake_one(const std::atomic<std::uint32_t>& word) noexcept {
+void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept {
   // Several words share a bucket, so "one" must be "all" to wake the right thread.
   futex_wake_all(word);
 }
 
-void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept {
+void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept {
   Bucket& b = bucket_for(&word);
   { std::lock_guard<std::mutex> lock(b.mutex); }
   b.cv.notify_all();
@@ -102,3 +105,5 @@ void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept {
 #endif
 
 }  // namespace weft::detail
+
+#endif  // !WEFT_DETERMINISTIC_SCHEDULER

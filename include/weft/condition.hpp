@@ -127,7 +127,7 @@ class Condition {
   // Set while waiters_ may be non-empty; read by notify() without list_lock_. Waiters are
   // added only by threads holding the user lock, and notify() holds it too, so a waiter added
   // before notify() is visible to it (ordered by the user lock); see notify().
-  std::atomic<bool> has_waiters_{false};
+  detail::Atomic<bool> has_waiters_{false};
   detail::WordLock list_lock_;  // protects waiters_ and has_waiters_ transitions
   detail::WaitList waiters_;    // FIFO: notify wakes from the front
 };

@@ -111,7 +111,7 @@ class Event {
   bool register_waiter(detail::WaitNode& node) noexcept;
   void unregister_waiter(detail::WaitNode& node) noexcept;
 
-  std::atomic<std::uint32_t> state_{0};
+  detail::Atomic<std::uint32_t> state_{0};
   detail::WordLock list_lock_;  // protects waiters_ and the kWaiters bit's transitions
   detail::WaitList waiters_;    // threads in wait(), oldest first
 };

@@ -117,7 +117,7 @@ class Lock {
   bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
   void release_slow();
 
-  std::atomic<std::uint32_t> state_{0};
+  detail::Atomic<std::uint32_t> state_{0};
   detail::WordLock list_lock_;  // protects waiters_ and kWaiters transitions
   detail::WaitList waiters_;    // threads blocked in acquire, oldest first
 };
@@ -201,7 +201,7 @@ class RLock {
   void restore(std::size_t depth);
 
   Lock lock_;
-  std::atomic<const void*> owner_{nullptr};
+  detail::Atomic<const void*> owner_{nullptr};
   std::size_t count_ = 0;  // written only by the owner, under lock_
 };
 

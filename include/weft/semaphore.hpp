@@ -104,7 +104,7 @@ class Semaphore {
   bool register_waiter(detail::WaitNode& node) noexcept;
   void unregister_waiter(detail::WaitNode& node) noexcept;
 
-  std::atomic<std::uint64_t> state_;
+  detail::Atomic<std::uint64_t> state_;
   std::uint64_t bound_;  // the most permits release() may create
   bool bounded_;
   detail::WordLock list_lock_;  // protects waiters_ and kWaiters transitions

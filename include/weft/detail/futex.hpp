@@ -16,15 +16,16 @@
 #include <atomic>
 #include <cstdint>
 
+#include "weft/detail/atomic.hpp"
 #include "weft/detail/deadline.hpp"
 
 namespace weft::detail {
 
 // Returns false if the deadline passed, true otherwise (woken, value changed, or spurious).
-bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
                 Deadline deadline) noexcept;
-void futex_wake_one(const std::atomic<std::uint32_t>& word) noexcept;
-void futex_wake_all(const std::atomic<std::uint32_t>& word) noexcept;
+void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept;
+void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept;
 
 // CPU hint inside bounded spin loops.
 inline void cpu_relax() noexcept {

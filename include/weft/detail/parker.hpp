@@ -102,7 +102,7 @@ class Parker {
   bool abort(std::uint32_t token) noexcept;
   std::uint32_t wait_notified(Deadline deadline) noexcept;
 
-  std::atomic<std::uint32_t> word_{0};
+  Atomic<std::uint32_t> word_{0};
 };
 
 // One registration of a Parker in one source. Lives on the waiting thread's stack; linked
@@ -222,7 +222,7 @@ class WordLock {
 
  private:
   void lock_slow() noexcept;
-  std::atomic<std::uint32_t> state_{0};
+  Atomic<std::uint32_t> state_{0};
 };
 
 // RAII guard for WordLock (std::lock_guard works too; this one is noexcept-clean).

@@ -212,7 +212,7 @@ class QueueCore {
   WaitQueue not_empty_;  // getters; notified by every push and by shutdown
   WaitQueue not_full_;   // putters; notified by every pop of a bounded queue and by shutdown
   WaitQueue all_done_;   // joiners; notified when the last unfinished task is done
-  std::atomic<std::uint64_t> done_{0};  // task_done() calls, plus items shutdown(true) removed
+  Atomic<std::uint64_t> done_{0};  // task_done() calls, plus items shutdown(true) removed
 };
 
 }  // namespace weft::detail

@@ -198,7 +198,7 @@ class Ring {
 
  private:
   struct Slot {
-    std::atomic<std::uint64_t> stamp;
+    Atomic<std::uint64_t> stamp;
     alignas(T) unsigned char storage[sizeof(T)];
     T* item() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
   };
@@ -217,9 +217,9 @@ class Ring {
   const std::uint64_t mark_;      // the closed bit in tail_; also one past the largest index
   const std::uint64_t lap_unit_;  // one lap
   std::unique_ptr<Slot[]> slots_;
-  alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
-  alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
-  char pad_[kCacheLine - sizeof(std::atomic<std::uint64_t>)] = {};
+  alignas(kCacheLine) Atomic<std::uint64_t> head_{0};
+  alignas(kCacheLine) Atomic<std::uint64_t> tail_{0};
+  char pad_[kCacheLine - sizeof(Atomic<std::uint64_t>)] = {};
 };
 
 }  // namespace weft::detail

@@ -64,7 +64,7 @@ class WaitQueue {
 
   // true iff list_ may be non-empty; set with seq_cst (handshake), cleared under lock_ (a
   // stale true only costs a notifier taking lock_).
-  std::atomic<bool> waiting_{false};
+  Atomic<bool> waiting_{false};
   WordLock lock_;  // protects list_
   WaitList list_;
 };
