@@ -2,9 +2,6 @@
 // A port of the Python queue.Queue(maxsize=5) producer/consumer example. Unlike the original,
 // whose consumer loops forever, this one ends: the producer shuts the queue down after its
 // last item, and the consumer's consume() loop ends once it has taken that item.
-#include <weft/lock.hpp>
-#include <weft/queue.hpp>
-
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -15,6 +12,9 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <weft/lock.hpp>
+#include <weft/queue.hpp>
 
 using namespace std::chrono_literals;
 
@@ -28,7 +28,9 @@ constexpr std::string_view kAbout =
 double time_scale = 0.3;  // default: the original's 5 s in 1.5 s
 
 // Python's time.sleep(), scaled by --time-scale.
-void nap(std::chrono::duration<double> d) { std::this_thread::sleep_for(d * time_scale); }
+void nap(std::chrono::duration<double> d) {
+  std::this_thread::sleep_for(d * time_scale);
+}
 
 weft::Lock print_lock;  // lines never interleave
 

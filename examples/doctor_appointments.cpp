@@ -2,9 +2,6 @@
 // A port of the Python threading.Condition "doctor's appointments" example: patients John
 // and Mary wait in the waiting room; the doctor checks the schedule, then calls them in with
 // notify_all().
-#include <weft/condition.hpp>
-#include <weft/lock.hpp>
-
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -16,6 +13,9 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <weft/condition.hpp>
+#include <weft/lock.hpp>
 
 using namespace std::chrono_literals;
 
@@ -29,7 +29,9 @@ constexpr std::string_view kAbout =
 double time_scale = 0.5;  // default: the original's 2 s in 1 s
 
 // Python's time.sleep(), scaled by --time-scale.
-void nap(std::chrono::duration<double> d) { std::this_thread::sleep_for(d * time_scale); }
+void nap(std::chrono::duration<double> d) {
+  std::this_thread::sleep_for(d * time_scale);
+}
 
 weft::Lock print_lock;                // lines never interleave
 std::vector<std::string> transcript;  // what was printed, in order (guarded by print_lock)

@@ -1,9 +1,6 @@
 // event_signal: one thread tells another "go" with weft::Event.
 // A port of the classic Python threading.Event example: the producer does some work, then
 // sets the event; the consumer, blocked in event.wait(), starts as soon as it is set.
-#include <weft/event.hpp>
-#include <weft/lock.hpp>
-
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -14,6 +11,9 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <weft/event.hpp>
+#include <weft/lock.hpp>
 
 using namespace std::chrono_literals;
 
@@ -26,7 +26,9 @@ constexpr std::string_view kAbout =
 double time_scale = 0.5;  // default: the original's 2 s of work in 1 s
 
 // Python's time.sleep(), scaled by --time-scale.
-void nap(std::chrono::duration<double> d) { std::this_thread::sleep_for(d * time_scale); }
+void nap(std::chrono::duration<double> d) {
+  std::this_thread::sleep_for(d * time_scale);
+}
 
 weft::Lock print_lock;                // lines never interleave
 std::vector<std::string> transcript;  // what was printed, in order (guarded by print_lock)

@@ -2,9 +2,6 @@
 // A port of the Python queue.Queue worker-pool example (workers loop on get(), call
 // task_done(), and the main thread join()s the queue); where the original stops its workers
 // with one None sentinel each, this one shuts the queue down.
-#include <weft/lock.hpp>
-#include <weft/queue.hpp>
-
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -18,6 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include <weft/lock.hpp>
+#include <weft/queue.hpp>
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -30,7 +30,9 @@ constexpr std::string_view kAbout =
 double time_scale = 1;  // the original's timing: about 1.3 s
 
 // Python's time.sleep(), scaled by --time-scale.
-void nap(std::chrono::duration<double> d) { std::this_thread::sleep_for(d * time_scale); }
+void nap(std::chrono::duration<double> d) {
+  std::this_thread::sleep_for(d * time_scale);
+}
 
 weft::Lock print_lock;  // lines never interleave
 
