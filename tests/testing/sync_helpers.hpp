@@ -158,7 +158,11 @@ inline ::testing::AssertionResult wait_blocked(const std::vector<pid_t>& tids,
     bool all_asleep = true;
     for (std::size_t i = 0; i < tids.size() && all_asleep; ++i) {
       first[i] = read_task_state(tids[i]);
-      all_asleep = first[i].exists && first[i].state == 'S';
+      if (!first[i].exists) {
+        // The thread has exited (its call returned): it will never block again.
+        return ::testing::AssertionFailure() << "thread " << tids[i] << " has exited";
+      }
+      all_asleep = first[i].state == 'S';
     }
     for (std::size_t i = 0; i < tids.size() && all_asleep; ++i) {
       const TaskState again = read_task_state(tids[i]);
