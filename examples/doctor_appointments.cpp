@@ -3,73 +3,27 @@
 // and Mary wait in the waiting room; the doctor checks the schedule, then calls them in with
 // notify_all().
 #include <algorithm>
-#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <iostream>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include <weft/condition.hpp>
-#include <weft/lock.hpp>
+
+#include "demo.hpp"
 
 using namespace std::chrono_literals;
-
-namespace {
-
-// ---- demo plumbing: --time-scale, --help, whole-line printing ---------------------------
+using demo::nap;
+using demo::say;
 
 constexpr std::string_view kAbout =
-    "Patients wait on a weft::Condition until the doctor calls them in with notify_all().\n";
+    "Patients wait on a weft::Condition until the doctor calls them in with notify_all().";
+constexpr double kDefaultTimeScale = 0.5;  // the original's 2 s in 1 s
 
-double time_scale = 0.5;  // default: the original's 2 s in 1 s
-
-// Python's time.sleep(), scaled by --time-scale.
-void nap(std::chrono::duration<double> d) {
-  std::this_thread::sleep_for(d * time_scale);
-}
-
-weft::Lock print_lock;                // lines never interleave
-std::vector<std::string> transcript;  // what was printed, in order (guarded by print_lock)
-
-void say(const std::string& line) {
-  std::scoped_lock guard(print_lock);
-  std::cout << line << std::endl;
-  transcript.push_back(line);
-}
-
-// Sets time_scale from `text`, a finite number >= 0; false if it is not one.
-bool parse_time_scale(std::string_view text) {
-  double scale = -1;
-  const char* const last = text.data() + text.size();
-  const auto [end, error] = std::from_chars(text.data(), last, scale);
-  if (error != std::errc() || end != last || !std::isfinite(scale) || scale < 0) return false;
-  time_scale = scale;
-  return true;
-}
-
-// Returns an exit status when the program should stop at once (--help, a bad argument).
-std::optional<int> parse_command_line(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: " << argv[0] << " [--time-scale S]\n"
-                << kAbout << "  --time-scale S  multiply every sleep by S (default " << time_scale
-                << "; 1 = the original's timing)\n";
-      return 0;
-    }
-    if (arg == "--time-scale" && i + 1 < argc && parse_time_scale(argv[++i])) continue;
-    std::cerr << argv[0] << ": bad arguments (see --help)\n";
-    return 2;
-  }
-  return std::nullopt;
-}
-
-// ---- the demo ---------------------------------------------------------------------------
+namespace {
 
 weft::Condition condition;  // owns an RLock, as threading.Condition() does
 // Guarded by condition:
@@ -101,7 +55,9 @@ void doctor() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (auto exit_status = parse_command_line(argc, argv)) return *exit_status;
+  if (auto exit_status = demo::parse_command_line(argc, argv, kAbout, kDefaultTimeScale)) {
+    return *exit_status;
+  }
 
   const std::vector<std::string> names = {"John", "Mary"};
   std::vector<std::jthread> patients;
@@ -126,7 +82,7 @@ int main(int argc, char** argv) {
   };
   for (const std::string& name : seen) expected.push_back(name + ": Seeing the doctor.");
   if (!std::is_permutation(seen.begin(), seen.end(), names.begin(), names.end()) ||
-      transcript != expected) {
+      demo::printed_lines() != expected) {
     std::cerr << "doctor_appointments: FAILED: unexpected lines or patients left unseen\n";
     return 1;
   }

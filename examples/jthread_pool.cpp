@@ -3,12 +3,9 @@
 // main thread join()ing the queue) recast for C++20 cancellation: each worker loops on
 // jobs.try_get(stop_token), which a stop request wakes, so the pool stops at once.
 #include <atomic>
-#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <future>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string_view>
@@ -16,61 +13,19 @@
 #include <utility>
 #include <vector>
 
-#include <weft/lock.hpp>
 #include <weft/queue.hpp>
 
+#include "demo.hpp"
+
 using namespace std::chrono_literals;
-
-namespace {
-
-// ---- demo plumbing: --time-scale, --help, whole-line printing ---------------------------
+using demo::nap;
+using demo::say;
 
 constexpr std::string_view kAbout =
-    "A pool of std::jthread workers that a stop request ends, with the job queue still open.\n";
+    "A pool of std::jthread workers that a stop request ends, with the job queue still open.";
+constexpr double kDefaultTimeScale = 1;  // the original's timing: about 0.6 s
 
-double time_scale = 1;  // the original's timing: about 0.6 s
-
-// Python's time.sleep(), scaled by --time-scale.
-void nap(std::chrono::duration<double> d) {
-  std::this_thread::sleep_for(d * time_scale);
-}
-
-weft::Lock print_lock;  // lines never interleave
-
-template <class... Args>
-void say(const Args&... args) {
-  std::scoped_lock guard(print_lock);
-  (std::cout << ... << args) << std::endl;
-}
-
-// Sets time_scale from `text`, a finite number >= 0; false if it is not one.
-bool parse_time_scale(std::string_view text) {
-  double scale = -1;
-  const char* const last = text.data() + text.size();
-  const auto [end, error] = std::from_chars(text.data(), last, scale);
-  if (error != std::errc() || end != last || !std::isfinite(scale) || scale < 0) return false;
-  time_scale = scale;
-  return true;
-}
-
-// Returns an exit status when the program should stop at once (--help, a bad argument).
-std::optional<int> parse_command_line(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: " << argv[0] << " [--time-scale S]\n"
-                << kAbout << "  --time-scale S  multiply every sleep by S (default " << time_scale
-                << "; 1 = the original's timing)\n";
-      return 0;
-    }
-    if (arg == "--time-scale" && i + 1 < argc && parse_time_scale(argv[++i])) continue;
-    std::cerr << argv[0] << ": bad arguments (see --help)\n";
-    return 2;
-  }
-  return std::nullopt;
-}
-
-// ---- the demo ---------------------------------------------------------------------------
+namespace {
 
 constexpr int kWorkers = 4;
 constexpr int kJobs = 12;
@@ -122,7 +77,9 @@ class ThreadPool {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (auto exit_status = parse_command_line(argc, argv)) return *exit_status;
+  if (auto exit_status = demo::parse_command_line(argc, argv, kAbout, kDefaultTimeScale)) {
+    return *exit_status;
+  }
 
   ThreadPool pool(kWorkers);
   std::vector<std::future<int>> results;

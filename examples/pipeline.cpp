@@ -5,13 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <cstddef>
 #include <functional>
 #include <iostream>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -21,51 +18,17 @@
 #include <weft/event.hpp>
 #include <weft/queue.hpp>
 
+#include "demo.hpp"
+
 using namespace std::chrono_literals;
-
-namespace {
-
-// ---- demo plumbing: --time-scale, --help ------------------------------------------------
-// Only the progress reporter prints while the stages run, so no print lock is needed.
+using demo::nap;
+using demo::say;
 
 constexpr std::string_view kAbout =
-    "500 records flow through read -> transform -> write stages joined by bounded queues.\n";
+    "500 records flow through read -> transform -> write stages joined by bounded queues.";
+constexpr double kDefaultTimeScale = 1;  // the original's timing: about 1.2 s
 
-double time_scale = 1;  // the original's timing: about 1.2 s
-
-// Python's time.sleep(), scaled by --time-scale.
-void nap(std::chrono::duration<double> d) {
-  std::this_thread::sleep_for(d * time_scale);
-}
-
-// Sets time_scale from `text`, a finite number >= 0; false if it is not one.
-bool parse_time_scale(std::string_view text) {
-  double scale = -1;
-  const char* const last = text.data() + text.size();
-  const auto [end, error] = std::from_chars(text.data(), last, scale);
-  if (error != std::errc() || end != last || !std::isfinite(scale) || scale < 0) return false;
-  time_scale = scale;
-  return true;
-}
-
-// Returns an exit status when the program should stop at once (--help, a bad argument).
-std::optional<int> parse_command_line(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: " << argv[0] << " [--time-scale S]\n"
-                << kAbout << "  --time-scale S  multiply every sleep by S (default " << time_scale
-                << "; 1 = the original's timing)\n";
-      return 0;
-    }
-    if (arg == "--time-scale" && i + 1 < argc && parse_time_scale(argv[++i])) continue;
-    std::cerr << argv[0] << ": bad arguments (see --help)\n";
-    return 2;
-  }
-  return std::nullopt;
-}
-
-// ---- the demo ---------------------------------------------------------------------------
+namespace {
 
 constexpr int kRecords = 500;
 constexpr std::ptrdiff_t kQueueSize = 16;
@@ -114,7 +77,8 @@ void write_stage(weft::Queue<Record>& in, std::vector<Record>& written, Progress
 }
 
 // On a terminal, one line redrawn in place ten times a second; otherwise (a log, a test) a
-// plain line now and then. Either way a last line with the final counts.
+// plain line now and then. Either way a last line with the final counts. Straight to stderr,
+// without say(): while the stages run, no other thread prints.
 void report_progress(const Progress& progress, weft::Event& finished) {
   const bool live = isatty(STDERR_FILENO) != 0;
   const auto show = [&](bool last) {
@@ -129,7 +93,9 @@ void report_progress(const Progress& progress, weft::Event& finished) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (auto exit_status = parse_command_line(argc, argv)) return *exit_status;
+  if (auto exit_status = demo::parse_command_line(argc, argv, kAbout, kDefaultTimeScale)) {
+    return *exit_status;
+  }
 
   weft::Queue<Record> read_to_transform(kQueueSize);
   weft::Queue<Record> transform_to_write(kQueueSize);
@@ -158,6 +124,6 @@ int main(int argc, char** argv) {
               << " once each, in order\n";
     return 1;
   }
-  std::cout << "pipeline: all " << kRecords << " records went through, once each, in order\n";
+  say("All ", kRecords, " records went through, once each, in order");
   return 0;
 }
