@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# tests/dsched/mutants.sh: does the explorer find real bugs? Seeds one known bug at a time
+# into a copy of weft's include/ and src/, builds the explorer against the copy, and expects
+# the named scenarios to report a failure (exit status 1, a FAILURE line with a seed).
+#
+#   tests/dsched/mutants.sh [NAME...]        (default: every mutant; about 40 s each)
+#
+# Each mutant is: name | file | perl substitution (must change the file) | scenarios.
+# Exit status 0 iff every mutant was caught.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=${WEFT_MUTANTS_DIR:-${TMPDIR:-/tmp}/weft_dsched_mutants}
+jobs=${JOBS:-2}
+
+mutants=(
+  # A sleeping owner is never woken by the claimer: a lost wake-up.
+  "wake_no_futex|include/weft/detail/parker.hpp|s/if \(v & kSleeping\) futex_wake_one\(word_\);\n  \}/(void)v;\n  }/|event_13502,lock_mutex"
+  # CPython 13502 regression: a claimed waiter re-reads the flag instead of trusting the claim.
+  "event_13502|src/event.cpp|s/if \(outcome == detail::kWoken\) return true;/if (outcome == detail::kWoken) return is_set();/|event_13502"
+  # set() ignores linked waiters on its fast path.
+  "event_set_fast|include/weft/event.hpp|s/while \(\(s & kWaiters\) == 0\) \{/while (true) {/|event_13502,event_timed"
+  # release() never wakes the front waiter.
+  "lock_no_wake|src/lock.cpp|s/if \(\(s & kWaiters\) == 0\) return;/return;/|lock_mutex"
+  # A claim that overrides a decided park (claims a thread that timed out or was cancelled).
+  "claim_decided|include/weft/detail/parker.hpp|s/while \(\(v >> 2\) == 0\) \{\n      if \(word_.compare_exchange_weak\(v, \(token/for (;;) {\n      if (word_.compare_exchange_weak(v, (token/|condition_notify,event_13502"
+  # notify(n) wakes one waiter too few.
+  "notify_short|src/condition.cpp|s/for \(; n > 0; --n\) \{/for (; n > 1; --n) {/|condition_notify"
+  # WordLock::unlock forgets the sleeper.
+  "wordlock_no_wake|include/weft/detail/parker.hpp|s/if \(state_.exchange\(0, std::memory_order_release\) == 2\) futex_wake_one\(state_\);/(void)state_.exchange(0, std::memory_order_release);/|queue_mpmc,select_two_queues,lock_mutex"
+  # A getter parks without the handshake re-check: misses a push.
+  "queue_no_recheck|include/weft/detail/queue_core.hpp|s/if \(!storage_.empty_and_open\(\)\) \{  \/\/ handshake re-check: an item/if (false) {  \/\/ handshake re-check: an item/|queue_mpmc"
+  # release(n) wakes one waiter.
+  "sem_wake_one|src/semaphore.cpp|s/if \(s & kWaiters\) wake\(n\);/if (s & kWaiters) wake(1);/|semaphore_release_n"
+  # A stop request does not abort the park.
+  "stop_ignored|src/parker.cpp|s/void operator\(\)\(\) const noexcept \{ self->cancel\(\); \}/void operator()() const noexcept {}/|cancel_wakes"
+  # A timed-out waiter leaves its node linked.
+  "timeout_leaves_node|src/event.cpp|s/if \(!node.linked\) return;  \/\/ already taken off by set_slow\(\)/return;/|event_timed,event_cancel"
+  # Lost decision: the owner returns on a claim before the waker's NOTIFIED (I2 broken).
+  "no_wait_notified|src/parker.cpp|s/const Deadline d = \(v >> 2\) == 0 \? deadline : Deadline::never\(\);/if ((v >> 2) != 0) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
+)
+
+selected=("$@")
+caught=0
+missed=()
+for m in "${mutants[@]}"; do
+  IFS='|' read -r name file subst scen <<<"$m"
+  if ((${#selected[@]})) && [[ ! " ${selected[*]} " == *" $name "* ]]; then continue; fi
+  dir="$work/$name"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp -r "$root/include" "$root/src" "$dir/"
+  perl -0pi -e "$subst" "$dir/$file"
+  if cmp -s "$root/$file" "$dir/$file"; then
+    echo "mutant $name: substitution did not apply to $file (weft changed?)"
+    missed+=("$name(stale)")
+    continue
+  fi
+  cmake -S "$root/tests/dsched" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DWEFT_DSCHED_WEFT_ROOT="$dir" >"$dir/configure.log" 2>&1
+  if ! cmake --build "$dir/build" -j"$jobs" >"$dir/build.log" 2>&1; then
+    echo "mutant $name: does not build (see $dir/build.log)"
+    missed+=("$name(build)")
+    continue
+  fi
+  set +e
+  "$dir/build/weft_dsched" --scenario="$scen" >"$dir/run.log" 2>&1
+  rc=$?
+  set -e
+  if [[ $rc -eq 1 ]] && grep -q '^FAILURE' "$dir/run.log"; then
+    caught=$((caught + 1))
+    first=$(grep -m1 -A1 '^FAILURE' "$dir/run.log" | tr -s ' ' | tr '\n' ' ')
+    echo "mutant $name: CAUGHT: ${first:0:220}"
+    grep -m1 'replay:' "$dir/run.log" | sed 's/^ */    /'
+  else
+    echo "mutant $name: MISSED (exit $rc, see $dir/run.log)"
+    missed+=("$name")
+  fi
+done
+echo "mutants: $caught caught, ${#missed[@]} missed ${missed[*]:-}"
+[[ ${#missed[@]} -eq 0 ]]

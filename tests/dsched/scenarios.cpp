@@ -1,0 +1,743 @@
+// tests/dsched/scenarios.cpp: what the explorer runs. Each scenario is a few threads doing
+// a few operations on weft primitives, with assertions inside the threads (dsched::check)
+// and on the final state (check()). A lost wake-up shows up as a deadlock (an untimed wait
+// that nobody ends), which the scheduler reports by itself.
+//
+// Post-conditions look at private state (the waiter lists, the waiter bits, the Parker word)
+// through explicit-instantiation member pointers ("Rob" below), which C++ allows without
+// touching the headers.
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "scheduler.hpp"
+#include "weft/condition.hpp"
+#include "weft/event.hpp"
+#include "weft/lock.hpp"
+#include "weft/queue.hpp"
+#include "weft/select.hpp"
+#include "weft/semaphore.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using weft::detail::Atomic;
+using weft::detail::Parker;
+using weft::detail::WaitList;
+
+// ---- white-box access ---------------------------------------------------------------------
+// An explicit instantiation may name private members; the friend function defined inside it
+// hands the member pointer out.
+template <class Tag, typename Tag::type M>
+struct Rob {
+  friend typename Tag::type get(Tag) { return M; }
+};
+#define WEFT_DSCHED_ROB(NAME, CLASS, TYPE, MEMBER)  \
+  struct NAME {                                     \
+    using type = TYPE CLASS::*;                     \
+    friend type get(NAME);                          \
+  };                                                \
+  template struct Rob<NAME, &CLASS::MEMBER>
+
+WEFT_DSCHED_ROB(EventState, weft::Event, Atomic<std::uint32_t>, state_);
+WEFT_DSCHED_ROB(EventWaiters, weft::Event, WaitList, waiters_);
+WEFT_DSCHED_ROB(LockState, weft::Lock, Atomic<std::uint32_t>, state_);
+WEFT_DSCHED_ROB(LockWaiters, weft::Lock, WaitList, waiters_);
+WEFT_DSCHED_ROB(CondHasWaiters, weft::Condition, Atomic<bool>, has_waiters_);
+WEFT_DSCHED_ROB(CondWaiters, weft::Condition, WaitList, waiters_);
+WEFT_DSCHED_ROB(SemState, weft::Semaphore, Atomic<std::uint64_t>, state_);
+WEFT_DSCHED_ROB(SemWaiters, weft::Semaphore, WaitList, waiters_);
+WEFT_DSCHED_ROB(ParkerWord, Parker, Atomic<std::uint32_t>, word_);
+WEFT_DSCHED_ROB(WaitQueueList, weft::detail::WaitQueue, WaitList, list_);
+WEFT_DSCHED_ROB(WaitQueueFlag, weft::detail::WaitQueue, Atomic<bool>, waiting_);
+
+int length(const WaitList& l) {
+  int n = 0;
+  for (auto* w = l.front(); w != nullptr; w = w->next) ++n;
+  return n;
+}
+
+// The token that decided a Parker's last park (kWoken, kTimedOut, kCancelled, select...).
+std::uint32_t decision(Parker* p) { return (p->*get(ParkerWord{})).peek() >> 2; }
+bool notified(Parker* p) { return ((p->*get(ParkerWord{})).peek() & 1u) != 0; }
+
+// The calling thread's Parker, with its word reset: the pool may hand out a Parker whose
+// word still holds the decision of a park in an earlier run.
+Parker* fresh_parker() {
+  Parker* p = &Parker::current();
+  p->prepare();
+  return p;
+}
+bool parked(Parker* p) { return (p->*get(ParkerWord{})).peek() != 0; }
+
+bool linked(const WaitList& l, Parker* p) {
+  for (auto* w = l.front(); w != nullptr; w = w->next) {
+    if (w->parker == p) return true;
+  }
+  return false;
+}
+
+std::string str(std::int64_t v) { return std::to_string(v); }
+
+// Virtual-time stamp at which a timed call may legitimately have given up.
+struct Timed {
+  std::int64_t start = 0;
+  std::int64_t ns = 0;
+  void begin(std::chrono::nanoseconds d) {
+    start = dsched::now_ns();
+    ns = d.count();
+  }
+  // A timed call returned false/nothing: its deadline must have passed.
+  void check_expired(const std::string& who) const {
+    dsched::check(dsched::now_ns() >= start + ns,
+                  who + " gave up before its deadline (now +" + str(dsched::now_ns() - start) +
+                      "ns, timeout " + str(ns) + "ns)");
+  }
+};
+
+void check_event_quiet(weft::Event& ev) {
+  const int n = length(ev.*get(EventWaiters{}));
+  const std::uint32_t s = (ev.*get(EventState{})).peek();
+  dsched::check(n == 0, "Event: " + str(n) + " node(s) still linked after every thread left");
+  dsched::check((s & 2u) == 0, "Event: kWaiters set with no waiter linked");
+}
+void check_lock_quiet(weft::Lock& l) {
+  const int n = length(l.*get(LockWaiters{}));
+  const std::uint32_t s = (l.*get(LockState{})).peek();
+  dsched::check(n == 0, "Lock: " + str(n) + " node(s) still linked");
+  dsched::check(s == 0, "Lock: final state " + str(s) + " (expected 0: unlocked, no waiters)");
+}
+void check_sem_quiet(weft::Semaphore& sem, std::uint64_t permits) {
+  const int n = length(sem.*get(SemWaiters{}));
+  const std::uint64_t s = (sem.*get(SemState{})).peek();
+  dsched::check(n == 0, "Semaphore: " + str(n) + " node(s) still linked");
+  dsched::check(s == permits << 1, "Semaphore: final state " + str(static_cast<std::int64_t>(s)) +
+                                       ", expected " + str(static_cast<std::int64_t>(permits << 1)));
+}
+void check_waitqueue_quiet(weft::detail::WaitQueue& q, const std::string& name) {
+  const int n = length(q.*get(WaitQueueList{}));
+  dsched::check(n == 0, name + ": " + str(n) + " node(s) still linked");
+  dsched::check(!(q.*get(WaitQueueFlag{})).peek(), name + ": waiting flag set with nobody linked");
+}
+
+// ---- Event ----------------------------------------------------------------------------------
+
+// CPython issue 13502: threads waiting when set() is called return true even if clear()
+// follows at once. T2 sets and clears only once both waiters are linked; T1's wait is timed,
+// so it may also time out first, and then its result must agree with its Parker's decision.
+class Event13502 : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i < 2) {
+      parker[i] = fresh_parker();
+      if (i == 0) {
+        r[0] = ev.wait();
+      } else {
+        t1.begin(5ms);
+        r[1] = ev.wait(5ms);
+        if (!r[1]) t1.check_expired("T1 wait(5ms)");
+      }
+      return;
+    }
+    dsched::await([this] {
+      const WaitList& l = ev.*get(EventWaiters{});
+      return linked(l, parker[0]) && (linked(l, parker[1]) || dsched::thread_finished(1));
+    });
+    ev.set();
+    ev.clear();
+  }
+  void check() override {
+    dsched::check(r[0], "T0 (waiting at set()) returned false");
+    dsched::check(notified(parker[0]), "T0's park ended without NOTIFIED");
+    if (parked(parker[1])) {  // else its deadline had passed before it parked
+      const std::uint32_t d = decision(parker[1]);
+      dsched::check(notified(parker[1]), "T1's park ended without NOTIFIED");
+      dsched::check(d == weft::detail::kWoken || d == weft::detail::kTimedOut,
+                    "T1's park decided by token " + str(d));
+      dsched::check(r[1] == (d == weft::detail::kWoken),
+                    "T1 returned " + std::string(r[1] ? "true" : "false") +
+                        " but its park was decided by token " + str(d));
+    } else {
+      dsched::check(!r[1], "T1 returned true without parking");
+    }
+    dsched::check(!ev.is_set(), "event still set after clear()");
+    check_event_quiet(ev);
+  }
+
+ private:
+  weft::Event ev;
+  bool r[2] = {false, false};
+  Parker* parker[2] = {nullptr, nullptr};
+  Timed t1;
+};
+
+// Set, clear and set again against two timed waiters: a waiter returns false only after its
+// deadline, true only once a set() has started.
+class EventTimed : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 2) {
+      set_started = true;
+      ev.set();
+      ev.clear();
+      ev.set();
+      return;
+    }
+    Timed t;
+    const auto d = i == 0 ? 2ms : 1ms;
+    t.begin(d);
+    const bool r = ev.wait(d);
+    if (r) {
+      dsched::check(set_started, "T" + str(i) + " returned true before any set()");
+    } else {
+      t.check_expired("T" + str(i) + " wait");
+    }
+  }
+  void check() override {
+    dsched::check(ev.is_set(), "event not set at the end");
+    check_event_quiet(ev);
+  }
+
+ private:
+  weft::Event ev;
+  bool set_started = false;
+};
+
+// wait(stop_token) racing set() and a stop request: the result agrees with the decision of
+// the park, and nothing stays linked.
+class EventCancel : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      parker = fresh_parker();
+      r = ev.wait(src.get_token());
+      if (r) dsched::check(set_started, "wait() true before any set()");
+      if (!r) dsched::check(stop_started, "wait() false without a stop request");
+    } else if (i == 1) {
+      set_started = true;
+      ev.set();
+    } else {
+      stop_started = true;
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    if (parked(parker)) {  // else a fast path answered without parking
+      const std::uint32_t d = decision(parker);
+      dsched::check(notified(parker), "park ended without NOTIFIED");
+      if (d == weft::detail::kCancelled) dsched::check(!r, "cancelled park but wait() true");
+      if (d == weft::detail::kWoken) dsched::check(r, "claimed park but wait() false");
+    }
+    check_event_quiet(ev);
+  }
+
+ private:
+  weft::Event ev;
+  std::stop_source src;
+  bool r = false;
+  bool set_started = false;
+  bool stop_started = false;
+  Parker* parker = nullptr;
+};
+
+// Only a stop request can end these waits: an Event nobody sets, an empty queue, a Lock
+// held until the others are done. A cancellation that fails to wake its waiter is a
+// deadlock; the stop callback runs on T3 and races each waiter's park.
+class CancelWakes : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    switch (i) {
+      case 0:
+        dsched::check(!ev.wait(src.get_token()), "wait(stop) returned true, nobody set");
+        break;
+      case 1:
+        try {
+          (void)q.get(src.get_token());
+          dsched::check(false, "get(stop) returned an item from an empty queue");
+        } catch (const weft::Cancelled&) {
+        }
+        break;
+      case 2:
+        dsched::check(!lock.acquire(src.get_token()), "acquire(stop) took a held lock");
+        break;
+      default:
+        dsched::request_stop(src);
+        break;
+    }
+  }
+  void check() override {
+    check_event_quiet(ev);
+    auto& core = weft::detail::SelectAccess::core(q);
+    check_waitqueue_quiet(core.not_empty(), "not_empty");
+    lock.release();
+    check_lock_quiet(lock);
+  }
+
+  CancelWakes() { lock.acquire(); }
+
+ private:
+  weft::Event ev;
+  weft::Queue<int> q{1};
+  weft::Lock lock;
+  std::stop_source src;
+};
+
+// ---- Lock -----------------------------------------------------------------------------------
+
+// Mutual exclusion with blocking and timed acquires; release() must wake a waiter (an
+// untimed acquire that is never woken is a deadlock).
+class LockMutex : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    for (int k = 0; k < 2; ++k) {
+      if (i == 2) {
+        Timed t;
+        t.begin(1ms);
+        if (!lock.acquire(1ms)) {
+          t.check_expired("T2 acquire(1ms)");
+          continue;
+        }
+      } else {
+        lock.acquire();
+      }
+      ++inside;
+      dsched::check(inside == 1, str(inside) + " threads inside the critical section");
+      dsched::yield();
+      --inside;
+      ++entries;
+      lock.release();
+    }
+  }
+  void check() override {
+    dsched::check(entries >= 4, "only " + str(entries) + " critical sections");
+    check_lock_quiet(lock);
+  }
+
+ private:
+  weft::Lock lock;
+  int inside = 0;
+  int entries = 0;
+};
+
+// acquire(stop_token) racing a release and a stop request.
+class LockCancel : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      lock.acquire();
+      enter();
+      lock.release();
+    } else if (i == 1) {
+      if (lock.acquire(src.get_token())) {
+        enter();
+        lock.release();
+      } else {
+        dsched::check(stop_started, "acquire(stop) false without a stop request");
+      }
+    } else {
+      stop_started = true;
+      dsched::request_stop(src);
+    }
+  }
+  void check() override { check_lock_quiet(lock); }
+
+ private:
+  void enter() {
+    ++inside;
+    dsched::check(inside == 1, str(inside) + " threads inside the critical section");
+    dsched::yield();
+    dsched::yield();
+    --inside;
+  }
+  weft::Lock lock;
+  std::stop_source src;
+  int inside = 0;
+  bool stop_started = false;
+};
+
+// ---- Condition ------------------------------------------------------------------------------
+
+// notify(2) wakes exactly two waiters, the oldest live ones; a waiter that timed out is
+// never counted. W1 waits with a timeout, W0 and W2 without.
+class ConditionNotify : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i < 3) {
+      cv.acquire();
+      order.push_back(i);
+      bool r;
+      if (i == 1) {
+        Timed t;
+        t.begin(3ms);
+        r = cv.wait(3ms);
+        if (!r) t.check_expired("W1 wait(3ms)");
+      } else {
+        r = cv.wait();
+      }
+      result[i] = r ? 1 : 0;
+      cv.release();
+      return;
+    }
+    // The notifier: once all three registered (they push to `order` under the lock and link
+    // their node before releasing it)...
+    dsched::await([this] { return order.size() == 3; });
+    cv.acquire();
+    cv.notify(2);
+    cv.release();
+    // ...and once everything woken has run to completion:
+    dsched::await([] { return dsched::quiescent(); });
+    cv.acquire();
+    std::vector<int> woken;
+    for (int w = 0; w < 3; ++w) {
+      if (result[w] == 1) woken.push_back(w);
+    }
+    dsched::check(woken.size() == 2, "notify(2) woke " + str(static_cast<int>(woken.size())) +
+                                         " waiter(s)");
+    // FIFO: the waiters that returned true are the oldest ones, skipping a waiter that timed
+    // out (which left before notify could claim it).
+    std::vector<int> live;
+    for (int w : order) {
+      if (result[w] != 0) live.push_back(w);  // true, or still waiting
+    }
+    dsched::check(live.size() >= 2 && result[live[0]] == 1 && result[live[1]] == 1,
+                  "notify(2) did not wake the two oldest live waiters");
+    cv.notify_all();
+    cv.release();
+  }
+  void check() override {
+    // (The Parker's decision is not checked here: reacquiring the lock may park again.)
+    dsched::check(result[0] == 1 && result[2] == 1, "an untimed waiter returned false");
+    const int n = length(cv.*get(CondWaiters{}));
+    dsched::check(n == 0, "Condition: " + str(n) + " node(s) still linked");
+    dsched::check(!(cv.*get(CondHasWaiters{})).peek(), "Condition: has_waiters_ left set");
+    check_lock_quiet(lock);
+  }
+
+ private:
+  weft::Lock lock;
+  weft::Condition cv{lock};
+  std::vector<int> order;
+  int result[3] = {-1, -1, -1};
+};
+
+// ---- Semaphore ------------------------------------------------------------------------------
+
+// Permits are conserved: at most one holder of a Semaphore(1); a timed acquire gives up only
+// after its deadline; the count is back to 1 at the end.
+class SemaphorePermits : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    for (int k = 0; k < 2; ++k) {
+      if (i == 2) {
+        Timed t;
+        t.begin(1ms);
+        if (!sem.acquire(1ms)) {
+          t.check_expired("T2 acquire(1ms)");
+          continue;
+        }
+      } else {
+        sem.acquire();
+      }
+      ++holders;
+      dsched::check(holders == 1, str(holders) + " holders of a Semaphore(1)");
+      dsched::yield();
+      --holders;
+      sem.release();
+    }
+  }
+  void check() override { check_sem_quiet(sem, 1); }
+
+ private:
+  weft::Semaphore sem{1};
+  int holders = 0;
+};
+
+// release(2) must let two blocked acquirers through (an acquire that is never woken is a
+// deadlock); a third, cancellable acquirer is cancelled or gets nothing extra.
+class SemaphoreReleaseN : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i < 2) {
+      sem.acquire();
+      ++got;
+    } else if (i == 2) {
+      if (sem.acquire(src.get_token())) {
+        ++got;
+        sem.release();  // give it back so the untimed acquirers still get theirs
+        ++given_back;
+      }
+    } else {
+      sem.release(2);
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(got == 2 + given_back, "permits taken " + str(got) + ", given back " +
+                                             str(given_back));
+    check_sem_quiet(sem, 0);
+  }
+
+ private:
+  weft::Semaphore sem{0};
+  std::stop_source src;
+  int got = 0;
+  int given_back = 0;
+};
+
+// ---- Queue ----------------------------------------------------------------------------------
+
+// Bounded ring (capacity 2), two producers, two consumers, shutdown by a fifth thread once
+// both producers are done: every item is delivered exactly once, in order per producer and
+// consumer, and nobody stays blocked.
+class QueueMpmc : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i < 2) {
+      for (int k = 0; k < kItems; ++k) {
+        const int item = 100 * (i + 1) + k;
+        if (i == 1) {
+          // Timed puts, retried: Full only after the deadline.
+          for (;;) {
+            Timed t;
+            t.begin(2ms);
+            try {
+              q.put(int(item), 2ms);
+              break;
+            } catch (const weft::Full&) {
+              t.check_expired("put(2ms)");
+            }
+          }
+        } else {
+          q.put(int(item));
+        }
+      }
+    } else if (i < 4) {
+      for (;;) {
+        try {
+          got[i - 2].push_back(q.get());
+        } catch (const weft::ShutDown&) {
+          break;
+        }
+      }
+    } else {
+      dsched::await([] { return dsched::thread_finished(0) && dsched::thread_finished(1); });
+      q.shutdown();
+    }
+  }
+  void check() override {
+    std::map<int, int> seen;
+    for (auto& g : got) {
+      int last[2] = {-1, -1};
+      for (int v : g) {
+        ++seen[v];
+        const int p = v / 100 - 1;
+        dsched::check(v > last[p], "producer " + str(p) + "'s items out of order");
+        last[p] = v;
+      }
+    }
+    for (int p = 0; p < 2; ++p) {
+      for (int k = 0; k < kItems; ++k) {
+        const int v = 100 * (p + 1) + k;
+        dsched::check(seen[v] == 1, "item " + str(v) + " delivered " + str(seen[v]) + " times");
+      }
+    }
+    dsched::check(static_cast<int>(seen.size()) == 2 * kItems, "unexpected items delivered");
+    dsched::check(q.qsize() == 0, "items left in the queue");
+    auto& core = weft::detail::SelectAccess::core(q);
+    check_waitqueue_quiet(core.not_empty(), "not_empty");
+    check_waitqueue_quiet(core.not_full(), "not_full");
+  }
+
+ private:
+  static constexpr int kItems = 3;
+  weft::Queue<int> q{2};
+  std::vector<int> got[2];
+};
+
+// get(stop_token) racing a put and a stop request: a cancelled get takes nothing, so every
+// item put is either got or still in the queue.
+class QueueCancel : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      for (int v = 1; v <= 2; ++v) {
+        try {
+          q.put(int(v), 3ms);
+          put.push_back(v);
+        } catch (const weft::Full&) {
+        }
+      }
+    } else if (i == 1) {
+      for (int k = 0; k < 2; ++k) {
+        try {
+          got.push_back(q.get(src.get_token()));
+        } catch (const weft::Cancelled&) {
+          dsched::check(stop_started, "Cancelled without a stop request");
+          break;
+        }
+      }
+    } else {
+      stop_started = true;
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    std::vector<int> all = got;
+    while (auto v = q.try_get()) all.push_back(*v);
+    std::sort(all.begin(), all.end());
+    dsched::check(all == put, "items put and items got/left differ");
+    auto& core = weft::detail::SelectAccess::core(q);
+    check_waitqueue_quiet(core.not_empty(), "not_empty");
+    check_waitqueue_quiet(core.not_full(), "not_full");
+  }
+
+ private:
+  weft::Queue<int> q{1};
+  std::stop_source src;
+  std::vector<int> put, got;
+  bool stop_started = false;
+};
+
+// select over two bounded queues: two selecting consumers, one producer per queue, shutdown
+// of both once the producers are done. Each item is taken exactly once, by one select
+// operation; a select is claimed by one source only. (biased: the unbiased choice draws from
+// a thread_local generator seeded by an address, which would make runs irreproducible.)
+class SelectTwoQueues : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i < 2) {
+      weft::Queue<int>& q = i == 0 ? a : b;
+      for (int k = 0; k < 2; ++k) q.put(10 * (i + 1) + k);
+    } else if (i < 4) {
+      bool a_open = true, b_open = true;
+      while (a_open || b_open) {
+        // A shut-down queue yields nullopt at once, so select only over the open ones.
+        if (a_open && b_open) {
+          auto r = weft::select(weft::biased, weft::get(a), weft::get(b));
+          auto& v = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+          if (v) {
+            got[i - 2].push_back(*v);
+          } else {
+            (r.index() == 0 ? a_open : b_open) = false;
+          }
+        } else {
+          weft::Queue<int>& q = a_open ? a : b;
+          try {
+            got[i - 2].push_back(q.get());
+          } catch (const weft::ShutDown&) {
+            (a_open ? a_open : b_open) = false;
+          }
+        }
+      }
+    } else {
+      dsched::await([] { return dsched::thread_finished(0) && dsched::thread_finished(1); });
+      a.shutdown();
+      b.shutdown();
+    }
+  }
+  void check() override {
+    std::map<int, int> seen;
+    for (auto& g : got) {
+      for (int v : g) ++seen[v];
+    }
+    for (int v : {10, 11, 20, 21}) {
+      dsched::check(seen[v] == 1, "item " + str(v) + " delivered " + str(seen[v]) + " times");
+    }
+    dsched::check(seen.size() == 4, "unexpected items delivered");
+    for (weft::Queue<int>* q : {&a, &b}) {
+      auto& core = weft::detail::SelectAccess::core(*q);
+      check_waitqueue_quiet(core.not_empty(), "not_empty");
+      check_waitqueue_quiet(core.not_full(), "not_full");
+    }
+  }
+
+ private:
+  weft::Queue<int> a{1}, b{1};
+  std::vector<int> got[2];
+};
+
+// select over a queue, an event and a semaphore, with a stop token: exactly one operation
+// takes effect per select, and a cancelled select takes nothing.
+class SelectMixedCancel : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      auto r = weft::select(weft::biased, src.get_token(), weft::get(q), weft::acquire(sem));
+      if (!r) {
+        dsched::check(stop_started, "select stopped without a stop request");
+        return;
+      }
+      if (r->index() == 0) {
+        dsched::check(std::get<0>(*r).has_value(), "get() fired with nothing (queue open)");
+        took_item = true;
+      } else {
+        took_permit = true;
+      }
+    } else if (i == 1) {
+      q.put(7);
+      sem.release();
+    } else {
+      stop_started = true;
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(!(took_item && took_permit), "two operations of one select took effect");
+    const bool item_left = q.try_get().has_value();
+    dsched::check(item_left != took_item, "the item was lost or duplicated");
+    dsched::check(static_cast<int>(sem.value()) == (took_permit ? 0 : 1),
+                  "the permit was lost or duplicated");
+    auto& core = weft::detail::SelectAccess::core(q);
+    check_waitqueue_quiet(core.not_empty(), "not_empty");
+    const int n = length(sem.*get(SemWaiters{}));
+    dsched::check(n == 0, "Semaphore: " + str(n) + " node(s) still linked");
+  }
+
+ private:
+  weft::Queue<int> q{1};
+  weft::Semaphore sem{0};
+  std::stop_source src;
+  bool took_item = false, took_permit = false, stop_started = false;
+};
+
+template <class T>
+dsched::Scenario make(std::string name, std::string what, int threads, int runs) {
+  return dsched::Scenario{std::move(name), std::move(what), threads,
+                          [] { return std::make_unique<T>(); }, runs};
+}
+
+const dsched::Register r1(make<Event13502>(
+    "event_13502", "set()+clear() with two waiters linked: both return true (CPython 13502)", 3,
+    3000));
+const dsched::Register r2(make<EventTimed>(
+    "event_timed", "set/clear/set against two timed waiters", 3, 3000));
+const dsched::Register r3(make<EventCancel>(
+    "event_cancel", "wait(stop_token) racing set() and request_stop()", 3, 3000));
+const dsched::Register r3b(make<CancelWakes>(
+    "cancel_wakes", "request_stop() alone ends an Event wait, a queue get and a Lock acquire",
+    4, 2000));
+const dsched::Register r4(make<LockMutex>(
+    "lock_mutex", "mutual exclusion, wake on release, timed acquires", 3, 2000));
+const dsched::Register r5(make<LockCancel>(
+    "lock_cancel", "acquire(stop_token) racing release() and request_stop()", 3, 3000));
+const dsched::Register r6(make<ConditionNotify>(
+    "condition_notify", "notify(2) wakes exactly the two oldest live waiters", 4, 2000));
+const dsched::Register r7(make<SemaphorePermits>(
+    "semaphore_permits", "Semaphore(1) conservation with timed acquires", 3, 2000));
+const dsched::Register r8(make<SemaphoreReleaseN>(
+    "semaphore_release_n", "release(2) wakes two blocked acquirers; a cancelled third", 4, 2000));
+const dsched::Register r9(make<QueueMpmc>(
+    "queue_mpmc", "ring(2), 2 producers, 2 consumers, shutdown: exactly-once delivery", 5,
+    1000));
+const dsched::Register r10(make<QueueCancel>(
+    "queue_cancel", "get(stop_token) racing put() and request_stop()", 3, 2000));
+const dsched::Register r11(make<SelectTwoQueues>(
+    "select_two_queues", "two selectors over two queues, shutdown: exactly-once", 5, 1000));
+const dsched::Register r12(make<SelectMixedCancel>(
+    "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
+
+}  // namespace
