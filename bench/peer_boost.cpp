@@ -1,0 +1,45 @@
+// Boost.Thread's sync_bounded_queue (bounded, a ring under a boost::mutex with two condition
+// variables) and sync_queue (unbounded, a deque under a mutex). BOOST_THREAD_VERSION=4 comes
+// from CMake.
+#include <boost/thread/concurrent_queues/sync_bounded_queue.hpp>
+#include <boost/thread/concurrent_queues/sync_queue.hpp>
+
+#include "queue_workloads.hpp"
+
+namespace {
+
+template <class Q>
+struct BoostAdapter {
+  using Queue = Q;
+  struct Producer {
+    explicit Producer(Queue& q) : q_(q) {}
+    void push(std::uint64_t v) { q_.push(v); }
+    Queue& q_;
+  };
+  struct Consumer {
+    explicit Consumer(Queue& q) : q_(q) {}
+    std::uint64_t pop() {
+      std::uint64_t v;
+      q_.pull(v);
+      return v;
+    }
+    Queue& q_;
+  };
+};
+
+struct BoostBounded : BoostAdapter<boost::concurrent::sync_bounded_queue<std::uint64_t>> {
+  static std::unique_ptr<Queue> make(std::size_t cap) { return std::make_unique<Queue>(cap); }
+};
+
+struct BoostUnbounded : BoostAdapter<boost::concurrent::sync_queue<std::uint64_t>> {
+  static std::unique_ptr<Queue> make(std::size_t) { return std::make_unique<Queue>(); }
+};
+
+const bool registered = [] {
+  bench::register_queue<BoostBounded>("boost", {.spsc = true, .mpmc = true, .pingpong = true,
+                                                .fanin1 = true});
+  bench::register_queue<BoostUnbounded>("boost", {.unbounded = true});
+  return true;
+}();
+
+}  // namespace

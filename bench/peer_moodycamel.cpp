@@ -1,0 +1,62 @@
+// moodycamel: BlockingConcurrentQueue (MPMC, unbounded: it allocates blocks as needed and
+// has no blocking put; used with producer and consumer tokens, as its author recommends)
+// and BlockingReaderWriterCircularBuffer (SPSC only, bounded, blocking on both sides).
+#include <concurrentqueue/blockingconcurrentqueue.h>
+#include <readerwriterqueue/readerwritercircularbuffer.h>
+
+#include "queue_workloads.hpp"
+
+namespace {
+
+struct McConcurrent {
+  using Queue = moodycamel::BlockingConcurrentQueue<std::uint64_t>;
+  static std::unique_ptr<Queue> make(std::size_t cap) {
+    return std::make_unique<Queue>(cap != 0 ? cap : 1024);
+  }
+  struct Producer {
+    explicit Producer(Queue& q) : q_(q), tok_(q) {}
+    void push(std::uint64_t v) {
+      if (!q_.enqueue(tok_, v)) bench::fail("moodycamel enqueue: allocation failed");
+    }
+    Queue& q_;
+    moodycamel::ProducerToken tok_;
+  };
+  struct Consumer {
+    explicit Consumer(Queue& q) : q_(q), tok_(q) {}
+    std::uint64_t pop() {
+      std::uint64_t v;
+      q_.wait_dequeue(tok_, v);
+      return v;
+    }
+    Queue& q_;
+    moodycamel::ConsumerToken tok_;
+  };
+};
+
+struct McCircular {
+  using Queue = moodycamel::BlockingReaderWriterCircularBuffer<std::uint64_t>;
+  static std::unique_ptr<Queue> make(std::size_t cap) { return std::make_unique<Queue>(cap); }
+  struct Producer {
+    explicit Producer(Queue& q) : q_(q) {}
+    void push(std::uint64_t v) { q_.wait_enqueue(v); }
+    Queue& q_;
+  };
+  struct Consumer {
+    explicit Consumer(Queue& q) : q_(q) {}
+    std::uint64_t pop() {
+      std::uint64_t v;
+      q_.wait_dequeue(v);
+      return v;
+    }
+    Queue& q_;
+  };
+};
+
+const bool registered = [] {
+  bench::register_queue<McConcurrent>("mc_bcq", {.spsc = true, .mpmc = true, .unbounded = true,
+                                                 .pingpong = true, .fanin1 = true});
+  bench::register_queue<McCircular>("mc_rwcb", {.spsc = true, .pingpong = true});
+  return true;
+}();
+
+}  // namespace

@@ -1,0 +1,120 @@
+// What a tutorial writes: a std::deque under a std::mutex with two std::condition_variables
+// (bounded) or one (unbounded); an Event as bool + mutex + condition_variable. Also C++20's
+// std::atomic<bool>::wait/notify as an Event (the futex-backed "atomic wait"), std::mutex
+// and std::condition_variable themselves.
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "queue_workloads.hpp"
+#include "sync_workloads.hpp"
+
+namespace {
+
+class TutorialQueue {
+ public:
+  explicit TutorialQueue(std::size_t cap) : cap_(cap) {}
+  void put(std::uint64_t v) {
+    std::unique_lock<std::mutex> lk(m_);
+    not_full_.wait(lk, [&] { return cap_ == 0 || items_.size() < cap_; });
+    items_.push_back(v);
+    not_empty_.notify_one();
+  }
+  std::uint64_t get() {
+    std::unique_lock<std::mutex> lk(m_);
+    not_empty_.wait(lk, [&] { return !items_.empty(); });
+    const std::uint64_t v = items_.front();
+    items_.pop_front();
+    if (cap_ != 0) not_full_.notify_one();
+    return v;
+  }
+
+ private:
+  const std::size_t cap_;
+  std::mutex m_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<std::uint64_t> items_;
+};
+
+struct StdQueue {
+  using Queue = TutorialQueue;
+  static std::unique_ptr<Queue> make(std::size_t cap) { return std::make_unique<Queue>(cap); }
+  struct Producer {
+    explicit Producer(Queue& q) : q_(q) {}
+    void push(std::uint64_t v) { q_.put(v); }
+    Queue& q_;
+  };
+  struct Consumer {
+    explicit Consumer(Queue& q) : q_(q) {}
+    std::uint64_t pop() { return q_.get(); }
+    Queue& q_;
+  };
+};
+
+struct TutorialEvent {
+  std::mutex m;
+  std::condition_variable cv;
+  bool flag = false;
+  void set() {
+    std::lock_guard<std::mutex> g(m);
+    flag = true;
+    cv.notify_all();
+  }
+  void clear() {
+    std::lock_guard<std::mutex> g(m);
+    flag = false;
+  }
+  bool is_set() {
+    std::lock_guard<std::mutex> g(m);
+    return flag;
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lk(m);
+    cv.wait(lk, [&] { return flag; });
+  }
+};
+
+struct AtomicWaitEvent {
+  std::atomic<bool> flag{false};
+  void set() {
+    flag.store(true, std::memory_order_release);
+    flag.notify_all();
+  }
+  void clear() { flag.store(false, std::memory_order_relaxed); }
+  bool is_set() const { return flag.load(std::memory_order_acquire); }
+  void wait() {
+    while (!flag.load(std::memory_order_acquire)) flag.wait(false, std::memory_order_acquire);
+  }
+};
+
+struct StdCondition {
+  std::mutex m;
+  std::condition_variable cv;
+  void lock() { m.lock(); }
+  void unlock() { m.unlock(); }
+  void wait() {
+    std::unique_lock<std::mutex> lk(m, std::adopt_lock);
+    cv.wait(lk);
+    lk.release();
+  }
+  void notify() { cv.notify_one(); }
+};
+
+struct StdMutex {
+  std::mutex m;
+  void lock() { m.lock(); }
+  void unlock() { m.unlock(); }
+};
+
+const bool registered = [] {
+  bench::register_queue<StdQueue>("std", {.spsc = true, .mpmc = true, .unbounded = true,
+                                          .pingpong = true, .fanin1 = true});
+  bench::register_event<TutorialEvent>("std");
+  bench::register_event<AtomicWaitEvent>("atomic_wait");
+  bench::register_condition<StdCondition>("std");
+  bench::register_lock<StdMutex>("std");
+  return true;
+}();
+
+}  // namespace

@@ -1,0 +1,85 @@
+// weft itself: Queue (ring when bounded, locked deque when unbounded), SimpleQueue, Event,
+// Condition over a Lock, Lock, RLock.
+#include <weft/weft.hpp>
+
+#include "queue_workloads.hpp"
+#include "sync_workloads.hpp"
+
+namespace {
+
+template <class Q>
+struct WeftQueueAdapter {
+  using Queue = Q;
+  struct Producer {
+    explicit Producer(Queue& q) : q_(q) {}
+    void push(std::uint64_t v) { q_.put(std::move(v)); }
+    Queue& q_;
+  };
+  struct Consumer {
+    explicit Consumer(Queue& q) : q_(q) {}
+    std::uint64_t pop() { return q_.get(); }
+    Queue& q_;
+  };
+};
+
+struct WeftQueue : WeftQueueAdapter<weft::Queue<std::uint64_t>> {
+  static std::unique_ptr<Queue> make(std::size_t cap) {
+    return std::make_unique<Queue>(static_cast<std::ptrdiff_t>(cap));
+  }
+};
+
+struct WeftSimpleQueue : WeftQueueAdapter<weft::SimpleQueue<std::uint64_t>> {
+  static std::unique_ptr<Queue> make(std::size_t) { return std::make_unique<Queue>(); }
+};
+
+struct WeftEvent {
+  weft::Event e;
+  void set() { e.set(); }
+  void clear() { e.clear(); }
+  bool is_set() const { return e.is_set(); }
+  void wait() { e.wait(); }
+};
+
+struct WeftCondition {
+  weft::Lock l;
+  weft::Condition c{l};
+  void lock() { l.acquire(); }
+  void unlock() { l.release(); }
+  void wait() { c.wait(); }
+  void notify() { c.notify(); }
+};
+
+// Python's default: a Condition that owns an RLock.
+struct WeftConditionRLock {
+  weft::Condition c;
+  void lock() { c.acquire(); }
+  void unlock() { c.release(); }
+  void wait() { c.wait(); }
+  void notify() { c.notify(); }
+};
+
+struct WeftLock {
+  weft::Lock l;
+  void lock() { l.acquire(); }
+  void unlock() { l.release(); }
+};
+
+struct WeftRLock {
+  weft::RLock l;
+  void lock() { l.acquire(); }
+  void unlock() { l.release(); }
+};
+
+const bool registered = [] {
+  bench::register_queue<WeftQueue>("weft", {.spsc = true, .mpmc = true, .unbounded = true,
+                                            .pingpong = true, .fanin1 = true});
+  bench::register_queue<WeftSimpleQueue>("weft_simple", {.unbounded = true});
+  bench::register_event<WeftEvent>("weft");
+  bench::register_condition<WeftCondition>("weft");
+  bench::register_condition<WeftConditionRLock>("weft_rlock");
+  bench::register_lock<WeftLock>("weft");
+  bench::register_lock<WeftRLock>("weft_rlock");
+  return true;
+}();
+
+}  // namespace

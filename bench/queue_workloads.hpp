@@ -1,0 +1,129 @@
+// bench/queue_workloads.hpp: the queue workloads, written once over an adapter per contender.
+//
+// An adapter A provides
+//     using Queue = ...;                            // the contender's queue of uint64_t
+//     static std::unique_ptr<Queue> make(std::size_t capacity);   // 0: unbounded
+//     struct Producer { explicit Producer(Queue&); void push(std::uint64_t); };
+//     struct Consumer { explicit Consumer(Queue&); std::uint64_t pop(); };   // blocking
+// (Producer/Consumer exist so that moodycamel's per-thread tokens can be used, which is how
+// its author recommends running it.)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common.hpp"
+
+namespace bench {
+
+// P producers put items 1..n, C consumers get exactly their quota each; the clock runs from
+// the gate to the last join. Checks count, sum and sum of squares of what arrived.
+template <class A>
+Result run_mpmc(std::uint64_t n, int producers, int consumers, std::size_t capacity) {
+  auto q = A::make(capacity);
+  Gate gate(producers + consumers);
+  std::vector<Tally> tallies(static_cast<std::size_t>(consumers));
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&, p] {
+      typename A::Producer prod(*q);
+      const std::uint64_t count = items_of(n, p, producers);
+      gate.arrive_and_wait();
+      std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
+      for (std::uint64_t i = 0; i < count; ++i, v += static_cast<std::uint64_t>(producers)) {
+        prod.push(v);
+      }
+    });
+  }
+  for (int c = 0; c < consumers; ++c) {
+    threads.emplace_back([&, c] {
+      typename A::Consumer cons(*q);
+      const std::uint64_t quota = quota_of(n, c, consumers);
+      Tally t;
+      gate.arrive_and_wait();
+      for (std::uint64_t i = 0; i < quota; ++i) t.add(cons.pop());
+      tallies[static_cast<std::size_t>(c)] = t;
+    });
+  }
+  gate.open();
+  for (auto& t : threads) t.join();
+  const double s = gate.close();
+  Tally total;
+  for (auto& t : tallies) total.merge(t);
+  check_items(total, n, "queue workload");
+  return throughput(n, s);
+}
+
+// Round trip: A puts i into `ping`, B gets it and puts i back into `pong`, A gets it. Each trip
+// is timed on A's side; the result is the median round trip with percentiles.
+template <class A>
+Result run_pingpong(std::uint64_t trips, std::size_t capacity) {
+  auto ping = A::make(capacity);
+  auto pong = A::make(capacity);
+  Gate gate(2);
+  std::vector<std::int64_t> samples(trips);
+  std::thread echo([&] {
+    typename A::Consumer in(*ping);
+    typename A::Producer out(*pong);
+    gate.arrive_and_wait();
+    for (std::uint64_t i = 0; i < trips; ++i) out.push(in.pop());
+  });
+  std::thread driver([&] {
+    typename A::Producer out(*ping);
+    typename A::Consumer in(*pong);
+    gate.arrive_and_wait();
+    for (std::uint64_t i = 1; i <= trips; ++i) {
+      const auto t0 = Clock::now();
+      out.push(i);
+      const std::uint64_t back = in.pop();
+      const auto t1 = Clock::now();
+      if (back != i) fail("ping-pong: sent " + std::to_string(i) + ", got back " + std::to_string(back));
+      samples[i - 1] = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+    }
+  });
+  gate.open();
+  echo.join();
+  driver.join();
+  const double s = gate.close();
+  Result r;
+  fill_latency(r, samples);
+  r.n = trips;
+  r.seconds = s;
+  return r;
+}
+
+// Registers the queue workloads an adapter takes part in.
+//   spsc       1 producer, 1 consumer, capacity 1024
+//   mpmc       4 producers, 4 consumers, capacity 1024 (8 threads on the 2-core machine)
+//   unbounded  2 producers, 2 consumers, unbounded
+//   pingpong   round trip through two queues of capacity 16
+//   fanin1     4 producers, 1 consumer, one shared queue of capacity 1024 (the baseline of
+//              the select fan-in workload)
+struct QueueWorkloads {
+  bool spsc = false, mpmc = false, unbounded = false, pingpong = false, fanin1 = false;
+};
+
+template <class A>
+void register_queue(const std::string& contender, QueueWorkloads w) {
+  if (w.spsc) {
+    registry().push_back({"spsc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 1, 1, 1024); }});
+  }
+  if (w.mpmc) {
+    registry().push_back({"mpmc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 4, 4, 1024); }});
+  }
+  if (w.unbounded) {
+    registry().push_back({"unbounded", contender, [](const Params& p) { return run_mpmc<A>(p.n, 2, 2, 0); }});
+  }
+  if (w.pingpong) {
+    registry().push_back({"pingpong", contender, [](const Params& p) { return run_pingpong<A>(p.n, 16); }});
+  }
+  if (w.fanin1) {
+    registry().push_back({"fanin", contender, [](const Params& p) { return run_mpmc<A>(p.n, 4, 1, 1024); }});
+  }
+}
+
+}  // namespace bench

@@ -1,0 +1,184 @@
+// select workloads.
+//
+// fanin: 4 producers, each feeding its own queue of capacity 1024; one consumer takes items
+// from whichever queue has one.
+//   weft_select   weft::select(get(q0), get(q1), get(q2), get(q3)) in a loop
+//   std_select    what one writes without select: 4 deques under ONE std::mutex, one
+//                 condition_variable for "any queue not empty" and one per queue for "not full"
+//   (the registered single-shared-queue contenders, 4 producers -> 1 queue -> 1 consumer,
+//   are the baseline: no select needed)
+//
+// idle_select: "selecting over idle sources costs the producers nothing". The SPSC workload
+// through a weft::Queue(1024), while a third thread
+//   none          does not exist
+//   weft_select   sits in weft::select over 4 OTHER queues that stay empty (parked, registered)
+//   polling       polls those 4 queues with try_get() and yields (select without select)
+// Reported: the producer->consumer throughput.
+#include <weft/weft.hpp>
+
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <variant>
+
+#include "common.hpp"
+
+namespace {
+
+using bench::Gate;
+using bench::Result;
+using bench::Tally;
+
+constexpr int kSources = 4;
+
+Result weft_select_fanin(std::uint64_t n) {
+  std::array<weft::Queue<std::uint64_t>, kSources> qs{weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024),
+                                                      weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024)};
+  Gate gate(kSources + 1);
+  Tally tally;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kSources; ++p) {
+    threads.emplace_back([&, p] {
+      const std::uint64_t count = bench::items_of(n, p, kSources);
+      gate.arrive_and_wait();
+      std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
+      for (std::uint64_t i = 0; i < count; ++i, v += kSources) qs[static_cast<std::size_t>(p)].put(std::move(v));
+    });
+  }
+  threads.emplace_back([&] {
+    Tally t;
+    gate.arrive_and_wait();
+    for (std::uint64_t i = 0; i < n; ++i) {
+      auto r = weft::select(weft::get(qs[0]), weft::get(qs[1]), weft::get(qs[2]), weft::get(qs[3]));
+      const std::uint64_t v = std::visit([](auto& item) { return *item; }, r);
+      t.add(v);
+    }
+    tally = t;
+  });
+  gate.open();
+  for (auto& t : threads) t.join();
+  const double s = gate.close();
+  bench::check_items(tally, n, "weft select fan-in");
+  return bench::throughput(n, s);
+}
+
+class TutorialMultiQueue {
+ public:
+  void put(int source, std::uint64_t v) {
+    std::unique_lock<std::mutex> lk(m_);
+    auto& dq = items_[static_cast<std::size_t>(source)];
+    not_full_[static_cast<std::size_t>(source)].wait(lk, [&] { return dq.size() < 1024; });
+    dq.push_back(v);
+    any_.notify_one();
+  }
+  std::uint64_t get_any() {
+    std::unique_lock<std::mutex> lk(m_);
+    for (;;) {
+      for (int k = 0; k < kSources; ++k) {
+        const std::size_t i = static_cast<std::size_t>((next_ + k) % kSources);
+        if (!items_[i].empty()) {
+          const std::uint64_t v = items_[i].front();
+          items_[i].pop_front();
+          next_ = static_cast<int>(i) + 1;
+          not_full_[i].notify_one();
+          return v;
+        }
+      }
+      any_.wait(lk);
+    }
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable any_;
+  std::array<std::condition_variable, kSources> not_full_;
+  std::array<std::deque<std::uint64_t>, kSources> items_;
+  int next_ = 0;
+};
+
+Result std_select_fanin(std::uint64_t n) {
+  TutorialMultiQueue q;
+  Gate gate(kSources + 1);
+  Tally tally;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kSources; ++p) {
+    threads.emplace_back([&, p] {
+      const std::uint64_t count = bench::items_of(n, p, kSources);
+      gate.arrive_and_wait();
+      std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
+      for (std::uint64_t i = 0; i < count; ++i, v += kSources) q.put(p, v);
+    });
+  }
+  threads.emplace_back([&] {
+    Tally t;
+    gate.arrive_and_wait();
+    for (std::uint64_t i = 0; i < n; ++i) t.add(q.get_any());
+    tally = t;
+  });
+  gate.open();
+  for (auto& t : threads) t.join();
+  const double s = gate.close();
+  bench::check_items(tally, n, "hand-written select fan-in");
+  return bench::throughput(n, s);
+}
+
+enum class Idle { none, weft_select, polling };
+
+Result idle_select(std::uint64_t n, Idle mode) {
+  weft::Queue<std::uint64_t> q(1024);
+  std::array<weft::Queue<std::uint64_t>, kSources> idle{weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024),
+                                                        weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024)};
+  std::atomic<bool> stop{false};
+  std::thread bystander;
+  if (mode == Idle::weft_select) {
+    bystander = std::thread([&] {
+      auto r = weft::select(weft::get(idle[0]), weft::get(idle[1]), weft::get(idle[2]), weft::get(idle[3]));
+      if (r.index() != 0 || *std::get<0>(r) != 42) bench::fail("idle select woke for the wrong item");
+    });
+    // Let it register and park: it is then a node in each idle queue's waiting list.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } else if (mode == Idle::polling) {
+    bystander = std::thread([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (auto& iq : idle) {
+          if (iq.try_get()) bench::fail("idle queue had an item");
+        }
+        std::this_thread::yield();
+      }
+    });
+  }
+  Gate gate(2);
+  Tally tally;
+  std::thread producer([&] {
+    gate.arrive_and_wait();
+    for (std::uint64_t v = 1; v <= n; ++v) q.put(std::move(v));
+  });
+  std::thread consumer([&] {
+    Tally t;
+    gate.arrive_and_wait();
+    for (std::uint64_t i = 0; i < n; ++i) t.add(q.get());
+    tally = t;
+  });
+  gate.open();
+  producer.join();
+  consumer.join();
+  const double s = gate.close();
+  bench::check_items(tally, n, "idle select SPSC");
+  if (mode == Idle::weft_select) idle[0].put(42);
+  stop.store(true);
+  if (bystander.joinable()) bystander.join();
+  return bench::throughput(n, s);
+}
+
+const bool registered = [] {
+  auto& r = bench::registry();
+  r.push_back({"fanin", "weft_select", [](const bench::Params& p) { return weft_select_fanin(p.n); }});
+  r.push_back({"fanin", "std_select", [](const bench::Params& p) { return std_select_fanin(p.n); }});
+  r.push_back({"idle_select", "none", [](const bench::Params& p) { return idle_select(p.n, Idle::none); }});
+  r.push_back({"idle_select", "weft_select", [](const bench::Params& p) { return idle_select(p.n, Idle::weft_select); }});
+  r.push_back({"idle_select", "polling", [](const bench::Params& p) { return idle_select(p.n, Idle::polling); }});
+  return true;
+}();
+
+}  // namespace
