@@ -25,7 +25,8 @@
 //  - A thread woken by put() or get() may destroy the queue at once.
 //
 // Memory ordering: everything a thread did before put(x) happens-before everything the
-// thread that gets x does after get() returns it.
+// thread that gets x does after get() returns it; everything a thread did before a
+// task_done() happens-before the return of a join() that it released.
 //
 // Example:
 //     weft::Queue<std::unique_ptr<Job>> jobs(100);
