@@ -60,7 +60,7 @@ struct Result {
   std::uint64_t n = 0;     // items, operations or round trips measured
   double seconds = 0;      // wall time of the measured region
   std::map<std::string, double> extra;
-  std::vector<double> quantiles_us;  // latency workloads: quantiles 0, 0.5, 1, ... 100 %
+  std::vector<double> quantiles_us;  // latency workloads: q0, value0, q1, value1, ... (us)
 };
 
 struct Params {
@@ -194,6 +194,16 @@ inline std::uint64_t quota_of(std::uint64_t n, int c, int C) {
 }
 
 // ---- latency ---------------------------------------------------------------------------------
+// The quantiles reported for the latency plots: every 1 % up to 90 %, then finer into the tail.
+inline std::vector<double> latency_quantiles() {
+  std::vector<double> qs;
+  for (int i = 0; i < 90; ++i) qs.push_back(i / 100.0);
+  for (int i = 900; i < 990; i += 5) qs.push_back(i / 1000.0);
+  for (int i = 9900; i < 9990; i += 10) qs.push_back(i / 10000.0);
+  for (double q : {0.999, 0.9995, 0.9999, 1.0}) qs.push_back(q);
+  return qs;
+}
+
 inline void fill_latency(Result& r, std::vector<std::int64_t>& samples_ns) {
   std::sort(samples_ns.begin(), samples_ns.end());
   const auto at = [&](double q) {
@@ -209,7 +219,10 @@ inline void fill_latency(Result& r, std::vector<std::int64_t>& samples_ns) {
   r.extra["min_us"] = at(0.0);
   r.extra["max_us"] = at(1.0);
   r.quantiles_us.clear();
-  for (int i = 0; i <= 200; ++i) r.quantiles_us.push_back(at(i / 200.0));
+  for (double q : latency_quantiles()) {
+    r.quantiles_us.push_back(q);
+    r.quantiles_us.push_back(at(q));
+  }
 }
 
 inline Result throughput(std::uint64_t items, double seconds) {

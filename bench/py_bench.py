@@ -117,6 +117,11 @@ def run_mpmc(kind, n, producers, consumers, capacity):
     return {"unit": "Mitems/s", "value": n / s / 1e6, "n": n, "seconds": s}
 
 
+# As weft_bench's latency_quantiles(): every 1 % up to 90 %, then finer into the tail.
+QUANTILES = ([i / 100 for i in range(90)] + [i / 1000 for i in range(900, 990, 5)]
+             + [i / 10000 for i in range(9900, 9990, 10)] + [0.999, 0.9995, 0.9999, 1.0])
+
+
 def latency(samples_ns, seconds):
     samples_ns.sort()
     last = len(samples_ns) - 1
@@ -127,7 +132,7 @@ def latency(samples_ns, seconds):
     extra = {"p50_us": at(0.5), "p90_us": at(0.9), "p99_us": at(0.99), "p999_us": at(0.999),
              "min_us": at(0.0), "max_us": at(1.0)}
     return {"unit": "us", "value": at(0.5), "n": len(samples_ns), "seconds": seconds,
-            "extra": extra, "quantiles_us": [at(i / 200) for i in range(201)]}
+            "extra": extra, "quantiles_us": [x for q in QUANTILES for x in (q, at(q))]}
 
 
 def run_round_trip(trips, make_pair, drive, echo_step):
