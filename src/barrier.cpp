@@ -30,36 +30,40 @@ void Barrier::unlink(Arrival& a) noexcept {
 // The caller leaves the cycle; the last one out of a draining or resetting barrier reopens it.
 void Barrier::leave(Arrival& a) {
   unlink(a);
-  if (--count_ == 0 && (state_ == State::draining || state_ == State::resetting)) {
-    state_ = State::filling;
+  count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  const State s = state_.load(std::memory_order_relaxed);
+  if (count_.load(std::memory_order_relaxed) == 0 &&
+      (s == State::draining || s == State::resetting)) {
+    state_.store(State::filling, std::memory_order_relaxed);
     changed_.notify_all();
   }
 }
 
 void Barrier::break_barrier() {
-  state_ = State::broken;
+  state_.store(State::broken, std::memory_order_relaxed);
   changed_.notify_all();
 }
 
 std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_token* stop) {
-  const detail::Deadline deadline =
-      timeout ? detail::Deadline::after(*timeout) : detail::Deadline::never();
   std::unique_lock<Lock> guard(lock_);
-  // A previous cycle is still draining (or resetting): wait until it has left.
-  while (state_ == State::draining || state_ == State::resetting) {
+  // A previous cycle is still draining (or resetting): wait until it has left. (As in
+  // Python, the timeout starts only once this thread has arrived.)
+  while (state() == State::draining || state() == State::resetting) {
     if (stop != nullptr) {
       if (!changed_.wait(*stop)) throw Cancelled();  // no deadline: false means stopped
     } else {
       changed_.wait();
     }
   }
-  if (state_ == State::broken) throw BrokenBarrierError();
+  if (state() == State::broken) throw BrokenBarrierError();
   if (stop != nullptr && stop->stop_requested()) throw Cancelled();
 
+  const detail::Deadline deadline =
+      timeout ? detail::Deadline::after(*timeout) : detail::Deadline::never();
   Arrival me;
   link(me);
-  ++count_;
-  if (count_ == parties_) {
+  count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (count_.load(std::memory_order_relaxed) == parties_) {
     // Last arrival: number the cycle in arrival order, run the action, release everyone.
     std::size_t i = 0;
     for (Arrival* a = first_; a != nullptr; a = a->next) a->index = i++;
@@ -70,25 +74,25 @@ std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_t
       leave(me);
       throw;
     }
-    state_ = State::draining;
+    state_.store(State::draining, std::memory_order_relaxed);
     changed_.notify_all();
     leave(me);
     return me.index;
   }
 
-  const auto released = [&] { return state_ != State::filling; };
+  const auto released = [&] { return state() != State::filling; };
   if (!changed_.wait_pred(released, deadline, stop)) {
     if (stop != nullptr && stop->stop_requested()) {
       // Withdraw as if never arrived: later arrivals take the freed place in the order.
       unlink(me);
-      --count_;
+      count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
       throw Cancelled();
     }
     break_barrier();
     leave(me);
     throw BrokenBarrierError();
   }
-  if (state_ == State::broken || state_ == State::resetting) {
+  if (state() == State::broken || state() == State::resetting) {
     leave(me);
     throw BrokenBarrierError();
   }
@@ -98,10 +102,12 @@ std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_t
 
 void Barrier::reset() {
   std::lock_guard<Lock> guard(lock_);
-  if (count_ > 0) {
-    if (state_ == State::filling || state_ == State::broken) state_ = State::resetting;
+  if (count_.load(std::memory_order_relaxed) > 0) {
+    if (state() == State::filling || state() == State::broken) {
+      state_.store(State::resetting, std::memory_order_relaxed);
+    }
   } else {
-    state_ = State::filling;
+    state_.store(State::filling, std::memory_order_relaxed);
   }
   changed_.notify_all();
 }
@@ -112,13 +118,9 @@ void Barrier::abort() {
 }
 
 std::size_t Barrier::n_waiting() const {
-  std::lock_guard<Lock> guard(lock_);
-  return state_ == State::filling ? count_ : 0;
+  return state() == State::filling ? count_.load(std::memory_order_relaxed) : 0;
 }
 
-bool Barrier::broken() const {
-  std::lock_guard<Lock> guard(lock_);
-  return state_ == State::broken;
-}
+bool Barrier::broken() const { return state() == State::broken; }
 
 }  // namespace weft

@@ -30,7 +30,19 @@ bool Condition::wait_slow(Deadline deadline, const std::stop_token* stop) {
   if (rlock_) {
     depth = rlock_->release_all();
   } else {
-    lock_->release();
+    try {
+      lock_->release();  // throws only if another thread released the Lock under us
+    } catch (...) {
+      {
+        WordLockGuard g(list_lock_);
+        if (node.linked) {
+          waiters_.remove(node);
+          if (waiters_.empty()) has_waiters_.store(false, std::memory_order_relaxed);
+        }
+      }
+      parker.settle();
+      throw;
+    }
   }
   // Wake-up sources: notify() (claims the node), the deadline, a stop request.
   const std::uint32_t outcome = parker.park(deadline, stop);

@@ -18,24 +18,33 @@ constexpr int kLockSpins = 40;
 
 // Parkers are never freed (see parker.hpp, "stale wake"): a thread returns its Parker here at
 // exit, and a new thread reuses it.
+}  // namespace
+
+// Intrusive free list: returning a Parker at thread exit cannot fail.
 class ParkerPool {
  public:
   Parker* take() {
-    std::lock_guard<std::mutex> g(mutex_);
-    if (free_.empty()) return new Parker();  // owned by the pool for the program's lifetime
-    Parker* p = free_.back();
-    free_.pop_back();
-    return p;
+    {
+      std::lock_guard<std::mutex> g(mutex_);
+      if (Parker* p = free_) {
+        free_ = p->next_free_;
+        return p;
+      }
+    }
+    return new Parker();  // owned by the pool for the program's lifetime
   }
-  void give_back(Parker* p) {
+  void give_back(Parker* p) noexcept {
     std::lock_guard<std::mutex> g(mutex_);
-    free_.push_back(p);
+    p->next_free_ = free_;
+    free_ = p;
   }
 
  private:
   std::mutex mutex_;
-  std::vector<Parker*> free_;
+  Parker* free_ = nullptr;
 };
+
+namespace {
 
 ParkerPool& pool() {
   static auto* p = new ParkerPool();  // never destroyed: threads may exit after main returns
@@ -49,7 +58,7 @@ struct ThreadParker {
 
 }  // namespace
 
-Parker& Parker::current() noexcept {
+Parker& Parker::current() {
   thread_local ThreadParker tp;
   return *tp.parker;
 }

@@ -33,6 +33,7 @@
 #include <stop_token>
 
 #include "weft/condition.hpp"
+#include "weft/detail/atomic.hpp"
 #include "weft/detail/deadline.hpp"
 #include "weft/lock.hpp"
 
@@ -79,6 +80,7 @@ class Barrier {
   };
 
   std::size_t wait_impl(std::optional<Timeout> timeout, const std::stop_token* stop);
+  State state() const noexcept { return state_.load(std::memory_order_relaxed); }
   void link(Arrival& a) noexcept;
   void unlink(Arrival& a) noexcept;
   void leave(Arrival& a);
@@ -88,10 +90,12 @@ class Barrier {
   std::function<void()> action_;
   std::optional<Timeout> default_timeout_;
 
-  mutable Lock lock_;  // protects everything below
+  Lock lock_;                 // protects everything below (writes to state_ and count_ too)
   Condition changed_{lock_};  // notified on every state change and when the last one leaves
-  State state_ = State::filling;
-  std::size_t count_ = 0;       // threads inside wait() of the current cycle
+  // Written under lock_, read without it by n_waiting()/broken(), which Python lets the
+  // action call while the barrier's lock is held; relaxed: they are snapshots.
+  detail::Atomic<State> state_{State::filling};
+  detail::Atomic<std::size_t> count_{0};  // threads inside wait() of the current cycle
   Arrival* first_ = nullptr;    // arrivals of the filling cycle, oldest first
   Arrival* last_ = nullptr;
 };

@@ -92,6 +92,11 @@ class Condition {
   bool wait_until(Pred pred, std::chrono::time_point<Clock, Duration> deadline) {
     return wait_pred(std::move(pred), detail::Deadline::at(deadline), nullptr);
   }
+  template <class Pred, class Clock, class Duration>
+  bool wait_until(Pred pred, std::chrono::time_point<Clock, Duration> deadline,
+                  std::stop_token stop) {
+    return wait_pred(std::move(pred), detail::Deadline::at(deadline), &stop);
+  }
   template <class Pred>
   bool wait_for(Pred pred, std::stop_token stop) {
     return wait_pred(std::move(pred), detail::Deadline::never(), &stop);

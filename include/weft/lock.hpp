@@ -68,6 +68,11 @@ class Lock {
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
     return try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr);
   }
+  template <class Clock, class Duration>
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    return try_acquire() || acquire_slow(detail::Deadline::at(deadline), &stop);
+  }
 
   // Throws std::logic_error if the lock is not locked.
   void release() {
@@ -152,6 +157,12 @@ class RLock {
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
     if (reenter()) return true;
     return adopt(lock_.acquire_until(deadline));
+  }
+  template <class Clock, class Duration>
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    if (reenter()) return true;
+    return adopt(lock_.acquire_until(deadline, std::move(stop)));
   }
 
   // Throws std::logic_error unless the calling thread owns the lock.

@@ -98,7 +98,9 @@ class FifoStorage {
 #undef WEFT_FIFO_DISPATCH
 
  private:
-  std::unique_ptr<Ring<T>> ring_;  // set iff bounded and kRing
+  // Set iff bounded and kRing; a placeholder otherwise, so Ring<T> is never instantiated for
+  // a T that could throw while moving.
+  std::conditional_t<kRing, std::unique_ptr<Ring<T>>, std::unique_ptr<int>> ring_;
   Locked locked_;                  // used otherwise
 };
 

@@ -55,6 +55,11 @@ class Semaphore {
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
     return try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr);
   }
+  template <class Clock, class Duration>
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
+    if (stop.stop_requested()) return false;
+    return try_acquire() || acquire_slow(detail::Deadline::at(deadline), &stop);
+  }
   bool acquire(std::stop_token stop) {
     if (stop.stop_requested()) return false;
     return try_acquire() || acquire_slow(detail::Deadline::never(), &stop);

@@ -45,7 +45,10 @@ class Deadline {
       return Deadline(add_saturating(0, tp.time_since_epoch()));
     } else {
       // Converted once, here: distance from the clock's own now(), laid on the steady clock.
-      const auto remaining = tp - Clock::now();
+      // Subtracted in long double: tp may be time_point::max() of a coarse duration, whose
+      // conversion to the clock's native period would overflow.
+      using Wide = std::chrono::duration<long double, std::nano>;
+      const Wide remaining = Wide(tp.time_since_epoch()) - Wide(Clock::now().time_since_epoch());
       return Deadline(add_saturating(now_ns(), remaining));
     }
   }

@@ -48,7 +48,8 @@ inline constexpr std::uint32_t kFirstSelectToken = 8;
 class Parker {
  public:
   // The calling thread's Parker (taken from the pool on first use, returned at thread exit).
-  static Parker& current() noexcept;
+  // May throw std::bad_alloc the first time a thread parks.
+  static Parker& current();
 
   // Arms the Parker for a new park. Only the owner calls it, before registering anywhere;
   // relaxed is enough because the node that carries this Parker is published to wakers by
@@ -103,6 +104,8 @@ class Parker {
   std::uint32_t wait_notified(Deadline deadline) noexcept;
 
   Atomic<std::uint32_t> word_{0};
+  Parker* next_free_ = nullptr;  // the pool's free list (guarded by the pool's mutex)
+  friend class ParkerPool;
 };
 
 // One registration of a Parker in one source. Lives on the waiting thread's stack; linked

@@ -89,7 +89,8 @@ class HeapContainer {
       pos = parent;
     }
     // 2. The entry (may throw bad_alloc or from T's move: still nothing changed).
-    auto entry = std::make_unique<Entry>(Entry{std::move(item), seq});
+    // new-expression: the allocation happens before the item is moved into the entry.
+    std::unique_ptr<Entry> entry(new Entry{std::move(item), seq});
     // 3. Pointer moves only: cannot throw (capacity reserved above).
     heap_.push_back(nullptr);
     std::size_t hole = heap_.size() - 1;
