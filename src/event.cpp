@@ -38,17 +38,29 @@ void Event::unregister_waiter(WaitNode& node) noexcept {
   if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
 }
 
+// Claim first, publish last: the flag is raised by the final access this call makes to the
+// Event, so that no thread can see it (and destroy the Event: a timed-out waiter that
+// retries, say) while this call still uses the list. Every thread waiting when the flag
+// rises is claimed: those registered before the CAS below were claimed here, and a
+// registration sets kWaiters, which makes that CAS fail and sends us back to claim it.
 void Event::set_slow() noexcept {
-  WakeBatch woken;  // destroyed after the guard: wakes happen outside the lock
-  WordLockGuard g(list_lock_);
-  // Raising the flag under the lock makes "waiting when set() is called" exact: a thread
-  // registers either before this point (and is claimed below) or after (and sees kSet).
-  // release: publishes the setter's writes to later is_set()/wait() callers.
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
-  while (!state_.compare_exchange_weak(s, (s | kSet) & ~kWaiters, std::memory_order_release,
+  WakeBatch woken;  // declared first: wakes after the publishing CAS, touching only Parkers
+  for (;;) {
+    {
+      WordLockGuard g(list_lock_);
+      while (WaitNode* n = waiters_.claim_front()) woken.add(n);
+      state_.fetch_and(~kWaiters, std::memory_order_relaxed);  // list empty, under its lock
+    }
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while ((s & kWaiters) == 0) {
+      if (s & kSet) return;  // raised by a concurrent set(): nothing left to publish
+      // release: publishes the setter's writes to whoever sees the flag.
+      if (state_.compare_exchange_weak(s, s | kSet, std::memory_order_release,
                                        std::memory_order_relaxed)) {
+        return;
+      }
+    }
   }
-  while (WaitNode* n = waiters_.claim_front()) woken.add(n);
 }
 
 bool Event::wait_slow(Deadline deadline, const std::stop_token* stop) {

@@ -73,20 +73,29 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
   }
 }
 
+// Claim first, publish last: the CAS that frees the lock is this call's final access to
+// the Lock, so the next owner may destroy it at once (as with std::mutex). A waiter that
+// registers between the claim and the CAS keeps kWaiters set for the next release().
 void Lock::release_slow() {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
+  if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
+  WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parker
+  if (s & kWaiters) {
+    WordLockGuard g(list_lock_);
+    if (WaitNode* n = waiters_.claim_front()) woken.add(n);
+    if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
+  }
+  s = state_.load(std::memory_order_relaxed);
   for (;;) {
+    // Another thread released it under us (a Lock has no owner): still wake the waiter we
+    // claimed (it will retry), and report the misuse.
     if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
+    // release: publishes the critical section to the next acquirer.
     if (state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
                                      std::memory_order_relaxed)) {
-      break;
+      return;
     }
   }
-  if ((s & kWaiters) == 0) return;
-  WakeBatch woken;  // wakes after the guard below is released
-  WordLockGuard g(list_lock_);
-  if (WaitNode* n = waiters_.claim_front()) woken.add(n);
-  if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
 }
 
 void RLock::release() {

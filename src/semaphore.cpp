@@ -81,24 +81,42 @@ bool Semaphore::acquire_slow(Deadline deadline, const std::stop_token* stop) {
   }
 }
 
+// Claim first, publish last: the CAS that adds the permits is this call's final access to
+// the Semaphore, so a thread that takes one (even one that timed out and retried) may destroy
+// it at once. Up to n waiters are claimed before the permits appear; a waiter that registers
+// in between sets kWaiters, which makes the CAS fail until it is claimed too (or n are).
 void Semaphore::release(std::size_t n) {
   if (n == 0) throw std::invalid_argument("weft::Semaphore::release: n must be one or more");
+  WakeBatch woken;  // declared first: wakes after the CAS, touching only Parkers
+  std::size_t claimed = 0;
   std::uint64_t s = state_.load(std::memory_order_relaxed);
   for (;;) {
     const std::uint64_t count = s >> kCountShift;
     if (n > bound_ || count > bound_ - n) {
+      // Claimed waiters (if a concurrent release raced us past the bound) are still woken,
+      // and retry; the count is unchanged.
       if (bounded_) {
         throw std::logic_error("weft::BoundedSemaphore::release: released too many times");
       }
       throw std::overflow_error("weft::Semaphore::release: count would overflow");
     }
+    if ((s & kWaiters) && claimed < n) {
+      WordLockGuard g(list_lock_);
+      for (; claimed < n; ++claimed) {
+        WaitNode* w = waiters_.claim_front();
+        if (w == nullptr) break;
+        woken.add(w);
+      }
+      if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
+      s = state_.load(std::memory_order_relaxed);
+      if ((s & kWaiters) && claimed < n) continue;  // registered since: claim it too
+    }
     // release: publishes the releaser's writes to the thread that takes the permit.
     if (state_.compare_exchange_weak(s, s + (std::uint64_t{n} << kCountShift),
                                      std::memory_order_release, std::memory_order_relaxed)) {
-      break;
+      return;
     }
   }
-  if (s & kWaiters) wake(n);
 }
 
 bool Semaphore::register_waiter(WaitNode& node) noexcept {
@@ -122,15 +140,5 @@ void Semaphore::unregister_waiter(WaitNode& node) noexcept {
   if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
 }
 
-void Semaphore::wake(std::size_t n) noexcept {
-  WakeBatch woken;  // wakes after the guard below is released
-  WordLockGuard g(list_lock_);
-  for (; n > 0; --n) {
-    WaitNode* w = waiters_.claim_front();
-    if (w == nullptr) break;
-    woken.add(w);
-  }
-  if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
-}
 
 }  // namespace weft

@@ -83,8 +83,12 @@ class FifoStorage {
   }                                          \
   return locked_.call
 
-  PushResult try_push(T& item) { WEFT_FIFO_DISPATCH(try_push(item)); }
-  PopResult try_pop(std::optional<T>& out) { WEFT_FIFO_DISPATCH(try_pop(out)); }
+  PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) {
+    WEFT_FIFO_DISPATCH(try_push(item, notify, woken));
+  }
+  PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) {
+    WEFT_FIFO_DISPATCH(try_pop(out, notify, woken));
+  }
   bool empty_and_open() noexcept { WEFT_FIFO_DISPATCH(empty_and_open()); }
   bool full_and_open() noexcept { WEFT_FIFO_DISPATCH(full_and_open()); }
   std::size_t size() const noexcept { WEFT_FIFO_DISPATCH(size()); }

@@ -103,7 +103,6 @@ class Semaphore {
     return false;
   }
   bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
-  void wake(std::size_t n) noexcept;
   // Registration, shared with select: links `node` unless a permit is available now
   // (returns false).
   bool register_waiter(detail::WaitNode& node) noexcept;

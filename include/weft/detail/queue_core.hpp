@@ -8,8 +8,12 @@
 //  - unfinished tasks == storage.pushed() - done_, never negative: task_done() refuses to
 //    take done_ past pushed(), and shutdown(true) counts at most the unfinished tasks done.
 //  - A thread parks in a WaitQueue only after registering in it and then re-checking the
-//    storage (the handshake of wait_queue.hpp); every successful push notifies not_empty_,
-//    every successful pop notifies not_full_, and close() notifies everyone.
+//    storage (the handshake of wait_queue.hpp); every successful push claims a getter, every
+//    successful pop of a bounded queue claims a putter, and shutdown() claims everyone.
+//  - Lifetime: every operation makes its publication (the item, the freed slot, the last
+//    task done, the shutdown) its final access to the queue, and wakes the threads it claimed
+//    only afterwards, touching nothing but their Parkers; see try_push(), task_done() and
+//    shutdown().
 //  - A woken (claimed) thread always retries its operation before giving up, so a wake-up is
 //    never dropped: if the retry fails, another thread consumed what the wake announced.
 //  - A failed, timed-out or cancelled operation changes nothing (the item stays with the
@@ -41,15 +45,19 @@ class QueueCore {
       : maxsize_(maxsize > 0 ? maxsize : 0),
         storage_(static_cast<std::size_t>(maxsize_), std::forward<Args>(args)...) {}
 
-  // One non-blocking attempt, with the wake-up a success owes to the other side.
+  // One non-blocking attempt. A success claims one waiter of the other side before the
+  // storage publishes its change, and wakes it after: the publication is this call's last
+  // access to the queue (API.md, Lifetime).
   PushResult try_push(T& item) {
-    const PushResult r = storage_.try_push(item);
-    if (r == PushResult::ok) not_empty_.notify_one();
+    WakeBatch woken;  // wakes on return, touching only Parkers
+    const PushResult r = storage_.try_push(item, &not_empty_, woken);
+    if (r == PushResult::shut_down) sync_with_shutdown();
     return r;
   }
   PopResult try_pop(std::optional<T>& out) {
-    const PopResult r = storage_.try_pop(out);
-    if (r == PopResult::ok && maxsize_ != 0) not_full_.notify_one();
+    WakeBatch woken;
+    const PopResult r = storage_.try_pop(out, maxsize_ != 0 ? &not_full_ : nullptr, woken);
+    if (r == PopResult::shut_down) sync_with_shutdown();
     return r;
   }
   // Re-checks for the waiting handshake: could a push / a pop proceed (or fail for good)?
@@ -74,13 +82,13 @@ class QueueCore {
       WaitNode node;
       node.parker = &parker;
       not_full_.link(node);
-      if (!storage_.full_and_open()) {  // handshake re-check: space appeared, or closed
+      if (push_ready()) {  // handshake re-check: space appeared, or closed
         not_full_.unlink(node);
         parker.settle();  // a claim that raced the re-check is absorbed: we retry anyway
         continue;
       }
-      // Wake-up sources: a pop (not_full_.notify_one), close() (notify_all), the deadline, a
-      // stop request.
+      // Wake-up sources: a pop (claims one putter), shutdown() (claims all), the deadline,
+      // a stop request.
       const std::uint32_t outcome = parker.park(deadline, stop);
       if (outcome == kWoken) continue;  // claimed: retry
       not_full_.unlink(node);
@@ -106,12 +114,12 @@ class QueueCore {
       WaitNode node;
       node.parker = &parker;
       not_empty_.link(node);
-      if (!storage_.empty_and_open()) {  // handshake re-check: an item appeared, or closed
+      if (pop_ready()) {  // handshake re-check: an item appeared, or closed
         not_empty_.unlink(node);
         parker.settle();
         continue;
       }
-      // Wake-up sources: a push (not_empty_.notify_one), close() (notify_all), the deadline,
+      // Wake-up sources: a push (claims one getter), shutdown() (claims all), the deadline,
       // a stop request.
       const std::uint32_t outcome = parker.park(deadline, stop);
       if (outcome == kWoken) continue;
@@ -120,62 +128,83 @@ class QueueCore {
     }
   }
 
+  // Task accounting is under tasks_lock_ (as Python's all_tasks_done condition): the call
+  // that finishes the last task claims the joiners inside it, so a joiner that returns has
+  // synchronized with the end of that call's last access, and may destroy the queue.
   void task_done() {
-    // seq_cst: the join handshake (done_ RMW, then all_done_'s flag load).
-    const std::uint64_t done = done_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    WakeBatch woken;  // declared first: wakes after the lock is released
+    WordLockGuard g(tasks_lock_);
     const std::uint64_t pushed = storage_.pushed();
-    if (done > pushed) {
-      done_.fetch_sub(1, std::memory_order_relaxed);
-      throw std::logic_error("weft: task_done() called too many times");
-    }
-    if (done == pushed) all_done_.notify_all();
+    const std::uint64_t done = done_.load(std::memory_order_relaxed);
+    if (done >= pushed) throw std::logic_error("weft: task_done() called too many times");
+    // relaxed: written under tasks_lock_; unfinished_tasks() reads a snapshot.
+    done_.store(done + 1, std::memory_order_relaxed);
+    if (done + 1 == pushed) claim_joiners(woken);
   }
 
   Status join(Deadline deadline, const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
     for (;;) {
-      if (all_tasks_done()) return Status::ok;
-      if (deadline.expired()) return Status::timed_out;
       Parker& parker = Parker::current();
       parker.prepare();
       WaitNode node;
       node.parker = &parker;
-      all_done_.link(node);
-      if (all_tasks_done()) {
-        all_done_.unlink(node);
-        parker.settle();
-        return Status::ok;
+      {
+        WordLockGuard g(tasks_lock_);
+        if (all_tasks_done()) return Status::ok;
+        if (deadline.expired()) return Status::timed_out;
+        joiners_.push_back(node);
       }
       // Wake-up sources: the task_done() or shutdown(true) that finished the last task, the
       // deadline, a stop request.
       const std::uint32_t outcome = parker.park(deadline, stop);
       if (outcome == kWoken) continue;
-      all_done_.unlink(node);
+      {
+        WordLockGuard g(tasks_lock_);
+        if (node.linked) joiners_.remove(node);
+      }
       if (outcome == kCancelled) return Status::cancelled;
     }
   }
 
+  // Everything under shutdown_lock_: close, drain, task accounting and claiming every
+  // waiter. A thread that then sees the queue shut down (a put or get that fails with
+  // ShutDown, is_shutdown()) takes shutdown_lock_ once before reporting it, so it may
+  // destroy the queue after this call's last access. Waiters that register after the claims
+  // see the queue closed in their re-check.
   std::vector<T> shutdown(bool immediate) {
-    storage_.close();
     std::vector<T> removed;
+    WakeBatch woken;  // declared first: wakes after the lock is released
+    WordLockGuard g(shutdown_lock_);
+    storage_.close();
+    // Even if the drain throws (from T's move), the waiters are released.
+    struct ClaimAll {
+      QueueCore* q;
+      WakeBatch& woken;
+      ~ClaimAll() {
+        q->not_full_.claim_all(woken);
+        q->not_empty_.claim_all(woken);
+      }
+    } claim_all{this, woken};
     if (immediate) {
       storage_.drain(removed);
-      mark_done(removed.size());
+      mark_done(removed.size(), woken);
     }
-    // Every blocked putter must now fail, every getter re-check (and fail once empty).
-    not_full_.notify_all();
-    not_empty_.notify_all();
     return removed;
   }
 
-  bool is_shutdown() const noexcept { return storage_.closed(); }
+  bool is_shutdown() const noexcept {
+    if (!storage_.closed()) return false;
+    sync_with_shutdown();
+    return true;
+  }
   std::size_t qsize() const noexcept { return storage_.size(); }
   std::ptrdiff_t maxsize() const noexcept { return maxsize_; }
   bool full() const noexcept {
     return maxsize_ != 0 && storage_.size() >= static_cast<std::size_t>(maxsize_);
   }
   std::uint64_t unfinished_tasks() const noexcept {
-    const std::uint64_t done = done_.load(std::memory_order_seq_cst);
+    const std::uint64_t done = done_.load(std::memory_order_relaxed);
     const std::uint64_t pushed = storage_.pushed();
     return pushed > done ? pushed - done : 0;
   }
@@ -185,34 +214,39 @@ class QueueCore {
   WaitQueue& not_full() noexcept { return not_full_; }
 
  private:
+  // Waits out a shutdown() that may still be finishing (see shutdown()).
+  void sync_with_shutdown() const noexcept { WordLockGuard g(shutdown_lock_); }
+
   bool all_tasks_done() const noexcept {
-    const std::uint64_t done = done_.load(std::memory_order_seq_cst);
-    return done >= storage_.pushed();
+    return done_.load(std::memory_order_relaxed) >= storage_.pushed();
   }
 
-  // Counts up to n unfinished tasks as done (shutdown(true)'s removed items).
-  void mark_done(std::uint64_t n) {
+  void claim_joiners(WakeBatch& woken) noexcept {
+    while (WaitNode* n = joiners_.claim_front()) woken.add(n);
+  }
+
+  // shutdown(true): counts up to n unfinished tasks as done (Python decrements
+  // unfinished_tasks once per removed item while it is positive).
+  void mark_done(std::uint64_t n, WakeBatch& woken) {
     if (n == 0) return;
-    std::uint64_t done = done_.load(std::memory_order_relaxed);
-    for (;;) {
-      const std::uint64_t pushed = storage_.pushed();
-      const std::uint64_t unfinished = pushed > done ? pushed - done : 0;
-      const std::uint64_t add = n < unfinished ? n : unfinished;
-      if (add == 0) return;
-      if (done_.compare_exchange_weak(done, done + add, std::memory_order_seq_cst,
-                                      std::memory_order_relaxed)) {
-        if (done + add >= pushed) all_done_.notify_all();
-        return;
-      }
-    }
+    WordLockGuard g(tasks_lock_);
+    const std::uint64_t pushed = storage_.pushed();
+    const std::uint64_t done = done_.load(std::memory_order_relaxed);
+    const std::uint64_t unfinished = pushed > done ? pushed - done : 0;
+    const std::uint64_t add = n < unfinished ? n : unfinished;
+    if (add == 0) return;
+    done_.store(done + add, std::memory_order_relaxed);
+    if (done + add == pushed) claim_joiners(woken);
   }
 
   const std::ptrdiff_t maxsize_;  // 0: unbounded
   Storage storage_;
-  WaitQueue not_empty_;  // getters; notified by every push and by shutdown
-  WaitQueue not_full_;   // putters; notified by every pop of a bounded queue and by shutdown
-  WaitQueue all_done_;   // joiners; notified when the last unfinished task is done
-  Atomic<std::uint64_t> done_{0};  // task_done() calls, plus items shutdown(true) removed
+  WaitQueue not_empty_;  // getters; a push claims one, shutdown all
+  WaitQueue not_full_;   // putters; a pop of a bounded queue claims one, shutdown all
+  mutable WordLock shutdown_lock_;  // held for all of shutdown(); see there
+  WordLock tasks_lock_;             // protects done_'s updates and joiners_
+  WaitList joiners_;                // threads in join()
+  Atomic<std::uint64_t> done_{0};   // task_done() calls, plus items shutdown(true) removed
 };
 
 }  // namespace weft::detail

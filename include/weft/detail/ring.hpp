@@ -36,6 +36,7 @@
 
 #include "weft/detail/futex.hpp"
 #include "weft/detail/storage.hpp"
+#include "weft/detail/wait_queue.hpp"
 
 namespace weft::detail {
 
@@ -91,8 +92,10 @@ class Ring {
     }
   }
 
-  // Moves `item` in on success; leaves it untouched on full or closed.
-  PushResult try_push(T& item) noexcept {
+  // Moves `item` in on success; leaves it untouched on full or closed. On success, claims
+  // one waiter of `notify` into `woken` *before* publishing the item: the stamp store is
+  // this call's last access to the ring, so the getter may destroy the queue at once.
+  PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) noexcept {
     Backoff backoff;
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {
@@ -103,6 +106,8 @@ class Ring {
         // seq_cst: see the header (the waiting handshake loads tail_).
         if (tail_.compare_exchange_weak(tail, next(tail), std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
+          // seq_cst flag load after the seq_cst CAS: the waiting handshake.
+          if (notify != nullptr) notify->claim_one(woken);
           ::new (slot.storage) T(std::move(item));
           // release: publishes the item to the pop that acquires this stamp.
           slot.stamp.store(tail + 1, std::memory_order_release);
@@ -123,7 +128,8 @@ class Ring {
     }
   }
 
-  PopResult try_pop(std::optional<T>& out) noexcept {
+  // As try_push: a putter waiting on `notify` is claimed before the slot is handed back.
+  PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) noexcept {
     Backoff backoff;
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     for (;;) {
@@ -132,6 +138,7 @@ class Ring {
       if (stamp == head + 1) {
         if (head_.compare_exchange_weak(head, next(head), std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
+          if (notify != nullptr) notify->claim_one(woken);
           T* p = slot.item();
           out.emplace(std::move(*p));
           p->~T();
@@ -187,9 +194,10 @@ class Ring {
   // After close(): pops everything, waiting out pushes that claimed a position before it.
   void drain(std::vector<T>& out) {
     std::optional<T> item;
+    WakeBatch none;
     for (;;) {
       item.reset();
-      if (try_pop(item) != PopResult::ok) return;
+      if (try_pop(item, nullptr, none) != PopResult::ok) return;
       out.push_back(std::move(*item));
     }
   }

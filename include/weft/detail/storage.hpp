@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "weft/detail/parker.hpp"
+#include "weft/detail/wait_queue.hpp"
 
 namespace weft::detail {
 
@@ -167,11 +168,14 @@ class LockedStorage {
   explicit LockedStorage(std::size_t cap, Args&&... args)
       : cap_(cap), items_(std::forward<Args>(args)...) {}
 
-  PushResult try_push(T& item) {
+  // On success, claims one waiter of `notify` into `woken` inside the critical section: the
+  // unlock is then this call's last access, and nobody can see the item before it.
+  PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) {
     WordLockGuard g(lock_);
     if (closed_) return PushResult::shut_down;
     if (cap_ != 0 && items_.size() >= cap_) return PushResult::full;
     items_.push(item, pushed_count_);
+    if (notify != nullptr) notify->claim_one(woken);
     ++pushed_count_;
     size_.store(items_.size(), std::memory_order_relaxed);
     // relaxed: readers that must see this count (task_done for an item they got) got the
@@ -180,10 +184,11 @@ class LockedStorage {
     return PushResult::ok;
   }
 
-  PopResult try_pop(std::optional<T>& out) {
+  PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) {
     WordLockGuard g(lock_);
     if (items_.size() == 0) return closed_ ? PopResult::shut_down : PopResult::empty;
     items_.pop(out);
+    if (notify != nullptr) notify->claim_one(woken);
     size_.store(items_.size(), std::memory_order_relaxed);
     return PopResult::ok;
   }
@@ -211,8 +216,12 @@ class LockedStorage {
   void drain(std::vector<T>& out) {
     WordLockGuard g(lock_);
     out.reserve(out.size() + items_.size());
+    // If T's move throws part-way, the items not yet taken stay, and size_ says so.
+    struct SyncSize {
+      LockedStorage* s;
+      ~SyncSize() { s->size_.store(s->items_.size(), std::memory_order_relaxed); }
+    } sync{this};
     items_.take_all(out);
-    size_.store(0, std::memory_order_relaxed);
   }
 
  private:

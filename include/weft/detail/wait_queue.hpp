@@ -18,6 +18,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 
 #include "weft/detail/parker.hpp"
 
@@ -42,17 +43,18 @@ class WaitQueue {
 
   bool has_waiters() const noexcept { return waiting_.load(std::memory_order_seq_cst); }
 
-  // Wakes the longest-waiting thread that is still waiting, if any.
-  void notify_one() noexcept {
-    if (has_waiters()) notify_slow(1);
+  // Claims the longest-waiting thread that is still waiting, if any, into `woken`; the
+  // caller wakes it (WakeBatch) once it has made its last access to the source, so that the
+  // woken thread may destroy the source at once.
+  void claim_one(WakeBatch& woken) noexcept {
+    if (has_waiters()) claim_slow(woken, 1);
   }
-  void notify_all() noexcept {
-    if (has_waiters()) notify_slow(static_cast<std::size_t>(-1));
+  void claim_all(WakeBatch& woken) noexcept {
+    if (has_waiters()) claim_slow(woken, static_cast<std::size_t>(-1));
   }
 
  private:
-  void notify_slow(std::size_t n) noexcept {
-    WakeBatch woken;  // destroyed after the guard: wakes happen outside lock_
+  void claim_slow(WakeBatch& woken, std::size_t n) noexcept {
     WordLockGuard g(lock_);
     for (; n > 0; --n) {
       WaitNode* w = list_.claim_front();
