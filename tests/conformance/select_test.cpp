@@ -8,12 +8,15 @@
 #include "weft/select.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <iostream>
+#include <latch>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -25,7 +28,6 @@
 #include <variant>
 #include <vector>
 
-#include "queue_kinds.hpp"
 #include "sync_helpers.hpp"
 #include "weft/event.hpp"
 #include "weft/queue.hpp"
@@ -36,16 +38,10 @@
 #ifndef WEFT_TEST_SELECT_SIMPLEQUEUE
 #define WEFT_TEST_SELECT_SIMPLEQUEUE 0
 #endif
-// weft::Queue<T> of a T whose move may throw does not compile yet (see the test
-// SelectOps.GetFromQueueOfThrowingMoveItems below); set to 1 once it does.
-#ifndef WEFT_TEST_QUEUE_THROWING_MOVE
-#define WEFT_TEST_QUEUE_THROWING_MOVE 0
-#endif
 
 namespace {
 
 using namespace std::chrono_literals;
-using weft_test::blocked;
 using weft_test::Clock;
 using weft_test::elapsed_since;
 using weft_test::returned_promptly;
@@ -53,6 +49,51 @@ using weft_test::Threads;
 using weft_test::took_about;
 
 constexpr auto kTimeout = 50ms;  // a timeout under test: short, checked with took_about
+
+// Returns once every thread of `threads` is parked in the kernel; fails as soon as one of
+// them has returned instead (a call that should have blocked).
+::testing::AssertionResult blocked(const Threads& threads) {
+  for (std::size_t i = 0; i < threads.size(); ++i) {
+    if (threads.finished(i)) {
+      return ::testing::AssertionFailure() << "thread " << i << " returned instead of blocking";
+    }
+  }
+  return weft_test::wait_blocked(threads.tids());
+}
+
+// An int whose move constructor may throw (so weft::Queue keeps it in its locked deque), and
+// which can be told to fail its next move, as a caller's item that cannot be moved.
+struct MoveFailed : std::runtime_error {
+  MoveFailed() : std::runtime_error("a move failed on purpose") {}
+};
+class Fragile {
+ public:
+  explicit Fragile(int v) : value_(v) {}
+  Fragile(const Fragile&) = default;
+  Fragile(Fragile&& other) noexcept(false) : value_(other.take()) {}
+  Fragile& operator=(const Fragile&) = default;
+  Fragile& operator=(Fragile&& other) noexcept(false) {
+    value_ = other.take();
+    return *this;
+  }
+  int value() const { return value_; }
+  void fail_next_move() { fail_ = true; }
+  friend bool operator<(const Fragile& a, const Fragile& b) { return a.value_ < b.value_; }
+
+ private:
+  int take() {
+    if (fail_) {
+      fail_ = false;
+      throw MoveFailed();
+    }
+    const int v = value_;
+    value_ = -1;
+    return v;
+  }
+  int value_;
+  bool fail_ = false;
+};
+static_assert(!std::is_nothrow_move_constructible_v<Fragile>);
 
 // ---- the result type: a std::variant indexed like the arguments --------------------------
 
@@ -418,28 +459,22 @@ TEST(SelectSimpleQueue, GetFromSimpleQueue) {
 #endif
 }
 
-// weft::Queue<T> with a T whose move constructor may throw is meant to use the locked deque
-// (queue.hpp, FifoStorage; tests/testing/queue_kinds.hpp's FifoLockedKind). Today it does not
-// compile: FifoStorage always holds a std::unique_ptr<Ring<T>>, whose destructor instantiates
-// Ring<T> and its static_assert(std::is_nothrow_move_constructible_v<T>).
-TEST(SelectOps, GetFromQueueOfThrowingMoveItems) {
-#if WEFT_TEST_QUEUE_THROWING_MOVE
-  weft::Queue<weft_test::SlowInt> locked(4);
-  weft::Queue<weft_test::Explosive> explosive(2);
-  locked.put(weft_test::SlowInt(6));
+// weft::Queue<T> with a T whose move constructor may throw uses the locked deque even when
+// bounded (queue.hpp, FifoStorage).
+TEST(SelectOps, GetAndPutOnQueueOfThrowingMoveItems) {
+  weft::Queue<Fragile> locked(4);
+  weft::Queue<Fragile> explosive(2);
+  locked.put(Fragile(6));
   auto r = weft::select(weft::get(explosive), weft::get(locked));
   ASSERT_EQ(r.index(), 1u);
-  EXPECT_EQ(std::get<1>(r)->value, 6);
-  weft_test::Explosive item(5);
+  EXPECT_EQ(std::get<1>(r)->value(), 6);
+  Fragile item(5);
   item.fail_next_move();
-  EXPECT_THROW(weft::select(weft::put(explosive, item)), weft_test::Boom);
+  EXPECT_THROW(weft::select(weft::put(explosive, item)), MoveFailed);
   EXPECT_EQ(item.value(), 5);
   EXPECT_TRUE(explosive.empty());
-#else
-  GTEST_SKIP() << "BUG: weft::Queue<T> does not compile when T's move may throw "
-                  "(FifoStorage's unique_ptr<Ring<T>> instantiates Ring<T>'s static_assert); "
-                  "rebuild with -DWEFT_TEST_QUEUE_THROWING_MOVE=1 once fixed";
-#endif
+  EXPECT_TRUE(std::get<0>(weft::select(weft::put(explosive, item))));
+  EXPECT_EQ(explosive.get().value(), 5);
 }
 
 TEST(SelectOps, MixedItemTypesAndMoveOnlyItems) {
@@ -522,10 +557,10 @@ TEST(SelectOps, PutTimedOutLeavesTheItemUntouched) {
 }
 
 TEST(SelectOps, PutWhoseMoveThrowsChangesNothing) {
-  weft::LifoQueue<weft_test::Explosive> q(2);
-  weft_test::Explosive item(5);
+  weft::LifoQueue<Fragile> q(2);
+  Fragile item(5);
   item.fail_next_move();
-  EXPECT_THROW(weft::select(weft::put(q, item)), weft_test::Boom);
+  EXPECT_THROW(weft::select(weft::put(q, item)), MoveFailed);
   EXPECT_EQ(item.value(), 5);
   EXPECT_TRUE(q.empty());
   auto r = weft::select(weft::put(q, item));  // the queue is not damaged
@@ -667,6 +702,31 @@ TEST(SelectExactlyOne, SameQueueTwiceForPut) {
   EXPECT_NE(a == nullptr, b == nullptr) << "exactly one of the two items was put";
   EXPECT_EQ(r.index() == 0, a == nullptr);
   EXPECT_FALSE(weft::try_select(weft::put(q, a), weft::put(q, b)).has_value());
+}
+
+TEST(SelectExactlyOne, SameSemaphoreAndEventTwice) {
+  weft::Semaphore s(1);
+  auto r = weft::select(weft::acquire(s), weft::acquire(s));
+  EXPECT_EQ(s.value(), 0u) << "exactly one permit taken";
+  EXPECT_FALSE(weft::try_select(weft::acquire(s), weft::acquire(s)).has_value());
+  (void)r;
+  weft::Event e;
+  Returned<std::variant<std::monostate, std::monostate>> out;
+  {
+    Threads t(1, [&](std::size_t) { out.value = weft::select(weft::wait(e), weft::wait(e)); });
+    ASSERT_TRUE(blocked(t));
+    e.set();
+  }
+  EXPECT_TRUE(out.value.has_value());
+  // Blocked on one semaphore twice: one release wakes it, and it takes that one permit.
+  Returned<std::variant<std::monostate, std::monostate>> got;
+  {
+    Threads t(1, [&](std::size_t) { got.value = weft::select(weft::acquire(s), weft::acquire(s)); });
+    ASSERT_TRUE(blocked(t));
+    s.release();
+  }
+  EXPECT_TRUE(got.value.has_value());
+  EXPECT_EQ(s.value(), 0u);
 }
 
 TEST(SelectExactlyOne, PutAndGetOnTheSameQueue) {
@@ -958,39 +1018,178 @@ TEST(SelectWake, SetWakesEverySelectOnTheEvent) {
   EXPECT_EQ(woken.load(), 3);
 }
 
-TEST(SelectWake, ReleaseOfOnePermitWakesOneSelect) {
-  weft::Semaphore s(0);
-  IntQ q;
-  std::atomic<int> acquired{0};
-  Threads t(2, [&](std::size_t) {
-    auto r = weft::select(weft::get(q), weft::acquire(s));
-    if (r.index() == 1) ++acquired;
-  });
-  ASSERT_TRUE(blocked(t));
-  s.release();
-  ASSERT_TRUE(weft_test::eventually([&] { return acquired.load() == 1; }));
-  // The other one is still blocked, holding nothing; wake it through the queue.
-  EXPECT_EQ(s.value(), 0u);
-  q.put(1);
-  t.join();
-  EXPECT_EQ(acquired.load(), 1);
+// release(n) with n + 1 selects waiting on the semaphore: exactly n take a permit; the last
+// one, holding nothing, is then woken through its queue.
+TEST(SelectWake, ReleaseOfNPermitsWakesNSelects) {
+  for (int n = 1; n <= 2; ++n) {
+    SCOPED_TRACE(n);
+    weft::Semaphore s(0);
+    IntQ q;
+    std::atomic<int> acquired{0};
+    {
+      Threads t(static_cast<std::size_t>(n) + 1, [&](std::size_t) {
+        auto r = weft::select(weft::get(q), weft::acquire(s));
+        if (r.index() == 1) ++acquired;
+      });
+      ASSERT_TRUE(blocked(t));
+      s.release(static_cast<std::size_t>(n));
+      ASSERT_TRUE(weft_test::eventually([&] { return acquired.load() == n; }));
+      EXPECT_EQ(s.value(), 0u);
+      q.put(1);
+    }
+    EXPECT_EQ(acquired.load(), n);
+    EXPECT_TRUE(q.empty());
+  }
 }
+
+// Runs src.request_stop() and serve() at once, from two threads.
+template <class Serve>
+void stop_racing(std::stop_source& src, Serve serve) {
+  std::latch go(2);
+  Threads race(2, [&](std::size_t k) {
+    go.arrive_and_wait();
+    if (k == 0) {
+      src.request_stop();
+    } else {
+      serve();
+    }
+  });
+}
+
+// A stop request and a put race for a blocked select: it either took the item (engaged) or
+// was stopped (nullopt) and the item is still queued. Never both, never neither.
+TEST(SelectWake, StopRacingPutIsAllOrNothing) {
+  constexpr int kRounds = 60;
+  int took = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    IntQ q, other;
+    std::stop_source src;
+    Returned<bool> out;  // value: engaged
+    Threads t(1, [&](std::size_t) {
+      out.value = weft::select(src.get_token(), weft::get(other), weft::get(q)).has_value();
+    });
+    ASSERT_TRUE(blocked(t));
+    stop_racing(src, [&] { q.put(round); });
+    t.join();
+    ASSERT_TRUE(out.value.has_value());
+    EXPECT_EQ(q.qsize(), *out.value ? 0u : 1u) << "round " << round;
+    took += *out.value ? 1 : 0;
+  }
+  std::cout << "[ race     ] put won " << took << ", stop won " << kRounds - took << " of "
+            << kRounds << " rounds\n";
+}
+
+// The same race for a blocked put: the item is either in the queue (moved from, true) or
+// still with the caller (nullopt), never both.
+TEST(SelectWake, StopRacingRoomForAPutIsAllOrNothing) {
+  constexpr int kRounds = 60;
+  for (int round = 0; round < kRounds; ++round) {
+    PtrQ q(1);
+    q.put(std::make_unique<int>(-1));
+    auto item = std::make_unique<int>(round);
+    std::stop_source src;
+    Returned<bool> out;
+    Threads t(1, [&](std::size_t) {
+      out.value = weft::select(src.get_token(), weft::put(q, item)).has_value();
+    });
+    ASSERT_TRUE(blocked(t));
+    stop_racing(src, [&] { EXPECT_EQ(*q.get(), -1); });
+    t.join();
+    ASSERT_TRUE(out.value.has_value());
+    if (*out.value) {
+      EXPECT_EQ(item, nullptr);
+      ASSERT_EQ(q.qsize(), 1u);
+      EXPECT_EQ(*q.get(), round);
+    } else {
+      ASSERT_NE(item, nullptr);
+      EXPECT_EQ(*item, round);
+      EXPECT_TRUE(q.empty());
+    }
+  }
+}
+
+// API.md, Lifetime: a thread woken by put(), set() or release() may destroy the primitive at
+// once. A select woken by each deletes every source right away (ASAN checks the wakers).
+TEST(SelectWake, WokenSelectMayDestroyItsSourcesAtOnce) {
+  for (int round = 0; round < 60; ++round) {
+    auto q = std::make_unique<IntQ>(1);
+    auto e = std::make_unique<weft::Event>();
+    auto s = std::make_unique<weft::Semaphore>(0);
+    IntQ* const qp = q.get();
+    weft::Event* const ep = e.get();
+    weft::Semaphore* const sp = s.get();
+    Threads t(1, [&](std::size_t) {
+      auto r = weft::select(weft::get(*qp), weft::wait(*ep), weft::acquire(*sp));
+      EXPECT_EQ(static_cast<int>(r.index()), round % 3);
+      q.reset();
+      e.reset();
+      s.reset();
+    });
+    ASSERT_TRUE(blocked(t));
+    switch (round % 3) {
+      case 0: qp->put(1); break;
+      case 1: ep->set(); break;
+      default: sp->release(); break;
+    }
+    t.join();
+  }
+}
+
+// Pins threads to CPUs for the duration of a test, where the machine has two or more: the
+// calling thread to one, any thread that calls pin_other() to another. Restores the calling
+// thread's affinity on destruction.
+class CpuSplit {
+ public:
+  CpuSplit() {
+    if (sched_getaffinity(0, sizeof saved_, &saved_) != 0) return;
+    for (int cpu = 0; cpu < CPU_SETSIZE && other_ < 0; ++cpu) {
+      if (!CPU_ISSET(cpu, &saved_)) continue;
+      if (mine_ < 0) {
+        mine_ = cpu;
+      } else {
+        other_ = cpu;
+      }
+    }
+    if (other_ >= 0) pin(mine_);
+  }
+  ~CpuSplit() {
+    if (other_ >= 0) pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_);
+  }
+  CpuSplit(const CpuSplit&) = delete;
+  CpuSplit& operator=(const CpuSplit&) = delete;
+  void pin_other() const {
+    if (other_ >= 0) pin(other_);
+  }
+
+ private:
+  static void pin(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  }
+  cpu_set_t saved_{};
+  int mine_ = -1;
+  int other_ = -1;
+};
 
 // Event's contract (event.hpp, CPython issue 13502): "A thread that is waiting when set() is
 // called returns true, even if clear() runs before it is scheduled". A select waiting on
 // wait(e) is such a thread: set() claims its node, so the select must report the event even
-// though the flag is clear again by the time it runs. Several selects wait, so that some of
-// them are scheduled only after clear() (one alone often runs before it); then one item per
+// though the flag is clear again by the time it runs. Several selects wait, all on one CPU
+// and the setter on another, so that most of them run only after clear(); then one item per
 // select is put, which a select that missed the event takes instead (so nothing hangs).
 TEST(SelectWake, EventSetThenClearedStillReportsTheEventToEveryWaitingSelect) {
   constexpr std::size_t kSelects = 8;
-  constexpr int kRounds = 10;
+  constexpr int kRounds = 20;
+  const CpuSplit cpus;
   for (int round = 0; round < kRounds; ++round) {
     weft::Event e;
     IntQ q;
     std::atomic<std::size_t> reported{0};
     {
       Threads t(kSelects, [&](std::size_t) {
+        cpus.pin_other();
         if (weft::select(weft::get(q), weft::wait(e)).index() == 1) ++reported;
       });
       ASSERT_TRUE(blocked(t));
