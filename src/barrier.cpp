@@ -121,6 +121,8 @@ std::size_t Barrier::n_waiting() const {
   return state() == State::filling ? count_.load(std::memory_order_relaxed) : 0;
 }
 
-bool Barrier::broken() const { return state() == State::broken; }
+bool Barrier::broken() const {
+  return state() == State::broken;
+}
 
 }  // namespace weft

@@ -140,5 +140,4 @@ void Semaphore::unregister_waiter(WaitNode& node) noexcept {
   if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
 }
 
-
 }  // namespace weft

@@ -96,7 +96,7 @@ class Barrier {
   // action call while the barrier's lock is held; relaxed: they are snapshots.
   detail::Atomic<State> state_{State::filling};
   detail::Atomic<std::size_t> count_{0};  // threads inside wait() of the current cycle
-  Arrival* first_ = nullptr;    // arrivals of the filling cycle, oldest first
+  Arrival* first_ = nullptr;              // arrivals of the filling cycle, oldest first
   Arrival* last_ = nullptr;
 };
 

@@ -50,7 +50,9 @@ class Condition {
   Condition& operator=(const Condition&) = delete;
 
   // The underlying lock, forwarded.
-  bool acquire(bool blocking = true) { return rlock_ ? rlock_->acquire(blocking) : lock_->acquire(blocking); }
+  bool acquire(bool blocking = true) {
+    return rlock_ ? rlock_->acquire(blocking) : lock_->acquire(blocking);
+  }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
     return rlock_ ? rlock_->acquire(timeout) : lock_->acquire(timeout);

@@ -77,10 +77,10 @@ class FifoStorage {
     }
   }
 
-#define WEFT_FIFO_DISPATCH(call)             \
-  if constexpr (kRing) {                     \
-    if (ring_) return ring_->call;           \
-  }                                          \
+#define WEFT_FIFO_DISPATCH(call)   \
+  if constexpr (kRing) {           \
+    if (ring_) return ring_->call; \
+  }                                \
   return locked_.call
 
   PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) {
@@ -89,12 +89,24 @@ class FifoStorage {
   PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) {
     WEFT_FIFO_DISPATCH(try_pop(out, notify, woken));
   }
-  bool empty_and_open() noexcept { WEFT_FIFO_DISPATCH(empty_and_open()); }
-  bool full_and_open() noexcept { WEFT_FIFO_DISPATCH(full_and_open()); }
-  std::size_t size() const noexcept { WEFT_FIFO_DISPATCH(size()); }
-  std::uint64_t pushed() const noexcept { WEFT_FIFO_DISPATCH(pushed()); }
-  void close() noexcept { WEFT_FIFO_DISPATCH(close()); }
-  bool closed() const noexcept { WEFT_FIFO_DISPATCH(closed()); }
+  bool empty_and_open() noexcept {
+    WEFT_FIFO_DISPATCH(empty_and_open());
+  }
+  bool full_and_open() noexcept {
+    WEFT_FIFO_DISPATCH(full_and_open());
+  }
+  std::size_t size() const noexcept {
+    WEFT_FIFO_DISPATCH(size());
+  }
+  std::uint64_t pushed() const noexcept {
+    WEFT_FIFO_DISPATCH(pushed());
+  }
+  void close() noexcept {
+    WEFT_FIFO_DISPATCH(close());
+  }
+  bool closed() const noexcept {
+    WEFT_FIFO_DISPATCH(closed());
+  }
   void drain(std::vector<T>& out) {
     out.reserve(out.size() + size());
     WEFT_FIFO_DISPATCH(drain(out));
@@ -105,7 +117,7 @@ class FifoStorage {
   // Set iff bounded and kRing; a placeholder otherwise, so Ring<T> is never instantiated for
   // a T that could throw while moving.
   std::conditional_t<kRing, std::unique_ptr<Ring<T>>, std::unique_ptr<int>> ring_;
-  Locked locked_;                  // used otherwise
+  Locked locked_;  // used otherwise
 };
 
 template <class Rep, class Period>
@@ -128,9 +140,7 @@ class BasicQueue {
   // ---- put ------------------------------------------------------------------------------
   // Blocks while full. Throws ShutDown.
   void put(T&& item) { put_impl(item, Deadline::never(), nullptr); }
-  void put(const T& item)
-    requires std::copy_constructible<T>
-  {
+  void put(const T& item) requires std::copy_constructible<T> {
     T copy(item);
     put(std::move(copy));
   }
@@ -140,9 +150,8 @@ class BasicQueue {
     put_impl(item, queue_deadline(timeout), nullptr);
   }
   template <class Rep, class Period>
-  void put(const T& item, std::chrono::duration<Rep, Period> timeout)
-    requires std::copy_constructible<T>
-  {
+  void put(const T& item,
+           std::chrono::duration<Rep, Period> timeout) requires std::copy_constructible<T> {
     const Deadline deadline = queue_deadline(timeout);
     T copy(item);
     put_impl(copy, deadline, nullptr);
@@ -155,19 +164,13 @@ class BasicQueue {
   }
   // Throws Full, ShutDown.
   void put_nowait(T&& item) { put_impl(item, Deadline::poll(), nullptr); }
-  void put_nowait(const T& item)
-    requires std::copy_constructible<T>
-  {
+  void put_nowait(const T& item) requires std::copy_constructible<T> {
     T copy(item);
     put_nowait(std::move(copy));
   }
   // false if full or shut down; never blocks.
-  bool try_put(T&& item) {
-    return core_.push(item, Deadline::poll(), nullptr) == Status::ok;
-  }
-  bool try_put(const T& item)
-    requires std::copy_constructible<T>
-  {
+  bool try_put(T&& item) { return core_.push(item, Deadline::poll(), nullptr) == Status::ok; }
+  bool try_put(const T& item) requires std::copy_constructible<T> {
     T copy(item);
     return try_put(std::move(copy));
   }
@@ -365,7 +368,8 @@ class TaskQueue : public BasicQueue<T, Storage> {
 template <class T>
 class Queue : public detail::TaskQueue<T, detail::FifoStorage<T>> {
  public:
-  explicit Queue(std::ptrdiff_t maxsize = 0) : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {}
+  explicit Queue(std::ptrdiff_t maxsize = 0)
+      : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {}
 };
 
 // LIFO queue (Python: queue.LifoQueue).

@@ -151,7 +151,9 @@ class AcquireOp {
 };
 
 template <class Op>
-concept SelectOp = requires { typename Op::result_type; };
+concept SelectOp = requires {
+  typename Op::result_type;
+};
 
 // A per-thread xorshift generator for the fair choice of where to start trying.
 inline std::uint32_t select_random() noexcept {
@@ -289,8 +291,12 @@ template <class Q>
 detail::PutOp<Q> put(Q& q, typename Q::value_type& item) noexcept {
   return detail::PutOp<Q>(q, item);
 }
-inline detail::EventOp wait(Event& e) noexcept { return detail::EventOp(e); }
-inline detail::AcquireOp acquire(Semaphore& s) noexcept { return detail::AcquireOp(s); }
+inline detail::EventOp wait(Event& e) noexcept {
+  return detail::EventOp(e);
+}
+inline detail::AcquireOp acquire(Semaphore& s) noexcept {
+  return detail::AcquireOp(s);
+}
 
 // ---- select ------------------------------------------------------------------------------
 template <detail::SelectOp... Ops>

@@ -19,7 +19,9 @@ namespace weft::detail {
 template <class T>
 using Atomic = std::atomic<T>;
 
-inline void atomic_fence(std::memory_order order) noexcept { std::atomic_thread_fence(order); }
+inline void atomic_fence(std::memory_order order) noexcept {
+  std::atomic_thread_fence(order);
+}
 
 }  // namespace weft::detail
 

@@ -241,8 +241,8 @@ class QueueCore {
 
   const std::ptrdiff_t maxsize_;  // 0: unbounded
   Storage storage_;
-  WaitQueue not_empty_;  // getters; a push claims one, shutdown all
-  WaitQueue not_full_;   // putters; a pop of a bounded queue claims one, shutdown all
+  WaitQueue not_empty_;             // getters; a push claims one, shutdown all
+  WaitQueue not_full_;              // putters; a pop of a bounded queue claims one, shutdown all
   mutable WordLock shutdown_lock_;  // held for all of shutdown(); see there
   WordLock tasks_lock_;             // protects done_'s updates and joiners_
   WaitList joiners_;                // threads in join()

@@ -230,9 +230,9 @@ class LockedStorage {
   Container items_;
   bool closed_ = false;
   std::uint64_t pushed_count_ = 0;
-  Atomic<std::size_t> size_{0};         // mirrors items_.size() for lock-free qsize()
-  Atomic<std::uint64_t> pushed_{0};     // mirrors pushed_count_
-  Atomic<bool> closed_flag_{false};     // mirrors closed_
+  Atomic<std::size_t> size_{0};      // mirrors items_.size() for lock-free qsize()
+  Atomic<std::uint64_t> pushed_{0};  // mirrors pushed_count_
+  Atomic<bool> closed_flag_{false};  // mirrors closed_
 };
 
 }  // namespace weft::detail
