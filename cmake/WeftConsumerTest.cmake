@@ -31,7 +31,7 @@ set(generator_args -G "${CONSUMER_GENERATOR}")
 if(CONSUMER_MAKE_PROGRAM)
   list(APPEND generator_args "-DCMAKE_MAKE_PROGRAM=${CONSUMER_MAKE_PROGRAM}")
 endif()
-# Same compiler and build type as the build under test; nothing from the user's
+# Same compiler, build type and flags as the build under test; nothing from the user's
 # environment or package registry may satisfy find_package(weft).
 set(common_args
   ${generator_args}
@@ -39,6 +39,13 @@ set(common_args
   "-DCMAKE_BUILD_TYPE=${CONSUMER_BUILD_TYPE}"
   -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
   -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
+if(DEFINED CONSUMER_CXX_FLAGS)
+  list(APPEND common_args "-DCMAKE_CXX_FLAGS=${CONSUMER_CXX_FLAGS}")
+endif()
+if(DEFINED CONSUMER_CONFIG_CXX_FLAGS)
+  string(TOUPPER "${CONSUMER_BUILD_TYPE}" bt)
+  list(APPEND common_args "-DCMAKE_CXX_FLAGS_${bt}=${CONSUMER_CONFIG_CXX_FLAGS}")
+endif()
 
 function(run)
   string(REPLACE ";" " " pretty "${ARGN}")

@@ -1,11 +1,15 @@
 # Shared by scripts/test.sh, scripts/demos.sh and scripts/lint.sh. Source it; do not run it.
 #
 # Build configurations (each in build/<name>):
-#   release  g++,        RelWithDebInfo, -Werror
+#   release  g++,        RelWithDebInfo (-O2 -g1), -Werror
 #   tsan     clang++-14, ThreadSanitizer, -O1 -g1, asserts on, -Werror
 #   asan     g++,        AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g1, asserts on,
 #            _GLIBCXX_ASSERTIONS; warnings shown but not fatal (GCC's manual advises against
 #            -Werror with sanitizers: they cause false -Wmaybe-uninitialized & co.)
+#
+# Debug info is line tables only (-g1) everywhere: enough for backtraces and sanitizer
+# reports, and it halves the compile time of the template-heavy tests (full -g at -O2
+# spends as long in var-tracking/DWARF as in everything else).
 #
 # Environment overrides: WEFT_RELEASE_CXX, WEFT_TSAN_CXX, WEFT_ASAN_CXX (and *_CC),
 # WEFT_JOBS (default 2), WEFT_CMAKE_GENERATOR.
@@ -129,12 +133,12 @@ weft_configure() {
   local args=(-S "$WEFT_ROOT" -B "$bdir" -G "$gen" "-DCMAKE_CXX_COMPILER=$cxx"
               -DWEFT_BUILD_TESTS=ON -DWEFT_BUILD_EXAMPLES=ON)
   [ -n "$cc" ] && args+=("-DCMAKE_C_COMPILER=$cc")   # GoogleTest's project() enables C
-  # Sanitizer builds: asserts on (no NDEBUG), -O1, and line tables only: reports get
-  # file:line, and the template-heavy tests compile markedly faster than with full -g.
+  # Sanitizer builds: asserts on (no NDEBUG), -O1, line tables only.
   local san_opt="-g1 -O1"
   case "$cfg" in
     release)
-      args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON -DWEFT_SANITIZE=) ;;
+      args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
+             "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DWEFT_WERROR=ON -DWEFT_SANITIZE=) ;;
     tsan)
       args+=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=$san_opt" "-DCMAKE_C_FLAGS_DEBUG=$san_opt"
              -DWEFT_WERROR=ON -DWEFT_SANITIZE=thread) ;;

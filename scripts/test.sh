@@ -2,7 +2,7 @@
 # weft's full test suite: builds and runs every test and example in three configurations,
 # each in its own build directory:
 #
-#   release  g++ RelWithDebInfo, -Werror                          build/release
+#   release  g++ RelWithDebInfo (-O2 -g1), -Werror                build/release
 #   tsan     clang++-14 ThreadSanitizer, -Werror                  build/tsan
 #   asan     g++ AddressSanitizer + UndefinedBehaviorSanitizer    build/asan
 #
