@@ -630,6 +630,7 @@ def plots(results, runner, imgdir):
         w = next(x for x in WORKLOADS if x.wid == wid)
         fig, ax = plt.subplots(figsize=(11, 5.5))
         k = 0
+        kw = 0
         for c in w.contenders:
             rs = [r for r in results[wid].get(c.key, []) if r and r.get("quantiles_us")]
             if not rs:
@@ -640,12 +641,15 @@ def plots(results, runner, imgdir):
             pts = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2) if flat[i] < 0.99995]
             ys = [-math.log10(1 - q) for q, _ in pts]
             xs = [v for _, v in pts]
+            style = ":" if c.family == "python" else "--" if c.spins else "-"
             if c.family == "weft":
-                color, lw = weft_red, 2.6
+                # weft's first variant solid red, a second one dashed dark red.
+                color, lw = (weft_red, 2.6) if kw == 0 else ("#7f0000", 2.0)
+                style = "-" if kw == 0 else "--"
+                kw += 1
             else:
                 color, lw = peer_colors[k % len(peer_colors)], 1.3
                 k += 1
-            style = ":" if c.family == "python" else "--" if c.spins else "-"
             ax.plot(xs, ys, style, lw=lw, color=color,
                     label=f"{c.label}: p50 {r['extra']['p50_us']:.3g}, p99 {r['extra']['p99_us']:.3g} us")
         ax.set_xscale("log")
@@ -756,8 +760,8 @@ def main():
     if not args.no_callgrind and shutil.which("valgrind"):
         cgdir = os.path.join(outdir, "callgrind")
         os.makedirs(cgdir, exist_ok=True)
-        reps = 1 if args.quick else 3
-        n = 20000 if args.quick else 200000
+        # weft three times, peers twice: enough to show that the counts repeat.
+        n = 20000 if args.quick else 100000
         for wid, cids in CALLGRIND.items():
             if only and wid not in only:
                 continue
@@ -765,6 +769,7 @@ def main():
                 if (wid, cid) not in runner.available:
                     continue
                 runs = []
+                reps = 1 if args.quick else 3 if cid == "weft" else 2
                 try:
                     for i in range(reps):
                         total, out = callgrind_count(runner, wid, cid, n, cgdir, i)
