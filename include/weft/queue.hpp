@@ -400,6 +400,8 @@ class SimpleQueue
     : private detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>> {
   using Base = detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>>;
 
+  friend struct detail::SelectAccess;
+
  public:
   using value_type = T;
   SimpleQueue() : Base(0) {}

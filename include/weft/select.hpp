@@ -126,6 +126,9 @@ class EventOp {
   explicit EventOp(Event& e) noexcept : e_(&e) {}
 
   bool try_fire(result_type&) noexcept { return e_->is_set(); }
+  // Claimed by set(): the event fired while we waited, even if clear() ran since (as for
+  // Event::wait, CPython issue 13502).
+  bool fire_claimed(result_type&) noexcept { return true; }
   bool link(WaitNode& n) noexcept { return SelectAccess::register_waiter(*e_, n); }
   // The registration itself is atomic with the flag (set() claims every linked node).
   bool ready() noexcept { return false; }
@@ -155,6 +158,17 @@ concept SelectOp = requires {
   typename Op::result_type;
 };
 
+// After a claim for operation `op`: the event case reports without re-checking; the others
+// retry their operation (someone may have taken the item or permit first).
+template <class Op>
+bool fire_claimed(Op& op, typename Op::result_type& out) {
+  if constexpr (requires { op.fire_claimed(out); }) {
+    return op.fire_claimed(out);
+  } else {
+    return op.try_fire(out);
+  }
+}
+
 // A per-thread xorshift generator for the fair choice of where to start trying.
 inline std::uint32_t select_random() noexcept {
   thread_local std::uint32_t state =
@@ -180,9 +194,20 @@ class Selector {
     if (stop != nullptr && stop->stop_requested()) return std::nullopt;
     std::optional<Result> out;
     for (;;) {
-      const std::size_t start = is_biased ? 0 : select_random() % N;
+      // Fair: a fresh random order each round (a random start alone would favour an
+      // operation that follows one that is not ready); biased: argument order.
+      std::size_t order[N];
+      for (std::size_t k = 0; k < N; ++k) order[k] = k;
+      if (!is_biased) {
+        for (std::size_t k = N - 1; k > 0; --k) {
+          const std::size_t j = select_random() % (k + 1);
+          const std::size_t t = order[k];
+          order[k] = order[j];
+          order[j] = t;
+        }
+      }
       for (std::size_t k = 0; k < N; ++k) {
-        if (fire((start + k) % N, out)) return out;
+        if (fire<false>(order[k], out)) return out;
       }
       if (deadline.expired()) return std::nullopt;
 
@@ -202,7 +227,12 @@ class Selector {
       for (std::size_t i = 0; !ready_now && i < N; ++i) ready_now = ready(i);
       if (ready_now) {
         unlink_all(nodes, linked);
-        parker.settle();  // absorb a claim that raced the re-check: we retry everything
+        // A claim that raced the re-check carries a wake-up meant for us: honour it first,
+        // so that it is not spent without its item or permit being taken.
+        const std::uint32_t claimed = parker.settle();
+        if (claimed >= kFirstSelectToken && fire<true>(claimed - kFirstSelectToken, out)) {
+          return out;
+        }
         continue;
       }
       // Wake-up sources: any source's notifier claiming one of the nodes (a push, a pop,
@@ -210,8 +240,8 @@ class Selector {
       const std::uint32_t outcome = parker.park(deadline, stop);
       unlink_all(nodes, N);
       if (outcome >= kFirstSelectToken) {
-        // Try the source that woke us first: it announced a change.
-        if (fire(outcome - kFirstSelectToken, out)) return out;
+        // The source that claimed us announced a change: perform its operation first.
+        if (fire<true>(outcome - kFirstSelectToken, out)) return out;
         continue;
       }
       if (outcome == kCancelled) return std::nullopt;
@@ -220,15 +250,17 @@ class Selector {
   }
 
  private:
-  template <std::size_t I = 0>
+  template <bool Claimed, std::size_t I = 0>
   bool fire(std::size_t i, std::optional<Result>& out) {
     if constexpr (I == N) {
       return false;
     } else {
-      if (i != I) return fire<I + 1>(i, out);
+      if (i != I) return fire<Claimed, I + 1>(i, out);
       using R = std::variant_alternative_t<I, Result>;
       R value{};
-      if (!std::get<I>(ops_).try_fire(value)) return false;
+      auto& op = std::get<I>(ops_);
+      const bool fired = Claimed ? fire_claimed(op, value) : op.try_fire(value);
+      if (!fired) return false;
       out.emplace(std::in_place_index<I>, std::move(value));
       return true;
     }
@@ -342,6 +374,22 @@ std::optional<detail::SelectResult<Ops...>> select_for(std::chrono::duration<Rep
   return detail::run_select(false, detail::select_deadline(timeout), &stop, ops...);
 }
 
+template <class Rep, class Period, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_for(biased_t,
+                                                       std::chrono::duration<Rep, Period> timeout,
+                                                       std::stop_token stop, Ops... ops) {
+  return detail::run_select(true, detail::select_deadline(timeout), &stop, ops...);
+}
+template <class Clock, class Duration, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_until(
+    biased_t, std::chrono::time_point<Clock, Duration> deadline, Ops... ops) {
+  return detail::run_select(true, detail::Deadline::at(deadline), nullptr, ops...);
+}
+template <class Clock, class Duration, detail::SelectOp... Ops>
+std::optional<detail::SelectResult<Ops...>> select_until(
+    biased_t, std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop, Ops... ops) {
+  return detail::run_select(true, detail::Deadline::at(deadline), &stop, ops...);
+}
 template <class Clock, class Duration, detail::SelectOp... Ops>
 std::optional<detail::SelectResult<Ops...>> select_until(
     std::chrono::time_point<Clock, Duration> deadline, Ops... ops) {

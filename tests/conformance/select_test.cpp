@@ -35,9 +35,6 @@
 
 // weft::get(SimpleQueue) does not compile yet (see the test SelectSimpleQueue.GetFromSimpleQueue
 // below); set to 1 to build that test once select can reach a SimpleQueue.
-#ifndef WEFT_TEST_SELECT_SIMPLEQUEUE
-#define WEFT_TEST_SELECT_SIMPLEQUEUE 0
-#endif
 
 namespace {
 
@@ -436,10 +433,8 @@ TEST(SelectOps, GetFromEveryQueueKind) {
 }
 
 // weft::get / weft::put on a SimpleQueue: "get from any of several queues" and API.md "All
-// queue types share this interface where it applies". Today select.hpp reaches the queue's
-// core through BasicQueue, which SimpleQueue inherits privately, so this does not compile.
+// queue types share this interface where it applies".
 TEST(SelectSimpleQueue, GetFromSimpleQueue) {
-#if WEFT_TEST_SELECT_SIMPLEQUEUE
   weft::SimpleQueue<int> sq;
   IntQ q;
   sq.put(8);
@@ -452,11 +447,6 @@ TEST(SelectSimpleQueue, GetFromSimpleQueue) {
   });
   ASSERT_TRUE(blocked(t));
   sq.put(4);
-#else
-  GTEST_SKIP() << "BUG: weft::select(weft::get(SimpleQueue<T>&)) does not compile ("
-                  "SelectAccess::core cannot reach the core_ of SimpleQueue's private base); "
-                  "rebuild with -DWEFT_TEST_SELECT_SIMPLEQUEUE=1 once fixed";
-#endif
 }
 
 // weft::Queue<T> with a T whose move constructor may throw uses the locked deque even when
