@@ -9,11 +9,12 @@ namespace weft::detail {
 
 namespace {
 
-// Spin iterations before sleeping in the kernel. A wake-up that arrives within a few
-// microseconds (the other thread is running on another core) then costs no system call on
-// either side; a longer wait sleeps. Kept short: on an oversubscribed machine spinning only
-// steals the waker's core.
-constexpr int kParkSpins = 100;
+// Spin iterations before sleeping in the kernel. A wake-up that arrives within a few hundred
+// nanoseconds (the other thread is running on another core) then costs no system call on
+// either side; a longer wait sleeps. Kept short: a pause is ~20 ns on recent cores, and on an
+// oversubscribed machine spinning only steals the waker's core (docs/benchmarks.md, section
+// 4: 100 spins cost 2 us per round trip).
+constexpr int kParkSpins = 16;
 constexpr int kLockSpins = 40;
 
 // Parkers are never freed (see parker.hpp, "stale wake"): a thread returns its Parker here at

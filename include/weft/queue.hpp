@@ -233,28 +233,40 @@ class BasicQueue {
       : core_(maxsize, std::forward<Args>(args)...) {}
 
   void put_impl(T& item, Deadline deadline, const std::stop_token* stop) {
-    switch (core_.push(item, deadline, stop)) {
-      case Status::ok:
-        return;
+    const Status s = core_.push(item, deadline, stop);
+    if (s != Status::ok) [[unlikely]]
+      throw_put_failure(s);
+  }
+  [[noreturn, gnu::noinline, gnu::cold]] static void throw_put_failure(Status s) {
+    switch (s) {
       case Status::timed_out:
         throw Full();
       case Status::shut_down:
         throw ShutDown();
       case Status::cancelled:
         throw Cancelled();
+      default:
+        break;
     }
+    throw std::logic_error("weft: unreachable");
   }
   T get_impl(Deadline deadline, const std::stop_token* stop) {
     std::optional<T> out;
-    switch (core_.pop(out, deadline, stop)) {
-      case Status::ok:
-        return std::move(*out);
+    const Status s = core_.pop(out, deadline, stop);
+    if (s == Status::ok) [[likely]]
+      return std::move(*out);
+    throw_get_failure(s);
+  }
+  [[noreturn, gnu::noinline, gnu::cold]] static void throw_get_failure(Status s) {
+    switch (s) {
       case Status::timed_out:
         throw Empty();
       case Status::shut_down:
         throw ShutDown();
       case Status::cancelled:
         throw Cancelled();
+      default:
+        break;
     }
     throw std::logic_error("weft: unreachable");
   }

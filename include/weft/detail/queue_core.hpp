@@ -66,6 +66,16 @@ class QueueCore {
 
   // Moves from `item` only when it returns ok.
   Status push(T& item, Deadline deadline, const std::stop_token* stop) {
+    // Fast path, inline: one attempt (and the wake-up it owes). The rest is out of line.
+    if (stop == nullptr || !stop->stop_requested()) [[likely]] {
+      WakeBatch woken;
+      if (storage_.try_push(item, &not_empty_, woken) == PushResult::ok) [[likely]] {
+        return Status::ok;
+      }
+    }
+    return push_slow(item, deadline, stop);
+  }
+  [[gnu::noinline]] Status push_slow(T& item, Deadline deadline, const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
     for (;;) {
       switch (try_push(item)) {
@@ -98,6 +108,17 @@ class QueueCore {
   }
 
   Status pop(std::optional<T>& out, Deadline deadline, const std::stop_token* stop) {
+    if (stop == nullptr || !stop->stop_requested()) [[likely]] {
+      WakeBatch woken;
+      if (storage_.try_pop(out, maxsize_ != 0 ? &not_full_ : nullptr, woken) == PopResult::ok)
+          [[likely]] {
+        return Status::ok;
+      }
+    }
+    return pop_slow(out, deadline, stop);
+  }
+  [[gnu::noinline]] Status pop_slow(std::optional<T>& out, Deadline deadline,
+                                    const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
     for (;;) {
       switch (try_pop(out)) {

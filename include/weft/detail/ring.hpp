@@ -96,6 +96,21 @@ class Ring {
   // one waiter of `notify` into `woken` *before* publishing the item: the stamp store is
   // this call's last access to the ring, so the getter may destroy the queue at once.
   PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) noexcept {
+    // First attempt straight-line (no Backoff, no loop): the uncontended case.
+    std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+    Slot& slot = slots_[tail & (mark_ - 1)];
+    if (slot.stamp.load(std::memory_order_acquire) == tail &&
+        tail_.compare_exchange_strong(tail, next(tail), std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) [[likely]] {
+      if (notify != nullptr) notify->claim_one(woken);
+      ::new (slot.storage) T(std::move(item));
+      slot.stamp.store(tail + 1, std::memory_order_release);
+      return PushResult::ok;
+    }
+    return try_push_slow(item, notify, woken);
+  }
+  [[gnu::noinline]] PushResult try_push_slow(T& item, WaitQueue* notify,
+                                             WakeBatch& woken) noexcept {
     Backoff backoff;
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {
@@ -130,6 +145,22 @@ class Ring {
 
   // As try_push: a putter waiting on `notify` is claimed before the slot is handed back.
   PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) noexcept {
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
+    Slot& slot = slots_[head & (mark_ - 1)];
+    if (slot.stamp.load(std::memory_order_acquire) == head + 1 &&
+        head_.compare_exchange_strong(head, next(head), std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) [[likely]] {
+      if (notify != nullptr) notify->claim_one(woken);
+      T* p = slot.item();
+      out.emplace(std::move(*p));
+      p->~T();
+      slot.stamp.store(head + lap_unit_, std::memory_order_release);
+      return PopResult::ok;
+    }
+    return try_pop_slow(out, notify, woken);
+  }
+  [[gnu::noinline]] PopResult try_pop_slow(std::optional<T>& out, WaitQueue* notify,
+                                           WakeBatch& woken) noexcept {
     Backoff backoff;
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     for (;;) {

@@ -54,7 +54,7 @@ class WaitQueue {
   }
 
  private:
-  void claim_slow(WakeBatch& woken, std::size_t n) noexcept {
+  [[gnu::noinline]] void claim_slow(WakeBatch& woken, std::size_t n) noexcept {
     WordLockGuard g(lock_);
     for (; n > 0; --n) {
       WaitNode* w = list_.claim_front();
