@@ -3,7 +3,11 @@
 # into a copy of weft's include/ and src/, builds the explorer against the copy, and expects
 # the named scenarios to report a failure (exit status 1, a FAILURE line with a seed).
 #
-#   tests/dsched/mutants.sh [NAME...]        (default: every mutant; about 40 s each)
+#   tests/dsched/mutants.sh [--worktree] [NAME...]   (default: every mutant, ~1 min each)
+#
+# The copy is of the committed tree (git HEAD), so that the substitutions stay valid while
+# the working tree is being edited; --worktree copies the working tree instead. A crash
+# (a seeded bug that corrupts memory) counts as caught when the explorer printed its seed.
 #
 # Each mutant is: name | file | perl substitution (must change the file) | scenarios.
 # Exit status 0 iff every mutant was caught.
@@ -40,7 +44,14 @@ mutants=(
   "no_wait_notified|src/parker.cpp|s/const Deadline d = \(v >> 2\) == 0 \? deadline : Deadline::never\(\);/if ((v >> 2) != 0) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
 )
 
-selected=("$@")
+worktree=0
+selected=()
+for a in "$@"; do
+  case "$a" in
+    --worktree) worktree=1 ;;
+    *) selected+=("$a") ;;
+  esac
+done
 caught=0
 missed=()
 for m in "${mutants[@]}"; do
@@ -49,9 +60,14 @@ for m in "${mutants[@]}"; do
   dir="$work/$name"
   rm -rf "$dir"
   mkdir -p "$dir"
-  cp -r "$root/include" "$root/src" "$dir/"
+  if ((worktree)); then
+    cp -r "$root/include" "$root/src" "$dir/"
+  else
+    git -C "$root" archive HEAD include src | tar -x -C "$dir"
+  fi
+  cp "$dir/$file" "$dir/$file.orig"
   perl -0pi -e "$subst" "$dir/$file"
-  if cmp -s "$root/$file" "$dir/$file"; then
+  if cmp -s "$dir/$file.orig" "$dir/$file"; then
     echo "mutant $name: substitution did not apply to $file (weft changed?)"
     missed+=("$name(stale)")
     continue
@@ -71,6 +87,10 @@ for m in "${mutants[@]}"; do
     caught=$((caught + 1))
     first=$(grep -m1 -A1 '^FAILURE' "$dir/run.log" | tr -s ' ' | tr '\n' ' ')
     echo "mutant $name: CAUGHT: ${first:0:220}"
+    grep -m1 'replay:' "$dir/run.log" | sed 's/^ */    /'
+  elif [[ $rc -gt 128 ]] && grep -q '^CRASH' "$dir/run.log"; then
+    caught=$((caught + 1))
+    echo "mutant $name: CAUGHT (crash): $(grep -m1 '^CRASH' "$dir/run.log")"
     grep -m1 'replay:' "$dir/run.log" | sed 's/^ */    /'
   else
     echo "mutant $name: MISSED (exit $rc, see $dir/run.log)"

@@ -7,6 +7,7 @@
 // through explicit-instantiation member pointers ("Rob" below), which C++ allows without
 // touching the headers.
 #include <algorithm>
+#include <memory>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -359,6 +360,33 @@ class LockCancel : public dsched::Instance {
   bool stop_started = false;
 };
 
+// release() against a timed waiter that gives up just before it is claimed, and an untimed
+// acquirer that registers while release() is between its claim and its publishing CAS: the
+// untimed one must not be left parked with the lock free.
+class LockTimeoutRace : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      lock.acquire();
+      held = true;
+      dsched::await([] { return dsched::thread_waiting(1) || dsched::thread_finished(1); });
+      lock.release();
+    } else if (i == 1) {
+      dsched::await([this] { return held; });
+      if (lock.acquire(1ms)) lock.release();
+    } else {
+      dsched::await([this] { return held; });
+      lock.acquire();
+      lock.release();
+    }
+  }
+  void check() override { check_lock_quiet(lock); }
+
+ private:
+  weft::Lock lock;
+  bool held = false;
+};
+
 // ---- Condition ------------------------------------------------------------------------------
 
 // notify(2) wakes exactly two waiters, the oldest live ones; a waiter that timed out is
@@ -704,6 +732,157 @@ class SelectMixedCancel : public dsched::Instance {
   bool took_item = false, took_permit = false, stop_started = false;
 };
 
+// ---- Lifetime (design.md I3: claim first, publish last) ---------------------------------
+//
+// A thread that sees a call's effect, woken or not (a timed-out waiter that retried, a fast
+// path), may destroy the primitive at once, provided no other call is still in progress
+// except those whose effect it saw. dsched::destroy() makes any later access by any thread
+// a failure. Each scenario lets the destroying thread wait (await) for the threads whose
+// calls did not cause its return, as the contract requires.
+
+class EventLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      while (!ev->wait(1ms)) {
+      }
+      dsched::await([] { return dsched::thread_finished(2); });
+      dsched::destroy(ev);
+    } else if (i == 1) {
+      ev->set();
+    } else {
+      (void)ev->wait(1ms);
+    }
+  }
+
+ private:
+  std::unique_ptr<weft::Event> ev = std::make_unique<weft::Event>();
+};
+
+class LockLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      lock->acquire();
+      t0_acquired = true;
+      dsched::yield();
+      lock->release();
+    } else if (i == 1) {
+      if (lock->acquire(1ms)) lock->release();
+    } else {
+      dsched::await([this] { return t0_acquired; });
+      while (!lock->acquire(1ms)) {
+      }
+      dsched::await([] { return dsched::thread_finished(1); });
+      lock->release();
+      dsched::destroy(lock);
+    }
+  }
+
+ private:
+  std::unique_ptr<weft::Lock> lock = std::make_unique<weft::Lock>();
+  bool t0_acquired = false;
+};
+
+class SemaphoreLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      while (!sem->acquire(1ms)) {
+      }
+      dsched::await([] { return dsched::thread_finished(2); });
+      dsched::destroy(sem);
+    } else if (i == 1) {
+      sem->release(2);
+    } else {
+      (void)sem->acquire(1ms);
+    }
+  }
+
+ private:
+  std::unique_ptr<weft::Semaphore> sem = std::make_unique<weft::Semaphore>(0);
+};
+
+// Q is a ring Queue<int> or a locked-storage LifoQueue<int>.
+template <class Q>
+class QueueLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      std::optional<int> v;
+      while (!(v = q->try_get(1ms))) {
+      }
+      dsched::await([] { return dsched::thread_finished(2); });
+      dsched::destroy(q);
+    } else if (i == 1) {
+      q->put(7);
+    } else {
+      // A getter that may take the item and put it back.
+      if (auto v = q->try_get(1ms)) q->put(int(*v));
+    }
+  }
+
+ private:
+  std::unique_ptr<Q> q = std::make_unique<Q>(1);
+};
+
+// A getter that sees ShutDown may destroy the queue: shutdown() must be done with it.
+template <class Q>
+class QueueShutdownLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      try {
+        for (;;) (void)q->get();
+      } catch (const weft::ShutDown&) {
+      }
+      dsched::await([] { return dsched::thread_finished(2); });
+      dsched::destroy(q);
+    } else if (i == 1) {
+      q->put(1);
+      q->shutdown();
+    } else {
+      try {
+        q->put(2, 1ms);
+      } catch (const weft::Full&) {
+      } catch (const weft::ShutDown&) {
+      }
+    }
+  }
+
+ private:
+  std::unique_ptr<Q> q = std::make_unique<Q>(1);
+};
+
+// A notified waiter may destroy the Condition (and the RLock it owns) once it holds the lock
+// again and released it.
+class ConditionLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      cv->acquire();
+      const bool ok = cv->wait_for([this] { return ready; });
+      dsched::check(ok, "wait_for(pred) without a timeout returned false");
+      cv->release();
+      dsched::await([] { return dsched::thread_finished(2); });
+      dsched::destroy(cv);
+    } else if (i == 1) {
+      cv->acquire();
+      ready = true;
+      cv->notify_all();  // T2 may be the oldest waiter
+      cv->release();
+    } else {
+      cv->acquire();
+      (void)cv->wait(1ms);
+      cv->release();
+    }
+  }
+
+ private:
+  std::unique_ptr<weft::Condition> cv = std::make_unique<weft::Condition>();
+  bool ready = false;
+};
+
 template <class T>
 dsched::Scenario make(std::string name, std::string what, int threads, int runs) {
   return dsched::Scenario{std::move(name), std::move(what), threads,
@@ -724,6 +903,8 @@ const dsched::Register r4(make<LockMutex>(
     "lock_mutex", "mutual exclusion, wake on release, timed acquires", 3, 2000));
 const dsched::Register r5(make<LockCancel>(
     "lock_cancel", "acquire(stop_token) racing release() and request_stop()", 3, 3000));
+const dsched::Register r5b(make<LockTimeoutRace>(
+    "lock_timeout_race", "release() vs a waiter timing out and a new untimed waiter", 3, 2000));
 const dsched::Register r6(make<ConditionNotify>(
     "condition_notify", "notify(2) wakes exactly the two oldest live waiters", 4, 2000));
 const dsched::Register r7(make<SemaphorePermits>(
@@ -739,5 +920,21 @@ const dsched::Register r11(make<SelectTwoQueues>(
     "select_two_queues", "two selectors over two queues, shutdown: exactly-once", 5, 1000));
 const dsched::Register r12(make<SelectMixedCancel>(
     "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
+
+const dsched::Register r13(make<EventLifetime>(
+    "event_lifetime", "a waiter that sees set() (woken or retrying) destroys the Event", 3,
+    2000));
+const dsched::Register r14(make<LockLifetime>(
+    "lock_lifetime", "the thread that acquires next destroys the Lock", 3, 2000));
+const dsched::Register r15(make<SemaphoreLifetime>(
+    "semaphore_lifetime", "an acquirer (woken or retrying) destroys the Semaphore", 3, 2000));
+const dsched::Register r16(make<QueueLifetime<weft::Queue<int>>>(
+    "queue_lifetime", "a getter (woken or retrying) destroys the ring Queue", 3, 2000));
+const dsched::Register r17(make<QueueLifetime<weft::LifoQueue<int>>>(
+    "lifo_lifetime", "a getter (woken or retrying) destroys the locked LifoQueue", 3, 2000));
+const dsched::Register r18(make<QueueShutdownLifetime<weft::Queue<int>>>(
+    "queue_shutdown_lifetime", "a getter that sees ShutDown destroys the ring Queue", 3, 2000));
+const dsched::Register r19(make<ConditionLifetime>(
+    "condition_lifetime", "a notified waiter destroys the Condition and its RLock", 3, 2000));
 
 }  // namespace

@@ -2,6 +2,7 @@
 // weft::detail hooks (futex_*, atomic_fence) of the explorer build. See scheduler.hpp.
 #include "scheduler.hpp"
 
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,11 +10,15 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
+#include <malloc.h>
+#include <new>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -122,6 +127,51 @@ class Run;
 class Strategy;
 
 thread_local Run* tls_run = nullptr;
+
+// Destroyed memory of the current run (see dsched::destroy).
+std::mutex g_dead_m;
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> g_dead;
+std::atomic<std::size_t> g_dead_n{0};
+// Blocks freed by a destroy(): kept (not freed) until the run ends, so that a late access
+// finds them still marked instead of reused by another allocation.
+std::vector<void*> g_quarantine;
+thread_local int tls_track_frees = 0;
+// Set while this thread holds g_dead_m: an allocation then (the list growing) must not
+// take it again.
+thread_local bool tls_in_dead_list = false;
+
+struct DeadListGuard {
+  std::lock_guard<std::mutex> g{g_dead_m};
+  DeadListGuard() { tls_in_dead_list = true; }
+  ~DeadListGuard() { tls_in_dead_list = false; }
+};
+
+bool is_dead(const void* a) {
+  if (a == nullptr || g_dead_n.load(std::memory_order_relaxed) == 0) return false;
+  const auto x = reinterpret_cast<std::uintptr_t>(a);
+  DeadListGuard g;
+  for (auto& [lo, hi] : g_dead) {
+    if (x >= lo && x < hi) return true;
+  }
+  return false;
+}
+
+// Memory handed out again is alive again.
+void revive(const void* p, std::size_t n) {
+  const auto lo = reinterpret_cast<std::uintptr_t>(p);
+  const auto hi = lo + n;
+  DeadListGuard g;
+  std::erase_if(g_dead, [&](auto& r) { return r.first < hi && lo < r.second; });
+  g_dead_n.store(g_dead.size(), std::memory_order_relaxed);
+}
+
+void clear_dead() {
+  DeadListGuard g;
+  for (void* p : g_quarantine) std::free(p);
+  g_quarantine.clear();
+  g_dead.clear();
+  g_dead_n.store(0, std::memory_order_relaxed);
+}
 Run* g_checking = nullptr;  // the run whose check() is executing on the controller
 int g_pred_self = -1;       // the awaiting thread while its predicate is evaluated
 
@@ -449,8 +499,12 @@ class Run {
       ctl_cv.notify_all();
       wait_baton(lk, self);
     }
-    // Taken with the baton, so which pooled Parker each thread gets is deterministic.
-    (void)weft::detail::Parker::current();
+    // Taken with the baton, so which pooled Parker each thread gets is deterministic; and
+    // reset outside the scheduler (no schedule point), so that the word a pooled Parker
+    // kept from an earlier run cannot change this run's schedule.
+    tls_self = nullptr;
+    weft::detail::Parker::current().prepare();
+    tls_self = &self;
     inst->thread(i);
     // A schedule point first: a thread coming back from a block outside the scheduler must
     // not decide for the others before it holds the baton again.
@@ -647,13 +701,40 @@ std::unique_ptr<Strategy> make_strategy(const StrategySpec& spec, std::uint64_t 
 
 std::atomic<int> g_leaked_threads{0};
 
+// What is running, for the crash handler: a seeded bug may corrupt memory (a node used after
+// its frame died) and crash instead of failing a check; the seed must still be printed.
+char g_crash_note[1024] = "";
+
+extern "C" void on_crash(int sig) {
+  const char head[] = "\nCRASH (signal ";
+  char num[8];
+  int n = 0;
+  for (int v = sig; v > 0 && n < 7; v /= 10) num[n++] = static_cast<char>('0' + v % 10);
+  (void)!::write(2, head, sizeof head - 1);
+  while (n > 0) (void)!::write(2, &num[--n], 1);
+  (void)!::write(2, ") during ", 9);
+  (void)!::write(2, g_crash_note, std::strlen(g_crash_note));
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void install_crash_handler() {
+  static bool installed = false;
+  if (installed) return;
+  installed = true;
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) ::signal(sig, on_crash);
+}
+
 }  // namespace
 
 // ---- hooks called from Atomic<T> ----
 
+void fail_dead(ThreadCtl* self, const void* addr, Op op);
+
 ThreadCtl* point(const void* addr, Op op) noexcept {
   ThreadCtl* self = tls_self;
   if (self == nullptr) return nullptr;
+  if (is_dead(addr)) fail_dead(self, addr, op);
   Run& r = *tls_run;
   std::unique_lock<std::mutex> lk(r.m);
   self->op = op;
@@ -691,6 +772,28 @@ bool spurious_cas_failure(ThreadCtl*) noexcept {
   Run& r = *tls_run;
   std::lock_guard<std::mutex> g(r.m);
   return r.rng.below(32) == 0;
+}
+
+// ---- lifetime ----
+
+void mark_destroyed(const void* p, std::size_t n) noexcept {
+  const auto lo = reinterpret_cast<std::uintptr_t>(p);
+  DeadListGuard g;
+  g_dead.emplace_back(lo, lo + n);
+  g_dead_n.store(g_dead.size(), std::memory_order_relaxed);
+}
+
+TrackFrees::TrackFrees() noexcept { ++tls_track_frees; }
+TrackFrees::~TrackFrees() { --tls_track_frees; }
+
+void fail_dead(ThreadCtl* self, const void* addr, Op op) {
+  Run& r = *tls_run;
+  std::unique_lock<std::mutex> lk(r.m);
+  r.fail_locked("T" + std::to_string(self->id) + ": " + op_name(op) + " on a" +
+                std::to_string(r.addr_id(addr)) +
+                ", memory of a destroyed primitive (use after destroy: design.md I3)");
+  r.wait_baton(lk, *self);
+  std::abort();
 }
 
 // ---- scenario helpers ----
@@ -819,8 +922,9 @@ std::vector<Scenario>& scenarios() {
   return all;
 }
 
-Figures explore(const Scenario& s, const Options& o) {
+Figures explore(const Scenario& s, const Options& o, std::vector<std::uint64_t>* hashes_out) {
   const StrategySpec spec = parse_strategy(o.strategy);
+  install_crash_handler();
   const int runs = o.runs > 0 ? o.runs : s.runs;
   Figures f;
   std::unordered_set<std::uint64_t> hashes;
@@ -830,9 +934,27 @@ Figures explore(const Scenario& s, const Options& o) {
     const std::uint64_t seed = o.seed + static_cast<std::uint64_t>(k);
     auto strat = make_strategy(spec, length);
     auto inst = s.make();
+    clear_dead();
     auto run = std::make_unique<Run>(s, o, *strat, seed);
+    const auto run_start = std::chrono::steady_clock::now();
+    std::snprintf(g_crash_note, sizeof g_crash_note,
+                  "scenario=%s strategy=%s seed=%llu\n  replay: %s --scenario=%s --strategy=%s "
+                  "--seed=%llu --runs=1 --trace\n",
+                  s.name.c_str(), strat->name().c_str(), static_cast<unsigned long long>(seed),
+                  o.argv0.c_str(), s.name.c_str(), strat->name().c_str(),
+                  static_cast<unsigned long long>(seed));
     run->execute(inst.get());
     const bool stuck = run->failed;  // threads blocked for good: leak them
+    if (o.verbose) {
+      std::printf("  run seed=%llu steps=%llu preemptions=%llu hash=%016llx %.1f ms\n",
+                  static_cast<unsigned long long>(seed),
+                  static_cast<unsigned long long>(run->steps),
+                  static_cast<unsigned long long>(run->preemptions),
+                  static_cast<unsigned long long>(run->hash),
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                            run_start)
+                      .count());
+    }
     if (!stuck) {
       run->finish_threads();
       g_checking = run.get();
@@ -841,6 +963,7 @@ Figures explore(const Scenario& s, const Options& o) {
     }
     ++f.schedules;
     hashes.insert(run->hash);
+    if (hashes_out) hashes_out->push_back(run->hash);
     f.max_preemptions = std::max(f.max_preemptions, run->preemptions);
     f.max_steps = std::max(f.max_steps, run->steps);
     f.total_steps += run->steps;
@@ -983,3 +1106,48 @@ steady_clock::time_point steady_clock::now() noexcept {
 }
 }  // namespace _V2
 }  // namespace std::chrono
+
+// ---- allocation hooks for dsched::destroy ----
+//
+// Replaces the global operator new/delete of the explorer binary: frees made while a
+// TrackFrees is alive mark their block destroyed; any allocation revives what it reuses.
+namespace {
+void* allocate(std::size_t n, std::size_t align) {
+  if (n == 0) n = 1;
+  void* p = align <= alignof(std::max_align_t)
+                ? std::malloc(n)
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  if (dsched::g_dead_n.load(std::memory_order_relaxed) != 0 && !dsched::tls_in_dead_list) {
+    dsched::revive(p, n);
+  }
+  return p;
+}
+void deallocate(void* p) noexcept {
+  if (p == nullptr) return;
+  if (dsched::tls_track_frees > 0 && !dsched::tls_in_dead_list) {
+    dsched::mark_destroyed(p, ::malloc_usable_size(p));
+    dsched::DeadListGuard g;
+    dsched::g_quarantine.push_back(p);
+    return;
+  }
+  std::free(p);
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return allocate(n, 0); }
+void* operator new[](std::size_t n) { return allocate(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return allocate(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return allocate(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { deallocate(p); }
+void operator delete[](void* p) noexcept { deallocate(p); }
+void operator delete(void* p, std::size_t) noexcept { deallocate(p); }
+void operator delete[](void* p, std::size_t) noexcept { deallocate(p); }
+void operator delete(void* p, std::align_val_t) noexcept { deallocate(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { deallocate(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { deallocate(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { deallocate(p); }

@@ -60,6 +60,28 @@ bool quiescent() noexcept;
 std::int64_t now_ns() noexcept;  // virtual time
 int self_id() noexcept;
 
+// Lifetime (design.md I3): after a scenario destroys a primitive, any operation of any
+// thread on its memory (an Atomic, a futex call) fails the run as a use of a destroyed
+// object. destroy() also marks everything the destructor frees (a ring's slots live on the
+// heap): the explorer binary replaces the global operator new/delete for that.
+void mark_destroyed(const void* p, std::size_t n) noexcept;
+class TrackFrees {  // frees by this thread while alive are marked destroyed
+ public:
+  TrackFrees() noexcept;
+  ~TrackFrees();
+  TrackFrees(const TrackFrees&) = delete;
+  TrackFrees& operator=(const TrackFrees&) = delete;
+};
+template <class T>
+void destroy(std::unique_ptr<T>& p) {
+  const void* a = p.get();
+  {
+    TrackFrees t;
+    p.reset();
+  }
+  mark_destroyed(a, sizeof(T));
+}
+
 // Records a failure (with the schedule) and stops the run. In a scenario thread it does not
 // return; in check() it returns and the run is reported failed.
 void fail(const std::string& what) noexcept;
@@ -119,6 +141,8 @@ struct Figures {
 
 // Explores `s` under one strategy; prints each failure with its seed and replay command.
 // Stops at the first failure.
-Figures explore(const Scenario& s, const Options& o);
+// hashes_out, if given, receives each schedule's hash (for the determinism check).
+Figures explore(const Scenario& s, const Options& o,
+                std::vector<std::uint64_t>* hashes_out = nullptr);
 
 }  // namespace dsched
