@@ -98,6 +98,34 @@ EOF
   return 1
 }
 
+# --- partial builds ----------------------------------------------------------------
+# After a failed `ninja -k 0`: delete the executables whose build failed, so that ctest
+# reports them (as "<target>_NOT_BUILT" / "Not Run") instead of running a stale binary from
+# an earlier build. Returns non-zero when that is not possible or pointless: not Ninja, the
+# build files themselves failed, or a library failed (every executable would be stale).
+remove_unbuilt_executables() {
+  local bdir="$1" line out target exe
+  grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$bdir/CMakeCache.txt" || return 1
+  grep -q '^FAILED: ' "$bdir/build.out" || return 1
+  while IFS= read -r line; do
+    for out in ${line#FAILED: }; do
+      case "$out" in
+        */CMakeFiles/*.dir/*|CMakeFiles/*.dir/*)
+          target="$(sed -E 's|^(.*/)?CMakeFiles/([^/]+)\.dir/.*|\2|' <<<"$out")"
+          exe="$(ninja -C "$bdir" -t query "$target" 2>/dev/null |
+                 awk '/^  input: phony/ { getline; print $1; exit }')"
+          case "$exe" in
+            ""|*.a|*.so|*.so.*) return 1 ;;   # a library, or not a known target
+          esac
+          rm -f "$bdir/$exe" ;;
+        *.a|*.so|*.so.*|build.ninja|*.cmake) return 1 ;;
+        *) rm -f "$bdir/$out" ;;              # a failed link: the output is the executable
+      esac
+    done
+  done < <(grep '^FAILED: ' "$bdir/build.out")
+  return 0
+}
+
 # --- one configuration ----------------------------------------------------------
 declare -A STATUS PASSED FAILED SKIPPED T_BUILD T_TEST
 TOTAL_PASSED=0
@@ -110,17 +138,32 @@ run_config() {
   mkdir -p "$bdir"
   log="$bdir/weft-test.log"
   : >"$log"
+  rm -f "$bdir/build.out" "$bdir/ctest.out"
   STATUS[$cfg]="" PASSED[$cfg]=0 FAILED[$cfg]=0 SKIPPED[$cfg]=0 T_BUILD[$cfg]=0 T_TEST[$cfg]=0
 
   weft_log "==== $cfg: configure + build ($(weft_cxx "$cfg"), build/$cfg) ===="
   start=$SECONDS
-  # pipefail: the pipeline fails when configure or build does.
-  if ! { weft_configure "$cfg" && weft_build "$cfg"; } 2>&1 | tee -a "$log"; then
+  # pipefail: each pipeline fails when configure or build does.
+  if ! weft_configure "$cfg" 2>&1 | tee -a "$log"; then
     T_BUILD[$cfg]=$((SECONDS - start))
-    STATUS[$cfg]="BUILD FAILED"
+    STATUS[$cfg]="CONFIGURE FAILED"
     FAILED[$cfg]=1
     return
   fi
+  local build_ok=1
+  if ! weft_build "$cfg" 2>&1 | tee "$bdir/build.out"; then
+    build_ok=0
+    # The build kept going past the error (ninja -k 0). Run what did build, so one broken
+    # test file does not hide every other result.
+    if ! remove_unbuilt_executables "$bdir"; then
+      cat "$bdir/build.out" >>"$log"
+      T_BUILD[$cfg]=$((SECONDS - start))
+      STATUS[$cfg]="BUILD FAILED"
+      FAILED[$cfg]=1
+      return
+    fi
+  fi
+  cat "$bdir/build.out" >>"$log"
   T_BUILD[$cfg]=$((SECONDS - start))
 
   local runner=()
@@ -156,7 +199,10 @@ run_config() {
   PASSED[$cfg]=$((total - failed - skipped))
   FAILED[$cfg]=$failed
   SKIPPED[$cfg]=$skipped
-  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  if [ "$build_ok" -eq 0 ]; then
+    STATUS[$cfg]="BUILD FAILED"
+    [ "$failed" -gt 0 ] || FAILED[$cfg]=1
+  elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
     STATUS[$cfg]="CTEST ERROR (rc=$rc)"
     FAILED[$cfg]=1
   elif [ "$failed" -ne 0 ]; then
@@ -181,9 +227,15 @@ for cfg in "${configs[@]}"; do
   printf '%-8s %-22s %4d passed, %3d failed, %3d skipped   build %s, tests %s   log: build/%s/weft-test.log\n' \
     "$cfg" "${STATUS[$cfg]}" "${PASSED[$cfg]}" "${FAILED[$cfg]}" "${SKIPPED[$cfg]}" \
     "$(weft_fmt_seconds "${T_BUILD[$cfg]}")" "$(weft_fmt_seconds "${T_TEST[$cfg]}")" "$cfg"
-  if [ "${STATUS[$cfg]}" = FAIL ]; then
-    sed -n '/The following tests FAILED:/,/^Errors while running CTest/p' \
-      "$(weft_build_dir "$cfg")/ctest.out" | grep -E '^[[:space:]]+[0-9]+ - ' | sed 's/^[[:space:]]*/           /'
+  if [ -f "$(weft_build_dir "$cfg")/build.out" ] && [ "${STATUS[$cfg]}" = "BUILD FAILED" ]; then
+    grep -E '^FAILED: ' "$(weft_build_dir "$cfg")/build.out" | sed 's/^/           build /' | head -n 20 || true
+  fi
+  if [ "${STATUS[$cfg]}" = FAIL ] || [ "${STATUS[$cfg]}" = "BUILD FAILED" ]; then
+    if [ -f "$(weft_build_dir "$cfg")/ctest.out" ]; then
+      sed -n '/The following tests FAILED:/,/^Errors while running CTest/p' \
+        "$(weft_build_dir "$cfg")/ctest.out" | grep -E '^[[:space:]]+[0-9]+ - ' |
+        sed 's/^[[:space:]]*/           /' || true
+    fi
   fi
 done
 echo "total time $(weft_fmt_seconds $((SECONDS - overall_start))); $TOTAL_SKIPPED skipped (not counted below)"
