@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
         base.runs = std::stoi(v);
       } else if (flag(a, "--event-rate", v)) {
         base.event_rate = std::stod(v);
+        base.event_rate_given = true;
       } else if (flag(a, "--spurious", v)) {
         base.spurious_budget = std::stoi(v);
       } else if (flag(a, "--step-limit", v)) {

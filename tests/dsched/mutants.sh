@@ -25,7 +25,7 @@ mutants=(
   # set() ignores linked waiters on its fast path.
   "event_set_fast|include/weft/event.hpp|s/while \(\(s & kWaiters\) == 0\) \{/while (true) {/|event_13502,event_timed"
   # release() never wakes the front waiter.
-  "lock_no_wake|src/lock.cpp|s/if \(\(s & kWaiters\) == 0\) return;/return;/|lock_mutex"
+  "lock_no_wake|src/lock.cpp|s/if \(WaitNode\* n = waiters_.claim_front\(\)\) woken.add\(n\);/(void)0;/|lock_mutex"
   # A claim that overrides a decided park (claims a thread that timed out or was cancelled).
   "claim_decided|include/weft/detail/parker.hpp|s/while \(\(v >> 2\) == 0\) \{\n      if \(word_.compare_exchange_weak\(v, \(token/for (;;) {\n      if (word_.compare_exchange_weak(v, (token/|condition_notify,event_13502"
   # notify(n) wakes one waiter too few.
@@ -33,13 +33,15 @@ mutants=(
   # WordLock::unlock forgets the sleeper.
   "wordlock_no_wake|include/weft/detail/parker.hpp|s/if \(state_.exchange\(0, std::memory_order_release\) == 2\) futex_wake_one\(state_\);/(void)state_.exchange(0, std::memory_order_release);/|queue_mpmc,select_two_queues,lock_mutex"
   # A getter parks without the handshake re-check: misses a push.
-  "queue_no_recheck|include/weft/detail/queue_core.hpp|s/if \(!storage_.empty_and_open\(\)\) \{  \/\/ handshake re-check: an item/if (false) {  \/\/ handshake re-check: an item/|queue_mpmc"
+  "queue_no_recheck|include/weft/detail/queue_core.hpp|s/if \(pop_ready\(\)\) \{  \/\/ handshake re-check: an item/if (false) {  \/\/ handshake re-check: an item/|queue_mpmc"
   # release(n) wakes one waiter.
-  "sem_wake_one|src/semaphore.cpp|s/if \(s & kWaiters\) wake\(n\);/if (s & kWaiters) wake(1);/|semaphore_release_n"
+  "sem_claim_one|src/semaphore.cpp|s/if \(\(s & kWaiters\) && claimed < n\) \{/if ((s & kWaiters) && claimed < 1) {/|semaphore_release_n"
   # A stop request does not abort the park.
   "stop_ignored|src/parker.cpp|s/void operator\(\)\(\) const noexcept \{ self->cancel\(\); \}/void operator()() const noexcept {}/|cancel_wakes"
   # A timed-out waiter leaves its node linked.
   "timeout_leaves_node|src/event.cpp|s/if \(!node.linked\) return;  \/\/ already taken off by set_slow\(\)/return;/|event_timed,event_cancel"
+  # I3 regression: Event::set_slow publishes the flag before claiming its waiters.
+  "event_publish_first|src/event.cpp|s/WakeBatch woken;  \/\/ declared first/state_.fetch_or(kSet, std::memory_order_release);\n  WakeBatch woken;  \/\/ declared first/|event_lifetime"
   # Lost decision: the owner returns on a claim before the waker's NOTIFIED (I2 broken).
   "no_wait_notified|src/parker.cpp|s/const Deadline d = \(v >> 2\) == 0 \? deadline : Deadline::never\(\);/if ((v >> 2) != 0) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
 )

@@ -884,9 +884,10 @@ class ConditionLifetime : public dsched::Instance {
 };
 
 template <class T>
-dsched::Scenario make(std::string name, std::string what, int threads, int runs) {
+dsched::Scenario make(std::string name, std::string what, int threads, int runs,
+                      double event_rate = -1) {
   return dsched::Scenario{std::move(name), std::move(what), threads,
-                          [] { return std::make_unique<T>(); }, runs};
+                          [] { return std::make_unique<T>(); }, runs, event_rate};
 }
 
 const dsched::Register r1(make<Event13502>(
@@ -904,7 +905,8 @@ const dsched::Register r4(make<LockMutex>(
 const dsched::Register r5(make<LockCancel>(
     "lock_cancel", "acquire(stop_token) racing release() and request_stop()", 3, 3000));
 const dsched::Register r5b(make<LockTimeoutRace>(
-    "lock_timeout_race", "release() vs a waiter timing out and a new untimed waiter", 3, 2000));
+    "lock_timeout_race", "release() vs a waiter timing out and a new untimed waiter", 3, 8000,
+    1.0 / 8));
 const dsched::Register r6(make<ConditionNotify>(
     "condition_notify", "notify(2) wakes exactly the two oldest live waiters", 4, 2000));
 const dsched::Register r7(make<SemaphorePermits>(

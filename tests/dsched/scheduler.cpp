@@ -925,6 +925,8 @@ std::vector<Scenario>& scenarios() {
 Figures explore(const Scenario& s, const Options& o, std::vector<std::uint64_t>* hashes_out) {
   const StrategySpec spec = parse_strategy(o.strategy);
   install_crash_handler();
+  Options opts = o;
+  if (s.event_rate >= 0 && !o.event_rate_given) opts.event_rate = s.event_rate;
   const int runs = o.runs > 0 ? o.runs : s.runs;
   Figures f;
   std::unordered_set<std::uint64_t> hashes;
@@ -935,7 +937,7 @@ Figures explore(const Scenario& s, const Options& o, std::vector<std::uint64_t>*
     auto strat = make_strategy(spec, length);
     auto inst = s.make();
     clear_dead();
-    auto run = std::make_unique<Run>(s, o, *strat, seed);
+    auto run = std::make_unique<Run>(s, opts, *strat, seed);
     const auto run_start = std::chrono::steady_clock::now();
     std::snprintf(g_crash_note, sizeof g_crash_note,
                   "scenario=%s strategy=%s seed=%llu\n  replay: %s --scenario=%s --strategy=%s "

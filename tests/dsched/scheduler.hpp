@@ -104,7 +104,8 @@ struct Scenario {
   std::string what;
   int threads;
   std::function<std::unique_ptr<Instance>()> make;
-  int runs = 2000;  // default budget per strategy
+  int runs = 2000;         // default budget, split over the default strategies
+  double event_rate = -1;  // >= 0: this scenario's clock-tick/spurious-wake rate
 };
 
 std::vector<Scenario>& scenarios();
@@ -123,6 +124,7 @@ struct Options {
   std::uint64_t step_limit = 200000;
   int spurious_budget = 2;
   double event_rate = 1.0 / 48;  // chance per schedule point of a clock tick or spurious wake
+  bool event_rate_given = false;  // --event-rate overrides the scenario's own rate
   std::string argv0 = "weft_dsched";
 };
 
