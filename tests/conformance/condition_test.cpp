@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <latch>
 #include <memory>
@@ -35,6 +36,12 @@ using weft_test::wait_blocked;
 
 static_assert(!std::is_copy_constructible_v<weft::Condition>);
 static_assert(!std::is_copy_assignable_v<weft::Condition>);
+// Lockable, so that std::unique_lock and std::scoped_lock work on a Condition.
+static_assert(requires(weft::Condition& c) {
+  c.lock();
+  c.unlock();
+  { c.try_lock() } -> std::convertible_to<bool>;
+});
 
 // The three kinds of Condition. `reentrant`: the lock may be taken again by its holder.
 struct DefaultCondition {

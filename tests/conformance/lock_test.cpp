@@ -29,16 +29,7 @@ static_assert(!std::is_copy_constructible_v<weft::Lock>);
 static_assert(!std::is_copy_assignable_v<weft::Lock>);
 static_assert(noexcept(std::declval<const weft::Lock&>().locked()));
 
-// TimedLockable, spelled out (the standard has no concept for it).
-template <class L>
-concept TimedLockable = requires(L& l, std::chrono::milliseconds d, Clock::time_point t) {
-  l.lock();
-  l.unlock();
-  { l.try_lock() } -> std::convertible_to<bool>;
-  { l.try_lock_for(d) } -> std::convertible_to<bool>;
-  { l.try_lock_until(t) } -> std::convertible_to<bool>;
-};
-static_assert(TimedLockable<weft::Lock>);
+static_assert(weft_test::TimedLockable<weft::Lock>);
 
 TEST(Lock, StartsUnlocked) {
   weft::Lock lock;

@@ -28,15 +28,7 @@ using weft_test::wait_blocked;
 static_assert(!std::is_copy_constructible_v<weft::RLock>);
 static_assert(!std::is_copy_assignable_v<weft::RLock>);
 
-template <class L>
-concept TimedLockable = requires(L& l, std::chrono::milliseconds d, Clock::time_point t) {
-  l.lock();
-  l.unlock();
-  { l.try_lock() } -> std::convertible_to<bool>;
-  { l.try_lock_for(d) } -> std::convertible_to<bool>;
-  { l.try_lock_until(t) } -> std::convertible_to<bool>;
-};
-static_assert(TimedLockable<weft::RLock>);
+static_assert(weft_test::TimedLockable<weft::RLock>);
 
 // Whether some other thread can take `lock` right now (it then releases it again).
 bool free_for_others(weft::RLock& lock) {

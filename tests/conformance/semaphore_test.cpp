@@ -176,12 +176,15 @@ TYPED_TEST(SemaphoreTest, TimedAcquireSucceedsWhenReleasedInTime) {
   EXPECT_FALSE(sem.acquire(false));
 }
 
-// CPython test_acquire_contended, with the phases made deterministic: each phase waits
-// until the expected acquisitions are counted and every thread is parked again.
-TYPED_TEST(SemaphoreTest, AcquireContendedPhases) {
+// CPython test_acquire_contended and test_multirelease, with the phases made
+// deterministic: each phase waits until the expected acquisitions are counted and every
+// thread is parked again, so a release of n permits is seen to let exactly n through.
+// `release(sem, n)` gives n permits back, one call each or all in one call.
+template <class Sem, class Release>
+void contended_phases(Release release) {
   constexpr std::size_t kValue = 7;
   constexpr std::size_t kThreads = 10;
-  TypeParam sem(kValue);
+  Sem sem(kValue);
   sem.acquire();
   std::atomic<std::size_t> acquired{0};
   std::latch may_exit(1);
@@ -198,45 +201,24 @@ TYPED_TEST(SemaphoreTest, AcquireContendedPhases) {
     EXPECT_EQ(acquired.load(), expected);
   };
   settle(kValue - 1);  // phase 0: the free permits are taken, then everyone blocks
-  for (std::size_t i = 0; i < kValue; ++i) sem.release();
+  release(sem, kValue);
   settle(2 * kValue - 1);  // phase 1
-  for (std::size_t i = 0; i < kValue - 1; ++i) sem.release();
+  release(sem, kValue - 1);
   settle(3 * kValue - 2);  // phase 2
   EXPECT_FALSE(sem.acquire(false)) << "the semaphore is still exhausted";
-  sem.release();
+  release(sem, 1);
   settle(2 * kThreads);
   may_exit.count_down();
 }
 
-// CPython test_multirelease: release(n) wakes exactly n.
-TYPED_TEST(SemaphoreTest, MultiReleasePhases) {
-  constexpr std::size_t kValue = 7;
-  constexpr std::size_t kThreads = 10;
-  TypeParam sem(kValue);
-  sem.acquire();
-  std::atomic<std::size_t> acquired{0};
-  std::latch may_exit(1);
-  Threads workers(kThreads, [&](std::size_t) {
-    for (int i = 0; i < 2; ++i) {
-      EXPECT_TRUE(sem.acquire());
-      acquired.fetch_add(1);
-    }
-    may_exit.wait();
+TYPED_TEST(SemaphoreTest, AcquireContendedPhases) {
+  contended_phases<TypeParam>([](TypeParam& sem, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) sem.release();
   });
-  auto settle = [&](std::size_t expected) {
-    EXPECT_TRUE(eventually([&] { return acquired.load() >= expected; }));
-    EXPECT_TRUE(wait_blocked(workers.tids()));
-    EXPECT_EQ(acquired.load(), expected);
-  };
-  settle(kValue - 1);
-  sem.release(kValue);
-  settle(2 * kValue - 1);
-  sem.release(kValue - 1);
-  settle(3 * kValue - 2);
-  EXPECT_FALSE(sem.acquire(false));
-  sem.release(1);
-  settle(2 * kThreads);
-  may_exit.count_down();
+}
+
+TYPED_TEST(SemaphoreTest, MultiReleasePhases) {
+  contended_phases<TypeParam>([](TypeParam& sem, std::size_t n) { sem.release(n); });
 }
 
 // release(n) with fewer than n waiters leaves the surplus as permits.

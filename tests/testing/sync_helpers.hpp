@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdio>
@@ -70,6 +71,16 @@ inline constexpr std::chrono::seconds kWatchdogLimit{120};
 inline constexpr std::chrono::seconds kPatience{60};
 
 inline pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// The standard's TimedLockable requirements, spelled out (the standard has no concept).
+template <class L>
+concept TimedLockable = requires(L& l, std::chrono::milliseconds d, Clock::time_point t) {
+  l.lock();
+  l.unlock();
+  { l.try_lock() } -> std::convertible_to<bool>;
+  { l.try_lock_for(d) } -> std::convertible_to<bool>;
+  { l.try_lock_until(t) } -> std::convertible_to<bool>;
+};
 
 // ---------------------------------------------------------------------------------
 // Timing checks for timeouts under test.
