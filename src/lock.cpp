@@ -74,19 +74,27 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
 }
 
 // Claim first, publish last: the CAS that frees the lock is this call's final access to
-// the Lock, so the next owner may destroy it at once (as with std::mutex). A waiter that
-// registers between the claim and the CAS keeps kWaiters set for the next release().
+// the Lock, so the next owner may destroy it at once (as with std::mutex). The CAS may free
+// the lock only if a waiter was claimed (it will retry, or whoever beats it will release
+// again) or none is registered; a waiter that registered after the claim phase found the list
+// empty makes the CAS fail and is claimed in another round (found by tests/dsched,
+// lock_timeout_race: freeing the lock under a fresh waiter left it parked on a free lock).
 void Lock::release_slow() {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
   WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parker
-  if (s & kWaiters) {
-    WordLockGuard g(list_lock_);
-    if (WaitNode* n = waiters_.claim_front()) woken.add(n);
-    if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
-  }
-  s = state_.load(std::memory_order_relaxed);
+  bool claimed = false;
   for (;;) {
+    if ((s & kWaiters) && !claimed) {
+      WordLockGuard g(list_lock_);
+      if (WaitNode* n = waiters_.claim_front()) {
+        woken.add(n);
+        claimed = true;
+      }
+      if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
+      s = state_.load(std::memory_order_relaxed);
+      continue;
+    }
     // Another thread released it under us (a Lock has no owner): still wake the waiter we
     // claimed (it will retry), and report the misuse.
     if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
