@@ -12,10 +12,16 @@
  *   - WordLock, the three-state futex mutex guarding the wait list (Drepper's mutex);
  *   - WaitList, a FIFO under that lock, with push_back, remove and claim_front;
  *   - MODE_EVENT: Event::wait (fast path, deadline check, register with the kWaiters CAS,
- *     park, unregister) against Event::set (fast path + set_slow claiming every waiter, wakes
- *     after unlock through a WakeBatch) and Event::clear; CPython issue 13502.
+ *     park, unregister) against Event::set (fast path + set_slow: claim every waiter under the
+ *     lock, then publish kSet with a CAS that fails if a waiter registered meanwhile, wake
+ *     after through a WakeBatch: "claim first, publish last") and Event::clear; CPython
+ *     issue 13502 ("waiting when set() is called": linked when set() starts).
  *   - MODE_CONDITION: Condition::wait/notify(1) under a user lock (abstract mutex): notify
  *     claims exactly one live waiter, the oldest;
+ *   - MODE_LOCK: Lock::acquire_slow (register with the kWaiters CAS, park, retry at the
+ *     front when woken and beaten) and Lock::release_slow (claim the front waiter, then
+ *     publish the unlock with a CAS, wake after), a holder releasing against a timed and an
+ *     untimed acquirer; mutual exclusion, and nobody left asleep at the end;
  *   - cancellation: std::stop_callback registration (the callback runs at once if a stop was
  *     already requested), request_stop running it on the requesting thread, and
  *     ~stop_callback waiting for a callback that is running;
@@ -28,16 +34,19 @@
  *   P2 a claim never succeeds on an aborted park (no wake of a thread that was not waiting);
  *   P3 no lost wake-up: every waiter ends (valid end states); a claimed waiter returns true;
  *      a waiter returns true only if claimed (or it saw the flag without parking);
- *   P4 the waker never touches a node after its owner returned (I3), and the owner returns
- *      only after the waker's last access to the primitive (the list lock's release, I2);
- *   P5 13502: an untimed, uncancelled waiter linked when set() raised the flag returns true;
+ *   P4 the waker never touches a node after its owner returned (I3), and a claimed owner
+ *      returns only after the waker's last access to the primitive (I2/I3: the list lock's
+ *      release for Condition, the publishing CAS for Event);
+ *   P5 13502: an untimed, uncancelled waiter linked when set() is called returns true;
  *   P6 Condition: notify(1) claims exactly one waiter when a live one is linked, the oldest;
  *   P7 invariants under the list lock: kWaiters/has_waiters set iff the list is non-empty;
  *      a node is linked iff it is in the list; at the end nothing is linked.
  *
  * Configuration (-D on the spin command line, see run.sh):
  *   NW      waiters (1..3)
- *   MODE    MODE_EVENT (default) or MODE_CONDITION
+ *   MODE    MODE_EVENT (default), MODE_CONDITION or MODE_LOCK
+ *   LOCK_DFDEED7  MODE_LOCK: release_slow as committed in dfdeed7 (has a lost wake-up);
+ *           by default the proposed fix (re-claim before publishing)
  *   TIMED   bit mask of waiters with a finite deadline
  *   CANCEL  bit mask of waiters that wait with a stop_token (one stop_source for all)
  *   SPURIOUS  spurious futex wake-ups allowed in a run (default 1)
@@ -47,6 +56,7 @@
 
 #define MODE_EVENT 1
 #define MODE_CONDITION 2
+#define MODE_LOCK 3
 
 #ifndef NW
 #define NW 2
@@ -81,6 +91,8 @@
 /* Event state */
 #define SET 1
 #define WAITERS 2
+/* Lock state (MODE_LOCK): kLocked, kWaiters */
+#define LOCKED 1
 
 #define NPROC 10
 
@@ -89,7 +101,7 @@ byte word[NW];        /* Parker words (one Parker per waiter thread) */
 bool psleep[NW];      /* the owner sleeps in futex_wait on its word */
 byte lk;              /* the source's WordLock: 0 free, 1 locked, 2 locked + sleepers */
 bool lsleep[NPROC];   /* sleepers in futex_wait on lk, by _pid */
-byte ev;              /* Event state (MODE_EVENT) */
+byte ev;              /* Event state (MODE_EVENT); Lock state (MODE_LOCK) */
 bool has_waiters;     /* Condition::has_waiters_ (MODE_CONDITION) */
 byte list[NW];        /* the WaitList, FIFO of waiter ids */
 byte count;
@@ -116,6 +128,7 @@ byte norder;
 byte notify_claims;      /* nodes claimed by the notify(1) calls */
 byte skipped;            /* Condition waiters that returned before registering */
 bool user_lock_held;     /* Condition's user lock (abstract mutex) */
+byte holders;            /* MODE_LOCK: threads inside the critical section */
 
 /* ---- primitives ---- */
 
@@ -198,6 +211,20 @@ inline push_back(w) {
   d_step {
     assert(!linked[w]);
     list[count] = w;
+    count++;
+    linked[w] = 1
+  }
+}
+
+inline push_front(w) {
+  d_step {
+    assert(!linked[w]);
+    i = count;
+    do
+    :: i > 0 -> list[i] = list[i - 1]; i--
+    :: else -> break
+    od;
+    list[0] = w;
     count++;
     linked[w] = 1
   }
@@ -457,12 +484,24 @@ done:
   returned[w] = 1
 }
 
+/* Event::set, as of "claim first, publish last" (design.md I3): set_slow claims every linked
+   waiter under the list lock and clears kWaiters, then publishes kSet with a CAS that fails if
+   a waiter registered in between (kWaiters set again), in which case it claims that one too;
+   the wakes come after the publication (the WakeBatch is destroyed at return). */
 proctype Setter() {
   byte v, e, s, i, m, n, nb;
   bool ok;
   byte batch[NW];
+  /* ghost: the waiters linked when set() is called (13502's "waiting at set()") */
+  d_step {
+    s = ev;
+    i = 0;
+    do
+    :: i < NW -> linked_at_set[i] = linked[i]; i++
+    :: else -> break
+    od
+  };
   /* Event::set fast path */
-  s = ev;
   do
   :: (s & WAITERS) == 0 ->
     if
@@ -477,34 +516,39 @@ proctype Setter() {
   :: else -> break
   od;
   /* set_slow */
-  wl_lock();
-  s = ev;
-  do
-  :: true ->
-    cas(ev, s, (s | SET) & (255 - WAITERS), ok);
-    if
-    :: ok -> break
-    :: else -> skip
-    fi
-  od;
-  skip;
-  d_step {
-    i = 0;
-    do
-    :: i < NW -> linked_at_set[i] = linked[i]; i++
-    :: else -> break
-    od
-  };
   nb = 0;
   do
-  :: claim_front(n, WOKEN);
-    if
-    :: n == 255 -> break
-    :: else -> batch[nb] = n; nb++
-    fi
+  :: true ->
+    wl_lock();
+    do
+    :: claim_front(n, WOKEN);
+      if
+      :: n == 255 -> break
+      :: else -> batch[nb] = n; nb++
+      fi
+    od;
+    assert(count == 0);
+    skip;
+    d_step { ev = ev & (255 - WAITERS) };  /* list empty, under its lock */
+    wl_unlock();
+    s = ev;
+    do
+    :: (s & WAITERS) == 0 ->
+      if
+      :: s & SET -> goto published  /* raised by a concurrent set(): nothing to publish */
+      :: else ->
+        cas(ev, s, s | SET, ok);
+        if
+        :: ok -> goto published
+        :: else -> skip
+        fi
+      fi
+    :: else -> break  /* a waiter registered since the claims: claim it too */
+    od
   od;
-  assert(count == 0);
-  wl_unlock();
+published:
+  skip;  /* a jump target outside the d_step */
+  /* the publication was set()'s last access to the Event */
   d_step {
     i = 0;
     do
@@ -635,6 +679,177 @@ proctype Notifier() {
   od
 }
 
+/* ---- MODE_LOCK: weft::Lock (src/lock.cpp), "claim first, publish last" ---- */
+
+/* Lock::release (fast path) and release_slow. By default, the proposed fix: the CAS loop goes
+   back to claim when kWaiters is set and nothing was claimed yet. With LOCK_DFDEED7, as
+   committed in dfdeed7 (claim once if kWaiters, then a CAS loop that does not look at
+   kWaiters again): run.sh expects that one to fail (a waiter left asleep, lock free). */
+inline lock_release() {
+  d_step { assert(holders == 1); holders-- };
+  s = LOCKED;
+  cas(ev, s, 0, ok);
+  if
+  :: ok -> skip
+  :: else ->
+    n = 255;
+    s = ev;
+#ifndef LOCK_DFDEED7
+    cl = 0;
+    do
+    :: (s & WAITERS) && !cl ->
+      wl_lock();
+      claim_front(n, WOKEN);
+      if
+      :: n != 255 -> cl = 1; m = n
+      :: else -> skip
+      fi;
+      if
+      :: count == 0 -> d_step { ev = ev & (255 - WAITERS) }
+      :: else -> skip
+      fi;
+      wl_unlock();
+      s = ev  /* a waiter may have registered since: claimed before publishing */
+    :: !((s & WAITERS) && !cl) ->
+      assert(s & LOCKED);
+      cas(ev, s, s & (255 - LOCKED), ok);
+      if
+      :: ok -> break
+      :: else -> skip
+      fi
+    od;
+    n = (cl -> m : 255);
+#else
+    if
+    :: s & WAITERS ->
+      wl_lock();
+      claim_front(n, WOKEN);
+      if
+      :: count == 0 -> d_step { ev = ev & (255 - WAITERS) }
+      :: else -> skip
+      fi;
+      wl_unlock()
+    :: else -> skip
+    fi;
+    s = ev;
+    do
+    :: true ->
+      assert(s & LOCKED);
+      cas(ev, s, s & (255 - LOCKED), ok);
+      if
+      :: ok -> break
+      :: else -> skip
+      fi
+    od;
+#endif
+    if
+    :: n != 255 ->
+      waker_released[n] = 1;
+      assert(node_alive[n]);
+      wake(n)
+    :: else -> skip
+    fi
+  fi
+}
+
+/* Lock::acquire (try_acquire, then acquire_slow; the spins only retry) and a release. */
+proctype LockWaiter(byte w) {
+  byte v, e, s, i, m, n, outcome;
+  bool ok, fres, inline_cb, requeue, cl;
+  s = ev;
+  do
+  :: !(s & LOCKED) ->
+    cas(ev, s, s | LOCKED, ok);
+    if
+    :: ok -> goto got
+    :: else -> skip
+    fi
+  :: s & LOCKED -> break
+  od;
+  /* if (deadline.expired()) return try_acquire() */
+  if
+  :: IS_TIMED(w) -> result[w] = 0; goto done
+  :: true -> skip
+  fi;
+  node_alive[w] = 1;
+again:
+  skip;
+  d_step {
+    word[w] = 0;  /* prepare() */
+    decisions[w] = 0; claimed[w] = 0; aborted[w] = 0; waker_released[w] = 0
+  };
+  wl_lock();
+  s = ev;
+  do
+  :: !(s & LOCKED) ->
+    cas(ev, s, s | LOCKED, ok);
+    if
+    :: ok -> wl_unlock(); node_alive[w] = 0; goto got
+    :: else -> skip
+    fi
+  :: s & LOCKED ->
+    cas(ev, s, s | WAITERS, ok);
+    if
+    :: ok -> break
+    :: else -> skip
+    fi
+  od;
+  if
+  :: requeue -> push_front(w)
+  :: else -> push_back(w)
+  fi;
+  wl_unlock();
+  park(w);
+  if
+  :: outcome == WOKEN ->
+    assert(!claimed[w] || waker_released[w]);
+    s = ev;
+    if
+    :: !(s & LOCKED) ->
+      cas(ev, s, s | LOCKED, ok);
+      if
+      :: ok -> node_alive[w] = 0; goto got
+      :: else -> skip
+      fi
+    :: else -> skip
+    fi;
+    requeue = 1;
+    if
+    :: IS_TIMED(w) -> node_alive[w] = 0; result[w] = 0; goto done  /* deadline passed */
+    :: true -> goto again
+    fi
+  :: else ->
+    wl_lock();
+    if
+    :: linked[w] ->
+      list_remove(w);
+      if
+      :: count == 0 -> d_step { ev = ev & (255 - WAITERS) }
+      :: else -> skip
+      fi
+    :: else -> skip
+    fi;
+    wl_unlock();
+    node_alive[w] = 0;
+    result[w] = 0;
+    goto done
+  fi;
+got:
+  skip;
+  d_step { holders++; assert(holders == 1) };  /* mutual exclusion */
+  result[w] = 1;
+  lock_release();
+done:
+  returned[w] = 1
+}
+
+/* Holds the lock from the start, then releases it. */
+proctype LockHolder() {
+  byte v, e, s, i, m, n;
+  bool ok, cl;
+  lock_release()
+}
+
 /* ---- cancellation: std::stop_source::request_stop ---- */
 
 proctype Canceller() {
@@ -680,6 +895,8 @@ proctype Monitor() {
 #if MODE == MODE_EVENT
       assert(!linked_at_set[i]);           /* P5: 13502 */
       assert(!(ev & SET));                 /* P3: blocked although the event is set */
+#elif MODE == MODE_LOCK
+      assert(false);                       /* P3: every acquirer releases: nobody may sleep */
 #else
       assert(false);                       /* P6: NW x notify(1) reach every waiter */
 #endif
@@ -708,6 +925,8 @@ end_wait:
   od;
 #if MODE == MODE_EVENT
   assert((ev & WAITERS) == 0);
+#elif MODE == MODE_LOCK
+  assert(ev == 0);  /* unlocked, no waiter bit */
 #else
   assert(!has_waiters);
   assert(notify_claims <= NW);
@@ -717,11 +936,18 @@ end_wait:
 init {
   byte w;
   atomic {
+#if MODE == MODE_LOCK
+    ev = LOCKED;
+    holders = 1;
+    run LockHolder();
+#endif
     w = 0;
     do
     :: w < NW ->
 #if MODE == MODE_EVENT
       run EventWaiter(w);
+#elif MODE == MODE_LOCK
+      run LockWaiter(w);
 #else
       run CondWaiter(w);
 #endif
@@ -733,7 +959,7 @@ init {
 #if CLEARER
     run Clearer();
 #endif
-#else
+#elif MODE == MODE_CONDITION
     run Notifier();
 #endif
 #if CANCEL
