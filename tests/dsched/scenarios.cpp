@@ -289,37 +289,43 @@ class CancelWakes : public dsched::Instance {
 
 // ---- Lock -----------------------------------------------------------------------------------
 
-// Mutual exclusion with blocking and timed acquires; release() must wake a waiter (an
-// untimed acquire that is never woken is a deadlock).
-class LockMutex : public dsched::Instance {
+// Mutual exclusion with blocking and timed acquires, for a Lock and for a Semaphore(1)
+// (permit conservation): at most one thread inside; release() must wake a waiter (an
+// untimed acquire that is never woken is a deadlock); a timed acquire gives up only after
+// its deadline; the primitive is back to its initial state at the end.
+void check_quiet(weft::Lock& l) { check_lock_quiet(l); }
+void check_quiet(weft::Semaphore& s) { check_sem_quiet(s, 1); }
+
+template <class P>  // weft::Lock or weft::Semaphore (one permit by default)
+class Exclusion : public dsched::Instance {
  public:
   void thread(int i) override {
     for (int k = 0; k < 2; ++k) {
       if (i == 2) {
         Timed t;
         t.begin(1ms);
-        if (!lock.acquire(1ms)) {
+        if (!p.acquire(1ms)) {
           t.check_expired("T2 acquire(1ms)");
           continue;
         }
       } else {
-        lock.acquire();
+        p.acquire();
       }
       ++inside;
       dsched::check(inside == 1, str(inside) + " threads inside the critical section");
       dsched::yield();
       --inside;
       ++entries;
-      lock.release();
+      p.release();
     }
   }
   void check() override {
     dsched::check(entries >= 4, "only " + str(entries) + " critical sections");
-    check_lock_quiet(lock);
+    check_quiet(p);
   }
 
  private:
-  weft::Lock lock;
+  P p;
   int inside = 0;
   int entries = 0;
 };
@@ -453,36 +459,6 @@ class ConditionNotify : public dsched::Instance {
 };
 
 // ---- Semaphore ------------------------------------------------------------------------------
-
-// Permits are conserved: at most one holder of a Semaphore(1); a timed acquire gives up only
-// after its deadline; the count is back to 1 at the end.
-class SemaphorePermits : public dsched::Instance {
- public:
-  void thread(int i) override {
-    for (int k = 0; k < 2; ++k) {
-      if (i == 2) {
-        Timed t;
-        t.begin(1ms);
-        if (!sem.acquire(1ms)) {
-          t.check_expired("T2 acquire(1ms)");
-          continue;
-        }
-      } else {
-        sem.acquire();
-      }
-      ++holders;
-      dsched::check(holders == 1, str(holders) + " holders of a Semaphore(1)");
-      dsched::yield();
-      --holders;
-      sem.release();
-    }
-  }
-  void check() override { check_sem_quiet(sem, 1); }
-
- private:
-  weft::Semaphore sem{1};
-  int holders = 0;
-};
 
 // release(2) must let two blocked acquirers through (an acquire that is never woken is a
 // deadlock); a third, cancellable acquirer is cancelled or gets nothing extra.
@@ -900,7 +876,7 @@ const dsched::Register r3(make<EventCancel>(
 const dsched::Register r3b(make<CancelWakes>(
     "cancel_wakes", "request_stop() alone ends an Event wait, a queue get and a Lock acquire",
     4, 2000));
-const dsched::Register r4(make<LockMutex>(
+const dsched::Register r4(make<Exclusion<weft::Lock>>(
     "lock_mutex", "mutual exclusion, wake on release, timed acquires", 3, 2000));
 const dsched::Register r5(make<LockCancel>(
     "lock_cancel", "acquire(stop_token) racing release() and request_stop()", 3, 3000));
@@ -909,7 +885,7 @@ const dsched::Register r5b(make<LockTimeoutRace>(
     1.0 / 8));
 const dsched::Register r6(make<ConditionNotify>(
     "condition_notify", "notify(2) wakes exactly the two oldest live waiters", 4, 2000));
-const dsched::Register r7(make<SemaphorePermits>(
+const dsched::Register r7(make<Exclusion<weft::Semaphore>>(
     "semaphore_permits", "Semaphore(1) conservation with timed acquires", 3, 2000));
 const dsched::Register r8(make<SemaphoreReleaseN>(
     "semaphore_release_n", "release(2) wakes two blocked acquirers; a cancelled third", 4, 2000));
