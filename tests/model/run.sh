@@ -14,13 +14,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=${WEFT_MODEL_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/weft_model.XXXXXX")}
 
 # name | spin -D flags | quick (1) or big (0)
-# name | spin -D flags | quick (1), big (0), or xfail (quick, and must find an error). ABSTRACT_LOCK: the list lock is an atomic mutex
-# (the WordLock's futex protocol is kept in the *_wordlock configurations).
+# name | spin -D flags | quick (1), big (0), or xfail (quick, and must find an error).
+# ABSTRACT_LOCK: the list lock is an atomic mutex (the WordLock's futex protocol is kept in
+# lock_release and the *_wordlock configurations).
 configs=(
   # CPython 13502 and lost wake-ups: two untimed waiters, set() and clear() racing them.
   "event_13502|-DNW=2 -DTIMED=0 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=0 -DABSTRACT_LOCK|1"
-  # The same with the futex WordLock guarding the list.
-  "event_13502_wordlock|-DNW=2 -DTIMED=0 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=0|1"
+  # The same with the futex WordLock guarding the list (15M states: --all).
+  "event_13502_wordlock|-DNW=2 -DTIMED=0 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=0|0"
   # A timed waiter whose deadline races the claim; spurious wake-ups.
   "event_timeout|-DNW=2 -DTIMED=2 -DCANCEL=0 -DCLEARER=0 -DSPURIOUS=1 -DABSTRACT_LOCK|1"
   # A cancellable waiter whose stop request races the claim.
