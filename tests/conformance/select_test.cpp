@@ -75,7 +75,6 @@ class Fragile {
   }
   int value() const { return value_; }
   void fail_next_move() { fail_ = true; }
-  friend bool operator<(const Fragile& a, const Fragile& b) { return a.value_ < b.value_; }
 
  private:
   int take() {
