@@ -12,18 +12,17 @@ using detail::WordLockGuard;
 
 bool Event::register_waiter(WaitNode& node) noexcept {
   WordLockGuard g(list_lock_);
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  // acquire (load and CAS failure): seeing kSet here must order the setter's writes before
+  // our return, as the fast path's is_set() does. (An acquire fence after a relaxed load
+  // would be valid C++ too, but ThreadSanitizer does not model standalone fences.)
+  std::uint32_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    if (s & kSet) {
-      // acquire: pairs with set()'s release, as the fast path's is_set() would.
-      detail::atomic_fence(std::memory_order_acquire);
-      return false;
-    }
+    if (s & kSet) return false;
     // The flag and the waiter bit share one word, so this CAS and set()'s CAS are totally
     // ordered: either the setter sees kWaiters and takes list_lock_ (which we hold until the
     // node is linked), or we see kSet.
     if (state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed,
-                                     std::memory_order_relaxed)) {
+                                     std::memory_order_acquire)) {
       break;
     }
   }
