@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <latch>
 #include <semaphore>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -226,13 +227,41 @@ TEST(Event, SetIsVisibleToAnotherThread) {
   event.set();
 }
 
+// Memory ordering under races: many Events, each set by one thread right as another
+// arrives in wait(), so that wait() meets the flag on every path (fast check, during
+// registration, after parking). Whatever the path, the setter's plain write before set()
+// must be visible after wait() returns (TSAN checks the happens-before).
+//
+// KNOWN FAILURE under TSAN (reported): when wait() finds the flag during registration,
+// Event::register_waiter synchronizes through a relaxed load plus an acquire fence, which
+// TSAN does not model; it reports the read of `payload` below as a race. The fence is
+// valid C++; an acquire load there makes TSAN (and this test) pass.
+TEST(Event, SetHappensBeforeWaitReturnsOnEveryPath) {
+  const std::size_t rounds = scaled(3000, 2000);
+  for (std::size_t r = 0; r < rounds; ++r) {
+    weft::Event event;
+    int payload = 0;  // plain: ordered by the Event alone
+    std::atomic<bool> arriving{false};
+    // A fresh thread each round: its first wait() also sets up its per-thread waiting
+    // state, which widens the window in which set() lands while wait() registers.
+    std::thread reader([&] {
+      arriving.store(true);
+      EXPECT_TRUE(event.wait());
+      EXPECT_EQ(payload, 1) << "round " << r;
+    });
+    while (!arriving.load()) {
+    }
+    payload = 1;
+    event.set();
+    reader.join();
+  }
+}
+
 // API.md, Lifetime: a thread woken by set() may destroy the Event at once.
 //
-// KNOWN FAILURE under TSAN (reported, intermittent, ~1 run in 20): when wait() finds the
-// flag in Event::register_waiter, it synchronizes with set() through a relaxed load plus
-// std::atomic_thread_fence(acquire). That is valid C++, but TSAN does not model fences, so
-// it reports the waiter's `delete` as racing with set()'s CAS. Fix in the implementation
-// (an acquire load), not here.
+// KNOWN FAILURE under TSAN (reported; intermittent here, ~1 run in 20): the same fence in
+// Event::register_waiter as in Event.SetHappensBeforeWaitReturnsOnEveryPath, seen here as
+// the waiter's `delete` racing with set()'s CAS.
 TEST(EventLifetime, WokenWaiterMayDestroyEventAtOnce) {
   const std::size_t rounds = scaled(2000, 200);
   std::atomic<weft::Event*> current{nullptr};
