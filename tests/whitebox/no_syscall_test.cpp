@@ -23,7 +23,12 @@
 #include <mutex>
 
 #include "sync_helpers.hpp"
-#include "weft/weft.hpp"
+#include "weft/barrier.hpp"
+#include "weft/condition.hpp"
+#include "weft/errors.hpp"
+#include "weft/event.hpp"
+#include "weft/lock.hpp"
+#include "weft/semaphore.hpp"
 
 namespace {
 
