@@ -232,10 +232,8 @@ TEST(Event, SetIsVisibleToAnotherThread) {
 // registration, after parking). Whatever the path, the setter's plain write before set()
 // must be visible after wait() returns (TSAN checks the happens-before).
 //
-// KNOWN FAILURE under TSAN (reported): when wait() finds the flag during registration,
-// Event::register_waiter synchronizes through a relaxed load plus an acquire fence, which
-// TSAN does not model; it reports the read of `payload` below as a race. The fence is
-// valid C++; an acquire load there makes TSAN (and this test) pass.
+// Regression: Event::register_waiter once synchronized here through a relaxed load plus
+// an acquire fence, which TSAN does not model; this test then failed under TSAN.
 TEST(Event, SetHappensBeforeWaitReturnsOnEveryPath) {
   const std::size_t rounds = scaled(3000, 2000);
   for (std::size_t r = 0; r < rounds; ++r) {
@@ -259,9 +257,6 @@ TEST(Event, SetHappensBeforeWaitReturnsOnEveryPath) {
 
 // API.md, Lifetime: a thread woken by set() may destroy the Event at once.
 //
-// KNOWN FAILURE under TSAN (reported; intermittent here, ~1 run in 20): the same fence in
-// Event::register_waiter as in Event.SetHappensBeforeWaitReturnsOnEveryPath, seen here as
-// the waiter's `delete` racing with set()'s CAS.
 TEST(EventLifetime, WokenWaiterMayDestroyEventAtOnce) {
   const std::size_t rounds = scaled(2000, 200);
   std::atomic<weft::Event*> current{nullptr};

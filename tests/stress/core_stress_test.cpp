@@ -30,10 +30,7 @@ using weft_test::Threads;
 
 // Two threads hand the turn back and forth through two Events with set()/clear().
 // A lost wake-up anywhere hangs the pair.
-//
-// KNOWN FAILURE under TSAN (reported; intermittent): `worker_rounds` is ordered only by the
-// Events, and Event::register_waiter's acquire fence is invisible to TSAN, which then
-// reports a race (see event_test.cpp, Event.SetHappensBeforeWaitReturnsOnEveryPath).
+
 TEST(CoreStress, EventPingPong) {
   const std::size_t rounds = scaled(100000, 5000);
   weft::Event ping, pong;
