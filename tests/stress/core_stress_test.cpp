@@ -30,7 +30,6 @@ using weft_test::Threads;
 
 // Two threads hand the turn back and forth through two Events with set()/clear().
 // A lost wake-up anywhere hangs the pair.
-
 TEST(CoreStress, EventPingPong) {
   const std::size_t rounds = scaled(100000, 5000);
   weft::Event ping, pong;
