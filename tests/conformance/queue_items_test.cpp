@@ -1,0 +1,741 @@
+// Conformance tests for what weft's queues do with their items (API.md: Queues, "Nothing is
+// lost"; queue.hpp's guarantees): move-only items, object lifetimes (no leak, no double
+// destruction, nothing kept after a get), items whose copy or move throws, PriorityQueue's
+// comparator (stable order of equal items, custom Compare, Compare as the only comparison,
+// a Compare that throws).
+//
+// CPython's FailingQueueTest makes _put/_get raise and checks that the queue "isn't
+// damaged"; here the item's own copy/move or the comparator raises, which is where a C++
+// queue meets foreign exceptions.
+#include "weft/queue.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "queue_kinds.hpp"
+#include "sync_helpers.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using weft_test::blocked;
+using weft_test::Boom;
+using weft_test::CompareControl;
+using weft_test::ComparatorBoom;
+using weft_test::Explosive;
+using weft_test::in_get_order;
+using weft_test::make_queue;
+using weft_test::new_queue;
+using weft_test::Order;
+using weft_test::Outcome;
+using weft_test::outcome_of;
+using weft_test::QueueFor;
+using weft_test::Threads;
+using weft_test::ThrowingLess;
+using weft_test::Tracked;
+using weft_test::tracked_counters;
+using weft_test::TrackedMoveMayThrow;
+
+// weft::Queue appears once: its storage follows the item type (the ring for a bounded queue
+// of nothrow-movable items, else the locked deque), and the tests below use both kinds of
+// item.
+template <class Kind>
+class Items : public ::testing::Test {};
+using ItemKinds = ::testing::Types<weft_test::FifoKind, weft_test::LifoKind, weft_test::PriorityKind,
+                                   weft_test::SimpleKind>;
+TYPED_TEST_SUITE(Items, ItemKinds, weft_test::KindNames);
+
+template <class Kind>
+class TaskItems : public ::testing::Test {};
+using TaskItemKinds = ::testing::Types<weft_test::FifoKind, weft_test::LifoKind, weft_test::PriorityKind>;
+TYPED_TEST_SUITE(TaskItems, TaskItemKinds, weft_test::KindNames);
+
+using IntPtr = std::unique_ptr<int>;
+
+// The raw pointers of `items` in the order a queue of Kind returns them (a PriorityQueue of
+// unique_ptr orders by address, as std::less<unique_ptr> does).
+template <class Kind>
+std::vector<int*> pointers_in_get_order(const std::vector<IntPtr>& items) {
+  std::vector<int*> raw;
+  for (const auto& p : items) raw.push_back(p.get());
+  if constexpr (Kind::kOrder == Order::priority) {
+    std::stable_sort(raw.begin(), raw.end(), std::less<int*>());
+    return raw;
+  } else {
+    return in_get_order<Kind>(raw);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Move-only items
+
+static_assert(!std::is_copy_constructible_v<IntPtr>);
+
+TYPED_TEST(Items, MoveOnlyItemsGoThroughEveryForm) {
+  auto q = make_queue<TypeParam, IntPtr>();
+  std::vector<IntPtr> originals;
+  for (int i = 0; i < 6; ++i) originals.push_back(std::make_unique<int>(i));
+  const std::vector<int*> expected = pointers_in_get_order<TypeParam>(originals);
+  std::stop_source never_stopped;
+
+  q.put(std::move(originals[0]));
+  q.put_nowait(std::move(originals[1]));
+  EXPECT_TRUE(q.try_put(std::move(originals[2])));
+  q.put(std::move(originals[3]), 1s);
+  EXPECT_TRUE(q.try_put(std::move(originals[4]), 1s));
+  q.put(std::move(originals[5]), never_stopped.get_token());
+  for (const auto& p : originals) EXPECT_EQ(p, nullptr) << "a successful put moves the item in";
+  EXPECT_EQ(q.qsize(), 6u);
+
+  std::vector<IntPtr> got;
+  got.push_back(q.get());
+  got.push_back(q.get_nowait());
+  got.push_back(q.get(1s));
+  got.push_back(*q.try_get());
+  got.push_back(*q.try_get(1s));
+  got.push_back(q.get(never_stopped.get_token()));
+  std::vector<int*> got_raw;
+  for (const auto& p : got) got_raw.push_back(p.get());
+  EXPECT_EQ(got_raw, expected);
+  for (const auto& p : got) ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(q.empty());
+}
+
+// API.md: "try_put/put(T&&, d)/put_nowait leave their argument untouched on failure".
+TYPED_TEST(TaskItems, FailedPutLeavesMoveOnlyItemWithCaller) {
+  auto q = make_queue<TypeParam, IntPtr>(1);
+  q.put(std::make_unique<int>(0));
+  auto item = std::make_unique<int>(42);
+  int* const raw = item.get();
+
+  EXPECT_THROW(q.put_nowait(std::move(item)), weft::Full);
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_THROW(q.put(std::move(item), 10ms), weft::Full);
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_FALSE(q.try_put(std::move(item)));
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_FALSE(q.try_put(std::move(item), 10ms));
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_EQ(q.qsize(), 1u);
+
+  (void)q.shutdown();
+  (void)q.get();  // room now, but shut down: ShutDown, not Full, and still nothing taken
+  EXPECT_THROW(q.put(std::move(item)), weft::ShutDown);
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_THROW(q.put_nowait(std::move(item)), weft::ShutDown);
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_THROW(q.put(std::move(item), 10ms), weft::ShutDown);
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_FALSE(q.try_put(std::move(item)));
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_FALSE(q.try_put(std::move(item), 10ms));
+  EXPECT_EQ(item.get(), raw);
+  EXPECT_EQ(*item, 42);
+  EXPECT_TRUE(q.empty());
+}
+
+// A putter blocked on a full queue keeps its item when shutdown() wakes it.
+TYPED_TEST(TaskItems, PutterWokenByShutdownKeepsItsItem) {
+  auto q = make_queue<TypeParam, IntPtr>(1);
+  q.put(std::make_unique<int>(0));
+  std::atomic<Outcome> outcome{Outcome::pending};
+  std::atomic<bool> kept{false};
+  Threads putter(1, [&](std::size_t) {
+    auto item = std::make_unique<int>(7);
+    int* const raw = item.get();
+    outcome = outcome_of([&] { q.put(std::move(item)); });
+    kept = item.get() == raw && *item == 7;
+  });
+  ASSERT_TRUE(blocked(putter));
+  (void)q.shutdown(true);
+  putter.join();
+  EXPECT_EQ(outcome.load(), Outcome::shut_down);
+  EXPECT_TRUE(kept.load());
+}
+
+TYPED_TEST(TaskItems, ShutdownImmediateReturnsMoveOnlyItemsInGetOrder) {
+  auto q = make_queue<TypeParam, IntPtr>();
+  std::vector<IntPtr> originals;
+  for (int i = 0; i < 5; ++i) originals.push_back(std::make_unique<int>(i));
+  const std::vector<int*> expected = pointers_in_get_order<TypeParam>(originals);
+  for (auto& p : originals) q.put(std::move(p));
+  const std::vector<IntPtr> removed = q.shutdown(true);
+  std::vector<int*> removed_raw;
+  for (const auto& p : removed) removed_raw.push_back(p.get());
+  EXPECT_EQ(removed_raw, expected);
+  EXPECT_TRUE(q.join(0s));
+}
+
+TYPED_TEST(TaskItems, ConsumeMoveOnlyItems) {
+  auto q = make_queue<TypeParam, IntPtr>(8);
+  std::vector<IntPtr> originals;
+  for (int i = 0; i < 5; ++i) originals.push_back(std::make_unique<int>(10 * i));
+  const std::vector<int*> expected = pointers_in_get_order<TypeParam>(originals);
+  for (auto& p : originals) q.put(std::move(p));
+  (void)q.shutdown();
+  std::vector<int*> got;
+  int sum = 0;
+  for (IntPtr p : q.consume()) {  // by value: the range hands each item over by move
+    ASSERT_NE(p, nullptr);
+    got.push_back(p.get());
+    sum += *p;
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(sum, 100);
+}
+
+// ---------------------------------------------------------------------------------------
+// Lifetimes: every item constructed is destroyed exactly once, whatever path it took.
+
+// Puts and gets through every form, leaves some items inside, destroys the queue.
+template <class Kind, class T>
+void put_get_then_destroy(std::ptrdiff_t maxsize) {
+  const long live_before = tracked_counters().live.load();
+  const long errors_before = tracked_counters().errors.load();
+  {
+    auto q = make_queue<Kind, T>(maxsize);
+    T lvalue(100);
+    q.put(T(1));
+    q.put(lvalue);  // a copy goes in, the original stays
+    q.put_nowait(T(2));
+    EXPECT_TRUE(q.try_put(T(3)));
+    q.put(T(4), 1s);
+    EXPECT_TRUE(q.try_put(T(5), 1s));
+    EXPECT_EQ(lvalue.id(), 100);
+    EXPECT_EQ(tracked_counters().live.load() - live_before, 7) << "6 queued + the lvalue";
+    {
+      T a = q.get();
+      T b = q.get_nowait();
+      std::optional<T> c = q.try_get();
+      EXPECT_TRUE(c.has_value());
+      EXPECT_NE(a.id(), -1);
+      EXPECT_NE(b.id(), -1);
+    }
+    // Python test_references: a queue keeps nothing of an item it handed out.
+    EXPECT_EQ(tracked_counters().live.load() - live_before, static_cast<long>(q.qsize()) + 1);
+    EXPECT_EQ(q.qsize(), 3u);
+  }  // destroyed with 3 items inside
+  EXPECT_EQ(tracked_counters().live.load(), live_before) << "leak or double destruction";
+  EXPECT_EQ(tracked_counters().errors.load(), errors_before);
+}
+
+TYPED_TEST(Items, EveryItemIsDestroyedExactlyOnce) {
+  put_get_then_destroy<TypeParam, Tracked>(0);
+  put_get_then_destroy<TypeParam, Tracked>(16);  // weft::Queue: the ring
+  put_get_then_destroy<TypeParam, TrackedMoveMayThrow>(0);
+  put_get_then_destroy<TypeParam, TrackedMoveMayThrow>(16);
+}
+
+// A bounded queue cycled through many laps (the ring wraps around) and destroyed part full.
+template <class Kind, class T>
+void wrap_around_then_destroy() {
+  const long live_before = tracked_counters().live.load();
+  const long errors_before = tracked_counters().errors.load();
+  {
+    auto q = make_queue<Kind, T>(4);
+    int next = 0;
+    std::vector<int> ids;
+    for (int round = 0; round < 37; ++round) {
+      for (int k = 0; k < 3; ++k) q.put(T(next++));
+      for (int k = 0; k < 3; ++k) ids.push_back(q.get().id());
+      ASSERT_EQ(tracked_counters().live.load() - live_before, 0) << "round " << round;
+    }
+    std::sort(ids.begin(), ids.end());
+    for (int i = 0; i < next; ++i) ASSERT_EQ(ids[static_cast<std::size_t>(i)], i);
+    for (int k = 0; k < 3; ++k) q.put(T(next++));
+  }
+  EXPECT_EQ(tracked_counters().live.load(), live_before);
+  EXPECT_EQ(tracked_counters().errors.load(), errors_before);
+}
+
+TYPED_TEST(TaskItems, WrappedBoundedQueueDestroysWhatItHolds) {
+  wrap_around_then_destroy<TypeParam, Tracked>();
+  wrap_around_then_destroy<TypeParam, TrackedMoveMayThrow>();
+}
+
+template <class Kind, class T>
+void shutdown_then_destroy(bool immediate) {
+  const long live_before = tracked_counters().live.load();
+  const long errors_before = tracked_counters().errors.load();
+  {
+    auto q = make_queue<Kind, T>(8);
+    for (int i = 0; i < 6; ++i) q.put(T(i));
+    (void)q.get();
+    {
+      std::vector<T> removed = q.shutdown(immediate);
+      EXPECT_EQ(removed.size(), immediate ? 5u : 0u);
+      EXPECT_EQ(tracked_counters().live.load() - live_before, 5);
+    }
+    EXPECT_EQ(tracked_counters().live.load() - live_before, immediate ? 0 : 5);
+    // Failed puts construct nothing that outlives them, and destroy nothing of the caller's.
+    T refused(99);
+    EXPECT_THROW(q.put(std::move(refused)), weft::ShutDown);
+    EXPECT_THROW(q.put(refused), weft::ShutDown);
+    EXPECT_FALSE(q.try_put(std::move(refused)));
+    EXPECT_EQ(refused.id(), 99);
+    if (!immediate) {
+      T one = q.get();
+      EXPECT_NE(one.id(), -1);
+    }
+  }
+  EXPECT_EQ(tracked_counters().live.load(), live_before);
+  EXPECT_EQ(tracked_counters().errors.load(), errors_before);
+}
+
+TYPED_TEST(TaskItems, ShutdownNeitherLeaksNorDoubleDestroys) {
+  for (const bool immediate : {false, true}) {
+    shutdown_then_destroy<TypeParam, Tracked>(immediate);
+    shutdown_then_destroy<TypeParam, TrackedMoveMayThrow>(immediate);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Items whose copy or move throws (CPython FailingQueueTest): a failed put or get changes
+// nothing, and the item stays with the caller.
+
+
+template <class Q>
+std::vector<int> explosive_contents(Q& q) {
+  std::vector<int> out;
+  while (auto item = q.try_get()) out.push_back(item->value());
+  return out;
+}
+
+template <class Q>
+void put_values(Q& q, const std::vector<int>& values) {
+  for (int v : values) q.put(Explosive(v));
+}
+
+TYPED_TEST(Items, PutWhoseCopyThrowsChangesNothing) {
+  auto q = make_queue<TypeParam, Explosive>();
+  put_values(q, {3, 1, 2});
+  const Explosive item(9);
+  for (int form = 0; form < 4; ++form) {
+    SCOPED_TRACE(form);
+    item.fail_next_copy();
+    switch (form) {
+      case 0: EXPECT_THROW(q.put(item), Boom); break;
+      case 1: EXPECT_THROW(q.put(item, 1s), Boom); break;
+      case 2: EXPECT_THROW(q.put_nowait(item), Boom); break;
+      case 3: EXPECT_THROW((void)q.try_put(item), Boom); break;
+    }
+    EXPECT_EQ(item.value(), 9);
+    EXPECT_EQ(q.qsize(), 3u);
+    if constexpr (TypeParam::kTasks) {
+      EXPECT_EQ(q.unfinished_tasks(), 3u);
+    }
+  }
+  EXPECT_EQ(explosive_contents(q), in_get_order<TypeParam>(std::vector<int>{3, 1, 2}));
+}
+
+TYPED_TEST(Items, PutWhoseMoveThrowsChangesNothing) {
+  auto q = make_queue<TypeParam, Explosive>();
+  put_values(q, {3, 1, 2});
+  Explosive item(9);
+  std::stop_source never_stopped;
+  for (int form = 0; form < 6; ++form) {
+    SCOPED_TRACE(form);
+    item.fail_next_move();
+    switch (form) {
+      case 0: EXPECT_THROW(q.put(std::move(item)), Boom); break;
+      case 1: EXPECT_THROW(q.put(std::move(item), 1s), Boom); break;
+      case 2: EXPECT_THROW(q.put_nowait(std::move(item)), Boom); break;
+      case 3: EXPECT_THROW((void)q.try_put(std::move(item)), Boom); break;
+      case 4: EXPECT_THROW((void)q.try_put(std::move(item), 1s), Boom); break;
+      case 5: EXPECT_THROW(q.put(std::move(item), never_stopped.get_token()), Boom); break;
+    }
+    EXPECT_EQ(item.value(), 9) << "the item left the caller";
+    EXPECT_EQ(q.qsize(), 3u);
+    if constexpr (TypeParam::kTasks) {
+      EXPECT_EQ(q.unfinished_tasks(), 3u);
+    }
+  }
+  // Still a working queue, and the item can still be put.
+  q.put(std::move(item));
+  EXPECT_EQ(explosive_contents(q), in_get_order<TypeParam>(std::vector<int>{3, 1, 2, 9}));
+}
+
+// A get whose move out of the queue throws leaves the item in the queue, whichever of the
+// moves on the way to the caller throws (CPython: fail_next_get, "Queue should not be
+// empty"). Each get form is retried with the n-th move from now failing, n = 1, 2, ...
+// until it succeeds; a failed attempt must leave the queue as it was.
+TYPED_TEST(Items, GetWhoseMoveThrowsLosesNothing) {
+  auto q = make_queue<TypeParam, Explosive>();
+  const std::vector<int> values = {3, 1, 4, 1, 5};
+  put_values(q, values);
+  std::vector<int> expected = in_get_order<TypeParam>(values);  // what the next gets return
+  for (int form = 0; form < 5; ++form) {
+    SCOPED_TRACE(form);
+    ASSERT_FALSE(expected.empty());
+    bool settled = false;
+    for (int n = 1; n <= 4 && !settled; ++n) {
+      const std::size_t size_before = q.qsize();
+      int value = -2;
+      Explosive::fail_nth_transfer(n);
+      // Results are initialized from the call (no move of the test's own in between).
+      const Outcome o = outcome_of([&] {
+        switch (form) {
+          case 0: {
+            const Explosive e = q.get();
+            value = e.value();
+          } break;
+          case 1: {
+            const Explosive e = q.get_nowait();
+            value = e.value();
+          } break;
+          case 2: {
+            const Explosive e = q.get(1s);
+            value = e.value();
+          } break;
+          case 3: {
+            const std::optional<Explosive> e = q.try_get();
+            value = e ? e->value() : -3;
+          } break;
+          case 4: {
+            const std::optional<Explosive> e = q.try_get(1s);
+            value = e ? e->value() : -3;
+          } break;
+        }
+      });
+      Explosive::disarm();
+      if (o == Outcome::ok) {
+        EXPECT_EQ(value, expected.front());
+        EXPECT_EQ(q.qsize(), size_before - 1);
+        expected.erase(expected.begin());
+        settled = true;
+      } else {
+        EXPECT_EQ(o, Outcome::boom);
+        EXPECT_EQ(q.qsize(), size_before) << "a get that threw on move " << n << " took the item";
+        if (q.qsize() != size_before) {
+          expected.erase(expected.begin());  // lost: go on with the next form
+          settled = true;
+        }
+      }
+    }
+    EXPECT_TRUE(settled);
+  }
+  EXPECT_TRUE(q.empty());
+}
+
+// CPython failing_queue_test's "failing blocking put": a putter blocked on a full queue is
+// woken by a get, then its item's move throws. The put fails with that exception, the
+// caller keeps the item, the queue is not damaged.
+TYPED_TEST(TaskItems, WokenPutWhoseMoveThrowsChangesNothing) {
+  for (const bool timed : {false, true}) {
+    SCOPED_TRACE(timed ? "put(item, 60s)" : "put(item)");
+    auto q = make_queue<TypeParam, Explosive>(3);
+    put_values(q, {3, 1, 2});
+    std::atomic<Outcome> outcome{Outcome::pending};
+    std::atomic<int> kept{-2};
+    Threads putter(1, [&](std::size_t) {
+      Explosive item(9);
+      item.fail_next_move();
+      outcome = outcome_of([&] {
+        if (timed) {
+          q.put(std::move(item), 60s);
+        } else {
+          q.put(std::move(item));
+        }
+      });
+      kept = item.value();
+    });
+    ASSERT_TRUE(blocked(putter));
+    const int first = q.get().value();
+    putter.join();
+    EXPECT_EQ(outcome.load(), Outcome::boom);
+    EXPECT_EQ(kept.load(), 9);
+    EXPECT_EQ(q.qsize(), 2u);
+    EXPECT_EQ(q.unfinished_tasks(), 3u) << "the failed put counted a task";
+    q.put(Explosive(9));
+    std::vector<int> all = explosive_contents(q);
+    all.insert(all.begin(), first);
+    EXPECT_EQ(all.size(), 4u);
+    if constexpr (TypeParam::kOrder == Order::fifo) {
+      EXPECT_EQ(all, (std::vector<int>{3, 1, 2, 9}));
+    }
+  }
+}
+
+// A putter that was woken and then failed must not take the wake-up with it: the slot it
+// was woken for is still free, and another blocked putter must get it (queue_core.hpp:
+// "a wake-up is never dropped"). A lost wake-up leaves the second putter blocked beside a
+// free slot.
+TYPED_TEST(TaskItems, PutterWokenThenFailingPassesTheWakeUpOn) {
+  auto q = make_queue<TypeParam, Explosive>(2);
+  put_values(q, {1, 2});
+  std::vector<std::atomic<Outcome>> outcome(2);
+  for (auto& o : outcome) o = Outcome::pending;
+  std::latch second_may_start(1);
+  Threads putters(2, [&](std::size_t i) {
+    if (i == 1) second_may_start.wait();
+    Explosive item(10 + static_cast<int>(i));
+    if (i == 0) item.fail_next_move();
+    outcome[i] = outcome_of([&] { q.put(std::move(item)); });
+  });
+  ASSERT_TRUE(blocked(putters, {0}));  // putter 0 waits longest: the get wakes it first
+  second_may_start.count_down();
+  ASSERT_TRUE(blocked(putters, {1}));
+  (void)q.get();
+  const bool second_done = weft_test::eventually([&] { return putters.finished(1); }, 10s);
+  EXPECT_TRUE(second_done) << "the second putter stayed blocked with a free slot (lost wake-up)";
+  if (!second_done) (void)q.shutdown();  // release it, so that the test can end
+  putters.join();
+  EXPECT_EQ(outcome[0].load(), Outcome::boom);
+  if (second_done) {
+    EXPECT_EQ(outcome[1].load(), Outcome::ok);
+    EXPECT_EQ(q.qsize(), 2u);
+  }
+}
+
+// The same for getters: a getter woken by a put whose move out of the queue then throws
+// leaves the item in the queue, and another blocked getter must be woken for it.
+TYPED_TEST(Items, GetterWokenThenFailingPassesTheWakeUpOn) {
+  auto q = make_queue<TypeParam, Explosive>();
+  std::vector<std::atomic<Outcome>> outcome(2);
+  for (auto& o : outcome) o = Outcome::pending;
+  std::vector<std::atomic<int>> got(2);
+  for (auto& g : got) g = -1;
+  std::latch second_may_start(1);
+  Threads getters(2, [&](std::size_t i) {
+    if (i == 1) second_may_start.wait();
+    outcome[i] = outcome_of([&] { got[i] = q.get().value(); });
+  });
+  ASSERT_TRUE(blocked(getters, {0}));
+  second_may_start.count_down();
+  ASSERT_TRUE(blocked(getters, {1}));
+  // Arm the first move out of the queue: after as many moves as a put makes (measured on
+  // a queue of the same kind), the next one throws, in the first getter.
+  long put_moves = 0;
+  {
+    auto probe = make_queue<TypeParam, Explosive>();
+    const long before = Explosive::transfers();
+    probe.put(Explosive(0));
+    put_moves = Explosive::transfers() - before;
+  }
+  Explosive::fail_nth_transfer(static_cast<int>(put_moves) + 1);
+  const Outcome put_outcome = outcome_of([&] { q.put(Explosive(5)); });
+  EXPECT_EQ(put_outcome, Outcome::ok);
+  const bool first_done = weft_test::eventually([&] { return getters.finished(0); }, 10s);
+  EXPECT_TRUE(first_done);
+  const bool second_done = weft_test::eventually([&] { return getters.finished(1); }, 10s);
+  Explosive::disarm();
+  EXPECT_TRUE(second_done) << "the second getter stayed blocked beside an item (lost wake-up)";
+  if (put_outcome != Outcome::ok || !first_done || !second_done) {
+    // Release whoever is still blocked, so that the test can end.
+    q.put(Explosive(6));
+    q.put(Explosive(7));
+  }
+  getters.join();
+  EXPECT_EQ(outcome[0].load(), Outcome::boom);
+  if (second_done) {
+    EXPECT_EQ(outcome[1].load(), Outcome::ok);
+    EXPECT_EQ(got[1].load(), 5);
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------
+// PriorityQueue: Compare
+
+struct Job {
+  int priority;
+  int serial;
+};
+struct ByPriority {
+  bool operator()(const Job& a, const Job& b) const { return a.priority < b.priority; }
+};
+
+// API.md: items that compare equal come out in the order they were put.
+TEST(PriorityQueueCompare, EqualItemsComeOutInPutOrder) {
+  for (const std::ptrdiff_t maxsize : {std::ptrdiff_t{0}, std::ptrdiff_t{600}}) {
+    weft::PriorityQueue<Job, ByPriority> q(maxsize);
+    std::mt19937 rng(42);
+    std::vector<Job> jobs;
+    for (int i = 0; i < 500; ++i) jobs.push_back({static_cast<int>(rng() % 5), i});
+    for (const Job& j : jobs) q.put(j);
+    std::stable_sort(jobs.begin(), jobs.end(), ByPriority());
+    for (const Job& expected : jobs) {
+      const Job got = q.get();
+      ASSERT_EQ(got.priority, expected.priority);
+      ASSERT_EQ(got.serial, expected.serial) << "equal items out of put order";
+    }
+  }
+}
+
+// The same with gets interleaved: among equal items the earliest put still comes first.
+TEST(PriorityQueueCompare, EqualItemsKeepPutOrderAcrossInterleavedGets) {
+  weft::PriorityQueue<Job, ByPriority> q;
+  std::vector<Job> model;  // put order
+  std::mt19937 rng(7);
+  int serial = 0;
+  for (int step = 0; step < 3000; ++step) {
+    if (model.empty() || rng() % 5 < 3) {
+      const Job j{static_cast<int>(rng() % 3), serial++};
+      q.put(j);
+      model.push_back(j);
+    } else {
+      auto best = std::min_element(model.begin(), model.end(), ByPriority());  // first minimum
+      const Job got = q.get();
+      ASSERT_EQ(got.serial, best->serial) << "step " << step;
+      model.erase(best);
+    }
+  }
+}
+
+TEST(PriorityQueueCompare, GreaterGivesLargestFirst) {
+  weft::PriorityQueue<int, std::greater<int>> q;
+  for (int v : {3, 9, 1, 9, 4}) q.put(v);
+  std::vector<int> got;
+  while (auto v = q.try_get()) got.push_back(*v);
+  EXPECT_EQ(got, (std::vector<int>{9, 9, 4, 3, 1}));
+  const auto removed = [&] {
+    for (int v : {2, 8, 5}) q.put(v);
+    return q.shutdown(true);
+  }();
+  EXPECT_EQ(removed, (std::vector<int>{8, 5, 2}));
+}
+
+// API.md: "Compare is the only comparison made". An item with every comparison operator
+// deleted compiles, and is ordered (stably) by Compare alone.
+struct Opaque {
+  int key;
+  int serial;
+  friend bool operator<(const Opaque&, const Opaque&) = delete;
+  friend bool operator>(const Opaque&, const Opaque&) = delete;
+  friend bool operator<=(const Opaque&, const Opaque&) = delete;
+  friend bool operator>=(const Opaque&, const Opaque&) = delete;
+  friend bool operator==(const Opaque&, const Opaque&) = delete;
+  friend bool operator!=(const Opaque&, const Opaque&) = delete;
+};
+struct OpaqueByKey {
+  std::shared_ptr<long> calls = std::make_shared<long>(0);
+  bool operator()(const Opaque& a, const Opaque& b) const {
+    ++*calls;
+    return a.key < b.key;
+  }
+};
+
+TEST(PriorityQueueCompare, CompareIsTheOnlyComparison) {
+  OpaqueByKey compare;
+  weft::PriorityQueue<Opaque, OpaqueByKey> q(0, compare);
+  const std::vector<int> keys = {5, 2, 8, 2, 5, 1};
+  for (int i = 0; i < static_cast<int>(keys.size()); ++i) q.put(Opaque{keys[static_cast<std::size_t>(i)], i});
+  EXPECT_GT(*compare.calls, 0) << "Compare was not used";
+  std::vector<std::pair<int, int>> got;
+  while (auto o = q.try_get()) got.emplace_back(o->key, o->serial);
+  const std::vector<std::pair<int, int>> expected = {{1, 5}, {2, 1}, {2, 3}, {5, 0}, {5, 4}, {8, 2}};
+  EXPECT_EQ(got, expected);
+}
+
+// A comparator that throws: put and get fail with its exception, and the queue is
+// unchanged. Each put and each get is retried with the n-th comparison failing, n = 1, 2,
+// ... until it succeeds, so every point where a comparison can throw is hit; the final
+// order proves the heap survived all of them.
+TEST(PriorityQueueCompare, ThrowingCompareChangesNothing) {
+  CompareControl control;
+  weft::PriorityQueue<int, ThrowingLess> q(0, ThrowingLess{&control});
+  std::mt19937 rng(99);
+  std::vector<int> values;
+  for (int i = 0; i < 40; ++i) values.push_back(static_cast<int>(rng() % 25));
+  std::stop_source never_stopped;
+
+  int failures = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const int v = values[i];
+    for (long n = 1;; ++n) {
+      control.fail_nth_call(n);
+      const Outcome o = outcome_of([&] {
+        switch (i % 6) {
+          case 0: q.put(v); break;
+          case 1: q.put_nowait(v); break;
+          case 2: if (!q.try_put(v)) throw weft::Full(); break;
+          case 3: q.put(v, 1s); break;
+          case 4: if (!q.try_put(int{v}, 1s)) throw weft::Full(); break;  // (no const T& form)
+          case 5: q.put(int{v}, never_stopped.get_token()); break;
+        }
+      });
+      control.disarm();
+      if (o == Outcome::ok) {
+        ASSERT_EQ(q.qsize(), i + 1);
+        break;
+      }
+      ++failures;
+      ASSERT_EQ(o, Outcome::boom);
+      ASSERT_EQ(q.qsize(), i) << "a put whose comparison " << n << " threw changed the size";
+      ASSERT_EQ(q.unfinished_tasks(), i);
+    }
+  }
+  EXPECT_THROW(
+      [&] {
+        control.fail_nth_call(1);
+        q.put(100);
+      }(),
+      ComparatorBoom);
+  control.disarm();
+
+  std::vector<int> expected = values;
+  std::stable_sort(expected.begin(), expected.end());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    for (long n = 1;; ++n) {
+      control.fail_nth_call(n);
+      std::optional<int> got;
+      const Outcome o = outcome_of([&] {
+        switch (i % 5) {
+          case 0: got = q.get(); break;
+          case 1: got = q.get_nowait(); break;
+          case 2: got = q.get(1s); break;
+          case 3: got = q.try_get(); break;
+          case 4: got = q.try_get(1s); break;
+        }
+      });
+      control.disarm();
+      if (o == Outcome::ok) {
+        ASSERT_TRUE(got.has_value());
+        ASSERT_EQ(*got, expected[i]) << "get " << i << ": the heap was damaged";
+        break;
+      }
+      ++failures;
+      ASSERT_EQ(o, Outcome::boom);
+      ASSERT_EQ(q.qsize(), expected.size() - i) << "a get whose comparison " << n << " threw took an item";
+    }
+  }
+  EXPECT_GT(failures, 40) << "the comparator hardly ever threw: the test tested little";
+  EXPECT_TRUE(q.empty());
+}
+
+// A putter woken on a full queue whose comparison then throws: the put fails with the
+// comparator's exception, the queue keeps the room and its items.
+TEST(PriorityQueueCompare, WokenPutWhoseCompareThrowsChangesNothing) {
+  CompareControl control;
+  weft::PriorityQueue<int, ThrowingLess> q(3, ThrowingLess{&control});
+  for (int v : {5, 3, 8}) q.put(v);
+  control.poison_value(1);  // only comparisons involving the putter's 1 throw
+  std::atomic<Outcome> outcome{Outcome::pending};
+  Threads putter(1, [&](std::size_t) { outcome = outcome_of([&] { q.put(1); }); });
+  ASSERT_TRUE(blocked(putter));
+  EXPECT_EQ(q.get(), 3);
+  putter.join();
+  control.disarm();
+  EXPECT_EQ(outcome.load(), Outcome::boom);
+  EXPECT_EQ(q.qsize(), 2u);
+  EXPECT_EQ(q.unfinished_tasks(), 3u);
+  q.put(4);
+  std::vector<int> rest;
+  while (auto v = q.try_get()) rest.push_back(*v);
+  EXPECT_EQ(rest, (std::vector<int>{4, 5, 8}));
+}
+
+}  // namespace
