@@ -3,12 +3,11 @@
 // Semaphore::acquire and select; a std::condition_variable wait for comparison. All waiters
 // block at once; after one second the main thread releases them (the timed ones time out).
 // A primitive that spins while it waits shows here as CPU time close to the wall time.
+#include <condition_variable>
+#include <mutex>
 #include <sys/resource.h>
 
 #include <weft/weft.hpp>
-
-#include <condition_variable>
-#include <mutex>
 
 #include "common.hpp"
 
@@ -39,9 +38,11 @@ bench::Result blocked_cpu(std::uint64_t) {
     double wall_ms = 0;
   };
   std::vector<Probe> probes;
-  probes.push_back({"std::this_thread::sleep_for(1s) (reference)", [] { std::this_thread::sleep_for(1s); }});
+  probes.push_back(
+      {"std::this_thread::sleep_for(1s) (reference)", [] { std::this_thread::sleep_for(1s); }});
   probes.push_back({"weft Queue(1024).get()", [&] { bench::check(ring.get() == 1, "ring get"); }});
-  probes.push_back({"weft Queue().get()", [&] { bench::check(unbounded.get() == 1, "deque get"); }});
+  probes.push_back(
+      {"weft Queue().get()", [&] { bench::check(unbounded.get() == 1, "deque get"); }});
   probes.push_back({"weft Queue.get(1s) (times out)", [&] {
                       try {
                         (void)sel_b.get(1s);
@@ -113,7 +114,8 @@ bench::Result blocked_cpu(std::uint64_t) {
 }
 
 const bool registered = [] {
-  bench::registry().push_back({"blocked_cpu", "weft", [](const bench::Params& p) { return blocked_cpu(p.n); }});
+  bench::registry().push_back(
+      {"blocked_cpu", "weft", [](const bench::Params& p) { return blocked_cpu(p.n); }});
   return true;
 }();
 

@@ -15,10 +15,6 @@
 // duplicated.
 #pragma once
 
-#include <valgrind/callgrind.h>
-
-#include <time.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -29,7 +25,9 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <time.h>
 #include <utility>
+#include <valgrind/callgrind.h>
 #include <vector>
 
 namespace bench {
@@ -57,8 +55,8 @@ inline void check(bool ok, const std::string& what) {
 struct Result {
   std::string unit;
   double value = 0;
-  std::uint64_t n = 0;     // items, operations or round trips measured
-  double seconds = 0;      // wall time of the measured region
+  std::uint64_t n = 0;  // items, operations or round trips measured
+  double seconds = 0;   // wall time of the measured region
   std::map<std::string, double> extra;
   std::vector<double> quantiles_us;  // latency workloads: q0, value0, q1, value1, ... (us)
 };
@@ -172,8 +170,7 @@ inline void check_items(const Tally& t, std::uint64_t n, const char* what) {
   if (t.count != n || t.sum != sum || t.sumsq != sumsq) {
     fail(std::string(what) + ": expected " + std::to_string(n) + " items (sum " +
          std::to_string(sum) + "), got " + std::to_string(t.count) + " (sum " +
-         std::to_string(t.sum) + ", sum of squares " +
-         (t.sumsq == sumsq ? "ok" : "WRONG") + ")");
+         std::to_string(t.sum) + ", sum of squares " + (t.sumsq == sumsq ? "ok" : "WRONG") + ")");
   }
 }
 

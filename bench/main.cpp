@@ -64,20 +64,22 @@ int main(int argc, char** argv) {
     if (e.workload != workload || e.contender != contender) continue;
     const bench::Result r = e.fn(params);
     std::ostringstream os;
-    os << "{\"workload\":\"" << json_escape(workload) << "\",\"contender\":\"" << json_escape(contender)
-       << "\",\"unit\":\"" << r.unit << "\",\"value\":" << num(r.value) << ",\"n\":" << r.n
-       << ",\"seconds\":" << num(r.seconds) << ",\"extra\":{";
+    os << "{\"workload\":\"" << json_escape(workload) << "\",\"contender\":\""
+       << json_escape(contender) << "\",\"unit\":\"" << r.unit << "\",\"value\":" << num(r.value)
+       << ",\"n\":" << r.n << ",\"seconds\":" << num(r.seconds) << ",\"extra\":{";
     bool first = true;
     for (const auto& [k, v] : r.extra) {
       os << (first ? "" : ",") << '"' << json_escape(k) << "\":" << num(v);
       first = false;
     }
     os << "},\"quantiles_us\":[";
-    for (std::size_t i = 0; i < r.quantiles_us.size(); ++i) os << (i ? "," : "") << num(r.quantiles_us[i]);
+    for (std::size_t i = 0; i < r.quantiles_us.size(); ++i)
+      os << (i ? "," : "") << num(r.quantiles_us[i]);
     os << "]}";
     std::cout << os.str() << std::endl;
     return 0;
   }
-  std::cerr << "weft_bench: no benchmark '" << workload << "' for contender '" << contender << "'\n";
+  std::cerr << "weft_bench: no benchmark '" << workload << "' for contender '" << contender
+            << "'\n";
   return 64;
 }

@@ -3,7 +3,6 @@
 // uses a fresh pair per trip; it cannot be cleared), absl::CondVar, absl::Mutex.
 #include <absl/synchronization/mutex.h>
 #include <absl/synchronization/notification.h>
-
 #include <deque>
 
 #include "queue_workloads.hpp"
@@ -70,7 +69,8 @@ bench::Result notification_rt(std::uint64_t trips) {
       const auto t0 = bench::Clock::now();
       ping[i].Notify();
       pong[i].WaitForNotification();
-      samples[i] = std::chrono::duration_cast<std::chrono::nanoseconds>(bench::Clock::now() - t0).count();
+      samples[i] =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(bench::Clock::now() - t0).count();
     }
   });
   gate.open();
@@ -125,11 +125,14 @@ const bool registered = [] {
   // lock-order graph updated on every Lock/Unlock (about 3x the cost of an uncontended
   // lock). Release builds of Abseil have it off; turn it off to compare with those.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  bench::register_queue<Absl>("absl", {.spsc = true, .mpmc = true, .unbounded = true,
-                                       .pingpong = true, .fanin1 = true});
-  bench::registry().push_back({"event_rt", "absl", [](const bench::Params& p) { return notification_rt(p.n); }});
-  bench::registry().push_back({"event_is_set", "absl", [](const bench::Params& p) { return notification_is_set(p.n); }});
-  bench::registry().push_back({"event_wait_set", "absl", [](const bench::Params& p) { return notification_wait_set(p.n); }});
+  bench::register_queue<Absl>(
+      "absl", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
+  bench::registry().push_back(
+      {"event_rt", "absl", [](const bench::Params& p) { return notification_rt(p.n); }});
+  bench::registry().push_back(
+      {"event_is_set", "absl", [](const bench::Params& p) { return notification_is_set(p.n); }});
+  bench::registry().push_back({"event_wait_set", "absl",
+                               [](const bench::Params& p) { return notification_wait_set(p.n); }});
   bench::register_condition<AbslCondition>("absl");
   bench::register_lock<AbslLock>("absl");
   return true;

@@ -10,7 +10,8 @@ namespace {
 
 template <unsigned Size, bool Spsc>
 struct AtomicQ {
-  using Queue = atomic_queue::AtomicQueue<std::uint64_t, Size, std::uint64_t{0}, true, true, false, Spsc>;
+  using Queue =
+      atomic_queue::AtomicQueue<std::uint64_t, Size, std::uint64_t{0}, true, true, false, Spsc>;
   static std::unique_ptr<Queue> make(std::size_t cap) {
     if (cap != Size) bench::fail("atomic_queue adapter built for another capacity");
     return std::make_unique<Queue>();

@@ -36,8 +36,8 @@ struct BoostUnbounded : BoostAdapter<boost::concurrent::sync_queue<std::uint64_t
 };
 
 const bool registered = [] {
-  bench::register_queue<BoostBounded>("boost", {.spsc = true, .mpmc = true, .pingpong = true,
-                                                .fanin1 = true});
+  bench::register_queue<BoostBounded>(
+      "boost", {.spsc = true, .mpmc = true, .pingpong = true, .fanin1 = true});
   bench::register_queue<BoostUnbounded>("boost", {.unbounded = true});
   return true;
 }();

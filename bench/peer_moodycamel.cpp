@@ -53,8 +53,8 @@ struct McCircular {
 };
 
 const bool registered = [] {
-  bench::register_queue<McConcurrent>("mc_bcq", {.spsc = true, .mpmc = true, .unbounded = true,
-                                                 .pingpong = true, .fanin1 = true});
+  bench::register_queue<McConcurrent>(
+      "mc_bcq", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
   bench::register_queue<McCircular>("mc_rwcb", {.spsc = true, .pingpong = true});
   return true;
 }();

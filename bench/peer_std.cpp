@@ -108,8 +108,8 @@ struct StdMutex {
 };
 
 const bool registered = [] {
-  bench::register_queue<StdQueue>("std", {.spsc = true, .mpmc = true, .unbounded = true,
-                                          .pingpong = true, .fanin1 = true});
+  bench::register_queue<StdQueue>(
+      "std", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
   bench::register_event<TutorialEvent>("std");
   bench::register_event<AtomicWaitEvent>("atomic_wait");
   bench::register_condition<StdCondition>("std");

@@ -30,8 +30,8 @@ struct Tbb {
 };
 
 const bool registered = [] {
-  bench::register_queue<Tbb>("tbb", {.spsc = true, .mpmc = true, .unbounded = true,
-                                     .pingpong = true, .fanin1 = true});
+  bench::register_queue<Tbb>(
+      "tbb", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
   return true;
 }();
 

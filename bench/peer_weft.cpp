@@ -71,8 +71,8 @@ struct WeftRLock {
 };
 
 const bool registered = [] {
-  bench::register_queue<WeftQueue>("weft", {.spsc = true, .mpmc = true, .unbounded = true,
-                                            .pingpong = true, .fanin1 = true});
+  bench::register_queue<WeftQueue>(
+      "weft", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
   bench::register_queue<WeftSimpleQueue>("weft_simple", {.unbounded = true});
   bench::register_event<WeftEvent>("weft");
   bench::register_condition<WeftCondition>("weft");

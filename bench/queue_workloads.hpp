@@ -81,7 +81,8 @@ Result run_pingpong(std::uint64_t trips, std::size_t capacity) {
       out.push(i);
       const std::uint64_t back = in.pop();
       const auto t1 = Clock::now();
-      if (back != i) fail("ping-pong: sent " + std::to_string(i) + ", got back " + std::to_string(back));
+      if (back != i)
+        fail("ping-pong: sent " + std::to_string(i) + ", got back " + std::to_string(back));
       samples[i - 1] = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
     }
   });
@@ -110,19 +111,24 @@ struct QueueWorkloads {
 template <class A>
 void register_queue(const std::string& contender, QueueWorkloads w) {
   if (w.spsc) {
-    registry().push_back({"spsc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 1, 1, 1024); }});
+    registry().push_back(
+        {"spsc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 1, 1, 1024); }});
   }
   if (w.mpmc) {
-    registry().push_back({"mpmc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 4, 4, 1024); }});
+    registry().push_back(
+        {"mpmc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 4, 4, 1024); }});
   }
   if (w.unbounded) {
-    registry().push_back({"unbounded", contender, [](const Params& p) { return run_mpmc<A>(p.n, 2, 2, 0); }});
+    registry().push_back(
+        {"unbounded", contender, [](const Params& p) { return run_mpmc<A>(p.n, 2, 2, 0); }});
   }
   if (w.pingpong) {
-    registry().push_back({"pingpong", contender, [](const Params& p) { return run_pingpong<A>(p.n, 16); }});
+    registry().push_back(
+        {"pingpong", contender, [](const Params& p) { return run_pingpong<A>(p.n, 16); }});
   }
   if (w.fanin1) {
-    registry().push_back({"fanin", contender, [](const Params& p) { return run_mpmc<A>(p.n, 4, 1, 1024); }});
+    registry().push_back(
+        {"fanin", contender, [](const Params& p) { return run_mpmc<A>(p.n, 4, 1, 1024); }});
   }
 }
 

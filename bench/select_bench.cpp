@@ -14,13 +14,13 @@
 //   weft_select   sits in weft::select over 4 OTHER queues that stay empty (parked, registered)
 //   polling       polls those 4 queues with try_get() and yields (select without select)
 // Reported: the producer->consumer throughput.
-#include <weft/weft.hpp>
-
 #include <array>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <variant>
+
+#include <weft/weft.hpp>
 
 #include "common.hpp"
 
@@ -33,8 +33,9 @@ using bench::Tally;
 constexpr int kSources = 4;
 
 Result weft_select_fanin(std::uint64_t n) {
-  std::array<weft::Queue<std::uint64_t>, kSources> qs{weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024),
-                                                      weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024)};
+  std::array<weft::Queue<std::uint64_t>, kSources> qs{
+      weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024),
+      weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024)};
   Gate gate(kSources + 1);
   Tally tally;
   std::vector<std::thread> threads;
@@ -43,7 +44,8 @@ Result weft_select_fanin(std::uint64_t n) {
       const std::uint64_t count = bench::items_of(n, p, kSources);
       gate.arrive_and_wait();
       std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
-      for (std::uint64_t i = 0; i < count; ++i, v += kSources) qs[static_cast<std::size_t>(p)].put(std::move(v));
+      for (std::uint64_t i = 0; i < count; ++i, v += kSources)
+        qs[static_cast<std::size_t>(p)].put(std::move(v));
     });
   }
   threads.emplace_back([&] {
@@ -127,14 +129,17 @@ enum class Idle { none, weft_select, polling };
 
 Result idle_select(std::uint64_t n, Idle mode) {
   weft::Queue<std::uint64_t> q(1024);
-  std::array<weft::Queue<std::uint64_t>, kSources> idle{weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024),
-                                                        weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024)};
+  std::array<weft::Queue<std::uint64_t>, kSources> idle{
+      weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024),
+      weft::Queue<std::uint64_t>(1024), weft::Queue<std::uint64_t>(1024)};
   std::atomic<bool> stop{false};
   std::thread bystander;
   if (mode == Idle::weft_select) {
     bystander = std::thread([&] {
-      auto r = weft::select(weft::get(idle[0]), weft::get(idle[1]), weft::get(idle[2]), weft::get(idle[3]));
-      if (r.index() != 0 || *std::get<0>(r) != 42) bench::fail("idle select woke for the wrong item");
+      auto r = weft::select(weft::get(idle[0]), weft::get(idle[1]), weft::get(idle[2]),
+                            weft::get(idle[3]));
+      if (r.index() != 0 || *std::get<0>(r) != 42)
+        bench::fail("idle select woke for the wrong item");
     });
     // Let it register and park: it is then a node in each idle queue's waiting list.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -173,11 +178,16 @@ Result idle_select(std::uint64_t n, Idle mode) {
 
 const bool registered = [] {
   auto& r = bench::registry();
-  r.push_back({"fanin", "weft_select", [](const bench::Params& p) { return weft_select_fanin(p.n); }});
-  r.push_back({"fanin", "std_select", [](const bench::Params& p) { return std_select_fanin(p.n); }});
-  r.push_back({"idle_select", "none", [](const bench::Params& p) { return idle_select(p.n, Idle::none); }});
-  r.push_back({"idle_select", "weft_select", [](const bench::Params& p) { return idle_select(p.n, Idle::weft_select); }});
-  r.push_back({"idle_select", "polling", [](const bench::Params& p) { return idle_select(p.n, Idle::polling); }});
+  r.push_back(
+      {"fanin", "weft_select", [](const bench::Params& p) { return weft_select_fanin(p.n); }});
+  r.push_back(
+      {"fanin", "std_select", [](const bench::Params& p) { return std_select_fanin(p.n); }});
+  r.push_back(
+      {"idle_select", "none", [](const bench::Params& p) { return idle_select(p.n, Idle::none); }});
+  r.push_back({"idle_select", "weft_select",
+               [](const bench::Params& p) { return idle_select(p.n, Idle::weft_select); }});
+  r.push_back({"idle_select", "polling",
+               [](const bench::Params& p) { return idle_select(p.n, Idle::polling); }});
   return true;
 }();
 

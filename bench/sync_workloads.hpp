@@ -174,17 +174,23 @@ Result run_lock(std::uint64_t n) {
 
 template <class E>
 void register_event(const std::string& contender, bool round_trip = true, bool micro = true) {
-  if (round_trip) registry().push_back({"event_rt", contender, [](const Params& p) { return run_event_rt<E>(p.n); }});
+  if (round_trip)
+    registry().push_back(
+        {"event_rt", contender, [](const Params& p) { return run_event_rt<E>(p.n); }});
   if (micro) {
-    registry().push_back({"event_is_set", contender, [](const Params& p) { return run_event_is_set<E>(p.n); }});
-    registry().push_back({"event_wait_set", contender, [](const Params& p) { return run_event_wait_set<E>(p.n); }});
-    registry().push_back({"event_set_clear", contender, [](const Params& p) { return run_event_set_clear<E>(p.n); }});
+    registry().push_back(
+        {"event_is_set", contender, [](const Params& p) { return run_event_is_set<E>(p.n); }});
+    registry().push_back(
+        {"event_wait_set", contender, [](const Params& p) { return run_event_wait_set<E>(p.n); }});
+    registry().push_back({"event_set_clear", contender,
+                          [](const Params& p) { return run_event_set_clear<E>(p.n); }});
   }
 }
 
 template <class C>
 void register_condition(const std::string& contender) {
-  registry().push_back({"cond_notify_idle", contender, [](const Params& p) { return run_cond_notify_idle<C>(p.n); }});
+  registry().push_back({"cond_notify_idle", contender,
+                        [](const Params& p) { return run_cond_notify_idle<C>(p.n); }});
   registry().push_back({"cond_rt", contender, [](const Params& p) { return run_cond_rt<C>(p.n); }});
 }
 
