@@ -170,8 +170,6 @@ class RLock {
 
   // Whether the calling thread owns the lock (Python: RLock._is_owned()).
   bool is_owned() const noexcept { return owner_.load(std::memory_order_relaxed) == self(); }
-  // Acquisitions held by the owner (0 when free); meaningful to the owner.
-  std::size_t depth() const noexcept { return is_owned() ? count_ : 0; }
 
   void lock() { acquire(); }
   void unlock() { release(); }

@@ -56,12 +56,6 @@ class Deadline {
   bool is_never() const noexcept { return ns_ == kNever; }
   rep ns() const noexcept { return ns_; }
   bool expired() const noexcept { return !is_never() && now_ns() >= ns_; }
-  bool expired_at(rep now) const noexcept { return !is_never() && now >= ns_; }
-
-  // Nanoseconds left (<= 0 when expired); max() for never.
-  rep remaining_ns() const noexcept {
-    return is_never() ? std::numeric_limits<rep>::max() : ns_ - now_ns();
-  }
 
   static rep now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(

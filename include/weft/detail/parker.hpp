@@ -93,9 +93,6 @@ class Parker {
   // or frees it. Returns the token that won (kTimedOut if nobody claimed it).
   std::uint32_t settle() noexcept;
 
-  // Non-blocking look: has anyone claimed or aborted this park yet?
-  bool decided() const noexcept { return (word_.load(std::memory_order_acquire) >> 2) != 0; }
-
  private:
   static constexpr std::uint32_t kNotified = 1;
   static constexpr std::uint32_t kSleeping = 2;
