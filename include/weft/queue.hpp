@@ -19,7 +19,8 @@
 //    takes one; duration::max() waits forever; deadlines use the monotonic clock.
 //  - After shutdown(): puts throw ShutDown; gets return what is left, then throw ShutDown
 //    (at once after shutdown(true)); every blocked put/get wakes.
-//  - qsize() is never negative and never above maxsize().
+//  - qsize() is never negative and, when bounded, never above maxsize(); maxsize() is the
+//    value given (<= 0: unbounded), as in Python.
 //  - A stop_token form returns false/nullopt, or throws weft::Cancelled, when a stop is
 //    requested before it could proceed, and then changes nothing.
 //  - A thread woken by put() or get() may destroy the queue at once.
@@ -86,9 +87,6 @@ class FifoStorage {
   PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) {
     WEFT_FIFO_DISPATCH(try_push(item, notify, woken));
   }
-  PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) {
-    WEFT_FIFO_DISPATCH(try_pop(out, notify, woken));
-  }
   bool empty_and_open() noexcept {
     WEFT_FIFO_DISPATCH(empty_and_open());
   }
@@ -112,6 +110,38 @@ class FifoStorage {
     WEFT_FIFO_DISPATCH(drain(out));
   }
 #undef WEFT_FIFO_DISPATCH
+
+ private:
+  // The ring's ticket or the locked deque's, whichever this queue uses (storage.hpp).
+  class DispatchTicket {
+   public:
+    DispatchTicket(FifoStorage& s, WaitQueue* notify, WakeBatch& woken) {
+      if (s.ring_) {
+        ring_.emplace(*s.ring_, notify, woken);
+      } else {
+        locked_.emplace(s.locked_, notify, woken);
+      }
+    }
+    PopResult status() const noexcept { return ring_ ? ring_->status() : locked_->status(); }
+    template <class Sink>
+    decltype(auto) take(Sink& sink) {
+      if (ring_) return ring_->take(sink);
+      return locked_->take(sink);
+    }
+
+   private:
+    std::optional<typename Ring<T>::PopTicket> ring_;
+    std::optional<typename Locked::PopTicket> locked_;
+  };
+  // Without a ring: the locked deque's ticket.
+  class LockedTicket : public Locked::PopTicket {
+   public:
+    LockedTicket(FifoStorage& s, WaitQueue* notify, WakeBatch& woken)
+        : Locked::PopTicket(s.locked_, notify, woken) {}
+  };
+
+ public:
+  using PopTicket = std::conditional_t<kRing, DispatchTicket, LockedTicket>;
 
  private:
   // Set iff bounded and kRing; a placeholder otherwise, so Ring<T> is never instantiated for
@@ -138,11 +168,14 @@ class BasicQueue {
   BasicQueue& operator=(const BasicQueue&) = delete;
 
   // ---- put ------------------------------------------------------------------------------
+  // Every form takes the item by rvalue reference and moves from it only when the put
+  // succeeds; each has a const T& twin (where T is copyable) that puts a copy.
+  //
   // Blocks while full. Throws ShutDown.
   void put(T&& item) { put_impl(item, Deadline::never(), nullptr); }
   void put(const T& item) requires std::copy_constructible<T> {
     T copy(item);
-    put(std::move(copy));
+    put_impl(copy, Deadline::never(), nullptr);
   }
   // Throws Full on timeout, ShutDown, std::invalid_argument for a negative timeout.
   template <class Rep, class Period>
@@ -158,33 +191,62 @@ class BasicQueue {
   }
   // Throws Cancelled when stopped, ShutDown.
   void put(T&& item, std::stop_token stop) { put_impl(item, Deadline::never(), &stop); }
+  void put(const T& item, std::stop_token stop) requires std::copy_constructible<T> {
+    T copy(item);
+    put_impl(copy, Deadline::never(), &stop);
+  }
   template <class Rep, class Period>
   void put(T&& item, std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
     put_impl(item, queue_deadline(timeout), &stop);
+  }
+  template <class Rep, class Period>
+  void put(const T& item, std::chrono::duration<Rep, Period> timeout,
+           std::stop_token stop) requires std::copy_constructible<T> {
+    const Deadline deadline = queue_deadline(timeout);
+    T copy(item);
+    put_impl(copy, deadline, &stop);
   }
   // Throws Full, ShutDown.
   void put_nowait(T&& item) { put_impl(item, Deadline::poll(), nullptr); }
   void put_nowait(const T& item) requires std::copy_constructible<T> {
     T copy(item);
-    put_nowait(std::move(copy));
+    put_impl(copy, Deadline::poll(), nullptr);
   }
   // false if full or shut down; never blocks.
   bool try_put(T&& item) { return core_.push(item, Deadline::poll(), nullptr) == Status::ok; }
   bool try_put(const T& item) requires std::copy_constructible<T> {
     T copy(item);
-    return try_put(std::move(copy));
+    return core_.push(copy, Deadline::poll(), nullptr) == Status::ok;
   }
   // false on timeout, shut down, or stop.
   template <class Rep, class Period>
   bool try_put(T&& item, std::chrono::duration<Rep, Period> timeout) {
     return core_.push(item, queue_deadline(timeout), nullptr) == Status::ok;
   }
+  template <class Rep, class Period>
+  bool try_put(const T& item,
+               std::chrono::duration<Rep, Period> timeout) requires std::copy_constructible<T> {
+    const Deadline deadline = queue_deadline(timeout);
+    T copy(item);
+    return core_.push(copy, deadline, nullptr) == Status::ok;
+  }
   bool try_put(T&& item, std::stop_token stop) {
     return core_.push(item, Deadline::never(), &stop) == Status::ok;
+  }
+  bool try_put(const T& item, std::stop_token stop) requires std::copy_constructible<T> {
+    T copy(item);
+    return core_.push(copy, Deadline::never(), &stop) == Status::ok;
   }
   template <class Rep, class Period>
   bool try_put(T&& item, std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
     return core_.push(item, queue_deadline(timeout), &stop) == Status::ok;
+  }
+  template <class Rep, class Period>
+  bool try_put(const T& item, std::chrono::duration<Rep, Period> timeout,
+               std::stop_token stop) requires std::copy_constructible<T> {
+    const Deadline deadline = queue_deadline(timeout);
+    T copy(item);
+    return core_.push(copy, deadline, &stop) == Status::ok;
   }
 
   // ---- get ------------------------------------------------------------------------------
@@ -250,12 +312,20 @@ class BasicQueue {
     }
     throw std::logic_error("weft: unreachable");
   }
+  // The sinks of QueueCore::pop: a T built straight from the queued item (one move; if it
+  // throws, the item stays queued), or an optional built in place.
+  struct ValueSink {
+    T take(T&& item) { return T(std::move(item)); }
+    [[noreturn]] T fail(Status s) { throw_get_failure(s); }
+  };
+  struct OptionalSink {
+    std::optional<T> take(T&& item) { return std::optional<T>(std::in_place, std::move(item)); }
+    std::optional<T> fail(Status) noexcept { return std::nullopt; }
+  };
+
   T get_impl(Deadline deadline, const std::stop_token* stop) {
-    std::optional<T> out;
-    const Status s = core_.pop(out, deadline, stop);
-    if (s == Status::ok) [[likely]]
-      return std::move(*out);
-    throw_get_failure(s);
+    ValueSink sink;
+    return core_.pop(sink, deadline, stop);
   }
   [[noreturn, gnu::noinline, gnu::cold]] static void throw_get_failure(Status s) {
     switch (s) {
@@ -271,9 +341,8 @@ class BasicQueue {
     throw std::logic_error("weft: unreachable");
   }
   std::optional<T> try_get_impl(Deadline deadline, const std::stop_token* stop) {
-    std::optional<T> out;
-    core_.pop(out, deadline, stop);
-    return out;  // engaged only when the pop succeeded
+    OptionalSink sink;
+    return core_.pop(sink, deadline, stop);  // engaged only when the pop succeeded
   }
 
   detail::QueueCore<T, Storage> core_;
@@ -357,9 +426,16 @@ class TaskQueue : public BasicQueue<T, Storage> {
     friend class iterator;
     explicit ConsumeRange(TaskQueue& q) noexcept : queue_(&q) {}
     ConsumeRange(TaskQueue& q, std::stop_token stop) : queue_(&q), stop_(std::move(stop)) {}
+    // Builds the next item in current_ (one move), or leaves it empty at the end.
+    struct Sink {
+      std::optional<T>& out;
+      void take(T&& item) { out.emplace(std::move(item)); }
+      void fail(Status) noexcept {}
+    };
     void advance() {
       current_.reset();
-      queue_->core_.pop(current_, Deadline::never(), stop_ ? &*stop_ : nullptr);
+      Sink sink{current_};
+      queue_->core_.pop(sink, Deadline::never(), stop_ ? &*stop_ : nullptr);
     }
 
     TaskQueue* queue_;
@@ -376,7 +452,7 @@ class TaskQueue : public BasicQueue<T, Storage> {
 
 }  // namespace detail
 
-// FIFO queue (Python: queue.Queue). maxsize <= 0: unbounded.
+// FIFO queue (Python: queue.Queue). maxsize <= 0: unbounded (maxsize() still reports it).
 template <class T>
 class Queue : public detail::TaskQueue<T, detail::FifoStorage<T>> {
  public:

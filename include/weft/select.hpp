@@ -82,9 +82,12 @@ class GetOp {
   using result_type = std::optional<typename Q::value_type>;
   explicit GetOp(Q& q) noexcept : q_(&q) {}
 
-  bool try_fire(result_type& out) {
-    out.reset();
-    return SelectAccess::core(*q_).try_pop(out) != PopResult::empty;  // ok, or shut down
+  // Builds the result with emit(args...) straight from the queued item (one move: if it
+  // throws, the item stays queued).
+  template <class Emit>
+  bool try_fire_into(Emit& emit) {
+    Sink<Emit> sink{emit};
+    return SelectAccess::core(*q_).try_pop(sink);
   }
   bool link(WaitNode& n) noexcept {
     SelectAccess::core(*q_).not_empty().link(n);
@@ -92,8 +95,26 @@ class GetOp {
   }
   bool ready() noexcept { return SelectAccess::core(*q_).pop_ready(); }
   void unlink(WaitNode& n) noexcept { SelectAccess::core(*q_).not_empty().unlink(n); }
+  // A claimed select whose retry threw hands the wake-up to the next getter.
+  void pass_on() noexcept {
+    WakeBatch woken;
+    SelectAccess::core(*q_).not_empty().claim_one(woken);
+  }
 
  private:
+  template <class Emit>
+  struct Sink {
+    Emit& emit;
+    bool take(typename Q::value_type&& item) {
+      emit(std::in_place, std::move(item));
+      return true;
+    }
+    bool fail(Status s) {
+      if (s != Status::shut_down) return false;  // empty: not ready
+      emit(std::nullopt);                        // shut down and drained: fires with nullopt
+      return true;
+    }
+  };
   Q* q_;
 };
 
@@ -114,6 +135,10 @@ class PutOp {
   }
   bool ready() noexcept { return SelectAccess::core(*q_).push_ready(); }
   void unlink(WaitNode& n) noexcept { SelectAccess::core(*q_).not_full().unlink(n); }
+  void pass_on() noexcept {
+    WakeBatch woken;
+    SelectAccess::core(*q_).not_full().claim_one(woken);
+  }
 
  private:
   Q* q_;
@@ -256,13 +281,46 @@ class Selector {
       return false;
     } else {
       if (i != I) return fire<Claimed, I + 1>(i, out);
-      using R = std::variant_alternative_t<I, Result>;
-      R value{};
       auto& op = std::get<I>(ops_);
-      const bool fired = Claimed ? fire_claimed(op, value) : op.try_fire(value);
-      if (!fired) return false;
-      out.emplace(std::in_place_index<I>, std::move(value));
-      return true;
+      if constexpr (requires(Emitter<I> e) { op.try_fire_into(e); }) {
+        // Built in place (a get: the item moves once, from the queue into the result).
+        Emitter<I> emit{out};
+        return fire_or_pass_on<Claimed>(op, [&] { return op.try_fire_into(emit); });
+      } else {
+        using R = std::variant_alternative_t<I, Result>;
+        R value{};
+        const bool fired = fire_or_pass_on<Claimed>(
+            op, [&] { return Claimed ? fire_claimed(op, value) : op.try_fire(value); });
+        if (!fired) return false;
+        out.emplace(std::in_place_index<I>, std::move(value));
+        return true;
+      }
+    }
+  }
+
+  // Emplaces alternative I of the result.
+  template <std::size_t I>
+  struct Emitter {
+    std::optional<Result>& out;
+    template <class... Args>
+    void operator()(Args&&... args) {
+      out.emplace(std::in_place_index<I>, std::forward<Args>(args)...);
+    }
+  };
+
+  // A claimed operation that throws (an item's move, a comparator) passes its wake-up on,
+  // as QueueCore's own waiters do.
+  template <bool Claimed, class Op, class F>
+  static bool fire_or_pass_on(Op& op, F&& f) {
+    if constexpr (Claimed && requires { op.pass_on(); }) {
+      try {
+        return f();
+      } catch (...) {
+        op.pass_on();
+        throw;
+      }
+    } else {
+      return f();
     }
   }
 

@@ -372,10 +372,9 @@ TYPED_TEST(Items, PutWhoseMoveThrowsChangesNothing) {
 // moves on the way to the caller throws (CPython: fail_next_get, "Queue should not be
 // empty"). Each get form is retried with the n-th move from now failing, n = 1, 2, ...
 // until it succeeds; a failed attempt must leave the queue as it was.
-// Open bug (issue 3 note): get() pops into an optional, then moves out; a throwing second
-// move loses the item. Skipped until get() builds its result in place from the storage.
+// Regression: get() used to pop into an optional and then move out, so a throwing second
+// move lost the item; it now builds its result in place from the storage.
 TYPED_TEST(Items, GetWhoseMoveThrowsLosesNothing) {
-  GTEST_SKIP() << "open bug: get() loses an item whose final move throws";
   auto q = make_queue<TypeParam, Explosive>();
   const std::vector<int> values = {3, 1, 4, 1, 5};
   put_values(q, values);
@@ -476,9 +475,8 @@ TYPED_TEST(TaskItems, WokenPutWhoseMoveThrowsChangesNothing) {
 // was woken for is still free, and another blocked putter must get it (queue_core.hpp:
 // "a wake-up is never dropped"). A lost wake-up leaves the second putter blocked beside a
 // free slot.
-// Open bug: a woken waiter whose retry throws does not pass its wake-up on. Skipped until fixed.
+// Regression: a woken waiter whose retry threw used to keep the wake-up.
 TYPED_TEST(TaskItems, PutterWokenThenFailingPassesTheWakeUpOn) {
-  GTEST_SKIP() << "open bug: a woken putter whose retry throws drops its wake-up";
   auto q = make_queue<TypeParam, Explosive>(2);
   put_values(q, {1, 2});
   std::vector<std::atomic<Outcome>> outcome(2);
@@ -507,9 +505,7 @@ TYPED_TEST(TaskItems, PutterWokenThenFailingPassesTheWakeUpOn) {
 
 // The same for getters: a getter woken by a put whose move out of the queue then throws
 // leaves the item in the queue, and another blocked getter must be woken for it.
-// Open bug: as above, on the getter side. Skipped until fixed.
 TYPED_TEST(Items, GetterWokenThenFailingPassesTheWakeUpOn) {
-  GTEST_SKIP() << "open bug: a woken getter whose retry throws drops its wake-up";
   auto q = make_queue<TypeParam, Explosive>();
   std::vector<std::atomic<Outcome>> outcome(2);
   for (auto& o : outcome) o = Outcome::pending;

@@ -23,9 +23,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <stdexcept>
 #include <stop_token>
+#include <utility>
 #include <vector>
 
 #include "weft/detail/deadline.hpp"
@@ -42,8 +42,16 @@ class QueueCore {
  public:
   template <class... Args>
   explicit QueueCore(std::ptrdiff_t maxsize, Args&&... args)
-      : maxsize_(maxsize > 0 ? maxsize : 0),
-        storage_(static_cast<std::size_t>(maxsize_), std::forward<Args>(args)...) {}
+      : maxsize_(maxsize),
+        bounded_(maxsize > 0),
+        storage_(bounded_ ? static_cast<std::size_t>(maxsize) : 0, std::forward<Args>(args)...) {}
+
+  // A Sink says what a pop builds and what a failure yields (queue.hpp, select.hpp):
+  //   R take(T&& item)  builds the result from the item, which is still in the storage
+  //                     (storage.hpp: the item leaves only once this has returned)
+  //   R fail(Status)    the result of a pop that took nothing (or throws)
+  template <class Sink>
+  using PopResultOf = decltype(std::declval<Sink&>().take(std::declval<T&&>()));
 
   // One non-blocking attempt. A success claims one waiter of the other side before the
   // storage publishes its change, and wakes it after: the publication is this call's last
@@ -54,11 +62,19 @@ class QueueCore {
     if (r == PushResult::shut_down) sync_with_shutdown();
     return r;
   }
-  PopResult try_pop(std::optional<T>& out) {
-    WakeBatch woken;
-    const PopResult r = storage_.try_pop(out, maxsize_ != 0 ? &not_full_ : nullptr, woken);
-    if (r == PopResult::shut_down) sync_with_shutdown();
-    return r;
+  // fail(Status::timed_out) when empty.
+  template <class Sink>
+  PopResultOf<Sink> try_pop(Sink& sink) {
+    PopResult r;
+    {
+      WakeBatch woken;  // declared before the ticket: wakes after the ticket's last access
+      typename Storage::PopTicket ticket(storage_, putters(), woken);
+      r = ticket.status();
+      if (r == PopResult::ok) return ticket.take(sink);
+    }
+    if (r == PopResult::empty) return sink.fail(Status::timed_out);
+    sync_with_shutdown();
+    return sink.fail(Status::shut_down);
   }
   // Re-checks for the waiting handshake: could a push / a pop proceed (or fail for good)?
   bool push_ready() noexcept { return !storage_.full_and_open(); }
@@ -77,76 +93,101 @@ class QueueCore {
   }
   [[gnu::noinline]] Status push_slow(T& item, Deadline deadline, const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
-    for (;;) {
-      switch (try_push(item)) {
-        case PushResult::ok:
-          return Status::ok;
-        case PushResult::shut_down:
-          return Status::shut_down;
-        case PushResult::full:
-          break;
-      }
-      if (deadline.expired()) return Status::timed_out;
-      Parker& parker = Parker::current();
-      parker.prepare();
-      WaitNode node;
-      node.parker = &parker;
-      not_full_.link(node);
-      if (push_ready()) {  // handshake re-check: space appeared, or closed
+    try {
+      for (;;) {
+        switch (try_push(item)) {
+          case PushResult::ok:
+            return Status::ok;
+          case PushResult::shut_down:
+            return Status::shut_down;
+          case PushResult::full:
+            break;
+        }
+        if (deadline.expired()) return Status::timed_out;
+        Parker& parker = Parker::current();
+        parker.prepare();
+        WaitNode node;
+        node.parker = &parker;
+        not_full_.link(node);
+        if (push_ready()) {  // handshake re-check: space appeared, or closed
+          not_full_.unlink(node);
+          parker.settle();  // a claim that raced the re-check is absorbed: we retry anyway
+          continue;
+        }
+        // Wake-up sources: a pop (claims one putter), shutdown() (claims all), the
+        // deadline, a stop request.
+        const std::uint32_t outcome = parker.park(deadline, stop);
+        if (outcome == kWoken) continue;  // claimed: retry
         not_full_.unlink(node);
-        parker.settle();  // a claim that raced the re-check is absorbed: we retry anyway
-        continue;
+        if (outcome == kCancelled) return Status::cancelled;
+        // Timed out: the loop makes one last attempt, then reports the timeout.
       }
-      // Wake-up sources: a pop (claims one putter), shutdown() (claims all), the deadline,
-      // a stop request.
-      const std::uint32_t outcome = parker.park(deadline, stop);
-      if (outcome == kWoken) continue;  // claimed: retry
-      not_full_.unlink(node);
-      if (outcome == kCancelled) return Status::cancelled;
-      // Timed out: the loop makes one last attempt, then reports the timeout.
+    } catch (...) {
+      // The item's move or the comparator threw in a retry. If a pop had claimed us for
+      // the slot it freed, that wake-up must not end here: pass it to the next putter.
+      pass_on(not_full_);
+      throw;
     }
   }
 
-  Status pop(std::optional<T>& out, Deadline deadline, const std::stop_token* stop) {
+  // Returns sink.take(item) with an item got, or sink.fail(status).
+  template <class Sink>
+  PopResultOf<Sink> pop(Sink& sink, Deadline deadline, const std::stop_token* stop) {
     if (stop == nullptr || !stop->stop_requested()) [[likely]] {
       WakeBatch woken;
-      if (storage_.try_pop(out, maxsize_ != 0 ? &not_full_ : nullptr, woken) == PopResult::ok)
-          [[likely]] {
-        return Status::ok;
-      }
+      typename Storage::PopTicket ticket(storage_, putters(), woken);
+      if (ticket.status() == PopResult::ok) [[likely]]
+        return ticket.take(sink);
     }
-    return pop_slow(out, deadline, stop);
+    return pop_slow(sink, deadline, stop);
   }
-  [[gnu::noinline]] Status pop_slow(std::optional<T>& out, Deadline deadline,
-                                    const std::stop_token* stop) {
-    if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
-    for (;;) {
-      switch (try_pop(out)) {
-        case PopResult::ok:
-          return Status::ok;
-        case PopResult::shut_down:
-          return Status::shut_down;
-        case PopResult::empty:
+  template <class Sink>
+  [[gnu::noinline]] PopResultOf<Sink> pop_slow(Sink& sink, Deadline deadline,
+                                               const std::stop_token* stop) {
+    if (stop != nullptr && stop->stop_requested()) return sink.fail(Status::cancelled);
+    Status failure = Status::timed_out;
+    try {
+      for (;;) {
+        PopResult r;
+        {
+          WakeBatch woken;
+          typename Storage::PopTicket ticket(storage_, putters(), woken);
+          r = ticket.status();
+          if (r == PopResult::ok) return ticket.take(sink);
+        }
+        if (r == PopResult::shut_down) {
+          sync_with_shutdown();
+          failure = Status::shut_down;
           break;
-      }
-      if (deadline.expired()) return Status::timed_out;
-      Parker& parker = Parker::current();
-      parker.prepare();
-      WaitNode node;
-      node.parker = &parker;
-      not_empty_.link(node);
-      if (pop_ready()) {  // handshake re-check: an item appeared, or closed
+        }
+        if (deadline.expired()) break;
+        Parker& parker = Parker::current();
+        parker.prepare();
+        WaitNode node;
+        node.parker = &parker;
+        not_empty_.link(node);
+        if (pop_ready()) {  // handshake re-check: an item appeared, or closed
+          not_empty_.unlink(node);
+          parker.settle();
+          continue;
+        }
+        // Wake-up sources: a push (claims one getter), shutdown() (claims all), the
+        // deadline, a stop request.
+        const std::uint32_t outcome = parker.park(deadline, stop);
+        if (outcome == kWoken) continue;
         not_empty_.unlink(node);
-        parker.settle();
-        continue;
+        if (outcome == kCancelled) {
+          failure = Status::cancelled;
+          break;
+        }
       }
-      // Wake-up sources: a push (claims one getter), shutdown() (claims all), the deadline,
-      // a stop request.
-      const std::uint32_t outcome = parker.park(deadline, stop);
-      if (outcome == kWoken) continue;
-      not_empty_.unlink(node);
-      if (outcome == kCancelled) return Status::cancelled;
+    } catch (...) {
+      // Building the result (T's move) or the comparator threw in a retry: the item is
+      // still queued, and a push may have claimed us for it. Pass the wake-up on.
+      pass_on(not_empty_);
+      throw;
     }
+    return sink.fail(failure);  // outside the try: a throwing fail() is not a lost wake-up
   }
 
   // Task accounting is under tasks_lock_ (as Python's all_tasks_done condition): the call
@@ -198,7 +239,8 @@ class QueueCore {
     WakeBatch woken;  // declared first: wakes after the lock is released
     WordLockGuard g(shutdown_lock_);
     storage_.close();
-    // Even if the drain throws (from T's move), the waiters are released.
+    // Even if the drain throws (T's copy or move, the comparator, bad_alloc), the waiters
+    // are released, and whatever left the storage counts as done.
     struct ClaimAll {
       QueueCore* q;
       WakeBatch& woken;
@@ -208,8 +250,13 @@ class QueueCore {
       }
     } claim_all{this, woken};
     if (immediate) {
-      storage_.drain(removed);
-      mark_done(removed.size(), woken);
+      struct MarkDone {
+        QueueCore* q;
+        const std::vector<T>& removed;
+        WakeBatch& woken;
+        ~MarkDone() { q->mark_done(removed.size(), woken); }
+      } mark_done{this, removed, woken};
+      storage_.drain(removed);  // all or nothing, unless T is move-only with a throwing move
     }
     return removed;
   }
@@ -222,7 +269,7 @@ class QueueCore {
   std::size_t qsize() const noexcept { return storage_.size(); }
   std::ptrdiff_t maxsize() const noexcept { return maxsize_; }
   bool full() const noexcept {
-    return maxsize_ != 0 && storage_.size() >= static_cast<std::size_t>(maxsize_);
+    return bounded_ && storage_.size() >= static_cast<std::size_t>(maxsize_);
   }
   std::uint64_t unfinished_tasks() const noexcept {
     const std::uint64_t done = done_.load(std::memory_order_relaxed);
@@ -242,13 +289,23 @@ class QueueCore {
     return done_.load(std::memory_order_relaxed) >= storage_.pushed();
   }
 
+  WaitQueue* putters() noexcept { return bounded_ ? &not_full_ : nullptr; }
+
+  // Wakes one more waiter of `q`, for a thread that may have been claimed and then failed
+  // with an exception. If it had not been claimed, the extra waiter retries and sleeps
+  // again: a spurious wake-up, never a lost one.
+  static void pass_on(WaitQueue& q) noexcept {
+    WakeBatch woken;
+    q.claim_one(woken);
+  }
+
   void claim_joiners(WakeBatch& woken) noexcept {
     while (WaitNode* n = joiners_.claim_front()) woken.add(n);
   }
 
   // shutdown(true): counts up to n unfinished tasks as done (Python decrements
   // unfinished_tasks once per removed item while it is positive).
-  void mark_done(std::uint64_t n, WakeBatch& woken) {
+  void mark_done(std::uint64_t n, WakeBatch& woken) noexcept {
     if (n == 0) return;
     WordLockGuard g(tasks_lock_);
     const std::uint64_t pushed = storage_.pushed();
@@ -260,7 +317,8 @@ class QueueCore {
     if (done + add == pushed) claim_joiners(woken);
   }
 
-  const std::ptrdiff_t maxsize_;  // 0: unbounded
+  const std::ptrdiff_t maxsize_;  // as given (Python keeps it): <= 0 means unbounded
+  const bool bounded_;
   Storage storage_;
   WaitQueue not_empty_;             // getters; a push claims one, shutdown all
   WaitQueue not_full_;              // putters; a pop of a bounded queue claims one, shutdown all

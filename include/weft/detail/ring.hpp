@@ -70,6 +70,12 @@ template <class T>
 class Ring {
   static_assert(std::is_nothrow_move_constructible_v<T>);
 
+  struct Slot {
+    Atomic<std::uint64_t> stamp;
+    alignas(T) unsigned char storage[sizeof(T)];
+    T* item() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
+  };
+
  public:
   explicit Ring(std::size_t cap)
       : cap_(cap),
@@ -143,55 +149,53 @@ class Ring {
     }
   }
 
-  // As try_push: a putter waiting on `notify` is claimed before the slot is handed back.
-  PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) noexcept {
-    std::uint64_t head = head_.load(std::memory_order_relaxed);
-    Slot& slot = slots_[head & (mark_ - 1)];
-    if (slot.stamp.load(std::memory_order_acquire) == head + 1 &&
-        head_.compare_exchange_strong(head, next(head), std::memory_order_seq_cst,
-                                      std::memory_order_relaxed)) [[likely]] {
-      if (notify != nullptr) notify->claim_one(woken);
-      T* p = slot.item();
-      out.emplace(std::move(*p));
-      p->~T();
-      slot.stamp.store(head + lap_unit_, std::memory_order_release);
-      return PopResult::ok;
-    }
-    return try_pop_slow(out, notify, woken);
-  }
-  [[gnu::noinline]] PopResult try_pop_slow(std::optional<T>& out, WaitQueue* notify,
-                                           WakeBatch& woken) noexcept {
-    Backoff backoff;
-    std::uint64_t head = head_.load(std::memory_order_relaxed);
-    for (;;) {
-      Slot& slot = slots_[head & (mark_ - 1)];
-      const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
-      if (stamp == head + 1) {
-        if (head_.compare_exchange_weak(head, next(head), std::memory_order_seq_cst,
-                                        std::memory_order_relaxed)) {
-          if (notify != nullptr) notify->claim_one(woken);
-          T* p = slot.item();
-          out.emplace(std::move(*p));
-          p->~T();
-          // release: hands the slot back to the push one lap later.
-          slot.stamp.store(head + lap_unit_, std::memory_order_release);
-          return PopResult::ok;
-        }
-        backoff.spin();
-      } else if (stamp == head) {
-        // Nothing written here yet: empty, unless a push is in flight.
-        const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
-        if ((tail & ~mark_) == head) {
-          return (tail & mark_) ? PopResult::shut_down : PopResult::empty;
-        }
-        backoff.snooze();
-        head = head_.load(std::memory_order_relaxed);
-      } else {
-        backoff.snooze();
-        head = head_.load(std::memory_order_relaxed);
+  // One pop attempt (storage.hpp): on ok the ticket has claimed position `head` by its
+  // CAS, and the item waits in its slot for take(sink). When the ticket ends it destroys
+  // the moved-from item, claims a putter waiting on `notify` and only then hands the slot
+  // back (the stamp store): as in try_push, the publication is the pop's last access.
+  class PopTicket {
+   public:
+    PopTicket(Ring& r, WaitQueue* notify, WakeBatch& woken) noexcept
+        : r_(r), notify_(notify), woken_(woken) {
+      // First attempt straight-line: the uncontended case.
+      std::uint64_t head = r.head_.load(std::memory_order_relaxed);
+      Slot& slot = r.slots_[head & (r.mark_ - 1)];
+      if (slot.stamp.load(std::memory_order_acquire) == head + 1 &&
+          r.head_.compare_exchange_strong(head, r.next(head), std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) [[likely]] {
+        slot_ = &slot;
+        head_ = head;
+        status_ = PopResult::ok;
+        return;
       }
+      status_ = r.claim_head_slow(slot_, head_);
     }
-  }
+    PopTicket(const PopTicket&) = delete;
+    PopTicket& operator=(const PopTicket&) = delete;
+    ~PopTicket() {
+      if (slot_ == nullptr) return;
+      if (notify_ != nullptr) notify_->claim_one(woken_);
+      slot_->item()->~T();
+      // release: hands the slot back to the push one lap later.
+      slot_->stamp.store(head_ + r_.lap_unit_, std::memory_order_release);
+    }
+
+    PopResult status() const noexcept { return status_; }
+    // The claimed position cannot be given back, so the result must be built: T moves
+    // without throwing, and the sinks of queue_core.hpp and select.hpp build nothing else.
+    template <class Sink>
+    decltype(auto) take(Sink& sink) noexcept {
+      return sink.take(std::move(*slot_->item()));
+    }
+
+   private:
+    Ring& r_;
+    WaitQueue* notify_;
+    WakeBatch& woken_;
+    Slot* slot_ = nullptr;
+    std::uint64_t head_ = 0;
+    PopResult status_ = PopResult::empty;
+  };
 
   // Re-checks for the waiting handshake (seq_cst loads of the positions).
   bool empty_and_open() const noexcept {
@@ -223,24 +227,54 @@ class Ring {
   bool closed() const noexcept { return (tail_.load(std::memory_order_seq_cst) & mark_) != 0; }
 
   // After close(): pops everything, waiting out pushes that claimed a position before it.
+  // Cannot throw once `out` has room (T moves without throwing).
   void drain(std::vector<T>& out) {
-    std::optional<T> item;
+    struct Append {
+      std::vector<T>& out;
+      void take(T&& item) noexcept { out.push_back(std::move(item)); }
+    } append{out};
+    out.reserve(out.size() + size());
     WakeBatch none;
     for (;;) {
-      item.reset();
-      if (try_pop(item, nullptr, none) != PopResult::ok) return;
-      out.push_back(std::move(*item));
+      PopTicket t(*this, nullptr, none);
+      if (t.status() != PopResult::ok) return;
+      t.take(append);
     }
   }
 
   std::size_t capacity() const noexcept { return cap_; }
 
  private:
-  struct Slot {
-    Atomic<std::uint64_t> stamp;
-    alignas(T) unsigned char storage[sizeof(T)];
-    T* item() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
-  };
+  // The contended path of PopTicket: claims the head position, or reports empty / closed.
+  [[gnu::noinline]] PopResult claim_head_slow(Slot*& claimed, std::uint64_t& pos) noexcept {
+    Backoff backoff;
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      Slot& slot = slots_[head & (mark_ - 1)];
+      const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
+      if (stamp == head + 1) {
+        // seq_cst: see the header (the waiting handshake loads head_).
+        if (head_.compare_exchange_weak(head, next(head), std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          claimed = &slot;
+          pos = head;
+          return PopResult::ok;
+        }
+        backoff.spin();
+      } else if (stamp == head) {
+        // Nothing written here yet: empty, unless a push is in flight.
+        const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+        if ((tail & ~mark_) == head) {
+          return (tail & mark_) ? PopResult::shut_down : PopResult::empty;
+        }
+        backoff.snooze();
+        head = head_.load(std::memory_order_relaxed);
+      } else {
+        backoff.snooze();
+        head = head_.load(std::memory_order_relaxed);
+      }
+    }
+  }
 
   std::uint64_t next(std::uint64_t pos) const noexcept {
     const std::uint64_t index = pos & (mark_ - 1);

@@ -2,23 +2,33 @@
 // and the locked ones (FIFO/LIFO deque, priority heap).
 //
 // A Storage<T> offers:
-//   PushResult try_push(T& item)           moves from item only when it returns ok
-//   PopResult  try_pop(std::optional<T>&)  fills the optional only when it returns ok
-//   bool empty_and_open(), full_and_open() re-checks for the waiting handshake
+//   PushResult try_push(T& item, notify, woken)  moves from item only when it returns ok
+//   PopTicket(storage, notify, woken)            one pop attempt: status(), then take(sink)
+//   bool empty_and_open(), full_and_open()       re-checks for the waiting handshake
 //   size(), pushed() (successful pushes so far), close(), closed(), drain(vector&)
 // Every operation either succeeds or leaves the storage and the caller's item as they were
 // (strong guarantee), whatever the item's constructors or the comparator throw.
+//
+// A pop is a ticket rather than a function that returns the item: the ticket finds the item
+// and holds it in place (under the lock, or in its claimed ring slot); take(sink) builds the
+// caller's result straight from it (one move: `T get()` returns a prvalue made there); the
+// ticket removes the item only once that construction has returned. If it throws, the item
+// stays where it was. No intermediate std::optional, so no second move that could throw
+// after the item had already left the queue.
 //
 // The locked storages keep their container under a WordLock; that lock is what orders their
 // pushes and pops against the waiting handshake (wait_queue.hpp).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
-#include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -35,32 +45,32 @@ enum class PopResult { ok, empty, shut_down };  // shut_down: empty and closed
 template <class T, bool Lifo>
 class DequeContainer {
  public:
+  struct PopPlan {};  // nothing to decide before a pop
+
   void push(T& item, std::uint64_t /*seq*/) { items_.push_back(std::move(item)); }
-  void pop(std::optional<T>& out) {
+  // A pop in three steps, so that the item can be moved out before it is removed:
+  // plan_pop() (may throw, changes nothing), front(plan), commit_pop(plan) (cannot throw).
+  PopPlan plan_pop() noexcept { return {}; }
+  T& front(const PopPlan&) noexcept { return Lifo ? items_.back() : items_.front(); }
+  void commit_pop(const PopPlan&) noexcept {
     if constexpr (Lifo) {
-      out.emplace(std::move(items_.back()));
       items_.pop_back();
     } else {
-      out.emplace(std::move(items_.front()));
       items_.pop_front();
     }
   }
   std::size_t size() const noexcept { return items_.size(); }
 
-  // Moves every item to `out` in pop order (out has room reserved: no reallocation).
-  void take_all(std::vector<T>& out) {
+  // Visits every item in pop order (for drain); may throw from f, changes nothing itself.
+  template <class F>
+  void for_each_in_pop_order(F&& f) {
     if constexpr (Lifo) {
-      while (!items_.empty()) {
-        out.push_back(std::move(items_.back()));
-        items_.pop_back();
-      }
+      for (auto it = items_.rbegin(); it != items_.rend(); ++it) f(*it);
     } else {
-      while (!items_.empty()) {
-        out.push_back(std::move(items_.front()));
-        items_.pop_front();
-      }
+      for (T& item : items_) f(item);
     }
   }
+  void clear() noexcept { items_.clear(); }
 
  private:
   std::deque<T> items_;
@@ -76,9 +86,7 @@ class HeapContainer {
   explicit HeapContainer(Compare comp = Compare()) : comp_(std::move(comp)) {}
   HeapContainer(const HeapContainer&) = delete;
   HeapContainer& operator=(const HeapContainer&) = delete;
-  ~HeapContainer() {
-    for (Entry* e : heap_) delete e;
-  }
+  ~HeapContainer() { clear(); }
 
   void push(T& item, std::uint64_t seq) {
     if (heap_.size() == heap_.capacity()) heap_.reserve(heap_.empty() ? 16 : heap_.size() * 2);
@@ -103,46 +111,57 @@ class HeapContainer {
     heap_[pos] = entry.release();
   }
 
-  void pop(std::optional<T>& out) {
-    Entry* root = heap_.front();
-    Entry* last = heap_.back();
-    const std::size_t n = heap_.size() - 1;  // size once the last slot is vacated
-    // 1. The path along which `last` sinks from the root: comparisons only.
+  // The path along which the last entry sinks from the root once the root is taken: the
+  // only comparisons of a pop, made before anything changes.
+  struct PopPlan {
     std::size_t path[64];
     int depth = 0;
-    if (n > 0) {
-      std::size_t i = 0;
-      for (;;) {
-        const std::size_t left = 2 * i + 1;
-        if (left >= n) break;
-        std::size_t child = left;
-        if (left + 1 < n && before(*heap_[left + 1], *heap_[left])) child = left + 1;
-        if (!before(*heap_[child], *last)) break;
-        path[depth++] = child;
-        i = child;
-      }
+  };
+  PopPlan plan_pop() {
+    PopPlan plan;
+    const std::size_t n = heap_.size() - 1;  // size once the last slot is vacated
+    const Entry* last = heap_.back();
+    std::size_t i = 0;
+    for (;;) {
+      const std::size_t left = 2 * i + 1;
+      if (left >= n) break;
+      std::size_t child = left;
+      if (left + 1 < n && before(*heap_[left + 1], *heap_[left])) child = left + 1;
+      if (!before(*heap_[child], *last)) break;
+      plan.path[plan.depth++] = child;
+      i = child;
     }
-    // 2. Take the item (may throw from T's move: nothing changed).
-    out.emplace(std::move(root->item));
-    // 3. Pointer moves only.
+    return plan;
+  }
+  T& front(const PopPlan&) noexcept { return heap_.front()->item; }
+  // Pointer moves only.
+  void commit_pop(const PopPlan& plan) noexcept {
+    Entry* root = heap_.front();
+    Entry* last = heap_.back();
     std::size_t hole = 0;
-    for (int k = 0; k < depth; ++k) {
-      heap_[hole] = heap_[path[k]];
-      hole = path[k];
+    for (int k = 0; k < plan.depth; ++k) {
+      heap_[hole] = heap_[plan.path[k]];
+      hole = plan.path[k];
     }
-    if (n > 0) heap_[hole] = last;
+    if (heap_.size() > 1) heap_[hole] = last;
     heap_.pop_back();
     delete root;
   }
 
   std::size_t size() const noexcept { return heap_.size(); }
 
-  void take_all(std::vector<T>& out) {
-    while (!heap_.empty()) {
-      std::optional<T> item;
-      pop(item);
-      out.push_back(std::move(*item));
-    }
+  // Visits every item in pop order: sorts a copy of the pointer array (comparisons and
+  // allocation may throw; the heap itself is untouched), then visits.
+  template <class F>
+  void for_each_in_pop_order(F&& f) {
+    std::vector<Entry*> order(heap_);
+    std::sort(order.begin(), order.end(),
+              [this](const Entry* a, const Entry* b) { return before(*a, *b); });
+    for (Entry* e : order) f(e->item);
+  }
+  void clear() noexcept {
+    for (Entry* e : heap_) delete e;
+    heap_.clear();
   }
 
  private:
@@ -163,6 +182,8 @@ class HeapContainer {
 // A container under a WordLock, with capacity, the closed flag and the push count.
 template <class T, class Container>
 class LockedStorage {
+  static constexpr bool kMoveMayThrow = !std::is_nothrow_move_constructible_v<T>;
+
  public:
   template <class... Args>
   explicit LockedStorage(std::size_t cap, Args&&... args)
@@ -184,14 +205,53 @@ class LockedStorage {
     return PushResult::ok;
   }
 
-  PopResult try_pop(std::optional<T>& out, WaitQueue* notify, WakeBatch& woken) {
-    WordLockGuard g(lock_);
-    if (items_.size() == 0) return closed_ ? PopResult::shut_down : PopResult::empty;
-    items_.pop(out);
-    if (notify != nullptr) notify->claim_one(woken);
-    size_.store(items_.size(), std::memory_order_relaxed);
-    return PopResult::ok;
-  }
+  // One pop attempt (see the top of this file). Holds lock_ for its lifetime; when the
+  // status is ok, take(sink) must be called once. On success the ticket, when it ends,
+  // removes the item and claims one waiter of `notify` into `woken`, both inside the
+  // critical section, so the unlock is the pop's last access.
+  class PopTicket {
+   public:
+    PopTicket(LockedStorage& s, WaitQueue* notify, WakeBatch& woken)
+        : s_(s), guard_(s.lock_), notify_(notify), woken_(woken) {
+      if (s.items_.size() == 0) {
+        status_ = s.closed_ ? PopResult::shut_down : PopResult::empty;
+        return;
+      }
+      plan_ = s.items_.plan_pop();  // may throw (the comparator): guard_ unlocks
+      status_ = PopResult::ok;
+    }
+    PopTicket(const PopTicket&) = delete;
+    PopTicket& operator=(const PopTicket&) = delete;
+    ~PopTicket() {
+      if (!taken_) return;
+      // The result was not built (its construction threw): the item stays.
+      if constexpr (kMoveMayThrow) {
+        if (std::uncaught_exceptions() != uncaught_) return;
+      }
+      s_.items_.commit_pop(plan_);
+      if (notify_ != nullptr) notify_->claim_one(woken_);
+      s_.size_.store(s_.items_.size(), std::memory_order_relaxed);
+    }
+
+    PopResult status() const noexcept { return status_; }
+    // Returns sink.take(T&&)'s result, built from the item in place.
+    template <class Sink>
+    decltype(auto) take(Sink& sink) {
+      taken_ = true;
+      if constexpr (kMoveMayThrow) uncaught_ = std::uncaught_exceptions();
+      return sink.take(std::move(s_.items_.front(plan_)));
+    }
+
+   private:
+    LockedStorage& s_;
+    WordLockGuard guard_;
+    WaitQueue* notify_;
+    WakeBatch& woken_;
+    typename Container::PopPlan plan_{};
+    PopResult status_ = PopResult::empty;
+    bool taken_ = false;
+    int uncaught_ = 0;
+  };
 
   bool empty_and_open() noexcept {
     WordLockGuard g(lock_);
@@ -213,15 +273,36 @@ class LockedStorage {
   }
   bool closed() const noexcept { return closed_flag_.load(std::memory_order_relaxed); }
 
+  // Appends every item to `out` in pop order and empties the storage. If T moves without
+  // throwing, or can be copied, this is all or nothing: the items are moved (or, when the
+  // move may throw, copied) first and removed only once all have arrived, so a throw leaves
+  // the storage and `out` as they were. A move-only T whose move throws is taken item by
+  // item: the items not yet taken stay.
   void drain(std::vector<T>& out) {
     WordLockGuard g(lock_);
-    out.reserve(out.size() + items_.size());
-    // If T's move throws part-way, the items not yet taken stay, and size_ says so.
-    struct SyncSize {
+    struct SyncSize {  // size_ follows items_ whatever happens
       LockedStorage* s;
       ~SyncSize() { s->size_.store(s->items_.size(), std::memory_order_relaxed); }
     } sync{this};
-    items_.take_all(out);
+    out.reserve(out.size() + items_.size());  // may throw bad_alloc: nothing changed yet
+    if constexpr (!kMoveMayThrow || std::copy_constructible<T>) {
+      const std::size_t base = out.size();
+      try {
+        // move_if_noexcept: a copy when the move may throw.
+        items_.for_each_in_pop_order(
+            [&out](T& item) { out.push_back(std::move_if_noexcept(item)); });
+      } catch (...) {
+        while (out.size() > base) out.pop_back();
+        throw;
+      }
+      items_.clear();
+    } else {
+      while (items_.size() != 0) {
+        const auto plan = items_.plan_pop();
+        out.push_back(std::move(items_.front(plan)));
+        items_.commit_pop(plan);
+      }
+    }
   }
 
  private:
