@@ -7,9 +7,9 @@
 #include <cerrno>
 
 #if defined(__linux__) && !defined(WEFT_PORTABLE_FUTEX)
+#include <ctime>
 #include <linux/futex.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 #else
 #include <array>
@@ -47,8 +47,8 @@ bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
   // FUTEX_CLOCK_REALTIME), the same clock as std::chrono::steady_clock.
   const long rc = ::syscall(SYS_futex, address_of(word), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
                             expected, timeout, nullptr, FUTEX_BITSET_MATCH_ANY);
-  if (rc == -1 && errno == ETIMEDOUT) return false;
-  return true;  // woken, EAGAIN (value differed), EINTR: the caller re-checks
+  // false only on a timeout; woken, EAGAIN (value differed), EINTR: the caller re-checks.
+  return rc != -1 || errno != ETIMEDOUT;
 }
 
 void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept {

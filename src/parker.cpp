@@ -51,9 +51,14 @@ ParkerPool& pool() {
   return *p;
 }
 
+// A thread's Parker, returned to the pool when the thread exits; a copy would return it twice.
 struct ThreadParker {
-  Parker* parker = pool().take();
+  ThreadParker() = default;
+  ThreadParker(const ThreadParker&) = delete;
+  ThreadParker& operator=(const ThreadParker&) = delete;
   ~ThreadParker() { pool().give_back(parker); }
+
+  Parker* parker = pool().take();
 };
 
 }  // namespace

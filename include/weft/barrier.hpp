@@ -50,6 +50,7 @@ class Barrier {
   }
   Barrier(const Barrier&) = delete;
   Barrier& operator=(const Barrier&) = delete;
+  ~Barrier() = default;
 
   std::size_t wait() { return wait_impl(default_timeout_, nullptr); }
   template <class Rep, class Period>

@@ -48,6 +48,7 @@ class Condition {
   explicit Condition(RLock& lock) noexcept : rlock_(&lock) {}
   Condition(const Condition&) = delete;
   Condition& operator=(const Condition&) = delete;
+  ~Condition() = default;
 
   // The underlying lock, forwarded.
   bool acquire(bool blocking = true) {

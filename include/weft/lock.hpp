@@ -33,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <stop_token>
+#include <utility>
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
@@ -46,6 +47,7 @@ class Lock {
   Lock() noexcept = default;
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
+  ~Lock() = default;
 
   bool acquire(bool blocking = true) {
     if (try_acquire()) return true;
@@ -132,6 +134,7 @@ class RLock {
   RLock() noexcept = default;
   RLock(const RLock&) = delete;
   RLock& operator=(const RLock&) = delete;
+  ~RLock() = default;
 
   bool acquire(bool blocking = true) {
     if (reenter()) return true;
@@ -145,13 +148,13 @@ class RLock {
   bool acquire(std::stop_token stop) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.acquire(stop));
+    return adopt(lock_.acquire(std::move(stop)));
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.acquire(timeout, stop));
+    return adopt(lock_.acquire(timeout, std::move(stop)));
   }
   template <class Clock, class Duration>
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {

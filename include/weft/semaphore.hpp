@@ -42,6 +42,7 @@ class Semaphore {
   explicit Semaphore(std::size_t value = 1);
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
+  ~Semaphore() = default;
 
   bool acquire(bool blocking = true) {
     if (try_acquire()) return true;
