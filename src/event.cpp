@@ -21,7 +21,9 @@ bool Event::register_waiter(WaitNode& node) noexcept {
     // The flag and the waiter bit share one word, so this CAS and set()'s CAS are totally
     // ordered: either the setter sees kWaiters and takes list_lock_ (which we hold until the
     // node is linked), or we see kSet.
-    if (state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed,
+    // Success is acquire too: a failure order stronger than the success order is valid
+    // C++17, but GCC's builtins reject it (-Winvalid-memory-model under ASan's inlining).
+    if (state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_acquire,
                                      std::memory_order_acquire)) {
       break;
     }

@@ -215,9 +215,14 @@ class Selector {
  public:
   explicit Selector(Ops&... ops) noexcept : ops_(ops...) {}
 
-  std::optional<Result> run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
-    if (stop != nullptr && stop->stop_requested()) return std::nullopt;
-    std::optional<Result> out;
+  // Out is Result (select without a deadline or stop: it always performs an operation) or
+  // std::optional<Result>. Every return returns `out`, so the compilers elide it (NRVO) and
+  // the operation builds its result right in the caller's object: an item got moves once,
+  // from the queue into the result (tested with an item whose second move would throw).
+  template <class Out>
+  Out run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
+    Out out{};
+    if (stop != nullptr && stop->stop_requested()) return out;
     for (;;) {
       // Fair: a fresh random order each round (a random start alone would favour an
       // operation that follows one that is not ready); biased: argument order.
@@ -234,7 +239,7 @@ class Selector {
       for (std::size_t k = 0; k < N; ++k) {
         if (fire<false>(order[k], out)) return out;
       }
-      if (deadline.expired()) return std::nullopt;
+      if (deadline.expired()) return out;
 
       Parker& parker = Parker::current();
       parker.prepare();
@@ -269,22 +274,22 @@ class Selector {
         if (fire<true>(outcome - kFirstSelectToken, out)) return out;
         continue;
       }
-      if (outcome == kCancelled) return std::nullopt;
+      if (outcome == kCancelled) return out;
       // Timed out: the loop makes one last round of attempts.
     }
   }
 
  private:
-  template <bool Claimed, std::size_t I = 0>
-  bool fire(std::size_t i, std::optional<Result>& out) {
+  template <bool Claimed, std::size_t I = 0, class Out>
+  bool fire(std::size_t i, Out& out) {
     if constexpr (I == N) {
       return false;
     } else {
       if (i != I) return fire<Claimed, I + 1>(i, out);
       auto& op = std::get<I>(ops_);
-      if constexpr (requires(Emitter<I> e) { op.try_fire_into(e); }) {
+      if constexpr (requires(Emitter<I, Out> e) { op.try_fire_into(e); }) {
         // Built in place (a get: the item moves once, from the queue into the result).
-        Emitter<I> emit{out};
+        Emitter<I, Out> emit{out};
         return fire_or_pass_on<Claimed>(op, [&] { return op.try_fire_into(emit); });
       } else {
         using R = std::variant_alternative_t<I, Result>;
@@ -292,19 +297,23 @@ class Selector {
         const bool fired = fire_or_pass_on<Claimed>(
             op, [&] { return Claimed ? fire_claimed(op, value) : op.try_fire(value); });
         if (!fired) return false;
-        out.emplace(std::in_place_index<I>, std::move(value));
+        Emitter<I, Out>{out}(std::move(value));
         return true;
       }
     }
   }
 
   // Emplaces alternative I of the result.
-  template <std::size_t I>
+  template <std::size_t I, class Out>
   struct Emitter {
-    std::optional<Result>& out;
+    Out& out;
     template <class... Args>
     void operator()(Args&&... args) {
-      out.emplace(std::in_place_index<I>, std::forward<Args>(args)...);
+      if constexpr (std::is_same_v<Out, Result>) {
+        out.template emplace<I>(std::forward<Args>(args)...);
+      } else {
+        out.emplace(std::in_place_index<I>, std::forward<Args>(args)...);
+      }
     }
   };
 
@@ -359,7 +368,15 @@ template <class... Ops>
 std::optional<SelectResult<Ops...>> run_select(bool is_biased, Deadline deadline,
                                                const std::stop_token* stop, Ops&... ops) {
   static_assert(sizeof...(Ops) > 0, "weft::select needs at least one operation");
-  return Selector<Ops...>(ops...).run(is_biased, deadline, stop);
+  return Selector<Ops...>(ops...).template run<std::optional<SelectResult<Ops...>>>(is_biased,
+                                                                                    deadline, stop);
+}
+// The blocking select without a stop_token: always performs an operation.
+template <class... Ops>
+SelectResult<Ops...> run_select_blocking(bool is_biased, Ops&... ops) {
+  static_assert(sizeof...(Ops) > 0, "weft::select needs at least one operation");
+  return Selector<Ops...>(ops...).template run<SelectResult<Ops...>>(is_biased, Deadline::never(),
+                                                                     nullptr);
 }
 
 template <class Rep, class Period>
@@ -391,11 +408,11 @@ inline detail::AcquireOp acquire(Semaphore& s) noexcept {
 // ---- select ------------------------------------------------------------------------------
 template <detail::SelectOp... Ops>
 detail::SelectResult<Ops...> select(Ops... ops) {
-  return *detail::run_select(false, detail::Deadline::never(), nullptr, ops...);
+  return detail::run_select_blocking(false, ops...);
 }
 template <detail::SelectOp... Ops>
 detail::SelectResult<Ops...> select(biased_t, Ops... ops) {
-  return *detail::run_select(true, detail::Deadline::never(), nullptr, ops...);
+  return detail::run_select_blocking(true, ops...);
 }
 template <detail::SelectOp... Ops>
 std::optional<detail::SelectResult<Ops...>> select(std::stop_token stop, Ops... ops) {

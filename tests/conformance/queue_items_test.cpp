@@ -7,15 +7,12 @@
 // CPython's FailingQueueTest makes _put/_get raise and checks that the queue "isn't
 // damaged"; here the item's own copy/move or the comparator raises, which is where a C++
 // queue meets foreign exceptions.
-#include "weft/queue.hpp"
-
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <latch>
 #include <memory>
 #include <optional>
 #include <random>
@@ -23,18 +20,23 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "queue_kinds.hpp"
 #include "sync_helpers.hpp"
+#include "weft/queue.hpp"
+#include "weft/select.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using weft_test::blocked;
 using weft_test::Boom;
-using weft_test::CompareControl;
 using weft_test::ComparatorBoom;
+using weft_test::CompareControl;
 using weft_test::Explosive;
 using weft_test::in_get_order;
 using weft_test::make_queue;
@@ -54,13 +56,14 @@ using weft_test::TrackedMoveMayThrow;
 // item.
 template <class Kind>
 class Items : public ::testing::Test {};
-using ItemKinds = ::testing::Types<weft_test::FifoKind, weft_test::LifoKind, weft_test::PriorityKind,
-                                   weft_test::SimpleKind>;
+using ItemKinds = ::testing::Types<weft_test::FifoKind, weft_test::LifoKind,
+                                   weft_test::PriorityKind, weft_test::SimpleKind>;
 TYPED_TEST_SUITE(Items, ItemKinds, weft_test::KindNames);
 
 template <class Kind>
 class TaskItems : public ::testing::Test {};
-using TaskItemKinds = ::testing::Types<weft_test::FifoKind, weft_test::LifoKind, weft_test::PriorityKind>;
+using TaskItemKinds =
+    ::testing::Types<weft_test::FifoKind, weft_test::LifoKind, weft_test::PriorityKind>;
 TYPED_TEST_SUITE(TaskItems, TaskItemKinds, weft_test::KindNames);
 
 using IntPtr = std::unique_ptr<int>;
@@ -306,7 +309,6 @@ TYPED_TEST(TaskItems, ShutdownNeitherLeaksNorDoubleDestroys) {
 // Items whose copy or move throws (CPython FailingQueueTest): a failed put or get changes
 // nothing, and the item stays with the caller.
 
-
 template <class Q>
 std::vector<int> explosive_contents(Q& q) {
   std::vector<int> out;
@@ -319,18 +321,54 @@ void put_values(Q& q, const std::vector<int>& values) {
   for (int v : values) q.put(Explosive(v));
 }
 
+// Arms Explosive so that the next put succeeds and the first move out of the queue after
+// it throws: the put's own moves are counted on a probe queue of the same kind.
+template <class Kind>
+void fail_first_move_out_after_next_put() {
+  auto probe = make_queue<Kind, Explosive>();
+  const long before = Explosive::transfers();
+  probe.put(Explosive(0));
+  const long put_moves = Explosive::transfers() - before;
+  Explosive::fail_nth_transfer(static_cast<int>(put_moves) + 1);
+}
+
 TYPED_TEST(Items, PutWhoseCopyThrowsChangesNothing) {
   auto q = make_queue<TypeParam, Explosive>();
   put_values(q, {3, 1, 2});
   const Explosive item(9);
-  for (int form = 0; form < 4; ++form) {
+  std::stop_source never_stopped;
+  const std::stop_token stop = never_stopped.get_token();
+  for (int form = 0; form < 9; ++form) {
     SCOPED_TRACE(form);
     item.fail_next_copy();
     switch (form) {
-      case 0: EXPECT_THROW(q.put(item), Boom); break;
-      case 1: EXPECT_THROW(q.put(item, 1s), Boom); break;
-      case 2: EXPECT_THROW(q.put_nowait(item), Boom); break;
-      case 3: EXPECT_THROW((void)q.try_put(item), Boom); break;
+      case 0:
+        EXPECT_THROW(q.put(item), Boom);
+        break;
+      case 1:
+        EXPECT_THROW(q.put(item, 1s), Boom);
+        break;
+      case 2:
+        EXPECT_THROW(q.put_nowait(item), Boom);
+        break;
+      case 3:
+        EXPECT_THROW((void)q.try_put(item), Boom);
+        break;
+      case 4:
+        EXPECT_THROW((void)q.try_put(item, 1s), Boom);
+        break;
+      case 5:
+        EXPECT_THROW(q.put(item, stop), Boom);
+        break;
+      case 6:
+        EXPECT_THROW((void)q.try_put(item, stop), Boom);
+        break;
+      case 7:
+        EXPECT_THROW(q.put(item, 1s, stop), Boom);
+        break;
+      case 8:
+        EXPECT_THROW((void)q.try_put(item, 1s, stop), Boom);
+        break;
     }
     EXPECT_EQ(item.value(), 9);
     EXPECT_EQ(q.qsize(), 3u);
@@ -339,6 +377,78 @@ TYPED_TEST(Items, PutWhoseCopyThrowsChangesNothing) {
     }
   }
   EXPECT_EQ(explosive_contents(q), in_get_order<TypeParam>(std::vector<int>{3, 1, 2}));
+}
+
+// Every const T& form puts a copy and leaves the caller's item as it was, whether the put
+// succeeds or fails (full, or a stop already requested).
+TYPED_TEST(TaskItems, CopyFormsPutACopyAndKeepTheOriginal) {
+  auto q = make_queue<TypeParam, std::string>(9);
+  const std::string item = "a string long enough to live on the heap, not in the SSO buffer";
+  std::stop_source never_stopped;
+  const std::stop_token stop = never_stopped.get_token();
+  q.put(item);
+  q.put(item, 1s);
+  q.put_nowait(item);
+  EXPECT_TRUE(q.try_put(item));
+  EXPECT_TRUE(q.try_put(item, 1s));
+  q.put(item, stop);
+  EXPECT_TRUE(q.try_put(item, stop));
+  q.put(item, 1s, stop);
+  EXPECT_TRUE(q.try_put(item, 1s, stop));
+  EXPECT_EQ(q.qsize(), 9u);
+  EXPECT_TRUE(q.full());
+  // Full: the failing forms.
+  EXPECT_FALSE(q.try_put(item));
+  EXPECT_FALSE(q.try_put(item, 1ms));
+  EXPECT_FALSE(q.try_put(item, 1ms, stop));
+  EXPECT_THROW(q.put(item, 1ms), weft::Full);
+  EXPECT_THROW(q.put(item, 1ms, stop), weft::Full);
+  EXPECT_THROW(q.put_nowait(item), weft::Full);
+  // Stopped before it could proceed.
+  std::stop_source stopped;
+  stopped.request_stop();
+  EXPECT_FALSE(q.try_put(item, stopped.get_token()));
+  EXPECT_THROW(q.put(item, stopped.get_token()), weft::Cancelled);
+  EXPECT_EQ(item.size(), 63u);
+  EXPECT_EQ(q.qsize(), 9u);
+  EXPECT_EQ(q.unfinished_tasks(), 9u);
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(q.get(), item);
+}
+
+// shutdown(true) of items whose move may throw copies them out, and removes them only once
+// every copy has arrived: a copy that throws leaves every item queued (and the tasks
+// unfinished), the queue shut down, and the blocked putter released with its item. A second
+// shutdown(true) then returns them all.
+TYPED_TEST(TaskItems, ShutdownImmediateIsAllOrNothing) {
+  const std::vector<int> values = {3, 1, 4, 1, 5};
+  for (int n = 1; n <= static_cast<int>(values.size()); ++n) {
+    SCOPED_TRACE(n);
+    auto q = make_queue<TypeParam, Explosive>(static_cast<std::ptrdiff_t>(values.size()));
+    put_values(q, values);
+    std::atomic<Outcome> outcome{Outcome::pending};
+    std::atomic<int> kept{-2};
+    Threads putter(1, [&](std::size_t) {
+      Explosive item(9);
+      outcome = outcome_of([&] { q.put(std::move(item)); });
+      kept = item.value();
+    });
+    ASSERT_TRUE(blocked(putter));
+    Explosive::fail_nth_transfer(n);
+    EXPECT_THROW((void)q.shutdown(true), Boom);
+    Explosive::disarm();
+    putter.join();
+    EXPECT_EQ(outcome.load(), Outcome::shut_down) << "the putter was not released";
+    EXPECT_EQ(kept.load(), 9);
+    EXPECT_TRUE(q.is_shutdown());
+    EXPECT_EQ(q.qsize(), values.size());
+    EXPECT_EQ(q.unfinished_tasks(), values.size());
+    std::vector<int> removed;
+    for (const Explosive& e : q.shutdown(true)) removed.push_back(e.value());
+    EXPECT_EQ(removed, in_get_order<TypeParam>(values));
+    EXPECT_EQ(q.qsize(), 0u);
+    EXPECT_EQ(q.unfinished_tasks(), 0u);
+    EXPECT_TRUE(q.join(0s));
+  }
 }
 
 TYPED_TEST(Items, PutWhoseMoveThrowsChangesNothing) {
@@ -350,12 +460,24 @@ TYPED_TEST(Items, PutWhoseMoveThrowsChangesNothing) {
     SCOPED_TRACE(form);
     item.fail_next_move();
     switch (form) {
-      case 0: EXPECT_THROW(q.put(std::move(item)), Boom); break;
-      case 1: EXPECT_THROW(q.put(std::move(item), 1s), Boom); break;
-      case 2: EXPECT_THROW(q.put_nowait(std::move(item)), Boom); break;
-      case 3: EXPECT_THROW((void)q.try_put(std::move(item)), Boom); break;
-      case 4: EXPECT_THROW((void)q.try_put(std::move(item), 1s), Boom); break;
-      case 5: EXPECT_THROW(q.put(std::move(item), never_stopped.get_token()), Boom); break;
+      case 0:
+        EXPECT_THROW(q.put(std::move(item)), Boom);
+        break;
+      case 1:
+        EXPECT_THROW(q.put(std::move(item), 1s), Boom);
+        break;
+      case 2:
+        EXPECT_THROW(q.put_nowait(std::move(item)), Boom);
+        break;
+      case 3:
+        EXPECT_THROW((void)q.try_put(std::move(item)), Boom);
+        break;
+      case 4:
+        EXPECT_THROW((void)q.try_put(std::move(item), 1s), Boom);
+        break;
+      case 5:
+        EXPECT_THROW(q.put(std::move(item), never_stopped.get_token()), Boom);
+        break;
     }
     EXPECT_EQ(item.value(), 9) << "the item left the caller";
     EXPECT_EQ(q.qsize(), 3u);
@@ -368,6 +490,40 @@ TYPED_TEST(Items, PutWhoseMoveThrowsChangesNothing) {
   EXPECT_EQ(explosive_contents(q), in_get_order<TypeParam>(std::vector<int>{3, 1, 2, 9}));
 }
 
+// Puts {3, 1, 4, 1, 5} into `q`, then gets them all with get_one(form) (which returns the
+// value got), form = 0 .. forms-1 in turn, each retried with the n-th move from now failing,
+// n = 1, 2, ..., until it succeeds. A failed attempt must leave the queue as it was; a
+// successful one returns the next item in get order.
+template <class Kind, class Q, class GetOne>
+void sweep_failing_moves(Q& q, int forms, GetOne get_one) {
+  const std::vector<int> values = {3, 1, 4, 1, 5};
+  put_values(q, values);
+  std::vector<int> expected = in_get_order<Kind>(values);
+  for (int form = 0; form < forms; ++form) {
+    SCOPED_TRACE(form);
+    ASSERT_FALSE(expected.empty());
+    bool settled = false;
+    for (int n = 1; n <= 4 && !settled; ++n) {
+      const std::size_t size_before = q.qsize();
+      int value = -2;
+      Explosive::fail_nth_transfer(n);
+      const Outcome o = outcome_of([&] { value = get_one(form); });
+      Explosive::disarm();
+      if (o == Outcome::ok) {
+        EXPECT_EQ(value, expected.front());
+        EXPECT_EQ(q.qsize(), size_before - 1);
+        expected.erase(expected.begin());
+        settled = true;
+      } else {
+        ASSERT_EQ(o, Outcome::boom);
+        ASSERT_EQ(q.qsize(), size_before) << "a get that threw on move " << n << " took the item";
+      }
+    }
+    EXPECT_TRUE(settled);
+  }
+  EXPECT_TRUE(q.empty());
+}
+
 // A get whose move out of the queue throws leaves the item in the queue, whichever of the
 // moves on the way to the caller throws (CPython: fail_next_get, "Queue should not be
 // empty"). Each get form is retried with the n-th move from now failing, n = 1, 2, ...
@@ -376,60 +532,31 @@ TYPED_TEST(Items, PutWhoseMoveThrowsChangesNothing) {
 // move lost the item; it now builds its result in place from the storage.
 TYPED_TEST(Items, GetWhoseMoveThrowsLosesNothing) {
   auto q = make_queue<TypeParam, Explosive>();
-  const std::vector<int> values = {3, 1, 4, 1, 5};
-  put_values(q, values);
-  std::vector<int> expected = in_get_order<TypeParam>(values);  // what the next gets return
-  for (int form = 0; form < 5; ++form) {
-    SCOPED_TRACE(form);
-    ASSERT_FALSE(expected.empty());
-    bool settled = false;
-    for (int n = 1; n <= 4 && !settled; ++n) {
-      const std::size_t size_before = q.qsize();
-      int value = -2;
-      Explosive::fail_nth_transfer(n);
-      // Results are initialized from the call (no move of the test's own in between).
-      const Outcome o = outcome_of([&] {
-        switch (form) {
-          case 0: {
-            const Explosive e = q.get();
-            value = e.value();
-          } break;
-          case 1: {
-            const Explosive e = q.get_nowait();
-            value = e.value();
-          } break;
-          case 2: {
-            const Explosive e = q.get(1s);
-            value = e.value();
-          } break;
-          case 3: {
-            const std::optional<Explosive> e = q.try_get();
-            value = e ? e->value() : -3;
-          } break;
-          case 4: {
-            const std::optional<Explosive> e = q.try_get(1s);
-            value = e ? e->value() : -3;
-          } break;
-        }
-      });
-      Explosive::disarm();
-      if (o == Outcome::ok) {
-        EXPECT_EQ(value, expected.front());
-        EXPECT_EQ(q.qsize(), size_before - 1);
-        expected.erase(expected.begin());
-        settled = true;
-      } else {
-        EXPECT_EQ(o, Outcome::boom);
-        EXPECT_EQ(q.qsize(), size_before) << "a get that threw on move " << n << " took the item";
-        if (q.qsize() != size_before) {
-          expected.erase(expected.begin());  // lost: go on with the next form
-          settled = true;
-        }
+  // Results are initialized from the call (no move of the test's own in between).
+  sweep_failing_moves<TypeParam>(q, 5, [&](int form) {
+    switch (form) {
+      case 0: {
+        const Explosive e = q.get();
+        return e.value();
+      }
+      case 1: {
+        const Explosive e = q.get_nowait();
+        return e.value();
+      }
+      case 2: {
+        const Explosive e = q.get(1s);
+        return e.value();
+      }
+      case 3: {
+        const std::optional<Explosive> e = q.try_get();
+        return e ? e->value() : -3;
+      }
+      default: {
+        const std::optional<Explosive> e = q.try_get(1s);
+        return e ? e->value() : -3;
       }
     }
-    EXPECT_TRUE(settled);
-  }
-  EXPECT_TRUE(q.empty());
+  });
 }
 
 // CPython failing_queue_test's "failing blocking put": a putter blocked on a full queue is
@@ -506,49 +633,85 @@ TYPED_TEST(TaskItems, PutterWokenThenFailingPassesTheWakeUpOn) {
 // The same for getters: a getter woken by a put whose move out of the queue then throws
 // leaves the item in the queue, and another blocked getter must be woken for it.
 TYPED_TEST(Items, GetterWokenThenFailingPassesTheWakeUpOn) {
-  auto q = make_queue<TypeParam, Explosive>();
-  std::vector<std::atomic<Outcome>> outcome(2);
-  for (auto& o : outcome) o = Outcome::pending;
-  std::vector<std::atomic<int>> got(2);
-  for (auto& g : got) g = -1;
-  std::latch second_may_start(1);
-  Threads getters(2, [&](std::size_t i) {
-    if (i == 1) second_may_start.wait();
-    outcome[i] = outcome_of([&] { got[i] = q.get().value(); });
-  });
-  ASSERT_TRUE(blocked(getters, {0}));
-  second_may_start.count_down();
-  ASSERT_TRUE(blocked(getters, {1}));
-  // Arm the first move out of the queue: after as many moves as a put makes (measured on
-  // a queue of the same kind), the next one throws, in the first getter.
-  long put_moves = 0;
-  {
-    auto probe = make_queue<TypeParam, Explosive>();
-    const long before = Explosive::transfers();
-    probe.put(Explosive(0));
-    put_moves = Explosive::transfers() - before;
-  }
-  Explosive::fail_nth_transfer(static_cast<int>(put_moves) + 1);
-  const Outcome put_outcome = outcome_of([&] { q.put(Explosive(5)); });
-  EXPECT_EQ(put_outcome, Outcome::ok);
-  const bool first_done = weft_test::eventually([&] { return getters.finished(0); }, 10s);
-  EXPECT_TRUE(first_done);
-  const bool second_done = weft_test::eventually([&] { return getters.finished(1); }, 10s);
-  Explosive::disarm();
-  EXPECT_TRUE(second_done) << "the second getter stayed blocked beside an item (lost wake-up)";
-  if (put_outcome != Outcome::ok || !first_done || !second_done) {
-    // Release whoever is still blocked, so that the test can end.
-    q.put(Explosive(6));
-    q.put(Explosive(7));
-  }
-  getters.join();
-  EXPECT_EQ(outcome[0].load(), Outcome::boom);
-  if (second_done) {
-    EXPECT_EQ(outcome[1].load(), Outcome::ok);
-    EXPECT_EQ(got[1].load(), 5);
+  // The first getter is a plain get(), then a select over the queue (a select woken for the
+  // item passes the wake-up on as well).
+  for (const bool first_selects : {false, true}) {
+    SCOPED_TRACE(first_selects ? "select(get(q))" : "get()");
+    auto q = make_queue<TypeParam, Explosive>();
+    std::vector<std::atomic<Outcome>> outcome(2);
+    for (auto& o : outcome) o = Outcome::pending;
+    std::atomic<int> got{-1};
+    std::latch second_may_start(1);
+    Threads getters(2, [&](std::size_t i) {
+      if (i == 0) {
+        outcome[0] = outcome_of([&] {
+          if (first_selects) {
+            (void)weft::select(weft::get(q));
+          } else {
+            (void)q.get();
+          }
+        });
+      } else {
+        second_may_start.wait();
+        outcome[1] = outcome_of([&] { got = q.get().value(); });
+      }
+    });
+    ASSERT_TRUE(blocked(getters, {0}));
+    second_may_start.count_down();
+    ASSERT_TRUE(blocked(getters, {1}));
+    // The first move out of the queue throws, in the first getter.
+    fail_first_move_out_after_next_put<TypeParam>();
+    const Outcome put_outcome = outcome_of([&] { q.put(Explosive(5)); });
+    EXPECT_EQ(put_outcome, Outcome::ok);
+    const bool first_done = weft_test::eventually([&] { return getters.finished(0); }, 10s);
+    EXPECT_TRUE(first_done);
+    const bool second_done = weft_test::eventually([&] { return getters.finished(1); }, 10s);
+    Explosive::disarm();
+    EXPECT_TRUE(second_done) << "the second getter stayed blocked beside an item (lost wake-up)";
+    if (put_outcome != Outcome::ok || !first_done || !second_done) {
+      // Release whoever is still blocked, so that the test can end.
+      q.put(Explosive(6));
+      q.put(Explosive(7));
+    }
+    getters.join();
+    EXPECT_EQ(outcome[0].load(), Outcome::boom);
+    if (second_done) {
+      EXPECT_EQ(outcome[1].load(), Outcome::ok);
+      EXPECT_EQ(got.load(), 5);
+    }
   }
 }
 
+// select's get builds its result straight from the queued item, through every form of
+// select, so a move that throws (the first, or any later one) leaves the item queued.
+TYPED_TEST(Items, SelectGetWhoseMoveThrowsLosesNothing) {
+  auto q = make_queue<TypeParam, Explosive>();
+  std::stop_source never_stopped;
+  sweep_failing_moves<TypeParam>(q, 5, [&](int form) {
+    switch (form) {
+      case 0: {
+        const auto r = weft::select(weft::get(q));
+        return std::get<0>(r)->value();
+      }
+      case 1: {
+        const auto r = weft::try_select(weft::get(q));
+        return std::get<0>(*r)->value();
+      }
+      case 2: {
+        const auto r = weft::select_for(1s, weft::get(q));
+        return std::get<0>(*r)->value();
+      }
+      case 3: {
+        const auto r = weft::select(never_stopped.get_token(), weft::get(q));
+        return std::get<0>(*r)->value();
+      }
+      default: {
+        const auto r = weft::select(weft::biased, weft::get(q));
+        return std::get<0>(r)->value();
+      }
+    }
+  });
+}
 
 // ---------------------------------------------------------------------------------------
 // PriorityQueue: Compare
@@ -635,11 +798,13 @@ TEST(PriorityQueueCompare, CompareIsTheOnlyComparison) {
   OpaqueByKey compare;
   weft::PriorityQueue<Opaque, OpaqueByKey> q(0, compare);
   const std::vector<int> keys = {5, 2, 8, 2, 5, 1};
-  for (int i = 0; i < static_cast<int>(keys.size()); ++i) q.put(Opaque{keys[static_cast<std::size_t>(i)], i});
+  for (int i = 0; i < static_cast<int>(keys.size()); ++i)
+    q.put(Opaque{keys[static_cast<std::size_t>(i)], i});
   EXPECT_GT(*compare.calls, 0) << "Compare was not used";
   std::vector<std::pair<int, int>> got;
   while (auto o = q.try_get()) got.emplace_back(o->key, o->serial);
-  const std::vector<std::pair<int, int>> expected = {{1, 5}, {2, 1}, {2, 3}, {5, 0}, {5, 4}, {8, 2}};
+  const std::vector<std::pair<int, int>> expected = {{1, 5}, {2, 1}, {2, 3},
+                                                     {5, 0}, {5, 4}, {8, 2}};
   EXPECT_EQ(got, expected);
 }
 
@@ -662,12 +827,24 @@ TEST(PriorityQueueCompare, ThrowingCompareChangesNothing) {
       control.fail_nth_call(n);
       const Outcome o = outcome_of([&] {
         switch (i % 6) {
-          case 0: q.put(v); break;
-          case 1: q.put_nowait(v); break;
-          case 2: if (!q.try_put(v)) throw weft::Full(); break;
-          case 3: q.put(v, 1s); break;
-          case 4: if (!q.try_put(int{v}, 1s)) throw weft::Full(); break;  // (no const T& form)
-          case 5: q.put(int{v}, never_stopped.get_token()); break;
+          case 0:
+            q.put(v);
+            break;
+          case 1:
+            q.put_nowait(v);
+            break;
+          case 2:
+            if (!q.try_put(v)) throw weft::Full();
+            break;
+          case 3:
+            q.put(v, 1s);
+            break;
+          case 4:
+            if (!q.try_put(v, 1s)) throw weft::Full();
+            break;
+          case 5:
+            q.put(int{v}, never_stopped.get_token());
+            break;
         }
       });
       control.disarm();
@@ -697,11 +874,21 @@ TEST(PriorityQueueCompare, ThrowingCompareChangesNothing) {
       std::optional<int> got;
       const Outcome o = outcome_of([&] {
         switch (i % 5) {
-          case 0: got = q.get(); break;
-          case 1: got = q.get_nowait(); break;
-          case 2: got = q.get(1s); break;
-          case 3: got = q.try_get(); break;
-          case 4: got = q.try_get(1s); break;
+          case 0:
+            got = q.get();
+            break;
+          case 1:
+            got = q.get_nowait();
+            break;
+          case 2:
+            got = q.get(1s);
+            break;
+          case 3:
+            got = q.try_get();
+            break;
+          case 4:
+            got = q.try_get(1s);
+            break;
         }
       });
       control.disarm();
@@ -712,7 +899,8 @@ TEST(PriorityQueueCompare, ThrowingCompareChangesNothing) {
       }
       ++failures;
       ASSERT_EQ(o, Outcome::boom);
-      ASSERT_EQ(q.qsize(), expected.size() - i) << "a get whose comparison " << n << " threw took an item";
+      ASSERT_EQ(q.qsize(), expected.size() - i)
+          << "a get whose comparison " << n << " threw took an item";
     }
   }
   EXPECT_GT(failures, 40) << "the comparator hardly ever threw: the test tested little";
@@ -739,6 +927,40 @@ TEST(PriorityQueueCompare, WokenPutWhoseCompareThrowsChangesNothing) {
   std::vector<int> rest;
   while (auto v = q.try_get()) rest.push_back(*v);
   EXPECT_EQ(rest, (std::vector<int>{4, 5, 8}));
+}
+
+// shutdown(true) sorts the PriorityQueue's items out in get order; a comparator that throws
+// during that sort leaves every item queued. Swept over every comparison it makes.
+TEST(PriorityQueueCompare, ShutdownImmediateWhoseCompareThrowsRemovesNothing) {
+  CompareControl control;
+  std::mt19937 rng(5);
+  std::vector<int> values;
+  for (int i = 0; i < 12; ++i) values.push_back(static_cast<int>(rng() % 10));
+  std::vector<int> expected = values;
+  std::stable_sort(expected.begin(), expected.end());
+  int failures = 0;
+  for (long n = 1;; ++n) {
+    weft::PriorityQueue<int, ThrowingLess> q(0, ThrowingLess{&control});
+    for (int v : values) q.put(v);
+    control.fail_nth_call(n);
+    std::vector<int> removed;
+    const Outcome o = outcome_of([&] { removed = q.shutdown(true); });
+    control.disarm();
+    EXPECT_TRUE(q.is_shutdown());
+    if (o == Outcome::ok) {
+      EXPECT_EQ(removed, expected);
+      EXPECT_EQ(q.unfinished_tasks(), 0u);
+      break;
+    }
+    ++failures;
+    ASSERT_EQ(o, Outcome::boom);
+    ASSERT_EQ(q.qsize(), values.size()) << "comparison " << n << " threw and items left";
+    ASSERT_EQ(q.unfinished_tasks(), values.size());
+    std::vector<int> left;
+    while (auto v = q.try_get()) left.push_back(*v);
+    ASSERT_EQ(left, expected) << "comparison " << n << " threw and damaged the heap";
+  }
+  EXPECT_GT(failures, 12) << "the sort hardly compared: the test tested little";
 }
 
 }  // namespace
