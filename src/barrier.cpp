@@ -81,7 +81,18 @@ std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_t
   }
 
   const auto released = [&] { return state() != State::filling; };
-  if (!changed_.wait_pred(released, deadline, stop)) {
+  bool in_time;
+  try {
+    in_time = changed_.wait_pred(released, deadline, stop);
+  } catch (...) {
+    // Only the first Condition::wait can throw (std::bad_alloc: this thread's first park
+    // allocates its Parker), before it releases lock_: nothing changed since we arrived, so
+    // withdraw as if never arrived rather than leave `me` linked with our frame gone.
+    unlink(me);
+    count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    throw;
+  }
+  if (!in_time) {
     if (stop != nullptr && stop->stop_requested()) {
       // Withdraw as if never arrived: later arrivals take the freed place in the order.
       unlink(me);
