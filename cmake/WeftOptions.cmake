@@ -8,6 +8,8 @@
 #   WEFT_SANITIZE          "" | thread | address,undefined  (any of address, undefined,
 #                          leak, thread, comma-separated; thread excludes address/leak)
 #   WEFT_TEST_TIMEOUT      per-test ctest timeout, seconds  default: 300
+#   WEFT_PORTABLE_FUTEX    sleep on the portable mutex/condition-variable table instead
+#                          of Linux futexes (src/futex.cpp), to test it  default: OFF
 #
 # Warnings are PRIVATE to weft's own targets and never reach a consumer. Sanitizer flags are
 # directory-wide from here down, so GoogleTest (built from source in that case) is
@@ -24,6 +26,8 @@ set(WEFT_SANITIZE "" CACHE STRING
   "Sanitizers for the whole weft build: empty, thread, or address,undefined")
 set_property(CACHE WEFT_SANITIZE PROPERTY STRINGS "" "thread" "address,undefined")
 set(WEFT_TEST_TIMEOUT 300 CACHE STRING "Per-test timeout in seconds")
+option(WEFT_PORTABLE_FUTEX
+  "Use the portable futex fallback (std::mutex/std::condition_variable) even on Linux" OFF)
 
 # ---------------------------------------------------------------------------
 # Warnings: weft_target_warnings(<target>) -- PRIVATE, our targets only.

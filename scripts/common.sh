@@ -1,18 +1,22 @@
+# shellcheck shell=bash
 # Shared by scripts/test.sh, scripts/demos.sh and scripts/lint.sh. Source it; do not run it.
 #
-# Build configurations (each in build/<name>):
+# Build configurations (each in build/<name>, or $WEFT_BUILD_ROOT/<name>):
 #   release  g++,        RelWithDebInfo (-O2 -g1), -Werror
 #   tsan     clang++-14, ThreadSanitizer, -O1 -g1, asserts on, -Werror
 #   asan     g++,        AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g1, asserts on,
 #            _GLIBCXX_ASSERTIONS; warnings shown but not fatal (GCC's manual advises against
 #            -Werror with sanitizers: they cause false -Wmaybe-uninitialized & co.)
+#   portable g++,        as release, with -DWEFT_PORTABLE_FUTEX=ON (the mutex/condition-variable
+#            fallback of src/futex.cpp instead of Linux futexes); no examples, no dsched
 #
 # Debug info is line tables only (-g1) everywhere: enough for backtraces and sanitizer
 # reports, and it halves the compile time of the template-heavy tests (full -g at -O2
 # spends as long in var-tracking/DWARF as in everything else).
 #
-# Environment overrides: WEFT_RELEASE_CXX, WEFT_TSAN_CXX, WEFT_ASAN_CXX (and *_CC),
-# WEFT_JOBS (default 2), WEFT_CMAKE_GENERATOR.
+# Environment overrides: WEFT_RELEASE_CXX, WEFT_TSAN_CXX, WEFT_ASAN_CXX, WEFT_PORTABLE_CXX
+# (and *_CC), WEFT_JOBS (default 2), WEFT_CMAKE_GENERATOR, WEFT_BUILD_ROOT (default build/:
+# where the build directories go, e.g. to keep experiments apart from build/release).
 
 WEFT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WEFT_JOBS="${WEFT_JOBS:-2}"
@@ -61,7 +65,7 @@ weft_ensure_packages() {
   command -v make >/dev/null 2>&1 || command -v ninja >/dev/null 2>&1 || need+=(make)
   for cfg in "$@"; do
     case "$cfg" in
-      release|asan)
+      release|asan|portable)
         command -v g++ >/dev/null 2>&1 || need+=(g++) ;;
       tsan)
         command -v "$(weft_cxx tsan)" >/dev/null 2>&1 || need+=(clang-14)
@@ -92,21 +96,23 @@ weft_ensure_packages() {
 
 weft_cxx() {
   case "$1" in
-    release) echo "${WEFT_RELEASE_CXX:-g++}" ;;
-    tsan)    echo "${WEFT_TSAN_CXX:-clang++-14}" ;;
-    asan)    echo "${WEFT_ASAN_CXX:-g++}" ;;
+    release)  echo "${WEFT_RELEASE_CXX:-g++}" ;;
+    tsan)     echo "${WEFT_TSAN_CXX:-clang++-14}" ;;
+    asan)     echo "${WEFT_ASAN_CXX:-g++}" ;;
+    portable) echo "${WEFT_PORTABLE_CXX:-g++}" ;;
   esac
 }
 
 weft_cc() {
   case "$1" in
-    release) echo "${WEFT_RELEASE_CC:-gcc}" ;;
-    tsan)    echo "${WEFT_TSAN_CC:-clang-14}" ;;
-    asan)    echo "${WEFT_ASAN_CC:-gcc}" ;;
+    release)  echo "${WEFT_RELEASE_CC:-gcc}" ;;
+    tsan)     echo "${WEFT_TSAN_CC:-clang-14}" ;;
+    asan)     echo "${WEFT_ASAN_CC:-gcc}" ;;
+    portable) echo "${WEFT_PORTABLE_CC:-gcc}" ;;
   esac
 }
 
-weft_build_dir() { echo "$WEFT_ROOT/build/$1"; }
+weft_build_dir() { echo "${WEFT_BUILD_ROOT:-$WEFT_ROOT/build}/$1"; }
 
 weft_generator() {
   if [ -n "${WEFT_CMAKE_GENERATOR:-}" ]; then echo "$WEFT_CMAKE_GENERATOR"
@@ -136,9 +142,11 @@ weft_configure() {
   # Sanitizer builds: asserts on (no NDEBUG), -O1, line tables only.
   local san_opt="-g1 -O1"
   case "$cfg" in
-    release)
+    release|portable)
       args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
-             "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DWEFT_WERROR=ON -DWEFT_SANITIZE=) ;;
+             "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DWEFT_WERROR=ON -DWEFT_SANITIZE=)
+      [ "$cfg" = release ] ||
+        args+=(-DWEFT_PORTABLE_FUTEX=ON -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_DSCHED=OFF) ;;
     tsan)
       args+=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=$san_opt" "-DCMAKE_C_FLAGS_DEBUG=$san_opt"
              -DWEFT_WERROR=ON -DWEFT_SANITIZE=thread) ;;
@@ -146,7 +154,7 @@ weft_configure() {
       args+=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=$san_opt" "-DCMAKE_C_FLAGS_DEBUG=$san_opt"
              -DCMAKE_CXX_FLAGS=-D_GLIBCXX_ASSERTIONS
              -DWEFT_WERROR=OFF "-DWEFT_SANITIZE=address,undefined") ;;
-    *) weft_die "unknown configuration '$cfg' (release|tsan|asan)" ;;
+    *) weft_die "unknown configuration '$cfg' (release|tsan|asan|portable)" ;;
   esac
   cmake "${args[@]}"
 }
