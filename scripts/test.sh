@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
 # weft's full test suite: builds and runs every test and example in three configurations,
-# each in its own build directory:
+# lints the library, and runs the tests again on the portable futex fallback; each
+# configuration has its own build directory:
 #
 #   release  g++ RelWithDebInfo (-O2 -g1), -Werror                build/release
+#            + lint: scripts/lint.sh (clang-format, clang-tidy 14), counted as one test
 #   tsan     clang++-14 ThreadSanitizer, -Werror                  build/tsan
 #   asan     g++ AddressSanitizer + UndefinedBehaviorSanitizer    build/asan
+#   portable release flags + -DWEFT_PORTABLE_FUTEX=ON             build/portable
+#            (std::mutex/condition_variable instead of futexes); builds and runs the
+#            conformance and stress tests only
 #
-# Usage: scripts/test.sh [release|tsan|asan]...    (default: all three, in that order)
+# Usage: scripts/test.sh [release|tsan|asan|portable]...   (default: all four, in that order)
 #
 # Installs missing build dependencies with apt-get. Exits non-zero if anything failed to
-# configure, build or pass. The last line is "<N> passed, <N> failed" over all
-# configurations (a configuration that does not build counts as one failure).
-# Extra arguments for ctest can be given in WEFT_CTEST_ARGS (e.g. "-R Queue").
+# configure, build, lint or pass. The last line is "<N> passed, <N> failed" over all
+# configurations (a configuration that does not build counts as one failure; lint counts
+# as one test). Extra arguments for ctest can be given in WEFT_CTEST_ARGS (e.g. "-R Queue");
+# WEFT_LINT=0 skips lint. WEFT_BUILD_ROOT puts the build directories elsewhere.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$WEFT_ROOT"
 
-ALL_CONFIGS=(release tsan asan)
+ALL_CONFIGS=(release tsan asan portable)
 configs=()
 for arg in "$@"; do
   case "$arg" in
-    release|tsan|asan) configs+=("$arg") ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) weft_die "unknown argument '$arg' (expected: release, tsan, asan)" ;;
+    release|tsan|asan|portable) configs+=("$arg") ;;
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
+    *) weft_die "unknown argument '$arg' (expected: release, tsan, asan, portable)" ;;
   esac
 done
 [ "${#configs[@]}" -gt 0 ] || configs=("${ALL_CONFIGS[@]}")
@@ -126,6 +132,24 @@ remove_unbuilt_executables() {
   return 0
 }
 
+# --- portable: the tests that block, nothing else ---------------------------------
+# Only the waiting layer differs (src/futex.cpp), so the tests that exercise blocking run;
+# examples and dsched are not configured, header and install checks not run.
+PORTABLE_KINDS=(conformance stress)
+
+# test_targets <build dir> <kind>...: the test executables of those kinds (tests/CMakeLists.txt
+# names them <kind>_<file>), one a line; nothing if the generator cannot list them.
+test_targets() {
+  local bdir="$1" re
+  shift
+  re="$(IFS='|'; echo "$*")"
+  if grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$bdir/CMakeCache.txt"; then
+    ninja -C "$bdir" -t targets all | sed -nE "s/^(($re)_[A-Za-z0-9_]+): phony\$/\1/p"
+  else
+    cmake --build "$bdir" --target help | sed -nE "s/^\.\.\. (($re)_[A-Za-z0-9_]+)\$/\1/p"
+  fi
+}
+
 # --- one configuration ----------------------------------------------------------
 declare -A STATUS PASSED FAILED SKIPPED T_BUILD T_TEST
 TOTAL_PASSED=0
@@ -141,7 +165,7 @@ run_config() {
   rm -f "$bdir/build.out" "$bdir/ctest.out"
   STATUS[$cfg]="" PASSED[$cfg]=0 FAILED[$cfg]=0 SKIPPED[$cfg]=0 T_BUILD[$cfg]=0 T_TEST[$cfg]=0
 
-  weft_log "==== $cfg: configure + build ($(weft_cxx "$cfg"), build/$cfg) ===="
+  weft_log "==== $cfg: configure + build ($(weft_cxx "$cfg"), ${bdir#"$WEFT_ROOT"/}) ===="
   start=$SECONDS
   # pipefail: each pipeline fails when configure or build does.
   if ! weft_configure "$cfg" 2>&1 | tee -a "$log"; then
@@ -150,8 +174,13 @@ run_config() {
     FAILED[$cfg]=1
     return
   fi
+  local build_args=() targets=()
+  if [ "$cfg" = portable ]; then
+    mapfile -t targets < <(test_targets "$bdir" "${PORTABLE_KINDS[@]}")
+    [ "${#targets[@]}" -eq 0 ] || build_args=(--target "${targets[@]}")
+  fi
   local build_ok=1
-  if ! weft_build "$cfg" 2>&1 | tee "$bdir/build.out"; then
+  if ! weft_build "$cfg" "${build_args[@]}" 2>&1 | tee "$bdir/build.out"; then
     build_ok=0
     # The build kept going past the error (ninja -k 0). Run what did build, so one broken
     # test file does not hide every other result.
@@ -176,12 +205,15 @@ run_config() {
     runner=("${TSAN_RUNNER[@]}")
   fi
 
-  weft_log "==== $cfg: ctest -j$WEFT_JOBS ${runner[*]:+(under ${runner[*]})} ===="
+  local select=()
+  [ "$cfg" != portable ] || select=(-L "^($(IFS='|'; echo "${PORTABLE_KINDS[*]}"))\$")
+
+  weft_log "==== $cfg: ctest -j$WEFT_JOBS ${select[*]} ${runner[*]:+(under ${runner[*]})} ===="
   start=$SECONDS
   local ctest_out="$bdir/ctest.out"
   # shellcheck disable=SC2086
   "${runner[@]}" ctest --test-dir "$bdir" -j "$WEFT_JOBS" --output-on-failure --no-tests=error \
-      ${WEFT_CTEST_ARGS:-} 2>&1 | tee "$ctest_out" || rc=$?
+      "${select[@]}" ${WEFT_CTEST_ARGS:-} 2>&1 | tee "$ctest_out" || rc=$?
   cat "$ctest_out" >>"$log"
   T_TEST[$cfg]=$((SECONDS - start))
 
@@ -212,9 +244,31 @@ run_config() {
   fi
 }
 
+# --- lint (a step of the release configuration) -----------------------------------
+# scripts/lint.sh with release's compile_commands.json; one test, passed or failed.
+LINT_STATUS="" T_LINT=0
+run_lint() {
+  local bdir
+  bdir="$(weft_build_dir release)"
+  mkdir -p "$bdir"
+  weft_log "==== release: lint (scripts/lint.sh) ===="
+  local start=$SECONDS
+  if bash "$WEFT_ROOT/scripts/lint.sh" 2>&1 | tee "$bdir/lint.out"; then
+    LINT_STATUS=PASS
+    PASSED[release]=$((PASSED[release] + 1))
+  else
+    LINT_STATUS=FAIL
+    FAILED[release]=$((FAILED[release] + 1))
+    [ "${STATUS[release]}" != PASS ] || STATUS[release]="LINT FAILED"
+  fi
+  T_LINT=$((SECONDS - start))
+  cat "$bdir/lint.out" >>"$bdir/weft-test.log"
+}
+
 overall_start=$SECONDS
 for cfg in "${configs[@]}"; do
   run_config "$cfg"
+  [ "$cfg" != release ] || [ "${WEFT_LINT:-1}" = 0 ] || run_lint
   TOTAL_PASSED=$((TOTAL_PASSED + PASSED[$cfg]))
   TOTAL_FAILED=$((TOTAL_FAILED + FAILED[$cfg]))
   TOTAL_SKIPPED=$((TOTAL_SKIPPED + SKIPPED[$cfg]))
@@ -224,9 +278,18 @@ done
 echo
 echo "================================ weft test summary ================================"
 for cfg in "${configs[@]}"; do
-  printf '%-8s %-22s %4d passed, %3d failed, %3d skipped   build %s, tests %s   log: build/%s/weft-test.log\n' \
+  bdir="$(weft_build_dir "$cfg")"
+  printf '%-8s %-22s %4d passed, %3d failed, %3d skipped   build %s, tests %s   log: %s/weft-test.log\n' \
     "$cfg" "${STATUS[$cfg]}" "${PASSED[$cfg]}" "${FAILED[$cfg]}" "${SKIPPED[$cfg]}" \
-    "$(weft_fmt_seconds "${T_BUILD[$cfg]}")" "$(weft_fmt_seconds "${T_TEST[$cfg]}")" "$cfg"
+    "$(weft_fmt_seconds "${T_BUILD[$cfg]}")" "$(weft_fmt_seconds "${T_TEST[$cfg]}")" "${bdir#"$WEFT_ROOT"/}"
+  if [ "$cfg" = release ] && [ -n "$LINT_STATUS" ]; then
+    printf '  + lint %-22s (one test of the line above)       lint %s   log: %s/lint.out\n' \
+      "$LINT_STATUS" "$(weft_fmt_seconds "$T_LINT")" "${bdir#"$WEFT_ROOT"/}"
+    if [ "$LINT_STATUS" = FAIL ]; then
+      grep -E '(error|warning): ' "$bdir/lint.out" | sed "s|^$WEFT_ROOT/||" | sort -u |
+        head -n 20 | sed 's/^/           /' || true
+    fi
+  fi
   if [ -f "$(weft_build_dir "$cfg")/build.out" ] && [ "${STATUS[$cfg]}" = "BUILD FAILED" ]; then
     grep -E '^FAILED: ' "$(weft_build_dir "$cfg")/build.out" | sed 's/^/           build /' | head -n 20 || true
   fi
