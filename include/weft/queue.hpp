@@ -45,6 +45,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -112,26 +113,43 @@ class FifoStorage {
 #undef WEFT_FIFO_DISPATCH
 
  private:
-  // The ring's ticket or the locked deque's, whichever this queue uses (storage.hpp).
+  // The ring's ticket or the locked deque's, whichever this queue uses (storage.hpp): one
+  // of the two lives in the union, as is_ring_ says.
   class DispatchTicket {
+    using RingTicket = typename Ring<T>::PopTicket;
+    using LockedTicket = typename Locked::PopTicket;
+
    public:
-    DispatchTicket(FifoStorage& s, WaitQueue* notify, WakeBatch& woken) {
-      if (s.ring_) {
-        ring_.emplace(*s.ring_, notify, woken);
+    DispatchTicket(FifoStorage& s, WaitQueue* notify, WakeBatch& woken)
+        : is_ring_(s.ring_ != nullptr) {
+      if (is_ring_) [[likely]] {
+        ::new (&ring_) RingTicket(*s.ring_, notify, woken);
       } else {
-        locked_.emplace(s.locked_, notify, woken);
+        ::new (&locked_) LockedTicket(s.locked_, notify, woken);
       }
     }
-    PopResult status() const noexcept { return ring_ ? ring_->status() : locked_->status(); }
+    DispatchTicket(const DispatchTicket&) = delete;
+    DispatchTicket& operator=(const DispatchTicket&) = delete;
+    ~DispatchTicket() {
+      if (is_ring_) {
+        ring_.~RingTicket();
+      } else {
+        locked_.~LockedTicket();
+      }
+    }
+    PopResult status() const noexcept { return is_ring_ ? ring_.status() : locked_.status(); }
     template <class Sink>
     decltype(auto) take(Sink& sink) {
-      if (ring_) return ring_->take(sink);
-      return locked_->take(sink);
+      if (is_ring_) return ring_.take(sink);
+      return locked_.take(sink);
     }
 
    private:
-    std::optional<typename Ring<T>::PopTicket> ring_;
-    std::optional<typename Locked::PopTicket> locked_;
+    const bool is_ring_;
+    union {
+      RingTicket ring_;
+      LockedTicket locked_;
+    };
   };
   // Without a ring: the locked deque's ticket.
   class LockedTicket : public Locked::PopTicket {

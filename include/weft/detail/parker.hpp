@@ -166,23 +166,33 @@ class WaitList {
 
 // Claimed nodes waiting for their wake(). Declare it *before* the lock guard of the source
 // so that it is destroyed, and the wakes happen, after the lock is released.
+// On every queue operation's fast path, so an empty batch costs one store and one test:
+// tail_ is meaningful only while head_ is set.
 class WakeBatch {
  public:
-  WakeBatch() = default;
+  WakeBatch() noexcept {}  // NOLINT(modernize-use-equals-default): tail_ stays uninitialized
   WakeBatch(const WakeBatch&) = delete;
   WakeBatch& operator=(const WakeBatch&) = delete;
-  ~WakeBatch() { wake_all(); }
+  ~WakeBatch() {
+    if (head_ != nullptr) [[unlikely]]
+      wake_all();
+  }
 
   void add(WaitNode* n) noexcept {
     n->next = nullptr;
-    (tail_ ? tail_->next : head_) = n;
+    if (head_ == nullptr) {
+      head_ = n;
+    } else {
+      tail_->next = n;
+    }
     tail_ = n;
   }
   bool empty() const noexcept { return head_ == nullptr; }
 
+  // Wakes in claim order (the longest-waiting first).
   void wake_all() noexcept {
     WaitNode* n = head_;
-    head_ = tail_ = nullptr;
+    head_ = nullptr;
     while (n) {
       // Read everything needed from the node first: after wake() its owner may return and
       // the node (on the owner's stack) is gone.
@@ -195,7 +205,7 @@ class WakeBatch {
 
  private:
   WaitNode* head_ = nullptr;
-  WaitNode* tail_ = nullptr;
+  WaitNode* tail_;  // NOLINT(cppcoreguidelines-pro-type-member-init): see above
 };
 
 // The small internal lock that guards a source's WaitList: a three-state futex mutex

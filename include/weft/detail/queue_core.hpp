@@ -289,7 +289,8 @@ class QueueCore {
     return done_.load(std::memory_order_relaxed) >= storage_.pushed();
   }
 
-  WaitQueue* putters() noexcept { return bounded_ ? &not_full_ : nullptr; }
+  // The putters a pop claims from (none for an unbounded queue: nobody waits to put).
+  WaitQueue* putters() noexcept { return putters_; }
 
   // Wakes one more waiter of `q`, for a thread that may have been claimed and then failed
   // with an exception. If it had not been claimed, the extra waiter retries and sleeps
@@ -320,8 +321,9 @@ class QueueCore {
   const std::ptrdiff_t maxsize_;  // as given (Python keeps it): <= 0 means unbounded
   const bool bounded_;
   Storage storage_;
-  WaitQueue not_empty_;             // getters; a push claims one, shutdown all
-  WaitQueue not_full_;              // putters; a pop of a bounded queue claims one, shutdown all
+  WaitQueue not_empty_;  // getters; a push claims one, shutdown all
+  WaitQueue not_full_;   // putters; a pop of a bounded queue claims one, shutdown all
+  WaitQueue* const putters_ = bounded_ ? &not_full_ : nullptr;
   mutable WordLock shutdown_lock_;  // held for all of shutdown(); see there
   WordLock tasks_lock_;             // protects done_'s updates and joiners_
   WaitList joiners_;                // threads in join()

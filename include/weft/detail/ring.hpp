@@ -81,6 +81,8 @@ class Ring {
       : cap_(cap),
         mark_(std::bit_ceil(cap + 1)),
         lap_unit_(mark_ * 2),
+        index_mask_(mark_ - 1),
+        wrap_step_(lap_unit_ - cap + 1),
         slots_(std::make_unique<Slot[]>(cap)) {
     for (std::size_t i = 0; i < cap; ++i) slots_[i].stamp.store(i, std::memory_order_relaxed);
   }
@@ -92,7 +94,7 @@ class Ring {
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     const std::uint64_t tail = tail_.load(std::memory_order_relaxed) & ~mark_;
     while (head != tail) {
-      Slot& s = slots_[head & (mark_ - 1)];
+      Slot& s = slots_[head & index_mask_];
       s.item()->~T();
       head = next(head);
     }
@@ -104,7 +106,7 @@ class Ring {
   PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) noexcept {
     // First attempt straight-line (no Backoff, no loop): the uncontended case.
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
-    Slot& slot = slots_[tail & (mark_ - 1)];
+    Slot& slot = slots_[tail & index_mask_];
     if (slot.stamp.load(std::memory_order_acquire) == tail &&
         tail_.compare_exchange_strong(tail, next(tail), std::memory_order_seq_cst,
                                       std::memory_order_relaxed)) [[likely]] {
@@ -121,7 +123,7 @@ class Ring {
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {
       if (tail & mark_) return PushResult::shut_down;
-      Slot& slot = slots_[tail & (mark_ - 1)];
+      Slot& slot = slots_[tail & index_mask_];
       const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
       if (stamp == tail) {
         // seq_cst: see the header (the waiting handshake loads tail_).
@@ -150,31 +152,36 @@ class Ring {
   }
 
   // One pop attempt (storage.hpp): on ok the ticket has claimed position `head` by its
-  // CAS, and the item waits in its slot for take(sink). When the ticket ends it destroys
-  // the moved-from item, claims a putter waiting on `notify` and only then hands the slot
-  // back (the stamp store): as in try_push, the publication is the pop's last access.
+  // CAS, and the item waits in its slot for take(sink). It claims a putter waiting on
+  // `notify` at once; when the ticket ends it destroys the moved-from item and hands the slot
+  // back (the stamp store), and only then does the caller's WakeBatch wake the putter: as in
+  // try_push, the publication is the pop's last access.
   class PopTicket {
    public:
-    PopTicket(Ring& r, WaitQueue* notify, WakeBatch& woken) noexcept
-        : r_(r), notify_(notify), woken_(woken) {
+    PopTicket(Ring& r, WaitQueue* notify, WakeBatch& woken) noexcept : r_(r) {
       // First attempt straight-line: the uncontended case.
       std::uint64_t head = r.head_.load(std::memory_order_relaxed);
-      Slot& slot = r.slots_[head & (r.mark_ - 1)];
-      if (slot.stamp.load(std::memory_order_acquire) == head + 1 &&
-          r.head_.compare_exchange_strong(head, r.next(head), std::memory_order_seq_cst,
-                                          std::memory_order_relaxed)) [[likely]] {
-        slot_ = &slot;
-        head_ = head;
-        status_ = PopResult::ok;
-        return;
+      Slot* slot = &r.slots_[head & r.index_mask_];
+      if (slot->stamp.load(std::memory_order_acquire) != head + 1 ||
+          !r.head_.compare_exchange_strong(head, r.next(head), std::memory_order_seq_cst,
+                                           std::memory_order_relaxed)) [[unlikely]] {
+        const Claim c = r.claim_head_slow();
+        if (c.slot == nullptr) {
+          status_ = c.status;
+          return;
+        }
+        slot = c.slot;
+        head = c.head;
       }
-      status_ = r.claim_head_slow(slot_, head_);
+      // seq_cst flag load after the seq_cst CAS: the waiting handshake.
+      if (notify != nullptr) notify->claim_one(woken);
+      slot_ = slot;
+      head_ = head;
     }
     PopTicket(const PopTicket&) = delete;
     PopTicket& operator=(const PopTicket&) = delete;
     ~PopTicket() {
       if (slot_ == nullptr) return;
-      if (notify_ != nullptr) notify_->claim_one(woken_);
       slot_->item()->~T();
       // release: hands the slot back to the push one lap later.
       slot_->stamp.store(head_ + r_.lap_unit_, std::memory_order_release);
@@ -190,11 +197,9 @@ class Ring {
 
    private:
     Ring& r_;
-    WaitQueue* notify_;
-    WakeBatch& woken_;
     Slot* slot_ = nullptr;
     std::uint64_t head_ = 0;
-    PopResult status_ = PopResult::empty;
+    PopResult status_ = PopResult::ok;
   };
 
   // Re-checks for the waiting handshake (seq_cst loads of the positions).
@@ -246,26 +251,29 @@ class Ring {
 
  private:
   // The contended path of PopTicket: claims the head position, or reports empty / closed.
-  [[gnu::noinline]] PopResult claim_head_slow(Slot*& claimed, std::uint64_t& pos) noexcept {
+  struct Claim {
+    Slot* slot;  // nullptr: nothing claimed, see status
+    std::uint64_t head;
+    PopResult status;
+  };
+  [[gnu::noinline]] Claim claim_head_slow() noexcept {
     Backoff backoff;
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     for (;;) {
-      Slot& slot = slots_[head & (mark_ - 1)];
+      Slot& slot = slots_[head & index_mask_];
       const std::uint64_t stamp = slot.stamp.load(std::memory_order_acquire);
       if (stamp == head + 1) {
         // seq_cst: see the header (the waiting handshake loads head_).
         if (head_.compare_exchange_weak(head, next(head), std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
-          claimed = &slot;
-          pos = head;
-          return PopResult::ok;
+          return {&slot, head, PopResult::ok};
         }
         backoff.spin();
       } else if (stamp == head) {
         // Nothing written here yet: empty, unless a push is in flight.
         const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
         if ((tail & ~mark_) == head) {
-          return (tail & mark_) ? PopResult::shut_down : PopResult::empty;
+          return {nullptr, 0, (tail & mark_) ? PopResult::shut_down : PopResult::empty};
         }
         backoff.snooze();
         head = head_.load(std::memory_order_relaxed);
@@ -276,19 +284,21 @@ class Ring {
     }
   }
 
+  // The position after `pos`: the next index, or index 0 of the next lap (pos's lap plus
+  // one: pos + lap_unit_ - (cap_ - 1)). On every push and pop, hence the precomputed step.
   std::uint64_t next(std::uint64_t pos) const noexcept {
-    const std::uint64_t index = pos & (mark_ - 1);
-    const std::uint64_t lap = pos & ~(lap_unit_ - 1);
-    return index + 1 < cap_ ? pos + 1 : lap + lap_unit_;
+    return pos + ((pos & index_mask_) == cap_ - 1 ? wrap_step_ : 1);
   }
   // Position -> number of items that passed it.
   std::uint64_t count(std::uint64_t pos) const noexcept {
-    return (pos / lap_unit_) * cap_ + (pos & (mark_ - 1));
+    return (pos / lap_unit_) * cap_ + (pos & index_mask_);
   }
 
   const std::uint64_t cap_;
-  const std::uint64_t mark_;      // the closed bit in tail_; also one past the largest index
-  const std::uint64_t lap_unit_;  // one lap
+  const std::uint64_t mark_;        // the closed bit in tail_; also one past the largest index
+  const std::uint64_t lap_unit_;    // one lap
+  const std::uint64_t index_mask_;  // mark_ - 1: position -> index
+  const std::uint64_t wrap_step_;   // next() from the last index: to index 0, one lap on
   std::unique_ptr<Slot[]> slots_;
   alignas(kCacheLine) Atomic<std::uint64_t> head_{0};
   alignas(kCacheLine) Atomic<std::uint64_t> tail_{0};

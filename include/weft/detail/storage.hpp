@@ -206,19 +206,20 @@ class LockedStorage {
   }
 
   // One pop attempt (see the top of this file). Holds lock_ for its lifetime; when the
-  // status is ok, take(sink) must be called once. On success the ticket, when it ends,
-  // removes the item and claims one waiter of `notify` into `woken`, both inside the
-  // critical section, so the unlock is the pop's last access.
+  // status is ok, take(sink) must be called once. On ok it claims one waiter of `notify`
+  // into `woken` at once (if the take then throws, that waiter's wake-up is spurious: it
+  // retries and sleeps again); when the ticket ends it removes the item, inside the critical
+  // section, so the unlock is the pop's last access.
   class PopTicket {
    public:
-    PopTicket(LockedStorage& s, WaitQueue* notify, WakeBatch& woken)
-        : s_(s), guard_(s.lock_), notify_(notify), woken_(woken) {
+    PopTicket(LockedStorage& s, WaitQueue* notify, WakeBatch& woken) : s_(s), guard_(s.lock_) {
       if (s.items_.size() == 0) {
         status_ = s.closed_ ? PopResult::shut_down : PopResult::empty;
         return;
       }
       plan_ = s.items_.plan_pop();  // may throw (the comparator): guard_ unlocks
       status_ = PopResult::ok;
+      if (notify != nullptr) notify->claim_one(woken);
     }
     PopTicket(const PopTicket&) = delete;
     PopTicket& operator=(const PopTicket&) = delete;
@@ -229,7 +230,6 @@ class LockedStorage {
         if (std::uncaught_exceptions() != uncaught_) return;
       }
       s_.items_.commit_pop(plan_);
-      if (notify_ != nullptr) notify_->claim_one(woken_);
       s_.size_.store(s_.items_.size(), std::memory_order_relaxed);
     }
 
@@ -245,8 +245,6 @@ class LockedStorage {
    private:
     LockedStorage& s_;
     WordLockGuard guard_;
-    WaitQueue* notify_;
-    WakeBatch& woken_;
     typename Container::PopPlan plan_{};
     PopResult status_ = PopResult::empty;
     bool taken_ = false;
