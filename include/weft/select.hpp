@@ -194,14 +194,19 @@ bool fire_claimed(Op& op, typename Op::result_type& out) {
   }
 }
 
-// A per-thread xorshift generator for the fair choice of where to start trying.
+// A per-thread xorshift generator for the fair choice of where to start trying. Under the
+// deterministic schedule explorer, its seeded generator instead (deadline.hpp's seam).
 inline std::uint32_t select_random() noexcept {
+#if defined(WEFT_DETERMINISTIC_SCHEDULER)
+  return weft_dsched_random();
+#else
   thread_local std::uint32_t state =
       static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&state) >> 4) | 1u;
   state ^= state << 13;
   state ^= state >> 17;
   state ^= state << 5;
   return state;
+#endif
 }
 
 template <class... Ops>

@@ -608,8 +608,9 @@ class QueueCancel : public dsched::Instance {
 
 // select over two bounded queues: two selecting consumers, one producer per queue, shutdown
 // of both once the producers are done. Each item is taken exactly once, by one select
-// operation; a select is claimed by one source only. (biased: the unbiased choice draws from
-// a thread_local generator seeded by an address, which would make runs irreproducible.)
+// operation; a select is claimed by one source only. One consumer selects unbiased (its
+// random order comes from the schedule's seed through weft_dsched_random(), so the choice is
+// explored and replays), the other biased.
 class SelectTwoQueues : public dsched::Instance {
  public:
   void thread(int i) override {
@@ -621,7 +622,8 @@ class SelectTwoQueues : public dsched::Instance {
       while (a_open || b_open) {
         // A shut-down queue yields nullopt at once, so select only over the open ones.
         if (a_open && b_open) {
-          auto r = weft::select(weft::biased, weft::get(a), weft::get(b));
+          auto r = i == 2 ? weft::select(weft::get(a), weft::get(b))
+                          : weft::select(weft::biased, weft::get(a), weft::get(b));
           auto& v = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
           if (v) {
             got[i - 2].push_back(*v);

@@ -29,6 +29,7 @@
 
 #include "weft/detail/futex.hpp"
 #include "weft/detail/parker.hpp"
+#include "weft_dsched_hooks.hpp"
 
 namespace dsched {
 
@@ -1088,26 +1089,32 @@ void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept { wake(word, tru
 
 }  // namespace weft::detail
 
-// ---- virtual time ----
+// ---- virtual time and select's random order (weft_dsched_hooks.hpp) ----
 //
-// weft measures deadlines with std::chrono::steady_clock::now() (detail/deadline.hpp), which
-// has no seam. The explorer binary defines the function itself: the definition in this
-// executable is the one every call in it binds to (libstdc++ exports the symbol, and the
-// executable's own definition wins at link time). Managed threads see virtual time; every
-// other thread (the controller, its condition variable timeouts) sees the real clock.
-// docs/reliability.md proposes a proper seam in deadline.hpp.
-namespace std::chrono {
-inline namespace _V2 {
-steady_clock::time_point steady_clock::now() noexcept {
-  if (dsched::tls_run != nullptr) {
-    return time_point(nanoseconds(dsched::tls_run->vnow.load(std::memory_order_relaxed)));
-  }
+// Deadline::now_ns() (detail/deadline.hpp) and detail::select_random() (select.hpp) call
+// these under WEFT_DETERMINISTIC_SCHEDULER. Managed threads see virtual time and draw from
+// the run's seeded generator (with the baton held, so the draws are part of the schedule);
+// every other thread (the controller, static initialisation) sees the real clock and a
+// fixed generator.
+std::int64_t weft_dsched_now_ns() noexcept {
+  if (dsched::tls_run != nullptr) return dsched::tls_run->vnow.load(std::memory_order_relaxed);
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return time_point(seconds(ts.tv_sec) + nanoseconds(ts.tv_nsec));
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
-}  // namespace _V2
-}  // namespace std::chrono
+
+std::uint32_t weft_dsched_random() noexcept {
+  if (dsched::tls_run != nullptr) {
+    dsched::Run& r = *dsched::tls_run;
+    std::lock_guard<std::mutex> g(r.m);
+    return static_cast<std::uint32_t>(r.rng.next() >> 32);
+  }
+  thread_local std::uint32_t state = 0x9E3779B9u;
+  state ^= state << 13;
+  state ^= state >> 17;
+  state ^= state << 5;
+  return state;
+}
 
 // ---- allocation hooks for dsched::destroy ----
 //

@@ -11,9 +11,10 @@
 //    the decision to block); futex_wake_one/all make waiters on the same word runnable. A
 //    timed wait may be timed out (the scheduler advances virtual time to its deadline), and
 //    spurious wake-ups are injected within a per-run budget.
-//  - time: std::chrono::steady_clock::now() is virtual in managed threads (see scheduler.cpp:
-//    the explorer binary defines steady_clock::now()); it advances only when the scheduler
-//    times a waiter out, or ticks the clock (an injected event), never on its own.
+//  - time: weft's clock (Deadline::now_ns(), through weft_dsched_now_ns() of
+//    weft_dsched_hooks.hpp) is virtual in managed threads; it advances only when the
+//    scheduler times a waiter out, or ticks the clock (an injected event), never on its own.
+//    An unbiased select draws its order from the run's seeded generator (weft_dsched_random).
 //  - spins: a thread whose last `kSpinReads` operations read memory that nobody changed is
 //    *spinning*; per spin episode the strategy lets it either run its spin out alone (burst)
 //    or yield, in which case it is not scheduled again until some thread writes (unless no

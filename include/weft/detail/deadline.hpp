@@ -11,6 +11,10 @@
 //    measuring its distance from that clock's now(); a later jump of the wall clock does not
 //    move the deadline.
 //  - A NaN duration is rejected with std::invalid_argument.
+//
+// Seam: under WEFT_DETERMINISTIC_SCHEDULER (tests/dsched) the clock is the explorer's virtual
+// clock, weft_dsched_now_ns() from "weft_dsched_hooks.hpp"; otherwise steady_clock, with no
+// indirection.
 #pragma once
 
 #include <chrono>
@@ -19,6 +23,10 @@
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+
+#if defined(WEFT_DETERMINISTIC_SCHEDULER)
+#include "weft_dsched_hooks.hpp"
+#endif
 
 namespace weft::detail {
 
@@ -58,9 +66,13 @@ class Deadline {
   bool expired() const noexcept { return !is_never() && now_ns() >= ns_; }
 
   static rep now_ns() noexcept {
+#if defined(WEFT_DETERMINISTIC_SCHEDULER)
+    return weft_dsched_now_ns();
+#else
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                SteadyClock::now().time_since_epoch())
         .count();
+#endif
   }
 
   // base + d in nanoseconds, saturating to kNever above and to 0 below (0 is long past).
