@@ -170,7 +170,9 @@ class WaitList {
 // tail_ is meaningful only while head_ is set.
 class WakeBatch {
  public:
-  WakeBatch() noexcept {}  // NOLINT(modernize-use-equals-default): tail_ stays uninitialized
+  // tail_ stays uninitialized: see above.
+  // NOLINTNEXTLINE(modernize-use-equals-default,cppcoreguidelines-pro-type-member-init)
+  WakeBatch() noexcept {}
   WakeBatch(const WakeBatch&) = delete;
   WakeBatch& operator=(const WakeBatch&) = delete;
   ~WakeBatch() {
@@ -205,7 +207,7 @@ class WakeBatch {
 
  private:
   WaitNode* head_ = nullptr;
-  WaitNode* tail_;  // NOLINT(cppcoreguidelines-pro-type-member-init): see above
+  WaitNode* tail_;
 };
 
 // The small internal lock that guards a source's WaitList: a three-state futex mutex
