@@ -12,7 +12,8 @@
 //    the item with the caller; shutdown(true) returns the items it removed.
 //  - A put that finds room and a get that finds an item make no system call. A bounded
 //    Queue of a nothrow-movable T is lock-free on that path (Vyukov's ring, see
-//    detail/ring.hpp); the other queues take a short internal lock. A thread that must wait
+//    detail/ring.hpp; up to 4 MiB of slots, allocated at construction: a larger maxsize
+//    gets the locked deque); the other queues take a short internal lock. A thread that must wait
 //    spins briefly, then sleeps in the kernel until an operation that lets it proceed wakes
 //    it: a put wakes one getter, a get wakes one putter, shutdown wakes all.
 //  - Negative timeouts throw std::invalid_argument (Python: ValueError) on every form that
@@ -65,8 +66,9 @@ namespace detail {
 
 struct SelectAccess;
 
-// Queue's storage: the lock-free ring when bounded and T moves without throwing, otherwise a
-// locked deque. Chosen once, at construction.
+// Queue's storage: the lock-free ring when bounded (up to Ring<T>::max_capacity(), 4 MiB of
+// slots) and T moves without throwing, otherwise a locked deque. Chosen once, at
+// construction.
 template <class T>
 class FifoStorage {
   static constexpr bool kRing = std::is_nothrow_move_constructible_v<T>;
@@ -75,7 +77,7 @@ class FifoStorage {
  public:
   explicit FifoStorage(std::size_t cap) : locked_(cap) {
     if constexpr (kRing) {
-      if (cap != 0) ring_ = std::make_unique<Ring<T>>(cap);
+      if (cap != 0 && cap <= Ring<T>::max_capacity()) ring_ = std::make_unique<Ring<T>>(cap);
     }
   }
 

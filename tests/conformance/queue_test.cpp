@@ -13,10 +13,6 @@
 // block"; here a thread is known to be blocked (weft_test::blocked) before anyone acts.
 #include "weft/queue.hpp"
 
-#include <gtest/gtest.h>
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -27,13 +23,17 @@
 #include <latch>
 #include <limits>
 #include <optional>
+#include <pthread.h>
 #include <random>
 #include <ranges>
+#include <sched.h>
 #include <stop_token>
 #include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "queue_kinds.hpp"
 #include "sync_helpers.hpp"
@@ -52,10 +52,10 @@ using weft_test::Order;
 using weft_test::Outcome;
 using weft_test::outcome_of;
 using weft_test::returned_promptly;
-using weft_test::woken_promptly;
 using weft_test::scaled;
 using weft_test::Threads;
 using weft_test::took_about;
+using weft_test::woken_promptly;
 
 constexpr std::ptrdiff_t kQueueSize = 5;  // CPython's QUEUE_SIZE
 
@@ -272,10 +272,18 @@ TYPED_TEST(AnyQueue, BlockedGetIsReleasedByPut) {
     std::atomic<int> got{-1};
     Threads getter(1, [&](std::size_t) {
       switch (form) {
-        case 0: got = static_cast<int>(q.get()); break;
-        case 1: got = static_cast<int>(q.get(60s)); break;
-        case 2: got = static_cast<int>(q.try_get(60s).value_or(-2)); break;
-        case 3: got = static_cast<int>(q.get(std::chrono::duration<double>(60.0))); break;
+        case 0:
+          got = static_cast<int>(q.get());
+          break;
+        case 1:
+          got = static_cast<int>(q.get(60s));
+          break;
+        case 2:
+          got = static_cast<int>(q.try_get(60s).value_or(-2));
+          break;
+        case 3:
+          got = static_cast<int>(q.get(std::chrono::duration<double>(60.0)));
+          break;
       }
     });
     ASSERT_TRUE(blocked(getter)) << "form " << form;
@@ -296,14 +304,31 @@ TYPED_TEST(AnyQueue, MaxDurationGetWaitsUntilServed) {
     std::atomic<int> got{-1};
     Threads getter(1, [&](std::size_t) {
       switch (form) {
-        case 0: got = static_cast<int>(q.get(std::chrono::nanoseconds::max())); break;
-        case 1: got = static_cast<int>(q.get(std::chrono::seconds::max())); break;
-        case 2: got = static_cast<int>(q.get(std::chrono::hours::max())); break;
-        case 3: got = static_cast<int>(q.get(duration<double>::max())); break;
-        case 4: got = static_cast<int>(q.get(duration<float, std::milli>::max())); break;
-        case 5: got = static_cast<int>(q.get(duration<long double, std::nano>::max())); break;
-        case 6: got = static_cast<int>(q.try_get(duration<std::int32_t, std::ratio<86400>>::max()).value_or(-2)); break;
-        case 7: got = static_cast<int>(q.get(duration<double>(std::numeric_limits<double>::infinity()))); break;
+        case 0:
+          got = static_cast<int>(q.get(std::chrono::nanoseconds::max()));
+          break;
+        case 1:
+          got = static_cast<int>(q.get(std::chrono::seconds::max()));
+          break;
+        case 2:
+          got = static_cast<int>(q.get(std::chrono::hours::max()));
+          break;
+        case 3:
+          got = static_cast<int>(q.get(duration<double>::max()));
+          break;
+        case 4:
+          got = static_cast<int>(q.get(duration<float, std::milli>::max()));
+          break;
+        case 5:
+          got = static_cast<int>(q.get(duration<long double, std::nano>::max()));
+          break;
+        case 6:
+          got = static_cast<int>(
+              q.try_get(duration<std::int32_t, std::ratio<86400>>::max()).value_or(-2));
+          break;
+        case 7:
+          got = static_cast<int>(q.get(duration<double>(std::numeric_limits<double>::infinity())));
+          break;
       }
     });
     ASSERT_TRUE(blocked(getter)) << "form " << form << " did not wait";
@@ -394,9 +419,10 @@ TYPED_TEST(AnyQueue, PutHappensBeforeGet) {
         while (reserved.fetch_add(1) < total) {  // one get per item: nobody blocks at the end
           const int id = static_cast<int>(q.get());
           const Payload& p = payload[static_cast<std::size_t>(id)];
-          const bool ok = p.id == id &&
-                          p.square == static_cast<std::uint64_t>(id) * static_cast<std::uint64_t>(id) &&
-                          p.digits.size() == static_cast<std::size_t>(id % 7 + 1) && p.digits.back() == id;
+          const bool ok =
+              p.id == id &&
+              p.square == static_cast<std::uint64_t>(id) * static_cast<std::uint64_t>(id) &&
+              p.digits.size() == static_cast<std::size_t>(id % 7 + 1) && p.digits.back() == id;
           if (!ok) bad.fetch_add(1);
         }
       }
@@ -421,9 +447,15 @@ TYPED_TEST(AnyQueue, WokenGetterMayDestroyQueueAtOnce) {
     });
     ASSERT_TRUE(blocked(getter));
     switch (round % 3) {
-      case 0: q->put(7); break;
-      case 1: q->put_nowait(7); break;
-      case 2: ASSERT_TRUE(q->try_put(7)); break;
+      case 0:
+        q->put(7);
+        break;
+      case 1:
+        q->put_nowait(7);
+        break;
+      case 2:
+        ASSERT_TRUE(q->try_put(7));
+        break;
     }
     getter.join();
     EXPECT_EQ(got.load(), 7);
@@ -518,6 +550,21 @@ TYPED_TEST(TaskQueue, MaxsizeZeroOrNegativeIsUnbounded) {
       ASSERT_FALSE(q.full());
     }
     EXPECT_EQ(q.qsize(), 1000u);
+  }
+}
+
+// A nominal bound costs nothing up front (Python users write Queue(maxsize=10**9)): a queue
+// bounded at 2^40 or at PTRDIFF_MAX items is built at once, without allocating for its
+// bound, and behaves as bounded (maxsize reported, never full at these sizes).
+TYPED_TEST(TaskQueue, HugeMaxsizeAllocatesNothingUpFront) {
+  for (const std::ptrdiff_t maxsize :
+       {std::ptrdiff_t{1} << 40, std::numeric_limits<std::ptrdiff_t>::max()}) {
+    auto q = make_queue<TypeParam>(maxsize);
+    EXPECT_EQ(q.maxsize(), maxsize);
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(q.try_put(i));
+    EXPECT_FALSE(q.full());
+    EXPECT_EQ(q.qsize(), 1000u);
+    EXPECT_EQ(static_cast<int>(q.get()), in_get_order<TypeParam>(std::vector<int>{0, 999}).front());
   }
 }
 
@@ -659,11 +706,25 @@ TYPED_TEST(TaskQueue, BlockedPutIsReleasedByGet) {
     std::atomic<bool> ok{false};
     Threads putter(1, [&](std::size_t) {
       switch (form) {
-        case 0: q.put(100 + form); ok = true; break;
-        case 1: q.put(lvalue); ok = true; break;
-        case 2: q.put(100 + form, 60s); ok = true; break;
-        case 3: ok = q.try_put(100 + form, 60s); break;
-        case 4: q.put(100 + form, std::chrono::duration<double>::max()); ok = true; break;
+        case 0:
+          q.put(100 + form);
+          ok = true;
+          break;
+        case 1:
+          q.put(lvalue);
+          ok = true;
+          break;
+        case 2:
+          q.put(100 + form, 60s);
+          ok = true;
+          break;
+        case 3:
+          ok = q.try_put(100 + form, 60s);
+          break;
+        case 4:
+          q.put(100 + form, std::chrono::duration<double>::max());
+          ok = true;
+          break;
       }
     });
     ASSERT_TRUE(blocked(putter)) << "form " << form;
@@ -738,9 +799,15 @@ TYPED_TEST(TaskQueue, WokenPutterMayDestroyQueueAtOnce) {
     });
     ASSERT_TRUE(blocked(putter));
     switch (round % 3) {
-      case 0: EXPECT_EQ(static_cast<int>(q->get()), 1); break;
-      case 1: EXPECT_EQ(static_cast<int>(q->get_nowait()), 1); break;
-      case 2: EXPECT_EQ(static_cast<int>(q->try_get().value_or(-1)), 1); break;
+      case 0:
+        EXPECT_EQ(static_cast<int>(q->get()), 1);
+        break;
+      case 1:
+        EXPECT_EQ(static_cast<int>(q->get_nowait()), 1);
+        break;
+      case 2:
+        EXPECT_EQ(static_cast<int>(q->try_get().value_or(-1)), 1);
+        break;
     }
     putter.join();
     EXPECT_TRUE(done.load());
@@ -889,10 +956,19 @@ TYPED_TEST(TaskQueue, BlockedJoinIsReleasedByLastTaskDone) {
   for (auto& r : result) r = -1;
   Threads joiners(4, [&](std::size_t i) {
     switch (i) {
-      case 0: q.join(); result[i] = 1; break;
-      case 1: result[i] = q.join(60s) ? 1 : 0; break;
-      case 2: result[i] = q.join(std::chrono::hours::max()) ? 1 : 0; break;
-      case 3: result[i] = q.join(std::chrono::duration<double>::max()) ? 1 : 0; break;
+      case 0:
+        q.join();
+        result[i] = 1;
+        break;
+      case 1:
+        result[i] = q.join(60s) ? 1 : 0;
+        break;
+      case 2:
+        result[i] = q.join(std::chrono::hours::max()) ? 1 : 0;
+        break;
+      case 3:
+        result[i] = q.join(std::chrono::duration<double>::max()) ? 1 : 0;
+        break;
     }
   });
   ASSERT_TRUE(blocked(joiners));
@@ -1072,9 +1148,15 @@ TYPED_TEST(TaskQueue, ShutdownWakesEveryBlockedGetter) {
     Threads getters(kGetters, [&](std::size_t i) {
       outcome[i] = outcome_of([&] {
         switch (i) {
-          case 0: (void)q.get(); break;
-          case 1: (void)q.get(1h); break;
-          case 2: (void)q.get(std::chrono::nanoseconds::max()); break;
+          case 0:
+            (void)q.get();
+            break;
+          case 1:
+            (void)q.get(1h);
+            break;
+          case 2:
+            (void)q.get(std::chrono::nanoseconds::max());
+            break;
           case 3:
             if (q.try_get(1h)) throw std::runtime_error("try_get returned an item");
             throw weft::ShutDown();  // nullopt: the expected outcome
@@ -1092,7 +1174,8 @@ TYPED_TEST(TaskQueue, ShutdownWakesEveryBlockedGetter) {
     EXPECT_TRUE(q.shutdown(immediate).empty());
     getters.join();
     EXPECT_TRUE(woken_promptly(elapsed_since(start)));
-    for (std::size_t i = 0; i < kGetters; ++i) EXPECT_EQ(outcome[i].load(), Outcome::shut_down) << "getter " << i;
+    for (std::size_t i = 0; i < kGetters; ++i)
+      EXPECT_EQ(outcome[i].load(), Outcome::shut_down) << "getter " << i;
   }
 }
 
@@ -1138,11 +1221,18 @@ TYPED_TEST(TaskQueue, ShutdownWakesEveryBlockedPutter) {
       outcome[i] = outcome_of([&] {
         const int v = 10 + static_cast<int>(i);
         switch (i) {
-          case 0: q.put(v); break;
-          case 1: q.put(v, 1h); break;
-          case 2: q.put(v, std::chrono::duration<double>::max()); break;
+          case 0:
+            q.put(v);
+            break;
+          case 1:
+            q.put(v, 1h);
+            break;
+          case 2:
+            q.put(v, std::chrono::duration<double>::max());
+            break;
           case 3:
-            if (!q.try_put(10 + static_cast<int>(i), 1h)) throw weft::ShutDown();  // false: the expected outcome
+            if (!q.try_put(10 + static_cast<int>(i), 1h))
+              throw weft::ShutDown();  // false: the expected outcome
             break;
         }
       });
@@ -1150,7 +1240,8 @@ TYPED_TEST(TaskQueue, ShutdownWakesEveryBlockedPutter) {
     ASSERT_TRUE(blocked(putters));
     const auto removed = q.shutdown(immediate);
     putters.join();
-    for (std::size_t i = 0; i < kPutters; ++i) EXPECT_EQ(outcome[i].load(), Outcome::shut_down) << "putter " << i;
+    for (std::size_t i = 0; i < kPutters; ++i)
+      EXPECT_EQ(outcome[i].load(), Outcome::shut_down) << "putter " << i;
     if (immediate) {
       EXPECT_EQ(removed.size(), 2u);
       EXPECT_TRUE(q.empty());

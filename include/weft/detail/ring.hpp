@@ -249,6 +249,14 @@ class Ring {
 
   std::size_t capacity() const noexcept { return cap_; }
 
+  // The largest capacity weft builds a ring for. The ring allocates and stamps every slot up
+  // front, so a queue bounded only nominally (Queue<int>(1 << 30), as Python users write
+  // Queue(maxsize=10**9)) would allocate gigabytes before its first put; above this size a
+  // Queue uses the locked deque, which grows with its contents.
+  static constexpr std::size_t max_capacity() noexcept {
+    return (std::size_t{4} << 20) / sizeof(Slot);  // slots in 4 MiB
+  }
+
  private:
   // The contended path of PopTicket: claims the head position, or reports empty / closed.
   struct Claim {
