@@ -68,14 +68,20 @@ void Condition::notify(std::size_t n) {
   // thread now holds, so the store of `true` happens-before this load. A stale `true` (the
   // waiter timed out) only costs taking list_lock_.
   if (n == 0 || !has_waiters_.load(std::memory_order_relaxed)) return;
-  WakeBatch woken;  // wakes after the guard below is released
-  WordLockGuard g(list_lock_);
-  for (; n > 0; --n) {
-    WaitNode* w = waiters_.claim_front();
-    if (w == nullptr) break;
-    woken.add(w);
+  WakeBatch claimed;
+  {
+    WordLockGuard g(list_lock_);
+    for (; n > 0; --n) {
+      WaitNode* w = waiters_.claim_front();
+      if (w == nullptr) break;
+      claimed.add(w);
+    }
+    if (waiters_.empty()) has_waiters_.store(false, std::memory_order_relaxed);
   }
-  if (waiters_.empty()) has_waiters_.store(false, std::memory_order_relaxed);
+  // Wait morphing: the claimed waiters must take the lock before they can return, and the
+  // caller holds it, so they are woken by the release that frees it (Lock::defer_wakes)
+  // rather than now, to wake, find the lock held and sleep again on it.
+  (rlock_ ? rlock_->lock_ : *lock_).defer_wakes(claimed);
 }
 
 }  // namespace weft

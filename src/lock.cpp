@@ -82,9 +82,18 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
 void Lock::release_slow() {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
-  WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parker
+  WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parkers
   bool claimed = false;
   for (;;) {
+    if (s & kDeferred) {
+      // Waiters that Condition::notify() claimed while the lock was held: they wake with
+      // the rest, after the CAS that frees the lock.
+      WordLockGuard g(list_lock_);
+      woken.take_from(deferred_);
+      state_.fetch_and(~kDeferred, std::memory_order_relaxed);
+      s = state_.load(std::memory_order_relaxed);
+      continue;
+    }
     if ((s & kWaiters) && !claimed) {
       WordLockGuard g(list_lock_);
       if (WaitNode* n = waiters_.claim_front()) {
@@ -103,6 +112,26 @@ void Lock::release_slow() {
                                      std::memory_order_relaxed)) {
       return;
     }
+  }
+}
+
+void Lock::defer_wakes(WakeBatch& claimed) noexcept {
+  {
+    WordLockGuard g(list_lock_);
+    deferred_.take_from(claimed);
+    // relaxed: the release() that must see this bit is ordered after this call, by program
+    // order in the notifying holder, or by the lock when another thread releases.
+    state_.fetch_or(kDeferred, std::memory_order_relaxed);
+  }
+  // A Lock has no owner, so a notify() may come from a thread that does not hold it, and the
+  // holder's release may have completed before the fetch_or above: then no release is left
+  // to wake these waiters. The fetch_or follows that release's CAS in the word's
+  // modification order, so this load sees the lock free, and the waiters are woken here.
+  if ((state_.load(std::memory_order_relaxed) & kLocked) == 0) {
+    WakeBatch woken;
+    WordLockGuard g(list_lock_);
+    woken.take_from(deferred_);
+    state_.fetch_and(~kDeferred, std::memory_order_relaxed);
   }
 }
 

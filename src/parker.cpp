@@ -102,8 +102,10 @@ std::uint32_t Parker::wait_notified(Deadline deadline) noexcept {
       }
       v |= kSleeping;
     }
-    // Once claimed, the waker is at most a few instructions from wake(): the deadline no
-    // longer applies (the claim already decided the outcome).
+    // Once claimed, the deadline no longer applies (the claim already decided the
+    // outcome): the waker is a few instructions from wake(), or, for a waiter that
+    // Condition::notify() claimed, the wake comes with the release of the lock that the
+    // waiter must retake anyway.
     const Deadline d = (v >> 2) == 0 ? deadline : Deadline::never();
     // Wake-up sources: Parker::wake() (claimer), Parker::abort() (stop_callback), the
     // deadline, or spurious (stale wakes from an earlier park): all lead back to the loop.

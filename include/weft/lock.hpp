@@ -109,6 +109,9 @@ class Lock {
   static constexpr std::uint32_t kLocked = 1;
   // Set while waiters_ is non-empty; changed only under list_lock_.
   static constexpr std::uint32_t kWaiters = 2;
+  // Set while deferred_ is non-empty; changed only under list_lock_. It makes release()'s
+  // fast-path CAS fail, so the release that frees the lock also wakes them.
+  static constexpr std::uint32_t kDeferred = 4;
 
   bool try_acquire() noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
@@ -123,10 +126,15 @@ class Lock {
   }
   bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
   void release_slow();
+  // Wait morphing, for Condition::notify() (called with this lock held): the waiters it
+  // claimed are woken by the release() that frees the lock, not at once, so that they wake
+  // into a free lock instead of blocking on it again while the notifier still holds it.
+  void defer_wakes(detail::WakeBatch& claimed) noexcept;
 
   detail::Atomic<std::uint32_t> state_{0};
   detail::WordLock list_lock_;  // protects waiters_ and kWaiters transitions
   detail::WaitList waiters_;    // threads blocked in acquire, oldest first
+  detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release
 };
 
 class RLock {

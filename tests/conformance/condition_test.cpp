@@ -4,8 +4,6 @@
 // notify(n)'s count and FIFO order deterministic.
 #include "weft/condition.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,6 +16,8 @@
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/lock.hpp"
@@ -37,7 +37,7 @@ using weft_test::wait_blocked;
 static_assert(!std::is_copy_constructible_v<weft::Condition>);
 static_assert(!std::is_copy_assignable_v<weft::Condition>);
 // Lockable, so that std::unique_lock and std::scoped_lock work on a Condition.
-static_assert(requires(weft::Condition& c) {
+static_assert(requires(weft::Condition & c) {
   c.lock();
   c.unlock();
   { c.try_lock() } -> std::convertible_to<bool>;
@@ -340,6 +340,51 @@ TEST(ConditionSharedLock, NotifyWhileAnotherThreadHoldsTheLockIsAllowed) {
   EXPECT_NO_THROW(cond.notify());
   EXPECT_NO_THROW(cond.notify_all());
   done.count_down();
+}
+
+// notify() defers the wake-up of the waiters it claims to the release of the lock (wait
+// morphing). A notify() from a thread that does not hold the Lock may race the holder's
+// release: whichever lands last, the waiter must be woken. Repeated with the two calls
+// started together, so that both orders occur. (The narrow window in which the release
+// completes between notify()'s claim and its hand-over to the lock is left to the schedule
+// explorer: tests/dsched, condition_notify_unowned.)
+TEST(ConditionSharedLock, NotifyRacingTheHoldersReleaseStillWakesTheWaiter) {
+  const int rounds = static_cast<int>(scaled(300, 50));
+  for (int round = 0; round < rounds; ++round) {
+    weft::Lock lock;
+    weft::Condition cond(lock);
+    std::atomic<bool> woke{false};
+    Threads waiter(1, [&](std::size_t) {
+      lock.acquire();
+      cond.wait();
+      woke = true;
+      lock.release();
+    });
+    ASSERT_TRUE(wait_blocked(waiter.tid(0))) << "round " << round;
+    lock.acquire();  // the waiter released it in wait(); this thread is now the holder
+    std::latch go(2);
+    std::atomic<bool> notified{false};
+    Threads notifier(1, [&](std::size_t) {
+      go.arrive_and_wait();
+      try {
+        cond.notify();
+        notified = true;
+      } catch (const std::logic_error&) {
+        // The release came first: the lock was free, so notify() refused (as Python).
+      }
+    });
+    go.arrive_and_wait();
+    lock.release();
+    notifier.join();
+    if (!notified) {
+      lock.acquire();
+      cond.notify();
+      lock.release();
+    }
+    ASSERT_TRUE(eventually([&] { return woke.load(); }, 10s))
+        << "round " << round << ": the notified waiter was never woken";
+    waiter.join();
+  }
 }
 
 // ---------------------------------------------------------------------------------

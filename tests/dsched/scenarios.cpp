@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <stop_token>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -458,6 +459,53 @@ class ConditionNotify : public dsched::Instance {
   int result[3] = {-1, -1, -1};
 };
 
+// notify() hands the waiters it claims to the lock, to be woken by the release that frees
+// it (wait morphing). A Lock has no owner, so a thread that does not hold it may notify
+// while the holder releases: whichever lands last, the waiter must be woken (a lost one
+// deadlocks), and nothing may stay deferred on the lock.
+class ConditionNotifyUnowned : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {  // the waiter
+      lock.acquire();
+      waiting = true;
+      const bool r = cv.wait();
+      dsched::check(r, "the waiter's untimed wait returned false");
+      woke = true;
+      lock.release();
+    } else if (i == 1) {  // the holder: takes the lock the waiter released, then frees it
+      dsched::await([this] { return waiting; });
+      lock.acquire();
+      holding = true;
+      lock.release();
+    } else {  // the notifier, which does not hold the lock
+      dsched::await([this] { return holding; });
+      bool notified = true;
+      try {
+        cv.notify();
+      } catch (const std::logic_error&) {
+        notified = false;  // the lock was free already: notify() refused, as Python's
+      }
+      if (!notified) {
+        lock.acquire();
+        cv.notify();
+        lock.release();
+      }
+    }
+  }
+  void check() override {
+    dsched::check(woke, "the notified waiter never returned");
+    check_lock_quiet(lock);
+  }
+
+ private:
+  weft::Lock lock;
+  weft::Condition cv{lock};
+  bool waiting = false;
+  bool holding = false;
+  bool woke = false;
+};
+
 // ---- Semaphore ------------------------------------------------------------------------------
 
 // release(2) must let two blocked acquirers through (an acquire that is never woken is a
@@ -887,6 +935,9 @@ const dsched::Register r5b(make<LockTimeoutRace>(
     1.0 / 8));
 const dsched::Register r6(make<ConditionNotify>(
     "condition_notify", "notify(2) wakes exactly the two oldest live waiters", 4, 2000));
+const dsched::Register r6b(make<ConditionNotifyUnowned>(
+    "condition_notify_unowned",
+    "notify() from a non-holder racing the holder's release(): the waiter still wakes", 3, 3000));
 const dsched::Register r7(make<Exclusion<weft::Semaphore>>(
     "semaphore_permits", "Semaphore(1) conservation with timed acquires", 3, 2000));
 const dsched::Register r8(make<SemaphoreReleaseN>(

@@ -191,6 +191,18 @@ class WakeBatch {
   }
   bool empty() const noexcept { return head_ == nullptr; }
 
+  // Moves every node of `other` to the end of this batch (other is left empty).
+  void take_from(WakeBatch& other) noexcept {
+    if (other.head_ == nullptr) return;
+    if (head_ == nullptr) {
+      head_ = other.head_;
+    } else {
+      tail_->next = other.head_;
+    }
+    tail_ = other.tail_;
+    other.head_ = nullptr;
+  }
+
   // Wakes in claim order (the longest-waiting first).
   void wake_all() noexcept {
     WaitNode* n = head_;
