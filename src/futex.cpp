@@ -68,11 +68,21 @@ struct Bucket {
   std::condition_variable cv;
 };
 
-// Never destroyed: a stale wake during static destruction must still find its bucket.
+// Never destroyed: a stale wake during static destruction must still find its bucket (a
+// union does not destroy its member). Not on the heap: the first futex_wait, noexcept, must
+// not fail to allocate. std::mutex and libstdc++'s condition_variable construct noexcept.
+union Buckets {
+  Buckets() noexcept : table() {}
+  Buckets(const Buckets&) = delete;
+  Buckets& operator=(const Buckets&) = delete;
+  ~Buckets() {}  // NOLINT(modernize-use-equals-default): = default would be deleted
+  std::array<Bucket, 64> table;
+};
+
 Bucket& bucket_for(const void* address) noexcept {
-  static auto* table = new std::array<Bucket, 64>();
+  static Buckets buckets;
   const auto h = reinterpret_cast<std::uintptr_t>(address);
-  return (*table)[(h >> 4 ^ h >> 10) % table->size()];
+  return buckets.table[(h >> 4 ^ h >> 10) % buckets.table.size()];
 }
 }  // namespace
 
