@@ -42,6 +42,7 @@ class Event {
   Event() noexcept = default;
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
+  ~Event() = default;
 
   bool is_set() const noexcept { return (state_.load(std::memory_order_acquire) & kSet) != 0; }
 

@@ -186,6 +186,7 @@ class BasicQueue {
 
   BasicQueue(const BasicQueue&) = delete;
   BasicQueue& operator=(const BasicQueue&) = delete;
+  ~BasicQueue() = default;
 
   // ---- put ------------------------------------------------------------------------------
   // Every form takes the item by rvalue reference and moves from it only when the put

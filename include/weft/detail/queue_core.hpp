@@ -241,6 +241,7 @@ class QueueCore {
     storage_.close();
     // Even if the drain throws (T's copy or move, the comparator, bad_alloc), the waiters
     // are released, and whatever left the storage counts as done.
+    // NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): a local scope guard
     struct ClaimAll {
       QueueCore* q;
       WakeBatch& woken;
@@ -250,6 +251,7 @@ class QueueCore {
       }
     } claim_all{this, woken};
     if (immediate) {
+      // NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): a local scope guard
       struct MarkDone {
         QueueCore* q;
         const std::vector<T>& removed;

@@ -70,6 +70,8 @@ template <class T>
 class Ring {
   static_assert(std::is_nothrow_move_constructible_v<T>);
 
+  // `storage` is raw on purpose: an item lives there only between its push and its pop.
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
   struct Slot {
     Atomic<std::uint64_t> stamp;
     alignas(T) unsigned char storage[sizeof(T)];
