@@ -39,11 +39,9 @@ using weft_test::Threads;
 // Never reached (a timed select that must not time out). A variable: not a constant.
 std::chrono::hours g_forever{24};
 
-// select(get(q)): the item, or nullopt when q is shut down and drained. Out of line: g++ 12
-// -O2 inlining it into a thread's lambda reports a false -Wmaybe-uninitialized in select.hpp
-// for a Queue<int>.
+// select(get(q)): the item, or nullopt when q is shut down and drained.
 template <class Q>
-[[gnu::noinline]] std::optional<typename Q::value_type> select_get(Q& q) {
+std::optional<typename Q::value_type> select_get(Q& q) {
   return std::get<0>(weft::select(weft::get(q)));
 }
 
