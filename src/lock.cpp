@@ -115,21 +115,23 @@ void Lock::release_slow() {
   }
 }
 
+// The decision is made inside one critical section of list_lock_, from the RMW's own result,
+// and nothing but Parkers is touched after it: a release frees the lock only after taking
+// deferred_ under list_lock_, so while deferred_ is non-empty outside list_lock_ the lock is
+// held, and the release that frees it wakes them. (A notify() from a thread that does not
+// hold the Lock, which Python allows, may find it already free: then nobody else will wake
+// the waiters, and the WakeBatch does it after the unlock. Reading state_ after the unlock
+// instead would race with a woken waiter that destroys the Lock.)
 void Lock::defer_wakes(WakeBatch& claimed) noexcept {
-  {
-    WordLockGuard g(list_lock_);
-    deferred_.take_from(claimed);
-    // relaxed: the release() that must see this bit is ordered after this call, by program
-    // order in the notifying holder, or by the lock when another thread releases.
-    state_.fetch_or(kDeferred, std::memory_order_relaxed);
-  }
-  // A Lock has no owner, so a notify() may come from a thread that does not hold it, and the
-  // holder's release may have completed before the fetch_or above: then no release is left
-  // to wake these waiters. The fetch_or follows that release's CAS in the word's
-  // modification order, so this load sees the lock free, and the waiters are woken here.
-  if ((state_.load(std::memory_order_relaxed) & kLocked) == 0) {
-    WakeBatch woken;
-    WordLockGuard g(list_lock_);
+  if (claimed.empty()) return;
+  WakeBatch woken;  // declared first: wakes after the guard unlocks, touching only Parkers
+  WordLockGuard g(list_lock_);
+  // relaxed: list_lock_ publishes deferred_; the bit only has to be ordered with the
+  // release's CAS on the same word, which the word's modification order does.
+  if (state_.fetch_or(kDeferred, std::memory_order_relaxed) & kLocked) {
+    deferred_.take_from(claimed);  // the release that frees the lock fails its CAS on the bit
+  } else {
+    woken.take_from(claimed);
     woken.take_from(deferred_);
     state_.fetch_and(~kDeferred, std::memory_order_relaxed);
   }

@@ -810,6 +810,47 @@ class LockLifetime : public dsched::Instance {
   bool t0_acquired = false;
 };
 
+// Wait morphing and the Lifetime rule: a waiter woken through a notify() from a thread that
+// does not hold the Lock (the holder's release, or the notifier itself, wakes it) destroys
+// the Condition and the Lock at once. Nothing may touch them afterwards (found by review:
+// notify() used to re-read the Lock's state after handing the waiter over).
+class ConditionUnownedLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {  // the waiter, which destroys both once woken
+      lock->acquire();
+      waiting = true;
+      (void)cv->wait();
+      lock->release();
+      dsched::await([] { return dsched::thread_finished(1); });
+      dsched::destroy(cv);
+      dsched::destroy(lock);
+    } else if (i == 1) {  // the holder
+      dsched::await([this] { return waiting; });
+      lock->acquire();
+      holding = true;
+      lock->release();
+    } else {  // the notifier, which does not hold the lock
+      dsched::await([this] { return holding; });
+      try {
+        cv->notify();
+        return;  // the waiter may destroy everything from here on
+      } catch (const std::logic_error&) {
+        // The lock was free already: notify() refused, as Python's. Notify holding it.
+      }
+      lock->acquire();
+      cv->notify();
+      lock->release();
+    }
+  }
+
+ private:
+  std::unique_ptr<weft::Lock> lock = std::make_unique<weft::Lock>();
+  std::unique_ptr<weft::Condition> cv = std::make_unique<weft::Condition>(*lock);
+  bool waiting = false;
+  bool holding = false;
+};
+
 class SemaphoreLifetime : public dsched::Instance {
  public:
   void thread(int i) override {
@@ -938,6 +979,10 @@ const dsched::Register r6(make<ConditionNotify>(
 const dsched::Register r6b(make<ConditionNotifyUnowned>(
     "condition_notify_unowned",
     "notify() from a non-holder racing the holder's release(): the waiter still wakes", 3, 3000));
+const dsched::Register r6c(make<ConditionUnownedLifetime>(
+    "condition_unowned_lifetime",
+    "a waiter woken through a non-holder's notify() destroys the Condition and its Lock", 3,
+    3000));
 const dsched::Register r7(make<Exclusion<weft::Semaphore>>(
     "semaphore_permits", "Semaphore(1) conservation with timed acquires", 3, 2000));
 const dsched::Register r8(make<SemaphoreReleaseN>(
