@@ -7,12 +7,12 @@
 // through explicit-instantiation member pointers ("Rob" below), which C++ allows without
 // touching the headers.
 #include <algorithm>
-#include <memory>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
-#include <stop_token>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -38,11 +38,11 @@ template <class Tag, typename Tag::type M>
 struct Rob {
   friend typename Tag::type get(Tag) { return M; }
 };
-#define WEFT_DSCHED_ROB(NAME, CLASS, TYPE, MEMBER)  \
-  struct NAME {                                     \
-    using type = TYPE CLASS::*;                     \
-    friend type get(NAME);                          \
-  };                                                \
+#define WEFT_DSCHED_ROB(NAME, CLASS, TYPE, MEMBER) \
+  struct NAME {                                    \
+    using type = TYPE CLASS::*;                    \
+    friend type get(NAME);                         \
+  };                                               \
   template struct Rob<NAME, &CLASS::MEMBER>
 
 WEFT_DSCHED_ROB(EventState, weft::Event, Atomic<std::uint32_t>, state_);
@@ -64,8 +64,12 @@ int length(const WaitList& l) {
 }
 
 // The token that decided a Parker's last park (kWoken, kTimedOut, kCancelled, select...).
-std::uint32_t decision(Parker* p) { return (p->*get(ParkerWord{})).peek() >> 2; }
-bool notified(Parker* p) { return ((p->*get(ParkerWord{})).peek() & 1u) != 0; }
+std::uint32_t decision(Parker* p) {
+  return (p->*get(ParkerWord{})).peek() >> 2;
+}
+bool notified(Parker* p) {
+  return ((p->*get(ParkerWord{})).peek() & 1u) != 0;
+}
 
 // The calling thread's Parker, with its word reset: the pool may hand out a Parker whose
 // word still holds the decision of a park in an earlier run.
@@ -74,7 +78,9 @@ Parker* fresh_parker() {
   p->prepare();
   return p;
 }
-bool parked(Parker* p) { return (p->*get(ParkerWord{})).peek() != 0; }
+bool parked(Parker* p) {
+  return (p->*get(ParkerWord{})).peek() != 0;
+}
 
 bool linked(const WaitList& l, Parker* p) {
   for (auto* w = l.front(); w != nullptr; w = w->next) {
@@ -83,7 +89,9 @@ bool linked(const WaitList& l, Parker* p) {
   return false;
 }
 
-std::string str(std::int64_t v) { return std::to_string(v); }
+std::string str(std::int64_t v) {
+  return std::to_string(v);
+}
 
 // Virtual-time stamp at which a timed call may legitimately have given up.
 struct Timed {
@@ -95,9 +103,9 @@ struct Timed {
   }
   // A timed call returned false/nothing: its deadline must have passed.
   void check_expired(const std::string& who) const {
-    dsched::check(dsched::now_ns() >= start + ns,
-                  who + " gave up before its deadline (now +" + str(dsched::now_ns() - start) +
-                      "ns, timeout " + str(ns) + "ns)");
+    dsched::check(dsched::now_ns() >= start + ns, who + " gave up before its deadline (now +" +
+                                                      str(dsched::now_ns() - start) +
+                                                      "ns, timeout " + str(ns) + "ns)");
   }
 };
 
@@ -118,7 +126,8 @@ void check_sem_quiet(weft::Semaphore& sem, std::uint64_t permits) {
   const std::uint64_t s = (sem.*get(SemState{})).peek();
   dsched::check(n == 0, "Semaphore: " + str(n) + " node(s) still linked");
   dsched::check(s == permits << 1, "Semaphore: final state " + str(static_cast<std::int64_t>(s)) +
-                                       ", expected " + str(static_cast<std::int64_t>(permits << 1)));
+                                       ", expected " +
+                                       str(static_cast<std::int64_t>(permits << 1)));
 }
 void check_waitqueue_quiet(weft::detail::WaitQueue& q, const std::string& name) {
   const int n = length(q.*get(WaitQueueList{}));
@@ -294,8 +303,12 @@ class CancelWakes : public dsched::Instance {
 // (permit conservation): at most one thread inside; release() must wake a waiter (an
 // untimed acquire that is never woken is a deadlock); a timed acquire gives up only after
 // its deadline; the primitive is back to its initial state at the end.
-void check_quiet(weft::Lock& l) { check_lock_quiet(l); }
-void check_quiet(weft::Semaphore& s) { check_sem_quiet(s, 1); }
+void check_quiet(weft::Lock& l) {
+  check_lock_quiet(l);
+}
+void check_quiet(weft::Semaphore& s) {
+  check_sem_quiet(s, 1);
+}
 
 template <class P>  // weft::Lock or weft::Semaphore (one permit by default)
 class Exclusion : public dsched::Instance {
@@ -430,8 +443,8 @@ class ConditionNotify : public dsched::Instance {
     for (int w = 0; w < 3; ++w) {
       if (result[w] == 1) woken.push_back(w);
     }
-    dsched::check(woken.size() == 2, "notify(2) woke " + str(static_cast<int>(woken.size())) +
-                                         " waiter(s)");
+    dsched::check(woken.size() == 2,
+                  "notify(2) woke " + str(static_cast<int>(woken.size())) + " waiter(s)");
     // FIFO: the waiters that returned true are the oldest ones, skipping a waiter that timed
     // out (which left before notify could claim it).
     std::vector<int> live;
@@ -528,8 +541,8 @@ class SemaphoreReleaseN : public dsched::Instance {
     }
   }
   void check() override {
-    dsched::check(got == 2 + given_back, "permits taken " + str(got) + ", given back " +
-                                             str(given_back));
+    dsched::check(got == 2 + given_back,
+                  "permits taken " + str(got) + ", given back " + str(given_back));
     check_sem_quiet(sem, 0);
   }
 
@@ -953,20 +966,22 @@ class ConditionLifetime : public dsched::Instance {
 template <class T>
 dsched::Scenario make(std::string name, std::string what, int threads, int runs,
                       double event_rate = -1) {
-  return dsched::Scenario{std::move(name), std::move(what), threads,
-                          [] { return std::make_unique<T>(); }, runs, event_rate};
+  return dsched::Scenario{
+      std::move(name), std::move(what), threads, [] { return std::make_unique<T>(); }, runs,
+      event_rate};
 }
 
 const dsched::Register r1(make<Event13502>(
     "event_13502", "set()+clear() with two waiters linked: both return true (CPython 13502)", 3,
     3000));
-const dsched::Register r2(make<EventTimed>(
-    "event_timed", "set/clear/set against two timed waiters", 3, 3000));
-const dsched::Register r3(make<EventCancel>(
-    "event_cancel", "wait(stop_token) racing set() and request_stop()", 3, 3000));
+const dsched::Register r2(make<EventTimed>("event_timed", "set/clear/set against two timed waiters",
+                                           3, 3000));
+const dsched::Register r3(make<EventCancel>("event_cancel",
+                                            "wait(stop_token) racing set() and request_stop()", 3,
+                                            3000));
 const dsched::Register r3b(make<CancelWakes>(
-    "cancel_wakes", "request_stop() alone ends an Event wait, a queue get and a Lock acquire",
-    4, 2000));
+    "cancel_wakes", "request_stop() alone ends an Event wait, a queue get and a Lock acquire", 4,
+    2000));
 const dsched::Register r4(make<Exclusion<weft::Lock>>(
     "lock_mutex", "mutual exclusion, wake on release, timed acquires", 3, 2000));
 const dsched::Register r5(make<LockCancel>(
@@ -981,27 +996,26 @@ const dsched::Register r6b(make<ConditionNotifyUnowned>(
     "notify() from a non-holder racing the holder's release(): the waiter still wakes", 3, 3000));
 const dsched::Register r6c(make<ConditionUnownedLifetime>(
     "condition_unowned_lifetime",
-    "a waiter woken through a non-holder's notify() destroys the Condition and its Lock", 3,
-    3000));
+    "a waiter woken through a non-holder's notify() destroys the Condition and its Lock", 3, 3000));
 const dsched::Register r7(make<Exclusion<weft::Semaphore>>(
     "semaphore_permits", "Semaphore(1) conservation with timed acquires", 3, 2000));
 const dsched::Register r8(make<SemaphoreReleaseN>(
     "semaphore_release_n", "release(2) wakes two blocked acquirers; a cancelled third", 4, 2000));
 const dsched::Register r9(make<QueueMpmc>(
-    "queue_mpmc", "ring(2), 2 producers, 2 consumers, shutdown: exactly-once delivery", 5,
-    1000));
-const dsched::Register r10(make<QueueCancel>(
-    "queue_cancel", "get(stop_token) racing put() and request_stop()", 3, 2000));
+    "queue_mpmc", "ring(2), 2 producers, 2 consumers, shutdown: exactly-once delivery", 5, 1000));
+const dsched::Register r10(make<QueueCancel>("queue_cancel",
+                                             "get(stop_token) racing put() and request_stop()", 3,
+                                             2000));
 const dsched::Register r11(make<SelectTwoQueues>(
     "select_two_queues", "two selectors over two queues, shutdown: exactly-once", 5, 1000));
 const dsched::Register r12(make<SelectMixedCancel>(
     "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
 
 const dsched::Register r13(make<EventLifetime>(
-    "event_lifetime", "a waiter that sees set() (woken or retrying) destroys the Event", 3,
-    2000));
-const dsched::Register r14(make<LockLifetime>(
-    "lock_lifetime", "the thread that acquires next destroys the Lock", 3, 2000));
+    "event_lifetime", "a waiter that sees set() (woken or retrying) destroys the Event", 3, 2000));
+const dsched::Register r14(make<LockLifetime>("lock_lifetime",
+                                              "the thread that acquires next destroys the Lock", 3,
+                                              2000));
 const dsched::Register r15(make<SemaphoreLifetime>(
     "semaphore_lifetime", "an acquirer (woken or retrying) destroys the Semaphore", 3, 2000));
 const dsched::Register r16(make<QueueLifetime<weft::Queue<int>>>(
