@@ -13,8 +13,6 @@
 //   - use after shutdown: every put form, every get form on a drained queue, select.
 //
 // errors_test.cpp checks each error's type once; this file sweeps the forms.
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -27,6 +25,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "figures.hpp"
 #include "queue_kinds.hpp"
@@ -102,15 +102,18 @@ TYPED_TEST(BadQueueInput, NegativeAndNaNTimeoutsThrowInvalidArgumentOnEveryTimed
                                  [&] { q->put(std::move(item), timeout, stop.get_token()); });
       bad<std::invalid_argument>("put(const T&, stop, " + s,
                                  [&] { q->put(citem, timeout, stop.get_token()); });
-      bad<std::invalid_argument>("try_put(T&&, " + s, [&] { (void)q->try_put(std::move(item), timeout); });
-      bad<std::invalid_argument>("try_put(const T&, " + s, [&] { (void)q->try_put(citem, timeout); });
+      bad<std::invalid_argument>("try_put(T&&, " + s,
+                                 [&] { (void)q->try_put(std::move(item), timeout); });
+      bad<std::invalid_argument>("try_put(const T&, " + s,
+                                 [&] { (void)q->try_put(citem, timeout); });
       bad<std::invalid_argument>("try_put(T&&, stop, " + s, [&] {
         (void)q->try_put(std::move(item), timeout, stop.get_token());
       });
       bad<std::invalid_argument>("try_put(const T&, stop, " + s,
                                  [&] { (void)q->try_put(citem, timeout, stop.get_token()); });
       bad<std::invalid_argument>("get(" + s, [&] { (void)q->get(timeout); });
-      bad<std::invalid_argument>("get(stop, " + s, [&] { (void)q->get(timeout, stop.get_token()); });
+      bad<std::invalid_argument>("get(stop, " + s,
+                                 [&] { (void)q->get(timeout, stop.get_token()); });
       bad<std::invalid_argument>("try_get(" + s, [&] { (void)q->try_get(timeout); });
       bad<std::invalid_argument>("try_get(stop, " + s,
                                  [&] { (void)q->try_get(timeout, stop.get_token()); });
@@ -121,8 +124,9 @@ TYPED_TEST(BadQueueInput, NegativeAndNaNTimeoutsThrowInvalidArgumentOnEveryTimed
       }
       bad<std::invalid_argument>("select_for(get, " + s,
                                  [&] { (void)weft::select_for(timeout, weft::get(*q)); });
-      bad<std::invalid_argument>("select_for(biased, put, " + s,
-                                 [&] { (void)weft::select_for(weft::biased, timeout, weft::put(*q, item)); });
+      bad<std::invalid_argument>("select_for(biased, put, " + s, [&] {
+        (void)weft::select_for(weft::biased, timeout, weft::put(*q, item));
+      });
       bad<std::invalid_argument>("select_for(stop, get, " + s, [&] {
         (void)weft::select_for(timeout, stop.get_token(), weft::get(*q));
       });
@@ -154,20 +158,23 @@ TEST(BadInput, NaNTimeoutsThrowInvalidArgumentOnEveryTimedForm) {
   std::stop_source stop;
   weft::Event e;
   bad<std::invalid_argument>("Event::wait(NaN)", [&] { (void)e.wait(nan); });
-  bad<std::invalid_argument>("Event::wait(NaN, stop)", [&] { (void)e.wait(nan, stop.get_token()); });
+  bad<std::invalid_argument>("Event::wait(NaN, stop)",
+                             [&] { (void)e.wait(nan, stop.get_token()); });
   EXPECT_FALSE(e.is_set());
 
   weft::Lock lock;
   lock.acquire();  // held: an acquire would have to wait
   bad<std::invalid_argument>("Lock::acquire(NaN)", [&] { (void)lock.acquire(nan); });
-  bad<std::invalid_argument>("Lock::acquire(NaN, stop)", [&] { (void)lock.acquire(nan, stop.get_token()); });
+  bad<std::invalid_argument>("Lock::acquire(NaN, stop)",
+                             [&] { (void)lock.acquire(nan, stop.get_token()); });
   bad<std::invalid_argument>("Lock::try_lock_for(NaN)", [&] { (void)lock.try_lock_for(nan); });
   EXPECT_TRUE(lock.locked());
 
   weft::RLock rlock;
   std::thread([&] { rlock.acquire(); }).join();  // owned by a thread that is gone: held for good
   bad<std::invalid_argument>("RLock::acquire(NaN)", [&] { (void)rlock.acquire(nan); });
-  bad<std::invalid_argument>("RLock::acquire(NaN, stop)", [&] { (void)rlock.acquire(nan, stop.get_token()); });
+  bad<std::invalid_argument>("RLock::acquire(NaN, stop)",
+                             [&] { (void)rlock.acquire(nan, stop.get_token()); });
   bad<std::invalid_argument>("RLock::try_lock_for(NaN)", [&] { (void)rlock.try_lock_for(nan); });
   EXPECT_FALSE(rlock.is_owned());
 
@@ -175,26 +182,31 @@ TEST(BadInput, NaNTimeoutsThrowInvalidArgumentOnEveryTimedForm) {
   weft::Condition cond(cl);
   cl.acquire();
   bad<std::invalid_argument>("Condition::wait(NaN)", [&] { (void)cond.wait(nan); });
-  bad<std::invalid_argument>("Condition::wait(NaN, stop)", [&] { (void)cond.wait(nan, stop.get_token()); });
+  bad<std::invalid_argument>("Condition::wait(NaN, stop)",
+                             [&] { (void)cond.wait(nan, stop.get_token()); });
   bad<std::invalid_argument>("Condition::wait_for(pred, NaN)",
                              [&] { (void)cond.wait_for([] { return false; }, nan); });
-  bad<std::invalid_argument>("Condition::wait_for(pred, NaN, stop)",
-                             [&] { (void)cond.wait_for([] { return false; }, nan, stop.get_token()); });
+  bad<std::invalid_argument>("Condition::wait_for(pred, NaN, stop)", [&] {
+    (void)cond.wait_for([] { return false; }, nan, stop.get_token());
+  });
   EXPECT_TRUE(cl.locked()) << "a rejected wait must keep the lock";
   cl.release();
 
   weft::Semaphore sem(0);
   bad<std::invalid_argument>("Semaphore::acquire(NaN)", [&] { (void)sem.acquire(nan); });
-  bad<std::invalid_argument>("Semaphore::acquire(NaN, stop)", [&] { (void)sem.acquire(nan, stop.get_token()); });
+  bad<std::invalid_argument>("Semaphore::acquire(NaN, stop)",
+                             [&] { (void)sem.acquire(nan, stop.get_token()); });
   EXPECT_EQ(sem.value(), 0u);
 
   weft::Barrier barrier(2);
   bad<std::invalid_argument>("Barrier::wait(NaN)", [&] { (void)barrier.wait(nan); });
-  bad<std::invalid_argument>("Barrier::wait(NaN, stop)", [&] { (void)barrier.wait(nan, stop.get_token()); });
+  bad<std::invalid_argument>("Barrier::wait(NaN, stop)",
+                             [&] { (void)barrier.wait(nan, stop.get_token()); });
   EXPECT_EQ(barrier.n_waiting(), 0u);
   EXPECT_FALSE(barrier.broken());
 
-  bad<std::invalid_argument>("select_for(NaN, wait(e))", [&] { (void)weft::select_for(nan, weft::wait(e)); });
+  bad<std::invalid_argument>("select_for(NaN, wait(e))",
+                             [&] { (void)weft::select_for(nan, weft::wait(e)); });
   bad<std::invalid_argument>("select_for(NaN, acquire(sem))",
                              [&] { (void)weft::select_for(nan, weft::acquire(sem)); });
   EXPECT_EQ(sem.value(), 0u);
@@ -204,11 +216,15 @@ TEST(BadInput, NaNTimeoutsThrowInvalidArgumentOnEveryTimedForm) {
 TEST(BadInput, SizesThatDoNotFit) {
   const std::size_t minus_one = static_cast<std::size_t>(-1);  // Semaphore(-1) in C++
   bad<std::invalid_argument>("Semaphore(-1)", [&] { weft::Semaphore s(minus_one); });
-  bad<std::invalid_argument>("Semaphore(SIZE_MAX / 2 + 1)", [&] { weft::Semaphore s(minus_one / 2 + 1); });
+  bad<std::invalid_argument>("Semaphore(SIZE_MAX / 2 + 1)",
+                             [&] { weft::Semaphore s(minus_one / 2 + 1); });
   bad<std::invalid_argument>("BoundedSemaphore(-1)", [&] { weft::BoundedSemaphore s(minus_one); });
   bad<std::logic_error>("Barrier(0)", [&] { weft::Barrier b(0); });
   bad<std::logic_error>("Barrier(0, action)", [&] { weft::Barrier b(0, [] {}); });
-  bad<std::logic_error>("Barrier(0, action, 1s)", [&] { weft::Barrier b(0, [] {}, 1s); });
+  bad<std::logic_error>("Barrier(0, action, 1s)", [&] {
+    weft::Barrier b(
+        0, [] {}, 1s);
+  });
 
   weft::Semaphore sem(1);
   bad<std::invalid_argument>("Semaphore::release(0)", [&] { sem.release(0); });
@@ -219,7 +235,8 @@ TEST(BadInput, SizesThatDoNotFit) {
   weft::BoundedSemaphore bounded(2);
   bad<std::logic_error>("BoundedSemaphore(2)::release() when full", [&] { bounded.release(); });
   ASSERT_TRUE(bounded.acquire(false));
-  bad<std::logic_error>("BoundedSemaphore(2)::release(2) with one out", [&] { bounded.release(2); });
+  bad<std::logic_error>("BoundedSemaphore(2)::release(2) with one out",
+                        [&] { bounded.release(2); });
   bad<std::logic_error>("BoundedSemaphore::release(SIZE_MAX)", [&] { bounded.release(minus_one); });
   bad<std::invalid_argument>("BoundedSemaphore::release(0)", [&] { bounded.release(0); });
   EXPECT_EQ(bounded.value(), 1u);
@@ -227,8 +244,8 @@ TEST(BadInput, SizesThatDoNotFit) {
   EXPECT_EQ(bounded.value(), 2u);
 
   // Not errors, as in Python: maxsize <= 0 means unbounded, and maxsize() reports it.
-  for (const std::ptrdiff_t maxsize : {std::ptrdiff_t{0}, std::ptrdiff_t{-1},
-                                       std::numeric_limits<std::ptrdiff_t>::min()}) {
+  for (const std::ptrdiff_t maxsize :
+       {std::ptrdiff_t{0}, std::ptrdiff_t{-1}, std::numeric_limits<std::ptrdiff_t>::min()}) {
     weft::Queue<int> q(maxsize);
     EXPECT_EQ(q.maxsize(), maxsize);
     for (int i = 0; i < 1000; ++i) EXPECT_TRUE(q.try_put(i));
@@ -264,7 +281,8 @@ TYPED_TEST(BadTaskInput, TaskDoneTooOftenIsALogicErrorAndChangesNothing) {
 
   q->put(Item(3));
   EXPECT_EQ(q->shutdown(true).size(), 2u);  // counts both removed items as done
-  bad<std::logic_error>("task_done() after shutdown(true) finished every task", [&] { q->task_done(); });
+  bad<std::logic_error>("task_done() after shutdown(true) finished every task",
+                        [&] { q->task_done(); });
   EXPECT_EQ(q->unfinished_tasks(), 0u);
 }
 
@@ -301,7 +319,8 @@ TEST(BadInput, ReleasingWhatIsNotHeld) {
   for (const bool reentrant : {false, true}) {
     weft::Lock l;
     weft::RLock rl;
-    auto cond = reentrant ? std::make_unique<weft::Condition>(rl) : std::make_unique<weft::Condition>(l);
+    auto cond =
+        reentrant ? std::make_unique<weft::Condition>(rl) : std::make_unique<weft::Condition>(l);
     const std::string kind = reentrant ? "Condition(RLock)" : "Condition(Lock)";
     bad<std::logic_error>(kind + "::wait() without the lock", [&] { (void)cond->wait(); });
     bad<std::logic_error>(kind + "::wait(1s) without the lock", [&] { (void)cond->wait(1s); });
@@ -340,7 +359,8 @@ TYPED_TEST(UseAfterShutdown, EveryPutFailsAndEveryGetReportsShutDownOnceDrained)
     bad<weft::ShutDown>("put after shutdown", [&] { q->put(std::move(item)); });
     bad<weft::ShutDown>("put(const&) after shutdown", [&] { q->put(citem); });
     bad<weft::ShutDown>("put(1s) after shutdown", [&] { q->put(std::move(item), 1s); });
-    bad<weft::ShutDown>("put(stop) after shutdown", [&] { q->put(std::move(item), stop.get_token()); });
+    bad<weft::ShutDown>("put(stop) after shutdown",
+                        [&] { q->put(std::move(item), stop.get_token()); });
     bad<weft::ShutDown>("put(1s, stop) after shutdown",
                         [&] { q->put(std::move(item), 1s, stop.get_token()); });
     bad<weft::ShutDown>("put_nowait after shutdown", [&] { q->put_nowait(std::move(item)); });
@@ -358,7 +378,8 @@ TYPED_TEST(UseAfterShutdown, EveryPutFailsAndEveryGetReportsShutDownOnceDrained)
     }
     bad<weft::ShutDown>("get on a drained shut-down queue", [&] { (void)q->get(); });
     bad<weft::ShutDown>("get(1s) on a drained shut-down queue", [&] { (void)q->get(1s); });
-    bad<weft::ShutDown>("get(stop) on a drained shut-down queue", [&] { (void)q->get(stop.get_token()); });
+    bad<weft::ShutDown>("get(stop) on a drained shut-down queue",
+                        [&] { (void)q->get(stop.get_token()); });
     bad<weft::ShutDown>("get_nowait on a drained shut-down queue", [&] { (void)q->get_nowait(); });
     ++g_rows;
     EXPECT_FALSE(q->try_get().has_value());

@@ -11,8 +11,6 @@
 //
 // (timeout_test.cpp also checks system_clock deadlines and negative/huge timeouts per
 // primitive; bad_input_test.cpp the rejected ones.)
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -23,6 +21,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "figures.hpp"
 #include "queue_kinds.hpp"
@@ -46,9 +46,9 @@ struct JumpyClock {
   static std::atomic<long> calls;
   static time_point now() noexcept {
     calls.fetch_add(1);
-    return time_point(std::chrono::duration_cast<duration>(
-                          std::chrono::steady_clock::now().time_since_epoch()) +
-                      duration(offset_ns.load()));
+    return time_point(
+        std::chrono::duration_cast<duration>(std::chrono::steady_clock::now().time_since_epoch()) +
+        duration(offset_ns.load()));
   }
 };
 std::atomic<std::int64_t> JumpyClock::offset_ns{0};
@@ -87,7 +87,9 @@ TEST(Clock, DeadlinesOfAnotherClockAreConvertedOnceAtTheCall) {
        }},
       {"Semaphore::acquire_until", [&](auto tp) { return sem.acquire_until(tp); }},
       {"select_until(get, wait)",
-       [&](auto tp) { return weft::select_until(tp, weft::get(q), weft::wait(event)).has_value(); }},
+       [&](auto tp) {
+         return weft::select_until(tp, weft::get(q), weft::wait(event)).has_value();
+       }},
   };
   long checked = 0;
   for (const UntilForm& form : forms) {
@@ -139,10 +141,12 @@ void add_queue_forms(std::vector<ForeverForm>& forms, const std::string& dname, 
   forms.push_back({"get(" + dname + ")", [&empty, d] { EXPECT_EQ(empty.get(d), 1); }, put_one});
   forms.push_back({"get(" + dname + ", stop)",
                    [&empty, d, stop] { EXPECT_EQ(empty.get(d, stop.get_token()), 1); }, put_one});
-  forms.push_back({"try_get(" + dname + ")", [&empty, d] { EXPECT_EQ(empty.try_get(d), 1); }, put_one});
+  forms.push_back(
+      {"try_get(" + dname + ")", [&empty, d] { EXPECT_EQ(empty.try_get(d), 1); }, put_one});
   forms.push_back({"put(" + dname + ")", [&full, d] { full.put(0, d); }, take_one});
   forms.push_back({"try_put(" + dname + ", stop)",
-                   [&full, d, stop] { EXPECT_TRUE(full.try_put(0, d, stop.get_token())); }, take_one});
+                   [&full, d, stop] { EXPECT_TRUE(full.try_put(0, d, stop.get_token())); },
+                   take_one});
   // A queue of its own with one unfinished task (a shared one re-armed by release() would
   // race the woken join, which rightly waits again).
   auto busy = std::make_shared<weft::Queue<int>>(1);
@@ -176,13 +180,14 @@ TEST(Clock, MaxDurationsAndTimePointsWaitForeverOnQueueAndSelectForms) {
   full.put(0);
   weft::Event never_set;
   std::vector<ForeverForm> forms;
-  add_queue_forms(forms, "nanoseconds::max()", std::chrono::nanoseconds::max(), empty, full, never_set);
+  add_queue_forms(forms, "nanoseconds::max()", std::chrono::nanoseconds::max(), empty, full,
+                  never_set);
   add_queue_forms(forms, "hours::max()", std::chrono::hours::max(), empty, full, never_set);
-  add_queue_forms(forms, "duration<double>::max()", std::chrono::duration<double>::max(), empty, full,
-                  never_set);
+  add_queue_forms(forms, "duration<double>::max()", std::chrono::duration<double>::max(), empty,
+                  full, never_set);
   add_queue_forms(forms, "infinity s",
-                  std::chrono::duration<double>(std::numeric_limits<double>::infinity()), empty, full,
-                  never_set);
+                  std::chrono::duration<double>(std::numeric_limits<double>::infinity()), empty,
+                  full, never_set);
   add_queue_forms(forms, "duration<int8_t, ratio<86400>>::max()",
                   std::chrono::duration<std::int8_t, std::ratio<86400>>::max(), empty, full,
                   never_set);
@@ -199,8 +204,9 @@ TEST(Clock, MaxDurationsAndTimePointsWaitForeverOnQueueAndSelectForms) {
   until_form("system_clock::time_point::max()", std::chrono::system_clock::time_point::max());
   until_form("time_point<system_clock, hours>::max()",
              std::chrono::time_point<std::chrono::system_clock, std::chrono::hours>::max());
-  until_form("time_point<system_clock, duration<double>>::max()",
-             std::chrono::time_point<std::chrono::system_clock, std::chrono::duration<double>>::max());
+  until_form(
+      "time_point<system_clock, duration<double>>::max()",
+      std::chrono::time_point<std::chrono::system_clock, std::chrono::duration<double>>::max());
 
   for (const ForeverForm& form : forms) {
     SCOPED_TRACE(form.name);

@@ -2,8 +2,6 @@
 // extended with the C++ contract (API.md: Event): timeouts, issue 13502, lifetime.
 #include "weft/event.hpp"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -12,6 +10,8 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 

@@ -4,10 +4,6 @@
 // item kept, no task counted, no wake-up swallowed). Also: a stop already requested on
 // entry, timed forms with a token, and the std::jthread worker loop the token forms exist
 // for.
-#include "weft/queue.hpp"
-
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -19,8 +15,11 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "queue_kinds.hpp"
 #include "sync_helpers.hpp"
+#include "weft/queue.hpp"
 
 namespace {
 
@@ -33,10 +32,10 @@ using weft_test::make_queue;
 using weft_test::Outcome;
 using weft_test::outcome_of;
 using weft_test::returned_promptly;
-using weft_test::woken_promptly;
 using weft_test::scaled;
 using weft_test::Threads;
 using weft_test::took_about;
+using weft_test::woken_promptly;
 
 using IntPtr = std::unique_ptr<int>;
 
@@ -51,14 +50,19 @@ TYPED_TEST_SUITE(CancelTask, weft_test::TaskQueueKinds, weft_test::KindNames);
 // The blocking get forms that take a token. Returns the outcome (nullopt from a try form
 // reads as Cancelled) and stores the item got, if any, in `got`.
 enum class GetForm { get, get_timed, try_get, try_get_timed };
-constexpr GetForm kGetForms[] = {GetForm::get, GetForm::get_timed, GetForm::try_get, GetForm::try_get_timed};
+constexpr GetForm kGetForms[] = {GetForm::get, GetForm::get_timed, GetForm::try_get,
+                                 GetForm::try_get_timed};
 
 template <class Q>
 Outcome get_with(Q& q, GetForm form, std::stop_token st, std::atomic<int>& got) {
   return outcome_of([&] {
     switch (form) {
-      case GetForm::get: got = static_cast<int>(q.get(st)); break;
-      case GetForm::get_timed: got = static_cast<int>(q.get(1h, st)); break;
+      case GetForm::get:
+        got = static_cast<int>(q.get(st));
+        break;
+      case GetForm::get_timed:
+        got = static_cast<int>(q.get(1h, st));
+        break;
       case GetForm::try_get:
         if (auto v = q.try_get(st)) {
           got = static_cast<int>(*v);
@@ -79,14 +83,19 @@ Outcome get_with(Q& q, GetForm form, std::stop_token st, std::atomic<int>& got) 
 
 // The put forms that take a token; `false` from a try form reads as Cancelled.
 enum class PutForm { put, put_timed, try_put, try_put_timed };
-constexpr PutForm kPutForms[] = {PutForm::put, PutForm::put_timed, PutForm::try_put, PutForm::try_put_timed};
+constexpr PutForm kPutForms[] = {PutForm::put, PutForm::put_timed, PutForm::try_put,
+                                 PutForm::try_put_timed};
 
 template <class Q, class T>
 Outcome put_with(Q& q, PutForm form, std::stop_token st, T& item) {
   return outcome_of([&] {
     switch (form) {
-      case PutForm::put: q.put(std::move(item), st); break;
-      case PutForm::put_timed: q.put(std::move(item), 1h, st); break;
+      case PutForm::put:
+        q.put(std::move(item), st);
+        break;
+      case PutForm::put_timed:
+        q.put(std::move(item), 1h, st);
+        break;
       case PutForm::try_put:
         if (!q.try_put(std::move(item), st)) throw weft::Cancelled();
         break;
@@ -294,9 +303,15 @@ TYPED_TEST(CancelAny, StopWakesOnlyItsOwnWaiter) {
   std::stop_source other;
   Threads getters(3, [&](std::size_t i) {
     switch (i) {
-      case 0: outcome[i] = get_with(q, GetForm::get, source.get_token(), got[i]); break;
-      case 1: outcome[i] = get_with(q, GetForm::get, other.get_token(), got[i]); break;
-      case 2: outcome[i] = outcome_of([&] { got[i] = static_cast<int>(q.get()); }); break;
+      case 0:
+        outcome[i] = get_with(q, GetForm::get, source.get_token(), got[i]);
+        break;
+      case 1:
+        outcome[i] = get_with(q, GetForm::get, other.get_token(), got[i]);
+        break;
+      case 2:
+        outcome[i] = outcome_of([&] { got[i] = static_cast<int>(q.get()); });
+        break;
     }
   });
   ASSERT_TRUE(blocked(getters));
@@ -318,7 +333,8 @@ TYPED_TEST(CancelAny, TokenWithoutStopStateBlocksUntilServed) {
   auto q = make_queue<TypeParam>();
   std::atomic<int> got{-1};
   std::atomic<Outcome> outcome{Outcome::pending};
-  Threads getter(1, [&](std::size_t) { outcome = get_with(q, GetForm::get, std::stop_token{}, got); });
+  Threads getter(1,
+                 [&](std::size_t) { outcome = get_with(q, GetForm::get, std::stop_token{}, got); });
   ASSERT_TRUE(blocked(getter));
   q.put(4);
   getter.join();
@@ -495,7 +511,8 @@ TYPED_TEST(CancelAny, CancelledGetterDoesNotSwallowTheWakeUp) {
       q.put(2);  // the first getter had the item: serve the second
     }
     const bool second_done = weft_test::eventually([&] { return getters.finished(1); }, 20s);
-    EXPECT_TRUE(second_done) << "round " << round << ": the second getter stayed blocked beside an item";
+    EXPECT_TRUE(second_done) << "round " << round
+                             << ": the second getter stayed blocked beside an item";
     if (!second_done) q.put(3);
     getters.join();
     ASSERT_EQ(outcome[1].load(), Outcome::ok);

@@ -2,27 +2,26 @@
 // weft::detail hooks (futex_*, atomic_fence) of the explorer build. See scheduler.hpp.
 #include "scheduler.hpp"
 
-#include <signal.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstddef>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <malloc.h>
-#include <new>
 #include <mutex>
+#include <new>
+#include <signal.h>
 #include <sstream>
 #include <string>
+#include <sys/syscall.h>
 #include <thread>
+#include <time.h>
+#include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -58,39 +57,66 @@ enum class St : std::uint8_t {
 
 const char* st_name(St s) {
   switch (s) {
-    case St::start: return "start";
-    case St::ready: return "ready";
-    case St::running: return "running";
-    case St::futex: return "futex";
-    case St::await: return "await";
-    case St::external: return "external";
-    case St::external_arrived: return "external_arrived";
-    case St::finished: return "finished";
+    case St::start:
+      return "start";
+    case St::ready:
+      return "ready";
+    case St::running:
+      return "running";
+    case St::futex:
+      return "futex";
+    case St::await:
+      return "await";
+    case St::external:
+      return "external";
+    case St::external_arrived:
+      return "external_arrived";
+    case St::finished:
+      return "finished";
   }
   return "?";
 }
 
 const char* op_name(Op op) {
   switch (op) {
-    case Op::load: return "load";
-    case Op::store: return "store";
-    case Op::exchange: return "exchange";
-    case Op::cas_weak: return "cas_weak";
-    case Op::cas_strong: return "cas_strong";
-    case Op::fetch_add: return "fetch_add";
-    case Op::fetch_sub: return "fetch_sub";
-    case Op::fetch_or: return "fetch_or";
-    case Op::fetch_and: return "fetch_and";
-    case Op::fence: return "fence";
-    case Op::futex_wait: return "futex_wait";
-    case Op::futex_wake_one: return "futex_wake_one";
-    case Op::futex_wake_all: return "futex_wake_all";
-    case Op::yield: return "yield";
-    case Op::start: return "start";
-    case Op::finish: return "finish";
-    case Op::await: return "await";
-    case Op::sleep: return "sleep";
-    case Op::stop_request: return "request_stop";
+    case Op::load:
+      return "load";
+    case Op::store:
+      return "store";
+    case Op::exchange:
+      return "exchange";
+    case Op::cas_weak:
+      return "cas_weak";
+    case Op::cas_strong:
+      return "cas_strong";
+    case Op::fetch_add:
+      return "fetch_add";
+    case Op::fetch_sub:
+      return "fetch_sub";
+    case Op::fetch_or:
+      return "fetch_or";
+    case Op::fetch_and:
+      return "fetch_and";
+    case Op::fence:
+      return "fence";
+    case Op::futex_wait:
+      return "futex_wait";
+    case Op::futex_wake_one:
+      return "futex_wake_one";
+    case Op::futex_wake_all:
+      return "futex_wake_all";
+    case Op::yield:
+      return "yield";
+    case Op::start:
+      return "start";
+    case Op::finish:
+      return "finish";
+    case Op::await:
+      return "await";
+    case Op::sleep:
+      return "sleep";
+    case Op::stop_request:
+      return "request_stop";
   }
   return "?";
 }
@@ -371,8 +397,7 @@ class Run {
         if (t->st == St::external || t->st == St::external_arrived) any_external = true;
       }
       if (next != kNever) {
-        vnow.store(std::max(next, vnow.load(std::memory_order_relaxed)),
-                   std::memory_order_relaxed);
+        vnow.store(std::max(next, vnow.load(std::memory_order_relaxed)), std::memory_order_relaxed);
         continue;
       }
       if (all_finished) return -1;
@@ -454,15 +479,33 @@ class Run {
             if (r.before != r.after) os << " -> " << r.after;
           }
           break;
-        case 'b': os << "blocks in futex_wait a" << r.addr << " (value " << r.before << ")"; break;
-        case 'n': os << "futex_wait a" << r.addr << ": value changed, returns"; break;
-        case 'w': os << "wakes T" << r.before << " (a" << r.addr << ")"; break;
-        case 't': os << "futex_wait a" << r.addr << " times out"; break;
-        case 's': os << "spurious wake-up (a" << r.addr << ")"; break;
-        case 'k': os << "clock +" << r.after / 1000 << "us"; break;
-        case 'x': os << "blocked outside the scheduler (stop_callback)"; break;
-        case 'a': os << op_name(r.op); break;
-        default: os << r.kind; break;
+        case 'b':
+          os << "blocks in futex_wait a" << r.addr << " (value " << r.before << ")";
+          break;
+        case 'n':
+          os << "futex_wait a" << r.addr << ": value changed, returns";
+          break;
+        case 'w':
+          os << "wakes T" << r.before << " (a" << r.addr << ")";
+          break;
+        case 't':
+          os << "futex_wait a" << r.addr << " times out";
+          break;
+        case 's':
+          os << "spurious wake-up (a" << r.addr << ")";
+          break;
+        case 'k':
+          os << "clock +" << r.after / 1000 << "us";
+          break;
+        case 'x':
+          os << "blocked outside the scheduler (stop_callback)";
+          break;
+        case 'a':
+          os << op_name(r.op);
+          break;
+        default:
+          os << r.kind;
+          break;
       }
       os << "\n";
     }
@@ -644,7 +687,8 @@ class PreemptionBoundStrategy final : public Strategy {
   }
   void begin(Run&) override { left_ = k_; }
   int pick(Run& r, int cur, int, const std::vector<int>& eligible) override {
-    const bool cur_ok = cur >= 0 && std::find(eligible.begin(), eligible.end(), cur) != eligible.end();
+    const bool cur_ok =
+        cur >= 0 && std::find(eligible.begin(), eligible.end(), cur) != eligible.end();
     if (cur_ok) {
       if (left_ > 0 && eligible.size() > 1 &&
           r.rng.chance(static_cast<double>(k_) / static_cast<double>(l_))) {
@@ -784,8 +828,12 @@ void mark_destroyed(const void* p, std::size_t n) noexcept {
   g_dead_n.store(g_dead.size(), std::memory_order_relaxed);
 }
 
-TrackFrees::TrackFrees() noexcept { ++tls_track_frees; }
-TrackFrees::~TrackFrees() { --tls_track_frees; }
+TrackFrees::TrackFrees() noexcept {
+  ++tls_track_frees;
+}
+TrackFrees::~TrackFrees() {
+  --tls_track_frees;
+}
 
 void fail_dead(ThreadCtl* self, const void* addr, Op op) {
   Run& r = *tls_run;
@@ -867,7 +915,9 @@ bool request_stop(std::stop_source& source) noexcept {
 }
 
 namespace {
-Run* current_run() { return tls_run ? tls_run : g_checking; }
+Run* current_run() {
+  return tls_run ? tls_run : g_checking;
+}
 }  // namespace
 
 bool thread_blocked(int i) noexcept {
@@ -899,7 +949,9 @@ std::int64_t now_ns() noexcept {
   Run* r = current_run();
   return r ? r->vnow.load() : 0;
 }
-int self_id() noexcept { return tls_self ? tls_self->id : -1; }
+int self_id() noexcept {
+  return tls_self ? tls_self->id : -1;
+}
 
 void fail(const std::string& what) noexcept {
   if (ThreadCtl* self = tls_self) {
@@ -949,14 +1001,13 @@ Figures explore(const Scenario& s, const Options& o, std::vector<std::uint64_t>*
     run->execute(inst.get());
     const bool stuck = run->failed;  // threads blocked for good: leak them
     if (o.verbose) {
-      std::printf("  run seed=%llu steps=%llu preemptions=%llu hash=%016llx %.1f ms\n",
-                  static_cast<unsigned long long>(seed),
-                  static_cast<unsigned long long>(run->steps),
-                  static_cast<unsigned long long>(run->preemptions),
-                  static_cast<unsigned long long>(run->hash),
-                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                            run_start)
-                      .count());
+      std::printf(
+          "  run seed=%llu steps=%llu preemptions=%llu hash=%016llx %.1f ms\n",
+          static_cast<unsigned long long>(seed), static_cast<unsigned long long>(run->steps),
+          static_cast<unsigned long long>(run->preemptions),
+          static_cast<unsigned long long>(run->hash),
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run_start)
+              .count());
     }
     if (!stuck) {
       run->finish_threads();
@@ -983,9 +1034,9 @@ Figures explore(const Scenario& s, const Options& o, std::vector<std::uint64_t>*
           "FAILURE scenario=%s strategy=%s seed=%llu (schedule %d of %d)\n  %s\n"
           "  last steps:\n%s"
           "  replay: %s --scenario=%s --strategy=%s --seed=%llu --runs=1 --trace\n",
-          s.name.c_str(), strat->name().c_str(), static_cast<unsigned long long>(seed), k + 1,
-          runs, run->failure.c_str(), run->format_trace().c_str(), o.argv0.c_str(),
-          s.name.c_str(), strat->name().c_str(), static_cast<unsigned long long>(seed));
+          s.name.c_str(), strat->name().c_str(), static_cast<unsigned long long>(seed), k + 1, runs,
+          run->failure.c_str(), run->format_trace().c_str(), o.argv0.c_str(), s.name.c_str(),
+          strat->name().c_str(), static_cast<unsigned long long>(seed));
       std::fflush(stdout);
       if (stuck) {
         for (auto& t : run->th) {
@@ -1084,8 +1135,12 @@ void wake(const Atomic<std::uint32_t>& word, bool all) noexcept {
 }
 }  // namespace
 
-void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept { wake(word, false); }
-void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept { wake(word, true); }
+void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept {
+  wake(word, false);
+}
+void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept {
+  wake(word, true);
+}
 
 }  // namespace weft::detail
 
@@ -1144,19 +1199,39 @@ void deallocate(void* p) noexcept {
 }
 }  // namespace
 
-void* operator new(std::size_t n) { return allocate(n, 0); }
-void* operator new[](std::size_t n) { return allocate(n, 0); }
+void* operator new(std::size_t n) {
+  return allocate(n, 0);
+}
+void* operator new[](std::size_t n) {
+  return allocate(n, 0);
+}
 void* operator new(std::size_t n, std::align_val_t a) {
   return allocate(n, static_cast<std::size_t>(a));
 }
 void* operator new[](std::size_t n, std::align_val_t a) {
   return allocate(n, static_cast<std::size_t>(a));
 }
-void operator delete(void* p) noexcept { deallocate(p); }
-void operator delete[](void* p) noexcept { deallocate(p); }
-void operator delete(void* p, std::size_t) noexcept { deallocate(p); }
-void operator delete[](void* p, std::size_t) noexcept { deallocate(p); }
-void operator delete(void* p, std::align_val_t) noexcept { deallocate(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { deallocate(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { deallocate(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { deallocate(p); }
+void operator delete(void* p) noexcept {
+  deallocate(p);
+}
+void operator delete[](void* p) noexcept {
+  deallocate(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  deallocate(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  deallocate(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+  deallocate(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+  deallocate(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  deallocate(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  deallocate(p);
+}

@@ -51,7 +51,7 @@ void sleep_for_ns(std::int64_t ns) noexcept;
 bool request_stop(std::stop_source& source) noexcept;
 
 // Scheduler view of thread `i` (valid inside await predicates and scenario threads).
-bool thread_blocked(int i) noexcept;   // in futex_wait (or a virtual sleep)
+bool thread_blocked(int i) noexcept;  // in futex_wait (or a virtual sleep)
 bool thread_finished(int i) noexcept;
 bool thread_spinning(int i) noexcept;  // re-reading memory nobody changes
 // Blocked, spinning or finished: "waiting" in the user's sense for a registered waiter.
@@ -124,7 +124,7 @@ struct Options {
   bool verbose = false;
   std::uint64_t step_limit = 200000;
   int spurious_budget = 2;
-  double event_rate = 1.0 / 48;  // chance per schedule point of a clock tick or spurious wake
+  double event_rate = 1.0 / 48;   // chance per schedule point of a clock tick or spurious wake
   bool event_rate_given = false;  // --event-rate overrides the scenario's own rate
   std::string argv0 = "weft_dsched";
 };

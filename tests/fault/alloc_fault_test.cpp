@@ -11,10 +11,6 @@
 // grows; shutdown(true); select with a put; a woken putter or select whose retry fails to
 // allocate (the wake-up must pass to the next waiter); and a thread's first blocking wait
 // (which allocates its Parker) on every blocking primitive.
-#include "alloc_faults.hpp"  // first: this binary's operator new
-
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -29,6 +25,9 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "alloc_faults.hpp"  // first: this binary's operator new
 #include "figures.hpp"
 #include "queue_kinds.hpp"
 #include "sync_helpers.hpp"
@@ -46,15 +45,18 @@ using weft_test::Threads;
 
 constexpr long kSweepLimit = 64;
 
-#define SKIP_WITHOUT_ALLOC_FAULTS()                                                 \
-  if (!weft_test::kAllocFaultsAvailable) GTEST_SKIP() << "no operator new replacement under " \
-                                                         "ThreadSanitizer (alloc_faults.hpp)"  // far above any operation's allocations
+#define SKIP_WITHOUT_ALLOC_FAULTS()                    \
+  if (!weft_test::kAllocFaultsAvailable)               \
+  GTEST_SKIP() << "no operator new replacement under " \
+                  "ThreadSanitizer (alloc_faults.hpp)"  // far above any operation's allocations
 
 std::atomic<long> g_trials{0};
 
 // An item that owns heap memory (no small-string optimisation), so "the item is still with
 // the caller" is a real check: a moved-from std::string is empty.
-std::string item_name(int i) { return "weft-fault-injection-item-" + std::to_string(100000 + i); }
+std::string item_name(int i) {
+  return "weft-fault-injection-item-" + std::to_string(100000 + i);
+}
 
 // Runs trial(n) for n = 1, 2, ... while it reports an injected failure (true); returns the
 // number of failures injected. trial(n) must make the n-th allocation of its operation fail.
@@ -92,24 +94,44 @@ enum class PutForm {
   put_copy,
   try_put_copy
 };
-constexpr PutForm kPutForms[] = {PutForm::put,           PutForm::put_timed,    PutForm::put_stop,
-                                 PutForm::put_timed_stop, PutForm::put_nowait,  PutForm::try_put,
-                                 PutForm::try_put_timed, PutForm::try_put_stop, PutForm::put_copy,
-                                 PutForm::try_put_copy};
+constexpr PutForm kPutForms[] = {
+    PutForm::put,        PutForm::put_timed,   PutForm::put_stop,      PutForm::put_timed_stop,
+    PutForm::put_nowait, PutForm::try_put,     PutForm::try_put_timed, PutForm::try_put_stop,
+    PutForm::put_copy,   PutForm::try_put_copy};
 
 template <class Q>
 void put_in_form(Q& q, std::string& item, PutForm form, std::stop_token st) {
   switch (form) {
-    case PutForm::put: q.put(std::move(item)); return;
-    case PutForm::put_timed: q.put(std::move(item), 1h); return;
-    case PutForm::put_stop: q.put(std::move(item), st); return;
-    case PutForm::put_timed_stop: q.put(std::move(item), 1h, st); return;
-    case PutForm::put_nowait: q.put_nowait(std::move(item)); return;
-    case PutForm::try_put: EXPECT_TRUE(q.try_put(std::move(item))); return;
-    case PutForm::try_put_timed: EXPECT_TRUE(q.try_put(std::move(item), 1h)); return;
-    case PutForm::try_put_stop: EXPECT_TRUE(q.try_put(std::move(item), st)); return;
-    case PutForm::put_copy: q.put(static_cast<const std::string&>(item)); return;
-    case PutForm::try_put_copy: EXPECT_TRUE(q.try_put(static_cast<const std::string&>(item))); return;
+    case PutForm::put:
+      q.put(std::move(item));
+      return;
+    case PutForm::put_timed:
+      q.put(std::move(item), 1h);
+      return;
+    case PutForm::put_stop:
+      q.put(std::move(item), st);
+      return;
+    case PutForm::put_timed_stop:
+      q.put(std::move(item), 1h, st);
+      return;
+    case PutForm::put_nowait:
+      q.put_nowait(std::move(item));
+      return;
+    case PutForm::try_put:
+      EXPECT_TRUE(q.try_put(std::move(item)));
+      return;
+    case PutForm::try_put_timed:
+      EXPECT_TRUE(q.try_put(std::move(item), 1h));
+      return;
+    case PutForm::try_put_stop:
+      EXPECT_TRUE(q.try_put(std::move(item), st));
+      return;
+    case PutForm::put_copy:
+      q.put(static_cast<const std::string&>(item));
+      return;
+    case PutForm::try_put_copy:
+      EXPECT_TRUE(q.try_put(static_cast<const std::string&>(item)));
+      return;
   }
 }
 
@@ -202,8 +224,8 @@ TEST(RingFaults, RingPutAndGetDoNotAllocate) {
 
 template <class Kind>
 class ShutdownFaults : public ::testing::Test {};
-using TaskKinds = ::testing::Types<weft_test::FifoKind, weft_test::FifoLockedKind, weft_test::LifoKind,
-                                   weft_test::PriorityKind>;
+using TaskKinds = ::testing::Types<weft_test::FifoKind, weft_test::FifoLockedKind,
+                                   weft_test::LifoKind, weft_test::PriorityKind>;
 TYPED_TEST_SUITE(ShutdownFaults, TaskKinds, weft_test::KindNames);
 
 // A full bounded queue, a blocked putter and a blocked joiner; shutdown(true) fails at each
@@ -294,8 +316,12 @@ TEST(SelectFaults, SelectPutIsAllOrNothingAtEveryAllocation) {
           AllocFaults faults(n);
           try {
             switch (form) {
-              case 0: index = weft::select(weft::put(pq, item), weft::get(other)).index(); break;
-              case 1: index = weft::select(weft::biased, weft::put(pq, item), weft::get(other)).index(); break;
+              case 0:
+                index = weft::select(weft::put(pq, item), weft::get(other)).index();
+                break;
+              case 1:
+                index = weft::select(weft::biased, weft::put(pq, item), weft::get(other)).index();
+                break;
               case 2: {
                 auto r = weft::try_select(weft::put(pq, item), weft::get(other));
                 if (r) index = r->index();
@@ -490,7 +516,7 @@ struct FirstParkCase {
   const char* name;
   std::function<void(std::stop_token)> op;  // the call under test: blocks, or throws
   std::function<void()> unchanged;
-  std::function<void()> other_waiter;       // blocks until release()
+  std::function<void()> other_waiter;  // blocks until release()
   std::function<void()> release;
 };
 
@@ -512,18 +538,15 @@ TEST(FirstParkFaults, EveryBlockingCallSurvivesItsParkerAllocationFailing) {
   long injected = 0;
   {
     weft::Event e;
-    run_first_park_case({"Event::wait",
-                         [&](std::stop_token st) { (void)e.wait(st); },
-                         [&] { EXPECT_FALSE(e.is_set()); },
-                         [&] { EXPECT_TRUE(e.wait()); },
-                         [&] { e.set(); }},
-                        injected);
+    run_first_park_case(
+        {"Event::wait", [&](std::stop_token st) { (void)e.wait(st); },
+         [&] { EXPECT_FALSE(e.is_set()); }, [&] { EXPECT_TRUE(e.wait()); }, [&] { e.set(); }},
+        injected);
   }
   {
     weft::Lock l;
     l.acquire();
-    run_first_park_case({"Lock::acquire",
-                         [&](std::stop_token st) { (void)l.acquire(st); },
+    run_first_park_case({"Lock::acquire", [&](std::stop_token st) { (void)l.acquire(st); },
                          [&] { EXPECT_TRUE(l.locked()); },
                          [&] {
                            l.acquire();
@@ -535,8 +558,7 @@ TEST(FirstParkFaults, EveryBlockingCallSurvivesItsParkerAllocationFailing) {
   {
     weft::RLock l;
     l.acquire();
-    run_first_park_case({"RLock::acquire",
-                         [&](std::stop_token st) { (void)l.acquire(st); },
+    run_first_park_case({"RLock::acquire", [&](std::stop_token st) { (void)l.acquire(st); },
                          [&] { EXPECT_TRUE(l.is_owned()); },
                          [&] {
                            l.acquire();
@@ -573,10 +595,8 @@ TEST(FirstParkFaults, EveryBlockingCallSurvivesItsParkerAllocationFailing) {
   }
   {
     weft::Semaphore s(0);
-    run_first_park_case({"Semaphore::acquire",
-                         [&](std::stop_token st) { (void)s.acquire(st); },
-                         [&] { EXPECT_EQ(s.value(), 0u); },
-                         [&] { EXPECT_TRUE(s.acquire()); },
+    run_first_park_case({"Semaphore::acquire", [&](std::stop_token st) { (void)s.acquire(st); },
+                         [&] { EXPECT_EQ(s.value(), 0u); }, [&] { EXPECT_TRUE(s.acquire()); },
                          [&] { s.release(); }},
                         injected);
   }
@@ -607,11 +627,9 @@ TEST(FirstParkFaults, EveryBlockingCallSurvivesItsParkerAllocationFailing) {
   }
   {
     weft::Queue<std::string> q(2);
-    run_first_park_case({"Queue::get",
-                         [&](std::stop_token st) { (void)q.get(st); },
+    run_first_park_case({"Queue::get", [&](std::stop_token st) { (void)q.get(st); },
                          [&] { EXPECT_EQ(q.qsize(), 0u); },
-                         [&] { EXPECT_EQ(q.get(), item_name(5)); },
-                         [&] { q.put(item_name(5)); }},
+                         [&] { EXPECT_EQ(q.get(), item_name(5)); }, [&] { q.put(item_name(5)); }},
                         injected);
   }
   {
@@ -631,17 +649,14 @@ TEST(FirstParkFaults, EveryBlockingCallSurvivesItsParkerAllocationFailing) {
                            EXPECT_EQ(q.qsize(), 1u);
                            EXPECT_EQ(q.unfinished_tasks(), 1u);
                          },
-                         [&] { q.put(item_name(2)); },
-                         [&] { EXPECT_EQ(q.get(), item_name(0)); }},
+                         [&] { q.put(item_name(2)); }, [&] { EXPECT_EQ(q.get(), item_name(0)); }},
                         injected);
   }
   {
     weft::PriorityQueue<std::string> q;
     q.put(item_name(0));
-    run_first_park_case({"PriorityQueue::join",
-                         [&](std::stop_token st) { q.join(st); },
-                         [&] { EXPECT_EQ(q.unfinished_tasks(), 1u); },
-                         [&] { q.join(); },
+    run_first_park_case({"PriorityQueue::join", [&](std::stop_token st) { q.join(st); },
+                         [&] { EXPECT_EQ(q.unfinished_tasks(), 1u); }, [&] { q.join(); },
                          [&] {
                            EXPECT_EQ(q.get(), item_name(0));
                            q.task_done();
@@ -651,15 +666,16 @@ TEST(FirstParkFaults, EveryBlockingCallSurvivesItsParkerAllocationFailing) {
   {
     weft::Queue<std::string> q;
     weft::Event e;
-    run_first_park_case({"select(get, wait)",
-                         [&](std::stop_token st) { (void)weft::select(st, weft::get(q), weft::wait(e)); },
-                         [&] {
-                           EXPECT_EQ(q.qsize(), 0u);
-                           EXPECT_FALSE(e.is_set());
-                         },
-                         [&] { EXPECT_EQ(weft::select(weft::get(q), weft::wait(e)).index(), 1u); },
-                         [&] { e.set(); }},
-                        injected);
+    run_first_park_case(
+        {"select(get, wait)",
+         [&](std::stop_token st) { (void)weft::select(st, weft::get(q), weft::wait(e)); },
+         [&] {
+           EXPECT_EQ(q.qsize(), 0u);
+           EXPECT_FALSE(e.is_set());
+         },
+         [&] { EXPECT_EQ(weft::select(weft::get(q), weft::wait(e)).index(), 1u); },
+         [&] { e.set(); }},
+        injected);
   }
   weft_test::report_figure("alloc_faults_injected", injected);
 }

@@ -2,8 +2,6 @@
 // lost wake-up, and counters that would be wrong without mutual exclusion. Counts shrink
 // under sanitizers (WEFT_SANITIZED). A hang fails through the per-test watchdog of
 // sync_helpers.hpp (kWatchdogLimit) instead of blocking CI.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -13,6 +11,8 @@
 #include <latch>
 #include <stdexcept>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/barrier.hpp"
