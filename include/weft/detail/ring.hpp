@@ -14,7 +14,9 @@
 // Invariants: head <= tail (as positions); tail - head <= cap; a position is claimed by
 // exactly one successful CAS, so each item is written once and read once.
 //
-// Memory ordering: the item is published by the Release store of the slot's stamp and
+// Memory ordering: the first loads of head_/tail_ in a push or pop are relaxed, because they
+// are only a guess of the position, checked by the acquire load of that slot's stamp and
+// then by the CAS; the item is published by the Release store of the slot's stamp and
 // consumed by the Acquire load of the same stamp; the head/tail CASes are seq_cst because
 // the waiting layer's handshake (wait_queue.hpp) re-checks emptiness/fullness by loading
 // them, and must not miss a push or pop that a notifier saw no waiter for.
