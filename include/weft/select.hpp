@@ -220,6 +220,13 @@ class Selector {
  public:
   explicit Selector(Ops&... ops) noexcept : ops_(ops...) {}
 
+  // g++ 12 at -O2/-O3 (-Wall) reports `return out` below as reading an uninitialized int when
+  // Out holds a disengaged std::optional of a trivial type: the copy of the optional's unused
+  // payload that it sees is GCC's known false positive with std::optional (GCC bug 80635).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
   // Out is Result (select without a deadline or stop: it always performs an operation) or
   // std::optional<Result>. Every return returns `out`, so the compilers elide it (NRVO) and
   // the operation builds its result right in the caller's object: an item got moves once,
@@ -283,6 +290,9 @@ class Selector {
       // Timed out: the loop makes one last round of attempts.
     }
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
  private:
   template <bool Claimed, std::size_t I = 0, class Out>
