@@ -1,14 +1,19 @@
 // tests/dsched/main.cpp: the explorer's command line.
 //
 //   weft_dsched [--scenario=NAME[,NAME...]|all] [--strategy=S[,S...]] [--seed=N] [--runs=N]
-//               [--trace] [--verbose] [--list] [--event-rate=P] [--spurious=N] [--step-limit=N]
+//               [--trace] [--verbose] [--list] [--list-names] [--event-rate=P] [--spurious=N]
+//               [--step-limit=N]
 //               [--scale=X]   (multiplies the scenarios' schedule budgets)
 //               [--determinism]  (replays schedules out of order; fails if a hash differs)
 //
 // Strategies: random | pct:D[:L] | pb:K[:L] (see scheduler.cpp). Without --strategy, each
 // scenario runs under random, pct:2, pct:3 and pb:2, its budget split between them. Schedule
 // k of a strategy uses seed N+k; a failure prints the seed and the command that replays it.
+// --list describes every registered scenario; --list-names prints only their names, one a line,
+// for ctest (tests/dsched/CMakeLists.txt makes one test of each).
 // Exit status: 0 when every schedule passed.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,12 +43,13 @@ bool flag(const char* arg, const char* name, std::string& value) {
 }
 
 int usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s [--scenario=NAME[,NAME...]|all] [--strategy=S[,S...]] [--seed=N]\n"
-               "          [--runs=N] [--trace] [--verbose] [--list] [--event-rate=P] [--spurious=N]\n"
-               "          [--step-limit=N] [--scale=X] [--determinism] [--verbose]\n"
-               "strategies: random | pct:D[:L] | pb:K[:L]\n",
-               argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s [--scenario=NAME[,NAME...]|all] [--strategy=S[,S...]] [--seed=N]\n"
+      "          [--runs=N] [--trace] [--verbose] [--list] [--list-names] [--event-rate=P]\n"
+      "          [--spurious=N] [--step-limit=N] [--scale=X] [--determinism]\n"
+      "strategies: random | pct:D[:L] | pb:K[:L]\n",
+      argv0);
   return 2;
 }
 
@@ -55,6 +61,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> names{"all"};
   std::vector<std::string> strategies;
   bool list = false;
+  bool list_names = false;
   bool determinism = false;
   double scale = 1;
   for (int i = 1; i < argc; ++i) {
@@ -86,6 +93,8 @@ int main(int argc, char** argv) {
         base.verbose = true;
       } else if (std::strcmp(a, "--list") == 0) {
         list = true;
+      } else if (std::strcmp(a, "--list-names") == 0) {
+        list_names = true;
       } else {
         return usage(argv[0]);
       }
@@ -95,6 +104,23 @@ int main(int argc, char** argv) {
   }
 
   auto& all = dsched::scenarios();
+  if (list_names) {
+    // Each name becomes a ctest test name and a --scenario= argument: it must be unique and
+    // plain.
+    std::unordered_set<std::string> seen;
+    for (auto& s : all) {
+      const bool plain = !s.name.empty() && std::all_of(s.name.begin(), s.name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+      });
+      if (!plain || !seen.insert(s.name).second) {
+        std::fprintf(stderr, "scenario name '%s' is %s\n", s.name.c_str(),
+                     plain ? "registered twice" : "not [A-Za-z0-9_]+");
+        return 2;
+      }
+    }
+    for (auto& s : all) std::printf("%s\n", s.name.c_str());
+    return 0;
+  }
   if (list) {
     for (auto& s : all) {
       std::printf("%-22s %d threads, %5d schedules: %s\n", s.name.c_str(), s.threads, s.runs,
@@ -178,8 +204,7 @@ int main(int argc, char** argv) {
           s->name.c_str(), strat.c_str(), static_cast<unsigned long long>(f.schedules),
           static_cast<unsigned long long>(f.distinct),
           static_cast<unsigned long long>(f.max_preemptions),
-          static_cast<unsigned long long>(f.max_steps),
-          static_cast<unsigned long long>(f.timeouts),
+          static_cast<unsigned long long>(f.max_steps), static_cast<unsigned long long>(f.timeouts),
           static_cast<unsigned long long>(f.spurious),
           static_cast<unsigned long long>(f.external_blocks),
           static_cast<unsigned long long>(f.failures), f.seconds);
