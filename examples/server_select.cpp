@@ -100,7 +100,8 @@ class Server {
     for (;;) {
       std::optional<std::string> cmd;
       if (in_hand && !paused) {
-        auto r = weft::select(weft::put(work_, *in_hand), weft::get(control_), weft::wait(stopping_));
+        auto r =
+            weft::select(weft::put(work_, *in_hand), weft::get(control_), weft::wait(stopping_));
         if (r.index() == 2) break;
         if (r.index() == 1) cmd = std::move(std::get<1>(r));
         if (r.index() == 0 && std::get<0>(r)) {
@@ -151,8 +152,8 @@ class Server {
   weft::Event stopping_;
   weft::Queue<Job> work_{1};  // the pool's hand-off: one job at a time waits for a worker
   weft::Queue<Stats> replies_;
-  weft::Semaphore finished_{0};  // one permit per finished job, for wait_finished()
-  int waited_ = 0;               // permits wait_finished() has taken (main thread only)
+  weft::Semaphore finished_{0};   // one permit per finished job, for wait_finished()
+  int waited_ = 0;                // permits wait_finished() has taken (main thread only)
   std::uint64_t dispatched_ = 0;  // server thread only
   std::atomic<std::uint64_t> completed_{0};
   std::atomic<std::uint64_t> result_sum_{0};

@@ -3,8 +3,6 @@
 // explicit timeouts.
 #include "weft/barrier.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -17,6 +15,8 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/errors.hpp"
@@ -88,8 +88,12 @@ void run_lockstep(std::size_t passes) {
   EXPECT_EQ(after.load(), passes * kParties);
 }
 
-TEST(Barrier, LockstepOnePass) { run_lockstep(1); }
-TEST(Barrier, LockstepTenPasses) { run_lockstep(10); }
+TEST(Barrier, LockstepOnePass) {
+  run_lockstep(1);
+}
+TEST(Barrier, LockstepTenPasses) {
+  run_lockstep(10);
+}
 
 // CPython test_wait_return, strengthened: the indices of a cycle are exactly 0..parties-1.
 TEST(Barrier, WaitReturnsDistinctIndicesEveryCycle) {

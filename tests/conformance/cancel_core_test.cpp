@@ -3,8 +3,6 @@
 // false and Barrier::wait throws weft::Cancelled; a stop already requested on entry
 // cancels at once; a cancelled call changes nothing (it takes no lock, permit or
 // notification, and leaves a barrier as if it had never arrived).
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -13,6 +11,8 @@
 #include <stdexcept>
 #include <stop_token>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/barrier.hpp"
@@ -44,8 +44,8 @@ std::stop_token stopped_token() {
 
 // Requests a stop once `tid` is parked, and returns how long the waiter then took to finish.
 template <class Waiter>
-::testing::AssertionResult cancel_parked(Threads& waiter, std::size_t index, std::stop_source& source,
-                                         Waiter&& join) {
+::testing::AssertionResult cancel_parked(Threads& waiter, std::size_t index,
+                                         std::stop_source& source, Waiter&& join) {
   auto parked = wait_blocked(waiter.tid(index));
   if (!parked) return parked;
   const auto start = Clock::now();
@@ -101,7 +101,8 @@ TEST(CancelEvent, StopWakesEveryKindOfWait) {
       bool r = true;
       if (kind == 0) r = event.wait(source.get_token());
       if (kind == 1) r = event.wait(1h, source.get_token());
-      if (kind == 2) r = event.wait_until(std::chrono::system_clock::now() + 1h, source.get_token());
+      if (kind == 2)
+        r = event.wait_until(std::chrono::system_clock::now() + 1h, source.get_token());
       result.store(r ? 1 : 0);
     });
     EXPECT_TRUE(cancel_parked(waiter, 0, source, [&] { waiter.join(); }));
@@ -180,7 +181,8 @@ TEST(CancelLock, StopWakesBlockedAcquire) {
     std::stop_source source;
     std::atomic<int> result{-1};
     Threads waiter(1, [&](std::size_t) {
-      const bool r = timed ? lock.acquire(1h, source.get_token()) : lock.acquire(source.get_token());
+      const bool r =
+          timed ? lock.acquire(1h, source.get_token()) : lock.acquire(source.get_token());
       result.store(r ? 1 : 0);
     });
     EXPECT_TRUE(cancel_parked(waiter, 0, source, [&] { waiter.join(); }));

@@ -12,8 +12,6 @@
 //  - Semaphore / Lock: cancelled waiters among many release nothing and absorb nothing; a
 //    stop racing a release is all-or-nothing;
 //  - a stop requested after a call returned touches nothing (ASAN).
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -32,6 +30,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/select.hpp"
@@ -137,11 +137,11 @@ TEST(CancelEverywhere, OneStopRequestWakesEveryKindOfWaiterAndChangesNothing) {
     kCallCount
   };
   const char* const names[kCallCount] = {
-      "Event::wait(st)",        "Event::wait(1h, st)",        "Lock::acquire(st)",
-      "RLock::acquire(st)",     "Semaphore::acquire(st)",     "Semaphore::acquire(1h, st)",
-      "Condition::wait(st)",    "Condition::wait_for(p, st)", "Barrier::wait(st)",
-      "Queue::get(st)",         "Queue::try_get(st)",         "Queue::put(item, st)",
-      "Queue::join(st)",        "for (x : consume(st))",      "weft::select(st, ...)"};
+      "Event::wait(st)",     "Event::wait(1h, st)",        "Lock::acquire(st)",
+      "RLock::acquire(st)",  "Semaphore::acquire(st)",     "Semaphore::acquire(1h, st)",
+      "Condition::wait(st)", "Condition::wait_for(p, st)", "Barrier::wait(st)",
+      "Queue::get(st)",      "Queue::try_get(st)",         "Queue::put(item, st)",
+      "Queue::join(st)",     "for (x : consume(st))",      "weft::select(st, ...)"};
 
   // What each call reported: "cancelled" is the right answer for all of them.
   std::vector<std::string> outcome(kCallCount, "pending");
@@ -156,12 +156,24 @@ TEST(CancelEverywhere, OneStopRequestWakesEveryKindOfWaiterAndChangesNothing) {
       auto say = [&](bool returned_true) { out = returned_true ? "returned true" : "cancelled"; };
       try {
         switch (k) {
-          case kEventWait: say(event.wait(st)); break;
-          case kEventWaitTimed: say(event.wait(1h, st)); break;
-          case kLockAcquire: say(lock.acquire(st)); break;
-          case kRLockAcquire: say(rlock.acquire(st)); break;
-          case kSemAcquire: say(sem.acquire(st)); break;
-          case kSemAcquireTimed: say(sem.acquire(1h, st)); break;
+          case kEventWait:
+            say(event.wait(st));
+            break;
+          case kEventWaitTimed:
+            say(event.wait(1h, st));
+            break;
+          case kLockAcquire:
+            say(lock.acquire(st));
+            break;
+          case kRLockAcquire:
+            say(rlock.acquire(st));
+            break;
+          case kSemAcquire:
+            say(sem.acquire(st));
+            break;
+          case kSemAcquireTimed:
+            say(sem.acquire(1h, st));
+            break;
           case kCondWait: {
             std::unique_lock<weft::Condition> g(cond);
             say(cond.wait(st));
@@ -182,7 +194,9 @@ TEST(CancelEverywhere, OneStopRequestWakesEveryKindOfWaiterAndChangesNothing) {
             empty_q.get(st);
             out = "got an item";
             break;
-          case kQueueTryGet: say(empty_q.try_get(st).has_value()); break;
+          case kQueueTryGet:
+            say(empty_q.try_get(st).has_value());
+            break;
           case kQueuePut:
             full_q.put(std::move(item), st);
             out = "put the item";
@@ -203,7 +217,8 @@ TEST(CancelEverywhere, OneStopRequestWakesEveryKindOfWaiterAndChangesNothing) {
             say(r.has_value());
             break;
           }
-          default: break;
+          default:
+            break;
         }
       } catch (const weft::Cancelled&) {
         out = "cancelled";
@@ -255,19 +270,28 @@ TEST(CancelEverywhere, OneStopRequestWakesEveryKindOfWaiterAndChangesNothing) {
   // And everything still works, with no notification spent on a departed waiter.
   Threads again(6, [&](std::size_t k) {
     switch (k) {
-      case 0: EXPECT_TRUE(event.wait()); break;
-      case 1: EXPECT_TRUE(sem.acquire()); break;
+      case 0:
+        EXPECT_TRUE(event.wait());
+        break;
+      case 1:
+        EXPECT_TRUE(sem.acquire());
+        break;
       case 2: {
         std::unique_lock<weft::Condition> g(cond);
         EXPECT_TRUE(cond.wait_for([&] { return cond_state; }));
         break;
       }
-      case 3: EXPECT_EQ(empty_q.get(), 5); break;
-      case 4: join_q.join(); break;
+      case 3:
+        EXPECT_EQ(empty_q.get(), 5);
+        break;
+      case 4:
+        join_q.join();
+        break;
       case 5:
         barrier.wait();  // with main and one more below
         break;
-      default: break;
+      default:
+        break;
     }
   });
   event.set();
@@ -300,17 +324,30 @@ TEST(CancelEverywhere, StopAfterTheCallsReturnedTouchesNothing) {
     rlock.acquire();
     Threads t(6, [&](std::size_t k) {
       switch (k) {
-        case 0: EXPECT_TRUE(lock.acquire(st)); lock.release(); break;
-        case 1: EXPECT_TRUE(rlock.acquire(st)); rlock.release(); break;
-        case 2: EXPECT_TRUE(sem.acquire(1h, st)); break;
+        case 0:
+          EXPECT_TRUE(lock.acquire(st));
+          lock.release();
+          break;
+        case 1:
+          EXPECT_TRUE(rlock.acquire(st));
+          rlock.release();
+          break;
+        case 2:
+          EXPECT_TRUE(sem.acquire(1h, st));
+          break;
         case 3: {
           std::unique_lock<weft::Condition> g(cond);
           EXPECT_TRUE(cond.wait(st));
           break;
         }
-        case 4: EXPECT_LT(barrier.wait(st), 2u); break;
-        case 5: EXPECT_EQ(q.get(st), 3); break;
-        default: break;
+        case 4:
+          EXPECT_LT(barrier.wait(st), 2u);
+          break;
+        case 5:
+          EXPECT_EQ(q.get(st), 3);
+          break;
+        default:
+          break;
       }
     });
     EXPECT_TRUE(wait_blocked(t.tids()));
@@ -586,7 +623,7 @@ TEST(CancelCondition, StoppedWaitForReturnsThePredicatesLastValue) {
   waiting.wait();
   {
     std::unique_lock<weft::Condition> g(cond);  // the waiter is inside wait_for
-    ready = true;                                // no notify
+    ready = true;                               // no notify
   }
   ASSERT_TRUE(wait_blocked(waiter.tid(0)));
   source.request_stop();
@@ -648,8 +685,8 @@ TEST(CancelCondition, StopRacingNotifyNeverLosesTheNotification) {
     b.join();
     EXPECT_EQ(b_result.load(), 1);
   }
-  std::cout << "[ race     ] notify won " << a_notified << ", stop won " << a_cancelled
-            << " of " << kRounds << " rounds\n";
+  std::cout << "[ race     ] notify won " << a_notified << ", stop won " << a_cancelled << " of "
+            << kRounds << " rounds\n";
 }
 
 // =========================================================================================
@@ -692,9 +729,7 @@ TEST(CancelBarrier, CancellationsOverSeveralCyclesKeepIndicesDistinct) {
     EXPECT_EQ(barrier.n_waiting(), 1u);
     EXPECT_FALSE(barrier.broken());
     EXPECT_EQ(actions.load(), cycle) << "a cancellation ran the action";
-    {
-      Threads rest(3, plain);
-    }
+    { Threads rest(3, plain); }
     first.join();
     std::sort(indices.begin(), indices.end());
     EXPECT_EQ(indices, (std::vector<std::size_t>{0, 1, 2, 3}));

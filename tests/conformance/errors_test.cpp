@@ -1,10 +1,6 @@
 // The errors contract (API.md: Errors): operational outcomes derive from
 // std::runtime_error, programming errors throw std::logic_error (or a subclass) and
 // change nothing. Includes only the umbrella header, which must bring in every primitive.
-#include "weft/weft.hpp"
-
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <cstring>
 #include <exception>
@@ -14,7 +10,10 @@
 #include <string>
 #include <type_traits>
 
+#include <gtest/gtest.h>
+
 #include "sync_helpers.hpp"
+#include "weft/weft.hpp"
 
 namespace {
 
@@ -32,7 +31,8 @@ static_assert(is_operational_error<weft::BrokenBarrierError>);
 static_assert(is_operational_error<weft::Cancelled>);
 
 // No error is another's subclass: catching one never catches a different outcome.
-static_assert(!std::is_base_of_v<weft::Empty, weft::Full> && !std::is_base_of_v<weft::Full, weft::Empty>);
+static_assert(!std::is_base_of_v<weft::Empty, weft::Full> &&
+              !std::is_base_of_v<weft::Full, weft::Empty>);
 static_assert(!std::is_base_of_v<weft::ShutDown, weft::Empty> &&
               !std::is_base_of_v<weft::Empty, weft::ShutDown>);
 static_assert(!std::is_base_of_v<weft::Cancelled, weft::ShutDown> &&
@@ -53,10 +53,9 @@ std::string message_of() {
 }
 
 TEST(Errors, EachIsCaughtAsRuntimeErrorWithADistinctMessage) {
-  const std::string messages[] = {message_of<weft::Empty>(), message_of<weft::Full>(),
-                                  message_of<weft::ShutDown>(),
-                                  message_of<weft::BrokenBarrierError>(),
-                                  message_of<weft::Cancelled>()};
+  const std::string messages[] = {
+      message_of<weft::Empty>(), message_of<weft::Full>(), message_of<weft::ShutDown>(),
+      message_of<weft::BrokenBarrierError>(), message_of<weft::Cancelled>()};
   std::set<std::string> distinct;
   for (const std::string& m : messages) {
     EXPECT_FALSE(m.empty());

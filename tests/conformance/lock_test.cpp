@@ -1,6 +1,6 @@
 // Conformance tests for weft::Lock, ported from CPython's lock_tests.BaseLockTests and
 // LockTests, plus the C++ contract: TimedLockable, std::logic_error, lifetime.
-#include <gtest/gtest.h>
+#include "weft/lock.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -11,8 +11,9 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include <gtest/gtest.h>
+
 #include "sync_helpers.hpp"
-#include "weft/lock.hpp"
 
 namespace {
 
@@ -121,13 +122,17 @@ TEST(Lock, ReacquireBlocksUntilReleased) {
 // CPython test_different_thread: a Lock is not owned; another thread may release it.
 TEST(Lock, ReleaseFromAnotherThread) {
   weft::Lock lock;
-  { Threads other(1, [&](std::size_t) { EXPECT_TRUE(lock.acquire()); }); }
+  {
+    Threads other(1, [&](std::size_t) { EXPECT_TRUE(lock.acquire()); });
+  }
   EXPECT_TRUE(lock.locked());
   EXPECT_NO_THROW(lock.release());
   EXPECT_FALSE(lock.locked());
 
   lock.acquire();
-  { Threads other(1, [&](std::size_t) { EXPECT_NO_THROW(lock.release()); }); }
+  {
+    Threads other(1, [&](std::size_t) { EXPECT_NO_THROW(lock.release()); });
+  }
   EXPECT_FALSE(lock.locked());
   EXPECT_TRUE(lock.acquire(false));
   lock.release();
@@ -143,7 +148,9 @@ TEST(Lock, ReleaseFromAnotherThreadWakesAcquirer) {
     got.store(true);
   });
   ASSERT_TRUE(wait_blocked(waiter.tid(0)));
-  { Threads releaser(1, [&](std::size_t) { lock.release(); }); }
+  {
+    Threads releaser(1, [&](std::size_t) { lock.release(); });
+  }
   waiter.join();
   EXPECT_TRUE(got.load());
   EXPECT_TRUE(lock.locked());

@@ -1,7 +1,5 @@
 // Conformance tests for weft::RLock, ported from CPython's lock_tests.BaseLockTests and
 // RLockTests, plus the C++ contract: owner-only release, TimedLockable, lifetime.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -10,6 +8,8 @@
 #include <semaphore>
 #include <stdexcept>
 #include <type_traits>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/lock.hpp"

@@ -7,10 +7,6 @@
 // Many-thread runs are in tests/stress/select_stress_test.cpp.
 #include "weft/select.hpp"
 
-#include <gtest/gtest.h>
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +15,8 @@
 #include <latch>
 #include <memory>
 #include <optional>
+#include <pthread.h>
+#include <sched.h>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -27,6 +25,8 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/event.hpp"
@@ -97,14 +97,14 @@ using IntQ = weft::Queue<int>;
 using StrQ = weft::Queue<std::string>;
 using PtrQ = weft::Queue<std::unique_ptr<int>>;
 
-static_assert(std::is_same_v<decltype(weft::select(weft::get(std::declval<IntQ&>()),
-                                                   weft::get(std::declval<StrQ&>()),
-                                                   weft::put(std::declval<PtrQ&>(),
-                                                             std::declval<std::unique_ptr<int>&>()),
-                                                   weft::wait(std::declval<weft::Event&>()),
-                                                   weft::acquire(std::declval<weft::Semaphore&>()))),
-                             std::variant<std::optional<int>, std::optional<std::string>, bool,
-                                          std::monostate, std::monostate>>);
+static_assert(
+    std::is_same_v<decltype(weft::select(
+                       weft::get(std::declval<IntQ&>()), weft::get(std::declval<StrQ&>()),
+                       weft::put(std::declval<PtrQ&>(), std::declval<std::unique_ptr<int>&>()),
+                       weft::wait(std::declval<weft::Event&>()),
+                       weft::acquire(std::declval<weft::Semaphore&>()))),
+                   std::variant<std::optional<int>, std::optional<std::string>, bool,
+                                std::monostate, std::monostate>>);
 static_assert(std::is_same_v<decltype(weft::try_select(weft::get(std::declval<IntQ&>()))),
                              std::optional<std::variant<std::optional<int>>>>);
 static_assert(std::is_same_v<decltype(weft::select(std::declval<std::stop_token>(),
@@ -304,9 +304,9 @@ TEST(SelectForms, SelectUntilWithStopToken) {
       weft::select_until(Clock::now() + kTimeout, src.get_token(), weft::get(q)).has_value());
   EXPECT_TRUE(took_about(elapsed_since(start), kTimeout));
   start = Clock::now();
-  EXPECT_FALSE(weft::select_until(std::chrono::system_clock::now() + kTimeout, src.get_token(),
-                                  weft::get(q))
-                   .has_value());
+  EXPECT_FALSE(
+      weft::select_until(std::chrono::system_clock::now() + kTimeout, src.get_token(), weft::get(q))
+          .has_value());
   EXPECT_TRUE(took_about(elapsed_since(start), kTimeout));
 }
 
@@ -410,10 +410,18 @@ TEST(SelectOps, GetFromEveryQueueKind) {
   for (int i = 0; i < 6; ++i) {
     auto r = weft::select(weft::get(fifo), weft::get(locked), weft::get(lifo), weft::get(prio));
     switch (r.index()) {
-      case 0: got.push_back(10 + *std::get<0>(r)); break;
-      case 1: got.push_back(20 + *std::get<1>(r)); break;
-      case 2: got.push_back(30 + *std::get<2>(r)); break;
-      case 3: got.push_back(40 + *std::get<3>(r)); break;
+      case 0:
+        got.push_back(10 + *std::get<0>(r));
+        break;
+      case 1:
+        got.push_back(20 + *std::get<1>(r));
+        break;
+      case 2:
+        got.push_back(30 + *std::get<2>(r));
+        break;
+      case 3:
+        got.push_back(40 + *std::get<3>(r));
+        break;
     }
   }
   // Each queue hands out its items in its own order.
@@ -426,9 +434,9 @@ TEST(SelectOps, GetFromEveryQueueKind) {
   EXPECT_EQ(prio_order, (std::vector<int>{3, 9}));
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, (std::vector<int>{15, 26, 31, 32, 43, 49}));
-  EXPECT_FALSE(weft::try_select(weft::get(fifo), weft::get(locked), weft::get(lifo),
-                                weft::get(prio))
-                   .has_value());
+  EXPECT_FALSE(
+      weft::try_select(weft::get(fifo), weft::get(locked), weft::get(lifo), weft::get(prio))
+          .has_value());
 }
 
 // weft::get / weft::put on a SimpleQueue: "get from any of several queues" and API.md "All
@@ -626,13 +634,18 @@ TEST(SelectExactlyOne, EveryKindReadyAtOnce) {
         << "iteration " << i << ": chose " << r.index();
     EXPECT_TRUE(e.is_set());
     switch (r.index()) {
-      case 0: EXPECT_EQ(*std::get<0>(r), i); break;
-      case 1: EXPECT_EQ(*std::get<1>(r), std::to_string(i)); break;
+      case 0:
+        EXPECT_EQ(*std::get<0>(r), i);
+        break;
+      case 1:
+        EXPECT_EQ(*std::get<1>(r), std::to_string(i));
+        break;
       case 2:
         EXPECT_TRUE(std::get<2>(r));
         EXPECT_EQ(out.get(), i);
         break;
-      default: break;
+      default:
+        break;
     }
     // Back to the start: drain what was not chosen.
     (void)in.try_get();
@@ -710,7 +723,8 @@ TEST(SelectExactlyOne, SameSemaphoreAndEventTwice) {
   // Blocked on one semaphore twice: one release wakes it, and it takes that one permit.
   Returned<std::variant<std::monostate, std::monostate>> got;
   {
-    Threads t(1, [&](std::size_t) { got.value = weft::select(weft::acquire(s), weft::acquire(s)); });
+    Threads t(1,
+              [&](std::size_t) { got.value = weft::select(weft::acquire(s), weft::acquire(s)); });
     ASSERT_TRUE(blocked(t));
     s.release();
   }
@@ -796,7 +810,8 @@ TEST(SelectShutdown, ShutdownWakesABlockedPut) {
   auto item = std::make_unique<int>(3);
   int* const raw = item.get();
   Returned<std::variant<bool, std::optional<int>>> out;
-  Threads t(1, [&](std::size_t) { out.value = weft::select(weft::put(q, item), weft::get(other)); });
+  Threads t(1,
+            [&](std::size_t) { out.value = weft::select(weft::put(q, item), weft::get(other)); });
   ASSERT_TRUE(blocked(t));
   q.shutdown();
   t.join();
@@ -816,9 +831,9 @@ constexpr int kFairRounds = 10'000;
 ::testing::AssertionResult share_between(int count, int total, double lo, double hi) {
   const double share = static_cast<double>(count) / total;
   if (share >= lo && share <= hi) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "chosen " << count << " times out of " << total << " ("
-                                       << share * 100 << "%), expected between " << lo * 100
-                                       << "% and " << hi * 100 << "%";
+  return ::testing::AssertionFailure()
+         << "chosen " << count << " times out of " << total << " (" << share * 100
+         << "%), expected between " << lo * 100 << "% and " << hi * 100 << "%";
 }
 
 TEST(SelectFairness, TwoAlwaysReadyQueuesShareEvenly) {
@@ -838,7 +853,8 @@ TEST(SelectFairness, EventAndSemaphoreShareEvenly) {
   e.set();
   weft::Semaphore s(kFairRounds);
   int count[2] = {0, 0};
-  for (int i = 0; i < kFairRounds; ++i) ++count[weft::select(weft::wait(e), weft::acquire(s)).index()];
+  for (int i = 0; i < kFairRounds; ++i)
+    ++count[weft::select(weft::wait(e), weft::acquire(s)).index()];
   EXPECT_TRUE(share_between(count[0], kFairRounds, 0.4, 0.6));
   EXPECT_TRUE(share_between(count[1], kFairRounds, 0.4, 0.6));
   EXPECT_EQ(s.value(), static_cast<std::size_t>(kFairRounds - count[1]));
@@ -872,7 +888,8 @@ TEST(SelectFairness, FairAcrossThreads) {
   int count[2][2] = {{0, 0}, {0, 0}};
   {
     Threads t(2, [&](std::size_t k) {
-      for (int i = 0; i < kRounds; ++i) ++count[k][weft::select(weft::get(a), weft::get(b)).index()];
+      for (int i = 0; i < kRounds; ++i)
+        ++count[k][weft::select(weft::get(a), weft::get(b)).index()];
     });
   }
   for (int k = 0; k < 2; ++k) {
@@ -910,7 +927,9 @@ struct FourSources {
   FourSources() { full.put(std::make_unique<int>(0)); }
 
   using Result = std::variant<std::optional<int>, std::monostate, std::monostate, bool>;
-  Result select() { return weft::select(weft::get(q), weft::wait(e), weft::acquire(s), weft::put(full, item)); }
+  Result select() {
+    return weft::select(weft::get(q), weft::wait(e), weft::acquire(s), weft::put(full, item));
+  }
 };
 
 template <class Wake>
@@ -1116,9 +1135,15 @@ TEST(SelectWake, WokenSelectMayDestroyItsSourcesAtOnce) {
     });
     ASSERT_TRUE(blocked(t));
     switch (round % 3) {
-      case 0: qp->put(1); break;
-      case 1: ep->set(); break;
-      default: sp->release(); break;
+      case 0:
+        qp->put(1);
+        break;
+      case 1:
+        ep->set();
+        break;
+      default:
+        sp->release();
+        break;
     }
     t.join();
   }
@@ -1251,7 +1276,8 @@ TEST(SelectNoEffect, StopRequestedBeforeTheCallChangesNothing) {
                             weft::put(room, item))
                    .has_value());
   EXPECT_FALSE(weft::select_for(1h, src.get_token(), weft::get(q)).has_value());
-  EXPECT_FALSE(weft::select_until(Clock::now() + 1h, src.get_token(), weft::acquire(s)).has_value());
+  EXPECT_FALSE(
+      weft::select_until(Clock::now() + 1h, src.get_token(), weft::acquire(s)).has_value());
   EXPECT_FALSE(weft::select(weft::biased, src.get_token(), weft::put(room, item)).has_value());
   EXPECT_EQ(q.qsize(), 1u);
   EXPECT_EQ(s.value(), 1u);

@@ -2,8 +2,6 @@
 // lock_tests.BaseSemaphoreTests, SemaphoreTests and BoundedSemaphoreTests.
 #include "weft/semaphore.hpp"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -12,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 
@@ -260,7 +260,9 @@ TYPED_TEST(SemaphoreTest, ReleaseFromAnotherThreadWakesAcquirer) {
     got.store(true);
   });
   ASSERT_TRUE(wait_blocked(waiter.tid(0)));
-  { Threads releaser(1, [&](std::size_t) { sem.release(); }); }
+  {
+    Threads releaser(1, [&](std::size_t) { sem.release(); });
+  }
   waiter.join();
   EXPECT_TRUE(got.load());
 }

@@ -5,8 +5,6 @@
 //    the call blocks until another thread releases it and does not return at once;
 //  - wait_until takes time points of any clock (system_clock included), and their
 //    extremes neither overflow nor return early.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -16,6 +14,8 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/barrier.hpp"
@@ -47,9 +47,13 @@ struct EventWait {
   static constexpr bool has_until = true;
   weft::Event event;
   template <class D>
-  bool timed(D d) { return event.wait(d); }
+  bool timed(D d) {
+    return event.wait(d);
+  }
   template <class TP>
-  bool until(TP tp) { return event.wait_until(tp); }
+  bool until(TP tp) {
+    return event.wait_until(tp);
+  }
   void release() { event.set(); }
   void after_success() {}
 };
@@ -59,9 +63,13 @@ struct LockAcquire {
   weft::Lock lock;
   LockAcquire() { lock.acquire(); }
   template <class D>
-  bool timed(D d) { return lock.acquire(d); }
+  bool timed(D d) {
+    return lock.acquire(d);
+  }
   template <class TP>
-  bool until(TP tp) { return lock.try_lock_until(tp); }
+  bool until(TP tp) {
+    return lock.try_lock_until(tp);
+  }
   void release() { lock.release(); }
   void after_success() { lock.release(); }
 };
@@ -71,9 +79,13 @@ struct LockTryLockFor {
   weft::Lock lock;
   LockTryLockFor() { lock.acquire(); }
   template <class D>
-  bool timed(D d) { return lock.try_lock_for(d); }
+  bool timed(D d) {
+    return lock.try_lock_for(d);
+  }
   template <class TP>
-  bool until(TP) { return false; }
+  bool until(TP) {
+    return false;
+  }
   void release() { lock.release(); }
   void after_success() { lock.release(); }
 };
@@ -83,9 +95,13 @@ struct RLockAcquire {
   weft::RLock lock;
   RLockAcquire() { lock.acquire(); }
   template <class D>
-  bool timed(D d) { return lock.acquire(d); }
+  bool timed(D d) {
+    return lock.acquire(d);
+  }
   template <class TP>
-  bool until(TP tp) { return lock.try_lock_until(tp); }
+  bool until(TP tp) {
+    return lock.try_lock_until(tp);
+  }
   void release() { lock.release(); }
   void after_success() { lock.release(); }
 };
@@ -128,7 +144,9 @@ struct ConditionWaitFor {
     return r;
   }
   template <class TP>
-  bool until(TP) { return false; }
+  bool until(TP) {
+    return false;
+  }
   void release() {
     cond.acquire();
     ready = true;
@@ -142,9 +160,13 @@ struct SemaphoreAcquire {
   static constexpr bool has_until = false;
   weft::Semaphore sem{0};
   template <class D>
-  bool timed(D d) { return sem.acquire(d); }
+  bool timed(D d) {
+    return sem.acquire(d);
+  }
   template <class TP>
-  bool until(TP) { return false; }
+  bool until(TP) {
+    return false;
+  }
   void release() { sem.release(); }
   void after_success() {}
 };
@@ -162,7 +184,9 @@ struct BarrierWait {
     }
   }
   template <class TP>
-  bool until(TP) { return false; }
+  bool until(TP) {
+    return false;
+  }
   void release() {
     try {
       barrier.wait();
@@ -378,16 +402,16 @@ TYPED_TEST(TimeoutTest, SystemClockDeadlines) {
   if constexpr (!TypeParam::has_until) {
     GTEST_SKIP() << "no wait_until form";
   } else {
-    this->expect_times_out([](TypeParam& op) { return op.until(system_clock::now() + 50ms); },
-                           50ms, "system now + 50ms");
+    this->expect_times_out([](TypeParam& op) { return op.until(system_clock::now() + 50ms); }, 50ms,
+                           "system now + 50ms");
     this->expect_times_out(
         [](TypeParam& op) {
           return op.until(time_point<system_clock, duration<double>>(system_clock::now()) +
                           duration<double>(0.05));
         },
         50ms, "system now + 0.05s, double rep");
-    this->expect_times_out([](TypeParam& op) { return op.until(steady_clock::now() + 50ms); },
-                           50ms, "steady now + 50ms");
+    this->expect_times_out([](TypeParam& op) { return op.until(steady_clock::now() + 50ms); }, 50ms,
+                           "steady now + 50ms");
   }
 }
 

@@ -10,10 +10,6 @@
 // qsize() stayed within [0, maxsize] throughout, and every thread, blocked or not, was
 // released at the end (a hang is turned into a failure by sync_helpers.hpp's 120 s
 // watchdog). Counts shrink under sanitizers (WEFT_SANITIZED).
-#include "weft/queue.hpp"
-
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -25,8 +21,11 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "queue_kinds.hpp"
 #include "sync_helpers.hpp"
+#include "weft/queue.hpp"
 
 namespace {
 
@@ -73,7 +72,9 @@ struct Tally {
 // Merges per-thread tallies under a mutex-free scheme: one slot per thread.
 struct Ledger {
   explicit Ledger(std::size_t producers, std::size_t per_producer)
-      : producers(producers), per_producer(per_producer), put_flags(producers * per_producer),
+      : producers(producers),
+        per_producer(per_producer),
+        put_flags(producers * per_producer),
         got_flags(producers * per_producer) {}
 
   static std::uint64_t id_of(std::size_t producer, std::size_t k) {
@@ -143,7 +144,10 @@ void run_mpmc(const Config& cfg) {
       while (!put && !refused) {
         try {
           switch ((k + p) % 6) {
-            case 0: q.put(Id(id)); put = true; break;
+            case 0:
+              q.put(Id(id));
+              put = true;
+              break;
             case 1:
               try {
                 q.put(Id(id), 5ms);
@@ -163,8 +167,13 @@ void run_mpmc(const Config& cfg) {
               put = q.try_put(Id(id));
               if (!put) std::this_thread::yield();
               break;
-            case 4: put = q.try_put(Id(id), 5ms); break;
-            case 5: q.put(Id(id), never_stopped.get_token()); put = true; break;
+            case 4:
+              put = q.try_put(Id(id), 5ms);
+              break;
+            case 5:
+              q.put(Id(id), never_stopped.get_token());
+              put = true;
+              break;
           }
         } catch (const weft::ShutDown&) {
           refused = true;
@@ -198,7 +207,9 @@ void run_mpmc(const Config& cfg) {
         std::optional<Id> item;
         try {
           switch (n % 6) {
-            case 0: item.emplace(q.get()); break;
+            case 0:
+              item.emplace(q.get());
+              break;
             case 1:
               try {
                 item.emplace(q.get(5ms));
@@ -216,8 +227,12 @@ void run_mpmc(const Config& cfg) {
               item = q.try_get();
               if (!item) std::this_thread::yield();
               break;
-            case 4: item = q.try_get(5ms); break;
-            case 5: item.emplace(q.get(never_stopped.get_token())); break;
+            case 4:
+              item = q.try_get(5ms);
+              break;
+            case 5:
+              item.emplace(q.get(never_stopped.get_token()));
+              break;
           }
         } catch (const weft::ShutDown&) {
           return;  // shut down and drained
@@ -335,7 +350,9 @@ void run_mpmc(const Config& cfg) {
   EXPECT_EQ(q.qsize(), 0u);
 }
 
-TYPED_TEST(QueueStress, Unbounded) { run_mpmc<TypeParam>({.maxsize = 0}); }
+TYPED_TEST(QueueStress, Unbounded) {
+  run_mpmc<TypeParam>({.maxsize = 0});
+}
 
 TYPED_TEST(QueueStress, Bounded) {
   if constexpr (!TypeParam::kTasks) {
@@ -355,9 +372,11 @@ TYPED_TEST(QueueStress, BoundedToOne) {
 
 TYPED_TEST(QueueStress, ManyThreadsSmallQueue) {
   if constexpr (!TypeParam::kTasks) {
-    run_mpmc<TypeParam>({.maxsize = 0, .producers = 8, .consumers = 8, .per_producer = scaled(3000, 300)});
+    run_mpmc<TypeParam>(
+        {.maxsize = 0, .producers = 8, .consumers = 8, .per_producer = scaled(3000, 300)});
   } else {
-    run_mpmc<TypeParam>({.maxsize = 2, .producers = 8, .consumers = 8, .per_producer = scaled(3000, 300)});
+    run_mpmc<TypeParam>(
+        {.maxsize = 2, .producers = 8, .consumers = 8, .per_producer = scaled(3000, 300)});
   }
 }
 
@@ -419,17 +438,29 @@ TYPED_TEST(QueueStress, ShutdownReleasesEveryBlockedThread) {
             try {
               if (getter) {
                 switch ((i / 2) % 3) {
-                  case 0: (void)q.get(); break;
-                  case 1: (void)q.get(1h); break;
-                  case 2: (void)q.get(never_stopped.get_token()); break;
+                  case 0:
+                    (void)q.get();
+                    break;
+                  case 1:
+                    (void)q.get(1h);
+                    break;
+                  case 2:
+                    (void)q.get(never_stopped.get_token());
+                    break;
                 }
                 q.task_done();
                 got.fetch_add(1);
               } else {
                 switch ((i / 2) % 3) {
-                  case 0: q.put(Item(n)); break;
-                  case 1: q.put(Item(n), 1h); break;
-                  case 2: q.put(Item(n), never_stopped.get_token()); break;
+                  case 0:
+                    q.put(Item(n));
+                    break;
+                  case 1:
+                    q.put(Item(n), 1h);
+                    break;
+                  case 2:
+                    q.put(Item(n), never_stopped.get_token());
+                    break;
                 }
                 put.fetch_add(1);
               }
@@ -452,7 +483,8 @@ TYPED_TEST(QueueStress, ShutdownReleasesEveryBlockedThread) {
         q.task_done();
       }
       EXPECT_LE(left + removed, 2u);
-      EXPECT_EQ(static_cast<std::size_t>(got.load()) + left + removed, static_cast<std::size_t>(put.load()))
+      EXPECT_EQ(static_cast<std::size_t>(got.load()) + left + removed,
+                static_cast<std::size_t>(put.load()))
           << "round " << round << ": an item was lost or duplicated";
       EXPECT_TRUE(q.join(0s));
     }

@@ -7,8 +7,6 @@
 // A dedicated test waits for quiescence after every few puts, so that a wake-up lost by a
 // select (an item left in a queue while every consumer sleeps) fails instead of being
 // rescued by the next put. Counts shrink under sanitizers (WEFT_SANITIZED).
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -25,9 +23,11 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "sync_helpers.hpp"
-#include "weft/weft.hpp"
 #include "weft/select.hpp"
+#include "weft/weft.hpp"
 
 namespace {
 
@@ -52,9 +52,15 @@ struct Queues {
   }
 };
 
-Id id_of(int v) { return static_cast<Id>(v); }
-Id id_of(const std::string& s) { return static_cast<Id>(std::stoul(s)); }
-Id id_of(const std::unique_ptr<Id>& p) { return *p; }
+Id id_of(int v) {
+  return static_cast<Id>(v);
+}
+Id id_of(const std::string& s) {
+  return static_cast<Id>(std::stoul(s));
+}
+Id id_of(const std::unique_ptr<Id>& p) {
+  return *p;
+}
 
 // What one consumer thread got, merged at the end.
 struct Log {
@@ -85,7 +91,8 @@ struct Log {
   // With the size equal and no duplicate, nothing is missing; the checksum says it again.
   const std::uint64_t sum = std::accumulate(ids.begin(), ids.end(), std::uint64_t{0});
   const std::uint64_t expected = std::uint64_t{total} * (total - 1) / 2;
-  if (sum != expected) return ::testing::AssertionFailure() << "checksum " << sum << " != " << expected;
+  if (sum != expected)
+    return ::testing::AssertionFailure() << "checksum " << sum << " != " << expected;
   return ::testing::AssertionSuccess();
 }
 
@@ -97,13 +104,22 @@ bool record_get(const Variant& r, std::vector<Id>& got, bool closed[3], std::uin
                 bool& event) {
   switch (r.index()) {
     case 0:
-      if (const auto& v = std::get<0>(r)) got.push_back(id_of(*v)); else closed[0] = true;
+      if (const auto& v = std::get<0>(r))
+        got.push_back(id_of(*v));
+      else
+        closed[0] = true;
       return std::get<0>(r).has_value();
     case 1:
-      if (const auto& v = std::get<1>(r)) got.push_back(id_of(*v)); else closed[1] = true;
+      if (const auto& v = std::get<1>(r))
+        got.push_back(id_of(*v));
+      else
+        closed[1] = true;
       return std::get<1>(r).has_value();
     case 2:
-      if (const auto& v = std::get<2>(r)) got.push_back(id_of(*v)); else closed[2] = true;
+      if (const auto& v = std::get<2>(r))
+        got.push_back(id_of(*v));
+      else
+        closed[2] = true;
       return std::get<2>(r).has_value();
     case 3:
       ++permits;
@@ -114,7 +130,9 @@ bool record_get(const Variant& r, std::vector<Id>& got, bool closed[3], std::uin
   }
 }
 
-bool all_closed(const bool closed[3]) { return closed[0] && closed[1] && closed[2]; }
+bool all_closed(const bool closed[3]) {
+  return closed[0] && closed[1] && closed[2];
+}
 
 // ---- producers ---------------------------------------------------------------------------
 
@@ -281,20 +299,31 @@ TEST(SelectStress, EveryItemDeliveredExactlyOnce) {
           // Reorder to the common layout (ints, strings, ptrs, permit).
           switch (r.index()) {
             case 0:
-              if (auto& v = std::get<0>(r)) got.push_back(id_of(*v)); else closed[0] = closed[1] = closed[2] = true;
+              if (auto& v = std::get<0>(r))
+                got.push_back(id_of(*v));
+              else
+                closed[0] = closed[1] = closed[2] = true;
               break;
             case 1:
-              if (auto& v = std::get<1>(r)) got.push_back(id_of(*v)); else closed[0] = closed[1] = closed[2] = true;
+              if (auto& v = std::get<1>(r))
+                got.push_back(id_of(*v));
+              else
+                closed[0] = closed[1] = closed[2] = true;
               break;
             case 2:
-              if (auto& v = std::get<2>(r)) got.push_back(id_of(*v)); else closed[0] = closed[1] = closed[2] = true;
+              if (auto& v = std::get<2>(r))
+                got.push_back(id_of(*v));
+              else
+                closed[0] = closed[1] = closed[2] = true;
               break;
-            default: ++permits; break;
+            default:
+              ++permits;
+              break;
           }
         } else if (k == 2) {  // timed
-          auto r = weft::select_for(std::chrono::microseconds(rng() % 500), weft::get(qs.ints),
-                                    weft::get(qs.strings), weft::get(qs.ptrs),
-                                    weft::acquire(credits));
+          auto r =
+              weft::select_for(std::chrono::microseconds(rng() % 500), weft::get(qs.ints),
+                               weft::get(qs.strings), weft::get(qs.ptrs), weft::acquire(credits));
           if (r) {
             record_get(*r, got, closed, permits, event);
           } else {
@@ -446,8 +475,8 @@ TEST(SelectStress, PutSelectsAndGetSelectsOnTinyQueues) {
 // Here nothing comes to rescue it: the round fails after a generous limit.
 TEST(SelectStress, QuiescentRoundsLoseNoWakeUp) {
   const std::size_t rounds = scaled(3000, 300);
-  weft::Queue<int> q1, q2;       // locked deques
-  weft::Queue<int> q3(4);        // the ring
+  weft::Queue<int> q1, q2;  // locked deques
+  weft::Queue<int> q3(4);   // the ring
   weft::Semaphore sem(0);
   std::atomic<std::uint64_t> consumed{0};
   std::uint64_t produced = 0;
@@ -497,10 +526,18 @@ TEST(SelectStress, QuiescentRoundsLoseNoWakeUp) {
               }
             }
             switch ((pick >> (2 * k)) % 4) {
-              case 0: q1.put(1); break;
-              case 1: q2.put(1); break;
-              case 2: q3.put(1); break;
-              default: sem.release(); break;
+              case 0:
+                q1.put(1);
+                break;
+              case 1:
+                q2.put(1);
+                break;
+              case 2:
+                q3.put(1);
+                break;
+              default:
+                sem.release();
+                break;
             }
           });
         }
@@ -509,8 +546,8 @@ TEST(SelectStress, QuiescentRoundsLoseNoWakeUp) {
           ++stuck_rounds;
           ADD_FAILURE() << "round " << round << ": " << produced - consumed.load()
                         << " item(s)/permit(s) left while every consumer sleeps (q1 " << q1.qsize()
-                        << ", q2 " << q2.qsize() << ", q3 " << q3.qsize() << ", sem "
-                        << sem.value() << "): a wake-up was lost";
+                        << ", q2 " << q2.qsize() << ", q3 " << q3.qsize() << ", sem " << sem.value()
+                        << "): a wake-up was lost";
           if (stuck_rounds >= 3) break;
           // Rescue: consume what is stuck here, so that the next round starts clean.
           while (q1.try_get()) ++consumed;

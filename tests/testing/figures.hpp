@@ -9,11 +9,11 @@
 // WEFT_TORTURE_SCALE (default 1; CI's bounded run). The figures run sets it higher.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace weft_test {
 

@@ -86,7 +86,9 @@ struct SlowMove {
 };
 
 // The int inside a SlowMove, bare or wrapped (Kind::ItemOf<SlowMove>).
-inline int value_of(const SlowMove& item) { return item.value; }
+inline int value_of(const SlowMove& item) {
+  return item.value;
+}
 template <class V>
 int value_of(const MoveMayThrow<V>& item) {
   return value_of(item.value);
@@ -163,7 +165,8 @@ struct KindNames {
 };
 
 // Every kind, and the kinds with maxsize/task_done/join/shutdown/consume.
-using AllQueueKinds = ::testing::Types<FifoKind, FifoLockedKind, LifoKind, PriorityKind, SimpleKind>;
+using AllQueueKinds =
+    ::testing::Types<FifoKind, FifoLockedKind, LifoKind, PriorityKind, SimpleKind>;
 using TaskQueueKinds = ::testing::Types<FifoKind, FifoLockedKind, LifoKind, PriorityKind>;
 
 template <class Kind, class T = typename Kind::Item>
@@ -224,7 +227,8 @@ struct Boom : std::runtime_error {
 };
 
 struct ComparatorBoom : std::runtime_error {
-  ComparatorBoom() : std::runtime_error("weft_test::ComparatorBoom: comparison failed on purpose") {}
+  ComparatorBoom()
+      : std::runtime_error("weft_test::ComparatorBoom: comparison failed on purpose") {}
 };
 
 // ---- Outcome: how a queue call ended -----------------------------------------------------
@@ -239,27 +243,39 @@ enum class Outcome {
   cancelled,
   invalid_argument,
   logic_error,
-  boom,             // weft_test::Boom or ComparatorBoom
+  boom,  // weft_test::Boom or ComparatorBoom
   other,
 };
 
 inline const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::pending: return "pending";
-    case Outcome::ok: return "ok";
-    case Outcome::empty: return "Empty";
-    case Outcome::full: return "Full";
-    case Outcome::shut_down: return "ShutDown";
-    case Outcome::cancelled: return "Cancelled";
-    case Outcome::invalid_argument: return "std::invalid_argument";
-    case Outcome::logic_error: return "std::logic_error";
-    case Outcome::boom: return "weft_test::Boom";
-    case Outcome::other: return "another exception";
+    case Outcome::pending:
+      return "pending";
+    case Outcome::ok:
+      return "ok";
+    case Outcome::empty:
+      return "Empty";
+    case Outcome::full:
+      return "Full";
+    case Outcome::shut_down:
+      return "ShutDown";
+    case Outcome::cancelled:
+      return "Cancelled";
+    case Outcome::invalid_argument:
+      return "std::invalid_argument";
+    case Outcome::logic_error:
+      return "std::logic_error";
+    case Outcome::boom:
+      return "weft_test::Boom";
+    case Outcome::other:
+      return "another exception";
   }
   return "?";
 }
 
-inline std::ostream& operator<<(std::ostream& os, Outcome o) { return os << outcome_name(o); }
+inline std::ostream& operator<<(std::ostream& os, Outcome o) {
+  return os << outcome_name(o);
+}
 
 template <class F>
 Outcome outcome_of(F&& f) {
@@ -291,7 +307,8 @@ Outcome outcome_of(F&& f) {
 // Returns once every listed thread (all by default) of `threads` is asleep in the kernel
 // (sync_helpers.hpp: wait_blocked); fails as soon as one of them finishes instead, i.e.
 // returned from a call that should have blocked.
-inline ::testing::AssertionResult blocked(const Threads& threads, std::vector<std::size_t> which = {}) {
+inline ::testing::AssertionResult blocked(const Threads& threads,
+                                          std::vector<std::size_t> which = {}) {
   if (which.empty()) {
     for (std::size_t i = 0; i < threads.size(); ++i) which.push_back(i);
   }
@@ -464,7 +481,7 @@ struct CompareControl {
   std::atomic<long> calls{0};
   std::atomic<long> fail_in{0};  // > 0: the fail_in-th call from now throws
   std::atomic<bool> poison_armed{false};
-  std::atomic<int> poison{0};    // while armed: every comparison involving this value throws
+  std::atomic<int> poison{0};  // while armed: every comparison involving this value throws
   void fail_nth_call(long n) { fail_in.store(n); }
   void poison_value(int v) {
     poison.store(v);
@@ -486,7 +503,8 @@ struct ThrowingLess {
     while (n > 0 && !control->fail_in.compare_exchange_weak(n, n - 1)) {
     }
     if (n == 1) throw ComparatorBoom();
-    if (control->poison_armed.load() && (a == control->poison.load() || b == control->poison.load())) {
+    if (control->poison_armed.load() &&
+        (a == control->poison.load() || b == control->poison.load())) {
       throw ComparatorBoom();
     }
     return a < b;

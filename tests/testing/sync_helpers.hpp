@@ -11,12 +11,6 @@
 // wake-up fails loudly instead of hanging CI.
 #pragma once
 
-#include <gtest/gtest.h>
-
-#include <sys/syscall.h>
-#include <sys/types.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -32,9 +26,14 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <sys/syscall.h>
+#include <sys/types.h>
 #include <thread>
+#include <unistd.h>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
@@ -70,7 +69,9 @@ inline constexpr std::chrono::seconds kWatchdogLimit{120};
 // wake-up never arrives at all.
 inline constexpr std::chrono::seconds kPatience{60};
 
-inline pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+inline pid_t current_tid() {
+  return static_cast<pid_t>(::syscall(SYS_gettid));
+}
 
 // The standard's TimedLockable requirements, spelled out (the standard has no concept).
 template <class L>
@@ -85,7 +86,9 @@ concept TimedLockable = requires(L& l, std::chrono::milliseconds d, Clock::time_
 // ---------------------------------------------------------------------------------
 // Timing checks for timeouts under test.
 
-inline Clock::duration elapsed_since(Clock::time_point start) { return Clock::now() - start; }
+inline Clock::duration elapsed_since(Clock::time_point start) {
+  return Clock::now() - start;
+}
 
 // A timed wait of `expected` took `actual`: it must not return early (10% slack for
 // clock granularity) and must not overshoot insanely (5 s on top, for loaded machines).
@@ -205,7 +208,8 @@ inline ::testing::AssertionResult wait_blocked(pid_t tid, Clock::duration limit 
 class Threads {
  public:
   template <class Body>
-  Threads(std::size_t count, Body body) : slots_(count), started_(static_cast<std::ptrdiff_t>(count)) {
+  Threads(std::size_t count, Body body)
+      : slots_(count), started_(static_cast<std::ptrdiff_t>(count)) {
     threads_.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
       threads_.emplace_back([this, i, body]() mutable {
@@ -286,7 +290,8 @@ class Watchdog {
   void run(std::chrono::seconds limit) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-      std::fprintf(stderr, "\nWATCHDOG: %s still running after %lld s: aborting (hang or lost wake-up)\n",
+      std::fprintf(stderr,
+                   "\nWATCHDOG: %s still running after %lld s: aborting (hang or lost wake-up)\n",
                    what_.c_str(), static_cast<long long>(limit.count()));
       std::fflush(stderr);
       std::abort();

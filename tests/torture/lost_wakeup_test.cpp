@@ -13,8 +13,6 @@
 //   Barrier     abort() racing wait(), then reset() and a full cycle
 //
 // Counts shrink under sanitizers; WEFT_TORTURE_SCALE=<k> runs k times more rounds.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -25,6 +23,8 @@
 #include <stop_token>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "figures.hpp"
 #include "queue_kinds.hpp"
@@ -90,8 +90,8 @@ TEST(LostWakeUp, ConditionNotifyRacingTimeouts) {
       }
     }
     while (!done) {  // decoys
-      const bool woken = w == 2 ? cond.wait(small_timeout(rng))
-                                : cond.wait(small_timeout(rng), stop.get_token());
+      const bool woken =
+          w == 2 ? cond.wait(small_timeout(rng)) : cond.wait(small_timeout(rng), stop.get_token());
       if (woken) {
         decoy_passed.fetch_add(1, std::memory_order_relaxed);
         cond.notify();
@@ -121,7 +121,8 @@ TEST(LostWakeUp, ConditionNotifyRacingTimeouts) {
   }
   waiters.join();
   EXPECT_GT(decoy_timeouts.load(), 0);
-  weft_test::report_figure("lost_wakeup_rounds", tokens + decoy_timeouts.load() + decoy_passed.load());
+  weft_test::report_figure("lost_wakeup_rounds",
+                           tokens + decoy_timeouts.load() + decoy_passed.load());
 }
 
 // Waiters block (untimed, timed 1 h, cancellable, select); once all are asleep the main
@@ -137,10 +138,18 @@ TEST(LostWakeUp, EventSetRacingClear) {
     Threads waiters(4, [&](std::size_t w) {
       bool ok = false;
       switch ((w + static_cast<std::size_t>(round)) % 4) {
-        case 0: ok = e.wait(); break;
-        case 1: ok = e.wait(1h); break;
-        case 2: ok = e.wait(stop.get_token()); break;
-        default: ok = weft::select(weft::wait(e)).index() == 0; break;
+        case 0:
+          ok = e.wait();
+          break;
+        case 1:
+          ok = e.wait(1h);
+          break;
+        case 2:
+          ok = e.wait(stop.get_token());
+          break;
+        default:
+          ok = weft::select(weft::wait(e)).index() == 0;
+          break;
       }
       result[w] = ok ? 1 : 0;
     });
@@ -175,10 +184,18 @@ TEST(LostWakeUp, LockReleaseRacingTimeouts) {
     for (long i = 0; i < acquisitions / 4; ++i) {
       bool ok;
       switch ((w + static_cast<std::size_t>(i)) % 4) {
-        case 0: ok = lock.acquire(); break;
-        case 1: ok = lock.acquire(small_timeout(rng)); break;
-        case 2: ok = lock.acquire(stop.get_token()); break;
-        default: ok = lock.acquire(small_timeout(rng), stop.get_token()); break;
+        case 0:
+          ok = lock.acquire();
+          break;
+        case 1:
+          ok = lock.acquire(small_timeout(rng));
+          break;
+        case 2:
+          ok = lock.acquire(stop.get_token());
+          break;
+        default:
+          ok = lock.acquire(small_timeout(rng), stop.get_token());
+          break;
       }
       if (!ok) {
         timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -215,10 +232,18 @@ TEST(LostWakeUp, SemaphoreReleaseRacingTimeouts) {
     for (long i = 0; i < acquisitions / 5; ++i) {
       bool ok;
       switch ((w + static_cast<std::size_t>(i)) % 4) {
-        case 0: ok = sem.acquire(); break;
-        case 1: ok = sem.acquire(small_timeout(rng)); break;
-        case 2: ok = sem.acquire(stop.get_token()); break;
-        default: ok = sem.acquire(small_timeout(rng), stop.get_token()); break;
+        case 0:
+          ok = sem.acquire();
+          break;
+        case 1:
+          ok = sem.acquire(small_timeout(rng));
+          break;
+        case 2:
+          ok = sem.acquire(stop.get_token());
+          break;
+        default:
+          ok = sem.acquire(small_timeout(rng), stop.get_token());
+          break;
       }
       if (!ok) {
         timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -256,8 +281,8 @@ TEST(LostWakeUp, SemaphoreReleaseRacingTimeouts) {
 // by its putter), and join() returns once the tasks are done.
 template <class Kind>
 class ShutdownRace : public ::testing::Test {};
-using TaskKinds = ::testing::Types<weft_test::FifoKind, weft_test::FifoLockedKind, weft_test::LifoKind,
-                                   weft_test::PriorityKind>;
+using TaskKinds = ::testing::Types<weft_test::FifoKind, weft_test::FifoLockedKind,
+                                   weft_test::LifoKind, weft_test::PriorityKind>;
 TYPED_TEST_SUITE(ShutdownRace, TaskKinds, weft_test::KindNames);
 
 TYPED_TEST(ShutdownRace, EveryBlockedCallWakes) {
@@ -371,9 +396,15 @@ TEST(LostWakeUp, BarrierAbortRacingWait) {
       go.arrive_and_wait();
       try {
         switch (w) {
-          case 0: (void)barrier.wait(); break;
-          case 1: (void)barrier.wait(1h); break;
-          default: (void)barrier.wait(stop.get_token()); break;
+          case 0:
+            (void)barrier.wait();
+            break;
+          case 1:
+            (void)barrier.wait(1h);
+            break;
+          default:
+            (void)barrier.wait(stop.get_token());
+            break;
         }
         ++passed;
       } catch (const weft::BrokenBarrierError&) {

@@ -8,8 +8,6 @@
 // released at the end (the watchdog of sync_helpers.hpp turns a lost wake-up into a failure).
 //
 // Counts shrink under sanitizers; WEFT_TORTURE_SCALE=<k> runs k times more items.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -23,6 +21,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "figures.hpp"
 #include "queue_kinds.hpp"
@@ -134,14 +134,35 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
           bool ok = false;
           try {
             switch (rng() % 8) {
-              case 0: q->put(std::move(*item)); ok = true; break;
-              case 1: q->put(std::move(*item), timeout); ok = true; break;
-              case 2: q->put_nowait(std::move(*item)); ok = true; break;
-              case 3: ok = q->try_put(std::move(*item)); break;
-              case 4: ok = q->try_put(std::move(*item), timeout); break;
-              case 5: q->put(std::move(*item), cancel[w].token()); ok = true; break;
-              case 6: ok = q->try_put(std::move(*item), cancel[w].token()); break;
-              default: q->put(std::move(*item), 1ms, cancel[w].token()); ok = true; break;
+              case 0:
+                q->put(std::move(*item));
+                ok = true;
+                break;
+              case 1:
+                q->put(std::move(*item), timeout);
+                ok = true;
+                break;
+              case 2:
+                q->put_nowait(std::move(*item));
+                ok = true;
+                break;
+              case 3:
+                ok = q->try_put(std::move(*item));
+                break;
+              case 4:
+                ok = q->try_put(std::move(*item), timeout);
+                break;
+              case 5:
+                q->put(std::move(*item), cancel[w].token());
+                ok = true;
+                break;
+              case 6:
+                ok = q->try_put(std::move(*item), cancel[w].token());
+                break;
+              default:
+                q->put(std::move(*item), 1ms, cancel[w].token());
+                ok = true;
+                break;
             }
           } catch (const weft::Full&) {
           } catch (const weft::Cancelled&) {
@@ -171,14 +192,30 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
           const auto timeout = std::chrono::microseconds(rng() % 200);
           try {
             switch (rng() % 9) {
-              case 0: item.emplace(q->get()); break;
-              case 1: item.emplace(q->get(timeout)); break;
-              case 2: item.emplace(q->get_nowait()); break;
-              case 3: item = q->try_get(); break;
-              case 4: item = q->try_get(timeout); break;
-              case 5: item.emplace(q->get(cancel[w].token())); break;
-              case 6: item = q->try_get(cancel[w].token()); break;
-              case 7: item.emplace(q->get(1ms, cancel[w].token())); break;
+              case 0:
+                item.emplace(q->get());
+                break;
+              case 1:
+                item.emplace(q->get(timeout));
+                break;
+              case 2:
+                item.emplace(q->get_nowait());
+                break;
+              case 3:
+                item = q->try_get();
+                break;
+              case 4:
+                item = q->try_get(timeout);
+                break;
+              case 5:
+                item.emplace(q->get(cancel[w].token()));
+                break;
+              case 6:
+                item = q->try_get(cancel[w].token());
+                break;
+              case 7:
+                item.emplace(q->get(1ms, cancel[w].token()));
+                break;
               default: {
                 auto r = weft::select_for(timeout, cancel[w].token(), weft::get(*q));
                 if (r) {
@@ -219,8 +256,12 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
         if constexpr (kTasks) {
           while (!end.load()) {
             switch (rng() % 3) {
-              case 0: (void)q->join(std::chrono::microseconds(rng() % 500)); break;
-              case 1: (void)q->join(std::chrono::microseconds(rng() % 500), cancel[w].token()); break;
+              case 0:
+                (void)q->join(std::chrono::microseconds(rng() % 500));
+                break;
+              case 1:
+                (void)q->join(std::chrono::microseconds(rng() % 500), cancel[w].token());
+                break;
               default:
                 try {
                   q->join(cancel[w].token());

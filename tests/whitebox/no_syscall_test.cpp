@@ -10,17 +10,17 @@
 // including weft's own slow path, is caught.
 //
 // Skipped under sanitizers, whose runtimes make system calls of their own.
-#include <gtest/gtest.h>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <linux/seccomp.h>
+#include <mutex>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <csignal>
-#include <cstdio>
-#include <mutex>
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/barrier.hpp"
@@ -72,7 +72,8 @@ int run_in_strict_child(Primitives& p, Body body) {
 ::testing::AssertionResult exited_cleanly(int status) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ::testing::AssertionSuccess();
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
-    return ::testing::AssertionFailure() << "the child was killed by seccomp: it made a system call";
+    return ::testing::AssertionFailure()
+           << "the child was killed by seccomp: it made a system call";
   }
   if (WIFSIGNALED(status)) {
     return ::testing::AssertionFailure() << "the child died of signal " << WTERMSIG(status);
@@ -122,9 +123,8 @@ TEST_F(NoSyscall, NegativeControlGetpidIsCaught) {
 TEST_F(NoSyscall, NegativeControlWeftSlowPathIsCaught) {
   // A timed wait on a clear Event must sleep in the kernel. (Long enough not to expire
   // while the child is still taking its copy-on-write page faults.)
-  const int status = run_in_strict_child(p_, [](Primitives& p) {
-    return p.clear_event.wait(500ms) ? 1 : 0;
-  });
+  const int status =
+      run_in_strict_child(p_, [](Primitives& p) { return p.clear_event.wait(500ms) ? 1 : 0; });
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
       << "a child that blocked was not killed: " << exited_cleanly(status).message();
 }
