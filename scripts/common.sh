@@ -1,22 +1,14 @@
 # shellcheck shell=bash
 # Shared by scripts/test.sh, scripts/demos.sh and scripts/lint.sh. Source it; do not run it.
 #
-# Build configurations (each in build/<name>, or $WEFT_BUILD_ROOT/<name>):
-#   release  g++,        RelWithDebInfo (-O2 -g1), -Werror
-#   tsan     clang++-14, ThreadSanitizer, -O1 -g1, asserts on, -Werror
-#   asan     g++,        AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g1, asserts on,
-#            _GLIBCXX_ASSERTIONS; warnings shown but not fatal (GCC's manual advises against
-#            -Werror with sanitizers: they cause false -Wmaybe-uninitialized & co.)
-#   portable g++,        as release, with -DWEFT_PORTABLE_FUTEX=ON (the mutex/condition-variable
-#            fallback of src/futex.cpp instead of Linux futexes); no examples, no dsched
-#
-# Debug info is line tables only (-g1) everywhere: enough for backtraces and sanitizer
-# reports, and it halves the compile time of the template-heavy tests (full -g at -O2
-# spends as long in var-tracking/DWARF as in everything else).
+# Build configurations: the configure presets of CMakePresets.json (release, tsan, asan,
+# portable; `cmake --list-presets` describes them), each in build/<name> (or
+# $WEFT_BUILD_ROOT/<name>). Their compilers, flags and options are set there and only there.
 #
 # Environment overrides: WEFT_RELEASE_CXX, WEFT_TSAN_CXX, WEFT_ASAN_CXX, WEFT_PORTABLE_CXX
-# (and *_CC), WEFT_JOBS (default 2), WEFT_CMAKE_GENERATOR, WEFT_BUILD_ROOT (default build/:
-# where the build directories go, e.g. to keep experiments apart from build/release).
+# (and *_CC) replace a preset's compiler; WEFT_JOBS (default 2), WEFT_CMAKE_GENERATOR (default
+# Ninja when installed), WEFT_BUILD_ROOT (default build/: where the build directories go,
+# e.g. to keep experiments apart from build/release).
 
 WEFT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WEFT_JOBS="${WEFT_JOBS:-2}"
@@ -65,10 +57,17 @@ weft_ensure_packages() {
   command -v make >/dev/null 2>&1 || command -v ninja >/dev/null 2>&1 || need+=(make)
   for cfg in "$@"; do
     case "$cfg" in
-      release|asan|portable)
+      release)
+        command -v g++ >/dev/null 2>&1 || need+=(g++)
+        # The packaging suite: the strict consumer is built by clang++ too, and through
+        # pkg-config; the model suite checks tests/model with spin.
+        command -v clang++-14 >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1 || need+=(clang-14)
+        command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+        command -v spin >/dev/null 2>&1 || need+=(spin) ;;
+      asan|portable)
         command -v g++ >/dev/null 2>&1 || need+=(g++) ;;
       tsan)
-        command -v "$(weft_cxx tsan)" >/dev/null 2>&1 || need+=(clang-14)
+        command -v "${WEFT_TSAN_CXX:-clang++-14}" >/dev/null 2>&1 || need+=(clang-14)
         # Debian ships clang's sanitizer runtimes separately.
         if command -v dpkg-query >/dev/null 2>&1 && ! _weft_pkg_installed libclang-rt-14-dev; then
           need+=(libclang-rt-14-dev)
@@ -94,23 +93,9 @@ weft_ensure_packages() {
 
 # --- configurations ----------------------------------------------------------
 
-weft_cxx() {
-  case "$1" in
-    release)  echo "${WEFT_RELEASE_CXX:-g++}" ;;
-    tsan)     echo "${WEFT_TSAN_CXX:-clang++-14}" ;;
-    asan)     echo "${WEFT_ASAN_CXX:-g++}" ;;
-    portable) echo "${WEFT_PORTABLE_CXX:-g++}" ;;
-  esac
-}
-
-weft_cc() {
-  case "$1" in
-    release)  echo "${WEFT_RELEASE_CC:-gcc}" ;;
-    tsan)     echo "${WEFT_TSAN_CC:-clang-14}" ;;
-    asan)     echo "${WEFT_ASAN_CC:-gcc}" ;;
-    portable) echo "${WEFT_PORTABLE_CC:-gcc}" ;;
-  esac
-}
+# A compiler override from the environment (WEFT_<CONFIG>_CXX / _CC), or nothing: the preset's.
+weft_cxx_override() { local v="WEFT_${1^^}_CXX"; echo "${!v:-}"; }
+weft_cc_override() { local v="WEFT_${1^^}_CC"; echo "${!v:-}"; }
 
 weft_build_dir() { echo "${WEFT_BUILD_ROOT:-$WEFT_ROOT/build}/$1"; }
 
@@ -121,50 +106,42 @@ weft_generator() {
   fi
 }
 
-# weft_configure <config>: (re)configure build/<config>.
+# The C++ compiler a configured build directory uses.
+weft_configured_cxx() {
+  sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$1/CMakeCache.txt" 2>/dev/null
+}
+
+# weft_configure <preset> [<build dir>] [cmake args...]: (re)configure with that configure
+# preset of CMakePresets.json, in build/<preset> unless told otherwise.
 weft_configure() {
   local cfg="$1" bdir gen cxx cc
-  bdir="$(weft_build_dir "$cfg")"
+  bdir="${2:-$(weft_build_dir "$cfg")}"
+  shift $(($# < 2 ? $# : 2))
   gen="$(weft_generator)"
-  cxx="$(command -v "$(weft_cxx "$cfg")")" || weft_die "compiler $(weft_cxx "$cfg") not found"
-  cc="$(command -v "$(weft_cc "$cfg")" || true)"
+  local args=(--preset "$cfg" -S "$WEFT_ROOT" -B "$bdir" -G "$gen")
+  cxx="$(weft_cxx_override "$cfg")"
+  cc="$(weft_cc_override "$cfg")"
+  if [ -n "$cxx" ]; then
+    cxx="$(command -v "$cxx")" || weft_die "compiler $(weft_cxx_override "$cfg") not found"
+    args+=("-DCMAKE_CXX_COMPILER=$cxx")
+  fi
+  [ -z "$cc" ] || args+=("-DCMAKE_C_COMPILER=$(command -v "$cc" || echo "$cc")")
   # A build dir made with another generator or compiler cannot be reused.
   if [ -f "$bdir/CMakeCache.txt" ]; then
     if ! grep -qx "CMAKE_GENERATOR:INTERNAL=$gen" "$bdir/CMakeCache.txt" ||
-       ! grep -q "^CMAKE_CXX_COMPILER:[A-Z]*=$cxx\$" "$bdir/CMakeCache.txt"; then
-      weft_log "build/$cfg was configured differently; starting it afresh"
+       { [ -n "$cxx" ] && [ "$(weft_configured_cxx "$bdir")" != "$cxx" ]; }; then
+      weft_log "${bdir#"$WEFT_ROOT"/} was configured differently; starting it afresh"
       rm -rf "$bdir"
     fi
   fi
-  local args=(-S "$WEFT_ROOT" -B "$bdir" -G "$gen" "-DCMAKE_CXX_COMPILER=$cxx"
-              -DWEFT_BUILD_TESTS=ON -DWEFT_BUILD_EXAMPLES=ON)
-  [ -n "$cc" ] && args+=("-DCMAKE_C_COMPILER=$cc")   # GoogleTest's project() enables C
-  # Sanitizer builds: asserts on (no NDEBUG), -O1, line tables only.
-  local san_opt="-g1 -O1"
-  case "$cfg" in
-    release|portable)
-      args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
-             "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DWEFT_WERROR=ON -DWEFT_SANITIZE=)
-      [ "$cfg" = release ] ||
-        args+=(-DWEFT_PORTABLE_FUTEX=ON -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_DSCHED=OFF) ;;
-    tsan)
-      args+=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=$san_opt" "-DCMAKE_C_FLAGS_DEBUG=$san_opt"
-             -DWEFT_WERROR=ON -DWEFT_SANITIZE=thread) ;;
-    asan)
-      args+=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=$san_opt" "-DCMAKE_C_FLAGS_DEBUG=$san_opt"
-             -DCMAKE_CXX_FLAGS=-D_GLIBCXX_ASSERTIONS
-             -DWEFT_WERROR=OFF "-DWEFT_SANITIZE=address,undefined") ;;
-    *) weft_die "unknown configuration '$cfg' (release|tsan|asan|portable)" ;;
-  esac
-  cmake "${args[@]}"
+  cmake "${args[@]}" "$@"
 }
 
-# weft_build <config> [cmake --build args...]
+# weft_build <build dir> [cmake --build args...]
 # Keeps going past the first error so that one log shows every file that does not compile.
 weft_build() {
-  local cfg="$1" bdir keep_going=()
+  local bdir="$1" keep_going=()
   shift
-  bdir="$(weft_build_dir "$cfg")"
   if grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$bdir/CMakeCache.txt" 2>/dev/null; then
     keep_going=(-- -k 0)
   elif grep -q '^CMAKE_GENERATOR:INTERNAL=.*Makefiles' "$bdir/CMakeCache.txt" 2>/dev/null; then

@@ -20,10 +20,10 @@ fi
 [ "${#names[@]}" -gt 0 ] || weft_die "no examples/*.cpp found"
 
 weft_ensure_packages release
-weft_configure release
-weft_build release --target weft_examples
-
 bdir="$(weft_build_dir release)"
+weft_configure release "$bdir"
+weft_build "$bdir" --target weft_examples
+
 passed=0 failed=0 failures=()
 for name in "${names[@]}"; do
   exe="$bdir/examples/$name"

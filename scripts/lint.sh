@@ -40,7 +40,7 @@ fi
 bdir="$(weft_build_dir release)"
 if [ ! -f "$bdir/compile_commands.json" ]; then
   weft_ensure_packages release
-  weft_configure release
+  weft_configure release "$bdir"
 fi
 # The header-check TUs are generated at configure time; they give clang-tidy every public
 # header in isolation (headers are checked through HeaderFilterRegex).

@@ -39,9 +39,7 @@ logs="$bdir/reliability-logs"
 mkdir -p "$logs"
 
 weft_log "configure + build ($bdir)"
-cmake -S "$WEFT_ROOT" -B "$bdir" -G "$(weft_generator)" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DWEFT_BUILD_TESTS=ON \
-  -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_WERROR=ON -DWEFT_SANITIZE= >"$logs/configure.log" 2>&1 ||
+weft_configure release "$bdir" -DWEFT_BUILD_EXAMPLES=OFF >"$logs/configure.log" 2>&1 ||
   { cat "$logs/configure.log"; weft_die "configure failed"; }
 targets=()
 want dsched && targets+=(weft_dsched)

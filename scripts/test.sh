@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# weft's full test suite: builds and runs every test and example in three configurations,
-# lints the library, and runs the tests again on the portable futex fallback; each
-# configuration has its own build directory:
+# weft's full test suite: configures, builds and tests the four configure presets of
+# CMakePresets.json (their compilers, flags and suites are set there; `cmake --list-presets`),
+# each in its own build directory, build/<preset>:
 #
-#   release  g++ RelWithDebInfo (-O2 -g1), -Werror                build/release
-#            + lint: scripts/lint.sh (clang-format, clang-tidy 14), counted as one test
-#   tsan     clang++-14 ThreadSanitizer, -Werror                  build/tsan
-#   asan     g++ AddressSanitizer + UndefinedBehaviorSanitizer    build/asan
-#   portable release flags + -DWEFT_PORTABLE_FUTEX=ON             build/portable
-#            (std::mutex/condition_variable instead of futexes); builds and runs the
-#            conformance and stress tests only
+#   release   every suite: tests, examples, schedule explorer, spin model, packaging
+#             + lint: scripts/lint.sh (clang-format, clang-tidy 14), counted as one test
+#   tsan      ThreadSanitizer (clang 14): the tests, ctest under `setarch -R` when needed
+#   asan      AddressSanitizer + UndefinedBehaviorSanitizer (g++): the tests
+#   portable  the futex fallback (std::mutex/condition_variable): the suites that block
+#
+# `cmake --workflow --preset <name>` does the same for one preset without this script; the
+# script adds what a fresh machine lacks (packages via apt-get), the TSAN probe, lint, a
+# build that keeps going past errors, and one summary.
 #
 # Usage: scripts/test.sh [release|tsan|asan|portable]...   (default: all four, in that order)
 #
-# Installs missing build dependencies with apt-get. Exits non-zero if anything failed to
-# configure, build, lint or pass. The last line is "<N> passed, <N> failed" over all
-# configurations (a configuration that does not build counts as one failure; lint counts
-# as one test). Extra arguments for ctest can be given in WEFT_CTEST_ARGS (e.g. "-R Queue");
-# WEFT_LINT=0 skips lint. WEFT_BUILD_ROOT puts the build directories elsewhere.
+# Exits non-zero if anything failed to configure, build, lint or pass. The last line is
+# "<N> passed, <N> failed" over all configurations (a configuration that does not build
+# counts as one failure; lint counts as one test). Extra arguments for ctest can be given in
+# WEFT_CTEST_ARGS (e.g. "-R Queue"); WEFT_LINT=0 skips lint. WEFT_BUILD_ROOT puts the build
+# directories elsewhere; WEFT_<PRESET>_CXX replaces a preset's compiler (scripts/common.sh).
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -132,24 +134,6 @@ remove_unbuilt_executables() {
   return 0
 }
 
-# --- portable: the tests that block, nothing else ---------------------------------
-# Only the waiting layer differs (src/futex.cpp), so the tests that exercise blocking run;
-# examples and dsched are not configured, header and install checks not run.
-PORTABLE_KINDS=(conformance stress)
-
-# test_targets <build dir> <kind>...: the test executables of those kinds (tests/CMakeLists.txt
-# names them <kind>_<file>), one a line; nothing if the generator cannot list them.
-test_targets() {
-  local bdir="$1" re
-  shift
-  re="$(IFS='|'; echo "$*")"
-  if grep -qx 'CMAKE_GENERATOR:INTERNAL=Ninja' "$bdir/CMakeCache.txt"; then
-    ninja -C "$bdir" -t targets all | sed -nE "s/^(($re)_[A-Za-z0-9_]+): phony\$/\1/p"
-  else
-    cmake --build "$bdir" --target help | sed -nE "s/^\.\.\. (($re)_[A-Za-z0-9_]+)\$/\1/p"
-  fi
-}
-
 # --- one configuration ----------------------------------------------------------
 declare -A STATUS PASSED FAILED SKIPPED T_BUILD T_TEST
 TOTAL_PASSED=0
@@ -165,22 +149,17 @@ run_config() {
   rm -f "$bdir/build.out" "$bdir/ctest.out"
   STATUS[$cfg]="" PASSED[$cfg]=0 FAILED[$cfg]=0 SKIPPED[$cfg]=0 T_BUILD[$cfg]=0 T_TEST[$cfg]=0
 
-  weft_log "==== $cfg: configure + build ($(weft_cxx "$cfg"), ${bdir#"$WEFT_ROOT"/}) ===="
+  weft_log "==== $cfg: configure + build (preset $cfg, ${bdir#"$WEFT_ROOT"/}) ===="
   start=$SECONDS
   # pipefail: each pipeline fails when configure or build does.
-  if ! weft_configure "$cfg" 2>&1 | tee -a "$log"; then
+  if ! weft_configure "$cfg" "$bdir" 2>&1 | tee -a "$log"; then
     T_BUILD[$cfg]=$((SECONDS - start))
     STATUS[$cfg]="CONFIGURE FAILED"
     FAILED[$cfg]=1
     return
   fi
-  local build_args=() targets=()
-  if [ "$cfg" = portable ]; then
-    mapfile -t targets < <(test_targets "$bdir" "${PORTABLE_KINDS[@]}")
-    [ "${#targets[@]}" -eq 0 ] || build_args=(--target "${targets[@]}")
-  fi
   local build_ok=1
-  if ! weft_build "$cfg" "${build_args[@]}" 2>&1 | tee "$bdir/build.out"; then
+  if ! weft_build "$bdir" 2>&1 | tee "$bdir/build.out"; then
     build_ok=0
     # The build kept going past the error (ninja -k 0). Run what did build, so one broken
     # test file does not hide every other result.
@@ -197,7 +176,7 @@ run_config() {
 
   local runner=()
   if [ "$cfg" = tsan ]; then
-    if ! tsan_probe "$bdir" "$(command -v "$(weft_cxx tsan)")"; then
+    if ! tsan_probe "$bdir" "$(weft_configured_cxx "$bdir")"; then
       STATUS[$cfg]="TSAN UNUSABLE"
       FAILED[$cfg]=1
       return
@@ -205,15 +184,12 @@ run_config() {
     runner=("${TSAN_RUNNER[@]}")
   fi
 
-  local select=()
-  [ "$cfg" != portable ] || select=(-L "^($(IFS='|'; echo "${PORTABLE_KINDS[*]}"))\$")
-
-  weft_log "==== $cfg: ctest -j$WEFT_JOBS ${select[*]} ${runner[*]:+(under ${runner[*]})} ===="
+  weft_log "==== $cfg: ctest -j$WEFT_JOBS ${runner[*]:+(under ${runner[*]})} ===="
   start=$SECONDS
   local ctest_out="$bdir/ctest.out"
   # shellcheck disable=SC2086
   "${runner[@]}" ctest --test-dir "$bdir" -j "$WEFT_JOBS" --output-on-failure --no-tests=error \
-      "${select[@]}" ${WEFT_CTEST_ARGS:-} 2>&1 | tee "$ctest_out" || rc=$?
+      ${WEFT_CTEST_ARGS:-} 2>&1 | tee "$ctest_out" || rc=$?
   cat "$ctest_out" >>"$log"
   T_TEST[$cfg]=$((SECONDS - start))
 

@@ -1,20 +1,30 @@
-// Smoke test for a project that consumes weft: one thread sets an Event, main waits on it.
-#include <weft/weft.hpp>
-
+// A program that uses weft as a stranger's project would: one thread puts into a Queue and
+// sets an Event, main selects over both; the version macros come from <weft/version.hpp>.
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
+#include <weft/version.hpp>
+#include <weft/weft.hpp>
+
+static_assert(WEFT_VERSION ==
+              WEFT_VERSION_MAJOR * 10000 + WEFT_VERSION_MINOR * 100 + WEFT_VERSION_PATCH);
+
 int main() {
   using namespace std::chrono_literals;
-  weft::Event ready;
-  std::thread setter([&ready] { ready.set(); });
-  const bool woke = ready.wait(30s);
-  setter.join();
-  if (!woke || !ready.is_set()) {
-    std::puts("weft consumer: FAILED (event not observed)");
+  weft::Queue<int> numbers(4);
+  weft::Event done;
+  std::thread producer([&] {
+    numbers.put(42);
+    done.set();
+  });
+  const auto first = weft::select_for(30s, weft::get(numbers));
+  const bool woke = done.wait(30s);
+  producer.join();
+  if (!first || first->index() != 0 || std::get<0>(*first) != 42 || !woke) {
+    std::puts("weft consumer: FAILED (item or event not observed)");
     return 1;
   }
-  std::puts("weft consumer: ok");
+  std::printf("weft consumer: ok (weft %s)\n", WEFT_VERSION_STRING);
   return 0;
 }
