@@ -1,4 +1,4 @@
-// Cancellation of the core primitives' blocking calls by std::stop_token (API.md:
+// Cancellation of the core primitives' blocking calls by std::stop_token (docs/api.md:
 // Cancellation). A stop request wakes the waiter promptly; bool-returning calls return
 // false and Barrier::wait throws weft::Cancelled; a stop already requested on entry
 // cancels at once; a cancelled call changes nothing (it takes no lock, permit or

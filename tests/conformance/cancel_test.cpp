@@ -1,4 +1,4 @@
-// Cancellation by std::stop_token across weft's primitives (API.md: Cancellation), beyond
+// Cancellation by std::stop_token across weft's primitives (docs/api.md: Cancellation), beyond
 // the per-primitive cases of cancel_core_test.cpp and queue_cancel_test.cpp:
 //  - one stop request waking a waiter in every kind of blocking call at once, each changing
 //    nothing, and the measured wake latency;
@@ -432,7 +432,7 @@ TEST(CancelJthreadPool, StoppingSomeBlockedWorkersLeavesTheOthersWorking) {
 }
 
 // Workers stopped while busy, with items still queued: each loop ends at its next call
-// (which may, or may not, take one more ready item: API.md leaves that choice); every item is
+// (which may, or may not, take one more ready item: docs/api.md leaves that choice); every item is
 // either processed once or still in the queue, and unfinished_tasks counts exactly the items
 // not task_done().
 TEST(CancelJthreadPool, StopWhileBusyLeavesEveryItemAccountedFor) {

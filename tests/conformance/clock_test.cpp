@@ -1,4 +1,4 @@
-// Clock behaviour (API.md: Time). Waits are measured on the monotonic clock:
+// Clock behaviour (docs/api.md: Time). Waits are measured on the monotonic clock:
 //
 //  - A time_point of another clock is converted once, at the call: a clock whose now() the
 //    test controls (JumpyClock) jumps an hour forward and two hours back while a wait_until

@@ -1,4 +1,4 @@
-// The errors contract (API.md: Errors): operational outcomes derive from
+// The errors contract (docs/api.md: Errors): operational outcomes derive from
 // std::runtime_error, programming errors throw std::logic_error (or a subclass) and
 // change nothing. Includes only the umbrella header, which must bring in every primitive.
 #include <chrono>

@@ -1,5 +1,5 @@
 // Conformance tests for weft::Event, ported from CPython's lock_tests.EventTests and
-// extended with the C++ contract (API.md: Event): timeouts, issue 13502, lifetime.
+// extended with the C++ contract (docs/api.md: Event): timeouts, issue 13502, lifetime.
 #include "weft/event.hpp"
 
 #include <atomic>
@@ -255,7 +255,7 @@ TEST(Event, SetHappensBeforeWaitReturnsOnEveryPath) {
   }
 }
 
-// API.md, Lifetime: a thread woken by set() may destroy the Event at once.
+// docs/api.md, Lifetime: a thread woken by set() may destroy the Event at once.
 //
 TEST(EventLifetime, WokenWaiterMayDestroyEventAtOnce) {
   const std::size_t rounds = scaled(2000, 200);

@@ -327,7 +327,7 @@ TEST(Lock, MutualExclusion) {
   EXPECT_EQ(counter, static_cast<long long>(kThreads * per_thread));
 }
 
-// API.md, Lifetime: a thread woken by release() may destroy the primitive at once.
+// docs/api.md, Lifetime: a thread woken by release() may destroy the primitive at once.
 TEST(LockLifetime, WokenAcquirerMayDestroyLockAtOnce) {
   const std::size_t rounds = scaled(2000, 200);
   std::atomic<weft::Lock*> current{nullptr};

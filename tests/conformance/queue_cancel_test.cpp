@@ -1,4 +1,4 @@
-// Conformance tests for the std::stop_token forms of weft's queues (API.md: Cancellation):
+// Conformance tests for the std::stop_token forms of weft's queues (docs/api.md: Cancellation):
 // a stop request wakes a blocked get/put/join promptly; the call then returns false /
 // std::nullopt, or throws weft::Cancelled, and changes nothing (no item taken, the caller's
 // item kept, no task counted, no wake-up swallowed). Also: a stop already requested on
@@ -126,7 +126,7 @@ TYPED_TEST(CancelAny, StopRequestedBeforeGetOnEmptyQueue) {
 }
 
 // With an item there, a call with a stop already requested may either take it or be
-// cancelled (API.md leaves the choice), but a cancelled call takes nothing.
+// cancelled (docs/api.md leaves the choice), but a cancelled call takes nothing.
 TYPED_TEST(CancelAny, StopRequestedBeforeGetOnNonEmptyQueueIsAllOrNothing) {
   auto q = make_queue<TypeParam>();
   std::stop_source source;

@@ -1,4 +1,4 @@
-// Conformance tests for what weft's queues do with their items (API.md: Queues, "Nothing is
+// Conformance tests for what weft's queues do with their items (docs/api.md: Queues, "Nothing is
 // lost"; queue.hpp's guarantees): move-only items, object lifetimes (no leak, no double
 // destruction, nothing kept after a get), items whose copy or move throws, PriorityQueue's
 // comparator (stable order of equal items, custom Compare, Compare as the only comparison,
@@ -117,7 +117,7 @@ TYPED_TEST(Items, MoveOnlyItemsGoThroughEveryForm) {
   EXPECT_TRUE(q.empty());
 }
 
-// API.md: "try_put/put(T&&, d)/put_nowait leave their argument untouched on failure".
+// docs/api.md: every put form moves from its item only when the put succeeds.
 TYPED_TEST(TaskItems, FailedPutLeavesMoveOnlyItemWithCaller) {
   auto q = make_queue<TypeParam, IntPtr>(1);
   q.put(std::make_unique<int>(0));
@@ -724,7 +724,7 @@ struct ByPriority {
   bool operator()(const Job& a, const Job& b) const { return a.priority < b.priority; }
 };
 
-// API.md: items that compare equal come out in the order they were put.
+// docs/api.md: items that compare equal come out in the order they were put.
 TEST(PriorityQueueCompare, EqualItemsComeOutInPutOrder) {
   for (const std::ptrdiff_t maxsize : {std::ptrdiff_t{0}, std::ptrdiff_t{600}}) {
     weft::PriorityQueue<Job, ByPriority> q(maxsize);
@@ -774,7 +774,7 @@ TEST(PriorityQueueCompare, GreaterGivesLargestFirst) {
   EXPECT_EQ(removed, (std::vector<int>{8, 5, 2}));
 }
 
-// API.md: "Compare is the only comparison made". An item with every comparison operator
+// queue.hpp: Compare is the only comparison made. An item with every comparison operator
 // deleted compiles, and is ordered (stably) by Compare alone.
 struct Opaque {
   int key;

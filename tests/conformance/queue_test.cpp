@@ -1,4 +1,4 @@
-// Conformance tests for weft's queues (API.md: Queues), run over every queue kind: Queue
+// Conformance tests for weft's queues (docs/api.md: Queues), run over every queue kind: Queue
 // (twice: over its lock-free ring and over its locked deque), LifoQueue, PriorityQueue and,
 // where the method exists, SimpleQueue.
 //
@@ -220,7 +220,7 @@ TYPED_TEST(AnyQueue, TimedGetOnEmptyQueueTimesOut) {
   EXPECT_TRUE(q.empty());
 }
 
-// API.md: a negative timeout throws std::invalid_argument on every form that takes one,
+// docs/api.md: a negative timeout throws std::invalid_argument on every form that takes one,
 // even when the call would not have to block, and changes nothing.
 TYPED_TEST(AnyQueue, NegativeTimeoutIsRejectedByEveryFormAndChangesNothing) {
   auto q = make_queue<TypeParam>();
@@ -254,7 +254,7 @@ TYPED_TEST(AnyQueue, NegativeTimeoutIsRejectedByEveryFormAndChangesNothing) {
   EXPECT_TRUE(q.empty());
 }
 
-// Not in API.md, but in detail/deadline.hpp's contract: a NaN timeout is rejected rather
+// Not in docs/api.md, but in detail/deadline.hpp's contract: a NaN timeout is rejected rather
 // than read as "forever" or "now".
 TYPED_TEST(AnyQueue, NanTimeoutIsRejected) {
   auto q = make_queue<TypeParam>();
@@ -295,7 +295,7 @@ TYPED_TEST(AnyQueue, BlockedGetIsReleasedByPut) {
   }
 }
 
-// API.md: duration::max() of any representation means "wait forever": not an overflow into
+// docs/api.md: duration::max() of any representation means "wait forever": not an overflow into
 // the past (an immediate Empty) and not a failure.
 TYPED_TEST(AnyQueue, MaxDurationGetWaitsUntilServed) {
   auto q = make_queue<TypeParam>();
@@ -387,7 +387,7 @@ TYPED_TEST(AnyQueue, OneProducerOneConsumer) {
   EXPECT_TRUE(q.empty());
 }
 
-// API.md memory ordering: everything the putter wrote before put(x) is visible to the
+// docs/api.md memory ordering: everything the putter wrote before put(x) is visible to the
 // thread that gets x. The payload is plain (non-atomic) data: ThreadSanitizer reports a
 // race if the queue does not order it.
 TYPED_TEST(AnyQueue, PutHappensBeforeGet) {
@@ -432,8 +432,8 @@ TYPED_TEST(AnyQueue, PutHappensBeforeGet) {
   EXPECT_TRUE(q.empty());
 }
 
-// API.md lifetime: a getter woken by put() may destroy the queue at once; the put must not
-// touch the queue after the wake. The getter is parked before the put (the case API.md
+// docs/api.md lifetime: a getter woken by put() may destroy the queue at once; the put must not
+// touch the queue after the wake. The getter is parked before the put (the case docs/api.md
 // names); AddressSanitizer reports any access to the freed queue.
 TYPED_TEST(AnyQueue, WokenGetterMayDestroyQueueAtOnce) {
   const std::size_t rounds = scaled(100, 30);
@@ -785,7 +785,7 @@ TYPED_TEST(TaskQueue, MaxsizeOneHandsItemsOnInOrder) {
   for (int i = 0; i < items; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], i);
 }
 
-// API.md lifetime, the other direction: a putter woken by get() may destroy the queue.
+// docs/api.md lifetime, the other direction: a putter woken by get() may destroy the queue.
 TYPED_TEST(TaskQueue, WokenPutterMayDestroyQueueAtOnce) {
   const std::size_t rounds = scaled(100, 30);
   for (std::size_t round = 0; round < rounds; ++round) {
@@ -1046,7 +1046,7 @@ TYPED_TEST(TaskQueue, ShutdownNonEmptyQueueDrainsThenThrows) {
   EXPECT_TRUE(q.join(0s));
 }
 
-// test_shutdown_immediate, plus API.md: shutdown(true) returns what it removed, in get
+// test_shutdown_immediate, plus docs/api.md: shutdown(true) returns what it removed, in get
 // order, and counts each one done.
 TYPED_TEST(TaskQueue, ShutdownImmediateReturnsRemovedItemsInGetOrder) {
   auto q = make_queue<TypeParam>(8);

@@ -267,7 +267,7 @@ TEST(RLock, MutualExclusion) {
   EXPECT_EQ(counter, static_cast<long long>(kThreads * per_thread));
 }
 
-// API.md, Lifetime: a thread woken by release() may destroy the RLock at once.
+// docs/api.md, Lifetime: a thread woken by release() may destroy the RLock at once.
 TEST(RLockLifetime, WokenAcquirerMayDestroyRLockAtOnce) {
   const std::size_t rounds = scaled(2000, 200);
   std::atomic<weft::RLock*> current{nullptr};

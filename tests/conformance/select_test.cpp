@@ -439,8 +439,8 @@ TEST(SelectOps, GetFromEveryQueueKind) {
           .has_value());
 }
 
-// weft::get / weft::put on a SimpleQueue: "get from any of several queues" and API.md "All
-// queue types share this interface where it applies".
+// weft::get / weft::put on a SimpleQueue: "get from any of several queues", and docs/api.md
+// (select: q may be any of the four queue classes).
 TEST(SelectSimpleQueue, GetFromSimpleQueue) {
   weft::SimpleQueue<int> sq;
   IntQ q;
@@ -1116,7 +1116,7 @@ TEST(SelectWake, StopRacingRoomForAPutIsAllOrNothing) {
   }
 }
 
-// API.md, Lifetime: a thread woken by put(), set() or release() may destroy the primitive at
+// docs/api.md, Lifetime: a thread woken by put(), set() or release() may destroy the primitive at
 // once. A select woken by each deletes every source right away (ASAN checks the wakers).
 TEST(SelectWake, WokenSelectMayDestroyItsSourcesAtOnce) {
   for (int round = 0; round < 60; ++round) {

@@ -1,4 +1,4 @@
-// The time contract (API.md: Time), checked on every timed call of the core primitives:
+// The time contract (docs/api.md: Time), checked on every timed call of the core primitives:
 //  - a timeout <= 0 polls (also the most negative value of any duration type);
 //  - floating-point durations and unusual periods work;
 //  - duration::max() of any rep and period, and other huge values, mean "wait forever":

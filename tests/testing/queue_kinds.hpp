@@ -194,7 +194,7 @@ std::unique_ptr<QueueFor<Kind, T>> new_queue(std::ptrdiff_t maxsize = 0) {
 }
 
 // The order in which a queue of the kind returns `puts` (all put before any get). Priority:
-// smallest first, equal items in put order (API.md).
+// smallest first, equal items in put order (docs/api.md).
 template <class Kind, class V>
 std::vector<V> in_get_order(std::vector<V> puts) {
   if constexpr (Kind::kOrder == Order::lifo) {

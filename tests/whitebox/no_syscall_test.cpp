@@ -1,4 +1,4 @@
-// Evidence that the uncontended paths make no system call (API.md: Event; the headers'
+// Evidence that the uncontended paths make no system call (docs/api.md: Event; the headers'
 // fast-path guarantees for Lock, RLock, Condition::notify and Semaphore).
 //
 // Method: each group of operations runs 1,000 times in a forked child that has entered
