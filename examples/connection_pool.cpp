@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
   std::atomic<int> served{0};
   {
     std::vector<std::jthread> clients;
+    clients.reserve(kClients);
     for (int n = 0; n < kClients; ++n)
       clients.emplace_back(client, n, std::ref(pool), std::ref(served));
   }  // all joined here

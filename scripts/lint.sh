@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Style and static checks over the library (include/ and src/); scripts/test.sh runs it as
-# the "lint" step of the release configuration.
-#   clang-format --dry-run -Werror   (.clang-format)
-#   clang-tidy --warnings-as-errors  (.clang-tidy), with build/release/compile_commands.json
-#                                    (configured if missing; nothing is built), over
-#                                    src/*.cpp (src/futex.cpp also with
-#                                    -DWEFT_PORTABLE_FUTEX) and one TU per public header
+# Style and static checks over include/, src/, tests/, bench/ and examples/; scripts/test.sh
+# runs it as the "lint" step of the release configuration.
+#   clang-format --dry-run -Werror   (.clang-format) over every .hpp/.h/.cpp there
+#   clang-tidy --warnings-as-errors  (.clang-tidy; tests/, bench/ and examples/ have their own
+#                                    .clang-tidy, the same checks without clang-analyzer-*),
+#                                    over src/*.cpp (src/futex.cpp also with
+#                                    -DWEFT_PORTABLE_FUTEX), one TU per public header, every
+#                                    test and example TU of build/release/compile_commands.json
+#                                    (configured if missing; nothing is built), and the bench
+#                                    TUs of build/lint-bench (configured with
+#                                    -DWEFT_BUILD_BENCHMARKS=ON, nothing built). A bench peer
+#                                    whose headers are not installed (scripts/bench.sh installs
+#                                    them) cannot be compiled: its file is reported as not
+#                                    checked by clang-tidy.
 # Exits non-zero on any formatting difference or clang-tidy warning.
 # Usage: scripts/lint.sh [--fix]    (--fix: rewrite files with clang-format instead of checking)
 set -euo pipefail
@@ -26,8 +33,9 @@ if [ -z "$CLANG_FORMAT" ] || [ -z "$CLANG_TIDY" ]; then
   CLANG_TIDY="$(pick clang-tidy-14 clang-tidy)"
 fi
 
-mapfile -t files < <(find include src -type f \( -name '*.hpp' -o -name '*.h' -o -name '*.cpp' \) 2>/dev/null | sort)
-[ "${#files[@]}" -gt 0 ] || weft_die "nothing to lint in include/ or src/"
+dirs=(include src tests bench examples)
+mapfile -t files < <(find "${dirs[@]}" -type f \( -name '*.hpp' -o -name '*.h' -o -name '*.cpp' \) 2>/dev/null | sort)
+[ "${#files[@]}" -gt 0 ] || weft_die "nothing to lint in ${dirs[*]}"
 
 status=0
 weft_log "clang-format (${#files[@]} files)"
@@ -43,18 +51,39 @@ if [ ! -f "$bdir/compile_commands.json" ]; then
   weft_configure release "$bdir"
 fi
 # The header-check TUs are generated at configure time; they give clang-tidy every public
-# header in isolation (headers are checked through HeaderFilterRegex).
-mapfile -t tus < <(ls src/*.cpp "$bdir"/tests/header_check/*.cpp 2>/dev/null)
-weft_log "clang-tidy (${#tus[@]} translation units, -j$WEFT_JOBS)"
-tidy=("$CLANG_TIDY" -p "$bdir" --quiet --warnings-as-errors='*')
+# header in isolation (headers are checked through HeaderFilterRegex). Tests and examples:
+# every TU of the compile database under tests/ and examples/.
+db_files() {  # db_files <compile_commands.json> <path regex>: its source files, sorted
+  sed -n 's/^ *"file": "\(.*\)",\{0,1\}$/\1/p' "$1" | grep -E "$2" | sort -u
+}
+mapfile -t tus < <(ls src/*.cpp "$bdir"/tests/header_check/*.cpp 2>/dev/null
+                   db_files "$bdir/compile_commands.json" "^$WEFT_ROOT/(tests|examples)/")
+# Benchmarks: a configure-only build directory with them on.
+bench_dir="$(weft_build_dir lint-bench)"
+if [ ! -f "$bench_dir/compile_commands.json" ] || [ bench/CMakeLists.txt -nt "$bench_dir/compile_commands.json" ]; then
+  weft_configure release "$bench_dir" -DWEFT_BUILD_BENCHMARKS=ON -DWEFT_BUILD_TESTS=OFF \
+    -DWEFT_BUILD_EXAMPLES=OFF >"$bench_dir.configure.log" 2>&1 ||
+    { cat "$bench_dir.configure.log"; weft_die "configuring $bench_dir failed"; }
+fi
+mapfile -t bench_tus < <(db_files "$bench_dir/compile_commands.json" "^$WEFT_ROOT/bench/")
+for f in bench/*.cpp; do
+  if ! printf '%s\n' "${bench_tus[@]}" | grep -qx "$WEFT_ROOT/$f"; then
+    weft_log "clang-tidy: $f not checked: its peer library is not installed (scripts/bench.sh installs it)"
+  fi
+done
+weft_log "clang-tidy (${#tus[@]} + ${#bench_tus[@]} translation units, -j$WEFT_JOBS)"
+tidy=("$CLANG_TIDY" --quiet --warnings-as-errors='*')
 quiet() { grep -v -E '^[0-9]+ warnings? generated\.$'; }
 set +e
-printf '%s\n' "${tus[@]}" | xargs -P "$WEFT_JOBS" -n 1 "${tidy[@]}" 2>&1 | quiet
+# "-p <database> <file>" per TU, three arguments to each clang-tidy.
+{ for t in "${tus[@]}"; do printf -- '-p\n%s\n%s\n' "$bdir" "$t"; done
+  for t in "${bench_tus[@]}"; do printf -- '-p\n%s\n%s\n' "$bench_dir" "$t"; done; } |
+  xargs -d '\n' -P "$WEFT_JOBS" -n 3 "${tidy[@]}" 2>&1 | quiet
 [ "${PIPESTATUS[1]}" -eq 0 ] || status=1
 # The portable futex fallback (the other half of src/futex.cpp; the configuration "portable"
 # of scripts/test.sh builds it).
 weft_log "clang-tidy (src/futex.cpp with -DWEFT_PORTABLE_FUTEX)"
-"${tidy[@]}" --extra-arg=-DWEFT_PORTABLE_FUTEX src/futex.cpp 2>&1 | quiet
+"${tidy[@]}" -p "$bdir" --extra-arg=-DWEFT_PORTABLE_FUTEX src/futex.cpp 2>&1 | quiet
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 set -e
 
