@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
 
   ThreadPool pool(kWorkers);
   std::vector<std::future<int>> results;
+  results.reserve(kJobs);
   for (int i = 0; i < kJobs; ++i) {
     results.push_back(pool.submit(std::packaged_task<int()>([i] {
       nap(0.1s + 0.05s * (i % 4));
