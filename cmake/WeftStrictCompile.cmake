@@ -1,7 +1,7 @@
 # Compiles tests/consumer/strict.cpp (every public template, used the ways weft's tests use
 # them) with a user's strictest flags, and with LIBRARY given, links and runs it. Run by ctest:
 #   cmake -DCOMPILER=<c++> -DSTD=<c++20|c++23> -DOPT=<-O0|-O2|-O3> -DSOURCE=<strict.cpp>
-#         -DINCLUDES=<dir;dir> -DFLAGS=<strict flags> -DOUT=<path> [-DLIBRARY=<libweft.a>]
+#         -DINCLUDES=<dir|dir> -DFLAGS=<strict flags> -DOUT=<path> [-DLIBRARY=<libweft.a>]
 #         -P WeftStrictCompile.cmake
 # A compiler that names C++23 c++2b (clang 14) gets that spelling.
 cmake_minimum_required(VERSION 3.25)
@@ -23,7 +23,8 @@ endif()
 
 separate_arguments(flags UNIX_COMMAND "${FLAGS}")
 set(args "-std=${std}" ${OPT} ${flags})
-foreach(dir IN LISTS INCLUDES)
+string(REPLACE "|" ";" includes "${INCLUDES}")
+foreach(dir IN LISTS includes)
   list(APPEND args "-I${dir}")
 endforeach()
 if(LIBRARY)
