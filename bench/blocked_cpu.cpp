@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // CPU burned by a thread blocked for one second (getrusage(RUSAGE_THREAD), user + system),
 // in weft's Queue::get (ring and locked storage), get with a timeout, Event::wait,
 // Semaphore::acquire and select; a std::condition_variable wait for comparison. All waiters

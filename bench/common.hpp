@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench/common.hpp: what every benchmark of weft_bench shares.
 //
 // A benchmark is one (workload, contender) pair, registered at static-initialization time by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft_bench: runs ONE benchmark trial and prints its result as one JSON line.
 //
 //     weft_bench list                                   workload/contender pairs

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Abseil: a bounded/unbounded queue as a std::deque under absl::Mutex with two absl::CondVar
 // (the same shape as the hand-written std one), absl::Notification (one-shot: the round trip
 // uses a fresh pair per trip; it cannot be cleared), absl::CondVar, absl::Mutex.

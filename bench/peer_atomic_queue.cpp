@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // atomic_queue (Maxim Egorushkin): a bounded lock-free ring whose blocking push/pop SPIN
 // (busy-wait with a pause instruction) instead of sleeping. On a machine with fewer cores
 // than threads, a spinning thread burns the time slice that the thread it waits for needs.

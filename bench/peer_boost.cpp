@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Boost.Thread's sync_bounded_queue (bounded, a ring under a boost::mutex with two condition
 // variables) and sync_queue (unbounded, a deque under a mutex). BOOST_THREAD_VERSION=4 comes
 // from CMake.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // moodycamel: BlockingConcurrentQueue (MPMC, unbounded: it allocates blocks as needed and
 // has no blocking put; used with producer and consumer tokens, as its author recommends)
 // and BlockingReaderWriterCircularBuffer (SPSC only, bounded, blocking on both sides).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What a tutorial writes: a std::deque under a std::mutex with two std::condition_variables
 // (bounded) or one (unbounded); an Event as bool + mutex + condition_variable. Also C++20's
 // std::atomic<bool>::wait/notify as an Event (the futex-backed "atomic wait"), std::mutex

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // oneTBB's tbb::concurrent_bounded_queue (blocking push when full, blocking pop when empty;
 // unbounded unless set_capacity is called).
 #include <tbb/concurrent_queue.h>

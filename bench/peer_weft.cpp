@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft itself: Queue (ring when bounded, locked deque when unbounded), SimpleQueue, Event,
 // Condition over a Lock, Lock, RLock.
 #include <weft/weft.hpp>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Python's threading and queue modules on weft's workloads: the API weft copies, as a peer.
 
     python3.X bench/py_bench.py <workload> <kind> [--n N]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench/queue_workloads.hpp: the queue workloads, written once over an adapter per contender.
 //
 // An adapter A provides

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """weft's benchmark runner: interleaved rounds, medians, per-round ratios, callgrind
 instruction counts, CPU of blocked threads, a table and PNG plots.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // select workloads.
 //
 // fanin: 4 producers, each feeding its own queue of capacity 1024; one consumer takes items

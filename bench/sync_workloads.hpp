@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench/sync_workloads.hpp: Event, Condition and Lock workloads, written once over adapters.
 //
 // Event adapter E:      void set(); void clear(); bool is_set(); void wait();

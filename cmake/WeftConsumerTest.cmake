@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Builds and runs tests/consumer against weft, the way a user would, under users' strict
 # warning flags (CONSUMER_STRICT_FLAGS). Run by ctest as:
 #   cmake -DMODE=<mode> -DWORK_DIR=... [more -D...] -P WeftConsumerTest.cmake

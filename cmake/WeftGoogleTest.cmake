@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Provides GTest::gtest and GTest::gtest_main for weft's tests.
 #
 # Sanitizer builds compile GoogleTest from source (WEFT_GOOGLETEST_SOURCE_DIR, Debian's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Options and helpers for weft's own build. Included from the top-level CMakeLists.txt.
 #
 #   WEFT_BUILD_TESTS       tests/ (GoogleTest)              default: ON when top-level

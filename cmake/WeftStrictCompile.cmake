@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Compiles tests/consumer/strict.cpp (every public template, used the ways weft's tests use
 # them) with a user's strictest flags, and with LIBRARY given, links and runs it. Run by ctest:
 #   cmake -DCOMPILER=<c++> -DSTD=<c++20|c++23> -DOPT=<-O0|-O2|-O3> -DSOURCE=<strict.cpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Default sanitizer runtime options for weft's test and example executables.
 //
 // Linked only into sanitizer builds. Baked into the binaries so that running a test

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bounded_queue: a producer held back by a bounded weft::Queue feeding a slower consumer.
 // A port of the Python queue.Queue(maxsize=5) producer/consumer example. Unlike the original,
 // whose consumer loops forever, this one ends: the producer shuts the queue down after its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // connection_pool: a weft::BoundedSemaphore limiting how many threads use a resource at once.
 // A port of the Python threading.BoundedSemaphore example from the threading docs
 // ("pool_sema = BoundedSemaphore(value=maxconnections)"; "with pool_sema: conn = connectdb()"),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // examples/demo.hpp: the plumbing every demo shares, kept out of the way of what each one
 // shows: the command line (--time-scale, --help), a scaled sleep, and whole-line printing.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // doctor_appointments: threads waiting on a weft::Condition until the state they need holds.
 // A port of the Python threading.Condition "doctor's appointments" example: patients John
 // and Mary wait in the waiting room; the doctor checks the schedule, then calls them in with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // event_signal: one thread tells another "go" with weft::Event.
 // A port of the classic Python threading.Event example: the producer does some work, then
 // sets the event; the consumer, blocked in event.wait(), starts as soon as it is set.

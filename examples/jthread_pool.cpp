@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // jthread_pool: std::jthread workers that a stop request ends, with no queue shutdown at all.
 // The Python worker-pool pattern (threads looping on jobs.get(), calling task_done(), the
 // main thread join()ing the queue) recast for C++20 cancellation: each worker loops on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // pipeline: a three-stage pipeline (read -> transform -> write) joined by bounded weft::Queues.
 // The Python queue pipeline pattern: one thread per stage, each looping over its input queue
 // and putting to its output queue. Shutdown travels down the pipe: when a stage's input ends,

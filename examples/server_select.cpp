@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // server_select: a server loop that waits on three things at once with weft::select: a job
 // queue, a control queue ("pause", "resume", "stats") and a shutdown Event; it hands each job
 // to a std::jthread worker pool with a select over a put, so that it stays responsive while

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // task_scheduling: a pool of worker threads fed through a weft::Queue, with task_done()/join().
 // A port of the Python queue.Queue worker-pool example (workers loop on get(), call
 // task_done(), and the main thread join()s the queue); where the original stops its workers

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # weft's benchmarks against its peers, in one command:
 #
 #   bash scripts/bench.sh            full run (5 interleaved rounds + callgrind), < 10 minutes

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks docs/api.md against the public headers (include/weft/*.hpp, cmake/version.hpp.in).
 
   1. Every public class, free function and namespace-scope variable of namespace weft

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # Shared by scripts/test.sh, scripts/demos.sh and scripts/lint.sh. Source it; do not run it.
 #

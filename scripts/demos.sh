@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the examples (release configuration, build/release) and runs each one with its
 # default arguments, one after the other. Fails if any example fails to build or exits
 # non-zero (or runs longer than WEFT_DEMO_TIMEOUT seconds, default 600).

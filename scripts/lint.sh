@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Style and static checks over include/, src/, tests/, bench/ and examples/; scripts/test.sh
 # runs it as the "lint" step of the release configuration.
 #   clang-format --dry-run -Werror   (.clang-format) over every .hpp/.h/.cpp there

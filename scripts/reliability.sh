@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # weft's reliability figures (docs/reliability.md): builds and runs every reliability suite
 # in an optimized build and prints what they checked, all with nothing lost:
 #

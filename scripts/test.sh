@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # weft's full test suite: configures, builds and tests the four configure presets of
 # CMakePresets.json (their compilers, flags and suites are set there; `cmake --list-presets`),
 # each in its own build directory, build/<preset>:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bad input, systematically (docs/api.md: Errors, Time): every row is one bad call, which must
 // throw the documented exception type with a message, and change nothing (checked after
 // each row). Rows are counted; the count is printed as a figure (docs/reliability.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft::Barrier, ported from CPython's lock_tests.BarrierTests and
 // extended: distinct indices over many cycles, the action's own exception, default and
 // explicit timeouts.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cancellation of the core primitives' blocking calls by std::stop_token (docs/api.md:
 // Cancellation). A stop request wakes the waiter promptly; bool-returning calls return
 // false and Barrier::wait throws weft::Cancelled; a stop already requested on entry

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cancellation by std::stop_token across weft's primitives (docs/api.md: Cancellation), beyond
 // the per-primitive cases of cancel_core_test.cpp and queue_cancel_test.cpp:
 //  - one stop request waking a waiter in every kind of blocking call at once, each changing

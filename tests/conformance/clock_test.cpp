@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Clock behaviour (docs/api.md: Time). Waits are measured on the monotonic clock:
 //
 //  - A time_point of another clock is converted once, at the call: a clock whose now() the

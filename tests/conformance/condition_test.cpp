@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft::Condition, ported from CPython's lock_tests.ConditionTests
 // and run over the three ways to build one: its own RLock (the default), a shared Lock, a
 // shared RLock. Waiters are made to enter the wait queue in a known order, which makes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The errors contract (docs/api.md: Errors): operational outcomes derive from
 // std::runtime_error, programming errors throw std::logic_error (or a subclass) and
 // change nothing. Includes only the umbrella header, which must bring in every primitive.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft::Event, ported from CPython's lock_tests.EventTests and
 // extended with the C++ contract (docs/api.md: Event): timeouts, issue 13502, lifetime.
 #include "weft/event.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft::Lock, ported from CPython's lock_tests.BaseLockTests and
 // LockTests, plus the C++ contract: TimedLockable, std::logic_error, lifetime.
 #include "weft/lock.hpp"

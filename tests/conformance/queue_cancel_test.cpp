@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for the std::stop_token forms of weft's queues (docs/api.md: Cancellation):
 // a stop request wakes a blocked get/put/join promptly; the call then returns false /
 // std::nullopt, or throws weft::Cancelled, and changes nothing (no item taken, the caller's

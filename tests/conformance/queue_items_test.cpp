@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for what weft's queues do with their items (docs/api.md: Queues, "Nothing is
 // lost"; queue.hpp's guarantees): move-only items, object lifetimes (no leak, no double
 // destruction, nothing kept after a get), items whose copy or move throws, PriorityQueue's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft's queues (docs/api.md: Queues), run over every queue kind: Queue
 // (twice: over its lock-free ring and over its locked deque), LifoQueue, PriorityQueue and,
 // where the method exists, SimpleQueue.

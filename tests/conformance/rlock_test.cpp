@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft::RLock, ported from CPython's lock_tests.BaseLockTests and
 // RLockTests, plus the C++ contract: owner-only release, TimedLockable, lifetime.
 #include <atomic>

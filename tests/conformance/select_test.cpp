@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft::select (include/weft/select.hpp: its header comment is the
 // contract): every form (select, select(stop_token), try_select, select_for, select_until on
 // steady and system clocks, each also biased), every operation (get, put, wait, acquire) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Conformance tests for weft::Semaphore and weft::BoundedSemaphore, ported from CPython's
 // lock_tests.BaseSemaphoreTests, SemaphoreTests and BoundedSemaphoreTests.
 #include "weft/semaphore.hpp"

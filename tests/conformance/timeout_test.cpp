@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The time contract (docs/api.md: Time), checked on every timed call of the core primitives:
 //  - a timeout <= 0 polls (also the most negative value of any duration type);
 //  - floating-point durations and unusual periods work;

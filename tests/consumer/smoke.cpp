@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A program that uses weft as a stranger's project would: one thread puts into a Queue and
 // sets an Event, main selects over both; the version macros come from <weft/version.hpp>.
 #include <chrono>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/consumer/strict.cpp: a consumer built under users' strictest flags (-Wall -Wextra
 // -Wpedantic -Wshadow -Wconversion -Werror, at -O0/-O2/-O3, C++20 and C++23, by g++ and
 // clang++; cmake/WeftStrictCompile.cmake): it instantiates every public

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Run by ctest before the tests (TEST_INCLUDE_FILES, see CMakeLists.txt): asks the explorer
 # for the scenarios registered in scenarios.cpp (`weft_dsched --list-names`) and declares
 # one test dsched.<name> for each. A scenario added in the code runs without touching a list.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/dsched/main.cpp: the explorer's command line.
 //
 //   weft_dsched [--scenario=NAME[,NAME...]|all] [--strategy=S[,S...]] [--seed=N] [--runs=N]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/dsched/mutants.sh: does the explorer find real bugs? Seeds one known bug at a time
 # into a copy of weft's include/ and src/, builds the explorer against the copy, and expects
 # the named scenarios to report a failure (exit status 1, a FAILURE line with a seed).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/dsched/scheduler.cpp: the baton, the futex/time model, the strategies, and the
 // weft::detail hooks (futex_*, atomic_fence) of the explorer build. See scheduler.hpp.
 #include "scheduler.hpp"

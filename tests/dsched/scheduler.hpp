@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/dsched/scheduler.hpp: a deterministic schedule explorer for weft.
 //
 // A *run* executes one scenario (N real std::threads) one thread at a time: a baton says

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft_dsched_atomic.hpp: weft's atomic seam under the deterministic schedule explorer.
 //
 // include/weft/detail/atomic.hpp includes this header (instead of aliasing std::atomic) when

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft_dsched_hooks.hpp: the clock and the random source weft uses under the deterministic
 // schedule explorer.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fault injection: allocation failure (tests/testing/alloc_faults.hpp replaces the global
 // operator new of this binary). For each operation that may allocate, the sweep fails its
 // 1st, 2nd, ... allocation until the operation makes fewer allocations than the sweep asks

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress tests for the core primitives: many rounds of hand-offs that would hang on a
 // lost wake-up, and counters that would be wrong without mutual exclusion. Counts shrink
 // under sanitizers (WEFT_SANITIZED). A hang fails through the per-test watchdog of

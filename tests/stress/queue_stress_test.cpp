@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress tests for weft's queues: several producers and consumers over every queue kind,
 // bounded and unbounded, mixing the blocking, timed, nowait, try and stop_token forms, with
 // task_done()/join(), and shutdown(false) or shutdown(true) in the middle of the traffic

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress tests for weft::select: many threads selecting over shared queues of different item
 // types (plus a Semaphore and an Event) while others put (blocking, timed, try, and by
 // select), time out, and are cancelled at random points (std::jthread request_stop), until

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Allocation failure on demand: replaces the global operator new / operator new[] (every
 // form: sized, aligned, nothrow) of the test binary that includes this header, so that the
 // N-th allocation made by the calling thread inside an armed region fails (std::bad_alloc,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Figures of the reliability suites (docs/reliability.md, scripts/reliability.sh).
 //
 // report_figure("items_moved", n) records n as a property of the running test (GoogleTest's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers shared by weft's queue tests (conformance and stress).
 //
 //  - One traits struct per queue kind, for TYPED_TEST (CPython's test_queue runs one mixin

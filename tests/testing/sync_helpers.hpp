@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers shared by weft's conformance and stress tests.
 //
 // Tests synchronize through observable state, never through sleeps. The one thing a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lost-wake-up hunts: every blocking path of weft, raced against what ends it by another
 // route, many times over. A lost wake-up leaves an untimed waiter asleep with its reason to
 // wake already there; each hunt then checks that every such waiter returns (within

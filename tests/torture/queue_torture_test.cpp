@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Torture: long mixed workloads over every queue kind. Producers put with every put form
 // (blocking, timed, nowait, try, stop_token), consumers get with every get form and select,
 // a joiner waits in join() (timed, untimed, cancellable), a canceller fires stop requests at

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Evidence that the uncontended paths make no system call (docs/api.md: Event; the headers'
 // fast-path guarantees for Lock, RLock, Condition::notify and Semaphore).
 //
