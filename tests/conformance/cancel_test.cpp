@@ -377,7 +377,7 @@ TEST(CancelEverywhere, StopAfterTheCallsReturnedTouchesNothing) {
 TEST(CancelJthreadPool, StoppingSomeBlockedWorkersLeavesTheOthersWorking) {
   constexpr int kItems = 200;
   weft::Queue<int> q(8);
-  std::vector<std::atomic<int>> seen(2 * kItems);
+  std::vector<std::atomic<int>> seen(std::size_t{2} * kItems);
   std::vector<std::atomic<int>> per_worker(4);
   TidSlot tids[4];
   std::atomic<int> ended[4] = {0, 0, 0, 0};

@@ -73,6 +73,7 @@ TYPED_TEST_SUITE(TaskQueue, weft_test::TaskQueueKinds, weft_test::KindNames);
 template <class Kind>
 class Model {
  public:
+  // NOLINTNEXTLINE(modernize-use-emplace): an aggregate; clang 14 has no parenthesized aggregate init
   void put(int v) { items_.push_back({v, seq_++}); }
   int get() {
     auto it = items_.begin();
@@ -587,7 +588,7 @@ TYPED_TEST(TaskQueue, BasicBoundedQueueTest) {
       EXPECT_FALSE(q.full());
     }
     const int last = 2 * kQueueSize;
-    const int full = 3 * 2 * kQueueSize;
+    const int full = static_cast<int>(6 * kQueueSize);
     q.put(last);
     EXPECT_TRUE(q.full());
     EXPECT_EQ(q.qsize(), static_cast<std::size_t>(kQueueSize));

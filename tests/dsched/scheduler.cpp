@@ -16,12 +16,12 @@
 #include <malloc.h>
 #include <mutex>
 #include <new>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigaction, not std::signal
 #include <sstream>
 #include <string>
 #include <sys/syscall.h>
 #include <thread>
-#include <time.h>
+#include <time.h>  // NOLINT(modernize-deprecated-headers): POSIX clock_gettime
 #include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
@@ -168,6 +168,7 @@ thread_local int tls_track_frees = 0;
 // take it again.
 thread_local bool tls_in_dead_list = false;
 
+// NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): a scope guard
 struct DeadListGuard {
   std::lock_guard<std::mutex> g{g_dead_m};
   DeadListGuard() { tls_in_dead_list = true; }
@@ -431,7 +432,7 @@ class Run {
     if (next != from) th[next]->cv.notify_one();
   }
 
-  void wait_baton(std::unique_lock<std::mutex>& lk, ThreadCtl& t) {
+  void wait_baton(std::unique_lock<std::mutex>& lk, ThreadCtl& t) const {
     while (running != t.id) t.cv.wait(lk);
   }
 

@@ -574,6 +574,7 @@ TEST(FirstParkFaults, EveryBlockingCallSurvivesItsParkerAllocationFailing) {
     run_first_park_case({"Condition::wait",
                          [&](std::stop_token st) {
                            l.acquire();
+                           // NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): a scope guard
                            struct Release {
                              weft::Lock& l;
                              ~Release() {
