@@ -122,7 +122,7 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
     // Producers: kProducers, then consumers, then the joiner, then the canceller.
     const std::size_t joiner = kProducers + kConsumers;
     Threads workers(kProducers + kConsumers + 2, [&](std::size_t w) {
-      std::mt19937 rng(static_cast<unsigned>(round * 101 + w));
+      std::mt19937 rng(static_cast<unsigned>(static_cast<std::size_t>(round) * 101 + w));
       if (w < kProducers) {
         const int p = static_cast<int>(w);
         long seq = 0;
