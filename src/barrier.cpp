@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Barrier: Python's state machine (filling -> draining -> filling; resetting and broken on
 // the side), on a weft::Lock and a weft::Condition.
 #include "weft/barrier.hpp"

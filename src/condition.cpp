@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Condition: waiters_ is the FIFO of threads in wait(); has_waiters_ is true iff it is
 // non-empty; both change only under list_lock_.
 #include "weft/condition.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The kernel sleep: Linux futex, or a portable mutex/condition-variable table.
 #include "weft/detail/futex.hpp"
 

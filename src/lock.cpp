@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lock and RLock slow paths. Invariant: Lock's kWaiters is set iff waiters_ is non-empty,
 // and both change only under list_lock_.
 #include "weft/lock.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Parker pool, park loop, and WordLock slow path.
 #include "weft/detail/parker.hpp"
 

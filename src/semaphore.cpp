@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Semaphore slow paths. Invariant: kWaiters is set iff waiters_ is non-empty, and both
 // change only under list_lock_.
 #include "weft/semaphore.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/barrier.hpp: weft::Barrier, Python's threading.Barrier.
 //
 // A reusable rendezvous for a fixed number of threads (parties): each calls wait(), and when

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/condition.hpp: weft::Condition, Python's threading.Condition.
 //
 // A Condition pairs a lock (a Lock or an RLock; by default one it owns, an RLock, as Python

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/errors.hpp: the exceptions weft throws.
 //
 // Operational outcomes derive from std::runtime_error: Empty, Full (a non-blocking or timed

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/event.hpp: weft::Event, Python's threading.Event.
 //
 // An Event is a flag that threads wait on: set() raises it and wakes every thread waiting

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/lock.hpp: weft::Lock and weft::RLock, Python's threading.Lock and threading.RLock.
 //
 // Lock is a mutual-exclusion lock that no thread owns: any thread may release it (as in

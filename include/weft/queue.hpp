@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/queue.hpp: weft::Queue, LifoQueue, PriorityQueue and SimpleQueue, Python's queue
 // module for C++.
 //

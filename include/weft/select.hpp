@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/select.hpp: wait on several queues, events and semaphores at once, and perform
 // exactly one operation (Go's select, crossbeam's Select, for weft's primitives).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/semaphore.hpp: weft::Semaphore and weft::BoundedSemaphore, Python's
 // threading.Semaphore and threading.BoundedSemaphore.
 //

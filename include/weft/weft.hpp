@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/weft.hpp: everything in weft.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tests/dsched/scenarios.cpp: what the explorer runs. Each scenario is a few threads doing
 // a few operations on weft primitives, with assertions inside the threads (dsched::check)
 // and on the final state (check()). A lost wake-up shows up as a deadlock (an untimed wait

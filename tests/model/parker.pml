@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/model/parker.pml: a model of weft's waiting protocol, checked exhaustively by spin.
  *

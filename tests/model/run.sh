@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tests/model/run.sh: checks tests/model/parker.pml exhaustively with spin, one configuration
 # at a time (spin -a, gcc, pan: full state space, assertions + invalid end states). Fails on
 # any error or incomplete search, printing the counterexample trail.

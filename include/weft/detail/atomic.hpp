@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/atomic.hpp: the atomic type every weft primitive uses for shared state.
 //
 // This is the seam for deterministic schedule exploration: a test build defines

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/deadline.hpp: the one timeout vocabulary of weft.
 //
 // Every timed call turns its argument (a std::chrono::duration of any rep and period, or a

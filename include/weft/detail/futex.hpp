@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/futex.hpp: the kernel sleep that every blocking path of weft ends in.
 //
 // futex_wait(word, expected, deadline) sleeps while *word == expected, until futex_wake on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/parker.hpp: the waiting layer every blocking call of weft stands on.
 //
 // A blocked thread is a Parker (one per thread) plus one WaitNode per source it waits on
@@ -20,7 +21,7 @@
 //    known to be alive while it is linked); the wake happens after the waker has released
 //    that lock and touches only the Parker. A claimed waiter does not return until woken, so
 //    the waker's last access to the primitive happens-before the woken thread returns, and
-//    the woken thread may destroy the primitive at once (API.md, Lifetime).
+//    the woken thread may destroy the primitive at once (docs/api.md, Lifetime).
 //  - Parkers come from a process-wide pool and are never freed, so the one access a waker
 //    makes after the waiter may have returned (the futex_wake system call, on the Parker's
 //    word) can at worst cause a spurious wake-up of a later park, which parks re-check.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/queue_core.hpp: the one synchronization skeleton of every weft queue.
 //
 // QueueCore<T, Storage> adds to a storage (ring.hpp, storage.hpp) what makes it a blocking
@@ -55,7 +56,7 @@ class QueueCore {
 
   // One non-blocking attempt. A success claims one waiter of the other side before the
   // storage publishes its change, and wakes it after: the publication is this call's last
-  // access to the queue (API.md, Lifetime).
+  // access to the queue (docs/api.md, Lifetime).
   PushResult try_push(T& item) {
     WakeBatch woken;  // wakes on return, touching only Parkers
     const PushResult r = storage_.try_push(item, &not_empty_, woken);

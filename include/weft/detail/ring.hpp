@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/ring.hpp: the lock-free storage of a bounded FIFO weft::Queue.
 //
 // Algorithm: Dmitry Vyukov's bounded MPMC queue (per-slot sequence "stamps"), with the

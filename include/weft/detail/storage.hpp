@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/storage.hpp: the storages of the queue family behind one small interface,
 // and the locked ones (FIFO/LIFO deque, priority heap).
 //

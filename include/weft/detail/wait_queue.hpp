@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft/detail/wait_queue.hpp: a list of parked threads waiting for one condition of a
 // source (a queue's "not empty", "not full", "all tasks done"), with a fast "anyone there?"
 // check for the notifier.
