@@ -208,9 +208,10 @@ struct AnyEmitter {
 //                                    throw, and must then change nothing
 //   WaitLink link(WaitNode& node, WaitPosition pos)
 //                                    registers `node` on the source unless the source is
-//                                    ready now (then it links nothing and returns
-//                                    WaitLink::ready); the re-check must follow the
-//                                    announcement, which weft::WaitSource does for you
+//                                    ready now (then it returns WaitLink::ready if it linked
+//                                    nothing, WaitLink::withdrawn if it linked the node and
+//                                    unlinked it again); the re-check must follow the
+//                                    announcement, which weft::WaitSource::link does for you
 //   void unlink(WaitNode& node) noexcept
 //                                    removes `node` if no notifier took it
 //

@@ -24,10 +24,12 @@
 //     auto r = weft::select(TakeOp{&box}, weft::get(queue));
 //
 // Contract (the handshake that makes a wake-up impossible to miss):
-//  - link(node, pos, ready) registers `node` unless ready() is true; it announces the
-//    registration (a sequentially consistent store) before calling ready(), under the
-//    source's internal lock. ready() must read your state with sequentially consistent
-//    loads, or under a mutex that the notifying side also holds while changing it.
+//  - link(node, pos, ready) links `node` and announces it (a sequentially consistent
+//    store), then calls ready() after releasing the source's internal lock; if ready() is
+//    true it unlinks the node again and returns WaitLink::withdrawn, else WaitLink::linked.
+//    ready() must read your state with sequentially consistent loads, or under a mutex that
+//    the notifying side also holds while changing it (it may take that mutex: no lock of
+//    the source is held then).
 //  - A notifier first makes the state change (a sequentially consistent store or
 //    read-modify-write, or under that mutex), then calls notify_one() or notify_all(). They
 //    claim waiting nodes, oldest first, and wake their threads after releasing the source's
@@ -47,7 +49,7 @@
 namespace weft {
 
 using WaitNode = detail::WaitNode;      // one registration of a waiting thread
-using WaitLink = detail::Link;          // what link() did: linked, or ready
+using WaitLink = detail::Link;          // what link() did: linked, ready or withdrawn
 using WaitPosition = detail::Position;  // where a registration goes: back, or front
 
 class WaitSource {

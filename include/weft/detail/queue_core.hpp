@@ -251,7 +251,7 @@ class QueueCore {
     WordLockGuard g(joiners_.lock());
     return all_tasks_done();
   }
-  // For the joiners' registration, which runs under that lock.
+  // The same, for a caller that holds the joiners' lock.
   bool all_tasks_done() const noexcept {
     return done_.load(std::memory_order_relaxed) >= storage_.pushed();
   }
@@ -292,61 +292,46 @@ class QueueCore {
 
 // ---- the queue's operations for the wait loop (and select) ---------------------------------
 
-// Waiting for room: the flag handshake, re-checking the storage under the putters' lock.
-template <class Core>
-class QueuePutOp {
+// Waiting on one of the queue's sources: `Source` is the getters' ("not empty"), the
+// putters' ("not full") or the joiners' ("all tasks done") FlagSource, `Ready` the re-check
+// of the handshake (wait_source.hpp) for it.
+template <class Core, auto Source, auto Ready, SourceKind Kind>
+class QueueWaitOp {
  public:
-  explicit QueuePutOp(Core& q) noexcept : q_(q) {}
+  explicit QueueWaitOp(Core& q) noexcept : q_(q) {}
   Link link(WaitNode& node, Position pos) {
-    return q_.not_full().link(node, pos, [this] { return q_.push_ready(); });
+    return (q_.*Source)().link(node, pos, [this] { return (q_.*Ready)(); });
   }
-  void unlink(WaitNode& node) noexcept { q_.not_full().unlink(node); }
-  // A putter whose retry threw after a pop claimed it for the slot it freed: the next
-  // putter gets the wake-up (if nobody had claimed us, the extra putter retries and sleeps
-  // again: a spurious wake-up, never a lost one).
+  void unlink(WaitNode& node) noexcept { (q_.*Source)().unlink(node); }
+  // A waiter whose retry threw after a notifier claimed it (for the item it pushed, the
+  // slot it freed): the next waiter gets the wake-up. If nobody had claimed us, the extra
+  // waiter retries and waits again: a spurious wake-up, never a lost one.
   void pass_on() noexcept {
     WakeBatch woken;
-    q_.not_full().claim_one(woken);
+    (q_.*Source)().claim_one(woken);
   }
-  WaitTarget target() const noexcept { return {SourceKind::queue_put, &q_}; }
+  WaitTarget target() const noexcept { return {Kind, &q_}; }
 
  private:
   Core& q_;
 };
 
-// Waiting for an item (or the shutdown).
 template <class Core>
-class QueueGetOp {
- public:
-  explicit QueueGetOp(Core& q) noexcept : q_(q) {}
-  Link link(WaitNode& node, Position pos) {
-    return q_.not_empty().link(node, pos, [this] { return q_.pop_ready(); });
-  }
-  void unlink(WaitNode& node) noexcept { q_.not_empty().unlink(node); }
-  void pass_on() noexcept {
-    WakeBatch woken;
-    q_.not_empty().claim_one(woken);
-  }
-  WaitTarget target() const noexcept { return {SourceKind::queue_get, &q_}; }
-
- private:
-  Core& q_;
+class QueueGetOp
+    : public QueueWaitOp<Core, &Core::not_empty, &Core::pop_ready, SourceKind::queue_get> {
+  using QueueWaitOp<Core, &Core::not_empty, &Core::pop_ready, SourceKind::queue_get>::QueueWaitOp;
 };
-
-// Waiting for every task to be done: the check runs under the joiners' lock, as task_done()
-// does its update.
 template <class Core>
-class QueueJoinOp {
- public:
-  explicit QueueJoinOp(Core& q) noexcept : q_(q) {}
-  Link link(WaitNode& node, Position pos) {
-    return q_.joiners().link(node, pos, [this] { return q_.all_tasks_done(); });
-  }
-  void unlink(WaitNode& node) noexcept { q_.joiners().unlink(node); }
-  WaitTarget target() const noexcept { return {SourceKind::queue_join, &q_}; }
-
- private:
-  Core& q_;
+class QueuePutOp
+    : public QueueWaitOp<Core, &Core::not_full, &Core::push_ready, SourceKind::queue_put> {
+  using QueueWaitOp<Core, &Core::not_full, &Core::push_ready, SourceKind::queue_put>::QueueWaitOp;
+};
+// The joiners' re-check runs under their lock, as task_done() does its update.
+template <class Core>
+class QueueJoinOp : public QueueWaitOp<Core, &Core::joiners, &Core::all_tasks_done_synced,
+                                       SourceKind::queue_join> {
+  using QueueWaitOp<Core, &Core::joiners, &Core::all_tasks_done_synced,
+                    SourceKind::queue_join>::QueueWaitOp;
 };
 
 }  // namespace weft::detail

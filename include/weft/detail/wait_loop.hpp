@@ -15,8 +15,8 @@
 // protocol (parker.hpp) is WaitLoop::wait(), written once:
 //   1. the deadline and the stop token, checked before registering;
 //   2. registration of one node per operation, each op's link() re-checking its source
-//      under the source's lock (wait_source.hpp); a source found ready ends the round
-//      without parking, and a claim that raced the abandoned registrations is honoured;
+//      (wait_source.hpp); a source found ready ends the round without parking, and a claim
+//      that raced the abandoned registrations is honoured;
 //   3. the park, between the diagnostics hooks "now waiting on these sources" and "stopped
 //      waiting, with this outcome";
 //   4. unregistration of every node a notifier did not take;
@@ -29,7 +29,8 @@
 // An operation (the pieces a primitive supplies; select's operations add try_fire, see
 // select.hpp) is any type with
 //     Link link(WaitNode& node, Position pos)   register node unless the operation could
-//                                               proceed now (then link nothing: Link::ready)
+//                                               proceed now (Link::ready: nothing linked;
+//                                               Link::withdrawn: linked, then unlinked)
 //     void unlink(WaitNode& node) noexcept      remove node if no notifier took it
 // and optionally
 //     void pass_on() noexcept                   give a claimed wake-up to the next waiter
@@ -168,9 +169,11 @@ class WaitLoop {
 
     // 2. Register everywhere, unless one source is ready.
     std::size_t linked = 0;
-    const bool ready = !link_all(nodes, linked, ops...);
+    Link last = Link::linked;
+    const bool ready = !link_all(nodes, linked, last, ops...);
     if (ready) {
-      if (linked == 0) return RoundEnd::ready;  // nothing linked: nothing can be claimed
+      // Nothing was ever linked: nothing can have been claimed.
+      if (linked == 0 && last == Link::ready) return RoundEnd::ready;
       unlink_except(nodes, linked, N, ops...);
       // A claim that raced the abandoned registrations carries a wake-up meant for us:
       // report it, so that its operation is tried first and not left unperformed.
@@ -235,10 +238,12 @@ class WaitLoop {
     if constexpr (requires { op.before_park(); }) op.before_park();
   }
 
-  // Links nodes[0..] in order until one source is ready; `linked` counts the linked ones.
+  // Links nodes[0..] in order until one source is ready; `linked` counts the linked ones,
+  // `last` is the last link()'s answer.
   template <class... Ops>
-  bool link_all(WaitNode* nodes, std::size_t& linked, Ops&... ops) {
-    return ((ops.link(nodes[linked], position_) == Link::linked && (++linked, true)) && ...);
+  bool link_all(WaitNode* nodes, std::size_t& linked, Link& last, Ops&... ops) {
+    return (((last = ops.link(nodes[linked], position_)) == Link::linked && (++linked, true)) &&
+            ...);
   }
 
   // Unlinks nodes[0..count) but nodes[skip].

@@ -18,8 +18,11 @@
 //
 //       notifier:  make the condition true (a seq_cst RMW, or under a lock the waiter takes too)
 //                  then  flag.load(seq_cst)              -> false: nobody to wake
-//       waiter:    flag.store(true, seq_cst)  (under the source's lock, in link())
-//                  then  re-check the condition          -> true: do not link, retry
+//       waiter:    link, flag.store(true, seq_cst)  (under the source's lock, in link())
+//                  then  re-check the condition          -> true: unlink, retry
+//
+//     The re-check runs after the source's lock is released, because it may take another
+//     lock (a locked storage's, a user's mutex) that a notifier holds while it claims.
 //
 //     In the single total order of seq_cst operations, either the waiter's re-check comes
 //     after the notifier's change (and sees it), or the waiter's store comes before the
@@ -48,8 +51,11 @@ enum class Position : std::uint8_t { back, front };
 
 // What link() did.
 enum class Link : std::uint8_t {
-  linked,  // the node is in the list: the caller may park
-  ready,   // the source was ready when checked: nothing was linked, retry the operation
+  linked,     // the node is in the list: the caller may park
+  ready,      // the source was ready when checked: nothing was linked, retry the operation
+  withdrawn,  // the re-check after linking found the source ready and the node was
+              // unlinked again; a notifier may have claimed it in between, so the waiter
+              // must settle() before it retries (the wait loop does)
 };
 
 // The announcement by a flag of its own; see the handshake above.
@@ -61,11 +67,9 @@ class FlagAnnouncement {
   template <class>
   friend class WaitSource;
 
-  template <class Ready>
-  bool announce(Ready& ready) {
-    flag_.store(true, std::memory_order_seq_cst);  // then re-check: the handshake
-    return !ready();
-  }
+  // The re-check comes after link() released the source's lock (see the handshake above).
+  static constexpr bool kRecheckAfterLink = true;
+  void announce() noexcept { flag_.store(true, std::memory_order_seq_cst); }
   // relaxed: under the source's lock; a stale true only costs a notifier the lock.
   void retract() noexcept { flag_.store(false, std::memory_order_relaxed); }
   bool announced() const noexcept { return flag_.load(std::memory_order_relaxed); }
@@ -89,6 +93,8 @@ class WordAnnouncement {
   template <class>
   friend class WaitSource;
 
+  // The state is checked by the CAS that announces (atomic with it), under the lock.
+  static constexpr bool kRecheckAfterLink = false;
   // ready(state) says whether a waiter could proceed in that state. relaxed: the CAS is
   // ordered with the notifier's RMW by the word's modification order; a caller told "ready"
   // retries its operation, whose own atomic carries the acquire.
@@ -122,22 +128,32 @@ class WaitSource {
   const Announcement& announcement() const noexcept { return announcement_; }
 
   // Links `node` (its waiter prepared by the caller) unless ready() says the caller could
-  // proceed, all under the source's lock; see the announcements for what ready receives.
+  // proceed. A word announcement calls ready(state) in the CAS loop that announces, under
+  // the source's lock (Link::ready: nothing was linked); a flag announcement links and
+  // announces under the lock, then calls ready() after releasing it (Link::withdrawn: the
+  // node was linked and is unlinked again).
   template <class Ready>
   Link link(WaitNode& node, Position pos, Ready&& ready) {
-    WordLockGuard g(lock_);
-    if (!announcement_.announce(ready)) {
-      if (list_.empty()) announcement_.retract();
-      check();
-      return Link::ready;
-    }
-    if (pos == Position::front) {
-      list_.push_front(node);
+    if constexpr (Announcement::kRecheckAfterLink) {
+      {
+        WordLockGuard g(lock_);
+        push(node, pos);
+        announcement_.announce();
+        check();
+      }
+      if (!ready()) return Link::linked;
+      unlink(node);
+      return Link::withdrawn;
     } else {
-      list_.push_back(node);
+      WordLockGuard g(lock_);
+      if (!announcement_.announce(ready)) {
+        check();
+        return Link::ready;
+      }
+      push(node, pos);
+      check();
+      return Link::linked;
     }
-    check();
-    return Link::linked;
   }
 
   // Removes `node` if a notifier has not already taken it off.
@@ -186,6 +202,13 @@ class WaitSource {
   bool empty_locked() const noexcept { return list_.empty(); }
 
  private:
+  void push(WaitNode& node, Position pos) noexcept {
+    if (pos == Position::front) {
+      list_.push_front(node);
+    } else {
+      list_.push_back(node);
+    }
+  }
   [[gnu::noinline]] std::size_t claim_slow(WakeBatch& woken, std::size_t n) noexcept {
     return claim(woken, n);
   }
