@@ -235,6 +235,14 @@ def record(stmt, stack, model, weft_ns, cls, qualified):
     m = re.match(r"^(class|struct)\s+(\w+)$", stmt)  # forward declaration
     if m:
         return
+    m = re.match(r"^using\s+(\w+)\s*=", stmt)  # a type alias of namespace weft
+    if m:
+        model.free.add(m.group(1))
+        return
+    m = re.search(r"\bconcept\s+(\w+)\s*=", stmt)
+    if m:
+        model.free.add(m.group(1))
+        return
     name = statement_name(stmt)
     if name:
         model.free.add(name)

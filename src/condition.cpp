@@ -1,88 +1,122 @@
 // SPDX-License-Identifier: MIT
-// Condition: waiters_ is the FIFO of threads in wait(); has_waiters_ is true iff it is
-// non-empty; both change only under list_lock_.
+// Condition: waiters_ is the FIFO of threads in wait(), a flag-announced WaitSource whose
+// handshake is ordered by the user's lock (both wait() and notify() hold it).
 #include "weft/condition.hpp"
 
 #include <stdexcept>
 
+#include "weft/detail/wait_loop.hpp"
+
 namespace weft {
 
 using detail::Deadline;
-using detail::Parker;
+using detail::Link;
+using detail::Position;
+using detail::WaitLoop;
 using detail::WaitNode;
 using detail::WakeBatch;
-using detail::WordLockGuard;
+
+namespace detail {
+
+// The tables are built inside the members (the friends of Lock and RLock), as captureless
+// lambdas, so they may use the locks' internals.
+ConditionLock ConditionLock::of(Lock& l) noexcept {
+  static constexpr Ops kOps{
+      [](void* p, Deadline d) {
+        Lock& lock = *static_cast<Lock*>(p);
+        return lock.try_acquire() || (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr));
+      },
+      [](void* p) { static_cast<Lock*>(p)->release(); },
+      [](const void* p) noexcept { return static_cast<const Lock*>(p)->locked(); },
+      [](void* p) -> std::size_t {
+        static_cast<Lock*>(p)->release();  // throws only if another thread released it under us
+        return 1;
+      },
+      [](void* p, std::size_t) { static_cast<Lock*>(p)->acquire(); },
+      [](void* p) noexcept -> Lock& { return *static_cast<Lock*>(p); },
+  };
+  return {&l, &kOps};
+}
+
+ConditionLock ConditionLock::of(RLock& l) noexcept {
+  static constexpr Ops kOps{
+      [](void* p, Deadline d) {
+        RLock& r = *static_cast<RLock*>(p);
+        if (r.reenter()) return true;
+        Lock& lock = r.lock_;
+        return r.adopt(lock.try_acquire() ||
+                       (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr)));
+      },
+      [](void* p) { static_cast<RLock*>(p)->release(); },
+      [](const void* p) noexcept { return static_cast<const RLock*>(p)->is_owned(); },
+      [](void* p) { return static_cast<RLock*>(p)->release_all(); },
+      [](void* p, std::size_t depth) { static_cast<RLock*>(p)->restore(depth); },
+      [](void* p) noexcept -> Lock& { return static_cast<RLock*>(p)->lock_; },
+  };
+  return {&l, &kOps};
+}
+
+// One wait: registered before the user lock is released (before_park), so a notify() that
+// runs after the release sees the node and no notification can fall between "unlock" and
+// "sleep".
+class ConditionWaitOp {
+ public:
+  explicit ConditionWaitOp(Condition& c) noexcept : c_(c) {}
+  Link link(WaitNode& node, Position) {
+    return c_.waiters_.link(node, Position::back, [] { return false; });  // FIFO, always waits
+  }
+  void unlink(WaitNode& node) noexcept { c_.waiters_.unlink(node); }
+  void before_park() {
+    saved_ = c_.lock_.release_save();
+    released_ = true;
+  }
+  WaitTarget target() const noexcept { return {SourceKind::condition, &c_}; }
+
+  // Reacquired unconditionally once released, even when cancelled: the caller's scope owns
+  // the lock again.
+  void restore() const {
+    if (released_) c_.lock_.acquire_restore(saved_);
+  }
+
+ private:
+  Condition& c_;
+  std::size_t saved_ = 0;
+  bool released_ = false;
+};
+
+}  // namespace detail
 
 bool Condition::wait_slow(Deadline deadline, const std::stop_token* stop) {
   if (!is_owned()) throw std::logic_error("weft::Condition::wait: lock not held by the caller");
   if (stop != nullptr && stop->stop_requested()) return false;  // cancelled: nothing changes
-  Parker& parker = Parker::current();
-  parker.prepare();
-  WaitNode node;
-  node.parker = &parker;
+  if (deadline.expired()) {
+    // As Python: the lock is released and taken again, and the wait reports a timeout.
+    lock_.acquire_restore(lock_.release_save());
+    return false;
+  }
+  detail::ConditionWaitOp op(*this);
+  bool notified = false;
   {
-    WordLockGuard g(list_lock_);
-    waiters_.push_back(node);
-    has_waiters_.store(true, std::memory_order_relaxed);
+    // One round: a claim is the notification; anything else ends the wait.
+    WaitLoop loop(deadline, stop);
+    notified = loop.wait(op).claimed();
   }
-  // Registered before the user lock is released: a notify() that runs after the release sees
-  // the node, so no notification can fall between "unlock" and "sleep".
-  std::size_t depth = 0;
-  if (rlock_) {
-    depth = rlock_->release_all();
-  } else {
-    try {
-      lock_->release();  // throws only if another thread released the Lock under us
-    } catch (...) {
-      {
-        WordLockGuard g(list_lock_);
-        if (node.linked) {
-          waiters_.remove(node);
-          if (waiters_.empty()) has_waiters_.store(false, std::memory_order_relaxed);
-        }
-      }
-      parker.settle();
-      throw;
-    }
-  }
-  // Wake-up sources: notify() (claims the node), the deadline, a stop request.
-  const std::uint32_t outcome = parker.park(deadline, stop);
-  if (outcome != detail::kWoken) {
-    WordLockGuard g(list_lock_);
-    if (node.linked) {
-      waiters_.remove(node);
-      if (waiters_.empty()) has_waiters_.store(false, std::memory_order_relaxed);
-    }
-  }
-  // Reacquired unconditionally, even when cancelled: the caller's scope owns the lock again.
-  if (rlock_) {
-    rlock_->restore(depth);
-  } else {
-    lock_->acquire();
-  }
-  return outcome == detail::kWoken;
+  op.restore();
+  return notified;
 }
 
 void Condition::notify(std::size_t n) {
   if (!is_owned()) throw std::logic_error("weft::Condition::notify: lock not held by the caller");
-  // relaxed: every waiter that matters registered while holding the user lock, which this
-  // thread now holds, so the store of `true` happens-before this load. A stale `true` (the
-  // waiter timed out) only costs taking list_lock_.
-  if (n == 0 || !has_waiters_.load(std::memory_order_relaxed)) return;
+  // Every waiter that matters registered while holding the user lock, which this thread now
+  // holds, so its announcement is visible here. A stale one (the waiter timed out) only
+  // costs taking the source's lock.
+  if (n == 0 || !waiters_.maybe_waiting()) return;
   WakeBatch claimed;
-  {
-    WordLockGuard g(list_lock_);
-    for (; n > 0; --n) {
-      WaitNode* w = waiters_.claim_front();
-      if (w == nullptr) break;
-      claimed.add(w);
-    }
-    if (waiters_.empty()) has_waiters_.store(false, std::memory_order_relaxed);
-  }
+  waiters_.claim(claimed, n);
   // Wait morphing: the claimed waiters must take the lock before they can return, and the
   // caller holds it, so they are woken by the release that frees it (Lock::defer_wakes)
   // rather than now, to wake, find the lock held and sleep again on it.
-  (rlock_ ? rlock_->lock_ : *lock_).defer_wakes(claimed);
+  lock_.base().defer_wakes(claimed);
 }
 
 }  // namespace weft

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MIT
-// Lock and RLock slow paths. Invariant: Lock's kWaiters is set iff waiters_ is non-empty,
-// and both change only under list_lock_.
+// Lock and RLock slow paths. The waiters live in a WaitSource announced by kWaiters in the
+// state word (wait_source.hpp); deferred_ and kDeferred change only under that source's lock.
 #include "weft/lock.hpp"
 
 #include <stdexcept>
 
+#include "weft/detail/wait_loop.hpp"
+
 namespace weft {
 
 using detail::Deadline;
-using detail::Parker;
-using detail::WaitNode;
+using detail::WaitLoop;
 using detail::WakeBatch;
 using detail::WordLockGuard;
 
@@ -22,55 +23,13 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
     if (try_acquire()) return true;
     detail::cpu_relax();
   }
-  if (deadline.expired()) return try_acquire();
-  Parker& parker = Parker::current();
-  // A woken waiter competes again with running threads; it re-registers at the front so
-  // that it does not lose its place to later arrivals.
-  bool requeue = false;
+  detail::LockAcquireOp op(*this);
+  WaitLoop loop(deadline, stop);
   for (;;) {
-    parker.prepare();
-    WaitNode node;
-    node.parker = &parker;
-    {
-      WordLockGuard g(list_lock_);
-      std::uint32_t s = state_.load(std::memory_order_relaxed);
-      for (;;) {
-        if ((s & kLocked) == 0) {
-          if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
-                                           std::memory_order_relaxed)) {
-            return true;
-          }
-          continue;
-        }
-        // Announce the waiter while the lock is held: release() clears kLocked with an RMW
-        // on the same word, so it sees kWaiters and comes to wake us.
-        if (state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed,
-                                         std::memory_order_relaxed)) {
-          break;
-        }
-      }
-      if (requeue) {
-        waiters_.push_front(node);
-      } else {
-        waiters_.push_back(node);
-      }
-    }
-    // Wake-up sources: release_slow() (claims the front node), the deadline, a stop request.
-    const std::uint32_t outcome = parker.park(deadline, stop);
-    if (outcome == detail::kWoken) {
-      if (try_acquire()) return true;
-      requeue = true;
-      if (deadline.expired()) return false;
-      continue;
-    }
-    {
-      WordLockGuard g(list_lock_);
-      if (node.linked) {
-        waiters_.remove(node);
-        if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
-      }
-    }
-    return false;  // timed out or cancelled
+    // A woken waiter competes again with running threads; if one of them wins, the loop
+    // re-registers it at the front, so that it does not lose its place to later arrivals.
+    if (try_acquire()) return true;
+    if (loop.wait(op).ended()) return false;  // timed out or cancelled
   }
 }
 
@@ -78,10 +37,10 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
 // the Lock, so the next owner may destroy it at once (as with std::mutex). The CAS may free
 // the lock only if a waiter was claimed (it will retry, or whoever beats it will release
 // again) or none is registered; a waiter that registered after the claim phase found the list
-// empty makes the CAS fail and is claimed in another round (found by tests/dsched,
-// lock_timeout_race: freeing the lock under a fresh waiter left it parked on a free lock).
+// empty makes the CAS fail and is claimed in another round (tests/dsched, lock_timeout_race:
+// freeing the lock under a fresh waiter would leave it parked on a free lock).
 void Lock::release_slow() {
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  std::uint32_t s = state().load(std::memory_order_relaxed);
   if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
   WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parkers
   bool claimed = false;
@@ -89,52 +48,47 @@ void Lock::release_slow() {
     if (s & kDeferred) {
       // Waiters that Condition::notify() claimed while the lock was held: they wake with
       // the rest, after the CAS that frees the lock.
-      WordLockGuard g(list_lock_);
+      WordLockGuard g(waiters_.lock());
       woken.take_from(deferred_);
-      state_.fetch_and(~kDeferred, std::memory_order_relaxed);
-      s = state_.load(std::memory_order_relaxed);
+      state().fetch_and(~kDeferred, std::memory_order_relaxed);
+      s = state().load(std::memory_order_relaxed);
       continue;
     }
     if ((s & kWaiters) && !claimed) {
-      WordLockGuard g(list_lock_);
-      if (WaitNode* n = waiters_.claim_front()) {
-        woken.add(n);
-        claimed = true;
-      }
-      if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_relaxed);
-      s = state_.load(std::memory_order_relaxed);
+      claimed = waiters_.claim(woken, 1) != 0;
+      s = state().load(std::memory_order_relaxed);
       continue;
     }
     // Another thread released it under us (a Lock has no owner): still wake the waiter we
     // claimed (it will retry), and report the misuse.
     if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
     // release: publishes the critical section to the next acquirer.
-    if (state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
-                                     std::memory_order_relaxed)) {
+    if (state().compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
+                                      std::memory_order_relaxed)) {
       return;
     }
   }
 }
 
-// The decision is made inside one critical section of list_lock_, from the RMW's own result,
-// and nothing but Parkers is touched after it: a release frees the lock only after taking
-// deferred_ under list_lock_, so while deferred_ is non-empty outside list_lock_ the lock is
+// The decision is made inside one critical section of the source's lock, from the RMW's own
+// result, and nothing but Parkers is touched after it: a release frees the lock only after
+// taking deferred_ under that lock, so while deferred_ is non-empty outside it the Lock is
 // held, and the release that frees it wakes them. (A notify() from a thread that does not
 // hold the Lock, which Python allows, may find it already free: then nobody else will wake
-// the waiters, and the WakeBatch does it after the unlock. Reading state_ after the unlock
+// the waiters, and the WakeBatch does it after the unlock. Reading the state after the unlock
 // instead would race with a woken waiter that destroys the Lock.)
 void Lock::defer_wakes(WakeBatch& claimed) noexcept {
   if (claimed.empty()) return;
   WakeBatch woken;  // declared first: wakes after the guard unlocks, touching only Parkers
-  WordLockGuard g(list_lock_);
-  // relaxed: list_lock_ publishes deferred_; the bit only has to be ordered with the
+  WordLockGuard g(waiters_.lock());
+  // relaxed: the source's lock publishes deferred_; the bit only has to be ordered with the
   // release's CAS on the same word, which the word's modification order does.
-  if (state_.fetch_or(kDeferred, std::memory_order_relaxed) & kLocked) {
+  if (state().fetch_or(kDeferred, std::memory_order_relaxed) & kLocked) {
     deferred_.take_from(claimed);  // the release that frees the lock fails its CAS on the bit
   } else {
     woken.take_from(claimed);
     woken.take_from(deferred_);
-    state_.fetch_and(~kDeferred, std::memory_order_relaxed);
+    state().fetch_and(~kDeferred, std::memory_order_relaxed);
   }
 }
 

@@ -2,6 +2,8 @@
 // Parker pool, park loop, and WordLock slow path.
 #include "weft/detail/parker.hpp"
 
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -74,12 +76,11 @@ Parker& Parker::current() {
   return *tp.parker;
 }
 
-bool Parker::abort(std::uint32_t token) noexcept {
+bool Waiter::abort(Decision d) noexcept {
+  const std::uint32_t token = d.code() << kDecisionShift;
   std::uint32_t v = word_.load(std::memory_order_relaxed);
-  while ((v >> 2) == 0) {
-    // An abort needs no second step: nobody touches the primitive on its behalf, so it sets
-    // NOTIFIED itself.
-    if (word_.compare_exchange_weak(v, (token << 2) | kNotified | (v & kSleeping),
+  while (undecided(v)) {
+    if (word_.compare_exchange_weak(v, token | kNotified | (v & kSleeping),
                                     std::memory_order_acq_rel, std::memory_order_relaxed)) {
       if (v & kSleeping) futex_wake_one(word_);
       return true;
@@ -122,17 +123,17 @@ std::uint32_t Parker::wait_notified(Deadline deadline) noexcept {
     // outcome): the waker is a few instructions from wake(), or, for a waiter that
     // Condition::notify() claimed, the wake comes with the release of the lock that the
     // waiter must retake anyway.
-    const Deadline d = (v >> 2) == 0 ? deadline : Deadline::never();
+    const Deadline d = undecided(v) ? deadline : Deadline::never();
     // Wake-up sources: Parker::wake() (claimer), Parker::abort() (stop_callback), the
     // deadline, or spurious (stale wakes from an earlier park): all lead back to the loop.
     if (!futex_wait(word_, v, d)) {
       // Deadline passed while undecided: try to decide it ourselves.
-      abort(kTimedOut);
+      abort(Decision::timed_out());
     }
   }
 }
 
-std::uint32_t Parker::park(Deadline deadline, const std::stop_token* stop) noexcept {
+Decision Parker::park(Deadline deadline, const std::stop_token* stop) noexcept {
   struct Cancel {
     Parker* self;
     void operator()() const noexcept { self->cancel(); }
@@ -141,15 +142,21 @@ std::uint32_t Parker::park(Deadline deadline, const std::stop_token* stop) noexc
   // callback running in another thread, so it never outlives this frame.
   std::optional<std::stop_callback<Cancel>> on_stop;
   if (stop != nullptr && stop->stop_possible()) on_stop.emplace(*stop, Cancel{this});
-  if (deadline.expired()) abort(kTimedOut);
-  const std::uint32_t v = wait_notified(deadline);
-  return v >> 2;
+  if (deadline.expired()) abort(Decision::timed_out());
+  return Decision::from_code(wait_notified(deadline) >> kDecisionShift);
 }
 
-std::uint32_t Parker::settle() noexcept {
-  abort(kTimedOut);
+Decision Parker::settle() noexcept {
+  abort(Decision::timed_out());
   // Either our abort set NOTIFIED, or a claimer did (or is about to: no deadline applies).
-  return wait_notified(Deadline::never()) >> 2;
+  return Decision::from_code(wait_notified(Deadline::never()) >> kDecisionShift);
+}
+
+// Defined whatever NDEBUG says: a program built with invariants on may link a library built
+// without them.
+void invariant_failed(const char* cond, const char* what, const char* file, int line) noexcept {
+  std::fprintf(stderr, "weft: invariant violated: %s (%s) at %s:%d\n", what, cond, file, line);
+  std::abort();
 }
 
 void WordLock::lock_slow() noexcept {

@@ -38,28 +38,60 @@
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
+#include "weft/detail/wait_source.hpp"
 #include "weft/lock.hpp"
 
 namespace weft {
 
+namespace detail {
+
+class ConditionWaitOp;
+
+// The user's lock of a Condition, a Lock or an RLock, behind one small table of what
+// Condition needs from it.
+struct ConditionLock {
+  struct Ops {
+    bool (*acquire)(void* lock, Deadline deadline);
+    void (*release)(void* lock);
+    bool (*is_owned)(const void* lock) noexcept;
+    std::size_t (*release_save)(void* lock);  // releases fully; returns what restore needs
+    void (*acquire_restore)(void* lock, std::size_t saved);
+    Lock& (*base)(void* lock) noexcept;  // the Lock whose release wakes notified waiters
+  };
+  void* lock;
+  const Ops* ops;
+
+  static ConditionLock of(Lock& l) noexcept;
+  static ConditionLock of(RLock& l) noexcept;
+
+  bool acquire(Deadline d) const { return ops->acquire(lock, d); }
+  void release() const { ops->release(lock); }
+  bool is_owned() const noexcept { return ops->is_owned(lock); }
+  std::size_t release_save() const { return ops->release_save(lock); }
+  void acquire_restore(std::size_t saved) const { ops->acquire_restore(lock, saved); }
+  Lock& base() const noexcept { return ops->base(lock); }
+};
+
+}  // namespace detail
+
 class Condition {
  public:
-  Condition() : owned_(std::make_unique<RLock>()), rlock_(owned_.get()) {}
-  explicit Condition(Lock& lock) noexcept : lock_(&lock) {}
-  explicit Condition(RLock& lock) noexcept : rlock_(&lock) {}
+  Condition() : owned_(std::make_unique<RLock>()), lock_(detail::ConditionLock::of(*owned_)) {}
+  explicit Condition(Lock& lock) noexcept : lock_(detail::ConditionLock::of(lock)) {}
+  explicit Condition(RLock& lock) noexcept : lock_(detail::ConditionLock::of(lock)) {}
   Condition(const Condition&) = delete;
   Condition& operator=(const Condition&) = delete;
   ~Condition() = default;
 
   // The underlying lock, forwarded.
   bool acquire(bool blocking = true) {
-    return rlock_ ? rlock_->acquire(blocking) : lock_->acquire(blocking);
+    return lock_.acquire(blocking ? detail::Deadline::never() : detail::Deadline::poll());
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    return rlock_ ? rlock_->acquire(timeout) : lock_->acquire(timeout);
+    return lock_.acquire(detail::Deadline::after(timeout));
   }
-  void release() { rlock_ ? rlock_->release() : lock_->release(); }
+  void release() { lock_.release(); }
   void lock() { acquire(); }
   void unlock() { release(); }
   bool try_lock() { return acquire(false); }
@@ -115,8 +147,9 @@ class Condition {
 
  private:
   friend class Barrier;
+  friend class detail::ConditionWaitOp;
 
-  bool is_owned() const noexcept { return rlock_ ? rlock_->is_owned() : lock_->locked(); }
+  bool is_owned() const noexcept { return lock_.is_owned(); }
   bool wait_slow(detail::Deadline deadline, const std::stop_token* stop);
 
   template <class Pred>
@@ -131,14 +164,11 @@ class Condition {
   }
 
   std::unique_ptr<RLock> owned_;  // the default Condition's own RLock
-  Lock* lock_ = nullptr;          // exactly one of lock_ / rlock_ is set
-  RLock* rlock_ = nullptr;
-  // Set while waiters_ may be non-empty; read by notify() without list_lock_. Waiters are
-  // added only by threads holding the user lock, and notify() holds it too, so a waiter added
-  // before notify() is visible to it (ordered by the user lock); see notify().
-  detail::Atomic<bool> has_waiters_{false};
-  detail::WordLock list_lock_;  // protects waiters_ and has_waiters_ transitions
-  detail::WaitList waiters_;    // FIFO: notify wakes from the front
+  detail::ConditionLock lock_;     // the user's lock (owned_, or the one given)
+  // Threads in wait(), oldest first: notify wakes from the front. Waiters register while
+  // holding the user lock and notify() holds it too, so the lock orders them (the flag
+  // handshake's "under a lock both sides take").
+  detail::FlagSource waiters_;
 };
 
 }  // namespace weft

@@ -31,11 +31,14 @@
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
+#include "weft/detail/wait_loop.hpp"
+#include "weft/detail/wait_source.hpp"
 
 namespace weft {
 
 namespace detail {
 struct SelectAccess;
+class EventWaitOp;
 }
 
 class Event {
@@ -45,16 +48,16 @@ class Event {
   Event& operator=(const Event&) = delete;
   ~Event() = default;
 
-  bool is_set() const noexcept { return (state_.load(std::memory_order_acquire) & kSet) != 0; }
+  bool is_set() const noexcept { return (state().load(std::memory_order_acquire) & kSet) != 0; }
 
   void set() noexcept {
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    std::uint32_t s = state().load(std::memory_order_relaxed);
     while ((s & kWaiters) == 0) {
       // Already set with nobody waiting: nothing to publish that a waiter could rely on
       // (no waiter can be woken by this call), so no write is needed.
       if (s & kSet) return;
       // release: publishes the setter's writes to whoever observes the flag with acquire.
-      if (state_.compare_exchange_weak(s, s | kSet, std::memory_order_release,
+      if (state().compare_exchange_weak(s, s | kSet, std::memory_order_release,
                                        std::memory_order_relaxed)) {
         return;
       }
@@ -64,8 +67,8 @@ class Event {
 
   void clear() noexcept {
     // relaxed: clearing publishes nothing; waiters never return because the flag is clear.
-    if (state_.load(std::memory_order_relaxed) & kSet) {
-      state_.fetch_and(~kSet, std::memory_order_relaxed);
+    if (state().load(std::memory_order_relaxed) & kSet) {
+      state().fetch_and(~kSet, std::memory_order_relaxed);
     }
   }
 
@@ -101,21 +104,42 @@ class Event {
 
  private:
   friend struct detail::SelectAccess;
+  friend class detail::EventWaitOp;
 
   static constexpr std::uint32_t kSet = 1;
-  // Set while waiters_ is non-empty. Changed only with list_lock_ held, so a setter that
-  // sees it clear knows no waiter is linked or linking.
+  // The waiters' announcement: set while the list is non-empty, changed only under the
+  // source's lock, so a setter that sees it clear knows no waiter is linked or linking.
   static constexpr std::uint32_t kWaiters = 2;
+  using Source = detail::WaitSource<detail::WordAnnouncement<std::uint32_t, kWaiters>>;
 
+  detail::Atomic<std::uint32_t>& state() noexcept { return waiters_.announcement().word(); }
+  const detail::Atomic<std::uint32_t>& state() const noexcept {
+    return waiters_.announcement().word();
+  }
   bool wait_slow(detail::Deadline deadline, const std::stop_token* stop);
   void set_slow() noexcept;
-  // Registration, shared with select: links `node` unless the event is set (returns false).
-  bool register_waiter(detail::WaitNode& node) noexcept;
-  void unregister_waiter(detail::WaitNode& node) noexcept;
 
-  detail::Atomic<std::uint32_t> state_{0};
-  detail::WordLock list_lock_;  // protects waiters_ and the kWaiters bit's transitions
-  detail::WaitList waiters_;    // threads in wait(), oldest first
+  Source waiters_;  // threads in wait(), oldest first; owns the state word (kSet | kWaiters)
 };
+
+namespace detail {
+
+// Waiting for the flag (the wait loop's operation; select's too): registration is atomic
+// with the flag (WordAnnouncement), so a set() either sees the node or the node is not
+// linked.
+class EventWaitOp {
+ public:
+  explicit EventWaitOp(Event& e) noexcept : e_(&e) {}
+  Link link(WaitNode& node, Position pos) {
+    return e_->waiters_.link(node, pos, [](std::uint32_t s) { return (s & Event::kSet) != 0; });
+  }
+  void unlink(WaitNode& node) noexcept { e_->waiters_.unlink(node); }
+  WaitTarget target() const noexcept { return {SourceKind::event, e_}; }
+
+ protected:
+  Event* e_;
+};
+
+}  // namespace detail
 
 }  // namespace weft

@@ -38,10 +38,17 @@
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
+#include "weft/detail/wait_loop.hpp"
+#include "weft/detail/wait_source.hpp"
 
 namespace weft {
 
 class Condition;
+namespace detail {
+class LockAcquireOp;
+struct ConditionLock;
+struct SelectAccess;
+}  // namespace detail
 
 class Lock {
  public:
@@ -81,14 +88,14 @@ class Lock {
   void release() {
     std::uint32_t expected = kLocked;
     // release: publishes the critical section to the next acquirer.
-    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+    if (state().compare_exchange_strong(expected, 0, std::memory_order_release,
                                        std::memory_order_relaxed)) {
       return;
     }
     release_slow();
   }
 
-  bool locked() const noexcept { return (state_.load(std::memory_order_relaxed) & kLocked) != 0; }
+  bool locked() const noexcept { return (state().load(std::memory_order_relaxed) & kLocked) != 0; }
 
   // TimedLockable
   void lock() { acquire(); }
@@ -106,20 +113,28 @@ class Lock {
  private:
   friend class RLock;
   friend class Condition;
+  friend class detail::LockAcquireOp;
+  friend struct detail::SelectAccess;
+  friend struct detail::ConditionLock;
 
   static constexpr std::uint32_t kLocked = 1;
-  // Set while waiters_ is non-empty; changed only under list_lock_.
+  // The waiters' announcement: set while the list is non-empty (wait_source.hpp).
   static constexpr std::uint32_t kWaiters = 2;
-  // Set while deferred_ is non-empty; changed only under list_lock_. It makes release()'s
-  // fast-path CAS fail, so the release that frees the lock also wakes them.
+  // Set while deferred_ is non-empty; changed only under the source's lock. It makes
+  // release()'s fast-path CAS fail, so the release that frees the lock also wakes them.
   static constexpr std::uint32_t kDeferred = 4;
+  using Source = detail::WaitSource<detail::WordAnnouncement<std::uint32_t, kWaiters>>;
 
+  detail::Atomic<std::uint32_t>& state() noexcept { return waiters_.announcement().word(); }
+  const detail::Atomic<std::uint32_t>& state() const noexcept {
+    return waiters_.announcement().word();
+  }
   bool try_acquire() noexcept {
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    std::uint32_t s = state().load(std::memory_order_relaxed);
     while ((s & kLocked) == 0) {
       // acquire: pairs with release()'s release.
-      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
+      if (state().compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
         return true;
       }
     }
@@ -132,10 +147,9 @@ class Lock {
   // into a free lock instead of blocking on it again while the notifier still holds it.
   void defer_wakes(detail::WakeBatch& claimed) noexcept;
 
-  detail::Atomic<std::uint32_t> state_{0};
-  detail::WordLock list_lock_;  // protects waiters_ and kWaiters transitions
-  detail::WaitList waiters_;    // threads blocked in acquire, oldest first
-  detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release
+  Source waiters_;  // threads blocked in acquire, oldest first; owns the state word
+  detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release;
+                                // guarded by waiters_.lock()
 };
 
 class RLock {
@@ -197,6 +211,8 @@ class RLock {
 
  private:
   friend class Condition;
+  friend struct detail::ConditionLock;
+  friend struct detail::SelectAccess;
 
   // A per-thread identity that costs one TLS address computation.
   static const void* self() noexcept {
@@ -225,5 +241,30 @@ class RLock {
   detail::Atomic<const void*> owner_{nullptr};
   std::size_t count_ = 0;  // written only by the owner, under lock_
 };
+
+namespace detail {
+
+// Waiting for the lock to be free (the wait loop's operation; select's too). Registration
+// announces the waiter in the state word while the lock is held, so the release (an RMW on
+// the same word) sees kWaiters and comes to claim; a lock found free is "ready" and the
+// caller tries to take it.
+class LockAcquireOp {
+ public:
+  explicit LockAcquireOp(Lock& l, SourceKind kind = SourceKind::lock,
+                         const void* object = nullptr) noexcept
+      : l_(&l), object_(object != nullptr ? object : &l), kind_(kind) {}
+  Link link(WaitNode& node, Position pos) {
+    return l_->waiters_.link(node, pos, [](std::uint32_t s) { return (s & Lock::kLocked) == 0; });
+  }
+  void unlink(WaitNode& node) noexcept { l_->waiters_.unlink(node); }
+  WaitTarget target() const noexcept { return {kind_, object_}; }
+
+ protected:
+  Lock* l_;
+  const void* object_;  // what diagnostics name: the Lock, or the RLock around it
+  SourceKind kind_;
+};
+
+}  // namespace detail
 
 }  // namespace weft

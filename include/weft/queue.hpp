@@ -88,7 +88,7 @@ class FifoStorage {
   }                                \
   return locked_.call
 
-  PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) {
+  PushResult try_push(T& item, FlagSource* notify, WakeBatch& woken) {
     WEFT_FIFO_DISPATCH(try_push(item, notify, woken));
   }
   bool empty_and_open() noexcept {
@@ -123,7 +123,7 @@ class FifoStorage {
     using LockedTicket = typename Locked::PopTicket;
 
    public:
-    DispatchTicket(FifoStorage& s, WaitQueue* notify, WakeBatch& woken)
+    DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
         : is_ring_(s.ring_ != nullptr) {
       if (is_ring_) [[likely]] {
         ::new (&ring_) RingTicket(*s.ring_, notify, woken);
@@ -157,7 +157,7 @@ class FifoStorage {
   // Without a ring: the locked deque's ticket.
   class LockedTicket : public Locked::PopTicket {
    public:
-    LockedTicket(FifoStorage& s, WaitQueue* notify, WakeBatch& woken)
+    LockedTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
         : Locked::PopTicket(s.locked_, notify, woken) {}
   };
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// weft/select.hpp: wait on several queues, events and semaphores at once, and perform
-// exactly one operation (Go's select, crossbeam's Select, for weft's primitives).
+// weft/select.hpp: wait on several queues, events, semaphores, locks (or sources of your
+// own) at once, and perform exactly one operation (Go's select, crossbeam's Select, for weft's primitives).
 //
 //     auto r = weft::select(weft::get(jobs), weft::get(control), weft::wait(stopping));
 //     switch (r.index()) {
@@ -15,6 +15,9 @@
 //                         (the item is untouched unless this operation was the one performed)
 //   weft::wait(event)     std::monostate: the event is set (nothing is consumed)
 //   weft::acquire(sem)    std::monostate: a permit was taken
+//   weft::acquire(lock)   std::monostate: the Lock or RLock was taken (by the calling thread)
+//   weft::join(q)         std::monostate: every task of q is done (nothing is consumed)
+//   your own              any type that models weft::SelectOperation (below)
 //
 // Forms:
 //   select(ops...)                      blocks until one operation proceeds
@@ -35,6 +38,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -47,9 +51,12 @@
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
+#include "weft/detail/wait_loop.hpp"
 #include "weft/event.hpp"
+#include "weft/lock.hpp"
 #include "weft/queue.hpp"
 #include "weft/semaphore.hpp"
+#include "weft/wait_source.hpp"
 
 namespace weft {
 
@@ -61,45 +68,37 @@ inline constexpr biased_t biased{};
 
 namespace detail {
 
-// The one place select reaches into the primitives' registration internals.
+// The one place select reaches into the primitives' internals.
 struct SelectAccess {
   template <class Q>
   static auto& core(Q& q) noexcept {
     return q.core_;
   }
-  static bool register_waiter(Event& e, WaitNode& n) noexcept { return e.register_waiter(n); }
-  static void unregister_waiter(Event& e, WaitNode& n) noexcept { e.unregister_waiter(n); }
-  static bool register_waiter(Semaphore& s, WaitNode& n) noexcept { return s.register_waiter(n); }
-  static void unregister_waiter(Semaphore& s, WaitNode& n) noexcept { s.unregister_waiter(n); }
   static bool try_acquire(Semaphore& s) noexcept { return s.try_acquire(); }
+  static bool try_acquire(Lock& l) noexcept { return l.try_acquire(); }
+  static bool try_acquire(RLock& l) noexcept {
+    return l.reenter() || l.adopt(l.lock_.try_acquire());
+  }
+  static Lock& inner(RLock& l) noexcept { return l.lock_; }
 };
 
-// Each operation: try_fire (one non-blocking attempt; true when performed, with its result),
-// link (register a node; false when already ready, in which case nothing is linked),
-// ready (re-check after linking, for the waiting handshake), unlink.
+// weft's own operations. Each adds to the wait loop's operation (link, unlink, pass_on,
+// target: wait_loop.hpp) what select needs: result_type and one non-blocking attempt.
 template <class Q>
-class GetOp {
+class GetOp : public QueueGetOp<std::remove_reference_t<decltype(SelectAccess::core(
+                  std::declval<Q&>()))>> {
+  using Core = std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>;
+
  public:
   using result_type = std::optional<typename Q::value_type>;
-  explicit GetOp(Q& q) noexcept : q_(&q) {}
+  explicit GetOp(Q& q) noexcept : QueueGetOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)) {}
 
   // Builds the result with emit(args...) straight from the queued item (one move: if it
   // throws, the item stays queued).
   template <class Emit>
   bool try_fire_into(Emit& emit) {
     Sink<Emit> sink{emit};
-    return SelectAccess::core(*q_).try_pop(sink);
-  }
-  bool link(WaitNode& n) noexcept {
-    SelectAccess::core(*q_).not_empty().link(n);
-    return true;
-  }
-  bool ready() noexcept { return SelectAccess::core(*q_).pop_ready(); }
-  void unlink(WaitNode& n) noexcept { SelectAccess::core(*q_).not_empty().unlink(n); }
-  // A claimed select whose retry threw hands the wake-up to the next getter.
-  void pass_on() noexcept {
-    WakeBatch woken;
-    SelectAccess::core(*q_).not_empty().claim_one(woken);
+    return core_->try_pop(sink);
   }
 
  private:
@@ -116,73 +115,132 @@ class GetOp {
       return true;
     }
   };
-  Q* q_;
+  Core* core_;
 };
 
 template <class Q>
-class PutOp {
+class PutOp : public QueuePutOp<std::remove_reference_t<decltype(SelectAccess::core(
+                  std::declval<Q&>()))>> {
+  using Core = std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>;
+
  public:
   using result_type = bool;
-  PutOp(Q& q, typename Q::value_type& item) noexcept : q_(&q), item_(&item) {}
+  PutOp(Q& q, typename Q::value_type& item) noexcept
+      : QueuePutOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)), item_(&item) {}
 
   bool try_fire(result_type& out) {
-    const PushResult r = SelectAccess::core(*q_).try_push(*item_);
+    const PushResult r = core_->try_push(*item_);
     out = (r == PushResult::ok);
     return r != PushResult::full;  // ok, or shut down (reported as false)
   }
-  bool link(WaitNode& n) noexcept {
-    SelectAccess::core(*q_).not_full().link(n);
-    return true;
-  }
-  bool ready() noexcept { return SelectAccess::core(*q_).push_ready(); }
-  void unlink(WaitNode& n) noexcept { SelectAccess::core(*q_).not_full().unlink(n); }
-  void pass_on() noexcept {
-    WakeBatch woken;
-    SelectAccess::core(*q_).not_full().claim_one(woken);
-  }
 
  private:
-  Q* q_;
+  Core* core_;
   typename Q::value_type* item_;
 };
 
-class EventOp {
+template <class Q>
+class JoinOp : public QueueJoinOp<std::remove_reference_t<decltype(SelectAccess::core(
+                   std::declval<Q&>()))>> {
+  using Core = std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>;
+
  public:
   using result_type = std::monostate;
-  explicit EventOp(Event& e) noexcept : e_(&e) {}
+  explicit JoinOp(Q& q) noexcept : QueueJoinOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)) {}
+  bool try_fire(result_type&) noexcept { return core_->all_tasks_done_synced(); }
+
+ private:
+  Core* core_;
+};
+
+class EventOp : public EventWaitOp {
+ public:
+  using result_type = std::monostate;
+  explicit EventOp(Event& e) noexcept : EventWaitOp(e) {}
 
   bool try_fire(result_type&) noexcept { return e_->is_set(); }
   // Claimed by set(): the event fired while we waited, even if clear() ran since (as for
   // Event::wait, CPython issue 13502).
   bool fire_claimed(result_type&) noexcept { return true; }
-  bool link(WaitNode& n) noexcept { return SelectAccess::register_waiter(*e_, n); }
-  // The registration itself is atomic with the flag (set() claims every linked node).
-  bool ready() noexcept { return false; }
-  void unlink(WaitNode& n) noexcept { SelectAccess::unregister_waiter(*e_, n); }
-
- private:
-  Event* e_;
 };
 
-class AcquireOp {
+class AcquireOp : public SemaphoreAcquireOp {
  public:
   using result_type = std::monostate;
-  explicit AcquireOp(Semaphore& s) noexcept : s_(&s) {}
-
+  explicit AcquireOp(Semaphore& s) noexcept : SemaphoreAcquireOp(s) {}
   bool try_fire(result_type&) noexcept { return SelectAccess::try_acquire(*s_); }
-  bool link(WaitNode& n) noexcept { return SelectAccess::register_waiter(*s_, n); }
-  // Registration is atomic with the count (release() claims linked nodes).
-  bool ready() noexcept { return false; }
-  void unlink(WaitNode& n) noexcept { SelectAccess::unregister_waiter(*s_, n); }
+};
+
+class LockOp : public LockAcquireOp {
+ public:
+  using result_type = std::monostate;
+  explicit LockOp(Lock& l) noexcept : LockAcquireOp(l) {}
+  bool try_fire(result_type&) noexcept { return SelectAccess::try_acquire(*l_); }
+};
+
+class RLockOp : public LockAcquireOp {
+ public:
+  using result_type = std::monostate;
+  explicit RLockOp(RLock& l) noexcept
+      : LockAcquireOp(SelectAccess::inner(l), SourceKind::rlock, &l), r_(&l) {}
+  bool try_fire(result_type&) noexcept { return SelectAccess::try_acquire(*r_); }
 
  private:
-  Semaphore* s_;
+  RLock* r_;
 };
 
-template <class Op>
-concept SelectOp = requires {
-  typename Op::result_type;
+// An emitter that accepts anything: only for checking the concept below.
+struct AnyEmitter {
+  template <class... Args>
+  void operator()(Args&&...) {}
 };
+
+}  // namespace detail
+
+// ---- the operation concept ---------------------------------------------------------------
+// Anything that models SelectOperation can be passed to select, so that a source of your
+// own can be selected on together with weft's (tests/conformance/select_custom_test.cpp has
+// a complete example). An operation is a small copyable handle to its source with
+//
+//   typename result_type             what the operation yields when performed (its
+//                                    alternative of select's std::variant)
+//   bool try_fire(result_type& out)  one non-blocking attempt: true when performed (out
+//                                    set), false when the source is not ready; it may
+//                                    throw, and must then change nothing
+//   WaitLink link(WaitNode& node, WaitPosition pos)
+//                                    registers `node` on the source unless the source is
+//                                    ready now (then it returns WaitLink::ready if it linked
+//                                    nothing, WaitLink::withdrawn if it linked the node and
+//                                    unlinked it again); the re-check must follow the
+//                                    announcement, which weft::WaitSource::link does for you
+//   void unlink(WaitNode& node) noexcept
+//                                    removes `node` if no notifier took it
+//
+// and optionally
+//
+//   bool fire_claimed(result_type& out)  the attempt after a notifier woke this operation
+//                                    (default: try_fire); Event's reports "set" without
+//                                    re-reading the flag
+//   void pass_on() noexcept          gives a wake-up to another waiter of the source, for
+//                                    when the attempt after a wake-up threw
+//
+// The source's notifier, after making the source ready, claims a registered node and wakes
+// its waiter (weft::WaitSource::notify_one / notify_all). A woken select tries the woken
+// operation first, then the others; it performs exactly one.
+template <class Op>
+concept SelectOperation =
+    requires(Op& op, WaitNode& node, typename Op::result_type& out,
+             detail::AnyEmitter& emit) {
+      { op.link(node, WaitPosition::back) } -> std::same_as<WaitLink>;
+      { op.unlink(node) } noexcept;
+      requires(requires { { op.try_fire(out) } -> std::convertible_to<bool>; } ||
+               requires { { op.try_fire_into(emit) } -> std::convertible_to<bool>; });
+    };
+
+namespace detail {
+
+template <class Op>
+concept SelectOp = SelectOperation<Op>;
 
 // After a claim for operation `op`: the event case reports without re-checking; the others
 // retry their operation (someone may have taken the item or permit first).
@@ -236,6 +294,9 @@ class Selector {
   Out run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
     Out out{};
     if (stop != nullptr && stop->stop_requested()) return out;
+    // The one wait loop (wait_loop.hpp) over the N operations. If the attempt after a claim
+    // throws (an item's move, a comparator), the loop passes the wake-up on.
+    WaitLoop loop(deadline, stop);
     for (;;) {
       // Fair: a fresh random order each round (a random start alone would favour an
       // operation that follows one that is not ready); biased: argument order.
@@ -252,43 +313,10 @@ class Selector {
       for (std::size_t k = 0; k < N; ++k) {
         if (fire<false>(order[k], out)) return out;
       }
-      if (deadline.expired()) return out;
-
-      Parker& parker = Parker::current();
-      parker.prepare();
-      WaitNode nodes[N];
-      std::size_t linked = 0;
-      bool ready_now = false;
-      for (; linked < N; ++linked) {
-        nodes[linked].parker = &parker;
-        nodes[linked].token = kFirstSelectToken + static_cast<std::uint32_t>(linked);
-        if (!link(linked, nodes[linked])) {
-          ready_now = true;
-          break;
-        }
-      }
-      for (std::size_t i = 0; !ready_now && i < N; ++i) ready_now = ready(i);
-      if (ready_now) {
-        unlink_all(nodes, linked);
-        // A claim that raced the re-check carries a wake-up meant for us: honour it first,
-        // so that it is not spent without its item or permit being taken.
-        const std::uint32_t claimed = parker.settle();
-        if (claimed >= kFirstSelectToken && fire<true>(claimed - kFirstSelectToken, out)) {
-          return out;
-        }
-        continue;
-      }
-      // Wake-up sources: any source's notifier claiming one of the nodes (a push, a pop,
-      // set(), release(), shutdown), the deadline, a stop request.
-      const std::uint32_t outcome = parker.park(deadline, stop);
-      unlink_all(nodes, N);
-      if (outcome >= kFirstSelectToken) {
-        // The source that claimed us announced a change: perform its operation first.
-        if (fire<true>(outcome - kFirstSelectToken, out)) return out;
-        continue;
-      }
-      if (outcome == kCancelled) return out;
-      // Timed out: the loop makes one last round of attempts.
+      const Round r = std::apply([&loop](auto&... ops) { return loop.wait(ops...); }, ops_);
+      // The source that claimed us announced a change: perform its operation first.
+      if (r.claimed() && fire<true>(r.index(), out)) return out;
+      if (r.ended()) return out;  // timed out or stopped: nothing happened
     }
   }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -306,12 +334,16 @@ class Selector {
       if constexpr (requires(Emitter<I, Out> e) { op.try_fire_into(e); }) {
         // Built in place (a get: the item moves once, from the queue into the result).
         Emitter<I, Out> emit{out};
-        return fire_or_pass_on<Claimed>(op, [&] { return op.try_fire_into(emit); });
+        return op.try_fire_into(emit);
       } else {
         using R = std::variant_alternative_t<I, Result>;
         R value{};
-        const bool fired = fire_or_pass_on<Claimed>(
-            op, [&] { return Claimed ? fire_claimed(op, value) : op.try_fire(value); });
+        bool fired;
+        if constexpr (Claimed) {
+          fired = fire_claimed(op, value);
+        } else {
+          fired = op.try_fire(value);
+        }
         if (!fired) return false;
         Emitter<I, Out>{out}(std::move(value));
         return true;
@@ -332,50 +364,6 @@ class Selector {
       }
     }
   };
-
-  // A claimed operation that throws (an item's move, a comparator) passes its wake-up on,
-  // as QueueCore's own waiters do.
-  template <bool Claimed, class Op, class F>
-  static bool fire_or_pass_on(Op& op, F&& f) {
-    if constexpr (Claimed && requires { op.pass_on(); }) {
-      try {
-        return f();
-      } catch (...) {
-        op.pass_on();
-        throw;
-      }
-    } else {
-      return f();
-    }
-  }
-
-  template <std::size_t I = 0>
-  bool link(std::size_t i, WaitNode& n) noexcept {
-    if constexpr (I == N) {
-      return true;
-    } else {
-      return i == I ? std::get<I>(ops_).link(n) : link<I + 1>(i, n);
-    }
-  }
-
-  template <std::size_t I = 0>
-  bool ready(std::size_t i) noexcept {
-    if constexpr (I == N) {
-      return false;
-    } else {
-      return i == I ? std::get<I>(ops_).ready() : ready<I + 1>(i);
-    }
-  }
-
-  template <std::size_t I = 0>
-  void unlink_all(WaitNode* nodes, std::size_t count) noexcept {
-    if constexpr (I < N) {
-      if (I < count) {
-        std::get<I>(ops_).unlink(nodes[I]);
-        unlink_all<I + 1>(nodes, count);
-      }
-    }
-  }
 
   std::tuple<Ops&...> ops_;
 };
@@ -419,6 +407,19 @@ inline detail::EventOp wait(Event& e) noexcept {
 }
 inline detail::AcquireOp acquire(Semaphore& s) noexcept {
   return detail::AcquireOp(s);
+}
+// Takes the lock (the selecting thread holds it afterwards, and releases it as usual).
+inline detail::LockOp acquire(Lock& l) noexcept {
+  return detail::LockOp(l);
+}
+inline detail::RLockOp acquire(RLock& l) noexcept {
+  return detail::RLockOp(l);
+}
+// Every task of q is done (q.join() would return).
+template <class Q>
+  requires requires(Q& q) { q.join(); }
+detail::JoinOp<Q> join(Q& q) noexcept {
+  return detail::JoinOp<Q>(q);
 }
 
 // ---- select ------------------------------------------------------------------------------

@@ -31,12 +31,15 @@
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
+#include "weft/detail/wait_loop.hpp"
+#include "weft/detail/wait_source.hpp"
 
 namespace weft {
 
 namespace detail {
 struct SelectAccess;
-}
+class SemaphoreAcquireOp;
+}  // namespace detail
 
 class Semaphore {
  public:
@@ -78,7 +81,7 @@ class Semaphore {
 
   // Permits available now (a snapshot; Python: Semaphore._value).
   std::size_t value() const noexcept {
-    return static_cast<std::size_t>(state_.load(std::memory_order_relaxed) >> kCountShift);
+    return static_cast<std::size_t>(state().load(std::memory_order_relaxed) >> kCountShift);
   }
 
  protected:
@@ -86,35 +89,36 @@ class Semaphore {
 
  private:
   friend struct detail::SelectAccess;
+  friend class detail::SemaphoreAcquireOp;
 
-  // state_ = permits << 1 | kWaiters. One word, so that a release's RMW and a waiter's
-  // registration are totally ordered (no lost wake-up).
+  // The state word = permits << 1 | kWaiters. One word, so that a release's RMW and a
+  // waiter's registration are totally ordered (no lost wake-up); kWaiters is the waiters'
+  // announcement (wait_source.hpp).
   static constexpr std::uint64_t kWaiters = 1;
   static constexpr int kCountShift = 1;
   static constexpr std::uint64_t kOne = std::uint64_t{1} << kCountShift;
+  using Source = detail::WaitSource<detail::WordAnnouncement<std::uint64_t, kWaiters>>;
 
+  detail::Atomic<std::uint64_t>& state() noexcept { return waiters_.announcement().word(); }
+  const detail::Atomic<std::uint64_t>& state() const noexcept {
+    return waiters_.announcement().word();
+  }
   bool try_acquire() noexcept {
-    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    std::uint64_t s = state().load(std::memory_order_relaxed);
     while (s >= kOne) {
       // acquire: pairs with release()'s release.
-      if (state_.compare_exchange_weak(s, s - kOne, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
+      if (state().compare_exchange_weak(s, s - kOne, std::memory_order_acquire,
+                                        std::memory_order_relaxed)) {
         return true;
       }
     }
     return false;
   }
   bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
-  // Registration, shared with select: links `node` unless a permit is available now
-  // (returns false).
-  bool register_waiter(detail::WaitNode& node) noexcept;
-  void unregister_waiter(detail::WaitNode& node) noexcept;
 
-  detail::Atomic<std::uint64_t> state_;
+  Source waiters_;       // threads in acquire(), oldest first; owns the state word
   std::uint64_t bound_;  // the most permits release() may create
   bool bounded_;
-  detail::WordLock list_lock_;  // protects waiters_ and kWaiters transitions
-  detail::WaitList waiters_;
 };
 
 // A Semaphore whose release() refuses to exceed the initial value (also when called through
@@ -123,5 +127,24 @@ class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(std::size_t value = 1) : Semaphore(value, true) {}
 };
+
+namespace detail {
+
+// Waiting for a permit (the wait loop's operation; select's too): registration announces
+// the waiter in the word release() adds permits to, so one of the two sees the other.
+class SemaphoreAcquireOp {
+ public:
+  explicit SemaphoreAcquireOp(Semaphore& s) noexcept : s_(&s) {}
+  Link link(WaitNode& node, Position pos) {
+    return s_->waiters_.link(node, pos, [](std::uint64_t st) { return st >= Semaphore::kOne; });
+  }
+  void unlink(WaitNode& node) noexcept { s_->waiters_.unlink(node); }
+  WaitTarget target() const noexcept { return {SourceKind::semaphore, s_}; }
+
+ protected:
+  Semaphore* s_;
+};
+
+}  // namespace detail
 
 }  // namespace weft

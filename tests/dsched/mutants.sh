@@ -22,29 +22,33 @@ mutants=(
   # A sleeping owner is never woken by the claimer: a lost wake-up.
   "wake_no_futex|include/weft/detail/parker.hpp|s/if \(v & kSleeping\) futex_wake_one\(word_\);\n  \}/(void)v;\n  }/|event_13502,lock_mutex"
   # CPython 13502 regression: a claimed waiter re-reads the flag instead of trusting the claim.
-  "event_13502|src/event.cpp|s/if \(outcome == detail::kWoken\) return true;/if (outcome == detail::kWoken) return is_set();/|event_13502"
+  "event_13502|src/event.cpp|s/if \(r.claimed\(\)\) return true;/if (r.claimed()) return is_set();/|event_13502"
   # set() ignores linked waiters on its fast path.
   "event_set_fast|include/weft/event.hpp|s/while \(\(s & kWaiters\) == 0\) \{/while (true) {/|event_13502,event_timed"
   # release() never wakes the front waiter.
-  "lock_no_wake|src/lock.cpp|s/if \(WaitNode\* n = waiters_.claim_front\(\)\) woken.add\(n\);/(void)0;/|lock_mutex"
+  "lock_no_wake|src/lock.cpp|s/claimed = waiters_.claim\(woken, 1\) != 0;/claimed = true;/|lock_mutex"
   # A claim that overrides a decided park (claims a thread that timed out or was cancelled).
-  "claim_decided|include/weft/detail/parker.hpp|s/while \(\(v >> 2\) == 0\) \{\n      if \(word_.compare_exchange_weak\(v, \(token/for (;;) {\n      if (word_.compare_exchange_weak(v, (token/|condition_notify,event_13502"
+  "claim_decided|include/weft/detail/parker.hpp|s/while \(undecided\(v\)\) \{\n      if \(word_.compare_exchange_weak\(v, token \|/for (;;) {\n      if (word_.compare_exchange_weak(v, token |/|condition_notify,event_13502"
   # notify(n) wakes one waiter too few.
-  "notify_short|src/condition.cpp|s/for \(; n > 0; --n\) \{/for (; n > 1; --n) {/|condition_notify"
+  "notify_short|src/condition.cpp|s/waiters_.claim\(claimed, n\);/waiters_.claim(claimed, n - 1);/|condition_notify"
   # WordLock::unlock forgets the sleeper.
   "wordlock_no_wake|include/weft/detail/parker.hpp|s/if \(state_.exchange\(0, std::memory_order_release\) == 2\) futex_wake_one\(state_\);/(void)state_.exchange(0, std::memory_order_release);/|queue_mpmc,select_two_queues,lock_mutex"
   # A getter parks without the handshake re-check: misses a push.
-  "queue_no_recheck|include/weft/detail/queue_core.hpp|s/if \(pop_ready\(\)\) \{  \/\/ handshake re-check: an item/if (false) {  \/\/ handshake re-check: an item/|queue_mpmc"
+  "queue_no_recheck|include/weft/detail/queue_core.hpp|s/\[this\] \{ return q_.pop_ready\(\); \}/[] { return false; }/|queue_mpmc"
   # release(n) wakes one waiter.
-  "sem_claim_one|src/semaphore.cpp|s/if \(\(s & kWaiters\) && claimed < n\) \{/if ((s & kWaiters) && claimed < 1) {/|semaphore_release_n"
+  "sem_claim_one|src/semaphore.cpp|s/claimed \+= waiters_.claim\(woken, n - claimed\);/claimed += waiters_.claim(woken, 1);\n      claimed = n;/|semaphore_release_n"
   # A stop request does not abort the park.
   "stop_ignored|src/parker.cpp|s/void operator\(\)\(\) const noexcept \{ self->cancel\(\); \}/void operator()() const noexcept {}/|cancel_wakes"
   # A timed-out waiter leaves its node linked.
-  "timeout_leaves_node|src/event.cpp|s/if \(!node.linked\) return;  \/\/ already taken off by set_slow\(\)/return;/|event_timed,event_cancel"
+  "timeout_leaves_node|include/weft/detail/wait_loop.hpp|s/\(\(i < count && i != skip \? ops.unlink\(nodes\[i\]\) : void\(\)\), \+\+i\)/((void)count, (void)skip, ++i)/|event_timed,event_cancel"
   # I3 regression: Event::set_slow publishes the flag before claiming its waiters.
-  "event_publish_first|src/event.cpp|s/WakeBatch woken;  \/\/ declared first/state_.fetch_or(kSet, std::memory_order_release);\n  WakeBatch woken;  \/\/ declared first/|event_lifetime"
+  "event_publish_first|src/event.cpp|s/WakeBatch woken;  \/\/ declared first/state().fetch_or(kSet, std::memory_order_release);\n  WakeBatch woken;  \/\/ declared first/|event_lifetime"
+  # A wait source keeps announcing waiters after its list emptied (the announcement invariant).
+  "source_no_retract|include/weft/detail/wait_source.hpp|s/      list_.remove\(node\);\n      if \(list_.empty\(\)\) announcement_.retract\(\);/      list_.remove(node);/|event_timed,lock_timeout_race"
+  # The wait loop parks although a source was found ready while registering.
+  "loop_parks_when_ready|include/weft/detail/wait_loop.hpp|s/const bool ready = !link_all\(nodes, linked, ops...\);/const bool ready = !link_all(nodes, linked, ops...) \&\& linked == 0;/|queue_mpmc,select_two_queues"
   # Lost decision: the owner returns on a claim before the waker's NOTIFIED (I2 broken).
-  "no_wait_notified|src/parker.cpp|s/const Deadline d = \(v >> 2\) == 0 \? deadline : Deadline::never\(\);/if ((v >> 2) != 0) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
+  "no_wait_notified|src/parker.cpp|s/const Deadline d = undecided\(v\) \? deadline : Deadline::never\(\);/if (!undecided(v)) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
 )
 
 worktree=0

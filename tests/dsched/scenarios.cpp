@@ -46,17 +46,27 @@ struct Rob {
   };                                               \
   template struct Rob<NAME, &CLASS::MEMBER>
 
-WEFT_DSCHED_ROB(EventState, weft::Event, Atomic<std::uint32_t>, state_);
-WEFT_DSCHED_ROB(EventWaiters, weft::Event, WaitList, waiters_);
-WEFT_DSCHED_ROB(LockState, weft::Lock, Atomic<std::uint32_t>, state_);
-WEFT_DSCHED_ROB(LockWaiters, weft::Lock, WaitList, waiters_);
-WEFT_DSCHED_ROB(CondHasWaiters, weft::Condition, Atomic<bool>, has_waiters_);
-WEFT_DSCHED_ROB(CondWaiters, weft::Condition, WaitList, waiters_);
-WEFT_DSCHED_ROB(SemState, weft::Semaphore, Atomic<std::uint64_t>, state_);
-WEFT_DSCHED_ROB(SemWaiters, weft::Semaphore, WaitList, waiters_);
-WEFT_DSCHED_ROB(ParkerWord, Parker, Atomic<std::uint32_t>, word_);
-WEFT_DSCHED_ROB(WaitQueueList, weft::detail::WaitQueue, WaitList, list_);
-WEFT_DSCHED_ROB(WaitQueueFlag, weft::detail::WaitQueue, Atomic<bool>, waiting_);
+// The primitives' wait sources, by their full types (the primitives' aliases are private).
+using WordSource32 = weft::detail::WaitSource<weft::detail::WordAnnouncement<std::uint32_t, 2u>>;
+using WordSource64 = weft::detail::WaitSource<weft::detail::WordAnnouncement<std::uint64_t, 1u>>;
+using weft::detail::FlagAnnouncement;
+using weft::detail::FlagSource;
+
+WEFT_DSCHED_ROB(EventWaiters, weft::Event, WordSource32, waiters_);
+WEFT_DSCHED_ROB(LockWaiters, weft::Lock, WordSource32, waiters_);
+WEFT_DSCHED_ROB(CondWaiters, weft::Condition, FlagSource, waiters_);
+WEFT_DSCHED_ROB(SemWaiters, weft::Semaphore, WordSource64, waiters_);
+WEFT_DSCHED_ROB(WaiterWord, weft::detail::Waiter, Atomic<std::uint32_t>, word_);
+WEFT_DSCHED_ROB(Word32List, WordSource32, WaitList, list_);
+WEFT_DSCHED_ROB(Word64List, WordSource64, WaitList, list_);
+WEFT_DSCHED_ROB(FlagList, FlagSource, WaitList, list_);
+WEFT_DSCHED_ROB(FlagSourceAnnouncement, FlagSource, FlagAnnouncement, announcement_);
+WEFT_DSCHED_ROB(FlagValue, FlagAnnouncement, Atomic<bool>, flag_);
+
+const WaitList& list_of(WordSource32& s) { return s.*get(Word32List{}); }
+const WaitList& list_of(WordSource64& s) { return s.*get(Word64List{}); }
+const WaitList& list_of(FlagSource& s) { return s.*get(FlagList{}); }
+bool flag_of(FlagSource& s) { return ((s.*get(FlagSourceAnnouncement{})).*get(FlagValue{})).peek(); }
 
 int length(const WaitList& l) {
   int n = 0;
@@ -64,12 +74,15 @@ int length(const WaitList& l) {
   return n;
 }
 
-// The token that decided a Parker's last park (kWoken, kTimedOut, kCancelled, select...).
+// The code of the Decision of a Parker's last park (kClaimed, kTimedOut, kCancelled).
+constexpr std::uint32_t kClaimed = weft::detail::Decision::claim(0).code();
+constexpr std::uint32_t kTimedOut = weft::detail::Decision::timed_out().code();
+constexpr std::uint32_t kCancelled = weft::detail::Decision::cancelled().code();
 std::uint32_t decision(Parker* p) {
-  return (p->*get(ParkerWord{})).peek() >> 2;
+  return (p->*get(WaiterWord{})).peek() >> 2;
 }
 bool notified(Parker* p) {
-  return ((p->*get(ParkerWord{})).peek() & 1u) != 0;
+  return ((p->*get(WaiterWord{})).peek() & 1u) != 0;
 }
 
 // The calling thread's Parker, with its word reset: the pool may hand out a Parker whose
@@ -80,12 +93,12 @@ Parker* fresh_parker() {
   return p;
 }
 bool parked(Parker* p) {
-  return (p->*get(ParkerWord{})).peek() != 0;
+  return (p->*get(WaiterWord{})).peek() != 0;
 }
 
 bool linked(const WaitList& l, Parker* p) {
   for (auto* w = l.front(); w != nullptr; w = w->next) {
-    if (w->parker == p) return true;
+    if (w->waiter == p) return true;
   }
   return false;
 }
@@ -111,29 +124,32 @@ struct Timed {
 };
 
 void check_event_quiet(weft::Event& ev) {
-  const int n = length(ev.*get(EventWaiters{}));
-  const std::uint32_t s = (ev.*get(EventState{})).peek();
+  WordSource32& src = ev.*get(EventWaiters{});
+  const int n = length(list_of(src));
+  const std::uint32_t s = src.announcement().word().peek();
   dsched::check(n == 0, "Event: " + str(n) + " node(s) still linked after every thread left");
   dsched::check((s & 2u) == 0, "Event: kWaiters set with no waiter linked");
 }
 void check_lock_quiet(weft::Lock& l) {
-  const int n = length(l.*get(LockWaiters{}));
-  const std::uint32_t s = (l.*get(LockState{})).peek();
+  WordSource32& src = l.*get(LockWaiters{});
+  const int n = length(list_of(src));
+  const std::uint32_t s = src.announcement().word().peek();
   dsched::check(n == 0, "Lock: " + str(n) + " node(s) still linked");
   dsched::check(s == 0, "Lock: final state " + str(s) + " (expected 0: unlocked, no waiters)");
 }
 void check_sem_quiet(weft::Semaphore& sem, std::uint64_t permits) {
-  const int n = length(sem.*get(SemWaiters{}));
-  const std::uint64_t s = (sem.*get(SemState{})).peek();
+  WordSource64& src = sem.*get(SemWaiters{});
+  const int n = length(list_of(src));
+  const std::uint64_t s = src.announcement().word().peek();
   dsched::check(n == 0, "Semaphore: " + str(n) + " node(s) still linked");
   dsched::check(s == permits << 1, "Semaphore: final state " + str(static_cast<std::int64_t>(s)) +
                                        ", expected " +
                                        str(static_cast<std::int64_t>(permits << 1)));
 }
-void check_waitqueue_quiet(weft::detail::WaitQueue& q, const std::string& name) {
-  const int n = length(q.*get(WaitQueueList{}));
+void check_waitqueue_quiet(FlagSource& q, const std::string& name) {
+  const int n = length(list_of(q));
   dsched::check(n == 0, name + ": " + str(n) + " node(s) still linked");
-  dsched::check(!(q.*get(WaitQueueFlag{})).peek(), name + ": waiting flag set with nobody linked");
+  dsched::check(!flag_of(q), name + ": waiting flag set with nobody linked");
 }
 
 // ---- Event ----------------------------------------------------------------------------------
@@ -156,7 +172,7 @@ class Event13502 : public dsched::Instance {
       return;
     }
     dsched::await([this] {
-      const WaitList& l = ev.*get(EventWaiters{});
+      const WaitList& l = list_of(ev.*get(EventWaiters{}));
       return linked(l, parker[0]) && (linked(l, parker[1]) || dsched::thread_finished(1));
     });
     ev.set();
@@ -168,9 +184,9 @@ class Event13502 : public dsched::Instance {
     if (parked(parker[1])) {  // else its deadline had passed before it parked
       const std::uint32_t d = decision(parker[1]);
       dsched::check(notified(parker[1]), "T1's park ended without NOTIFIED");
-      dsched::check(d == weft::detail::kWoken || d == weft::detail::kTimedOut,
+      dsched::check(d == kClaimed || d == kTimedOut,
                     "T1's park decided by token " + str(d));
-      dsched::check(r[1] == (d == weft::detail::kWoken),
+      dsched::check(r[1] == (d == kClaimed),
                     "T1 returned " + std::string(r[1] ? "true" : "false") +
                         " but its park was decided by token " + str(d));
     } else {
@@ -241,8 +257,8 @@ class EventCancel : public dsched::Instance {
     if (parked(parker)) {  // else a fast path answered without parking
       const std::uint32_t d = decision(parker);
       dsched::check(notified(parker), "park ended without NOTIFIED");
-      if (d == weft::detail::kCancelled) dsched::check(!r, "cancelled park but wait() true");
-      if (d == weft::detail::kWoken) dsched::check(r, "claimed park but wait() false");
+      if (d == kCancelled) dsched::check(!r, "cancelled park but wait() true");
+      if (d == kClaimed) dsched::check(r, "claimed park but wait() false");
     }
     check_event_quiet(ev);
   }
@@ -460,9 +476,9 @@ class ConditionNotify : public dsched::Instance {
   void check() override {
     // (The Parker's decision is not checked here: reacquiring the lock may park again.)
     dsched::check(result[0] == 1 && result[2] == 1, "an untimed waiter returned false");
-    const int n = length(cv.*get(CondWaiters{}));
+    const int n = length(list_of(cv.*get(CondWaiters{})));
     dsched::check(n == 0, "Condition: " + str(n) + " node(s) still linked");
-    dsched::check(!(cv.*get(CondHasWaiters{})).peek(), "Condition: has_waiters_ left set");
+    dsched::check(!flag_of(cv.*get(CondWaiters{})), "Condition: waiters' flag left set");
     check_lock_quiet(lock);
   }
 
@@ -761,7 +777,7 @@ class SelectMixedCancel : public dsched::Instance {
                   "the permit was lost or duplicated");
     auto& core = weft::detail::SelectAccess::core(q);
     check_waitqueue_quiet(core.not_empty(), "not_empty");
-    const int n = length(sem.*get(SemWaiters{}));
+    const int n = length(list_of(sem.*get(SemWaiters{})));
     dsched::check(n == 0, "Semaphore: " + str(n) + " node(s) still linked");
   }
 

@@ -26,45 +26,95 @@
 //    makes after the waiter may have returned (the futex_wake system call, on the Parker's
 //    word) can at worst cause a spurious wake-up of a later park, which parks re-check.
 //
-// Word layout: bits 2.. hold the token (0 while waiting), bit 1 SLEEPING (the owner is, or
-// is about to be, in futex_wait: wakers must make the system call), bit 0 NOTIFIED (the
-// waker is done with the primitive: the owner may return).
+// Word layout (Waiter::word_): bits 2.. hold the decision (Decision below; 0 while
+// undecided), bit 1 SLEEPING (the owner is, or is about to be, in futex_wait: wakers must make
+// the system call), bit 0 NOTIFIED (the decider is done with the primitive: the owner may
+// return).
+//
+// Who wakes a claimed waiter is the Waiter's business: a thread's Parker sleeps on its word
+// and is woken by a futex call; any other waiter (a coroutine's, handed to a scheduler)
+// supplies its own wake step. The claim protocol is the same for both.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <stop_token>
 
+#include "weft/detail/check.hpp"
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/futex.hpp"
 
 namespace weft::detail {
 
-// Outcome tokens of a park. Tokens >= kFirstSelectToken name the select operation that won.
-inline constexpr std::uint32_t kWoken = 1;
-inline constexpr std::uint32_t kTimedOut = 2;
-inline constexpr std::uint32_t kCancelled = 3;
-inline constexpr std::uint32_t kFirstSelectToken = 8;
+// How a park ended.
+enum class Outcome : std::uint8_t {
+  claimed,    // a notifier claimed one of the waiter's nodes (Decision::index says which)
+  timed_out,  // the deadline passed first
+  cancelled,  // the stop token fired first
+};
 
-class Parker {
+// The decision stored in a Waiter's word: which of {a claim of node i, the deadline, a stop
+// request} won the park. Encoded only here.
+class Decision {
  public:
-  // The calling thread's Parker (taken from the pool on first use, returned at thread exit).
-  // May throw std::bad_alloc the first time a thread parks.
-  static Parker& current();
+  static constexpr Decision claim(std::uint32_t node_index) noexcept {
+    return Decision(kFirstClaim + node_index);
+  }
+  static constexpr Decision timed_out() noexcept { return Decision(kTimedOut); }
+  static constexpr Decision cancelled() noexcept { return Decision(kCancelled); }
 
-  // Arms the Parker for a new park. Only the owner calls it, before registering anywhere;
-  // relaxed is enough because the node that carries this Parker is published to wakers by
+  constexpr Outcome outcome() const noexcept {
+    if (code_ >= kFirstClaim) return Outcome::claimed;
+    return code_ == kTimedOut ? Outcome::timed_out : Outcome::cancelled;
+  }
+  constexpr bool claimed() const noexcept { return code_ >= kFirstClaim; }
+  // For a claim: the index of the node claimed (0 for a wait on one source; for select, the
+  // operation's position).
+  constexpr std::uint32_t index() const noexcept { return code_ - kFirstClaim; }
+  constexpr std::uint32_t code() const noexcept { return code_; }
+  static constexpr Decision from_code(std::uint32_t code) noexcept { return Decision(code); }
+
+  friend bool operator==(Decision, Decision) = default;
+
+ private:
+  static constexpr std::uint32_t kUndecided = 0;
+  static constexpr std::uint32_t kTimedOut = 1;
+  static constexpr std::uint32_t kCancelled = 2;
+  static constexpr std::uint32_t kFirstClaim = 3;
+  constexpr explicit Decision(std::uint32_t code) noexcept : code_(code) {}
+  std::uint32_t code_;
+};
+
+// One waiting party: a thread (Parker) or anything else that can be woken (a coroutine's
+// awaiter, see `Waiter(WakeFn)`). Owned by the waiting side, which arms it with prepare()
+// before registering anywhere.
+class Waiter {
+ public:
+  // A custom wake step, called by wake() in place of the futex path, after the waker's last
+  // access to the primitive. It must set the word's NOTIFIED state (notify()) when the waker
+  // is done with the Waiter, as wake() does for threads.
+  using WakeFn = void (*)(Waiter&) noexcept;
+
+  Waiter() noexcept = default;
+  explicit Waiter(WakeFn wake_fn) noexcept : wake_fn_(wake_fn) {}
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  ~Waiter() = default;
+
+  // Arms the waiter for a new wait. Only the owner calls it, before registering anywhere;
+  // relaxed is enough because the node that carries this Waiter is published to wakers by
   // the source's lock, whose release orders this store before it.
   void prepare() noexcept { word_.store(0, std::memory_order_relaxed); }
 
-  // Claims the waiter for `token`. Called with the source's lock held, while the node is
-  // linked. acq_rel: acquire pairs with prepare()/the owner's earlier writes seen through the
-  // lock (harmless), release publishes what the claimer wrote before (e.g. a handed-off
+  // Claims the waiter for node `index`. Called with the source's lock held, while the node
+  // is linked. acq_rel: acquire pairs with prepare()/the owner's earlier writes seen through
+  // the lock (harmless), release publishes what the claimer wrote before (e.g. a handed-off
   // item) to the owner, which reads the word with acquire.
-  bool try_claim(std::uint32_t token) noexcept {
+  bool try_claim(std::uint32_t index) noexcept {
+    const std::uint32_t token = Decision::claim(index).code() << kDecisionShift;
     std::uint32_t v = word_.load(std::memory_order_relaxed);
-    while ((v >> 2) == 0) {
-      if (word_.compare_exchange_weak(v, (token << 2) | (v & kSleeping), std::memory_order_acq_rel,
+    while (undecided(v)) {
+      if (word_.compare_exchange_weak(v, token | (v & kSleeping), std::memory_order_acq_rel,
                                       std::memory_order_relaxed)) {
         return true;
       }
@@ -75,48 +125,82 @@ class Parker {
   // Second step after a successful try_claim, after the source's lock was released. The
   // owner may return (and free the WaitNode and the primitive) as soon as NOTIFIED is set.
   void wake() noexcept {
-    // release: everything the waker did, including releasing the source's lock, happens
-    // before the owner's acquire load that sees NOTIFIED.
+    if (wake_fn_ != nullptr) [[unlikely]] {
+      wake_fn_(*this);
+      return;
+    }
+    notify();
+  }
+
+  // Sets NOTIFIED (and makes the futex call a sleeping owner needs). release: everything the
+  // waker did, including releasing the source's lock, happens before the owner's acquire
+  // load that sees NOTIFIED.
+  void notify() noexcept {
     const std::uint32_t v = word_.fetch_or(kNotified, std::memory_order_release);
     if (v & kSleeping) futex_wake_one(word_);
   }
 
-  // Aborts the park from another thread (a stop_callback). No-op once claimed.
-  void cancel() noexcept { abort(kCancelled); }
+  // Decides the wait as `d` (timed out or cancelled) from any thread, unless a claim or
+  // another abort decided it first; true if this call decided it. An abort needs no second
+  // step: nobody touches the primitive on its behalf, so it sets NOTIFIED itself.
+  bool abort(Decision d) noexcept;
+
+  // Aborts the park from another thread (a stop_callback). No-op once decided.
+  void cancel() noexcept { abort(Decision::cancelled()); }
+
+  // The decision, once NOTIFIED has been seen (acquire).
+  bool notified() const noexcept { return (word_.load(std::memory_order_acquire) & kNotified) != 0; }
+  Decision decision() const noexcept {
+    return Decision::from_code(word_.load(std::memory_order_acquire) >> kDecisionShift);
+  }
+
+ protected:
+  static constexpr std::uint32_t kNotified = 1;
+  static constexpr std::uint32_t kSleeping = 2;
+  static constexpr int kDecisionShift = 2;
+  static constexpr bool undecided(std::uint32_t word) noexcept {
+    return (word >> kDecisionShift) == 0;
+  }
+
+  Atomic<std::uint32_t> word_{0};
+
+ private:
+  WakeFn wake_fn_ = nullptr;  // null: a thread (Parker), woken through its word's futex
+};
+
+// A thread's Waiter: sleeps on its word in the kernel.
+class Parker : public Waiter {
+ public:
+  // The calling thread's Parker (taken from the pool on first use, returned at thread exit).
+  // May throw std::bad_alloc the first time a thread parks.
+  static Parker& current();
 
   // Sleeps until claimed and woken, until `deadline`, or until `stop` is requested; returns
-  // the token that won (the claimer's, kTimedOut or kCancelled). `stop` may be null.
-  std::uint32_t park(Deadline deadline, const std::stop_token* stop) noexcept;
+  // the decision. `stop` may be null.
+  Decision park(Deadline deadline, const std::stop_token* stop) noexcept;
 
   // For an owner that registered but decides not to park after all (its re-check found the
   // condition true): ends the park. If a waker claimed it in the meantime, waits for that
   // waker's wake() first, so that the waker is done with the node before the owner reuses
-  // or frees it. Returns the token that won (kTimedOut if nobody claimed it).
-  std::uint32_t settle() noexcept;
+  // or frees it. Returns the decision (timed_out if nobody claimed it).
+  Decision settle() noexcept;
 
  private:
-  static constexpr std::uint32_t kNotified = 1;
-  static constexpr std::uint32_t kSleeping = 2;
-
-  bool abort(std::uint32_t token) noexcept;
+  Parker() noexcept = default;
   std::uint32_t wait_notified(Deadline deadline) noexcept;
 
-  Atomic<std::uint32_t> word_{0};
   Parker* next_free_ = nullptr;  // the pool's free list (guarded by the pool's mutex)
   friend class ParkerPool;
 };
 
-// One registration of a Parker in one source. Lives on the waiting thread's stack; linked
-// only under the source's lock.
+// One registration of a Waiter in one source. Lives with the waiting party (a thread's
+// stack); linked only under the source's lock.
 struct WaitNode {
-  Parker* parker = nullptr;
-  std::uint32_t token = kWoken;
+  Waiter* waiter = nullptr;
+  std::uint32_t index = 0;  // passed to try_claim: which of the waiter's nodes won
   bool linked = false;
   WaitNode* prev = nullptr;
   WaitNode* next = nullptr;
-  // Operation-specific data a waker may use while the node is claimed (e.g. a queue's
-  // hand-off slot); untouched by the waiting layer.
-  void* slot = nullptr;
 };
 
 // FIFO of WaitNodes. Not synchronized: the owning primitive's lock protects it.
@@ -126,6 +210,7 @@ class WaitList {
   WaitNode* front() const noexcept { return head_; }
 
   void push_back(WaitNode& n) noexcept {
+    WEFT_INVARIANT(!n.linked, "a node is linked in one list at a time");
     n.prev = tail_;
     n.next = nullptr;
     (tail_ ? tail_->next : head_) = &n;
@@ -134,6 +219,7 @@ class WaitList {
   }
 
   void push_front(WaitNode& n) noexcept {
+    WEFT_INVARIANT(!n.linked, "a node is linked in one list at a time");
     n.prev = nullptr;
     n.next = head_;
     (head_ ? head_->prev : tail_) = &n;
@@ -142,6 +228,7 @@ class WaitList {
   }
 
   void remove(WaitNode& n) noexcept {
+    WEFT_INVARIANT(n.linked, "only a linked node is removed");
     (n.prev ? n.prev->next : head_) = n.next;
     (n.next ? n.next->prev : tail_) = n.prev;
     n.prev = n.next = nullptr;
@@ -155,7 +242,7 @@ class WaitList {
   WaitNode* claim_front() noexcept {
     while (WaitNode* n = head_) {
       remove(*n);
-      if (n->parker->try_claim(n->token)) return n;
+      if (n->waiter->try_claim(n->index)) return n;
     }
     return nullptr;
   }
@@ -181,6 +268,12 @@ class WakeBatch {
       wake_all();
   }
 
+  // g++ cannot see that tail_ is read only once head_ is set, and may warn where add() is
+  // inlined: silenced here, for this function only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
   void add(WaitNode* n) noexcept {
     n->next = nullptr;
     if (head_ == nullptr) {
@@ -190,6 +283,9 @@ class WakeBatch {
     }
     tail_ = n;
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
   bool empty() const noexcept { return head_ == nullptr; }
 
   // Moves every node of `other` to the end of this batch (other is left empty).
@@ -212,8 +308,9 @@ class WakeBatch {
       // Read everything needed from the node first: after wake() its owner may return and
       // the node (on the owner's stack) is gone.
       WaitNode* next = n->next;
-      Parker* p = n->parker;
-      p->wake();
+      Waiter* w = n->waiter;
+      WEFT_INVARIANT(!n->linked, "a claimed node is unlinked before its wake");
+      w->wake();
       n = next;
     }
   }

@@ -2,14 +2,15 @@
 // weft/detail/queue_core.hpp: the one synchronization skeleton of every weft queue.
 //
 // QueueCore<T, Storage> adds to a storage (ring.hpp, storage.hpp) what makes it a blocking
-// queue: three WaitQueues (getters waiting for "not empty", putters waiting for "not full",
-// joiners waiting for "all tasks done"), task accounting, and shutdown.
+// queue: three WaitSources (getters waiting for "not empty", putters waiting for "not full",
+// joiners waiting for "all tasks done"), task accounting, and shutdown. Every blocking call
+// goes through the one loop of wait_loop.hpp, with the operations at the end of this file.
 //
 // Invariants:
 //  - unfinished tasks == storage.pushed() - done_, never negative: task_done() refuses to
 //    take done_ past pushed(), and shutdown(true) counts at most the unfinished tasks done.
-//  - A thread parks in a WaitQueue only after registering in it and then re-checking the
-//    storage (the handshake of wait_queue.hpp); every successful push claims a getter, every
+//  - A thread parks in a WaitSource only after registering in it and then re-checking the
+//    storage (the flag handshake of wait_source.hpp); every successful push claims a getter, every
 //    successful pop of a bounded queue claims a putter, and shutdown() claims everyone.
 //  - Lifetime: every operation makes its publication (the item, the freed slot, the last
 //    task done, the shutdown) its final access to the queue, and wakes the threads it claimed
@@ -32,11 +33,19 @@
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
 #include "weft/detail/storage.hpp"
-#include "weft/detail/wait_queue.hpp"
+#include "weft/detail/wait_loop.hpp"
+#include "weft/detail/wait_source.hpp"
 
 namespace weft::detail {
 
 enum class Status { ok, timed_out, shut_down, cancelled };
+
+template <class Core>
+class QueuePutOp;
+template <class Core>
+class QueueGetOp;
+template <class Core>
+class QueueJoinOp;
 
 template <class T, class Storage>
 class QueueCore {
@@ -94,40 +103,21 @@ class QueueCore {
   }
   [[gnu::noinline]] Status push_slow(T& item, Deadline deadline, const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
-    try {
-      for (;;) {
-        switch (try_push(item)) {
-          case PushResult::ok:
-            return Status::ok;
-          case PushResult::shut_down:
-            return Status::shut_down;
-          case PushResult::full:
-            break;
-        }
-        if (deadline.expired()) return Status::timed_out;
-        Parker& parker = Parker::current();
-        parker.prepare();
-        WaitNode node;
-        node.parker = &parker;
-        not_full_.link(node);
-        if (push_ready()) {  // handshake re-check: space appeared, or closed
-          not_full_.unlink(node);
-          parker.settle();  // a claim that raced the re-check is absorbed: we retry anyway
-          continue;
-        }
-        // Wake-up sources: a pop (claims one putter), shutdown() (claims all), the
-        // deadline, a stop request.
-        const std::uint32_t outcome = parker.park(deadline, stop);
-        if (outcome == kWoken) continue;  // claimed: retry
-        not_full_.unlink(node);
-        if (outcome == kCancelled) return Status::cancelled;
-        // Timed out: the loop makes one last attempt, then reports the timeout.
+    QueuePutOp<QueueCore> op(*this);
+    // If the item's move or the comparator throws in a retry after a pop claimed us for the
+    // slot it freed, the loop passes that wake-up on to the next putter.
+    WaitLoop loop(deadline, stop);
+    for (;;) {
+      switch (try_push(item)) {
+        case PushResult::ok:
+          return Status::ok;
+        case PushResult::shut_down:
+          return Status::shut_down;
+        case PushResult::full:
+          break;
       }
-    } catch (...) {
-      // The item's move or the comparator threw in a retry. If a pop had claimed us for
-      // the slot it freed, that wake-up must not end here: pass it to the next putter.
-      pass_on(not_full_);
-      throw;
+      const Round r = loop.wait(op);
+      if (r.ended()) return r.cancelled() ? Status::cancelled : Status::timed_out;
     }
   }
 
@@ -146,8 +136,12 @@ class QueueCore {
   [[gnu::noinline]] PopResultOf<Sink> pop_slow(Sink& sink, Deadline deadline,
                                                const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return sink.fail(Status::cancelled);
+    QueueGetOp<QueueCore> op(*this);
     Status failure = Status::timed_out;
-    try {
+    {
+      // If building the result (T's move) or the comparator throws in a retry after a push
+      // claimed us, the item is still queued and the loop passes the wake-up on.
+      WaitLoop loop(deadline, stop);
       for (;;) {
         PopResult r;
         {
@@ -161,72 +155,39 @@ class QueueCore {
           failure = Status::shut_down;
           break;
         }
-        if (deadline.expired()) break;
-        Parker& parker = Parker::current();
-        parker.prepare();
-        WaitNode node;
-        node.parker = &parker;
-        not_empty_.link(node);
-        if (pop_ready()) {  // handshake re-check: an item appeared, or closed
-          not_empty_.unlink(node);
-          parker.settle();
-          continue;
-        }
-        // Wake-up sources: a push (claims one getter), shutdown() (claims all), the
-        // deadline, a stop request.
-        const std::uint32_t outcome = parker.park(deadline, stop);
-        if (outcome == kWoken) continue;
-        not_empty_.unlink(node);
-        if (outcome == kCancelled) {
-          failure = Status::cancelled;
+        const Round round = loop.wait(op);
+        if (round.ended()) {
+          if (round.cancelled()) failure = Status::cancelled;
           break;
         }
       }
-    } catch (...) {
-      // Building the result (T's move) or the comparator threw in a retry: the item is
-      // still queued, and a push may have claimed us for it. Pass the wake-up on.
-      pass_on(not_empty_);
-      throw;
     }
-    return sink.fail(failure);  // outside the try: a throwing fail() is not a lost wake-up
+    return sink.fail(failure);  // outside the loop: a throwing fail() is not a lost wake-up
   }
 
-  // Task accounting is under tasks_lock_ (as Python's all_tasks_done condition): the call
-  // that finishes the last task claims the joiners inside it, so a joiner that returns has
-  // synchronized with the end of that call's last access, and may destroy the queue.
+  // Task accounting is under the joiners' source's lock (as Python's all_tasks_done
+  // condition): the call that finishes the last task claims the joiners inside it, so a
+  // joiner that returns has synchronized with the end of that call's last access, and may
+  // destroy the queue.
   void task_done() {
     WakeBatch woken;  // declared first: wakes after the lock is released
-    WordLockGuard g(tasks_lock_);
+    WordLockGuard g(joiners_.lock());
     const std::uint64_t pushed = storage_.pushed();
     const std::uint64_t done = done_.load(std::memory_order_relaxed);
     if (done >= pushed) throw std::logic_error("weft: task_done() called too many times");
-    // relaxed: written under tasks_lock_; unfinished_tasks() reads a snapshot.
+    // relaxed: written under the joiners' lock; unfinished_tasks() reads a snapshot.
     done_.store(done + 1, std::memory_order_relaxed);
-    if (done + 1 == pushed) claim_joiners(woken);
+    if (done + 1 == pushed) joiners_.claim_locked(woken, FlagSource::kAll);
   }
 
   Status join(Deadline deadline, const std::stop_token* stop) {
     if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
+    QueueJoinOp<QueueCore> op(*this);
+    WaitLoop loop(deadline, stop);
     for (;;) {
-      Parker& parker = Parker::current();
-      parker.prepare();
-      WaitNode node;
-      node.parker = &parker;
-      {
-        WordLockGuard g(tasks_lock_);
-        if (all_tasks_done()) return Status::ok;
-        if (deadline.expired()) return Status::timed_out;
-        joiners_.push_back(node);
-      }
-      // Wake-up sources: the task_done() or shutdown(true) that finished the last task, the
-      // deadline, a stop request.
-      const std::uint32_t outcome = parker.park(deadline, stop);
-      if (outcome == kWoken) continue;
-      {
-        WordLockGuard g(tasks_lock_);
-        if (node.linked) joiners_.remove(node);
-      }
-      if (outcome == kCancelled) return Status::cancelled;
+      if (all_tasks_done_synced()) return Status::ok;
+      const Round r = loop.wait(op);
+      if (r.ended()) return r.cancelled() ? Status::cancelled : Status::timed_out;
     }
   }
 
@@ -280,57 +241,98 @@ class QueueCore {
     return pushed > done ? pushed - done : 0;
   }
 
-  // For select: registration in the queue's waiting lists.
-  WaitQueue& not_empty() noexcept { return not_empty_; }
-  WaitQueue& not_full() noexcept { return not_full_; }
+  // The queue's wait sources (its operations below, and select's).
+  FlagSource& not_empty() noexcept { return not_empty_; }
+  FlagSource& not_full() noexcept { return not_full_; }
+  FlagSource& joiners() noexcept { return joiners_; }
+
+  // Whether every task is done, read under the joiners' lock, so that a join that sees it
+  // has synchronized with the task_done() that finished the last task (see task_done()).
+  bool all_tasks_done_synced() noexcept {
+    WordLockGuard g(joiners_.lock());
+    return all_tasks_done();
+  }
+  // The same, for a caller that holds the joiners' lock.
+  bool all_tasks_done() const noexcept {
+    return done_.load(std::memory_order_relaxed) >= storage_.pushed();
+  }
 
  private:
   // Waits out a shutdown() that may still be finishing (see shutdown()).
   void sync_with_shutdown() const noexcept { WordLockGuard g(shutdown_lock_); }
 
-  bool all_tasks_done() const noexcept {
-    return done_.load(std::memory_order_relaxed) >= storage_.pushed();
-  }
-
   // The putters a pop claims from (none for an unbounded queue: nobody waits to put).
-  WaitQueue* putters() noexcept { return putters_; }
+  FlagSource* putters() noexcept { return putters_; }
 
-  // Wakes one more waiter of `q`, for a thread that may have been claimed and then failed
-  // with an exception. If it had not been claimed, the extra waiter retries and sleeps
-  // again: a spurious wake-up, never a lost one.
-  static void pass_on(WaitQueue& q) noexcept {
-    WakeBatch woken;
-    q.claim_one(woken);
-  }
-
-  void claim_joiners(WakeBatch& woken) noexcept {
-    while (WaitNode* n = joiners_.claim_front()) woken.add(n);
-  }
 
   // shutdown(true): counts up to n unfinished tasks as done (Python decrements
   // unfinished_tasks once per removed item while it is positive).
   void mark_done(std::uint64_t n, WakeBatch& woken) noexcept {
     if (n == 0) return;
-    WordLockGuard g(tasks_lock_);
+    WordLockGuard g(joiners_.lock());
     const std::uint64_t pushed = storage_.pushed();
     const std::uint64_t done = done_.load(std::memory_order_relaxed);
     const std::uint64_t unfinished = pushed > done ? pushed - done : 0;
     const std::uint64_t add = n < unfinished ? n : unfinished;
     if (add == 0) return;
     done_.store(done + add, std::memory_order_relaxed);
-    if (done + add == pushed) claim_joiners(woken);
+    if (done + add == pushed) joiners_.claim_locked(woken, FlagSource::kAll);
   }
 
   const std::ptrdiff_t maxsize_;  // as given (Python keeps it): <= 0 means unbounded
   const bool bounded_;
   Storage storage_;
-  WaitQueue not_empty_;  // getters; a push claims one, shutdown all
-  WaitQueue not_full_;   // putters; a pop of a bounded queue claims one, shutdown all
-  WaitQueue* const putters_ = bounded_ ? &not_full_ : nullptr;
+  FlagSource not_empty_;  // getters; a push claims one, shutdown all
+  FlagSource not_full_;   // putters; a pop of a bounded queue claims one, shutdown all
+  FlagSource* const putters_ = bounded_ ? &not_full_ : nullptr;
   mutable WordLock shutdown_lock_;  // held for all of shutdown(); see there
-  WordLock tasks_lock_;             // protects done_'s updates and joiners_
-  WaitList joiners_;                // threads in join()
-  Atomic<std::uint64_t> done_{0};   // task_done() calls, plus items shutdown(true) removed
+  // Threads in join(); its lock also protects done_'s updates (the task accounting).
+  FlagSource joiners_;
+  Atomic<std::uint64_t> done_{0};  // task_done() calls, plus items shutdown(true) removed
+};
+
+// ---- the queue's operations for the wait loop (and select) ---------------------------------
+
+// Waiting on one of the queue's sources: `Source` is the getters' ("not empty"), the
+// putters' ("not full") or the joiners' ("all tasks done") FlagSource, `Ready` the re-check
+// of the handshake (wait_source.hpp) for it.
+template <class Core, auto Source, auto Ready, SourceKind Kind>
+class QueueWaitOp {
+ public:
+  explicit QueueWaitOp(Core& q) noexcept : q_(q) {}
+  Link link(WaitNode& node, Position pos) {
+    return (q_.*Source)().link(node, pos, [this] { return (q_.*Ready)(); });
+  }
+  void unlink(WaitNode& node) noexcept { (q_.*Source)().unlink(node); }
+  // A waiter whose retry threw after a notifier claimed it (for the item it pushed, the
+  // slot it freed): the next waiter gets the wake-up. If nobody had claimed us, the extra
+  // waiter retries and waits again: a spurious wake-up, never a lost one.
+  void pass_on() noexcept {
+    WakeBatch woken;
+    (q_.*Source)().claim_one(woken);
+  }
+  WaitTarget target() const noexcept { return {Kind, &q_}; }
+
+ private:
+  Core& q_;
+};
+
+template <class Core>
+class QueueGetOp
+    : public QueueWaitOp<Core, &Core::not_empty, &Core::pop_ready, SourceKind::queue_get> {
+  using QueueWaitOp<Core, &Core::not_empty, &Core::pop_ready, SourceKind::queue_get>::QueueWaitOp;
+};
+template <class Core>
+class QueuePutOp
+    : public QueueWaitOp<Core, &Core::not_full, &Core::push_ready, SourceKind::queue_put> {
+  using QueueWaitOp<Core, &Core::not_full, &Core::push_ready, SourceKind::queue_put>::QueueWaitOp;
+};
+// The joiners' re-check runs under their lock, as task_done() does its update.
+template <class Core>
+class QueueJoinOp : public QueueWaitOp<Core, &Core::joiners, &Core::all_tasks_done_synced,
+                                       SourceKind::queue_join> {
+  using QueueWaitOp<Core, &Core::joiners, &Core::all_tasks_done_synced,
+                    SourceKind::queue_join>::QueueWaitOp;
 };
 
 }  // namespace weft::detail

@@ -19,7 +19,7 @@
 // are only a guess of the position, checked by the acquire load of that slot's stamp and
 // then by the CAS; the item is published by the Release store of the slot's stamp and
 // consumed by the Acquire load of the same stamp; the head/tail CASes are seq_cst because
-// the waiting layer's handshake (wait_queue.hpp) re-checks emptiness/fullness by loading
+// the waiting layer's handshake (wait_source.hpp) re-checks emptiness/fullness by loading
 // them, and must not miss a push or pop that a notifier saw no waiter for.
 //
 // T must be nothrow move constructible (the slot is claimed before the item is moved in, and
@@ -39,7 +39,7 @@
 
 #include "weft/detail/futex.hpp"
 #include "weft/detail/storage.hpp"
-#include "weft/detail/wait_queue.hpp"
+#include "weft/detail/wait_source.hpp"
 
 namespace weft::detail {
 
@@ -108,7 +108,7 @@ class Ring {
   // Moves `item` in on success; leaves it untouched on full or closed. On success, claims
   // one waiter of `notify` into `woken` *before* publishing the item: the stamp store is
   // this call's last access to the ring, so the getter may destroy the queue at once.
-  PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) noexcept {
+  PushResult try_push(T& item, FlagSource* notify, WakeBatch& woken) noexcept {
     // First attempt straight-line (no Backoff, no loop): the uncontended case.
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
     Slot& slot = slots_[tail & index_mask_];
@@ -122,7 +122,7 @@ class Ring {
     }
     return try_push_slow(item, notify, woken);
   }
-  [[gnu::noinline]] PushResult try_push_slow(T& item, WaitQueue* notify,
+  [[gnu::noinline]] PushResult try_push_slow(T& item, FlagSource* notify,
                                              WakeBatch& woken) noexcept {
     Backoff backoff;
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
@@ -163,7 +163,7 @@ class Ring {
   // try_push, the publication is the pop's last access.
   class PopTicket {
    public:
-    PopTicket(Ring& r, WaitQueue* notify, WakeBatch& woken) noexcept : r_(r) {
+    PopTicket(Ring& r, FlagSource* notify, WakeBatch& woken) noexcept : r_(r) {
       // First attempt straight-line: the uncontended case.
       std::uint64_t head = r.head_.load(std::memory_order_relaxed);
       Slot* slot = &r.slots_[head & r.index_mask_];

@@ -18,7 +18,7 @@
 // after the item had already left the queue.
 //
 // The locked storages keep their container under a WordLock; that lock is what orders their
-// pushes and pops against the waiting handshake (wait_queue.hpp).
+// pushes and pops against the waiting handshake (wait_source.hpp).
 #pragma once
 
 #include <algorithm>
@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "weft/detail/parker.hpp"
-#include "weft/detail/wait_queue.hpp"
+#include "weft/detail/wait_source.hpp"
 
 namespace weft::detail {
 
@@ -194,7 +194,7 @@ class LockedStorage {
 
   // On success, claims one waiter of `notify` into `woken` inside the critical section: the
   // unlock is then this call's last access, and nobody can see the item before it.
-  PushResult try_push(T& item, WaitQueue* notify, WakeBatch& woken) {
+  PushResult try_push(T& item, FlagSource* notify, WakeBatch& woken) {
     WordLockGuard g(lock_);
     if (closed_) return PushResult::shut_down;
     if (cap_ != 0 && items_.size() >= cap_) return PushResult::full;
@@ -215,7 +215,7 @@ class LockedStorage {
   // section, so the unlock is the pop's last access.
   class PopTicket {
    public:
-    PopTicket(LockedStorage& s, WaitQueue* notify, WakeBatch& woken) : s_(s), guard_(s.lock_) {
+    PopTicket(LockedStorage& s, FlagSource* notify, WakeBatch& woken) : s_(s), guard_(s.lock_) {
       if (s.items_.size() == 0) {
         status_ = s.closed_ ? PopResult::shut_down : PopResult::empty;
         return;
