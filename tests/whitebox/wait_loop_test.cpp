@@ -109,13 +109,25 @@ TEST_F(WaitHooksTest, EventWait) {
   EXPECT_FALSE(s[0].cancellable);
 }
 
-TEST_F(WaitHooksTest, LockAcquireNamesTheLockAndRLockNamesItself) {
+TEST_F(WaitHooksTest, LockAcquireNamesTheLock) {
   weft::Lock l;
   l.acquire();
   auto s = observe([&] { EXPECT_TRUE(l.acquire(1h)); l.release(); }, [&] { l.release(); });
   ASSERT_GE(s.size(), 1u);
   EXPECT_TRUE(s[0].has_deadline);
   expect_one_wait(s, SourceKind::lock, &l);
+}
+
+TEST_F(WaitHooksTest, RLockAcquireInSelectNamesTheRLock) {
+  weft::RLock r;
+  r.acquire();
+  auto s = observe(
+      [&] {
+        EXPECT_EQ(weft::select(weft::acquire(r)).index(), 0u);
+        r.release();
+      },
+      [&] { r.release(); });
+  expect_one_wait(s, SourceKind::rlock, &r);
 }
 
 TEST_F(WaitHooksTest, SemaphoreAcquire) {
