@@ -57,6 +57,14 @@ _weft_apt_install() {
   fi
 }
 
+# True when pyenv has a 3.11 and a 3.13 (python/CMakeLists.txt builds for both).
+_weft_have_pyenv_pythons() {
+  local root
+  root="$(pyenv root 2>/dev/null)" || return 1
+  compgen -G "$root/versions/3.11.*/bin/python3.11" >/dev/null &&
+    compgen -G "$root/versions/3.13.*/bin/python3.13" >/dev/null
+}
+
 # weft_ensure_packages <config>...  installs whatever the given configurations need.
 weft_ensure_packages() {
   local need=() cfg
@@ -66,7 +74,13 @@ weft_ensure_packages() {
   for cfg in "$@"; do
     case "$cfg" in
       release|asan|portable)
-        command -v g++ >/dev/null 2>&1 || need+=(g++) ;;
+        command -v g++ >/dev/null 2>&1 || need+=(g++)
+        # The Python package (release and asan) builds for the pyenv 3.11 and 3.13 when
+        # present (they carry their headers), else for Debian's python3, which needs these.
+        if [ "$cfg" != portable ] && ! _weft_have_pyenv_pythons &&
+           ! { command -v dpkg-query >/dev/null 2>&1 && _weft_pkg_installed python3-dev; }; then
+          need+=(python3 python3-dev)
+        fi ;;
       tsan)
         command -v "$(weft_cxx tsan)" >/dev/null 2>&1 || need+=(clang-14)
         # Debian ships clang's sanitizer runtimes separately.
@@ -145,14 +159,18 @@ weft_configure() {
     release|portable)
       args+=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
              "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" -DWEFT_WERROR=ON -DWEFT_SANITIZE=)
-      [ "$cfg" = release ] ||
-        args+=(-DWEFT_PORTABLE_FUTEX=ON -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_DSCHED=OFF) ;;
+      if [ "$cfg" = release ]; then
+        args+=(-DWEFT_PYTHON=ON)
+      else
+        args+=(-DWEFT_PORTABLE_FUTEX=ON -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_BUILD_DSCHED=OFF
+               -DWEFT_PYTHON=OFF)
+      fi ;;
     tsan)
       args+=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=$san_opt" "-DCMAKE_C_FLAGS_DEBUG=$san_opt"
-             -DWEFT_WERROR=ON -DWEFT_SANITIZE=thread) ;;
+             -DWEFT_WERROR=ON -DWEFT_SANITIZE=thread -DWEFT_PYTHON=OFF) ;;
     asan)
       args+=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=$san_opt" "-DCMAKE_C_FLAGS_DEBUG=$san_opt"
-             -DCMAKE_CXX_FLAGS=-D_GLIBCXX_ASSERTIONS
+             -DCMAKE_CXX_FLAGS=-D_GLIBCXX_ASSERTIONS -DWEFT_PYTHON=ON
              -DWEFT_WERROR=OFF "-DWEFT_SANITIZE=address,undefined") ;;
     *) weft_die "unknown configuration '$cfg' (release|tsan|asan|portable)" ;;
   esac
