@@ -99,11 +99,15 @@ struct Deadline {
   Clock::time_point at{};
 
   static Deadline never() { return {}; }
+  // A deadline past the clock's range (TIMEOUT_MAX is 292 years) is no deadline.
   static Deadline after(double seconds) {
     Deadline d;
+    const Clock::time_point now = Clock::now();
+    const double room = std::chrono::duration<double>(Clock::time_point::max() - now).count();
+    if (seconds >= room / 2) return d;
     d.forever = false;
-    d.at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(seconds > 0 ? seconds : 0));
+    d.at = now + std::chrono::duration_cast<Clock::duration>(
+                     std::chrono::duration<double>(seconds > 0 ? seconds : 0));
     return d;
   }
   bool expired() const { return !forever && Clock::now() >= at; }

@@ -930,7 +930,7 @@ void semaphore_dealloc(PyObject* op) {
 
 PyObject* semaphore_acquire(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   auto* self = reinterpret_cast<SemaphoreObject*>(op);
-  if (self->sem().acquire(false)) Py_RETURN_TRUE;
+  if (nargs == 0 && !kw && self->sem().acquire(false)) Py_RETURN_TRUE;  // the fast path
   static const char* const names[] = {"blocking", "timeout"};
   PyObject* a[2];
   if (!parse_args("acquire", args, nargs, kw, names, 2, 0, a)) return nullptr;
@@ -946,8 +946,9 @@ PyObject* semaphore_acquire(PyObject* op, PyObject* const* args, Py_ssize_t narg
     return nullptr;
   }
   if (!optional_timeout(a[1], &has, &t)) return nullptr;
-  if (!blocking || (has && t <= 0)) Py_RETURN_FALSE;
   weft::Semaphore& sem = self->sem();
+  if (sem.acquire(false)) Py_RETURN_TRUE;
+  if (!blocking || (has && t <= 0)) Py_RETURN_FALSE;
   int r = blocking_call(
       has ? Deadline::after(t) : Deadline::never(),
       [&](Clock::duration d) { return sem.acquire(d); }, [&] { return sem.acquire(); });

@@ -292,6 +292,8 @@ class GarbageAndReferences(unittest.TestCase):
             del got
             self.assertEqual(sys.getrefcount(c), before, cls.__name__)
 
+    @unittest.skipIf("libasan" in os.environ.get("LD_PRELOAD", ""),
+                     "AddressSanitizer's quarantine keeps freed memory resident")
     def test_no_growth_in_a_long_loop(self):
         q = weft.Queue(100)
         s = weft.SimpleQueue()
