@@ -24,6 +24,12 @@ struct QueueObject {
   Py_ssize_t unfinished;
   bool shutdown;
   bool constructed;  // the C++ members above exist (tp_new completed)
+  // GIL mode (GIL builds, no hooks): the GIL alone guards the items and counters, as it does
+  // queue.SimpleQueue's, and `mutex` serves only waits and notifies; the waiting_* counts
+  // (GIL-guarded) let a notifier skip the mutex when nobody waits. Mutex mode (free-threaded
+  // builds, or a subclass whose hooks run Python code under the lock): `mutex` guards all.
+  bool gil_mode;
+  int waiting_get, waiting_put, waiting_join;
   int kind;
   int hooks;  // QueueHook bits: methods a subclass overrides
   ModuleState* st;

@@ -239,6 +239,11 @@ PyObject* queue_new_kind(PyTypeObject* type, int kind) {
   new (&q->vec) std::vector<PyObject*>();
   q->kind = kind;
   q->hooks = hooks;
+#ifdef Py_GIL_DISABLED
+  q->gil_mode = false;
+#else
+  q->gil_mode = hooks == 0;
+#endif
   q->st = st;
   q->constructed = true;
   return reinterpret_cast<PyObject*>(q);
@@ -313,15 +318,58 @@ int queue_init(PyObject* op, PyObject* args, PyObject* kwds) {
   return 0;
 }
 
-// --- errors (each releases the mutex first) --------------------------------------------
+// --- the two locking modes (queue_object.hpp) ---------------------------------------------
+
+// Enter / leave the queue's critical section: the mutex in mutex mode; in GIL mode the GIL
+// (already held) is the critical section.
+void q_enter(QueueObject* q) {
+  if (!q->gil_mode) lock_mutex(q->mutex);
+}
+
+void q_leave(QueueObject* q) {
+  if (!q->gil_mode) q->mutex.release();
+}
+
+// Wakes up to n threads waiting on `c`. Called inside the critical section, last.
+void q_notify(QueueObject* q, weft::Condition& c, int waiting, std::size_t n) {
+  if (!q->gil_mode) {
+    c.notify(n);
+  } else if (waiting > 0) {
+    lock_mutex(q->mutex);
+    c.notify(n);
+    q->mutex.release();
+  }
+}
+
+// Waits inside the critical section until notified, `ready()`, the deadline or (main thread)
+// a slice. GIL mode: the mutex is taken, `ready()` re-checked under it (a notifier needs the
+// mutex, so none can slip between this check and the wait), and the waiter counted. Returns
+// as cond_wait; kError leaves the critical section (mutex mode: mutex released).
+template <class Ready>
+Wait q_wait(QueueObject* q, weft::Condition& c, int* waiting, const Deadline& deadline,
+            Ready ready) {
+  if (!q->gil_mode) return cond_wait(q->mutex, c, deadline);
+  lock_mutex(q->mutex);
+  if (ready()) {
+    q->mutex.release();
+    return Wait::kWoken;
+  }
+  ++*waiting;
+  Wait r = cond_wait(q->mutex, c, deadline);
+  --*waiting;
+  if (r != Wait::kError) q->mutex.release();
+  return r;
+}
+
+// --- errors (each leaves the critical section first) ----------------------------------
 
 PyObject* unlock_fail(QueueObject* q) {
-  q->mutex.release();
+  q_leave(q);
   return nullptr;
 }
 
 PyObject* unlock_raise(QueueObject* q, PyObject* exc) {
-  q->mutex.release();
+  q_leave(q);
   PyErr_SetNone(exc);
   return nullptr;
 }
@@ -332,7 +380,8 @@ PyObject* negative_timeout() {
 }
 
 // block/timeout of put/get/get_many/put_many: *timed false for None.
-bool block_timeout(PyObject* block_obj, PyObject* timeout_obj, int* block, bool* timed, double* t) {
+bool block_timeout(PyObject* block_obj, PyObject* timeout_obj, int* block, bool* timed,
+                   double* t) {
   *block = 1;
   if (block_obj) {
     *block = PyObject_IsTrue(block_obj);
@@ -348,8 +397,8 @@ bool block_timeout(PyObject* block_obj, PyObject* timeout_obj, int* block, bool*
   return true;
 }
 
-// Waits, mutex held, until there is room for one item (queue.Queue.put's loop). Returns
-// true with the mutex held, or false with an exception set and the mutex released.
+// Waits, inside the critical section, until there is room for one item (queue.Queue.put's
+// loop). Returns true still inside, or false with an exception set, outside.
 bool wait_for_room(QueueObject* q, int block, bool timed, double t) {
   if (q->shutdown) return unlock_raise(q, q->st->shutdown), false;
   if (q->maxsize <= 0) return true;
@@ -361,22 +410,24 @@ bool wait_for_room(QueueObject* q, int block, bool timed, double t) {
   }
   Deadline deadline;
   if (timed) {
-    if (t < 0) return q->mutex.release(), negative_timeout(), false;
+    if (t < 0) return q_leave(q), negative_timeout(), false;
     if (!check_timeout(t)) return unlock_fail(q), false;
     deadline = Deadline::after(t);
   }
+  auto ready = [q] { return q->shutdown || q->maxsize <= 0 || storage_size(q) < q->maxsize; };
   for (;;) {
     Py_ssize_t n = q_qsize(q);
     if (n < 0 && PyErr_Occurred()) return unlock_fail(q), false;
     if (q->maxsize <= 0 || n < q->maxsize) return true;
     if (timed && deadline.expired()) return unlock_raise(q, q->st->full), false;
-    // Wake-up sources: a get (not_full.notify), shutdown, the deadline, signals (main).
-    if (cond_wait(q->mutex, q->not_full, deadline) == Wait::kError) return false;
+    // Wake-up sources: a get (not_full), shutdown, a larger maxsize, the deadline, signals.
+    if (q_wait(q, q->not_full, &q->waiting_put, deadline, ready) == Wait::kError) return false;
     if (q->shutdown) return unlock_raise(q, q->st->shutdown), false;
   }
 }
 
-// Waits, mutex held, until there is an item (queue.Queue.get's loop). Same contract.
+// Waits, inside the critical section, until there is an item (queue.Queue.get's loop).
+// Same contract.
 bool wait_for_item(QueueObject* q, int block, bool timed, double t) {
   Py_ssize_t n = q_qsize(q);
   if (n < 0 && PyErr_Occurred()) return unlock_fail(q), false;
@@ -385,14 +436,15 @@ bool wait_for_item(QueueObject* q, int block, bool timed, double t) {
   if (!block) return unlock_raise(q, q->st->empty), false;
   Deadline deadline;
   if (timed) {
-    if (t < 0) return q->mutex.release(), negative_timeout(), false;
+    if (t < 0) return q_leave(q), negative_timeout(), false;
     if (!check_timeout(t)) return unlock_fail(q), false;
     deadline = Deadline::after(t);
   }
+  auto ready = [q] { return q->shutdown || storage_size(q) > 0; };
   for (;;) {
     if (timed && deadline.expired()) return unlock_raise(q, q->st->empty), false;
-    // Wake-up sources: a put (not_empty.notify), shutdown, the deadline, signals (main).
-    if (cond_wait(q->mutex, q->not_empty, deadline) == Wait::kError) return false;
+    // Wake-up sources: a put (not_empty), shutdown, the deadline, signals (main thread).
+    if (q_wait(q, q->not_empty, &q->waiting_get, deadline, ready) == Wait::kError) return false;
     n = q_qsize(q);
     if (n < 0 && PyErr_Occurred()) return unlock_fail(q), false;
     if (n > 0) return true;
@@ -413,23 +465,23 @@ PyObject* queue_put(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObj
   bool timed;
   double t;
   if (!block_timeout(a[1], a[2], &block, &timed, &t)) return nullptr;
-  lock_mutex(q->mutex);
+  q_enter(q);
   if (!wait_for_room(q, block, timed, t)) return nullptr;
   if (q_put(q, a[0]) < 0) return unlock_fail(q);
   ++q->unfinished;
-  q->not_empty.notify();
-  q->mutex.release();
+  q_notify(q, q->not_empty, q->waiting_get, 1);
+  q_leave(q);
   Py_RETURN_NONE;
 }
 
 PyObject* queue_put_nowait(PyObject* op, PyObject* item) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   if (!wait_for_room(q, 0, false, 0)) return nullptr;
   if (q_put(q, item) < 0) return unlock_fail(q);
   ++q->unfinished;
-  q->not_empty.notify();
-  q->mutex.release();
+  q_notify(q, q->not_empty, q->waiting_get, 1);
+  q_leave(q);
   Py_RETURN_NONE;
 }
 
@@ -444,23 +496,23 @@ PyObject* queue_get(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObj
   bool timed;
   double t;
   if (!block_timeout(a[0], a[1], &block, &timed, &t)) return nullptr;
-  lock_mutex(q->mutex);
+  q_enter(q);
   if (!wait_for_item(q, block, timed, t)) return nullptr;
   PyObject* item = q_get(q);
   if (!item) return unlock_fail(q);
-  q->not_full.notify();
-  q->mutex.release();
+  q_notify(q, q->not_full, q->waiting_put, 1);
+  q_leave(q);
   return item;
 }
 
 PyObject* queue_get_nowait(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   if (!wait_for_item(q, 0, false, 0)) return nullptr;
   PyObject* item = q_get(q);
   if (!item) return unlock_fail(q);
-  q->not_full.notify();
-  q->mutex.release();
+  q_notify(q, q->not_full, q->waiting_put, 1);
+  q_leave(q);
   return item;
 }
 
@@ -481,37 +533,33 @@ PyObject* queue_get_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
   bool timed;
   double t;
   if (!block_timeout(a[1], a[2], &block, &timed, &t)) return nullptr;
-  PyObject* list = PyList_New(0);
-  if (!list) return nullptr;
-  lock_mutex(q->mutex);
-  if (!wait_for_item(q, block, timed, t)) {
-    Py_DECREF(list);
-    return nullptr;
-  }
+  q_enter(q);
+  if (!wait_for_item(q, block, timed, t)) return nullptr;
   Py_ssize_t avail = q_qsize(q);
-  if (avail < 0 && PyErr_Occurred()) {
-    Py_DECREF(list);
-    return unlock_fail(q);
-  }
+  if (avail < 0 && PyErr_Occurred()) return unlock_fail(q);
   Py_ssize_t take = avail < n ? avail : n;
+  // Filled in place (no Python allocation between the items' removal and the return but
+  // the list itself, made first).
+  PyObject* list = PyList_New(take);
+  if (!list) return unlock_fail(q);
   Py_ssize_t got = 0;
   for (; got < take; ++got) {
     PyObject* item = q_get(q);
     if (!item) break;
-    int rc = PyList_Append(list, item);
-    Py_DECREF(item);  // the list holds it (or, on failure, see below)
-    if (rc < 0) break;
+    PyList_SET_ITEM(list, got, item);
   }
-  q->not_full.notify(static_cast<std::size_t>(got));
-  q->mutex.release();
+  if (got > 0) q_notify(q, q->not_full, q->waiting_put, static_cast<std::size_t>(got));
+  q_leave(q);
   if (got < take) {
     // A _get override failed after some items had left the queue: nothing is lost, they
     // travel with the exception, as its `items` attribute.
+    PyObject* items = PyList_GetSlice(list, 0, got);
+    Py_DECREF(list);
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    if (value) PyObject_SetAttrString(value, "items", list);
-    Py_DECREF(list);
+    if (value && items) PyObject_SetAttrString(value, "items", items);
+    Py_XDECREF(items);
     PyErr_Restore(type, value, tb);
     return nullptr;
   }
@@ -534,26 +582,28 @@ PyObject* queue_put_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
   if (!seq) return nullptr;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   PyObject** items = PySequence_Fast_ITEMS(seq);
-  Deadline deadline = timed ? Deadline::after(t) : Deadline::never();
+  Deadline deadline = timed && t >= 0 ? Deadline::after(t) : Deadline::never();
   Py_ssize_t done = 0;
   bool ok = true;
-  lock_mutex(q->mutex);
+  q_enter(q);
   for (; done < n; ++done) {
     double left = t;
-    if (timed) left = std::chrono::duration<double>(deadline.remaining()).count();
-    if (!wait_for_room(q, block, timed, timed && t >= 0 ? left : t)) {
+    if (timed && t >= 0 && !deadline.forever) {
+      left = std::chrono::duration<double>(deadline.remaining()).count();
+    }
+    if (!wait_for_room(q, block, timed, left)) {
       ok = false;
       break;
     }
     if (q_put(q, items[done]) < 0) {
-      q->mutex.release();
+      q_leave(q);
       ok = false;
       break;
     }
     ++q->unfinished;
-    q->not_empty.notify();
+    q_notify(q, q->not_empty, q->waiting_get, 1);
   }
-  if (ok) q->mutex.release();
+  if (ok) q_leave(q);
   Py_DECREF(seq);
   if (!ok) {
     PyObject *type, *value, *tb;
@@ -572,58 +622,58 @@ PyObject* queue_put_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
 
 PyObject* queue_task_done(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   Py_ssize_t unfinished = q->unfinished - 1;
-  if (unfinished <= 0) {
-    if (unfinished < 0) {
-      q->mutex.release();
-      PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
-      return nullptr;
-    }
-    q->all_tasks_done.notify_all();
+  if (unfinished < 0) {
+    q_leave(q);
+    PyErr_SetString(PyExc_ValueError, "task_done() called too many times");
+    return nullptr;
   }
   q->unfinished = unfinished;
-  q->mutex.release();
+  if (unfinished == 0) q_notify(q, q->all_tasks_done, q->waiting_join, PY_SSIZE_T_MAX);
+  q_leave(q);
   Py_RETURN_NONE;
 }
 
 PyObject* queue_join(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
+  auto ready = [q] { return q->unfinished == 0; };
   // Wake-up sources: the task_done() that reaches zero, shutdown(immediate=True), signals.
   while (q->unfinished) {
-    if (cond_wait(q->mutex, q->all_tasks_done, Deadline::never()) == Wait::kError) {
+    if (q_wait(q, q->all_tasks_done, &q->waiting_join, Deadline::never(), ready) ==
+        Wait::kError) {
       return nullptr;
     }
   }
-  q->mutex.release();
+  q_leave(q);
   Py_RETURN_NONE;
 }
 
 PyObject* queue_qsize(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   Py_ssize_t n = q_qsize(q);
-  q->mutex.release();
+  q_leave(q);
   if (n < 0 && PyErr_Occurred()) return nullptr;
   return PyLong_FromSsize_t(n);
 }
 
 PyObject* queue_empty(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   Py_ssize_t n = q_qsize(q);
-  q->mutex.release();
+  q_leave(q);
   if (n < 0 && PyErr_Occurred()) return nullptr;
   return PyBool_FromLong(n == 0);
 }
 
 PyObject* queue_full(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   Py_ssize_t n = q_qsize(q);
   Py_ssize_t max = q->maxsize;
-  q->mutex.release();
+  q_leave(q);
   if (n < 0 && PyErr_Occurred()) return nullptr;
   return PyBool_FromLong(0 < max && max <= n);
 }
@@ -637,7 +687,7 @@ PyObject* queue_shutdown(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
   if (immediate < 0) return nullptr;
   std::vector<PyObject*> dropped;
   bool ok = true;
-  lock_mutex(q->mutex);
+  q_enter(q);
   q->shutdown = true;
   if (immediate) {
     for (;;) {
@@ -655,11 +705,20 @@ PyObject* queue_shutdown(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
       dropped.push_back(item);
       if (q->unfinished > 0) --q->unfinished;
     }
-    q->all_tasks_done.notify_all();
   }
-  q->not_empty.notify_all();
-  q->not_full.notify_all();
-  q->mutex.release();
+  // Everybody re-checks: getters and putters raise ShutDown, joiners see the count.
+  if (!q->gil_mode) {
+    q->all_tasks_done.notify_all();
+    q->not_empty.notify_all();
+    q->not_full.notify_all();
+  } else {
+    lock_mutex(q->mutex);
+    q->all_tasks_done.notify_all();
+    q->not_empty.notify_all();
+    q->not_full.notify_all();
+    q->mutex.release();
+  }
+  q_leave(q);
   release_all(dropped);  // rule 2: a __del__ may use the queue
   if (!ok) return nullptr;
   Py_RETURN_NONE;
@@ -672,9 +731,7 @@ PyObject* queue_base_put(PyObject* op, PyObject* item) {
   Py_RETURN_NONE;
 }
 
-PyObject* queue_base_get(PyObject* op, PyObject*) {
-  return storage_get(Q(op));
-}
+PyObject* queue_base_get(PyObject* op, PyObject*) { return storage_get(Q(op)); }
 
 PyObject* queue_base_qsize(PyObject* op, PyObject*) {
   return PyLong_FromSsize_t(storage_size(Q(op)));
@@ -687,9 +744,7 @@ PyObject* queue_base_init(PyObject* op, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* queue_get_maxsize(PyObject* op, void*) {
-  return PyLong_FromSsize_t(Q(op)->maxsize);
-}
+PyObject* queue_get_maxsize(PyObject* op, void*) { return PyLong_FromSsize_t(Q(op)->maxsize); }
 
 int queue_set_maxsize(PyObject* op, PyObject* value, void*) {
   if (!value) {
@@ -699,10 +754,10 @@ int queue_set_maxsize(PyObject* op, PyObject* value, void*) {
   Py_ssize_t v = PyNumber_AsSsize_t(value, PyExc_OverflowError);
   if (v == -1 && PyErr_Occurred()) return -1;
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   q->maxsize = v;
-  q->not_full.notify_all();  // a larger bound may make room
-  q->mutex.release();
+  q_notify(q, q->not_full, q->waiting_put, PY_SSIZE_T_MAX);  // a larger bound may make room
+  q_leave(q);
   return 0;
 }
 
@@ -718,16 +773,14 @@ int queue_set_unfinished(PyObject* op, PyObject* value, void*) {
   Py_ssize_t v = PyNumber_AsSsize_t(value, PyExc_OverflowError);
   if (v == -1 && PyErr_Occurred()) return -1;
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   q->unfinished = v;
-  if (v <= 0) q->all_tasks_done.notify_all();
-  q->mutex.release();
+  if (v <= 0) q_notify(q, q->all_tasks_done, q->waiting_join, PY_SSIZE_T_MAX);
+  q_leave(q);
   return 0;
 }
 
-PyObject* queue_get_is_shutdown(PyObject* op, void*) {
-  return PyBool_FromLong(Q(op)->shutdown);
-}
+PyObject* queue_get_is_shutdown(PyObject* op, void*) { return PyBool_FromLong(Q(op)->shutdown); }
 
 int queue_set_is_shutdown(PyObject* op, PyObject* value, void*) {
   if (!value) {
@@ -737,9 +790,9 @@ int queue_set_is_shutdown(PyObject* op, PyObject* value, void*) {
   int b = PyObject_IsTrue(value);
   if (b < 0) return -1;
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   q->shutdown = b;
-  q->mutex.release();
+  q_leave(q);
   return 0;
 }
 
@@ -825,16 +878,16 @@ PyObject* simple_put(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyOb
     if (!parse_args("put", args, nargs, kw, names, 3, 1, a)) return nullptr;
     item = a[0];
   }
-  lock_mutex(q->mutex);
+  q_enter(q);
   try {
     q->items.push_back(item);
   } catch (const std::bad_alloc&) {
-    q->mutex.release();
+    q_leave(q);
     return PyErr_NoMemory();
   }
   Py_INCREF(item);
-  q->not_empty.notify();
-  q->mutex.release();
+  q_notify(q, q->not_empty, q->waiting_get, 1);
+  q_leave(q);
   Py_RETURN_NONE;
 }
 
@@ -850,15 +903,18 @@ PyObject* simple_get_impl(QueueObject* q, int block, bool timed, double t) {
     if (!check_timeout(t)) return nullptr;
     deadline = Deadline::after(t);
   }
-  lock_mutex(q->mutex);
+  q_enter(q);
+  auto ready = [q] { return !q->items.empty(); };
   while (q->items.empty()) {
     if (!block || (timed && deadline.expired())) return unlock_raise(q, q->st->empty);
-    // Wake-up sources: a put (not_empty.notify), the deadline, signals (main thread).
-    if (cond_wait(q->mutex, q->not_empty, deadline) == Wait::kError) return nullptr;
+    // Wake-up sources: a put (not_empty), the deadline, signals (main thread).
+    if (q_wait(q, q->not_empty, &q->waiting_get, deadline, ready) == Wait::kError) {
+      return nullptr;
+    }
   }
   PyObject* item = q->items.front();
   q->items.pop_front();
-  q->mutex.release();
+  q_leave(q);
   return item;
 }
 
@@ -881,17 +937,17 @@ PyObject* simple_get_nowait(PyObject* op, PyObject*) {
 
 PyObject* simple_empty(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   bool e = q->items.empty();
-  q->mutex.release();
+  q_leave(q);
   return PyBool_FromLong(e);
 }
 
 PyObject* simple_qsize(PyObject* op, PyObject*) {
   QueueObject* q = Q(op);
-  lock_mutex(q->mutex);
+  q_enter(q);
   size_t n = q->items.size();
-  q->mutex.release();
+  q_leave(q);
   return PyLong_FromSize_t(n);
 }
 
