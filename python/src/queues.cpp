@@ -380,8 +380,7 @@ PyObject* negative_timeout() {
 }
 
 // block/timeout of put/get/get_many/put_many: *timed false for None.
-bool block_timeout(PyObject* block_obj, PyObject* timeout_obj, int* block, bool* timed,
-                   double* t) {
+bool block_timeout(PyObject* block_obj, PyObject* timeout_obj, int* block, bool* timed, double* t) {
   *block = 1;
   if (block_obj) {
     *block = PyObject_IsTrue(block_obj);
@@ -641,8 +640,7 @@ PyObject* queue_join(PyObject* op, PyObject*) {
   auto ready = [q] { return q->unfinished == 0; };
   // Wake-up sources: the task_done() that reaches zero, shutdown(immediate=True), signals.
   while (q->unfinished) {
-    if (q_wait(q, q->all_tasks_done, &q->waiting_join, Deadline::never(), ready) ==
-        Wait::kError) {
+    if (q_wait(q, q->all_tasks_done, &q->waiting_join, Deadline::never(), ready) == Wait::kError) {
       return nullptr;
     }
   }
@@ -731,7 +729,9 @@ PyObject* queue_base_put(PyObject* op, PyObject* item) {
   Py_RETURN_NONE;
 }
 
-PyObject* queue_base_get(PyObject* op, PyObject*) { return storage_get(Q(op)); }
+PyObject* queue_base_get(PyObject* op, PyObject*) {
+  return storage_get(Q(op));
+}
 
 PyObject* queue_base_qsize(PyObject* op, PyObject*) {
   return PyLong_FromSsize_t(storage_size(Q(op)));
@@ -744,7 +744,9 @@ PyObject* queue_base_init(PyObject* op, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* queue_get_maxsize(PyObject* op, void*) { return PyLong_FromSsize_t(Q(op)->maxsize); }
+PyObject* queue_get_maxsize(PyObject* op, void*) {
+  return PyLong_FromSsize_t(Q(op)->maxsize);
+}
 
 int queue_set_maxsize(PyObject* op, PyObject* value, void*) {
   if (!value) {
@@ -780,7 +782,9 @@ int queue_set_unfinished(PyObject* op, PyObject* value, void*) {
   return 0;
 }
 
-PyObject* queue_get_is_shutdown(PyObject* op, void*) { return PyBool_FromLong(Q(op)->shutdown); }
+PyObject* queue_get_is_shutdown(PyObject* op, void*) {
+  return PyBool_FromLong(Q(op)->shutdown);
+}
 
 int queue_set_is_shutdown(PyObject* op, PyObject* value, void*) {
   if (!value) {
