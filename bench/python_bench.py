@@ -21,6 +21,12 @@ Workloads:
   lock            `with lock: pass`, uncontended                            ns/op
   rlock           `with rlock: pass`, uncontended                           ns/op
   event_fast      is_set() + wait() on a set Event + set() on a set Event   ns/op
+  putget          put(x) then get() in one thread (no waiting)              ns/op
+
+--callgrind adds instruction counts per operation for the single-thread workloads (lock,
+rlock, event_fast, putget): valgrind's callgrind runs each trial at two sizes and the
+difference is divided by the extra operations, so interpreter start-up and set-up cancel
+out. Unlike wall time, these counts do not depend on the machine's load.
 """
 
 import argparse
@@ -43,14 +49,16 @@ WORKLOADS = {
     "lock": ["threading.Lock", "weft.Lock"],
     "rlock": ["threading.RLock", "weft.RLock"],
     "event_fast": ["threading.Event", "weft.Event"],
+    "putget": ["queue.Queue", "weft.Queue", "queue.SimpleQueue", "weft.SimpleQueue"],
 }
+CALLGRIND_WORKLOADS = ["lock", "rlock", "event_fast", "putget"]
 # Higher is better for throughput; lower for time.
 HIGHER_IS_BETTER = {"Mitems/s": True, "us": False, "ns/op": False}
 # Trial sizes: about 0.2-0.5 s each on a 2-core machine for the slower contender.
 DEFAULT_N = {
     "spsc_bounded": 200_000, "spsc_unbounded": 400_000, "mpmc": 100_000, "batch": 400_000,
     "pingpong": 5_000, "event_rt": 5_000, "cond_rt": 5_000, "lock": 400_000, "rlock": 400_000,
-    "event_fast": 300_000,
+    "event_fast": 300_000, "putget": 300_000,
 }
 
 
@@ -243,6 +251,18 @@ def trial_event_fast(contender, n):
     return per_op(n, body)
 
 
+def trial_putget(contender, n):
+    q = make(contender)
+
+    def body(n):
+        put, get = q.put, q.get
+        for i in range(n):
+            put(i)
+            get()
+
+    return per_op(n, body)
+
+
 def trial(workload, contender, n):
     if workload == "spsc_bounded":
         return trial_queue(contender, n, 1, 1, 1024)
@@ -262,6 +282,8 @@ def trial(workload, contender, n):
         return trial_lock(contender, n)
     if workload == "event_fast":
         return trial_event_fast(contender, n)
+    if workload == "putget":
+        return trial_putget(contender, n)
     fail(f"unknown workload {workload}")
 
 
@@ -275,6 +297,18 @@ def run_one(py, pythonpath, workload, contender, n):
         sys.stderr.write(out.stderr)
         raise SystemExit(f"trial {workload} {contender} failed (status {out.returncode})")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def callgrind_instructions(py, pythonpath, workload, contender, n):
+    env = dict(os.environ, PYTHONPATH=pythonpath)
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", py,
+                          os.path.abspath(__file__), "trial", workload, contender, "--n", str(n)],
+                         env=env, capture_output=True, text=True, timeout=900)
+    for line in out.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    sys.stderr.write(out.stderr)
+    raise SystemExit(f"callgrind {workload} {contender}: no instruction count")
 
 
 def main():
@@ -295,6 +329,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 rounds of small trials")
     ap.add_argument("--only", default="", help="comma-separated workloads")
     ap.add_argument("--json", default="", help="write the medians here")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions per operation (valgrind)")
     a = ap.parse_args()
     rounds = 2 if a.quick else a.rounds
     scale = 0.2 if a.quick else 1.0
@@ -336,9 +372,26 @@ def main():
             print(f"{w:<16}{c:<22}{med:>12.3f}  {unit:<9}{ratio:>10}")
     print("(ratio: how many times better weft is than the stdlib peer listed above it;"
           " > 1 is better)")
+    counts = {}
+    if a.callgrind:
+        print(f"\n{'instructions/op':<16}{'contender':<22}{'instr':>12}  {'vs stdlib':>19}")
+        for w in [w for w in CALLGRIND_WORKLOADS if w in names]:
+            peer = None
+            for c in WORKLOADS[w]:
+                small = callgrind_instructions(a.python, a.pythonpath, w, c, 20_000)
+                big = callgrind_instructions(a.python, a.pythonpath, w, c, 120_000)
+                per = (big - small) / 100_000
+                counts.setdefault(w, {})[c] = per
+                if not c.startswith("weft."):
+                    peer = per
+                    ratio = ""
+                else:
+                    ratio = f"{peer / per:.2f}x fewer"
+                print(f"{w:<16}{c:<22}{per:>12.0f}  {ratio:>19}", flush=True)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"python": version, "rounds": rounds, "results": table}, f, indent=1)
+            json.dump({"python": version, "rounds": rounds, "results": table,
+                       "instructions_per_op": counts}, f, indent=1)
     return 0
 
 

@@ -2,11 +2,12 @@
 # Shared by scripts/test.sh, scripts/demos.sh and scripts/lint.sh. Source it; do not run it.
 #
 # Build configurations (each in build/<name>, or $WEFT_BUILD_ROOT/<name>):
-#   release  g++,        RelWithDebInfo (-O2 -g1), -Werror
+#   release  g++,        RelWithDebInfo (-O2 -g1), -Werror; the Python package (WEFT_PYTHON)
 #   tsan     clang++-14, ThreadSanitizer, -O1 -g1, asserts on, -Werror
 #   asan     g++,        AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g1, asserts on,
 #            _GLIBCXX_ASSERTIONS; warnings shown but not fatal (GCC's manual advises against
-#            -Werror with sanitizers: they cause false -Wmaybe-uninitialized & co.)
+#            -Werror with sanitizers: they cause false -Wmaybe-uninitialized & co.); the
+#            Python package too
 #   portable g++,        as release, with -DWEFT_PORTABLE_FUTEX=ON (the mutex/condition-variable
 #            fallback of src/futex.cpp instead of Linux futexes); no examples, no dsched
 #

@@ -5,8 +5,11 @@
 #
 #   release  g++ RelWithDebInfo (-O2 -g1), -Werror                build/release
 #            + lint: scripts/lint.sh (clang-format, clang-tidy 14), counted as one test
+#            + the Python package (WEFT_PYTHON, tests/python/: CPython's own queue and lock
+#              suites, weft's, the C++ interop example, pip install .), label "python"
 #   tsan     clang++-14 ThreadSanitizer, -Werror                  build/tsan
 #   asan     g++ AddressSanitizer + UndefinedBehaviorSanitizer    build/asan
+#            (the Python tests too, the interpreter with libasan preloaded)
 #   portable release flags + -DWEFT_PORTABLE_FUTEX=ON             build/portable
 #            (std::mutex/condition_variable instead of futexes); builds and runs the
 #            conformance and stress tests only
