@@ -588,9 +588,9 @@ class Signals(unittest.TestCase):
             self.assert_interrupted(cond.wait)
             self.assertTrue(cond._is_owned())  # the lock is held again after the interruption
 
-    def test_interrupted_condition_wait_passes_notification_on(self):
-        # Waiter A (main) is notified and interrupted at about the same time; a second waiter
-        # B must still be woken by a later notify: nothing is lost either way.
+    def test_interrupted_condition_wait_leaves_the_waiters_intact(self):
+        # B waits, then the main thread waits and is interrupted: it must leave the waiter
+        # list (only B remains) and hold the lock again, and a notify must still reach B.
         cond = weft.Condition(weft.Lock())
         b_woken = []
         b_waiting = weft.Event()
@@ -607,6 +607,7 @@ class Signals(unittest.TestCase):
         with cond:
             with self.assertRaises(KeyboardInterrupt):
                 cond.wait()
+            self.assertTrue(repr(cond).endswith(", 1)>"), repr(cond))
             cond.notify()
         tb.join(10)
         t.join()
