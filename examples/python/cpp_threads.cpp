@@ -30,24 +30,19 @@ struct Worker {
 std::mutex g_workers_mutex;
 std::vector<Worker*> g_workers;  // owned; deleted by join()
 
-PyObject* produce(PyObject*, PyObject* args) {
-  PyObject* q;
-  long n;
-  long sentinels = 1;
-  if (!PyArg_ParseTuple(args, "Ol|l:produce", &q, &n, &sentinels)) return nullptr;
+// Starts `body(queue, w)` on a new C++ thread that owns a handle to the Python queue `q`.
+template <class Body>
+PyObject* start(PyObject* q, bool consumer, Body body) {
   try {
     wp::Queue queue(wp::Ref::borrow(q));
     auto* w = new Worker;
-    w->thread = std::thread([queue, n, sentinels, w] {
+    w->consumer = consumer;
+    w->thread = std::thread([queue, w, body] {
       try {
-        for (long i = 0; i < n; ++i) queue.put_with([i] { return PyLong_FromLong(i); });
-        for (long i = 0; i < sentinels; ++i) {
-          wp::Gil g;  // Ref::borrow needs the GIL (an INCREF)
-          queue.put(wp::Ref::borrow(Py_None));
-        }
+        body(queue, w);
       } catch (wp::Error& e) {
         w->error = std::move(e);
-      } catch (const std::exception& e) {
+      } catch (const std::exception& e) {  // weft::Full, weft::ShutDown ...
         wp::Gil g;
         PyErr_SetString(PyExc_RuntimeError, e.what());
         w->error = wp::Error::fetch();
@@ -62,33 +57,32 @@ PyObject* produce(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+PyObject* produce(PyObject*, PyObject* args) {
+  PyObject* q;
+  long n;
+  long sentinels = 1;
+  if (!PyArg_ParseTuple(args, "Ol|l:produce", &q, &n, &sentinels)) return nullptr;
+  return start(q, false, [n, sentinels](const wp::Queue& queue, Worker*) {
+    for (long i = 0; i < n; ++i) queue.put_with([i] { return PyLong_FromLong(i); });
+    for (long i = 0; i < sentinels; ++i) {
+      wp::Gil g;  // Ref::borrow needs the GIL (an INCREF)
+      queue.put(wp::Ref::borrow(Py_None));
+    }
+  });
+}
+
 PyObject* consume(PyObject*, PyObject* args) {
   PyObject* q;
   if (!PyArg_ParseTuple(args, "O:consume", &q)) return nullptr;
-  try {
-    wp::Queue queue(wp::Ref::borrow(q));
-    auto* w = new Worker;
-    w->consumer = true;
-    w->thread = std::thread([queue, w] {
-      try {
-        for (;;) {
-          wp::Ref item = queue.get();
-          wp::Gil g;
-          if (item.get() == Py_None) break;
-          w->sum += PyLong_AsLongLong(item.get());
-          if (PyErr_Occurred()) throw wp::Error::fetch();
-        }
-      } catch (wp::Error& e) {
-        w->error = std::move(e);
-      }
-    });
-    std::lock_guard lock(g_workers_mutex);
-    g_workers.push_back(w);
-  } catch (wp::Error& e) {
-    e.restore();
-    return nullptr;
-  }
-  Py_RETURN_NONE;
+  return start(q, true, [](const wp::Queue& queue, Worker* w) {
+    for (;;) {
+      wp::Ref item = queue.get();
+      wp::Gil g;
+      if (item.get() == Py_None) break;
+      w->sum += PyLong_AsLongLong(item.get());
+      if (PyErr_Occurred()) throw wp::Error::fetch();
+    }
+  });
 }
 
 PyObject* join(PyObject*, PyObject*) {

@@ -744,17 +744,23 @@ PyObject* queue_base_init(PyObject* op, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// A counter attribute's new value; false with an exception set.
+bool counter_value(PyObject* value, const char* name, Py_ssize_t* out) {
+  if (!value) {
+    PyErr_Format(PyExc_AttributeError, "cannot delete %s", name);
+    return false;
+  }
+  *out = PyNumber_AsSsize_t(value, PyExc_OverflowError);
+  return !(*out == -1 && PyErr_Occurred());
+}
+
 PyObject* queue_get_maxsize(PyObject* op, void*) {
   return PyLong_FromSsize_t(Q(op)->maxsize);
 }
 
 int queue_set_maxsize(PyObject* op, PyObject* value, void*) {
-  if (!value) {
-    PyErr_SetString(PyExc_AttributeError, "cannot delete maxsize");
-    return -1;
-  }
-  Py_ssize_t v = PyNumber_AsSsize_t(value, PyExc_OverflowError);
-  if (v == -1 && PyErr_Occurred()) return -1;
+  Py_ssize_t v;
+  if (!counter_value(value, "maxsize", &v)) return -1;
   QueueObject* q = Q(op);
   q_enter(q);
   q->maxsize = v;
@@ -768,12 +774,8 @@ PyObject* queue_get_unfinished(PyObject* op, void*) {
 }
 
 int queue_set_unfinished(PyObject* op, PyObject* value, void*) {
-  if (!value) {
-    PyErr_SetString(PyExc_AttributeError, "cannot delete unfinished_tasks");
-    return -1;
-  }
-  Py_ssize_t v = PyNumber_AsSsize_t(value, PyExc_OverflowError);
-  if (v == -1 && PyErr_Occurred()) return -1;
+  Py_ssize_t v;
+  if (!counter_value(value, "unfinished_tasks", &v)) return -1;
   QueueObject* q = Q(op);
   q_enter(q);
   q->unfinished = v;
