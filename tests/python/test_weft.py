@@ -199,6 +199,26 @@ class PriorityComparisons(unittest.TestCase):
         while h:
             self.assertEqual(q.get(), heapq.heappop(h))
 
+    def test_ties_come_out_as_with_heapq(self):
+        import heapq
+        import random
+
+        class Key:
+            def __init__(self, k, ident):
+                self.k, self.ident = k, ident
+
+            def __lt__(self, other):
+                return self.k < other.k  # equal keys: neither is less
+
+        rnd = random.Random(11)
+        items = [Key(rnd.randrange(4), i) for i in range(300)]
+        q = weft.PriorityQueue()
+        h = []
+        for x in items:
+            q.put(x)
+            heapq.heappush(h, x)
+        self.assertEqual([q.get().ident for _ in items], [heapq.heappop(h).ident for _ in items])
+
 
 class Subclasses(unittest.TestCase):
     def test_list_backed_subclass(self):
