@@ -453,8 +453,48 @@ bool wait_for_item(QueueObject* q, int block, bool timed, double t) {
 
 // --- Queue methods ---------------------------------------------------------------------
 
+// The fast paths of put(item) and get() in GIL mode on a FIFO or LIFO queue: what the full
+// paths below do when nothing has to wait, with the checks that cannot apply left out
+// (no hooks, so no Python code; the GIL guards the state).
+bool fast_kind(QueueObject* q) {
+  return q->gil_mode && (q->kind == kFifo || q->kind == kLifo);
+}
+
+bool fast_put(QueueObject* q, PyObject* item) {
+  if (q->shutdown || (q->maxsize > 0 && storage_size(q) >= q->maxsize)) return false;
+  try {
+    if (q->kind == kFifo) {
+      q->items.push_back(item);
+    } else {
+      q->vec.push_back(item);
+    }
+  } catch (const std::bad_alloc&) {
+    return false;  // the full path reports it
+  }
+  Py_INCREF(item);
+  ++q->unfinished;
+  q_notify(q, q->not_empty, q->waiting_get, 1);
+  return true;
+}
+
+PyObject* fast_get(QueueObject* q) {
+  PyObject* item;
+  if (q->kind == kFifo) {
+    if (q->items.empty()) return nullptr;
+    item = q->items.front();
+    q->items.pop_front();
+  } else {
+    if (q->vec.empty()) return nullptr;
+    item = q->vec.back();
+    q->vec.pop_back();
+  }
+  q_notify(q, q->not_full, q->waiting_put, 1);
+  return item;
+}
+
 PyObject* queue_put(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   QueueObject* q = Q(op);
+  if (nargs == 1 && !kw && fast_kind(q) && fast_put(q, args[0])) Py_RETURN_NONE;
   PyObject* a[3] = {nargs > 0 ? args[0] : nullptr, nullptr, nullptr};
   if (nargs != 1 || kw) {
     static const char* const names[] = {"item", "block", "timeout"};
@@ -486,6 +526,9 @@ PyObject* queue_put_nowait(PyObject* op, PyObject* item) {
 
 PyObject* queue_get(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   QueueObject* q = Q(op);
+  if (nargs == 0 && !kw && fast_kind(q)) {
+    if (PyObject* item = fast_get(q)) return item;
+  }
   PyObject* a[2] = {nullptr, nullptr};
   if (nargs || kw) {
     static const char* const names[] = {"block", "timeout"};
