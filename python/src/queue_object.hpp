@@ -1,6 +1,6 @@
 // python/src/queue_object.hpp: the layout of weft.Queue, LifoQueue, PriorityQueue and
-// SimpleQueue objects (queues.cpp; the C++ interop header reaches them through the
-// functions the module exports in its capsule, never through this layout).
+// SimpleQueue objects (queues.cpp). Private to the module: the C++ interop header
+// (weft/python.hpp) goes through the Python methods, never through this layout.
 #pragma once
 
 #include <deque>
