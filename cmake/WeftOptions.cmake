@@ -9,6 +9,8 @@
 #   WEFT_SANITIZE          "" | thread | address,undefined  (any of address, undefined,
 #                          leak, thread, comma-separated; thread excludes address/leak)
 #   WEFT_TEST_TIMEOUT      per-test ctest timeout, seconds  default: 300
+#   WEFT_PYTHON            the Python package (python/, tests/python/)  default: OFF;
+#                          scripts/test.sh turns it on (see python/CMakeLists.txt)
 #   WEFT_PORTABLE_FUTEX    sleep on the portable mutex/condition-variable table instead
 #                          of Linux futexes (src/futex.cpp), to test it  default: OFF
 #
@@ -27,6 +29,7 @@ set(WEFT_SANITIZE "" CACHE STRING
   "Sanitizers for the whole weft build: empty, thread, or address,undefined")
 set_property(CACHE WEFT_SANITIZE PROPERTY STRINGS "" "thread" "address,undefined")
 set(WEFT_TEST_TIMEOUT 300 CACHE STRING "Per-test timeout in seconds")
+option(WEFT_PYTHON "Build the Python package weft (python/) and its tests" OFF)
 option(WEFT_PORTABLE_FUTEX
   "Use the portable futex fallback (std::mutex/std::condition_variable) even on Linux" OFF)
 

@@ -5,6 +5,12 @@
 #   bash scripts/bench.sh            full run (5 interleaved rounds + callgrind), < 10 minutes
 #   bash scripts/bench.sh --quick    smoke run (2 short rounds, little callgrind), ~1 minute
 #
+# Then the Python package against the standard library (bench/python_bench.py: weft.Queue vs
+# queue.Queue, SimpleQueue, threading's Event/Lock/RLock/Condition; interleaved rounds,
+# medians, ratios; callgrind instruction counts of the single-thread operations) for each
+# interpreter the package is built for (the pyenv 3.11 and 3.13, see python/CMakeLists.txt);
+# about 5 minutes each, 1 with --quick (no callgrind). WEFT_BENCH_PYTHON=0 skips it.
+#
 # Installs what is missing with apt-get (the peers' Debian packages, valgrind, matplotlib),
 # builds weft and bench/ in build/bench (Release, -O2, no -march=native: portable code), runs
 # bench/run.py, prints the result table, and writes the plots to docs/img/. Other arguments
@@ -69,8 +75,12 @@ start=$SECONDS
 cmake -S "$WEFT_ROOT" -B "$BDIR" -G "$GEN" \
   -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -g -DNDEBUG" \
   -DWEFT_BUILD_BENCHMARKS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF \
-  -DWEFT_INSTALL=OFF -DWEFT_SANITIZE= >/dev/null
-cmake --build "$BDIR" -j "$WEFT_JOBS" --target weft_bench
+  -DWEFT_INSTALL=OFF -DWEFT_SANITIZE= "-DWEFT_PYTHON=${WEFT_BENCH_PYTHON:-1}" >/dev/null
+py_targets=()
+if [ "${WEFT_BENCH_PYTHON:-1}" != 0 ]; then
+  mapfile -t py_targets < <(sed -n 's/^WEFT_PY_TARGETS:INTERNAL=//p' "$BDIR/CMakeCache.txt" | tr ';' '\n')
+fi
+cmake --build "$BDIR" -j "$WEFT_JOBS" --target weft_bench "${py_targets[@]}"
 weft_log "built build/bench/bench/weft_bench in $((SECONDS - start)) s"
 
 load1="$(cut -d' ' -f1 /proc/loadavg)"
@@ -78,4 +88,17 @@ if awk -v l="$load1" 'BEGIN { exit !(l >= 1.0) }'; then
   weft_log "WARNING: load average $load1 >= 1.0: other work is running, wall-time numbers will be noisy"
 fi
 
-exec "$RUN_PY" "$WEFT_ROOT/bench/run.py" --bin "$BDIR/bench/weft_bench" "$@"
+"$RUN_PY" "$WEFT_ROOT/bench/run.py" --bin "$BDIR/bench/weft_bench" "$@"
+
+# --- the Python package --------------------------------------------------------------------
+[ "${WEFT_BENCH_PYTHON:-1}" != 0 ] || exit 0
+quick=(--callgrind)
+for a in "$@"; do [ "$a" != --quick ] || quick=(--quick); done
+mkdir -p "$BDIR/results"
+sed -n 's/^WEFT_PY_VERSIONS:INTERNAL=//p' "$BDIR/CMakeCache.txt" | tr ';' '\n' |
+  while IFS='|' read -r ver py pkgdir; do
+    [ -n "$ver" ] || continue
+    echo
+    "$RUN_PY" "$WEFT_ROOT/bench/python_bench.py" --python "$py" --pythonpath "$(dirname "$pkgdir")" \
+      --json "$BDIR/results/python-$ver.json" "${quick[@]}"
+  done

@@ -50,6 +50,14 @@ _weft_apt_install() {
   fi
 }
 
+# True when pyenv has a 3.11 and a 3.13 (python/CMakeLists.txt builds for both).
+_weft_have_pyenv_pythons() {
+  local root
+  root="$(pyenv root 2>/dev/null)" || return 1
+  compgen -G "$root/versions/3.11.*/bin/python3.11" >/dev/null &&
+    compgen -G "$root/versions/3.13.*/bin/python3.13" >/dev/null
+}
+
 # weft_ensure_packages <config>...  installs whatever the given configurations need.
 weft_ensure_packages() {
   local need=() cfg
@@ -58,14 +66,22 @@ weft_ensure_packages() {
   command -v make >/dev/null 2>&1 || command -v ninja >/dev/null 2>&1 || need+=(make)
   for cfg in "$@"; do
     case "$cfg" in
-      release)
+      release|asan)
         command -v g++ >/dev/null 2>&1 || need+=(g++)
-        # The packaging suite: the strict consumer is built by clang++ too, and through
-        # pkg-config; the model suite checks tests/model with spin.
-        command -v clang++-14 >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1 || need+=(clang-14)
-        command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-        command -v spin >/dev/null 2>&1 || need+=(spin) ;;
-      asan|portable)
+        if [ "$cfg" = release ]; then
+          # The packaging suite: the strict consumer is built by clang++ too, and through
+          # pkg-config; the model suite checks tests/model with spin.
+          command -v clang++-14 >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1 || need+=(clang-14)
+          command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+          command -v spin >/dev/null 2>&1 || need+=(spin)
+        fi
+        # The Python package (release and asan) builds for the pyenv 3.11 and 3.13 when
+        # present (they carry their headers), else for Debian's python3, which needs these.
+        if ! _weft_have_pyenv_pythons &&
+           ! { command -v dpkg-query >/dev/null 2>&1 && _weft_pkg_installed python3-dev; }; then
+          need+=(python3 python3-dev)
+        fi ;;
+      portable)
         command -v g++ >/dev/null 2>&1 || need+=(g++) ;;
       tsan)
         command -v "${WEFT_TSAN_CXX:-clang++-14}" >/dev/null 2>&1 || need+=(clang-14)

@@ -7,7 +7,10 @@
 #   release   every suite: tests, examples, schedule explorer, spin model, packaging
 #             + lint: scripts/lint.sh (clang-format, clang-tidy 14), counted as one test
 #   tsan      ThreadSanitizer (clang 14): the tests, ctest under `setarch -R` when needed
-#   asan      AddressSanitizer + UndefinedBehaviorSanitizer (g++): the tests
+#             + the Python package (tests/python/: CPython's own queue and lock suites,
+#               weft's, the C++ interop example, pip install .) on 3.11 and 3.13, label "python"
+#   asan      AddressSanitizer + UndefinedBehaviorSanitizer (g++): the tests, the Python ones too
+#             (the interpreter with libasan preloaded)
 #   portable  the futex fallback (std::mutex/condition_variable): the suites that block
 #
 # `cmake --workflow --preset <name>` does the same for one preset without this script; the
