@@ -471,6 +471,9 @@ class RedisQueue {
 
 }  // namespace detail
 
+// The queue's counters, as one script read them (RedisQueue::stats()).
+using Stats = detail::Stats;
+
 // FIFO queue over Redis (Python: queue.Queue).
 template <class T, class Codec = DefaultCodec<T>>
   requires CodecFor<Codec, T>
