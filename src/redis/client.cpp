@@ -619,22 +619,26 @@ std::size_t Client::ack(const std::vector<std::string>& receipts) {
   return static_cast<std::size_t>(as_int(r.get()));
 }
 
-void Client::ack_oldest() {
+void Client::ack_oldest(std::size_t n) {
   auto& im = *impl_;
-  std::string receipt;
+  std::vector<std::string> receipts;
   {
     std::lock_guard lock(im.state_mu);
-    if (im.unacked.empty())
+    if (im.unacked.size() < n)
       throw std::logic_error("weft::redis: task_done() called more times than items were got");
-    receipt = std::move(im.unacked.front());
-    im.unacked.pop_front();
+    for (std::size_t i = 0; i < n; ++i) {
+      receipts.push_back(std::move(im.unacked.front()));
+      im.unacked.pop_front();
+    }
   }
+  if (receipts.empty()) return;
   try {
     Impl::Pooled p(impl_.get());
-    im.run(*p.conn, kAck, {receipt}, im.retry_default());
+    im.run(*p.conn, kAck, receipts, im.retry_default());
   } catch (...) {
     std::lock_guard lock(im.state_mu);
-    im.unacked.push_front(std::move(receipt));
+    im.unacked.insert(im.unacked.begin(), std::make_move_iterator(receipts.begin()),
+                      std::make_move_iterator(receipts.end()));
     throw;
   }
 }

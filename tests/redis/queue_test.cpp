@@ -387,11 +387,13 @@ TEST(RedisQueue, ManyAtOnce) {
   std::thread consumer([&] {
     std::int64_t next = 0;
     while (next < 250) {
-      for (auto x : q.get_many(64)) {
+      const auto batch = q.get_many(64);
+      for (auto x : batch) {
         EXPECT_EQ(x, next);
         ++next;
-        q.task_done();
       }
+      EXPECT_THROW(q.task_done(batch.size() + 1), std::logic_error);  // all or none
+      q.task_done(batch.size());
     }
   });
   EXPECT_EQ(q.put_many(v), 250u);

@@ -104,8 +104,9 @@ class Client {
              const std::stop_token* stop, bool remember_receipts);
   // Acknowledges items; returns how many were not acknowledged before.
   std::size_t ack(const std::vector<std::string>& receipts);
-  // Acknowledges the oldest item this client got and has not acknowledged.
-  void ack_oldest();
+  // Acknowledges the n oldest items this client got and has not acknowledged (all or none:
+  // std::logic_error if there are fewer).
+  void ack_oldest(std::size_t n);
   // Returns items this client holds to the queue (e.g. an item it could not decode).
   void release(const std::vector<std::string>& receipts);
   Status join(Clock::time_point deadline, const std::stop_token* stop);

@@ -257,7 +257,9 @@ class RedisQueue {
   // ---- tasks ------------------------------------------------------------------------------
   // Acknowledges the oldest item this object got (get, get_many, consume) and has not
   // acknowledged. std::logic_error if there is none.
-  void task_done() { client_.ack_oldest(); }
+  void task_done() { client_.ack_oldest(1); }
+  // The n oldest at once, in one round trip (after get_many, say); all or none.
+  void task_done(std::size_t n) { client_.ack_oldest(n); }
   // Acknowledges a specific item. true: this was its first acknowledgement.
   bool task_done(const std::string& receipt) { return client_.ack({receipt}) == 1; }
   // Acknowledges several; returns how many were first acknowledgements.
