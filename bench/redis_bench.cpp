@@ -99,13 +99,21 @@ double weft_throughput(std::int64_t n, std::ptrdiff_t maxsize, std::size_t batch
   while (got < n) {
     if (batch == 1) {
       const std::int64_t v = q.get();
-      if (v != got) std::abort();
+      if (v != got) {
+        std::fprintf(stderr, "out of order: got %lld, expected %lld\n", static_cast<long long>(v),
+                     static_cast<long long>(got));
+        std::abort();
+      }
       q.task_done();
       ++got;
     } else {
       auto v = q.get_many(batch);
       for (auto x : v) {
-        if (x != got) std::abort();
+        if (x != got) {
+          std::fprintf(stderr, "out of order (batch): got %lld, expected %lld\n",
+                       static_cast<long long>(x), static_cast<long long>(got));
+          std::abort();
+        }
         ++got;
       }
       q.task_done(v.size());
@@ -113,7 +121,11 @@ double weft_throughput(std::int64_t n, std::ptrdiff_t maxsize, std::size_t batch
   }
   producer.join();
   const double rate = static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
-  if (!q.join(std::chrono::seconds(10))) std::abort();
+  if (!q.join(std::chrono::seconds(10))) {
+    std::fprintf(stderr, "join timed out: %llu unfinished\n",
+                 static_cast<unsigned long long>(q.unfinished_tasks()));
+    std::abort();
+  }
   return rate;
 }
 

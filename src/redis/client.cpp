@@ -37,14 +37,6 @@ using std::chrono::milliseconds;
 enum Script { kInit, kPut, kGet, kAck, kJoin, kStat, kShutdown, kRenew, kLeave, kDestroy,
               kNack, kScriptCount };
 
-constexpr const char* kNackBody = R"LUA(
-for i = 4, #ARGV do
-  if redis.call('SREM', held(C), ARGV[i]) == 1 then requeue(ARGV[i]) end
-end
-normalize()
-return 1
-)LUA";
-
 std::string script_source(Script s) {
   const char* body = nullptr;
   switch (s) {
@@ -58,7 +50,7 @@ std::string script_source(Script s) {
     case kRenew: body = lua::kRenew; break;
     case kLeave: body = lua::kLeave; break;
     case kDestroy: body = lua::kDestroy; break;
-    case kNack: body = kNackBody; break;
+    case kNack: body = lua::kRelease; break;
     case kScriptCount: break;
   }
   return std::string(lua::kPrelude) + body;
@@ -138,9 +130,18 @@ struct Address {
 
 // One connection. `slot` names it in the server's records of the last get (replay of a
 // lost reply); it survives reconnects.
+//
+// `acks` are pipelined task_done()s (Options::pipeline_task_done): written ahead of this
+// connection's next command (`sent`), their replies read before that command's. A dropped
+// connection marks them unsent: they are written again (acks are idempotent).
+struct PendingAck {
+  std::vector<std::string> receipts;
+  bool sent = false;
+};
 struct Conn {
   redisContext* ctx = nullptr;
-  std::string slot = random_hex(8);
+  std::string slot;  // set by Impl::acquire
+  std::deque<PendingAck> acks;
   Conn() = default;
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -148,7 +149,9 @@ struct Conn {
   void drop() noexcept {
     if (ctx != nullptr) redisFree(ctx);
     ctx = nullptr;
+    for (auto& a : acks) a.sent = false;
   }
+  bool replies_pending() const noexcept { return !acks.empty() && acks.front().sent; }
 };
 
 }  // namespace
@@ -161,6 +164,12 @@ struct Client::Impl {
   std::string prefix;    // weft:{name}:
   std::string meta_key;  // weft:{name}:meta
   std::string session = random_hex(16);
+  // Ids unique within the session (so across clients with the session's 64 random bits):
+  // put ids, get request ids, connection slots. Relaxed: only uniqueness matters.
+  std::atomic<std::uint64_t> next_id{0};
+  std::string unique_id() {
+    return std::to_string(next_id.fetch_add(1, std::memory_order_relaxed));
+  }
   std::string lease_ms;
 
   std::mutex addr_mu;
@@ -176,6 +185,8 @@ struct Client::Impl {
   std::deque<std::string> unacked;                          // guarded by state_mu
   std::vector<std::pair<std::string, std::string>> orphans;  // (slot, request); state_mu
   bool renormalize = false;                                  // guarded by state_mu
+  std::size_t unconfirmed = 0;  // pipelined acks written, not yet confirmed; state_mu
+  std::condition_variable_any confirmed_cv;
   std::condition_variable_any heartbeat_cv;
   std::jthread heartbeat;
 
@@ -204,7 +215,9 @@ struct Client::Impl {
         return c;
       }
     }
-    return std::make_unique<Conn>();
+    auto c = std::make_unique<Conn>();
+    c->slot = "s" + unique_id();
+    return c;
   }
   void give_back(std::unique_ptr<Conn> c) {
     std::lock_guard lock(pool_mu);
@@ -307,10 +320,10 @@ struct Client::Impl {
           std::optional<std::stop_callback<std::function<void()>>> wake;
           if (stop != nullptr && block.count() > 0)
             wake.emplace(*stop, std::function<void()>([fd] { ::shutdown(fd, SHUT_RDWR); }));
-          r = command(c.ctx, args);
+          r = exchange(c, args);
         }
         if (!r) {
-          last = c.ctx->errstr;
+          last = c.ctx != nullptr ? c.ctx->errstr : "connection lost";
           c.drop();
           if (stop != nullptr && stop->stop_requested()) throw Stopped{};
           throw Transient{last};
@@ -368,12 +381,148 @@ struct Client::Impl {
     return r;
   }
 
+  // --- pipelined acknowledgements -----------------------------------------------------
+  std::vector<std::string> ack_argv(const std::string& sha_ack, const PendingAck& a) const {
+    std::vector<std::string> v = {"EVALSHA", sha_ack, "1", meta_key, prefix, session, lease_ms};
+    v.insert(v.end(), a.receipts.begin(), a.receipts.end());
+    return v;
+  }
+  static void append(redisContext* ctx, const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data());
+  }
+  // Appends the unsent acks to the output buffer (loading the ack script first if needed).
+  void append_acks(Conn& c) {
+    if (c.acks.empty() || c.acks.back().sent) return;
+    const std::string sha_ack = sha_of(c, kAck, Clock::time_point::max());
+    for (auto& a : c.acks) {
+      if (a.sent) continue;
+      append(c.ctx, ack_argv(sha_ack, a));
+      a.sent = true;
+    }
+  }
+  // Reads the replies of the sent acks. false: the connection failed (dropped; the acks
+  // are unsent again).
+  bool read_ack_replies(Conn& c) {
+    std::size_t confirmed = 0;
+    while (c.replies_pending()) {
+      void* raw = nullptr;
+      if (redisGetReply(c.ctx, &raw) != REDIS_OK) {
+        c.drop();
+        note_confirmed(confirmed);
+        return false;
+      }
+      Reply r(static_cast<redisReply*>(raw));
+      PendingAck a = std::move(c.acks.front());
+      c.acks.pop_front();
+      if (r && r->type == REDIS_REPLY_ERROR) {
+        // NOSCRIPT, LOADING, BUSY ...: send it again with the next command.
+        if (starts_with(r.get(), "NOSCRIPT")) {
+          std::lock_guard lock(sha_mu);
+          sha[kAck].clear();
+        }
+        a.sent = false;
+        c.acks.push_back(std::move(a));
+        continue;
+      }
+      ++confirmed;
+    }
+    note_confirmed(confirmed);
+    return true;
+  }
+  void note_confirmed(std::size_t n) {
+    if (n == 0) return;
+    {
+      std::lock_guard lock(state_mu);
+      unconfirmed -= n;
+    }
+    confirmed_cv.notify_all();
+  }
+  // Reads the replies the connection owes before a synchronous command.
+  void settle(Conn& c) {
+    if (c.replies_pending() && !read_ack_replies(c)) throw Transient{"connection lost"};
+  }
+  // One command, behind the connection's pending acks (one round trip for all).
+  Reply exchange(Conn& c, const std::vector<std::string>& args) {
+    append_acks(c);
+    append(c.ctx, args);
+    if (!read_ack_replies(c)) return Reply();
+    void* raw = nullptr;
+    if (redisGetReply(c.ctx, &raw) != REDIS_OK) return Reply();
+    return Reply(static_cast<redisReply*>(raw));
+  }
+  // Writes the connection's unsent acks without waiting for their replies.
+  void write_acks(Conn& c) {
+    if (c.ctx == nullptr) c.ctx = connect_to(current_address());
+    redisSetTimeout(c.ctx, to_timeval(opt.command_timeout));
+    append_acks(c);
+    int done = 0;
+    while (done == 0) {
+      if (redisBufferWrite(c.ctx, &done) != REDIS_OK) {
+        std::string what = c.ctx->errstr;
+        c.drop();
+        throw Transient{what};
+      }
+    }
+  }
+  // Sends and confirms the acks idle connections owe (a connection left in the pool right
+  // after a task_done whose write failed).
+  void flush_idle_acks(Clock::time_point until) {
+    std::vector<std::unique_ptr<Conn>> owing;
+    {
+      std::lock_guard lock(pool_mu);
+      for (auto& c : pool)
+        if (c && !c->acks.empty() && !c->acks.front().sent) owing.push_back(std::move(c));
+      std::erase(pool, nullptr);
+    }
+    for (auto& c : owing) {
+      try {
+        call(*c, {"PING"}, until, milliseconds(0), nullptr);
+      } catch (...) {
+      }
+      give_back(std::move(c));
+    }
+  }
+
+  // Until every pipelined ack of this client is confirmed (or retry_max passes): what this
+  // client reads next (stats, join) includes its own task_done()s.
+  void confirm_all() {
+    const auto until = retry_default();
+    for (;;) {
+      std::vector<std::unique_ptr<Conn>> owing;
+      {
+        std::lock_guard lock(pool_mu);
+        for (auto& c : pool)
+          if (c && !c->acks.empty()) owing.push_back(std::move(c));
+        std::erase(pool, nullptr);
+      }
+      for (auto& c : owing) {
+        try {
+          call(*c, {"PING"}, until, milliseconds(0), nullptr);
+        } catch (...) {
+        }
+        give_back(std::move(c));
+      }
+      std::unique_lock lock(state_mu);
+      if (unconfirmed == 0 || Clock::now() >= until) return;
+      // Another thread's connection owes them: its next reply confirms them.
+      confirmed_cv.wait_for(lock, milliseconds(50), [&] { return unconfirmed == 0; });
+      if (unconfirmed == 0) return;
+    }
+  }
+
   std::string sha_of(Conn& c, Script s, Clock::time_point) {
     {
       std::lock_guard lock(sha_mu);
       if (!sha[s].empty()) return sha[s];
     }
     redisSetTimeout(c.ctx, to_timeval(opt.command_timeout));
+    settle(c);  // replies of pipelined acks come first
     Reply r = command(c.ctx, {"SCRIPT", "LOAD", script_source(s)});
     if (!r) {
       std::string what = c.ctx->errstr;
@@ -459,6 +608,7 @@ struct Client::Impl {
       renormalize = false;
       lock.unlock();
       try {
+        flush_idle_acks(Clock::now() + opt.lease / 3);
         run(c, kRenew, extra, Clock::now() + opt.lease / 3, &st);
       } catch (...) {
         // Unreachable server or stop: keep the orphans for the next beat.
@@ -500,6 +650,7 @@ Client::~Client() {
   // The session ends: what it holds unacknowledged goes back to the queue now rather than
   // at lease expiry. Best effort: an unreachable server expires the lease instead.
   try {
+    impl_->confirm_all();  // acknowledged items must not be requeued by leave
     Impl::Pooled p(impl_.get());
     impl_->run(*p.conn, kLeave, {}, Clock::now() + impl_->opt.command_timeout);
   } catch (...) {
@@ -514,7 +665,9 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
   std::vector<std::string> extra;
   extra.reserve(1 + 3 * items.size());
   extra.push_back(std::to_string(im.opt.dedupe_window.count()));
-  const std::string base = im.session + random_hex(8) + ".";
+  // Unique for as long as the dedupe window: the session is random, the counter never
+  // repeats within it.
+  const std::string base = im.session + "." + im.unique_id() + ".";
   for (std::size_t i = 0; i < items.size(); ++i) {
     extra.push_back(base + std::to_string(i));
     extra.push_back(items[i].payload);
@@ -551,7 +704,7 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
 Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point deadline,
                    const std::stop_token* stop, bool remember_receipts) {
   auto& im = *impl_;
-  const std::string req = random_hex(12);
+  const std::string req = "r" + im.unique_id();
   Impl::Pooled p(impl_.get());
   bool maybe_leased = false;  // a get script may have run without our seeing its reply
   try {
@@ -568,7 +721,7 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
           // so its next get cannot overwrite that record.
           std::lock_guard lock(im.state_mu);
           im.orphans.emplace_back(p.conn->slot, req);
-          p.conn->slot = random_hex(8);
+          p.conn->slot = "s" + im.unique_id();
         }
         im.heartbeat_cv.notify_all();
         throw;
@@ -632,6 +785,28 @@ void Client::ack_oldest(std::size_t n) {
     }
   }
   if (receipts.empty()) return;
+  if (im.opt.pipeline_task_done) {
+    Impl::Pooled p(impl_.get());
+    {
+      std::lock_guard lock(im.state_mu);
+      ++im.unconfirmed;
+    }
+    p.conn->acks.push_back(PendingAck{std::move(receipts), false});
+    try {
+      im.write_acks(*p.conn);
+      return;
+    } catch (const Transient&) {
+      // Not written: deliver it now, riding over the failure (it stays queued on the
+      // connection and goes ahead of this PING).
+    }
+    im.call(*p.conn, {"PING"}, im.retry_default(), milliseconds(0), nullptr);
+    if (!p.conn->acks.empty()) {
+      // Still unconfirmed after the retries (unreachable server): the next command on
+      // this connection or the heartbeat delivers it.
+      throw Error("weft::redis: task_done not confirmed (server unreachable); it will be sent again");
+    }
+    return;
+  }
   try {
     Impl::Pooled p(impl_.get());
     im.run(*p.conn, kAck, receipts, im.retry_default());
@@ -658,6 +833,7 @@ void Client::release(const std::vector<std::string>& receipts) {
 
 Status Client::join(Clock::time_point deadline, const std::stop_token* stop) {
   auto& im = *impl_;
+  im.confirm_all();
   Impl::Pooled p(impl_.get());
   try {
     for (;;) {
@@ -685,6 +861,7 @@ std::vector<std::string> Client::shutdown(bool immediate) {
 
 Stats Client::stats() {
   auto& im = *impl_;
+  im.confirm_all();
   Impl::Pooled p(impl_.get());
   Reply r = im.run(*p.conn, kStat, {}, im.retry_default());
   Stats s;
