@@ -169,13 +169,21 @@ if maxsize > 0 then ready = redis.call('ZCARD', K_READY) end
 local i = 5
 while i <= #ARGV do
   local pid = P .. 'pid:' .. ARGV[i]
-  if not redis.call('GET', pid) then
-    if maxsize > 0 and ready >= maxsize then
+  local fresh
+  if maxsize > 0 and ready >= maxsize then
+    -- Full: only a retry of a put that got in before is done.
+    if not redis.call('GET', pid) then
       if added > 0 then redis.call('HINCRBY', K_META, 'uf', added) end
       recover()
       normalize()
       return {'F', wake_in(), n}
     end
+    fresh = false
+  else
+    -- The dedupe check and the record in one command.
+    fresh = redis.call('SET', pid, '1', 'NX', 'PX', window)
+  end
+  if fresh then
     local seq = redis.call('HINCRBY', K_META, 'seq', 1)
     local m = string.format('%016d', seq)
     local s = 0
@@ -186,7 +194,6 @@ while i <= #ARGV do
     end
     redis.call('ZADD', K_READY, s, m)
     redis.call('HSET', K_ITEMS, m, ARGV[i + 1])
-    redis.call('SET', pid, m, 'PX', window)
     added = added + 1
     if ready then ready = ready + 1 end
   end
@@ -264,12 +271,13 @@ local was_ready = false
 for i = 4, #ARGV do
   local m, o = split(ARGV[i])
   if m then
+    local was_held = redis.call('SREM', held(o), m) == 1
     if redis.call('HDEL', K_ITEMS, m) == 1 then
       n = n + 1
       if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
-      if redis.call('ZREM', K_READY, m) == 1 then was_ready = true end
+      -- Not held by the receipt's session: it may be back in the queue (lease expired).
+      if not was_held and redis.call('ZREM', K_READY, m) == 1 then was_ready = true end
     end
-    redis.call('SREM', held(o), m)
   end
 end
 if n > 0 then
