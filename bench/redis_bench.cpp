@@ -12,8 +12,6 @@
 // Throughput: items/s moving N items from one producer thread to one consumer thread.
 // Latency: one item at a time through an empty queue (put -> the blocked get returns), S
 // samples, median and 99th percentile in microseconds.
-#include <hiredis/hiredis.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <hiredis/hiredis.h>
 #include <map>
 #include <string>
 #include <thread>
@@ -120,7 +119,8 @@ double weft_throughput(std::int64_t n, std::ptrdiff_t maxsize, std::size_t batch
     }
   }
   producer.join();
-  const double rate = static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
+  const double rate =
+      static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
   if (!q.join(std::chrono::seconds(10))) {
     std::fprintf(stderr, "join timed out: %llu unfinished\n",
                  static_cast<unsigned long long>(q.unfinished_tasks()));
@@ -222,13 +222,18 @@ int main(int argc, char** argv) {
   int samples = 2000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--socket") g_socket = argv[i + 1];
-    else if (a == "--items") items = std::atoll(argv[i + 1]);
-    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
-    else if (a == "--samples") samples = std::atoi(argv[i + 1]);
+    if (a == "--socket")
+      g_socket = argv[i + 1];
+    else if (a == "--items")
+      items = std::atoll(argv[i + 1]);
+    else if (a == "--rounds")
+      rounds = std::atoi(argv[i + 1]);
+    else if (a == "--samples")
+      samples = std::atoi(argv[i + 1]);
   }
   if (g_socket.empty()) {
-    std::fprintf(stderr, "usage: %s --socket PATH [--items N] [--rounds R] [--samples S]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s --socket PATH [--items N] [--rounds R] [--samples S]\n",
+                 argv[0]);
     return 2;
   }
   std::map<std::string, std::vector<double>> rate;
@@ -239,8 +244,10 @@ int main(int argc, char** argv) {
     rate["weft put_many / get_many (64)"].push_back(weft_throughput(items, 0, 64));
   }
   const double bare = median(rate["bare LPUSH + BRPOP"]);
-  std::printf("| contender (1 producer thread, 1 consumer thread, %lld items, median of %d) | items/s | vs bare |\n",
-              static_cast<long long>(items), rounds);
+  std::printf(
+      "| contender (1 producer thread, 1 consumer thread, %lld items, median of %d) | items/s | vs "
+      "bare |\n",
+      static_cast<long long>(items), rounds);
   std::printf("|---|---:|---:|\n");
   for (const char* name : {"bare LPUSH + BRPOP", "weft put / get + task_done", "weft, maxsize 1000",
                            "weft put_many / get_many (64)"}) {

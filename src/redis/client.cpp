@@ -4,11 +4,6 @@
 // heartbeat thread with its own connection renews the session's lease and releases the
 // items of gets whose callers gave up after an unknown outcome. The Lua scripts are in
 // scripts.hpp; the protocol is in docs/redis.md.
-#include <hiredis/hiredis.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -18,10 +13,14 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <hiredis/hiredis.h>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <thread>
+#include <unistd.h>
 #include <utility>
 
 #include <weft/errors.hpp>
@@ -34,24 +33,59 @@ namespace {
 
 using std::chrono::milliseconds;
 
-enum Script { kInit, kPut, kGet, kAck, kJoin, kStat, kShutdown, kRenew, kLeave, kDestroy,
-              kNack, kScriptCount };
+enum Script {
+  kInit,
+  kPut,
+  kGet,
+  kAck,
+  kJoin,
+  kStat,
+  kShutdown,
+  kRenew,
+  kLeave,
+  kDestroy,
+  kNack,
+  kScriptCount
+};
 
 std::string script_source(Script s) {
   const char* body = nullptr;
   switch (s) {
-    case kInit: body = lua::kInit; break;
-    case kPut: body = lua::kPut; break;
-    case kGet: body = lua::kGet; break;
-    case kAck: body = lua::kAck; break;
-    case kJoin: body = lua::kJoin; break;
-    case kStat: body = lua::kStat; break;
-    case kShutdown: body = lua::kShutdown; break;
-    case kRenew: body = lua::kRenew; break;
-    case kLeave: body = lua::kLeave; break;
-    case kDestroy: body = lua::kDestroy; break;
-    case kNack: body = lua::kRelease; break;
-    case kScriptCount: break;
+    case kInit:
+      body = lua::kInit;
+      break;
+    case kPut:
+      body = lua::kPut;
+      break;
+    case kGet:
+      body = lua::kGet;
+      break;
+    case kAck:
+      body = lua::kAck;
+      break;
+    case kJoin:
+      body = lua::kJoin;
+      break;
+    case kStat:
+      body = lua::kStat;
+      break;
+    case kShutdown:
+      body = lua::kShutdown;
+      break;
+    case kRenew:
+      body = lua::kRenew;
+      break;
+    case kLeave:
+      body = lua::kLeave;
+      break;
+    case kDestroy:
+      body = lua::kDestroy;
+      break;
+    case kNack:
+      body = lua::kRelease;
+      break;
+    case kScriptCount:
+      break;
   }
   return std::string(lua::kPrelude) + body;
 }
@@ -182,7 +216,7 @@ struct Client::Impl {
   std::vector<std::unique_ptr<Conn>> pool;  // idle connections; guarded by pool_mu
 
   std::mutex state_mu;
-  std::deque<std::string> unacked;                          // guarded by state_mu
+  std::deque<std::string> unacked;                           // guarded by state_mu
   std::vector<std::pair<std::string, std::string>> orphans;  // (slot, request); state_mu
   bool renormalize = false;                                  // guarded by state_mu
   std::size_t unconfirmed = 0;  // pipelined acks written, not yet confirmed; state_mu
@@ -233,11 +267,10 @@ struct Client::Impl {
   };
 
   redisContext* connect_to(const Address& a) {
-    redisContext* ctx = a.unix_socket.empty()
-                            ? redisConnectWithTimeout(a.host.c_str(), a.port,
-                                                      to_timeval(opt.connect_timeout))
-                            : redisConnectUnixWithTimeout(a.unix_socket.c_str(),
-                                                          to_timeval(opt.connect_timeout));
+    redisContext* ctx =
+        a.unix_socket.empty()
+            ? redisConnectWithTimeout(a.host.c_str(), a.port, to_timeval(opt.connect_timeout))
+            : redisConnectUnixWithTimeout(a.unix_socket.c_str(), to_timeval(opt.connect_timeout));
     if (ctx == nullptr) throw Transient{"cannot allocate a connection"};
     if (ctx->err != 0) {
       std::string what = std::string("connect: ") + ctx->errstr;
@@ -261,8 +294,10 @@ struct Client::Impl {
       }
     };
     if (!opt.password.empty()) {
-      if (opt.username.empty()) setup({"AUTH", opt.password});
-      else setup({"AUTH", opt.username, opt.password});
+      if (opt.username.empty())
+        setup({"AUTH", opt.password});
+      else
+        setup({"AUTH", opt.username, opt.password});
     }
     if (opt.db != 0) setup({"SELECT", std::to_string(opt.db)});
     return ctx;
@@ -571,8 +606,10 @@ struct Client::Impl {
     std::array<char, 32> secs{};
     std::snprintf(secs.data(), secs.size(), "%.3f", static_cast<double>(block.count()) / 1000.0);
     std::vector<std::string> args;
-    if (rotate) args = {"BLMOVE", prefix + list, prefix + list, "LEFT", "RIGHT", secs.data()};
-    else args = {"BLPOP", prefix + list, secs.data()};
+    if (rotate)
+      args = {"BLMOVE", prefix + list, prefix + list, "LEFT", "RIGHT", secs.data()};
+    else
+      args = {"BLPOP", prefix + list, secs.data()};
     try {
       Reply r = call(c, std::move(args), retry_until(deadline), block, stop);
       return r->type != REDIS_REPLY_NIL;
@@ -625,8 +662,8 @@ Client::Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options opti
     : impl_(std::make_unique<Impl>(std::move(name), kind, maxsize, std::move(options))) {
   Impl::Pooled p(impl_.get());
   const char* kname = kind == Kind::fifo ? "fifo" : kind == Kind::lifo ? "lifo" : "priority";
-  Reply r = impl_->run(*p.conn, kInit, {kname, std::to_string(impl_->maxsize)},
-                       impl_->retry_default());
+  Reply r =
+      impl_->run(*p.conn, kInit, {kname, std::to_string(impl_->maxsize)}, impl_->retry_default());
   const std::string stored_kind = as_string(element(r.get(), 0));
   const std::int64_t stored_max = as_int(element(r.get(), 1));
   if (stored_kind != kname || stored_max != impl_->maxsize) {
@@ -803,7 +840,8 @@ void Client::ack_oldest(std::size_t n) {
     if (!p.conn->acks.empty()) {
       // Still unconfirmed after the retries (unreachable server): the next command on
       // this connection or the heartbeat delivers it.
-      throw Error("weft::redis: task_done not confirmed (server unreachable); it will be sent again");
+      throw Error(
+          "weft::redis: task_done not confirmed (server unreachable); it will be sent again");
     }
     return;
   }
@@ -881,8 +919,14 @@ void Client::destroy() {
   im.run(*p.conn, kDestroy, {}, im.retry_default(), nullptr, &none);
 }
 
-std::int64_t Client::maxsize() const noexcept { return impl_->maxsize; }
-const std::string& Client::name() const noexcept { return impl_->name; }
-const std::string& Client::session() const noexcept { return impl_->session; }
+std::int64_t Client::maxsize() const noexcept {
+  return impl_->maxsize;
+}
+const std::string& Client::name() const noexcept {
+  return impl_->name;
+}
+const std::string& Client::session() const noexcept {
+  return impl_->session;
+}
 
 }  // namespace weft::redis::detail

@@ -1,13 +1,13 @@
 // tests/redis/cluster_test.cpp: a 3-node Redis Cluster started by the test, queues whose
 // hash tags put them on different nodes, clients that know one node only (they follow
 // MOVED), and a blocked get on another node woken from another process.
-#include <gtest/gtest.h>
-
 #include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "harness.hpp"
 
@@ -24,13 +24,15 @@ class RedisCluster : public ::testing::Test {
     for (auto& n : nodes_) cmd += " 127.0.0.1:" + std::to_string(n->port());
     cmd += " --cluster-replicas 0 --cluster-yes >" + nodes_[0]->dir() + "/create.log 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << "see " << nodes_[0]->dir() << "/create.log";
-    ASSERT_TRUE(eventually([&] {
-      for (auto& n : nodes_) {
-        if (n->cmd({"CLUSTER", "INFO"}).find("cluster_state:ok") == std::string::npos)
-          return false;
-      }
-      return true;
-    }, 30s));
+    ASSERT_TRUE(eventually(
+        [&] {
+          for (auto& n : nodes_) {
+            if (n->cmd({"CLUSTER", "INFO"}).find("cluster_state:ok") == std::string::npos)
+              return false;
+          }
+          return true;
+        },
+        30s));
   }
 
   // The node that serves `name`'s queue: the one that answers a key of it without MOVED.
@@ -70,10 +72,13 @@ TEST_F(RedisCluster, QueuesOnDifferentNodesThroughOneAddress) {
     for (int n = 0; n < 3; ++n) {
       const std::string r =
           nodes_[n]->cmd({"EXISTS", "weft:{" + names[static_cast<std::size_t>(k)] + "}:items"});
-      if (n == k) EXPECT_EQ(r, "1");
-      else EXPECT_EQ(r.rfind("ERR:MOVED", 0), 0u) << r;
+      if (n == k)
+        EXPECT_EQ(r, "1");
+      else
+        EXPECT_EQ(r.rfind("ERR:MOVED", 0), 0u) << r;
     }
-    for (std::int64_t i = 0; i < 4; ++i) EXPECT_EQ(qs[static_cast<std::size_t>(k)]->get(), 100 * k + i);
+    for (std::int64_t i = 0; i < 4; ++i)
+      EXPECT_EQ(qs[static_cast<std::size_t>(k)]->get(), 100 * k + i);
     for (int i = 0; i < 4; ++i) qs[static_cast<std::size_t>(k)]->task_done();
     EXPECT_TRUE(qs[static_cast<std::size_t>(k)]->join(0ms));
   }

@@ -4,18 +4,17 @@
 // between their blocking wait and the commit; CLIENT KILL; redis-server SIGKILLed and
 // restarted from its AOF after an outage longer than a lease; a client SIGSTOPped past its
 // lease; SCRIPT FLUSH mid-run; a load of many producer and consumer processes.
-#include <signal.h>
-
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <set>
+#include <signal.h>
 #include <sstream>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "harness.hpp"
 
@@ -182,8 +181,9 @@ TEST(RedisFaults, ClientKillLosesNothingAndDuplicatesNothing) {
 
 TEST(RedisFaults, ScriptFlushMidRun) {
   RedisServer s;
-  auto seen = run_with_disturbance(s.options(2000ms), "f_flush", 1500, 100,
-                                   [&] { EXPECT_EQ(s.cmd({"SCRIPT", "FLUSH"}), "OK"); });
+  auto seen = run_with_disturbance(s.options(2000ms), "f_flush", 1500, 100, [&] {
+    EXPECT_EQ(s.cmd({"SCRIPT", "FLUSH"}), "OK");
+  });
   ASSERT_EQ(seen.size(), 1500u);
   for (auto& [id, times] : seen) EXPECT_EQ(times, 1) << "id " << id;
 }
@@ -250,8 +250,8 @@ TEST(RedisFaults, LoadManyProducerAndConsumerProcessesOnABoundedQueue) {
   std::vector<Worker> consumers;
   for (int i = 0; i < kConsumers; ++i) consumers.emplace_back("consumer", wargs(o, "f_load", kMax));
   for (int i = 0; i < kProducers; ++i)
-    producers.emplace_back("producer",
-                           wargs(o, "f_load", kMax, {std::to_string(i * kEach), std::to_string(kEach)}));
+    producers.emplace_back(
+        "producer", wargs(o, "f_load", kMax, {std::to_string(i * kEach), std::to_string(kEach)}));
   // Invariant, sampled while the load runs: never more than maxsize waiting.
   std::int64_t peak = 0;
   std::int64_t samples = 0;

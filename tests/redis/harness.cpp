@@ -1,23 +1,22 @@
 // tests/redis/harness.cpp: see harness.hpp.
 #include "harness.hpp"
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 namespace weft::redis::testing {
 namespace {
@@ -55,10 +54,14 @@ std::string reply_text(const redisReply* r) {
   if (r == nullptr) return "NULL";
   switch (r->type) {
     case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS: return std::string(r->str, r->len);
-    case REDIS_REPLY_ERROR: return "ERR:" + std::string(r->str, r->len);
-    case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
-    case REDIS_REPLY_NIL: return "(nil)";
+    case REDIS_REPLY_STATUS:
+      return std::string(r->str, r->len);
+    case REDIS_REPLY_ERROR:
+      return "ERR:" + std::string(r->str, r->len);
+    case REDIS_REPLY_INTEGER:
+      return std::to_string(r->integer);
+    case REDIS_REPLY_NIL:
+      return "(nil)";
     case REDIS_REPLY_ARRAY: {
       std::string s;
       for (std::size_t i = 0; i < r->elements; ++i) {
@@ -67,7 +70,8 @@ std::string reply_text(const redisReply* r) {
       }
       return s;
     }
-    default: return "?";
+    default:
+      return "?";
   }
 }
 
@@ -244,8 +248,8 @@ std::string Worker::line(std::chrono::milliseconds timeout) {
       buf_.erase(0, nl + 1);
       return l;
     }
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-        end - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
     if (left.count() <= 0) return "";
     pollfd p{out_, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -261,8 +265,8 @@ std::string Worker::line(std::chrono::milliseconds timeout) {
 std::string Worker::expect(const std::string& prefix, std::chrono::milliseconds timeout) {
   const auto end = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
-        end - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
     if (left.count() <= 0) return "";
     std::string l = line(left);
     if (l.empty()) return "";

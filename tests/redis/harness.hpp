@@ -9,13 +9,12 @@
 // state (blocked_clients, the queue's counters), never on sleeps.
 #pragma once
 
-#include <hiredis/hiredis.h>
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <hiredis/hiredis.h>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 #include <weft/redis/queue.hpp>

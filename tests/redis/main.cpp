@@ -12,15 +12,14 @@
 // hang=<point>: at that fault_hook point the role prints "hang <point>" and stops forever
 // (the test kills it there). Items are std::int64_t ids. Every role prints "ready" once its
 // queue is open.
-#include <signal.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <signal.h>
 #include <string>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 

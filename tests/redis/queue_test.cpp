@@ -1,13 +1,13 @@
 // tests/redis/queue_test.cpp: the queue contract over Redis, in one process and across
 // client processes (order, maxsize, nowait and timed forms, task_done/join, every shutdown
 // case, consume, stop tokens, codecs).
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <cstdint>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "harness.hpp"
 
@@ -345,7 +345,9 @@ struct Point {
   int y = 0;
 };
 struct PointCodec {
-  static std::string encode(const Point& p) { return std::to_string(p.x) + "," + std::to_string(p.y); }
+  static std::string encode(const Point& p) {
+    return std::to_string(p.x) + "," + std::to_string(p.y);
+  }
   static Point decode(std::string_view s) {
     const auto comma = s.find(',');
     if (comma == std::string_view::npos) throw std::runtime_error("bad point");

@@ -65,7 +65,7 @@ struct BytesCodec {
 };
 
 template <class T>
-  requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
+requires std::is_trivially_copyable_v<T> && std::is_default_constructible_v<T>
 struct TrivialCodec {
   static std::string encode(const T& v) {
     return std::string(reinterpret_cast<const char*>(&v), sizeof(T));
@@ -120,7 +120,9 @@ Deadline deadline_after(std::chrono::duration<Rep, Period> timeout) {
 }
 
 inline constexpr Deadline kNever = Deadline::max();
-inline Deadline poll() { return Deadline::min(); }
+inline Deadline poll() {
+  return Deadline::min();
+}
 
 template <class T, class Codec, Kind K>
 class RedisQueue {
@@ -150,13 +152,14 @@ class RedisQueue {
     put_impl(item, 0, kNever, &stop);
   }
   template <class Rep, class Period>
-  void put(const T& item, std::chrono::duration<Rep, Period> timeout, std::stop_token stop)
-    requires(!kPriority)
-  {
+  void put(const T& item, std::chrono::duration<Rep, Period> timeout,
+           std::stop_token stop) requires(!kPriority) {
     put_impl(item, 0, deadline_after(timeout), &stop);
   }
   void put_nowait(const T& item) requires(!kPriority) { put_impl(item, 0, poll(), nullptr); }
-  bool try_put(const T& item) requires(!kPriority) { return try_put_impl(item, 0, poll(), nullptr); }
+  bool try_put(const T& item) requires(!kPriority) {
+    return try_put_impl(item, 0, poll(), nullptr);
+  }
   template <class Rep, class Period>
   bool try_put(const T& item, std::chrono::duration<Rep, Period> timeout) requires(!kPriority) {
     return try_put_impl(item, 0, deadline_after(timeout), nullptr);
@@ -176,9 +179,8 @@ class RedisQueue {
     put_impl(item, priority, kNever, nullptr);
   }
   template <class Rep, class Period>
-  void put(double priority, const T& item, std::chrono::duration<Rep, Period> timeout)
-    requires kPriority
-  {
+  void put(double priority, const T& item,
+           std::chrono::duration<Rep, Period> timeout) requires kPriority {
     put_impl(item, priority, deadline_after(timeout), nullptr);
   }
   void put(double priority, const T& item, std::stop_token stop) requires kPriority {
@@ -186,9 +188,7 @@ class RedisQueue {
   }
   template <class Rep, class Period>
   void put(double priority, const T& item, std::chrono::duration<Rep, Period> timeout,
-           std::stop_token stop)
-    requires kPriority
-  {
+           std::stop_token stop) requires kPriority {
     put_impl(item, priority, deadline_after(timeout), &stop);
   }
   void put_nowait(double priority, const T& item) requires kPriority {
@@ -198,9 +198,8 @@ class RedisQueue {
     return try_put_impl(item, priority, poll(), nullptr);
   }
   template <class Rep, class Period>
-  bool try_put(double priority, const T& item, std::chrono::duration<Rep, Period> timeout)
-    requires kPriority
-  {
+  bool try_put(double priority, const T& item,
+               std::chrono::duration<Rep, Period> timeout) requires kPriority {
     return try_put_impl(item, priority, deadline_after(timeout), nullptr);
   }
   std::size_t put_many(std::span<const std::pair<double, T>> items) requires kPriority {
@@ -368,10 +367,14 @@ class RedisQueue {
   }
   void put_impl(const T& item, double priority, Deadline d, const std::stop_token* st) {
     switch (try_put_status(item, priority, d, st)) {
-      case Status::ok: return;
-      case Status::unavailable: throw Full();
-      case Status::shutdown: throw ShutDown();
-      case Status::cancelled: throw Cancelled();
+      case Status::ok:
+        return;
+      case Status::unavailable:
+        throw Full();
+      case Status::shutdown:
+        throw ShutDown();
+      case Status::cancelled:
+        throw Cancelled();
     }
   }
   bool try_put_impl(const T& item, double priority, Deadline d, const std::stop_token* st) {
@@ -396,14 +399,17 @@ class RedisQueue {
     return done;
   }
 
-  std::vector<Delivery<T>> get_deliveries(std::size_t max, Deadline d,
-                                          const std::stop_token* st) {
+  std::vector<Delivery<T>> get_deliveries(std::size_t max, Deadline d, const std::stop_token* st) {
     std::vector<RawItem> raw;
     switch (client_.get(max, raw, d, st, false)) {
-      case Status::ok: break;
-      case Status::unavailable: throw Empty();
-      case Status::shutdown: throw ShutDown();
-      case Status::cancelled: throw Cancelled();
+      case Status::ok:
+        break;
+      case Status::unavailable:
+        throw Empty();
+      case Status::shutdown:
+        throw ShutDown();
+      case Status::cancelled:
+        throw Cancelled();
     }
     std::vector<Delivery<T>> out;
     out.reserve(raw.size());
@@ -425,8 +431,8 @@ class RedisQueue {
     client_.release(back);
   }
 
-  std::optional<std::vector<T>> try_get_many(std::size_t max, Deadline d,
-                                             const std::stop_token* st, Status& s) {
+  std::optional<std::vector<T>> try_get_many(std::size_t max, Deadline d, const std::stop_token* st,
+                                             Status& s) {
     std::vector<RawItem> raw;
     s = client_.get(max, raw, d, st, true);
     if (s != Status::ok) return std::nullopt;
@@ -456,9 +462,12 @@ class RedisQueue {
     auto v = try_get_many(1, d, st, s);
     if (v) return std::move(v->front());
     switch (s) {
-      case Status::shutdown: throw ShutDown();
-      case Status::cancelled: throw Cancelled();
-      default: throw Empty();
+      case Status::shutdown:
+        throw ShutDown();
+      case Status::cancelled:
+        throw Cancelled();
+      default:
+        throw Empty();
     }
   }
   std::optional<T> try_get_impl(Deadline d, const std::stop_token* st) {
@@ -478,18 +487,18 @@ using Stats = detail::Stats;
 
 // FIFO queue over Redis (Python: queue.Queue).
 template <class T, class Codec = DefaultCodec<T>>
-  requires CodecFor<Codec, T>
+requires CodecFor<Codec, T>
 using Queue = detail::RedisQueue<T, Codec, detail::Kind::fifo>;
 
 // LIFO queue over Redis (Python: queue.LifoQueue).
 template <class T, class Codec = DefaultCodec<T>>
-  requires CodecFor<Codec, T>
+requires CodecFor<Codec, T>
 using LifoQueue = detail::RedisQueue<T, Codec, detail::Kind::lifo>;
 
 // Priority queue over Redis: put(priority, item); the smallest priority first, equal
 // priorities in put order.
 template <class T, class Codec = DefaultCodec<T>>
-  requires CodecFor<Codec, T>
+requires CodecFor<Codec, T>
 using PriorityQueue = detail::RedisQueue<T, Codec, detail::Kind::priority>;
 
 }  // namespace weft::redis
