@@ -380,7 +380,11 @@ struct Client::Impl {
           continue;
         }
         if (starts_with(r.get(), "READONLY")) c.drop();  // a replica now: find the primary
-        if (starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY") ||
+        // A script that touched a key of a slot being migrated fails at that command
+        // ("... non local key ..."); it is retried like TRYAGAIN.
+        const bool migrating =
+            std::string_view(r->str, r->len).find("non local key") != std::string_view::npos;
+        if (migrating || starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY") ||
             starts_with(r.get(), "TRYAGAIN") || starts_with(r.get(), "READONLY") ||
             starts_with(r.get(), "CLUSTERDOWN") || starts_with(r.get(), "MASTERDOWN"))
           throw Transient{std::string(r->str, r->len)};
