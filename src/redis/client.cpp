@@ -509,14 +509,16 @@ struct Client::Impl {
       }
     }
   }
-  // Sends and confirms the acks idle connections owe (a connection left in the pool right
-  // after a task_done whose write failed).
-  void flush_idle_acks(Clock::time_point until) {
+  // Sends and confirms, with a PING behind them, the acks that idle connections owe: all
+  // of them (`unsent_only` false), or those not yet written (a task_done whose write failed).
+  void flush_idle_acks(Clock::time_point until, bool unsent_only) {
     std::vector<std::unique_ptr<Conn>> owing;
     {
       std::lock_guard lock(pool_mu);
-      for (auto& c : pool)
-        if (c && !c->acks.empty() && !c->acks.front().sent) owing.push_back(std::move(c));
+      for (auto& c : pool) {
+        if (c && !c->acks.empty() && !(unsent_only && c->acks.front().sent))
+          owing.push_back(std::move(c));
+      }
       std::erase(pool, nullptr);
     }
     for (auto& c : owing) {
@@ -533,20 +535,7 @@ struct Client::Impl {
   void confirm_all() {
     const auto until = retry_default();
     for (;;) {
-      std::vector<std::unique_ptr<Conn>> owing;
-      {
-        std::lock_guard lock(pool_mu);
-        for (auto& c : pool)
-          if (c && !c->acks.empty()) owing.push_back(std::move(c));
-        std::erase(pool, nullptr);
-      }
-      for (auto& c : owing) {
-        try {
-          call(*c, {"PING"}, until, milliseconds(0), nullptr);
-        } catch (...) {
-        }
-        give_back(std::move(c));
-      }
+      flush_idle_acks(until, false);
       std::unique_lock lock(state_mu);
       if (unconfirmed == 0 || Clock::now() >= until) return;
       // Another thread's connection owes them: its next reply confirms them.
@@ -623,6 +612,15 @@ struct Client::Impl {
     }
   }
 
+  // Receipts acknowledged or released explicitly leave the anonymous task_done() order.
+  void forget_receipts(const std::vector<std::string>& receipts) {
+    std::lock_guard lock(state_mu);
+    for (const auto& r : receipts) {
+      auto it = std::find(unacked.begin(), unacked.end(), r);
+      if (it != unacked.end()) unacked.erase(it);
+    }
+  }
+
   void request_renormalize() {
     {
       std::lock_guard lock(state_mu);
@@ -649,7 +647,7 @@ struct Client::Impl {
       renormalize = false;
       lock.unlock();
       try {
-        flush_idle_acks(Clock::now() + opt.lease / 3);
+        flush_idle_acks(Clock::now() + opt.lease / 3, true);
         run(c, kRenew, extra, Clock::now() + opt.lease / 3, &st);
       } catch (...) {
         // Unreachable server or stop: keep the orphans for the next beat.
@@ -801,13 +799,7 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
 
 std::size_t Client::ack(const std::vector<std::string>& receipts) {
   auto& im = *impl_;
-  {
-    std::lock_guard lock(im.state_mu);
-    for (const auto& r : receipts) {
-      auto it = std::find(im.unacked.begin(), im.unacked.end(), r);
-      if (it != im.unacked.end()) im.unacked.erase(it);
-    }
-  }
+  im.forget_receipts(receipts);
   Impl::Pooled p(impl_.get());
   Reply r = im.run(*p.conn, kAck, receipts, im.retry_default());
   return static_cast<std::size_t>(as_int(r.get()));
@@ -862,13 +854,7 @@ void Client::ack_oldest(std::size_t n) {
 
 void Client::release(const std::vector<std::string>& receipts) {
   auto& im = *impl_;
-  {
-    std::lock_guard lock(im.state_mu);
-    for (const auto& r : receipts) {
-      auto it = std::find(im.unacked.begin(), im.unacked.end(), r);
-      if (it != im.unacked.end()) im.unacked.erase(it);
-    }
-  }
+  im.forget_receipts(receipts);
   Impl::Pooled p(impl_.get());
   im.run(*p.conn, kNack, receipts, im.retry_default());
 }
