@@ -34,6 +34,7 @@ using Clock = std::chrono::steady_clock;
 using Ids = weft::redis::Queue<std::int64_t>;
 
 std::string g_socket;
+double g_server_us_per_item = 0;  // of the last throughput run
 
 redisContext* connect_bare() {
   redisContext* c = redisConnectUnix(g_socket.c_str());
@@ -53,7 +54,20 @@ weft::redis::Options options() {
 void flush() {
   redisContext* c = connect_bare();
   freeReplyObject(redisCommand(c, "FLUSHALL"));
+  freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
   redisFree(c);
+}
+
+// Microseconds the server spent in commands since the last flush() (INFO commandstats).
+double server_usec() {
+  redisContext* c = connect_bare();
+  auto* r = static_cast<redisReply*>(redisCommand(c, "INFO commandstats"));
+  double total = 0;
+  for (const char* p = r->str; (p = std::strstr(p, ",usec=")) != nullptr; p += 6)
+    total += std::strtod(p + 6, nullptr);
+  freeReplyObject(r);
+  redisFree(c);
+  return total;
 }
 
 double bare_throughput(std::int64_t n) {
@@ -74,7 +88,10 @@ double bare_throughput(std::int64_t n) {
   }
   redisFree(c);
   producer.join();
-  return static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
+  const double rate =
+      static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
+  g_server_us_per_item = server_usec() / static_cast<double>(n);
+  return rate;
 }
 
 double weft_throughput(std::int64_t n, std::ptrdiff_t maxsize, std::size_t batch) {
@@ -121,6 +138,7 @@ double weft_throughput(std::int64_t n, std::ptrdiff_t maxsize, std::size_t batch
   producer.join();
   const double rate =
       static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
+  g_server_us_per_item = server_usec() / static_cast<double>(n);
   if (!q.join(std::chrono::seconds(10))) {
     std::fprintf(stderr, "join timed out: %llu unfinished\n",
                  static_cast<unsigned long long>(q.unfinished_tasks()));
@@ -237,22 +255,27 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::map<std::string, std::vector<double>> rate;
+  std::map<std::string, std::vector<double>> server;
+  auto record = [&](const char* name, double r) {
+    rate[name].push_back(r);
+    server[name].push_back(g_server_us_per_item);
+  };
   for (int r = 0; r < rounds; ++r) {
-    rate["bare LPUSH + BRPOP"].push_back(bare_throughput(items));
-    rate["weft put / get + task_done"].push_back(weft_throughput(items, 0, 1));
-    rate["weft, maxsize 1000"].push_back(weft_throughput(items, 1000, 1));
-    rate["weft put_many / get_many (64)"].push_back(weft_throughput(items, 0, 64));
+    record("bare LPUSH + BRPOP", bare_throughput(items));
+    record("weft put / get + task_done", weft_throughput(items, 0, 1));
+    record("weft, maxsize 1000", weft_throughput(items, 1000, 1));
+    record("weft put_many / get_many (64)", weft_throughput(items, 0, 64));
   }
   const double bare = median(rate["bare LPUSH + BRPOP"]);
   std::printf(
-      "| contender (1 producer thread, 1 consumer thread, %lld items, median of %d) | items/s | vs "
-      "bare |\n",
+      "| 1 producer thread, 1 consumer thread, %lld items, median of %d | items/s | "
+      "vs bare | server us/item |\n",
       static_cast<long long>(items), rounds);
-  std::printf("|---|---:|---:|\n");
+  std::printf("|---|---:|---:|---:|\n");
   for (const char* name : {"bare LPUSH + BRPOP", "weft put / get + task_done", "weft, maxsize 1000",
                            "weft put_many / get_many (64)"}) {
     const double m = median(rate[name]);
-    std::printf("| %s | %.0f | %.2fx |\n", name, m, m / bare);
+    std::printf("| %s | %.0f | %.2fx | %.1f |\n", name, m, m / bare, median(server[name]));
   }
   const Latency lb = bare_latency(samples);
   const Latency lw = weft_latency(samples);

@@ -7,7 +7,8 @@
 # build/bench-redis (Release, -O2), starts a private redis-server on a unix socket (no
 # persistence: the limit of the engine, not of the disk), runs redis-benchmark's LPUSH and
 # RPOP (1 client, and 50 clients) and then weft_redis_bench (a bare hiredis LPUSH + BRPOP
-# loop, weft's queue single-item and batched; throughput and latency), and stops the server.
+# loop, weft's queue single-item and batched; throughput, server time per item (INFO
+# commandstats) and latency), and stops the server.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
