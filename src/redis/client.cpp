@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -700,6 +701,10 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
                    const std::stop_token* stop, std::size_t& done) {
   auto& im = *impl_;
   done = 0;
+  for (const auto& it : items) {
+    if (std::isnan(it.priority))
+      throw std::invalid_argument("weft::redis: a priority must be a number, not NaN");
+  }
   // Each item's id is chosen once: every retry of this call sends the same ids.
   std::vector<std::string> extra;
   extra.reserve(1 + 3 * items.size());

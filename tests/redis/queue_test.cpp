@@ -2,7 +2,9 @@
 // client processes (order, maxsize, nowait and timed forms, task_done/join, every shutdown
 // case, consume, stop tokens, codecs).
 #include <atomic>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +70,12 @@ TEST(RedisQueue, PriorityOrderTiesFifo) {
   EXPECT_EQ(d.item, "c3");
   EXPECT_EQ(d.priority, 2);
   EXPECT_EQ(q.get(), "z");
+  // Bad input: a clear exception and nothing changes.
+  EXPECT_THROW(q.put(std::nan(""), "nan"), std::invalid_argument);
+  EXPECT_EQ(q.qsize(), 0u);
+  q.put(-std::numeric_limits<double>::infinity(), "first");
+  q.put(0, "second");
+  EXPECT_EQ(q.get(), "first");
 }
 
 TEST(RedisQueue, OrderAcrossProcesses) {
