@@ -96,6 +96,15 @@ weft_ensure_packages() {
   if [ ! -f /usr/src/googletest/CMakeLists.txt ]; then
     need+=(googletest libgtest-dev)
   fi
+  # weft::redis and its tests (release, asan): hiredis to build, redis-server to test
+  # against (the tests start their own servers; the package's service is not used).
+  for cfg in "$@"; do
+    case "$cfg" in
+      release|asan)
+        command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+        [ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev) ;;
+    esac
+  done
   if [ "${#need[@]}" -gt 0 ]; then
     # shellcheck disable=SC2207
     need=($(printf '%s\n' "${need[@]}" | sort -u))

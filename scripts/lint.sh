@@ -53,12 +53,13 @@ if [ ! -f "$bdir/compile_commands.json" ]; then
 fi
 # The header-check TUs are generated at configure time; they give clang-tidy every public
 # header in isolation (headers are checked through HeaderFilterRegex). Tests and examples:
-# every TU of the compile database under tests/ and examples/.
+# every TU of the compile database under tests/ and examples/; src/redis/*.cpp (weft::redis)
+# when it is configured (hiredis found).
 db_files() {  # db_files <compile_commands.json> <path regex>: its source files, sorted
   sed -n 's/^ *"file": "\(.*\)",\{0,1\}$/\1/p' "$1" | grep -E "$2" | sort -u
 }
 mapfile -t tus < <(ls src/*.cpp "$bdir"/tests/header_check/*.cpp 2>/dev/null
-                   db_files "$bdir/compile_commands.json" "^$WEFT_ROOT/(tests|examples)/")
+                   db_files "$bdir/compile_commands.json" "^$WEFT_ROOT/(tests|examples|src/redis)/")
 # Benchmarks: a configure-only build directory with them on.
 bench_dir="$(weft_build_dir lint-bench)"
 if [ ! -f "$bench_dir/compile_commands.json" ] || [ bench/CMakeLists.txt -nt "$bench_dir/compile_commands.json" ]; then

@@ -1,0 +1,133 @@
+// weft/redis/client.hpp: connection options, errors and the untyped client under
+// weft::redis queues (docs/redis.md). Applications use <weft/redis/queue.hpp>.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weft::redis {
+
+// The server could not be reached (or kept answering with transient errors) within the
+// caller's deadline, or it answered something unexpected. An operation that throws Error may
+// or may not have taken effect on the server (a put whose reply was lost, say); at-least-once
+// delivery covers that: nothing is lost, an item may arrive twice.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// How to reach the server and how the queue behaves across failures.
+struct Options {
+  // TCP address, used when unix_socket is empty. Redis Cluster: any node; the client
+  // follows MOVED/ASK to the node serving the queue's slot.
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string unix_socket;
+  std::string username;  // with password: AUTH username password (Redis 6 ACLs)
+  std::string password;  // empty: no AUTH
+  int db = 0;            // SELECT db (standalone servers only)
+
+  std::chrono::milliseconds connect_timeout{2000};
+  // How long a reply may take (beyond the block time of a blocking command) before the
+  // connection is considered dead.
+  std::chrono::milliseconds command_timeout{5000};
+  // Transient errors (a dropped connection, LOADING, BUSY, READONLY, TRYAGAIN, CLUSTERDOWN,
+  // MASTERDOWN) are retried with backoff until the caller's deadline, but at least for
+  // retry_min (so a nowait call survives a reconnect); calls without a timeout parameter
+  // that do not block on the queue (qsize, task_done, shutdown ...) retry for retry_max;
+  // blocking calls without a deadline retry for as long as they would block.
+  std::chrono::milliseconds retry_min{2000};
+  std::chrono::milliseconds retry_max{30000};
+  // A client that stops renewing its lease for this long (crashed, stopped, partitioned)
+  // loses the items it got and has not acknowledged: they return to the queue. Renewed by
+  // a heartbeat thread every lease/3.
+  std::chrono::milliseconds lease{30000};
+  // How long a put's id is remembered, to make its retries idempotent.
+  std::chrono::milliseconds dedupe_window{std::chrono::hours(1)};
+  // A blocking call re-checks its connection at least this often.
+  std::chrono::milliseconds max_block{30000};
+  // task_done() (and task_done(n)) returns once its acknowledgement is written; the reply is
+  // read with this client's next command on that connection (one round trip for both), and
+  // this client's join(), qsize() & co. wait for it. A client that crashes in between has
+  // its item delivered again (at least once). false: task_done() waits for the reply.
+  bool pipeline_task_done = true;
+  // Testing: called with the name of a point a call passes ("get:woken", "put:woken",
+  // "get:leased", "put:committed"); a test can stop or kill the process there.
+  std::function<void(std::string_view)> fault_hook;
+};
+
+namespace detail {
+
+enum class Kind { fifo, lifo, priority };
+// ok; unavailable: empty (get) or full (put) at the deadline; shutdown; cancelled.
+enum class Status { ok, unavailable, shutdown, cancelled };
+
+struct RawItem {
+  std::string receipt;
+  std::string payload;
+  double priority = 0;
+};
+
+struct RawPut {
+  std::string payload;
+  double priority = 0;
+};
+
+struct Stats {
+  std::int64_t ready = 0;       // qsize
+  std::int64_t unfinished = 0;  // put and not yet task_done
+  int shutdown = 0;             // 0 open, 1 shut down, 2 shut down immediately
+  std::int64_t leased = 0;      // got and not yet task_done
+  std::int64_t maxsize = 0;
+  std::int64_t sessions = 0;  // live clients
+};
+
+using Clock = std::chrono::steady_clock;
+
+// One queue on one server (or cluster slot), shared by every thread of the process that
+// uses this object. Thread-safe. Payloads are opaque bytes.
+class Client {
+ public:
+  Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Puts items in order; blocks while full. `done` counts the items put (all on ok).
+  Status put(const std::vector<RawPut>& items, Clock::time_point deadline,
+             const std::stop_token* stop, std::size_t& done);
+  // Gets 1..max items (blocks for the first); records their receipts for task_done().
+  Status get(std::size_t max, std::vector<RawItem>& out, Clock::time_point deadline,
+             const std::stop_token* stop, bool remember_receipts);
+  // Acknowledges items; returns how many were not acknowledged before.
+  std::size_t ack(const std::vector<std::string>& receipts);
+  // Acknowledges the n oldest items this client got and has not acknowledged (all or none:
+  // std::logic_error if there are fewer).
+  void ack_oldest(std::size_t n);
+  // Returns items this client holds to the queue (e.g. an item it could not decode).
+  void release(const std::vector<std::string>& receipts);
+  Status join(Clock::time_point deadline, const std::stop_token* stop);
+  std::vector<std::string> shutdown(bool immediate);
+  Stats stats();
+  // Deletes every key of the queue: for tests and tear-down; no client may be using it.
+  void destroy();
+
+  std::int64_t maxsize() const noexcept;
+  const std::string& name() const noexcept;
+  const std::string& session() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace detail
+}  // namespace weft::redis

@@ -1,0 +1,927 @@
+// src/redis/client.cpp: weft::redis::detail::Client over hiredis (synchronous API, RESP2).
+//
+// Threads: callers take a connection from a pool for the length of one operation; a
+// heartbeat thread with its own connection renews the session's lease and releases the
+// items of gets whose callers gave up after an unknown outcome. The Lua scripts are in
+// scripts.hpp; the protocol is in docs/redis.md.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <hiredis/hiredis.h>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+
+#include <weft/errors.hpp>
+#include <weft/redis/client.hpp>
+
+#include "redis/scripts.hpp"
+
+namespace weft::redis::detail {
+namespace {
+
+using std::chrono::milliseconds;
+
+enum Script {
+  kInit,
+  kPut,
+  kGet,
+  kAck,
+  kJoin,
+  kStat,
+  kShutdown,
+  kRenew,
+  kLeave,
+  kDestroy,
+  kNack,
+  kScriptCount
+};
+
+std::string script_source(Script s) {
+  const char* body = nullptr;
+  switch (s) {
+    case kInit:
+      body = lua::kInit;
+      break;
+    case kPut:
+      body = lua::kPut;
+      break;
+    case kGet:
+      body = lua::kGet;
+      break;
+    case kAck:
+      body = lua::kAck;
+      break;
+    case kJoin:
+      body = lua::kJoin;
+      break;
+    case kStat:
+      body = lua::kStat;
+      break;
+    case kShutdown:
+      body = lua::kShutdown;
+      break;
+    case kRenew:
+      body = lua::kRenew;
+      break;
+    case kLeave:
+      body = lua::kLeave;
+      break;
+    case kDestroy:
+      body = lua::kDestroy;
+      break;
+    case kNack:
+      body = lua::kRelease;
+      break;
+    case kScriptCount:
+      break;
+  }
+  return std::string(lua::kPrelude) + body;
+}
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+// A retryable failure: the connection dropped or the server said LOADING, BUSY ...
+struct Transient {
+  std::string what;
+};
+// A stop request ended the call.
+struct Stopped {};
+
+bool starts_with(const redisReply* r, std::string_view p) {
+  return std::string_view(r->str, r->len).substr(0, p.size()) == p;
+}
+
+std::string random_hex(std::size_t n) {
+  static thread_local std::mt19937_64 gen([] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+           static_cast<std::uint64_t>(::getpid()) ^
+           static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+  }());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(n, '0');
+  for (auto& c : s) c = kHex[gen() & 15];
+  return s;
+}
+
+std::string format_double(double d) {
+  std::array<char, 64> buf{};
+  auto [p, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), d);
+  return std::string(buf.data(), p);
+}
+
+std::int64_t as_int(const redisReply* r) {
+  if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+    std::int64_t v = 0;
+    std::from_chars(r->str, r->str + r->len, v);
+    return v;
+  }
+  throw Error("weft::redis: malformed reply (expected an integer)");
+}
+
+std::string as_string(const redisReply* r) {
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+    return std::string(r->str, r->len);
+  if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
+  throw Error("weft::redis: malformed reply (expected a string)");
+}
+
+const redisReply* element(const redisReply* r, std::size_t i) {
+  if (r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+    throw Error("weft::redis: malformed reply (short array)");
+  return r->element[i];
+}
+
+timeval to_timeval(milliseconds ms) {
+  if (ms < milliseconds(1)) ms = milliseconds(1);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+struct Address {
+  std::string host;
+  int port = 0;
+  std::string unix_socket;
+};
+
+// One connection. `slot` names it in the server's records of the last get (replay of a
+// lost reply); it survives reconnects.
+//
+// `acks` are pipelined task_done()s (Options::pipeline_task_done): written ahead of this
+// connection's next command (`sent`), their replies read before that command's. A dropped
+// connection marks them unsent: they are written again (acks are idempotent).
+struct PendingAck {
+  std::vector<std::string> receipts;
+  bool sent = false;
+};
+struct Conn {
+  redisContext* ctx = nullptr;
+  std::string slot;  // set by Impl::acquire
+  std::deque<PendingAck> acks;
+  Conn() = default;
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+  ~Conn() { drop(); }
+  void drop() noexcept {
+    if (ctx != nullptr) redisFree(ctx);
+    ctx = nullptr;
+    for (auto& a : acks) a.sent = false;
+  }
+  bool replies_pending() const noexcept { return !acks.empty() && acks.front().sent; }
+};
+
+}  // namespace
+
+struct Client::Impl {
+  std::string name;
+  Kind kind;
+  std::int64_t maxsize = 0;
+  Options opt;
+  std::string prefix;    // weft:{name}:
+  std::string meta_key;  // weft:{name}:meta
+  std::string session = random_hex(16);
+  // Ids unique within the session (so across clients with the session's 64 random bits):
+  // put ids, get request ids, connection slots. Relaxed: only uniqueness matters.
+  std::atomic<std::uint64_t> next_id{0};
+  std::string unique_id() {
+    return std::to_string(next_id.fetch_add(1, std::memory_order_relaxed));
+  }
+  std::string lease_ms;
+
+  std::mutex addr_mu;
+  Address addr;  // guarded by addr_mu
+
+  std::mutex sha_mu;
+  std::array<std::string, kScriptCount> sha;  // guarded by sha_mu; empty until loaded
+
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<Conn>> pool;  // idle connections; guarded by pool_mu
+
+  std::mutex state_mu;
+  std::deque<std::string> unacked;                           // guarded by state_mu
+  std::vector<std::pair<std::string, std::string>> orphans;  // (slot, request); state_mu
+  bool renormalize = false;                                  // guarded by state_mu
+  std::size_t unconfirmed = 0;  // pipelined acks written, not yet confirmed; state_mu
+  std::condition_variable_any confirmed_cv;
+  std::condition_variable_any heartbeat_cv;
+  std::jthread heartbeat;
+
+  Impl(std::string n, Kind k, std::ptrdiff_t max, Options o)
+      : name(std::move(n)), kind(k), maxsize(max > 0 ? max : 0), opt(std::move(o)) {
+    if (name.empty()) throw std::invalid_argument("weft::redis: empty queue name");
+    if (opt.lease < milliseconds(30))
+      throw std::invalid_argument("weft::redis: lease must be at least 30 ms");
+    prefix = "weft:{" + name + "}:";
+    meta_key = prefix + "meta";
+    lease_ms = std::to_string(opt.lease.count());
+    addr = {opt.host, opt.port, opt.unix_socket};
+  }
+
+  void hook(std::string_view point) const {
+    if (opt.fault_hook) opt.fault_hook(point);
+  }
+
+  // --- connections ------------------------------------------------------------------
+  std::unique_ptr<Conn> acquire() {
+    {
+      std::lock_guard lock(pool_mu);
+      if (!pool.empty()) {
+        auto c = std::move(pool.back());
+        pool.pop_back();
+        return c;
+      }
+    }
+    auto c = std::make_unique<Conn>();
+    c->slot = "s" + unique_id();
+    return c;
+  }
+  void give_back(std::unique_ptr<Conn> c) {
+    std::lock_guard lock(pool_mu);
+    pool.push_back(std::move(c));
+  }
+  struct Pooled {
+    Impl* impl;
+    std::unique_ptr<Conn> conn;
+    explicit Pooled(Impl* i) : impl(i), conn(i->acquire()) {}
+    Pooled(const Pooled&) = delete;
+    Pooled& operator=(const Pooled&) = delete;
+    ~Pooled() { impl->give_back(std::move(conn)); }
+  };
+
+  redisContext* connect_to(const Address& a) {
+    redisContext* ctx =
+        a.unix_socket.empty()
+            ? redisConnectWithTimeout(a.host.c_str(), a.port, to_timeval(opt.connect_timeout))
+            : redisConnectUnixWithTimeout(a.unix_socket.c_str(), to_timeval(opt.connect_timeout));
+    if (ctx == nullptr) throw Transient{"cannot allocate a connection"};
+    if (ctx->err != 0) {
+      std::string what = std::string("connect: ") + ctx->errstr;
+      redisFree(ctx);
+      throw Transient{what};
+    }
+    if (a.unix_socket.empty()) redisEnableKeepAlive(ctx);
+    auto setup = [&](std::vector<std::string> args) {
+      redisSetTimeout(ctx, to_timeval(opt.command_timeout));
+      Reply r = command(ctx, args);
+      if (!r) {
+        std::string what = std::string("setup: ") + ctx->errstr;
+        redisFree(ctx);
+        throw Transient{what};
+      }
+      if (r->type == REDIS_REPLY_ERROR) {
+        std::string what(r->str, r->len);
+        redisFree(ctx);
+        if (starts_with(r.get(), "LOADING")) throw Transient{what};
+        throw Error("weft::redis: " + args[0] + ": " + what);
+      }
+    };
+    if (!opt.password.empty()) {
+      if (opt.username.empty())
+        setup({"AUTH", opt.password});
+      else
+        setup({"AUTH", opt.username, opt.password});
+    }
+    if (opt.db != 0) setup({"SELECT", std::to_string(opt.db)});
+    return ctx;
+  }
+
+  static Reply command(redisContext* ctx, const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    argv.reserve(args.size());
+    lens.reserve(args.size());
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    return Reply(static_cast<redisReply*>(
+        redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data())));
+  }
+
+  Address current_address() {
+    std::lock_guard lock(addr_mu);
+    return addr;
+  }
+
+  // "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381" -> that node's address.
+  static Address parse_redirect(const redisReply* r) {
+    std::string_view s(r->str, r->len);
+    auto sp = s.rfind(' ');
+    auto colon = s.rfind(':');
+    if (sp == std::string_view::npos || colon == std::string_view::npos || colon < sp)
+      throw Error("weft::redis: malformed redirection: " + std::string(s));
+    Address a;
+    a.host = std::string(s.substr(sp + 1, colon - sp - 1));
+    auto port = s.substr(colon + 1);
+    std::from_chars(port.data(), port.data() + port.size(), a.port);
+    return a;
+  }
+
+  // One command on `c`, riding over transient errors until retry_deadline, following
+  // MOVED/ASK, reloading scripts after NOSCRIPT. `block` is the server-side block time of a
+  // blocking command (added to the reply timeout). Throws Stopped, Error, std::exception
+  // from the hook.
+  Reply call(Conn& c, std::vector<std::string> args, Clock::time_point retry_deadline,
+             milliseconds block, const std::stop_token* stop, Script script = kScriptCount) {
+    milliseconds backoff(2);
+    std::string last;
+    for (;;) {
+      if (stop != nullptr && stop->stop_requested()) throw Stopped{};
+      try {
+        if (c.ctx == nullptr) c.ctx = connect_to(current_address());
+        if (script != kScriptCount) args[1] = sha_of(c, script, retry_deadline);
+        redisSetTimeout(c.ctx, to_timeval(opt.command_timeout + block));
+        Reply r;
+        {
+          const int fd = c.ctx->fd;
+          std::optional<std::stop_callback<std::function<void()>>> wake;
+          if (stop != nullptr && block.count() > 0)
+            wake.emplace(*stop, std::function<void()>([fd] { ::shutdown(fd, SHUT_RDWR); }));
+          r = exchange(c, args);
+        }
+        if (!r) {
+          last = c.ctx != nullptr ? c.ctx->errstr : "connection lost";
+          c.drop();
+          if (stop != nullptr && stop->stop_requested()) throw Stopped{};
+          throw Transient{last};
+        }
+        if (r->type != REDIS_REPLY_ERROR) return r;
+        if (starts_with(r.get(), "MOVED")) {
+          Address a = parse_redirect(r.get());
+          {
+            std::lock_guard lock(addr_mu);
+            addr = a;
+          }
+          c.drop();
+          continue;
+        }
+        if (starts_with(r.get(), "ASK")) return ask(c, args, parse_redirect(r.get()), block);
+        if (starts_with(r.get(), "NOSCRIPT") && script != kScriptCount) {
+          std::lock_guard lock(sha_mu);
+          sha[script].clear();
+          continue;
+        }
+        if (starts_with(r.get(), "READONLY")) c.drop();  // a replica now: find the primary
+        // A script that touched a key of a slot being migrated fails at that command
+        // ("... non local key ..."); it is retried like TRYAGAIN.
+        const bool migrating =
+            std::string_view(r->str, r->len).find("non local key") != std::string_view::npos;
+        if (migrating || starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY") ||
+            starts_with(r.get(), "TRYAGAIN") || starts_with(r.get(), "READONLY") ||
+            starts_with(r.get(), "CLUSTERDOWN") || starts_with(r.get(), "MASTERDOWN"))
+          throw Transient{std::string(r->str, r->len)};
+        throw Error("weft::redis: " + args[0] + ": " + std::string(r->str, r->len));
+      } catch (const Transient& t) {
+        last = t.what;
+      }
+      const auto now = Clock::now();
+      if (now + backoff > retry_deadline)
+        throw Error("weft::redis: server unavailable (" + last + ")");
+      if (stop != nullptr) {
+        std::mutex m;
+        std::unique_lock lock(m);
+        std::condition_variable_any cv;
+        cv.wait_for(lock, *stop, backoff, [] { return false; });
+      } else {
+        std::this_thread::sleep_for(backoff);
+      }
+      backoff = std::min(backoff * 2, milliseconds(200));
+    }
+  }
+
+  // ASK redirection: ASKING then the command, once, on a connection to that node.
+  Reply ask(Conn& c, const std::vector<std::string>& args, const Address& a, milliseconds block) {
+    redisContext* ctx = connect_to(a);
+    redisSetTimeout(ctx, to_timeval(opt.command_timeout + block));
+    Reply asking = command(ctx, {"ASKING"});
+    Reply r = asking ? command(ctx, args) : Reply();
+    redisFree(ctx);
+    (void)c;
+    if (!r) throw Transient{"ASK redirection failed"};
+    if (r->type == REDIS_REPLY_ERROR) throw Transient{std::string(r->str, r->len)};
+    return r;
+  }
+
+  // --- pipelined acknowledgements -----------------------------------------------------
+  std::vector<std::string> ack_argv(const std::string& sha_ack, const PendingAck& a) const {
+    std::vector<std::string> v = {"EVALSHA", sha_ack, "1", meta_key, prefix, session, lease_ms};
+    v.insert(v.end(), a.receipts.begin(), a.receipts.end());
+    return v;
+  }
+  static void append(redisContext* ctx, const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data());
+  }
+  // Appends the unsent acks to the output buffer (loading the ack script first if needed).
+  void append_acks(Conn& c) {
+    if (c.acks.empty() || c.acks.back().sent) return;
+    const std::string sha_ack = sha_of(c, kAck, Clock::time_point::max());
+    for (auto& a : c.acks) {
+      if (a.sent) continue;
+      append(c.ctx, ack_argv(sha_ack, a));
+      a.sent = true;
+    }
+  }
+  // Reads the replies of the sent acks. false: the connection failed (dropped; the acks
+  // are unsent again).
+  bool read_ack_replies(Conn& c) {
+    std::size_t confirmed = 0;
+    while (c.replies_pending()) {
+      void* raw = nullptr;
+      if (redisGetReply(c.ctx, &raw) != REDIS_OK) {
+        c.drop();
+        note_confirmed(confirmed);
+        return false;
+      }
+      Reply r(static_cast<redisReply*>(raw));
+      PendingAck a = std::move(c.acks.front());
+      c.acks.pop_front();
+      if (r && r->type == REDIS_REPLY_ERROR) {
+        // NOSCRIPT, LOADING, BUSY ...: send it again with the next command.
+        if (starts_with(r.get(), "NOSCRIPT")) {
+          std::lock_guard lock(sha_mu);
+          sha[kAck].clear();
+        }
+        a.sent = false;
+        c.acks.push_back(std::move(a));
+        continue;
+      }
+      ++confirmed;
+    }
+    note_confirmed(confirmed);
+    return true;
+  }
+  void note_confirmed(std::size_t n) {
+    if (n == 0) return;
+    {
+      std::lock_guard lock(state_mu);
+      unconfirmed -= n;
+    }
+    confirmed_cv.notify_all();
+  }
+  // Reads the replies the connection owes before a synchronous command.
+  void settle(Conn& c) {
+    if (c.replies_pending() && !read_ack_replies(c)) throw Transient{"connection lost"};
+  }
+  // One command, behind the connection's pending acks (one round trip for all).
+  Reply exchange(Conn& c, const std::vector<std::string>& args) {
+    append_acks(c);
+    append(c.ctx, args);
+    if (!read_ack_replies(c)) return Reply();
+    void* raw = nullptr;
+    if (redisGetReply(c.ctx, &raw) != REDIS_OK) return Reply();
+    return Reply(static_cast<redisReply*>(raw));
+  }
+  // Writes the connection's unsent acks without waiting for their replies.
+  void write_acks(Conn& c) {
+    if (c.ctx == nullptr) c.ctx = connect_to(current_address());
+    redisSetTimeout(c.ctx, to_timeval(opt.command_timeout));
+    append_acks(c);
+    int done = 0;
+    while (done == 0) {
+      if (redisBufferWrite(c.ctx, &done) != REDIS_OK) {
+        std::string what = c.ctx->errstr;
+        c.drop();
+        throw Transient{what};
+      }
+    }
+  }
+  // Sends and confirms, with a PING behind them, the acks that idle connections owe: all
+  // of them (`unsent_only` false), or those not yet written (a task_done whose write failed).
+  void flush_idle_acks(Clock::time_point until, bool unsent_only) {
+    std::vector<std::unique_ptr<Conn>> owing;
+    {
+      std::lock_guard lock(pool_mu);
+      for (auto& c : pool) {
+        if (c && !c->acks.empty() && !(unsent_only && c->acks.front().sent))
+          owing.push_back(std::move(c));
+      }
+      std::erase(pool, nullptr);
+    }
+    for (auto& c : owing) {
+      try {
+        call(*c, {"PING"}, until, milliseconds(0), nullptr);
+      } catch (...) {
+      }
+      give_back(std::move(c));
+    }
+  }
+
+  // Until every pipelined ack of this client is confirmed (or retry_max passes): what this
+  // client reads next (stats, join) includes its own task_done()s.
+  void confirm_all() {
+    const auto until = retry_default();
+    for (;;) {
+      flush_idle_acks(until, false);
+      std::unique_lock lock(state_mu);
+      if (unconfirmed == 0 || Clock::now() >= until) return;
+      // Another thread's connection owes them: its next reply confirms them.
+      confirmed_cv.wait_for(lock, milliseconds(50), [&] { return unconfirmed == 0; });
+      if (unconfirmed == 0) return;
+    }
+  }
+
+  std::string sha_of(Conn& c, Script s, Clock::time_point) {
+    {
+      std::lock_guard lock(sha_mu);
+      if (!sha[s].empty()) return sha[s];
+    }
+    redisSetTimeout(c.ctx, to_timeval(opt.command_timeout));
+    settle(c);  // replies of pipelined acks come first
+    Reply r = command(c.ctx, {"SCRIPT", "LOAD", script_source(s)});
+    if (!r) {
+      std::string what = c.ctx->errstr;
+      c.drop();
+      throw Transient{what};
+    }
+    if (r->type != REDIS_REPLY_STRING) {
+      std::string what = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "?";
+      if (starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY")) throw Transient{what};
+      throw Error("weft::redis: SCRIPT LOAD: " + what);
+    }
+    std::lock_guard lock(sha_mu);
+    sha[s] = std::string(r->str, r->len);
+    return sha[s];
+  }
+
+  // Runs a script: EVALSHA <sha> 1 <meta> <prefix> <session> <lease> extra...
+  Reply run(Conn& c, Script s, const std::vector<std::string>& extra,
+            Clock::time_point retry_deadline, const std::stop_token* stop = nullptr,
+            const std::string* session_override = nullptr) {
+    std::vector<std::string> args;
+    args.reserve(7 + extra.size());
+    args.insert(args.end(), {"EVALSHA", "", "1", meta_key, prefix,
+                             session_override != nullptr ? *session_override : session, lease_ms});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return call(c, std::move(args), retry_deadline, milliseconds(0), stop, s);
+  }
+
+  Clock::time_point retry_until(Clock::time_point deadline) const {
+    const auto floor = Clock::now() + opt.retry_min;
+    return std::max(deadline, floor);
+  }
+  Clock::time_point retry_default() const { return Clock::now() + opt.retry_max; }
+
+  // Blocks on a token list for at most min(deadline, wake_in, max_block). A stop request
+  // wakes it (shutting the socket down); the token it may have taken is restored by the
+  // heartbeat's next script.
+  bool wait_token(Conn& c, const std::string& list, bool rotate, Clock::time_point deadline,
+                  std::int64_t wake_in_ms, const std::stop_token* stop) {
+    auto now = Clock::now();
+    milliseconds block = opt.max_block;
+    if (deadline != Clock::time_point::max())
+      block = std::min(block, std::chrono::ceil<milliseconds>(deadline - now));
+    if (wake_in_ms >= 0) block = std::min(block, milliseconds(wake_in_ms));
+    if (block <= milliseconds(0)) return false;
+    std::array<char, 32> secs{};
+    std::snprintf(secs.data(), secs.size(), "%.3f", static_cast<double>(block.count()) / 1000.0);
+    std::vector<std::string> args;
+    if (rotate)
+      args = {"BLMOVE", prefix + list, prefix + list, "LEFT", "RIGHT", secs.data()};
+    else
+      args = {"BLPOP", prefix + list, secs.data()};
+    try {
+      Reply r = call(c, std::move(args), retry_until(deadline), block, stop);
+      return r->type != REDIS_REPLY_NIL;
+    } catch (const Stopped&) {
+      request_renormalize();
+      throw;
+    }
+  }
+
+  // Receipts acknowledged or released explicitly leave the anonymous task_done() order.
+  void forget_receipts(const std::vector<std::string>& receipts) {
+    std::lock_guard lock(state_mu);
+    for (const auto& r : receipts) {
+      auto it = std::find(unacked.begin(), unacked.end(), r);
+      if (it != unacked.end()) unacked.erase(it);
+    }
+  }
+
+  void request_renormalize() {
+    {
+      std::lock_guard lock(state_mu);
+      renormalize = true;
+    }
+    heartbeat_cv.notify_all();
+  }
+
+  // --- heartbeat ----------------------------------------------------------------------
+  void heartbeat_loop(std::stop_token st) {
+    Conn c;
+    std::unique_lock lock(state_mu);
+    while (!st.stop_requested()) {
+      heartbeat_cv.wait_for(lock, st, opt.lease / 3,
+                            [&] { return renormalize || !orphans.empty(); });
+      if (st.stop_requested()) break;
+      std::vector<std::string> extra;
+      for (auto& [slot, req] : orphans) {
+        extra.push_back(slot);
+        extra.push_back(req);
+      }
+      auto taken = std::move(orphans);
+      orphans.clear();
+      renormalize = false;
+      lock.unlock();
+      try {
+        flush_idle_acks(Clock::now() + opt.lease / 3, true);
+        run(c, kRenew, extra, Clock::now() + opt.lease / 3, &st);
+      } catch (...) {
+        // Unreachable server or stop: keep the orphans for the next beat.
+        lock.lock();
+        orphans.insert(orphans.end(), taken.begin(), taken.end());
+        continue;
+      }
+      lock.lock();
+    }
+  }
+};
+
+Client::Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options options)
+    : impl_(std::make_unique<Impl>(std::move(name), kind, maxsize, std::move(options))) {
+  Impl::Pooled p(impl_.get());
+  const char* kname = kind == Kind::fifo ? "fifo" : kind == Kind::lifo ? "lifo" : "priority";
+  Reply r =
+      impl_->run(*p.conn, kInit, {kname, std::to_string(impl_->maxsize)}, impl_->retry_default());
+  const std::string stored_kind = as_string(element(r.get(), 0));
+  const std::int64_t stored_max = as_int(element(r.get(), 1));
+  if (stored_kind != kname || stored_max != impl_->maxsize) {
+    // Leave no session behind.
+    try {
+      impl_->run(*p.conn, kLeave, {}, impl_->retry_default());
+    } catch (...) {
+    }
+    throw std::invalid_argument("weft::redis: queue '" + impl_->name + "' exists as " +
+                                stored_kind + " with maxsize " + std::to_string(stored_max) +
+                                ", not " + kname + " with maxsize " +
+                                std::to_string(impl_->maxsize));
+  }
+  impl_->heartbeat = std::jthread([this](std::stop_token st) { impl_->heartbeat_loop(st); });
+}
+
+Client::~Client() {
+  impl_->heartbeat.request_stop();
+  impl_->heartbeat_cv.notify_all();
+  if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
+  // The session ends: what it holds unacknowledged goes back to the queue now rather than
+  // at lease expiry. Best effort: an unreachable server expires the lease instead.
+  try {
+    impl_->confirm_all();  // acknowledged items must not be requeued by leave
+    Impl::Pooled p(impl_.get());
+    impl_->run(*p.conn, kLeave, {}, Clock::now() + impl_->opt.command_timeout);
+  } catch (...) {
+  }
+}
+
+Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
+                   const std::stop_token* stop, std::size_t& done) {
+  auto& im = *impl_;
+  done = 0;
+  for (const auto& it : items) {
+    if (std::isnan(it.priority))
+      throw std::invalid_argument("weft::redis: a priority must be a number, not NaN");
+  }
+  // Each item's id is chosen once: every retry of this call sends the same ids.
+  std::vector<std::string> extra;
+  extra.reserve(1 + 3 * items.size());
+  extra.push_back(std::to_string(im.opt.dedupe_window.count()));
+  // Unique for as long as the dedupe window: the session is random, the counter never
+  // repeats within it.
+  const std::string base = im.session + "." + im.unique_id() + ".";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    extra.push_back(base + std::to_string(i));
+    extra.push_back(items[i].payload);
+    extra.push_back(format_double(items[i].priority));
+  }
+  Impl::Pooled p(impl_.get());
+  try {
+    for (;;) {
+      Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop);
+      const std::string tag = as_string(element(r.get(), 0));
+      if (tag == "OK") {
+        done = items.size();
+        im.hook("put:committed");
+        return Status::ok;
+      }
+      if (tag == "S") return Status::shutdown;
+      // Full after n more: those are in; the rest waits (their ids are kept, so a put that
+      // got in before a lost reply is not repeated).
+      const auto n = static_cast<std::size_t>(as_int(element(r.get(), 2)));
+      if (n > 0) {
+        extra.erase(extra.begin() + 1, extra.begin() + 1 + static_cast<std::ptrdiff_t>(3 * n));
+        done += n;
+      }
+      if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
+      if (Clock::now() >= deadline) return Status::unavailable;
+      if (im.wait_token(*p.conn, "ptok", false, deadline, as_int(element(r.get(), 1)), stop))
+        im.hook("put:woken");
+    }
+  } catch (const Stopped&) {
+    return Status::cancelled;
+  }
+}
+
+Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point deadline,
+                   const std::stop_token* stop, bool remember_receipts) {
+  auto& im = *impl_;
+  const std::string req = "r" + im.unique_id();
+  Impl::Pooled p(impl_.get());
+  bool maybe_leased = false;  // a get script may have run without our seeing its reply
+  try {
+    for (;;) {
+      Reply r;
+      try {
+        maybe_leased = true;
+        r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max)},
+                   im.retry_until(deadline), stop);
+      } catch (...) {
+        if (maybe_leased) {
+          // Unknown outcome: the server may hold items for this request. The heartbeat
+          // releases them; this connection records its gets under a new slot from now on,
+          // so its next get cannot overwrite that record.
+          std::lock_guard lock(im.state_mu);
+          im.orphans.emplace_back(p.conn->slot, req);
+          p.conn->slot = "s" + im.unique_id();
+        }
+        im.heartbeat_cv.notify_all();
+        throw;
+      }
+      maybe_leased = false;
+      const std::string tag = as_string(element(r.get(), 0));
+      if (tag == "OK") {
+        const std::size_t n = (r->elements - 1) / 3;
+        out.reserve(out.size() + n);
+        for (std::size_t i = 0; i < n; ++i) {
+          RawItem it;
+          it.receipt = as_string(element(r.get(), 1 + 3 * i));
+          it.payload = as_string(element(r.get(), 2 + 3 * i));
+          const std::string sc = as_string(element(r.get(), 3 + 3 * i));
+          std::from_chars(sc.data(), sc.data() + sc.size(), it.priority);
+          out.push_back(std::move(it));
+        }
+        if (remember_receipts) {
+          std::lock_guard lock(im.state_mu);
+          for (std::size_t i = out.size() - n; i < out.size(); ++i)
+            im.unacked.push_back(out[i].receipt);
+        }
+        im.hook("get:leased");
+        return Status::ok;
+      }
+      if (tag == "S") return Status::shutdown;
+      if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
+      if (Clock::now() >= deadline) return Status::unavailable;
+      if (im.wait_token(*p.conn, "gtok", false, deadline, as_int(element(r.get(), 1)), stop))
+        im.hook("get:woken");
+    }
+  } catch (const Stopped&) {
+    return Status::cancelled;
+  }
+}
+
+std::size_t Client::ack(const std::vector<std::string>& receipts) {
+  auto& im = *impl_;
+  im.forget_receipts(receipts);
+  Impl::Pooled p(impl_.get());
+  Reply r = im.run(*p.conn, kAck, receipts, im.retry_default());
+  return static_cast<std::size_t>(as_int(r.get()));
+}
+
+void Client::ack_oldest(std::size_t n) {
+  auto& im = *impl_;
+  std::vector<std::string> receipts;
+  {
+    std::lock_guard lock(im.state_mu);
+    if (im.unacked.size() < n)
+      throw std::logic_error("weft::redis: task_done() called more times than items were got");
+    for (std::size_t i = 0; i < n; ++i) {
+      receipts.push_back(std::move(im.unacked.front()));
+      im.unacked.pop_front();
+    }
+  }
+  if (receipts.empty()) return;
+  if (im.opt.pipeline_task_done) {
+    Impl::Pooled p(impl_.get());
+    {
+      std::lock_guard lock(im.state_mu);
+      ++im.unconfirmed;
+    }
+    p.conn->acks.push_back(PendingAck{std::move(receipts), false});
+    try {
+      im.write_acks(*p.conn);
+      return;
+    } catch (const Transient&) {
+      // Not written: deliver it now, riding over the failure (it stays queued on the
+      // connection and goes ahead of this PING).
+    }
+    im.call(*p.conn, {"PING"}, im.retry_default(), milliseconds(0), nullptr);
+    if (!p.conn->acks.empty()) {
+      // Still unconfirmed after the retries (unreachable server): the next command on
+      // this connection or the heartbeat delivers it.
+      throw Error(
+          "weft::redis: task_done not confirmed (server unreachable); it will be sent again");
+    }
+    return;
+  }
+  try {
+    Impl::Pooled p(impl_.get());
+    im.run(*p.conn, kAck, receipts, im.retry_default());
+  } catch (...) {
+    std::lock_guard lock(im.state_mu);
+    im.unacked.insert(im.unacked.begin(), std::make_move_iterator(receipts.begin()),
+                      std::make_move_iterator(receipts.end()));
+    throw;
+  }
+}
+
+void Client::release(const std::vector<std::string>& receipts) {
+  auto& im = *impl_;
+  im.forget_receipts(receipts);
+  Impl::Pooled p(impl_.get());
+  im.run(*p.conn, kNack, receipts, im.retry_default());
+}
+
+Status Client::join(Clock::time_point deadline, const std::stop_token* stop) {
+  auto& im = *impl_;
+  im.confirm_all();
+  Impl::Pooled p(impl_.get());
+  try {
+    for (;;) {
+      Reply r = im.run(*p.conn, kJoin, {}, im.retry_until(deadline), stop);
+      if (as_int(element(r.get(), 0)) == 0) return Status::ok;
+      if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
+      if (Clock::now() >= deadline) return Status::unavailable;
+      im.wait_token(*p.conn, "jtok", true, deadline, as_int(element(r.get(), 1)), stop);
+    }
+  } catch (const Stopped&) {
+    return Status::cancelled;
+  }
+}
+
+std::vector<std::string> Client::shutdown(bool immediate) {
+  auto& im = *impl_;
+  Impl::Pooled p(impl_.get());
+  Reply r = im.run(*p.conn, kShutdown, {immediate ? "1" : "0"}, im.retry_default());
+  std::vector<std::string> out;
+  if (r->type != REDIS_REPLY_ARRAY) throw Error("weft::redis: malformed reply to shutdown");
+  out.reserve(r->elements);
+  for (std::size_t i = 0; i < r->elements; ++i) out.push_back(as_string(r->element[i]));
+  return out;
+}
+
+Stats Client::stats() {
+  auto& im = *impl_;
+  im.confirm_all();
+  Impl::Pooled p(impl_.get());
+  Reply r = im.run(*p.conn, kStat, {}, im.retry_default());
+  Stats s;
+  s.ready = as_int(element(r.get(), 0));
+  s.unfinished = as_int(element(r.get(), 1));
+  s.shutdown = static_cast<int>(as_int(element(r.get(), 2)));
+  s.leased = as_int(element(r.get(), 3));
+  s.maxsize = as_int(element(r.get(), 4));
+  s.sessions = as_int(element(r.get(), 5));
+  return s;
+}
+
+void Client::destroy() {
+  auto& im = *impl_;
+  Impl::Pooled p(impl_.get());
+  const std::string none;
+  im.run(*p.conn, kDestroy, {}, im.retry_default(), nullptr, &none);
+}
+
+std::int64_t Client::maxsize() const noexcept {
+  return impl_->maxsize;
+}
+const std::string& Client::name() const noexcept {
+  return impl_->name;
+}
+const std::string& Client::session() const noexcept {
+  return impl_->session;
+}
+
+}  // namespace weft::redis::detail

@@ -1,0 +1,371 @@
+// src/redis/scripts.hpp: the Lua scripts behind weft::redis queues (docs/redis.md, "Design").
+//
+// Every script is the common prelude followed by its body. Arguments: KEYS[1] = the queue's
+// meta hash (declares the slot); ARGV[1] = key prefix "weft:{name}:", ARGV[2] = session id,
+// ARGV[3] = lease in ms; the body's own arguments follow from ARGV[4].
+//
+// The prelude only defines; each body does what it needs. Slow paths (a caller about to
+// wait, shutdown, stat, the heartbeat) run recover() and normalize() in full; the hot paths
+// (a put, a get that finds an item, an ack) touch only the tokens their change can make
+// useful: a put tops up the getters' tokens, a get the putters', an ack that finishes the
+// last task the joiners'. A token list left longer than normalize() would make it costs a
+// spurious wake-up at most (the woken caller's script normalizes); one left shorter could
+// lose a wake-up, and no path leaves one shorter.
+//
+// Items: member m = the put's sequence number, 16 digits, so that equal scores sort in put
+// order; score 0 (FIFO), -m (LIFO) or the priority (kept in `score`). A receipt is
+// m .. '@' .. the session that got it.
+#pragma once
+
+namespace weft::redis::detail::lua {
+
+inline constexpr const char* kPrelude = R"LUA(
+local P = ARGV[1]
+local C = ARGV[2]
+local LEASE = tonumber(ARGV[3])
+local K_META = KEYS[1]
+local K_READY = P .. 'ready'
+local K_ITEMS = P .. 'items'
+local K_SCORE = P .. 'score'
+local K_CLIENTS = P .. 'clients'
+local K_GT = P .. 'gtok'
+local K_PT = P .. 'ptok'
+local K_JT = P .. 'jtok'
+local TOKENS = 64
+local function held(c) return P .. 'held:' .. c end
+local function grec(c) return P .. 'gr:' .. c end
+local meta = redis.call('HMGET', K_META, 'maxsize', 'sd', 'kind')
+local maxsize = tonumber(meta[1]) or 0
+local sd = tonumber(meta[2]) or 0
+local kind = meta[3]
+
+local now_ms = nil
+local function now()
+  if not now_ms then
+    local t = redis.call('TIME')
+    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms
+end
+
+local function score_of(m)
+  if kind == 'priority' then return redis.call('HGET', K_SCORE, m) end
+  if redis.call('HEXISTS', K_ITEMS, m) == 0 then return false end
+  if kind == 'lifo' then return -tonumber(m) end
+  return 0
+end
+
+local function drop(m)
+  redis.call('HDEL', K_ITEMS, m)
+  if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
+end
+
+-- An item a dead or releasing session held goes back to `ready` (after shutdown(true): it
+-- is dropped and counted as done).
+local function requeue(m)
+  local s = score_of(m)
+  if not s then return end
+  if sd == 2 then
+    drop(m)
+    redis.call('HINCRBY', K_META, 'uf', -1)
+  else
+    redis.call('ZADD', K_READY, s, m)
+  end
+end
+
+local function forget(c)
+  for _, m in ipairs(redis.call('SMEMBERS', held(c))) do requeue(m) end
+  redis.call('DEL', held(c), grec(c))
+  redis.call('ZREM', K_CLIENTS, c)
+end
+
+-- Sessions whose lease expired (server clock) lose what they hold.
+local function recover()
+  local dead = redis.call('ZRANGEBYSCORE', K_CLIENTS, '-inf', now(), 'LIMIT', 0, 32)
+  for _, d in ipairs(dead) do
+    if d ~= C then forget(d) end
+  end
+end
+
+-- Renews the caller's lease. A session that was forgotten starts afresh.
+local function register()
+  if C == '' or not kind then return end
+  if redis.call('ZADD', K_CLIENTS, now() + LEASE, C) == 1 then
+    redis.call('DEL', held(C), grec(C))
+  end
+end
+
+local function top_up(k, want)
+  local have = redis.call('LLEN', k)
+  if have < want then
+    local add = {}
+    for i = have + 1, want do add[#add + 1] = '1' end
+    redis.call('RPUSH', k, unpack(add))
+  end
+  return have
+end
+
+local function adjust(k, want)
+  local have = top_up(k, want)
+  if have > want then
+    if want == 0 then redis.call('DEL', k) else redis.call('LTRIM', k, 0, want - 1) end
+  end
+end
+
+-- Sets every token list from the state: getters' = min(ready, 64), putters' =
+-- min(room, 64) (64 each once shut down), joiners' = 1 exactly when no task is unfinished.
+local function normalize()
+  if not kind then return 0, 0 end
+  local ready = redis.call('ZCARD', K_READY)
+  if sd > 0 then adjust(K_GT, TOKENS) else adjust(K_GT, math.min(ready, TOKENS)) end
+  if maxsize > 0 then
+    if sd > 0 then adjust(K_PT, TOKENS)
+    else adjust(K_PT, math.min(math.max(maxsize - ready, 0), TOKENS)) end
+  end
+  local uf = tonumber(redis.call('HGET', K_META, 'uf')) or 0
+  if uf == 0 then adjust(K_JT, 1) else adjust(K_JT, 0) end
+  return ready, uf
+end
+
+-- Milliseconds until the server's state can change by itself: the earliest lease expiry.
+local function wake_in()
+  local e = redis.call('ZRANGE', K_CLIENTS, 0, 0, 'WITHSCORES')
+  if #e == 0 then return -1 end
+  return math.max(tonumber(e[2]) - now(), 0) + 1
+end
+
+local function split(receipt)
+  return string.match(receipt, '^(%d+)@(.*)$')
+end
+)LUA";
+
+// init: ARGV[4] = kind ("fifo", "lifo", "priority"), ARGV[5] = maxsize.
+// Returns {kind, maxsize} as stored (the first client's).
+inline constexpr const char* kInit = R"LUA(
+redis.call('HSETNX', K_META, 'kind', ARGV[4])
+redis.call('HSETNX', K_META, 'maxsize', ARGV[5])
+redis.call('HSETNX', K_META, 'sd', 0)
+redis.call('HSETNX', K_META, 'uf', 0)
+redis.call('HSETNX', K_META, 'seq', 0)
+local v = redis.call('HMGET', K_META, 'kind', 'maxsize')
+kind = v[1]
+maxsize = tonumber(v[2])
+recover()
+register()
+normalize()
+return v
+)LUA";
+
+// put: ARGV[4] = dedupe window ms, then (put id, payload, priority) triples.
+// Returns {'OK', n} when all n were put (or had been, by an earlier attempt with the same
+// ids), {'S'} when shut down, {'F', wake_in, n} when full after n of them.
+inline constexpr const char* kPut = R"LUA(
+local window = ARGV[4]
+if sd > 0 then normalize() return {'S'} end
+local n = 0
+local added = 0
+local ready = nil
+if maxsize > 0 then ready = redis.call('ZCARD', K_READY) end
+local i = 5
+while i <= #ARGV do
+  local pid = P .. 'pid:' .. ARGV[i]
+  local fresh
+  if maxsize > 0 and ready >= maxsize then
+    -- Full: only a retry of a put that got in before is done.
+    if not redis.call('GET', pid) then
+      if added > 0 then redis.call('HINCRBY', K_META, 'uf', added) end
+      recover()
+      normalize()
+      return {'F', wake_in(), n}
+    end
+    fresh = false
+  else
+    -- The dedupe check and the record in one command.
+    fresh = redis.call('SET', pid, '1', 'NX', 'PX', window)
+  end
+  if fresh then
+    local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+    local m = string.format('%016d', seq)
+    local s = 0
+    if kind == 'lifo' then s = -seq
+    elseif kind == 'priority' then
+      s = ARGV[i + 2]
+      redis.call('HSET', K_SCORE, m, s)
+    end
+    redis.call('ZADD', K_READY, s, m)
+    redis.call('HSET', K_ITEMS, m, ARGV[i + 1])
+    added = added + 1
+    if ready then ready = ready + 1 end
+  end
+  n = n + 1
+  i = i + 3
+end
+if added > 0 then
+  if redis.call('HINCRBY', K_META, 'uf', added) == added then redis.call('DEL', K_JT) end
+end
+if not ready then ready = redis.call('ZCARD', K_READY) end
+top_up(K_GT, math.min(ready, TOKENS))
+return {'OK', n}
+)LUA";
+
+// get: ARGV[4] = connection slot, ARGV[5] = request id, ARGV[6] = at most this many items.
+// Returns {'OK', receipt1, payload1, score1, ...}, {'S'} when shut down and empty,
+// {'E', wake_in} when empty. A retry with the request id of the slot's last get returns
+// that get's items again.
+inline constexpr const char* kGet = R"LUA(
+local slot, req, want = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local out = {'OK'}
+local rec = redis.call('HGET', grec(C), slot)
+if rec then
+  local first = true
+  local same = false
+  for w in string.gmatch(rec, '%S+') do
+    if first then same = (w == req) first = false
+    elseif same and redis.call('SISMEMBER', held(C), w) == 1 then
+      out[#out + 1] = w .. '@' .. C
+      out[#out + 1] = redis.call('HGET', K_ITEMS, w)
+      out[#out + 1] = score_of(w)
+    end
+  end
+  if same then return out end
+end
+local got = redis.call('ZPOPMIN', K_READY, want)
+local recovered = false
+if #got == 0 then
+  -- Before deciding to wait: items of dead sessions come back first.
+  recover()
+  recovered = true
+  got = redis.call('ZPOPMIN', K_READY, want)
+end
+if #got == 0 then
+  redis.call('HDEL', grec(C), slot)
+  normalize()
+  if sd > 0 then return {'S'} end
+  return {'E', wake_in()}
+end
+if not redis.call('ZSCORE', K_CLIENTS, C) then register() end
+local names = {req}
+for i = 1, #got, 2 do
+  local m = got[i]
+  redis.call('SADD', held(C), m)
+  out[#out + 1] = m .. '@' .. C
+  out[#out + 1] = redis.call('HGET', K_ITEMS, m)
+  out[#out + 1] = got[i + 1]
+  names[#names + 1] = m
+end
+redis.call('HSET', grec(C), slot, table.concat(names, ' '))
+if recovered then
+  normalize()  -- what recover() put back may be for other waiters too
+elseif maxsize > 0 then
+  local ready = redis.call('ZCARD', K_READY)
+  if sd > 0 then top_up(K_PT, TOKENS)
+  else top_up(K_PT, math.min(math.max(maxsize - ready, 0), TOKENS)) end
+end
+return out
+)LUA";
+
+// ack: ARGV[4..] = receipts. Returns how many were still unacknowledged (now done).
+inline constexpr const char* kAck = R"LUA(
+local n = 0
+local was_ready = false
+for i = 4, #ARGV do
+  local m, o = split(ARGV[i])
+  if m then
+    local was_held = redis.call('SREM', held(o), m) == 1
+    if redis.call('HDEL', K_ITEMS, m) == 1 then
+      n = n + 1
+      if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
+      -- Not held by the receipt's session: it may be back in the queue (lease expired).
+      if not was_held and redis.call('ZREM', K_READY, m) == 1 then was_ready = true end
+    end
+  end
+end
+if n > 0 then
+  if redis.call('HINCRBY', K_META, 'uf', -n) == 0 then top_up(K_JT, 1) end
+end
+if was_ready then normalize() end
+return n
+)LUA";
+
+// release: ARGV[4..] = receipts of items this session holds: back to the queue.
+inline constexpr const char* kRelease = R"LUA(
+for i = 4, #ARGV do
+  local m, o = split(ARGV[i])
+  if m and o == C and redis.call('SREM', held(C), m) == 1 then requeue(m) end
+end
+normalize()
+return 1
+)LUA";
+
+// join: returns {uf, wake_in}.
+inline constexpr const char* kJoin = R"LUA(
+recover()
+local ready, uf = normalize()
+return {uf, wake_in()}
+)LUA";
+
+// stat: returns {ready, uf, sd, leased, maxsize, sessions}.
+inline constexpr const char* kStat = R"LUA(
+recover()
+local ready, uf = normalize()
+return {ready, uf, sd, uf - ready, maxsize, redis.call('ZCARD', K_CLIENTS)}
+)LUA";
+
+// shutdown: ARGV[4] = '1' for immediate. Returns the payloads removed, in get order.
+inline constexpr const char* kShutdown = R"LUA(
+local imm = ARGV[4] == '1'
+local want = imm and 2 or 1
+if sd < want then sd = want redis.call('HSET', K_META, 'sd', sd) end
+local out = {}
+if imm then
+  local all = redis.call('ZRANGE', K_READY, 0, -1)
+  for _, m in ipairs(all) do
+    out[#out + 1] = redis.call('HGET', K_ITEMS, m)
+    drop(m)
+  end
+  redis.call('DEL', K_READY)
+  if #all > 0 then redis.call('HINCRBY', K_META, 'uf', -#all) end
+end
+recover()
+normalize()
+return out
+)LUA";
+
+// renew (heartbeat): ARGV[4..] = (slot, request id) pairs of gets whose caller gave up:
+// their items go back to the queue. Returns 1.
+inline constexpr const char* kRenew = R"LUA(
+recover()
+register()
+for i = 4, #ARGV, 2 do
+  local rec = redis.call('HGET', grec(C), ARGV[i])
+  if rec then
+    local first = true
+    local same = false
+    for w in string.gmatch(rec, '%S+') do
+      if first then same = (w == ARGV[i + 1]) first = false
+      elseif same and redis.call('SREM', held(C), w) == 1 then requeue(w) end
+    end
+    if same then redis.call('HDEL', grec(C), ARGV[i]) end
+  end
+end
+normalize()
+return 1
+)LUA";
+
+// leave: the session ends; its unacknowledged items go back to the queue.
+inline constexpr const char* kLeave = R"LUA(
+forget(C)
+normalize()
+return 1
+)LUA";
+
+// destroy: deletes every key of the queue (sessions' keys included). Returns 1.
+inline constexpr const char* kDestroy = R"LUA(
+for _, c in ipairs(redis.call('ZRANGE', K_CLIENTS, 0, -1)) do
+  redis.call('DEL', held(c), grec(c))
+end
+redis.call('DEL', K_META, K_READY, K_ITEMS, K_SCORE, K_CLIENTS, K_GT, K_PT, K_JT)
+return 1
+)LUA";
+
+}  // namespace weft::redis::detail::lua

@@ -1,0 +1,98 @@
+// tests/redis/cluster_test.cpp: a 3-node Redis Cluster started by the test, queues whose
+// hash tags put them on different nodes, clients that know one node only (they follow
+// MOVED), and a blocked get on another node woken from another process.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+
+namespace weft::redis::testing {
+namespace {
+
+using Ids = Queue<std::int64_t>;
+
+class RedisCluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (auto& n : nodes_) n = std::make_unique<RedisServer>(ServerConfig{.cluster = true});
+    std::string cmd = "redis-cli --cluster create";
+    for (auto& n : nodes_) cmd += " 127.0.0.1:" + std::to_string(n->port());
+    cmd += " --cluster-replicas 0 --cluster-yes >" + nodes_[0]->dir() + "/create.log 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << "see " << nodes_[0]->dir() << "/create.log";
+    ASSERT_TRUE(eventually(
+        [&] {
+          for (auto& n : nodes_) {
+            if (n->cmd({"CLUSTER", "INFO"}).find("cluster_state:ok") == std::string::npos)
+              return false;
+          }
+          return true;
+        },
+        30s));
+  }
+
+  // The node that serves `name`'s queue: the one that answers a key of it without MOVED.
+  int owner(const std::string& name) {
+    for (int i = 0; i < 3; ++i) {
+      if (nodes_[i]->cmd({"EXISTS", "weft:{" + name + "}:meta"}).rfind("ERR:MOVED", 0) != 0)
+        return i;
+    }
+    return -1;
+  }
+
+  std::array<std::unique_ptr<RedisServer>, 3> nodes_;
+};
+
+TEST_F(RedisCluster, QueuesOnDifferentNodesThroughOneAddress) {
+  // One queue name per node (slots are spread evenly by `--cluster create`).
+  std::array<std::string, 3> names;
+  for (int i = 0, found = 0; found < 3 && i < 1000; ++i) {
+    const std::string n = "cq" + std::to_string(i);
+    const int o = owner(n);
+    ASSERT_GE(o, 0);
+    if (names[static_cast<std::size_t>(o)].empty()) {
+      names[static_cast<std::size_t>(o)] = n;
+      ++found;
+    }
+  }
+  for (auto& n : names) ASSERT_FALSE(n.empty());
+  const Options via_first = nodes_[0]->options(1000ms);
+  std::vector<std::unique_ptr<Ids>> qs;
+  for (int k = 0; k < 3; ++k) {
+    qs.push_back(std::make_unique<Ids>(names[static_cast<std::size_t>(k)], 4, via_first));
+    for (std::int64_t i = 0; i < 4; ++i) qs.back()->put(100 * k + i);
+    EXPECT_TRUE(qs.back()->full());
+  }
+  for (int k = 0; k < 3; ++k) {
+    // The keys live on their owner only.
+    for (int n = 0; n < 3; ++n) {
+      const std::string r =
+          nodes_[n]->cmd({"EXISTS", "weft:{" + names[static_cast<std::size_t>(k)] + "}:items"});
+      if (n == k)
+        EXPECT_EQ(r, "1");
+      else
+        EXPECT_EQ(r.rfind("ERR:MOVED", 0), 0u) << r;
+    }
+    for (std::int64_t i = 0; i < 4; ++i)
+      EXPECT_EQ(qs[static_cast<std::size_t>(k)]->get(), 100 * k + i);
+    for (int i = 0; i < 4; ++i) qs[static_cast<std::size_t>(k)]->task_done();
+    EXPECT_TRUE(qs[static_cast<std::size_t>(k)]->join(0ms));
+  }
+
+  // A getter in another process, told only the first node's address, blocks on the third
+  // node; a put from here wakes it.
+  Worker g("getter", {serialize(via_first), names[2], "4", "-1"});
+  ASSERT_EQ(g.line(), "ready");
+  ASSERT_TRUE(eventually([&] { return nodes_[2]->info("blocked_clients") == 1; }));
+  qs[2]->put(77);
+  EXPECT_EQ(g.line(), "item 77");
+  EXPECT_EQ(g.wait(), 0);
+  EXPECT_TRUE(qs[2]->join(10s));
+}
+
+}  // namespace
+}  // namespace weft::redis::testing

@@ -1,0 +1,415 @@
+// tests/redis/queue_test.cpp: the queue contract over Redis, in one process and across
+// client processes (order, maxsize, nowait and timed forms, task_done/join, every shutdown
+// case, consume, stop tokens, codecs).
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "harness.hpp"
+
+namespace weft::redis::testing {
+namespace {
+
+using Ids = Queue<std::int64_t>;
+
+std::vector<std::string> common_args(const RedisServer& s, const std::string& q,
+                                     std::ptrdiff_t maxsize) {
+  return {serialize(s.options()), q, std::to_string(maxsize)};
+}
+
+template <class... More>
+std::vector<std::string> args(const RedisServer& s, const std::string& q, std::ptrdiff_t max,
+                              More... more) {
+  auto a = common_args(s, q, max);
+  (a.push_back(std::string(more)), ...);
+  return a;
+}
+
+// Waits until `n` clients are blocked in the server (BLPOP/BLMOVE).
+void await_blocked(const RedisServer& s, std::int64_t n) {
+  ASSERT_TRUE(eventually([&] { return s.info("blocked_clients") == n; }))
+      << "blocked_clients=" << s.info("blocked_clients") << ", expected " << n;
+}
+
+TEST(RedisQueue, FifoOrder) {
+  RedisServer s;
+  Ids q("fifo", s.options());
+  for (std::int64_t i = 0; i < 10; ++i) q.put(i);
+  EXPECT_EQ(q.qsize(), 10u);
+  for (std::int64_t i = 0; i < 10; ++i) EXPECT_EQ(q.get(), i);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(RedisQueue, LifoOrder) {
+  RedisServer s;
+  LifoQueue<std::int64_t> q("lifo", s.options());
+  for (std::int64_t i = 0; i < 10; ++i) q.put(i);
+  for (std::int64_t i = 9; i >= 0; --i) EXPECT_EQ(q.get(), i);
+}
+
+TEST(RedisQueue, PriorityOrderTiesFifo) {
+  RedisServer s;
+  PriorityQueue<std::string> q("prio", s.options());
+  q.put(2, "c1");
+  q.put(-1.5, "a");
+  q.put(2, "c2");
+  q.put(1, "b");
+  q.put(2, "c3");
+  q.put(1e300, "z");
+  EXPECT_EQ(q.get(), "a");
+  EXPECT_EQ(q.get(), "b");
+  EXPECT_EQ(q.get(), "c1");
+  EXPECT_EQ(q.get(), "c2");
+  auto d = q.get_delivery();
+  EXPECT_EQ(d.item, "c3");
+  EXPECT_EQ(d.priority, 2);
+  EXPECT_EQ(q.get(), "z");
+  // Bad input: a clear exception and nothing changes.
+  EXPECT_THROW(q.put(std::nan(""), "nan"), std::invalid_argument);
+  EXPECT_EQ(q.qsize(), 0u);
+  q.put(-std::numeric_limits<double>::infinity(), "first");
+  q.put(0, "second");
+  EXPECT_EQ(q.get(), "first");
+}
+
+TEST(RedisQueue, OrderAcrossProcesses) {
+  RedisServer s;
+  Ids q("xorder", s.options());
+  {
+    Worker p("producer", args(s, "xorder", 0, "0", "200"));
+    EXPECT_EQ(p.expect("finished"), "finished");
+    EXPECT_EQ(p.wait(), 0);
+  }
+  for (std::int64_t i = 0; i < 200; ++i) ASSERT_EQ(q.get(), i);
+}
+
+TEST(RedisQueue, MaxsizeNowaitAndTimedForms) {
+  RedisServer s;
+  Ids q("bounded", 2, s.options());
+  EXPECT_EQ(q.maxsize(), 2);
+  q.put_nowait(1);
+  EXPECT_TRUE(q.try_put(2));
+  EXPECT_TRUE(q.full());
+  EXPECT_THROW(q.put_nowait(3), Full);
+  EXPECT_FALSE(q.try_put(3));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(q.put(3, 100ms), Full);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms);
+  EXPECT_FALSE(q.try_put(3, 50ms));
+  EXPECT_EQ(q.qsize(), 2u);
+  EXPECT_EQ(q.get_nowait(), 1);
+  EXPECT_EQ(q.try_get(), std::optional<std::int64_t>(2));
+  EXPECT_THROW(q.get_nowait(), Empty);
+  EXPECT_EQ(q.try_get(), std::nullopt);
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(q.get(100ms), Empty);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 100ms);
+  EXPECT_EQ(q.try_get(50ms), std::nullopt);
+  EXPECT_THROW(q.get(-1ms), std::invalid_argument);
+  EXPECT_THROW(q.put(1, -1ms), std::invalid_argument);
+  // Leased items do not count against maxsize.
+  q.put(5);
+  q.put(6);
+  EXPECT_TRUE(q.full());
+}
+
+TEST(RedisQueue, KindOrMaxsizeMismatchIsRejected) {
+  RedisServer s;
+  Ids q("fixed", 3, s.options());
+  EXPECT_THROW(Ids("fixed", 4, s.options()), std::invalid_argument);
+  EXPECT_THROW(LifoQueue<std::int64_t>("fixed", 3, s.options()), std::invalid_argument);
+  Ids same("fixed", 3, s.options());
+  same.put(1);
+  EXPECT_EQ(q.get(), 1);
+}
+
+TEST(RedisQueue, BlockedGetWokenByPutInAnotherProcess) {
+  RedisServer s;
+  Ids q("wake_get", s.options());
+  Worker g("getter", args(s, "wake_get", 0, "-1"));
+  ASSERT_EQ(g.line(), "ready");
+  await_blocked(s, 1);
+  q.put(42);
+  EXPECT_EQ(g.line(), "item 42");
+  EXPECT_EQ(g.wait(), 0);
+  EXPECT_TRUE(q.join(10s));
+}
+
+TEST(RedisQueue, BlockedPutWokenByGetInAnotherProcess) {
+  RedisServer s;
+  Ids q("wake_put", 1, s.options());
+  q.put(1);
+  Worker p("putter", args(s, "wake_put", 1, "2"));
+  ASSERT_EQ(p.line(), "ready");
+  await_blocked(s, 1);
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_EQ(p.line(), "ok");
+  EXPECT_EQ(q.get(), 2);
+  EXPECT_EQ(p.wait(), 0);
+}
+
+TEST(RedisQueue, ManyBlockedGettersEachGetOneItem) {
+  RedisServer s;
+  Ids q("many_get", s.options());
+  std::vector<Worker> gs;
+  for (int i = 0; i < 4; ++i) {
+    gs.emplace_back("getter", args(s, "many_get", 0, "-1"));
+    ASSERT_EQ(gs.back().line(), "ready");
+  }
+  await_blocked(s, 4);
+  for (std::int64_t i = 0; i < 4; ++i) q.put(i);
+  std::vector<bool> seen(4, false);
+  for (auto& g : gs) {
+    const std::string l = g.line();
+    ASSERT_EQ(l.rfind("item ", 0), 0u) << l;
+    const auto id = std::stoll(l.substr(5));
+    ASSERT_FALSE(seen[static_cast<std::size_t>(id)]);
+    seen[static_cast<std::size_t>(id)] = true;
+  }
+  EXPECT_TRUE(q.join(10s));
+}
+
+TEST(RedisQueue, TaskDoneAndJoinAcrossProcesses) {
+  RedisServer s;
+  Ids q("join", s.options());
+  q.put(1);
+  q.put(2);
+  EXPECT_EQ(q.unfinished_tasks(), 2u);
+  Worker j("joiner", args(s, "join", 0));
+  ASSERT_EQ(j.line(), "ready");
+  await_blocked(s, 1);
+  EXPECT_FALSE(q.join(50ms));
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_EQ(q.get(), 2);
+  q.task_done();
+  EXPECT_EQ(q.unfinished_tasks(), 1u);
+  EXPECT_EQ(j.line(200ms), "");  // still waiting
+  q.task_done();
+  EXPECT_EQ(j.line(), "joined");
+  EXPECT_EQ(q.unfinished_tasks(), 0u);
+  EXPECT_THROW(q.task_done(), std::logic_error);
+  EXPECT_TRUE(q.join(0ms));
+}
+
+TEST(RedisQueue, ReceiptsAcknowledgeSpecificItems) {
+  RedisServer s;
+  Ids q("receipts", s.options());
+  q.put(1);
+  q.put(2);
+  auto a = q.get_delivery();
+  auto b = q.get_delivery();
+  EXPECT_EQ(a.item, 1);
+  EXPECT_EQ(b.item, 2);
+  EXPECT_THROW(q.task_done(), std::logic_error);  // deliveries are not anonymous
+  EXPECT_TRUE(q.task_done(b.receipt));
+  EXPECT_FALSE(q.task_done(b.receipt));  // idempotent
+  EXPECT_EQ(q.unfinished_tasks(), 1u);
+  q.release(a.receipt);
+  EXPECT_EQ(q.qsize(), 1u);
+  auto again = q.get_delivery();
+  EXPECT_EQ(again.item, 1);
+  EXPECT_TRUE(q.task_done(again.receipt));
+  EXPECT_TRUE(q.join(0ms));
+}
+
+TEST(RedisQueue, ShutdownPutThrowsGetDrainsThenThrows) {
+  RedisServer s;
+  Ids q("sd", s.options());
+  q.put(1);
+  EXPECT_FALSE(q.is_shutdown());
+  EXPECT_TRUE(q.shutdown().empty());
+  EXPECT_TRUE(q.is_shutdown());
+  EXPECT_THROW(q.put(2), ShutDown);
+  EXPECT_FALSE(q.try_put(2));
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_THROW(q.get(), ShutDown);
+  EXPECT_THROW(q.get_nowait(), ShutDown);
+  EXPECT_THROW(q.get(10ms), ShutDown);
+  EXPECT_EQ(q.try_get(), std::nullopt);
+  // Another client of the same queue sees it.
+  Ids other("sd", s.options());
+  EXPECT_TRUE(other.is_shutdown());
+  EXPECT_THROW(other.put(3), ShutDown);
+}
+
+TEST(RedisQueue, ShutdownWakesEveryBlockedCallerInEveryProcess) {
+  RedisServer s;
+  Ids full("sd_wake_full", 1, s.options());
+  Ids empty("sd_wake_empty", s.options());
+  full.put(0);
+  std::vector<Worker> ws;
+  for (int i = 0; i < 3; ++i) {
+    ws.emplace_back("getter", args(s, "sd_wake_empty", 0, "-1"));
+    ASSERT_EQ(ws.back().line(), "ready");
+  }
+  for (int i = 0; i < 3; ++i) {
+    ws.emplace_back("putter", args(s, "sd_wake_full", 1, "7"));
+    ASSERT_EQ(ws.back().line(), "ready");
+  }
+  await_blocked(s, 6);
+  empty.shutdown();
+  full.shutdown();
+  for (auto& w : ws) EXPECT_EQ(w.line(), "shutdown");
+  EXPECT_EQ(full.qsize(), 1u);  // normal shutdown keeps the items
+}
+
+TEST(RedisQueue, ShutdownImmediateRemovesItemsAndReleasesJoin) {
+  RedisServer s;
+  Ids q("sd_imm", s.options());
+  for (std::int64_t i = 0; i < 5; ++i) q.put(i);
+  EXPECT_EQ(q.get(), 0);  // leased: still unfinished after the shutdown
+  Worker j("joiner", args(s, "sd_imm", 0));
+  ASSERT_EQ(j.line(), "ready");
+  await_blocked(s, 1);
+  auto removed = q.shutdown(true);
+  EXPECT_EQ(removed, (std::vector<std::int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_EQ(q.unfinished_tasks(), 1u);
+  EXPECT_THROW(q.get_nowait(), ShutDown);
+  q.task_done();
+  EXPECT_EQ(j.line(), "joined");
+}
+
+TEST(RedisQueue, ShutdownImmediateWakesBlockedGettersAndPutters) {
+  RedisServer s;
+  Ids q("sd_imm_wake", 1, s.options());
+  q.put(1);
+  Worker p("putter", args(s, "sd_imm_wake", 1, "2"));
+  ASSERT_EQ(p.line(), "ready");
+  await_blocked(s, 1);
+  EXPECT_EQ(q.shutdown(true), std::vector<std::int64_t>{1});
+  EXPECT_EQ(p.line(), "shutdown");
+  Worker g("getter", args(s, "sd_imm_wake", 1, "-1"));
+  ASSERT_EQ(g.line(), "ready");
+  EXPECT_EQ(g.line(), "shutdown");
+}
+
+TEST(RedisQueue, ConsumeEndsWhenShutDownAndDrained) {
+  RedisServer s;
+  Ids q("consume", s.options());
+  Worker c("consumer", args(s, "consume", 0));
+  ASSERT_EQ(c.line(), "ready");
+  for (std::int64_t i = 0; i < 20; ++i) q.put(i);
+  for (std::int64_t i = 0; i < 20; ++i) {
+    EXPECT_EQ(c.line(), "got " + std::to_string(i));
+    EXPECT_EQ(c.line(), "done " + std::to_string(i));
+  }
+  q.shutdown();
+  EXPECT_EQ(c.line(), "shutdown");
+  EXPECT_EQ(c.wait(), 0);
+  // In process: consume() is a range.
+  Ids r("consume2", s.options());
+  for (std::int64_t i = 0; i < 5; ++i) r.put(i);
+  r.shutdown();
+  std::vector<std::int64_t> got;
+  for (std::int64_t v : r.consume()) {
+    got.push_back(v);
+    r.task_done();
+  }
+  EXPECT_EQ(got, (std::vector<std::int64_t>{0, 1, 2, 3, 4}));
+  EXPECT_TRUE(r.join(0ms));
+}
+
+TEST(RedisQueue, StopTokenCancelsBlockedCallsAndLosesNoWakeUp) {
+  RedisServer s;
+  Ids q("stop", s.options());
+  std::stop_source src;
+  std::atomic<int> outcome{0};
+  std::thread t([&] {
+    try {
+      q.get(src.get_token());
+      outcome = 1;
+    } catch (const Cancelled&) {
+      outcome = 2;
+    }
+  });
+  await_blocked(s, 1);
+  src.request_stop();
+  t.join();
+  EXPECT_EQ(outcome.load(), 2);
+  // A getter in another process still gets the next item (no token was lost).
+  Worker g("getter", args(s, "stop", 0, "-1"));
+  ASSERT_EQ(g.line(), "ready");
+  await_blocked(s, 1);
+  q.put(9);
+  EXPECT_EQ(g.line(), "item 9");
+  // try_get and join forms.
+  std::stop_source stopped;
+  stopped.request_stop();
+  EXPECT_EQ(q.try_get(stopped.get_token()), std::nullopt);
+  q.put(1);
+  EXPECT_THROW(q.join(stopped.get_token()), Cancelled);
+  EXPECT_FALSE(q.join(10ms, stopped.get_token()));
+}
+
+struct Point {
+  int x = 0;
+  int y = 0;
+};
+struct PointCodec {
+  static std::string encode(const Point& p) {
+    return std::to_string(p.x) + "," + std::to_string(p.y);
+  }
+  static Point decode(std::string_view s) {
+    const auto comma = s.find(',');
+    if (comma == std::string_view::npos) throw std::runtime_error("bad point");
+    return Point{std::stoi(std::string(s.substr(0, comma))),
+                 std::stoi(std::string(s.substr(comma + 1)))};
+  }
+};
+
+TEST(RedisQueue, Codecs) {
+  RedisServer s;
+  Queue<std::string> strings("strings", s.options());
+  const std::string binary("a\0b\r\n", 5);
+  strings.put(binary);
+  strings.put("");
+  EXPECT_EQ(strings.get(), binary);
+  EXPECT_EQ(strings.get(), "");
+  Queue<std::vector<std::byte>> bytes("bytes", s.options());
+  bytes.put({std::byte{0}, std::byte{255}});
+  EXPECT_EQ(bytes.get(), (std::vector<std::byte>{std::byte{0}, std::byte{255}}));
+  Queue<Point, PointCodec> points("points", s.options());
+  points.put(Point{3, -4});
+  const Point p = points.get();
+  EXPECT_EQ(p.x, 3);
+  EXPECT_EQ(p.y, -4);
+  // A malformed item: the codec's exception, and the item stays in the queue.
+  Queue<std::string> raw("ints", s.options());
+  raw.put("abc");
+  Ids ints("ints", s.options());
+  EXPECT_THROW(ints.get(), Error);
+  EXPECT_EQ(ints.qsize(), 1u);
+  EXPECT_EQ(raw.get(), "abc");
+}
+
+TEST(RedisQueue, ManyAtOnce) {
+  RedisServer s;
+  Ids q("many", 100, s.options());
+  std::vector<std::int64_t> v(250);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::int64_t>(i);
+  std::thread consumer([&] {
+    std::int64_t next = 0;
+    while (next < 250) {
+      const auto batch = q.get_many(64);
+      for (auto x : batch) {
+        EXPECT_EQ(x, next);
+        ++next;
+      }
+      EXPECT_THROW(q.task_done(batch.size() + 1), std::logic_error);  // all or none
+      q.task_done(batch.size());
+    }
+  });
+  EXPECT_EQ(q.put_many(v), 250u);
+  consumer.join();
+  EXPECT_TRUE(q.join(10s));
+}
+
+}  // namespace
+}  // namespace weft::redis::testing
