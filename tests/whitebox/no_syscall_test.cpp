@@ -33,7 +33,6 @@
 
 namespace {
 
-
 constexpr int kIterations = 1000;
 constexpr int kSeccompUnavailable = 99;
 
