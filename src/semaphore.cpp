@@ -69,7 +69,7 @@ void Semaphore::release(std::size_t n) {
     }
     // release: publishes the releaser's writes to the thread that takes the permit.
     if (state().compare_exchange_weak(s, s + (std::uint64_t{n} << kCountShift),
-                                     std::memory_order_release, std::memory_order_relaxed)) {
+                                      std::memory_order_release, std::memory_order_relaxed)) {
       return;
     }
   }

@@ -164,7 +164,7 @@ class Condition {
   }
 
   std::unique_ptr<RLock> owned_;  // the default Condition's own RLock
-  detail::ConditionLock lock_;     // the user's lock (owned_, or the one given)
+  detail::ConditionLock lock_;    // the user's lock (owned_, or the one given)
   // Threads in wait(), oldest first: notify wakes from the front. Waiters register while
   // holding the user lock and notify() holds it too, so the lock orders them (the flag
   // handshake's "under a lock both sides take").

@@ -39,7 +39,7 @@ namespace weft {
 namespace detail {
 struct SelectAccess;
 class EventWaitOp;
-}
+}  // namespace detail
 
 class Event {
  public:
@@ -58,7 +58,7 @@ class Event {
       if (s & kSet) return;
       // release: publishes the setter's writes to whoever observes the flag with acquire.
       if (state().compare_exchange_weak(s, s | kSet, std::memory_order_release,
-                                       std::memory_order_relaxed)) {
+                                        std::memory_order_relaxed)) {
         return;
       }
     }

@@ -89,7 +89,7 @@ class Lock {
     std::uint32_t expected = kLocked;
     // release: publishes the critical section to the next acquirer.
     if (state().compare_exchange_strong(expected, 0, std::memory_order_release,
-                                       std::memory_order_relaxed)) {
+                                        std::memory_order_relaxed)) {
       return;
     }
     release_slow();
@@ -147,7 +147,7 @@ class Lock {
   // into a free lock instead of blocking on it again while the notifier still holds it.
   void defer_wakes(detail::WakeBatch& claimed) noexcept;
 
-  Source waiters_;  // threads blocked in acquire, oldest first; owns the state word
+  Source waiters_;              // threads blocked in acquire, oldest first; owns the state word
   detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release;
                                 // guarded by waiters_.lock()
 };

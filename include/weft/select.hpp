@@ -85,13 +85,14 @@ struct SelectAccess {
 // weft's own operations. Each adds to the wait loop's operation (link, unlink, pass_on,
 // target: wait_loop.hpp) what select needs: result_type and one non-blocking attempt.
 template <class Q>
-class GetOp : public QueueGetOp<std::remove_reference_t<decltype(SelectAccess::core(
-                  std::declval<Q&>()))>> {
+class GetOp
+    : public QueueGetOp<std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>> {
   using Core = std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>;
 
  public:
   using result_type = std::optional<typename Q::value_type>;
-  explicit GetOp(Q& q) noexcept : QueueGetOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)) {}
+  explicit GetOp(Q& q) noexcept
+      : QueueGetOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)) {}
 
   // Builds the result with emit(args...) straight from the queued item (one move: if it
   // throws, the item stays queued).
@@ -119,8 +120,8 @@ class GetOp : public QueueGetOp<std::remove_reference_t<decltype(SelectAccess::c
 };
 
 template <class Q>
-class PutOp : public QueuePutOp<std::remove_reference_t<decltype(SelectAccess::core(
-                  std::declval<Q&>()))>> {
+class PutOp
+    : public QueuePutOp<std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>> {
   using Core = std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>;
 
  public:
@@ -140,13 +141,14 @@ class PutOp : public QueuePutOp<std::remove_reference_t<decltype(SelectAccess::c
 };
 
 template <class Q>
-class JoinOp : public QueueJoinOp<std::remove_reference_t<decltype(SelectAccess::core(
-                   std::declval<Q&>()))>> {
+class JoinOp : public QueueJoinOp<
+                   std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>> {
   using Core = std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>;
 
  public:
   using result_type = std::monostate;
-  explicit JoinOp(Q& q) noexcept : QueueJoinOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)) {}
+  explicit JoinOp(Q& q) noexcept
+      : QueueJoinOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)) {}
   bool try_fire(result_type&) noexcept { return core_->all_tasks_done_synced(); }
 
  private:
@@ -228,14 +230,19 @@ struct AnyEmitter {
 // its waiter (weft::WaitSource::notify_one / notify_all). A woken select tries the woken
 // operation first, then the others; it performs exactly one.
 template <class Op>
-concept SelectOperation =
-    requires(Op& op, WaitNode& node, typename Op::result_type& out,
-             detail::AnyEmitter& emit) {
-      { op.link(node, WaitPosition::back) } -> std::same_as<WaitLink>;
-      { op.unlink(node) } noexcept;
-      requires(requires { { op.try_fire(out) } -> std::convertible_to<bool>; } ||
-               requires { { op.try_fire_into(emit) } -> std::convertible_to<bool>; });
-    };
+concept SelectOperation = requires(Op& op, WaitNode& node, typename Op::result_type& out,
+                                   detail::AnyEmitter& emit) {
+  { op.link(node, WaitPosition::back) } -> std::same_as<WaitLink>;
+  { op.unlink(node) }
+  noexcept;
+  requires(
+      requires {
+        { op.try_fire(out) } -> std::convertible_to<bool>;
+      } ||
+      requires {
+        { op.try_fire_into(emit) } -> std::convertible_to<bool>;
+      });
+};
 
 namespace detail {
 
@@ -417,7 +424,9 @@ inline detail::RLockOp acquire(RLock& l) noexcept {
 }
 // Every task of q is done (q.join() would return).
 template <class Q>
-  requires requires(Q& q) { q.join(); }
+requires requires(Q& q) {
+  q.join();
+}
 detail::JoinOp<Q> join(Q& q) noexcept {
   return detail::JoinOp<Q>(q);
 }

@@ -4,8 +4,6 @@
 // include/weft/select.hpp and include/weft/wait_source.hpp), selected together with a
 // Queue; and the operations that the one wait loop made selectable: acquire(Lock),
 // acquire(RLock), join(queue).
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -14,6 +12,8 @@
 #include <thread>
 #include <variant>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
 #include "weft/event.hpp"
@@ -269,7 +269,8 @@ TEST(SelectJoin, BlockedSelectWakesOnTheLastTaskDone) {
   q.put(1);
   q.put(2);
   std::atomic<std::size_t> index{99};
-  Threads t(1, [&](std::size_t) { index = weft::select(weft::wait(never), weft::join(q)).index(); });
+  Threads t(1,
+            [&](std::size_t) { index = weft::select(weft::wait(never), weft::join(q)).index(); });
   ASSERT_TRUE(blocked(t));
   (void)q.get();
   q.task_done();  // one task left: the select keeps waiting

@@ -63,10 +63,18 @@ WEFT_DSCHED_ROB(FlagList, FlagSource, WaitList, list_);
 WEFT_DSCHED_ROB(FlagSourceAnnouncement, FlagSource, FlagAnnouncement, announcement_);
 WEFT_DSCHED_ROB(FlagValue, FlagAnnouncement, Atomic<bool>, flag_);
 
-const WaitList& list_of(WordSource32& s) { return s.*get(Word32List{}); }
-const WaitList& list_of(WordSource64& s) { return s.*get(Word64List{}); }
-const WaitList& list_of(FlagSource& s) { return s.*get(FlagList{}); }
-bool flag_of(FlagSource& s) { return ((s.*get(FlagSourceAnnouncement{})).*get(FlagValue{})).peek(); }
+const WaitList& list_of(WordSource32& s) {
+  return s.*get(Word32List{});
+}
+const WaitList& list_of(WordSource64& s) {
+  return s.*get(Word64List{});
+}
+const WaitList& list_of(FlagSource& s) {
+  return s.*get(FlagList{});
+}
+bool flag_of(FlagSource& s) {
+  return ((s.*get(FlagSourceAnnouncement{})).*get(FlagValue{})).peek();
+}
 
 int length(const WaitList& l) {
   int n = 0;
@@ -184,11 +192,9 @@ class Event13502 : public dsched::Instance {
     if (parked(parker[1])) {  // else its deadline had passed before it parked
       const std::uint32_t d = decision(parker[1]);
       dsched::check(notified(parker[1]), "T1's park ended without NOTIFIED");
-      dsched::check(d == kClaimed || d == kTimedOut,
-                    "T1's park decided by token " + str(d));
-      dsched::check(r[1] == (d == kClaimed),
-                    "T1 returned " + std::string(r[1] ? "true" : "false") +
-                        " but its park was decided by token " + str(d));
+      dsched::check(d == kClaimed || d == kTimedOut, "T1's park decided by token " + str(d));
+      dsched::check(r[1] == (d == kClaimed), "T1 returned " + std::string(r[1] ? "true" : "false") +
+                                                 " but its park was decided by token " + str(d));
     } else {
       dsched::check(!r[1], "T1 returned true without parking");
     }

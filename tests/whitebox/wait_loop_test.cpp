@@ -4,7 +4,7 @@
 // every primitive's source and select's sources, with the deadline and the outcome; a Waiter
 // with its own wake step (not a futex) is claimed and woken by the unchanged claim protocol,
 // after the source's lock is released; the Decision encoding; the invariant checks.
-#include <gtest/gtest.h>
+#include "weft/detail/wait_loop.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -13,9 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "sync_helpers.hpp"
 #include "weft/condition.hpp"
-#include "weft/detail/wait_loop.hpp"
 #include "weft/detail/wait_source.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
@@ -45,7 +46,8 @@ struct Seen {
 std::mutex g_seen_mutex;
 std::vector<Seen> g_seen;
 
-void on_wait(const WaitTarget* t, std::size_t n, weft::detail::Deadline d, bool cancellable) noexcept {
+void on_wait(const WaitTarget* t, std::size_t n, weft::detail::Deadline d,
+             bool cancellable) noexcept {
   std::lock_guard g(g_seen_mutex);
   Seen s;
   s.targets.assign(t, t + n);
@@ -112,7 +114,12 @@ TEST_F(WaitHooksTest, EventWait) {
 TEST_F(WaitHooksTest, LockAcquireNamesTheLock) {
   weft::Lock l;
   l.acquire();
-  auto s = observe([&] { EXPECT_TRUE(l.acquire(1h)); l.release(); }, [&] { l.release(); });
+  auto s = observe(
+      [&] {
+        EXPECT_TRUE(l.acquire(1h));
+        l.release();
+      },
+      [&] { l.release(); });
   ASSERT_GE(s.size(), 1u);
   EXPECT_TRUE(s[0].has_deadline);
   expect_one_wait(s, SourceKind::lock, &l);

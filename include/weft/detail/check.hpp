@@ -22,8 +22,8 @@ namespace weft::detail {
 }  // namespace weft::detail
 
 #if WEFT_INVARIANTS_ON
-#define WEFT_INVARIANT(cond, what)                                                    \
-  ((cond) ? static_cast<void>(0)                                                      \
+#define WEFT_INVARIANT(cond, what) \
+  ((cond) ? static_cast<void>(0)   \
           : ::weft::detail::invariant_failed(#cond, what, __FILE__, __LINE__))
 #else
 #define WEFT_INVARIANT(cond, what) static_cast<void>(0)

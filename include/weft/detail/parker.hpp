@@ -149,7 +149,9 @@ class Waiter {
   void cancel() noexcept { abort(Decision::cancelled()); }
 
   // The decision, once NOTIFIED has been seen (acquire).
-  bool notified() const noexcept { return (word_.load(std::memory_order_acquire) & kNotified) != 0; }
+  bool notified() const noexcept {
+    return (word_.load(std::memory_order_acquire) & kNotified) != 0;
+  }
   Decision decision() const noexcept {
     return Decision::from_code(word_.load(std::memory_order_acquire) >> kDecisionShift);
   }
@@ -286,7 +288,9 @@ class WakeBatch {
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-  bool empty() const noexcept { return head_ == nullptr; }
+  bool empty() const noexcept {
+    return head_ == nullptr;
+  }
 
   // Moves every node of `other` to the end of this batch (other is left empty).
   void take_from(WakeBatch& other) noexcept {

@@ -264,7 +264,6 @@ class QueueCore {
   // The putters a pop claims from (none for an unbounded queue: nobody waits to put).
   FlagSource* putters() noexcept { return putters_; }
 
-
   // shutdown(true): counts up to n unfinished tasks as done (Python decrements
   // unfinished_tasks once per removed item while it is positive).
   void mark_done(std::uint64_t n, WakeBatch& woken) noexcept {
