@@ -10,10 +10,7 @@
 namespace weft {
 
 using detail::Deadline;
-using detail::Link;
-using detail::Position;
 using detail::WaitLoop;
-using detail::WaitNode;
 using detail::WakeBatch;
 
 namespace detail {
