@@ -67,6 +67,7 @@ bench::Result blocked_cpu(std::uint64_t) {
                     }});
 
   std::vector<std::thread> threads;
+  threads.reserve(probes.size());
   std::atomic<int> started{0};
   for (auto& pr : probes) {
     threads.emplace_back([&pr, &started, &sel_b] {

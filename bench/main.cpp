@@ -65,9 +65,11 @@ int main(int argc, char** argv) {
     if (e.workload != workload || e.contender != contender) continue;
     const bench::Result r = e.fn(params);
     std::ostringstream os;
+    // NOLINTBEGIN(modernize-raw-string-literal): JSON keys read better inline
     os << "{\"workload\":\"" << json_escape(workload) << "\",\"contender\":\""
        << json_escape(contender) << "\",\"unit\":\"" << r.unit << "\",\"value\":" << num(r.value)
        << ",\"n\":" << r.n << ",\"seconds\":" << num(r.seconds) << ",\"extra\":{";
+    // NOLINTEND(modernize-raw-string-literal)
     bool first = true;
     for (const auto& [k, v] : r.extra) {
       os << (first ? "" : ",") << '"' << json_escape(k) << "\":" << num(v);

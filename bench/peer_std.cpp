@@ -84,7 +84,7 @@ struct AtomicWaitEvent {
   }
   void clear() { flag.store(false, std::memory_order_relaxed); }
   bool is_set() const { return flag.load(std::memory_order_acquire); }
-  void wait() {
+  void wait() const {
     while (!flag.load(std::memory_order_acquire)) flag.wait(false, std::memory_order_acquire);
   }
 };

@@ -13,7 +13,7 @@ struct WeftQueueAdapter {
   using Queue = Q;
   struct Producer {
     explicit Producer(Queue& q) : q_(q) {}
-    void push(std::uint64_t v) { q_.put(std::move(v)); }
+    void push(std::uint64_t v) { q_.put(std::uint64_t{v}); }  // a prvalue: put(T&&)
     Queue& q_;
   };
   struct Consumer {

@@ -40,13 +40,14 @@ Result weft_select_fanin(std::uint64_t n) {
   Gate gate(kSources + 1);
   Tally tally;
   std::vector<std::thread> threads;
+  threads.reserve(kSources);
   for (int p = 0; p < kSources; ++p) {
     threads.emplace_back([&, p] {
       const std::uint64_t count = bench::items_of(n, p, kSources);
       gate.arrive_and_wait();
       std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
       for (std::uint64_t i = 0; i < count; ++i, v += kSources)
-        qs[static_cast<std::size_t>(p)].put(std::move(v));
+        qs[static_cast<std::size_t>(p)].put(std::uint64_t{v});
     });
   }
   threads.emplace_back([&] {
@@ -79,7 +80,7 @@ class TutorialMultiQueue {
     std::unique_lock<std::mutex> lk(m_);
     for (;;) {
       for (int k = 0; k < kSources; ++k) {
-        const std::size_t i = static_cast<std::size_t>((next_ + k) % kSources);
+        const auto i = static_cast<std::size_t>((next_ + k) % kSources);
         if (!items_[i].empty()) {
           const std::uint64_t v = items_[i].front();
           items_[i].pop_front();
@@ -105,6 +106,7 @@ Result std_select_fanin(std::uint64_t n) {
   Gate gate(kSources + 1);
   Tally tally;
   std::vector<std::thread> threads;
+  threads.reserve(kSources);
   for (int p = 0; p < kSources; ++p) {
     threads.emplace_back([&, p] {
       const std::uint64_t count = bench::items_of(n, p, kSources);
@@ -158,7 +160,7 @@ Result idle_select(std::uint64_t n, Idle mode) {
   Tally tally;
   std::thread producer([&] {
     gate.arrive_and_wait();
-    for (std::uint64_t v = 1; v <= n; ++v) q.put(std::move(v));
+    for (std::uint64_t v = 1; v <= n; ++v) q.put(std::uint64_t{v});
   });
   std::thread consumer([&] {
     Tally t;

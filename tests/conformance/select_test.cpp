@@ -64,12 +64,15 @@ constexpr auto kTimeout = 50ms;  // a timeout under test: short, checked with to
 struct MoveFailed : std::runtime_error {
   MoveFailed() : std::runtime_error("a move failed on purpose") {}
 };
+// NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): the destructor is trivial
 class Fragile {
  public:
   explicit Fragile(int v) : value_(v) {}
   Fragile(const Fragile&) = default;
+  // NOLINTNEXTLINE(bugprone-exception-escape): its move throws on purpose
   Fragile(Fragile&& other) noexcept(false) : value_(other.take()) {}
   Fragile& operator=(const Fragile&) = default;
+  // NOLINTNEXTLINE(bugprone-exception-escape): its move throws on purpose
   Fragile& operator=(Fragile&& other) noexcept(false) {
     value_ = other.take();
     return *this;

@@ -64,7 +64,7 @@ TEST_F(RedisCluster, QueuesOnDifferentNodesThroughOneAddress) {
   std::vector<std::unique_ptr<Ids>> qs;
   for (int k = 0; k < 3; ++k) {
     qs.push_back(std::make_unique<Ids>(names[static_cast<std::size_t>(k)], 4, via_first));
-    for (std::int64_t i = 0; i < 4; ++i) qs.back()->put(100 * k + i);
+    for (std::int64_t i = 0; i < 4; ++i) qs.back()->put(std::int64_t{100} * k + i);
     EXPECT_TRUE(qs.back()->full());
   }
   for (int k = 0; k < 3; ++k) {
@@ -78,7 +78,7 @@ TEST_F(RedisCluster, QueuesOnDifferentNodesThroughOneAddress) {
         EXPECT_EQ(r.rfind("ERR:MOVED", 0), 0u) << r;
     }
     for (std::int64_t i = 0; i < 4; ++i)
-      EXPECT_EQ(qs[static_cast<std::size_t>(k)]->get(), 100 * k + i);
+      EXPECT_EQ(qs[static_cast<std::size_t>(k)]->get(), std::int64_t{100} * k + i);
     for (int i = 0; i < 4; ++i) qs[static_cast<std::size_t>(k)]->task_done();
     EXPECT_TRUE(qs[static_cast<std::size_t>(k)]->join(0ms));
   }

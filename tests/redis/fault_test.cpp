@@ -5,11 +5,11 @@
 // restarted from its AOF after an outage longer than a lease; a client SIGSTOPped past its
 // lease; SCRIPT FLUSH mid-run; a load of many producer and consumer processes.
 #include <atomic>
+#include <csignal>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <set>
-#include <signal.h>
 #include <sstream>
 #include <thread>
 #include <vector>

@@ -2,6 +2,7 @@
 #include "harness.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,7 +11,6 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -40,7 +40,8 @@ int free_port() {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = 0;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      throw std::runtime_error("bind failed");
     socklen_t len = sizeof a;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
     ::close(fd);
@@ -274,12 +275,14 @@ std::string Worker::expect(const std::string& prefix, std::chrono::milliseconds 
   }
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): writes to the worker's pipe
 void Worker::send(const std::string& l) {
   const std::string s = l + "\n";
   if (::write(in_, s.data(), s.size()) != static_cast<ssize_t>(s.size()))
     throw std::runtime_error("write to worker failed");
 }
 
+// NOLINTNEXTLINE(readability-make-member-function-const): signals the worker's process
 void Worker::signal(int sig) {
   if (pid_ > 0) ::kill(pid_, sig);
 }

@@ -12,12 +12,12 @@
 // hang=<point>: at that fault_hook point the role prints "hang <point>" and stops forever
 // (the test kills it there). Items are std::int64_t ids. Every role prints "ready" once its
 // queue is open.
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <signal.h>
 #include <string>
 #include <unistd.h>
 

@@ -58,7 +58,8 @@ class Gil {
 };
 
 // One owned strong reference (or none). Usable without the GIL: it takes it when it must.
-class Ref {
+// operator=(Ref) is the copy and the move assignment both (copy and swap).
+class Ref {  // NOLINT(cppcoreguidelines-special-member-functions)
  public:
   Ref() noexcept = default;
   // Takes over a new reference (the result of most C API calls); nullptr stays empty.
@@ -151,7 +152,7 @@ class Queue {
 
   // put(item, block=True, timeout=None); timeout in seconds (nullopt: forever). Throws
   // weft::Full (timeout), weft::ShutDown, or Error.
-  void put(Ref item, std::optional<double> timeout = std::nullopt) const {
+  void put(const Ref& item, std::optional<double> timeout = std::nullopt) const {
     Gil g;
     call_put(item, true, timeout);
   }
@@ -165,7 +166,7 @@ class Queue {
     call_put(item, true, timeout);
   }
   // put(item, block=False): false (and the item still yours) when the queue is full.
-  bool try_put(Ref item) const {
+  bool try_put(const Ref& item) const {
     Gil g;
     try {
       call_put(item, false, std::nullopt);
