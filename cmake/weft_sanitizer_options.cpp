@@ -9,13 +9,17 @@ extern "C" {
 
 // Report the stack of the second lock in lock-order inversions; a weft deadlock report is
 // useless without it.
-const char* __tsan_default_options() { return "second_deadlock_stack=1"; }
+const char* __tsan_default_options() {
+  return "second_deadlock_stack=1";
+}
 
 const char* __asan_default_options() {
   return "check_initialization_order=1:strict_init_order=1:detect_leaks=1";
 }
 
 // With -fno-sanitize-recover=all the first report is fatal; make it come with a stack.
-const char* __ubsan_default_options() { return "print_stacktrace=1"; }
+const char* __ubsan_default_options() {
+  return "print_stacktrace=1";
+}
 
 }  // extern "C"
