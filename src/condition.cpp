@@ -24,7 +24,6 @@ ConditionLock ConditionLock::of(Lock& l) noexcept {
         return lock.try_acquire() || (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr));
       },
       [](void* p) { static_cast<Lock*>(p)->release(); },
-      [](const void* p) noexcept { return static_cast<const Lock*>(p)->locked(); },
       [](void* p) -> std::size_t {
         static_cast<Lock*>(p)->release();  // throws only if another thread released it under us
         return 1;
@@ -32,7 +31,7 @@ ConditionLock ConditionLock::of(Lock& l) noexcept {
       [](void* p, std::size_t) { static_cast<Lock*>(p)->acquire(); },
       [](void* p) noexcept -> Lock& { return *static_cast<Lock*>(p); },
   };
-  return {&l, &kOps};
+  return {&l, &kOps, false};
 }
 
 ConditionLock ConditionLock::of(RLock& l) noexcept {
@@ -45,12 +44,11 @@ ConditionLock ConditionLock::of(RLock& l) noexcept {
                        (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr)));
       },
       [](void* p) { static_cast<RLock*>(p)->release(); },
-      [](const void* p) noexcept { return static_cast<const RLock*>(p)->is_owned(); },
       [](void* p) { return static_cast<RLock*>(p)->release_all(); },
       [](void* p, std::size_t depth) { static_cast<RLock*>(p)->restore(depth); },
       [](void* p) noexcept -> Lock& { return static_cast<RLock*>(p)->lock_; },
   };
-  return {&l, &kOps};
+  return {&l, &kOps, true};
 }
 
 // One wait: registered before the user lock is released (before_park), so a notify() that
