@@ -338,13 +338,16 @@ struct Client::Impl {
 
   // One command on `c`, riding over transient errors until retry_deadline, following
   // MOVED/ASK, reloading scripts after NOSCRIPT. `block` is the server-side block time of a
-  // blocking command (added to the reply timeout). Throws Stopped, Error, std::exception
-  // from the hook.
+  // blocking command (added to the reply timeout). `retry_mark` (when nonzero) is the index
+  // of an argument set to "1" on every attempt after the first: the command may have run
+  // before (a lost reply). Throws Stopped, Error, std::exception from the hook.
   Reply call(Conn& c, std::vector<std::string> args, Clock::time_point retry_deadline,
-             milliseconds block, const std::stop_token* stop, Script script = kScriptCount) {
+             milliseconds block, const std::stop_token* stop, Script script = kScriptCount,
+             std::size_t retry_mark = 0) {
     milliseconds backoff(2);
     std::string last;
-    for (;;) {
+    for (bool first = true;; first = false) {
+      if (!first && retry_mark != 0) args.at(retry_mark) = "1";
       if (stop != nullptr && stop->stop_requested()) throw Stopped{};
       try {
         if (c.ctx == nullptr) c.ctx = connect_to(current_address());
@@ -569,15 +572,18 @@ struct Client::Impl {
   }
 
   // Runs a script: EVALSHA <sha> 1 <meta> <prefix> <session> <lease> extra...
+  // `retry_mark`: as call()'s, an index into `extra` (0: none).
   Reply run(Conn& c, Script s, const std::vector<std::string>& extra,
             Clock::time_point retry_deadline, const std::stop_token* stop = nullptr,
-            const std::string* session_override = nullptr) {
+            const std::string* session_override = nullptr, std::size_t retry_mark = 0) {
+    static constexpr std::size_t kFixed = 7;
     std::vector<std::string> args;
-    args.reserve(7 + extra.size());
+    args.reserve(kFixed + extra.size());
     args.insert(args.end(), {"EVALSHA", "", "1", meta_key, prefix,
                              session_override != nullptr ? *session_override : session, lease_ms});
     args.insert(args.end(), extra.begin(), extra.end());
-    return call(c, std::move(args), retry_deadline, milliseconds(0), stop, s);
+    return call(c, std::move(args), retry_deadline, milliseconds(0), stop, s,
+                retry_mark != 0 ? kFixed + retry_mark : 0);
   }
 
   Clock::time_point retry_until(Clock::time_point deadline) const {
@@ -756,8 +762,12 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
       Reply r;
       try {
         maybe_leased = true;
-        r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max)},
-                   im.retry_until(deadline), stop);
+        // The last argument says whether this request may have run before (its reply
+        // lost): "0" now, "1" on call()'s retries; only then does the script look for a
+        // reply to replay. A later pass of this loop (after a wait) follows an "E" reply,
+        // which cleared the slot's record.
+        r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max), "0"},
+                   im.retry_until(deadline), stop, nullptr, 3);
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat

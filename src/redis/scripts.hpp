@@ -95,14 +95,25 @@ local function register()
   end
 end
 
-local function top_up(k, want)
-  local have = redis.call('LLEN', k)
+local function push_tokens(k, have, want)
   if have < want then
     local add = {}
     for i = have + 1, want do add[#add + 1] = '1' end
     redis.call('RPUSH', k, unpack(add))
   end
+end
+
+local function top_up(k, want)
+  local have = redis.call('LLEN', k)
+  push_tokens(k, have, want)
   return have
+end
+
+-- top_up(k, min(f(), TOKENS)) where f() (a count) is called only when the list is short:
+-- the hot paths skip counting `ready` while a list already holds all the tokens it can.
+local function top_up_lazy(k, f)
+  local have = redis.call('LLEN', k)
+  if have < TOKENS then push_tokens(k, have, math.min(f(), TOKENS)) end
 end
 
 local function adjust(k, want)
@@ -203,19 +214,20 @@ end
 if added > 0 then
   if redis.call('HINCRBY', K_META, 'uf', added) == added then redis.call('DEL', K_JT) end
 end
-if not ready then ready = redis.call('ZCARD', K_READY) end
-top_up(K_GT, math.min(ready, TOKENS))
+top_up_lazy(K_GT, function() return ready or redis.call('ZCARD', K_READY) end)
 return {'OK', n}
 )LUA";
 
-// get: ARGV[4] = connection slot, ARGV[5] = request id, ARGV[6] = at most this many items.
+// get: ARGV[4] = connection slot, ARGV[5] = request id, ARGV[6] = at most this many items,
+// ARGV[7] = '0' on the request's first attempt (nothing to replay: the slot's record, if
+// any, is another request's), otherwise (or absent) the record is looked up.
 // Returns {'OK', receipt1, payload1, score1, ...}, {'S'} when shut down and empty,
 // {'E', wake_in} when empty. A retry with the request id of the slot's last get returns
 // that get's items again.
 inline constexpr const char* kGet = R"LUA(
 local slot, req, want = ARGV[4], ARGV[5], tonumber(ARGV[6])
 local out = {'OK'}
-local rec = redis.call('HGET', grec(C), slot)
+local rec = ARGV[7] ~= '0' and redis.call('HGET', grec(C), slot)
 if rec then
   local first = true
   local same = false
@@ -257,9 +269,12 @@ redis.call('HSET', grec(C), slot, table.concat(names, ' '))
 if recovered then
   normalize()  -- what recover() put back may be for other waiters too
 elseif maxsize > 0 then
-  local ready = redis.call('ZCARD', K_READY)
   if sd > 0 then top_up(K_PT, TOKENS)
-  else top_up(K_PT, math.min(math.max(maxsize - ready, 0), TOKENS)) end
+  else
+    top_up_lazy(K_PT, function()
+      return math.max(maxsize - redis.call('ZCARD', K_READY), 0)
+    end)
+  end
 end
 return out
 )LUA";
