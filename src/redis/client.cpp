@@ -166,9 +166,10 @@ struct Address {
 // One connection. `slot` names it in the server's records of the last get (replay of a
 // lost reply); it survives reconnects.
 //
-// `acks` are pipelined task_done()s (Options::pipeline_task_done): written ahead of this
-// connection's next command (`sent`), their replies read before that command's. A dropped
-// connection marks them unsent: they are written again (acks are idempotent).
+// `acks` are pipelined task_done()s (Options::pipeline_task_done), queued unsent: the
+// connection's next command carries them (a get inside its script; any other command
+// behind them as ack scripts of their own, `sent`, their replies read before its reply).
+// A dropped connection marks them unsent: they are sent again (acks are idempotent).
 struct PendingAck {
   std::vector<std::string> receipts;
   bool sent = false;
@@ -220,7 +221,10 @@ struct Client::Impl {
   std::deque<std::string> unacked;                           // guarded by state_mu
   std::vector<std::pair<std::string, std::string>> orphans;  // (slot, request); state_mu
   bool renormalize = false;                                  // guarded by state_mu
-  std::size_t unconfirmed = 0;  // pipelined acks written, not yet confirmed; state_mu
+  std::size_t unconfirmed = 0;  // pipelined acks not yet confirmed; state_mu
+  // When the heartbeat sends the unsent acks of idle connections (max: none waits);
+  // set by the first task_done() after a flush. Guarded by state_mu.
+  Clock::time_point ack_flush_at = Clock::time_point::max();
   std::condition_variable_any confirmed_cv;
   std::condition_variable_any heartbeat_cv;
   std::jthread heartbeat;
@@ -359,7 +363,7 @@ struct Client::Impl {
           std::optional<std::stop_callback<std::function<void()>>> wake;
           if (stop != nullptr && block.count() > 0)
             wake.emplace(*stop, std::function<void()>([fd] { ::shutdown(fd, SHUT_RDWR); }));
-          r = exchange(c, args);
+          r = exchange(c, args, script == kGet);
         }
         if (!r) {
           last = c.ctx != nullptr ? c.ctx->errstr : "connection lost";
@@ -490,28 +494,42 @@ struct Client::Impl {
   void settle(Conn& c) {
     if (c.replies_pending() && !read_ack_replies(c)) throw Transient{"connection lost"};
   }
-  // One command, behind the connection's pending acks (one round trip for all).
-  Reply exchange(Conn& c, const std::vector<std::string>& args) {
-    append_acks(c);
-    append(c.ctx, args);
-    if (!read_ack_replies(c)) return Reply();
-    void* raw = nullptr;
-    if (redisGetReply(c.ctx, &raw) != REDIS_OK) return Reply();
-    return Reply(static_cast<redisReply*>(raw));
-  }
-  // Writes the connection's unsent acks without waiting for their replies.
-  void write_acks(Conn& c) {
-    if (c.ctx == nullptr) c.ctx = connect_to(current_address());
-    redisSetTimeout(c.ctx, to_timeval(opt.command_timeout));
-    append_acks(c);
-    int done = 0;
-    while (done == 0) {
-      if (redisBufferWrite(c.ctx, &done) != REDIS_OK) {
-        std::string what = c.ctx->errstr;
-        c.drop();
-        throw Transient{what};
+  // One command, behind the connection's pending acks (one round trip for all). With
+  // `fold` (the get script) the unsent acks go inside the command, as its trailing
+  // arguments, rather than as scripts of their own: confirmed by its reply, unsent again
+  // when it fails (they are idempotent; a script cut short may have applied some).
+  Reply exchange(Conn& c, const std::vector<std::string>& args, bool fold) {
+    std::vector<PendingAck> folded;
+    std::vector<std::string> with_acks;
+    if (fold && !c.acks.empty() && !c.acks.back().sent) {
+      with_acks = args;
+      for (auto it = c.acks.begin(); it != c.acks.end();) {
+        if (it->sent) {
+          ++it;
+          continue;
+        }
+        with_acks.insert(with_acks.end(), it->receipts.begin(), it->receipts.end());
+        folded.push_back(std::move(*it));
+        it = c.acks.erase(it);
       }
     }
+    // No unsent ack is left when folding, so append_acks cannot throw (no SCRIPT LOAD).
+    append_acks(c);
+    append(c.ctx, folded.empty() ? args : with_acks);
+    Reply r;
+    if (read_ack_replies(c)) {
+      void* raw = nullptr;
+      if (redisGetReply(c.ctx, &raw) == REDIS_OK) r.reset(static_cast<redisReply*>(raw));
+    }
+    if (r && r->type != REDIS_REPLY_ERROR) {
+      note_confirmed(folded.size());
+    } else {
+      for (auto& a : folded) {
+        a.sent = false;
+        c.acks.push_back(std::move(a));
+      }
+    }
+    return r;
   }
   // Sends and confirms, with a PING behind them, the acks that idle connections owe: all
   // of them (`unsent_only` false), or those not yet written (a task_done whose write failed).
@@ -520,7 +538,8 @@ struct Client::Impl {
     {
       std::lock_guard lock(pool_mu);
       for (auto& c : pool) {
-        if (c && !c->acks.empty() && !(unsent_only && c->acks.front().sent))
+        // Unsent acks are a suffix of a connection's (append_acks sends in order).
+        if (c && !c->acks.empty() && !(unsent_only && c->acks.back().sent))
           owing.push_back(std::move(c));
       }
       std::erase(pool, nullptr);
@@ -637,13 +656,32 @@ struct Client::Impl {
   }
 
   // --- heartbeat ----------------------------------------------------------------------
+  // Renews the lease every lease/3 (next_beat), and at once when a caller asks for a
+  // renormalization or left an orphaned get; sends the acks task_done() left unsent on
+  // idle connections at ack_flush_at.
   void heartbeat_loop(std::stop_token st) {
     Conn c;
     std::unique_lock lock(state_mu);
+    auto next_beat = Clock::now() + opt.lease / 3;
+    const auto urgent = [&] { return renormalize || !orphans.empty(); };
     while (!st.stop_requested()) {
-      heartbeat_cv.wait_for(lock, st, opt.lease / 3,
-                            [&] { return renormalize || !orphans.empty(); });
+      // Wake-up sources: next_beat, ack_flush_at, request_renormalize() and an orphaned
+      // get (notify heartbeat_cv under state_mu's protocol), the stop request.
+      heartbeat_cv.wait_until(lock, st, std::min(next_beat, ack_flush_at), urgent);
       if (st.stop_requested()) break;
+      const auto now = Clock::now();
+      if (!urgent() && now < next_beat) {
+        if (now < ack_flush_at) continue;  // armed while we slept: wait for it
+        ack_flush_at = Clock::time_point::max();
+        lock.unlock();
+        try {
+          flush_idle_acks(now + opt.lease / 3, true);
+        } catch (...) {
+          // Unreachable server: the next beat (or the next command) sends them.
+        }
+        lock.lock();
+        continue;
+      }
       std::vector<std::string> extra;
       for (auto& [slot, req] : orphans) {
         extra.push_back(slot);
@@ -652,6 +690,8 @@ struct Client::Impl {
       auto taken = std::move(orphans);
       orphans.clear();
       renormalize = false;
+      ack_flush_at = Clock::time_point::max();  // the beat sends them
+      next_beat = now + opt.lease / 3;
       lock.unlock();
       try {
         flush_idle_acks(Clock::now() + opt.lease / 3, true);
@@ -834,26 +874,20 @@ void Client::ack_oldest(std::size_t n) {
   }
   if (receipts.empty()) return;
   if (im.opt.pipeline_task_done) {
+    // Queued on an idle connection, unsent: the next command there carries it (a get
+    // inside its script), or the heartbeat thread sends it ack_delay from now.
     Impl::Pooled p(impl_.get());
+    p.conn->acks.push_back(PendingAck{std::move(receipts), false});
+    bool arm = false;
     {
       std::lock_guard lock(im.state_mu);
       ++im.unconfirmed;
+      if (im.ack_flush_at == Clock::time_point::max()) {
+        im.ack_flush_at = Clock::now() + im.opt.ack_delay;
+        arm = true;
+      }
     }
-    p.conn->acks.push_back(PendingAck{std::move(receipts), false});
-    try {
-      im.write_acks(*p.conn);
-      return;
-    } catch (const Transient&) {
-      // Not written: deliver it now, riding over the failure (it stays queued on the
-      // connection and goes ahead of this PING).
-    }
-    im.call(*p.conn, {"PING"}, im.retry_default(), milliseconds(0), nullptr);
-    if (!p.conn->acks.empty()) {
-      // Still unconfirmed after the retries (unreachable server): the next command on
-      // this connection or the heartbeat delivers it.
-      throw Error(
-          "weft::redis: task_done not confirmed (server unreachable); it will be sent again");
-    }
+    if (arm) im.heartbeat_cv.notify_all();
     return;
   }
   try {

@@ -148,6 +148,30 @@ end
 local function split(receipt)
   return string.match(receipt, '^(%d+)@(.*)$')
 end
+
+-- Acknowledges the receipts ARGV[i0..]: returns how many were still unacknowledged (now
+-- done). Idempotent: a receipt already acknowledged counts 0.
+local function ack_from(i0)
+  local n = 0
+  local was_ready = false
+  for i = i0, #ARGV do
+    local m, o = split(ARGV[i])
+    if m then
+      local was_held = redis.call('SREM', held(o), m) == 1
+      if redis.call('HDEL', K_ITEMS, m) == 1 then
+        n = n + 1
+        if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
+        -- Not held by the receipt's session: it may be back in the queue (lease expired).
+        if not was_held and redis.call('ZREM', K_READY, m) == 1 then was_ready = true end
+      end
+    end
+  end
+  if n > 0 then
+    if redis.call('HINCRBY', K_META, 'uf', -n) == 0 then top_up(K_JT, 1) end
+  end
+  if was_ready then normalize() end
+  return n
+end
 )LUA";
 
 // init: ARGV[4] = kind ("fifo", "lifo", "priority"), ARGV[5] = maxsize.
@@ -220,12 +244,14 @@ return {'OK', n}
 
 // get: ARGV[4] = connection slot, ARGV[5] = request id, ARGV[6] = at most this many items,
 // ARGV[7] = '0' on the request's first attempt (nothing to replay: the slot's record, if
-// any, is another request's), otherwise (or absent) the record is looked up.
+// any, is another request's), otherwise (or absent) the record is looked up; ARGV[8..] =
+// receipts to acknowledge first, as `ack` does (the client's pending task_done()s).
 // Returns {'OK', receipt1, payload1, score1, ...}, {'S'} when shut down and empty,
 // {'E', wake_in} when empty. A retry with the request id of the slot's last get returns
 // that get's items again.
 inline constexpr const char* kGet = R"LUA(
 local slot, req, want = ARGV[4], ARGV[5], tonumber(ARGV[6])
+ack_from(8)
 local out = {'OK'}
 local rec = ARGV[7] ~= '0' and redis.call('HGET', grec(C), slot)
 if rec then
@@ -281,25 +307,7 @@ return out
 
 // ack: ARGV[4..] = receipts. Returns how many were still unacknowledged (now done).
 inline constexpr const char* kAck = R"LUA(
-local n = 0
-local was_ready = false
-for i = 4, #ARGV do
-  local m, o = split(ARGV[i])
-  if m then
-    local was_held = redis.call('SREM', held(o), m) == 1
-    if redis.call('HDEL', K_ITEMS, m) == 1 then
-      n = n + 1
-      if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
-      -- Not held by the receipt's session: it may be back in the queue (lease expired).
-      if not was_held and redis.call('ZREM', K_READY, m) == 1 then was_ready = true end
-    end
-  end
-end
-if n > 0 then
-  if redis.call('HINCRBY', K_META, 'uf', -n) == 0 then top_up(K_JT, 1) end
-end
-if was_ready then normalize() end
-return n
+return ack_from(4)
 )LUA";
 
 // release: ARGV[4..] = receipts of items this session holds: back to the queue.

@@ -54,11 +54,16 @@ struct Options {
   std::chrono::milliseconds dedupe_window{std::chrono::hours(1)};
   // A blocking call re-checks its connection at least this often.
   std::chrono::milliseconds max_block{30000};
-  // task_done() (and task_done(n)) returns once its acknowledgement is written; the reply is
-  // read with this client's next command on that connection (one round trip for both), and
-  // this client's join(), qsize() & co. wait for it. A client that crashes in between has
-  // its item delivered again (at least once). false: task_done() waits for the reply.
+  // task_done() (and task_done(n)) returns at once, without a round trip: the
+  // acknowledgement leaves with this client's next command on the same connection (inside
+  // the script of a get, written ahead of any other command), and at the latest ack_delay
+  // later, sent by the client's heartbeat thread, whichever comes first; it is also sent
+  // before any blocking wait of this client, and this client's join(), qsize() & co. and its
+  // destructor wait until the server has it. Other clients (their join() included) see it
+  // once it is sent. A client that crashes before then has the item delivered again (at
+  // least once). false: task_done() sends it and waits for the reply.
   bool pipeline_task_done = true;
+  std::chrono::milliseconds ack_delay{2};
   // Testing: called with the name of a point a call passes ("get:woken", "put:woken",
   // "get:leased", "put:committed"); a test can stop or kill the process there.
   std::function<void(std::string_view)> fault_hook;
