@@ -227,6 +227,9 @@ TEST(RedisFaults, ClientStoppedPastItsLeaseThenContinued) {
   c.signal(SIGCONT);
   c.send("go");  // the stopped consumer finishes its item after all
   EXPECT_EQ(c.line(), "done 1");
+  // Its task_done() returned with the acknowledgement still queued in that process; the
+  // server has it within Options::ack_delay (sent by its heartbeat thread).
+  ASSERT_TRUE(eventually([&] { return q.stats().unfinished == 0; }));
   EXPECT_FALSE(q.task_done(d.receipt));  // acknowledged once, by the first to finish
   expect_settled(q);
   q.shutdown();
