@@ -381,7 +381,11 @@ struct Client::Impl {
           c.drop();
           continue;
         }
-        if (starts_with(r.get(), "ASK")) return ask(c, args, parse_redirect(r.get()), block);
+        if (starts_with(r.get(), "ASK")) {
+          const Address to = parse_redirect(r.get());
+          ask_acks(c, to);  // acks a get carried came back unsent: they go first
+          return ask(args, to, block, script);
+        }
         if (starts_with(r.get(), "NOSCRIPT") && script != kScriptCount) {
           std::lock_guard lock(sha_mu);
           sha[script].clear();
@@ -415,17 +419,55 @@ struct Client::Impl {
     }
   }
 
-  // ASK redirection: ASKING then the command, once, on a connection to that node.
-  Reply ask(Conn& c, const std::vector<std::string>& args, const Address& a, milliseconds block) {
+  // ASK redirection: ASKING then the command, once, on a connection to that node (which
+  // may not know the script yet: loaded there after NOSCRIPT, then asked again).
+  Reply ask(const std::vector<std::string>& args, const Address& a, milliseconds block,
+            Script script) {
     redisContext* ctx = connect_to(a);
     redisSetTimeout(ctx, to_timeval(opt.command_timeout + block));
-    Reply asking = command(ctx, {"ASKING"});
-    Reply r = asking ? command(ctx, args) : Reply();
+    const auto once = [&] {
+      Reply asking = command(ctx, {"ASKING"});
+      return asking ? command(ctx, args) : Reply();
+    };
+    Reply r = once();
+    if (r && r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "NOSCRIPT") &&
+        script != kScriptCount) {
+      // The same source has the same SHA1 on every node.
+      Reply loaded = command(ctx, {"SCRIPT", "LOAD", script_source(script)});
+      if (loaded && loaded->type == REDIS_REPLY_STRING) r = once();
+    }
     redisFree(ctx);
-    (void)c;
     if (!r) throw Transient{"ASK redirection failed"};
     if (r->type == REDIS_REPLY_ERROR) throw Transient{std::string(r->str, r->len)};
     return r;
+  }
+
+  // Sends the connection's unsent acks to the node an ASK named, one by one; what fails
+  // stays unsent.
+  void ask_acks(Conn& c, const Address& to) {
+    if (c.acks.empty() || c.acks.back().sent) return;
+    std::string sha_ack;
+    {
+      std::lock_guard lock(sha_mu);
+      sha_ack = sha[kAck];
+    }
+    if (sha_ack.empty()) sha_ack = sha_of(c, kAck, Clock::time_point::max());
+    std::size_t confirmed = 0;
+    for (auto it = c.acks.begin(); it != c.acks.end();) {
+      if (it->sent) {
+        ++it;
+        continue;
+      }
+      try {
+        ask(ack_argv(sha_ack, *it), to, milliseconds(0), kAck);
+      } catch (const Transient&) {
+        ++it;
+        continue;
+      }
+      it = c.acks.erase(it);
+      ++confirmed;
+    }
+    note_confirmed(confirmed);
   }
 
   // --- pipelined acknowledgements -----------------------------------------------------
@@ -457,6 +499,7 @@ struct Client::Impl {
   // are unsent again).
   bool read_ack_replies(Conn& c) {
     std::size_t confirmed = 0;
+    bool moved = false;
     while (c.replies_pending()) {
       void* raw = nullptr;
       if (redisGetReply(c.ctx, &raw) != REDIS_OK) {
@@ -467,6 +510,28 @@ struct Client::Impl {
       Reply r(static_cast<redisReply*>(raw));
       PendingAck a = std::move(c.acks.front());
       c.acks.pop_front();
+      if (r && r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "ASK")) {
+        // The slot is being migrated and the queue's keys are on the importing node.
+        try {
+          std::string sha_ack;
+          {
+            std::lock_guard lock(sha_mu);
+            sha_ack = sha[kAck];
+          }
+          ask(ack_argv(sha_ack, a), parse_redirect(r.get()), milliseconds(0), kAck);
+          ++confirmed;
+          continue;
+        } catch (const Transient&) {
+          // Sent again with the next command.
+        }
+      }
+      if (r && r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "MOVED")) {
+        // The slot moved for good: reconnect there (below) and send it again.
+        const Address to = parse_redirect(r.get());
+        std::lock_guard lock(addr_mu);
+        addr = to;
+        moved = true;
+      }
       if (r && r->type == REDIS_REPLY_ERROR) {
         // NOSCRIPT, LOADING, BUSY ...: send it again with the next command.
         if (starts_with(r.get(), "NOSCRIPT")) {
@@ -480,6 +545,10 @@ struct Client::Impl {
       ++confirmed;
     }
     note_confirmed(confirmed);
+    if (moved) {
+      c.drop();
+      return false;
+    }
     return true;
   }
   void note_confirmed(std::size_t n) {

@@ -1,6 +1,7 @@
 // tests/redis/cluster_test.cpp: a 3-node Redis Cluster started by the test, queues whose
 // hash tags put them on different nodes, clients that know one node only (they follow
-// MOVED), and a blocked get on another node woken from another process.
+// MOVED), a blocked get on another node woken from another process, and a queue in a slot
+// being migrated (ASK).
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -92,6 +93,64 @@ TEST_F(RedisCluster, QueuesOnDifferentNodesThroughOneAddress) {
   EXPECT_EQ(g.line(), "item 77");
   EXPECT_EQ(g.wait(), 0);
   EXPECT_TRUE(qs[2]->join(10s));
+}
+
+// A queue created while its slot is being migrated: the node that owns the slot answers
+// ASK (the queue's keys are not there), the client follows it to the importing node with
+// ASKING, every call keeps working through the first node's address, and the keys live on
+// the importing node only; once the slot is assigned to that node, MOVED is followed.
+TEST_F(RedisCluster, QueueInASlotBeingMigratedFollowsAsk) {
+  std::string name;
+  for (int i = 0; i < 1000 && name.empty(); ++i) {
+    const std::string n = "mq" + std::to_string(i);
+    if (owner(n) == 0) name = n;
+  }
+  ASSERT_FALSE(name.empty());
+  const std::string slot = nodes_[0]->cmd({"CLUSTER", "KEYSLOT", "weft:{" + name + "}:meta"});
+  const std::string from_id = nodes_[0]->cmd({"CLUSTER", "MYID"});
+  const std::string to_id = nodes_[1]->cmd({"CLUSTER", "MYID"});
+  ASSERT_EQ(nodes_[1]->cmd({"CLUSTER", "SETSLOT", slot, "IMPORTING", from_id}), "OK");
+  ASSERT_EQ(nodes_[0]->cmd({"CLUSTER", "SETSLOT", slot, "MIGRATING", to_id}), "OK");
+  // The first node now answers ASK for the queue's keys (none of them exists there).
+  ASSERT_EQ(nodes_[0]->cmd({"EXISTS", "weft:{" + name + "}:meta"}).rfind("ERR:ASK", 0), 0u);
+
+  const Options via_first = nodes_[0]->options(1000ms);
+  Ids q(name, 4, via_first);
+  for (std::int64_t i = 0; i < 4; ++i) q.put(i);
+  EXPECT_TRUE(q.full());
+  EXPECT_THROW(q.put_nowait(9), weft::Full);
+  EXPECT_EQ(q.get(), 0);
+  EXPECT_EQ(q.get_nowait(), 1);
+  q.task_done();
+  q.task_done();
+  EXPECT_EQ(q.qsize(), 2);
+  EXPECT_EQ(q.unfinished_tasks(), 2);
+  // The keys were created on the importing node, and only there.
+  EXPECT_EQ(nodes_[0]->cmd({"CLUSTER", "COUNTKEYSINSLOT", slot}), "0");
+  EXPECT_NE(nodes_[1]->cmd({"CLUSTER", "COUNTKEYSINSLOT", slot}), "0");
+
+  // A getter in another process, told the first node only, blocks (on the importing node,
+  // through ASK) once the queue is empty; a put from here wakes it.
+  EXPECT_EQ(q.get(), 2);
+  EXPECT_EQ(q.get(), 3);
+  Worker g("getter", {serialize(via_first), name, "4", "-1"});
+  ASSERT_EQ(g.line(), "ready");
+  ASSERT_TRUE(eventually([&] { return nodes_[1]->info("blocked_clients") == 1; }));
+  q.put(77);
+  EXPECT_EQ(g.line(), "item 77");
+  EXPECT_EQ(g.wait(), 0);
+
+  // The migration ends: the slot belongs to the importing node; the client follows MOVED.
+  for (auto& n : nodes_) ASSERT_EQ(n->cmd({"CLUSTER", "SETSLOT", slot, "NODE", to_id}), "OK");
+  EXPECT_EQ(nodes_[0]->cmd({"EXISTS", "weft:{" + name + "}:meta"}).rfind("ERR:MOVED", 0), 0u);
+  q.task_done();
+  q.task_done();
+  EXPECT_TRUE(q.join(10s));
+  EXPECT_EQ(q.qsize(), 0);
+  q.put(5);
+  EXPECT_EQ(q.get(), 5);
+  q.task_done();
+  EXPECT_TRUE(q.join(10s));
 }
 
 }  // namespace
