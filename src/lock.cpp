@@ -18,12 +18,14 @@ namespace {
 constexpr int kAcquireSpins = 64;
 }
 
-bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
+bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop, const void* rlock) {
   for (int i = 0; i < kAcquireSpins; ++i) {
     if (try_acquire()) return true;
     detail::cpu_relax();
   }
-  detail::LockAcquireOp op(*this);
+  detail::LockAcquireOp op = rlock == nullptr
+                                 ? detail::LockAcquireOp(*this)
+                                 : detail::LockAcquireOp(*this, detail::SourceKind::rlock, rlock);
   WaitLoop loop(deadline, stop);
   for (;;) {
     // A woken waiter competes again with running threads; if one of them wins, the loop
@@ -95,23 +97,26 @@ void Lock::defer_wakes(WakeBatch& claimed) noexcept {
 void RLock::release() {
   if (!is_owned()) throw std::logic_error("weft::RLock::release: lock not held by this thread");
   if (--count_ == 0) {
+    detail::diag_released(this);
     owner_.store(nullptr, std::memory_order_relaxed);
-    lock_.release();
+    lock_.release_unnoted();
   }
 }
 
 std::size_t RLock::release_all() {
   const std::size_t depth = count_;
   count_ = 0;
+  detail::diag_released(this);
   owner_.store(nullptr, std::memory_order_relaxed);
-  lock_.release();
+  lock_.release_unnoted();
   return depth;
 }
 
 void RLock::restore(std::size_t depth) {
-  lock_.acquire();
+  if (!lock_.try_acquire()) lock_.acquire_slow(Deadline::never(), nullptr, this);
   owner_.store(self(), std::memory_order_relaxed);
   count_ = depth;
+  detail::diag_acquired(this, detail::SourceKind::rlock);
 }
 
 }  // namespace weft

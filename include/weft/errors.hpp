@@ -45,4 +45,11 @@ class Cancelled : public std::runtime_error {
   Cancelled() : std::runtime_error("weft::Cancelled: stop requested") {}
 };
 
+// Thrown by a blocking call that would close a certain deadlock, when diagnostics are on
+// with OnDeadlock::raise (weft/diagnostics.hpp); what() is the report.
+class Deadlock : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace weft

@@ -148,6 +148,10 @@ class Waiter {
   // Aborts the park from another thread (a stop_callback). No-op once decided.
   void cancel() noexcept { abort(Decision::cancelled()); }
 
+  // Whether a claim, a timeout or a cancellation has decided the current park (for
+  // diagnostics, from any thread: a waiter that is decided is about to return).
+  bool decided() const noexcept { return !undecided(word_.load(std::memory_order_seq_cst)); }
+
   // The decision, once NOTIFIED has been seen (acquire).
   bool notified() const noexcept {
     return (word_.load(std::memory_order_acquire) & kNotified) != 0;
