@@ -91,6 +91,8 @@ struct alignas(64) ThreadRec {
   std::atomic<std::int64_t> deadline_ns{0};
   std::atomic<std::uint32_t> cancellable{0};
   std::atomic<std::uint64_t> wait_seq{0};
+  std::atomic<std::uint64_t> checked_seq{0};  // the last wait the detector is done with
+  std::atomic<std::uint64_t> reported_seq{0};  // the last wait a deadlock report included
   std::atomic<const Waiter*> parker{nullptr};
   std::array<std::atomic<std::uintptr_t>, kHeld> held{};
   std::array<std::atomic<std::uint8_t>, kHeld> held_kind{};
@@ -113,6 +115,7 @@ struct RecSnap {
   std::int64_t deadline_ns = 0;
   bool cancellable = false;
   std::uint64_t wait_seq = 0;
+  bool checked = false;
   const Waiter* parker = nullptr;
   std::uintptr_t held[kHeld] = {};
   SourceKind held_kind[kHeld] = {};
@@ -141,6 +144,8 @@ bool read_rec(std::size_t slot, RecSnap& out) noexcept {
     out.cancellable = r.cancellable.load(std::memory_order_relaxed) != 0;
     out.wait_seq = r.wait_seq.load(std::memory_order_relaxed);
     out.parker = r.parker.load(std::memory_order_relaxed);
+    // acquire: pairs with the release in on_wait, after the verdict's report.
+    out.checked = r.checked_seq.load(std::memory_order_acquire) == out.wait_seq;
     for (std::size_t i = 0; i < kHeld; ++i) {
       out.held[i] = r.held[i].load(std::memory_order_relaxed);
       out.held_kind[i] = SourceKind(r.held_kind[i].load(std::memory_order_relaxed));
@@ -270,6 +275,11 @@ GroupSlot* find_group(std::uint32_t id) noexcept {
 // ---- options, hooks -----------------------------------------------------------------------
 
 std::atomic<const diagnostics::Options*> g_options{nullptr};  // leaked on replacement
+std::atomic<std::uint64_t> g_checks{0};  // a statistic: relaxed
+// Serializes detection: when the threads of one cycle check at once, the first reports it
+// (marking every member's wait), the others see the marks and stay silent. A std::mutex,
+// held only by threads about to sleep, never while parked.
+std::mutex g_detect_mutex;
 thread_local std::string t_deadlock_text;
 
 bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancellable) noexcept;
@@ -508,6 +518,7 @@ diagnostics::ThreadState state_of(const RecSnap& r) {
     t.since = to_time(r.since_ns);
     if (r.deadline_ns != Deadline::never().ns()) t.deadline = to_time(r.deadline_ns);
     t.cancellable = r.cancellable;
+    t.checked = r.checked;
   }
   for (std::size_t i = 0; i < kHeld; ++i)
     if (r.held[i] != 0) t.holds.push_back(primitive_of(r.held_kind[i], r.held[i]));
@@ -674,17 +685,47 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
   r->since_ns.store(Deadline::now().ns(), std::memory_order_relaxed);
   r->deadline_ns.store(deadline.ns(), std::memory_order_relaxed);
   r->cancellable.store(cancellable ? 1 : 0, std::memory_order_relaxed);
-  r->wait_seq.store(r->wait_seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  const std::uint64_t seq = r->wait_seq.load(std::memory_order_relaxed) + 1;
+  r->wait_seq.store(seq, std::memory_order_relaxed);
   r->parker.store(parker, std::memory_order_relaxed);
   r->waiting.store(1, std::memory_order_relaxed);
   seq_end(r->version);
 
+  // Marks this wait as considered by the detector, whatever the outcome.
+  struct Checked {
+    ThreadRec* r;
+    std::uint64_t seq;
+    Checked(ThreadRec* rec, std::uint64_t s) noexcept : r(rec), seq(s) {}
+    Checked(const Checked&) = delete;
+    Checked& operator=(const Checked&) = delete;
+    // release: whoever sees the mark sees the report made before it.
+    ~Checked() { r->checked_seq.store(seq, std::memory_order_release); }
+  } checked(r, seq);
   const diagnostics::Options* opt = g_options.load(std::memory_order_acquire);
   if (opt == nullptr || opt->on_deadlock == diagnostics::OnDeadlock::ignore) return true;
   if (!deadline.is_never() || cancellable) return true;
+  struct Counted {
+    Counted() = default;
+    Counted(const Counted&) = delete;
+    Counted& operator=(const Counted&) = delete;
+    ~Counted() { g_checks.fetch_add(1, std::memory_order_release); }  // after the verdict
+  } counted;
   try {
     std::vector<RecSnap> members;
-    if (!certain_deadlock(r, members)) return true;
+    {
+      std::lock_guard<std::mutex> g(g_detect_mutex);
+      if (r->reported_seq.load(std::memory_order_relaxed) == seq) return true;  // reported
+      if (!certain_deadlock(r, members)) return true;
+      for (const RecSnap& m : members)
+        g_threads[m.slot].reported_seq.store(m.wait_seq, std::memory_order_relaxed);
+      if (opt->on_deadlock == diagnostics::OnDeadlock::raise) {
+        // Not waiting after all (the loop unregisters and throws): a detector that runs
+        // next must not count this thread.
+        seq_begin(r->version);
+        r->waiting.store(0, std::memory_order_relaxed);
+        seq_end(r->version);
+      }
+    }
     diagnostics::DeadlockReport report;
     report.text = deadlock_text(members);
     for (const RecSnap& m : members) report.threads.push_back(state_of(m));
@@ -700,13 +741,11 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
     if (opt->on_deadlock != diagnostics::OnDeadlock::raise) return true;
     t_deadlock_text = std::move(report.text);
   } catch (...) {
-    return true;  // out of memory for the report: sleep as asked
+    // Out of memory for the report: raise still refuses the park (a plain message).
+    return opt->on_deadlock != diagnostics::OnDeadlock::raise;
   }
-  // Not waiting after all: the loop unregisters and throws.
-  seq_begin(r->version);
-  r->waiting.store(0, std::memory_order_relaxed);
-  seq_end(r->version);
-  return false;
+  return false;  // the loop unregisters and throws
+
 }
 
 void on_wake(const WaitTarget*, std::size_t, RoundEnd, std::uint32_t) noexcept {
@@ -768,6 +807,7 @@ void after_fork_child() noexcept {
     free_rec(&r);
   }
   new (&g_names_mutex) std::mutex();  // its holder, if any, did not come along
+  new (&g_detect_mutex) std::mutex();
   new (&g_watchdog.m) std::mutex();
   g_watchdog.thread = nullptr;  // leaked: std::thread's destructor would terminate
 }
@@ -976,6 +1016,11 @@ std::string format(const Report& report) {
 }
 
 void print(int fd) noexcept { detail::write_all(fd); }
+
+std::uint64_t deadlock_checks() noexcept {
+  // acquire: pairs with the release after a verdict, so its report is visible.
+  return detail::g_checks.load(std::memory_order_acquire);
+}
 
 bool install_signal_handler(int signo, int fd) noexcept {
   detail::register_atfork();

@@ -74,6 +74,7 @@ struct ThreadState {
   std::optional<Clock::time_point> since;     // when the wait began (if waiting)
   std::optional<Clock::time_point> deadline;  // none: no deadline
   bool cancellable = false;                   // a stop token can end the wait
+  bool checked = false;  // deadlock detection is done with this wait (or had nothing to do)
   std::vector<Primitive> holds;               // Locks and RLocks it holds
 };
 
@@ -112,6 +113,9 @@ void set_name(const Condition& p, std::string_view name);
 // Any other object a wait reports (a queue: pass the queue).
 void set_name(const void* p, SourceKind kind, std::string_view name);
 std::string name_of(const void* p);  // empty if unnamed
+
+// How many times a thread about to sleep has run deadlock detection (a verdict or not).
+std::uint64_t deadlock_checks() noexcept;
 
 // Every thread diagnostics have seen, now.
 Report snapshot();
