@@ -44,6 +44,8 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop, const vo
 void Lock::release_slow() {
   std::uint32_t s = state().load(std::memory_order_relaxed);
   if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
+  // Before the lock can be freed: the next holder may be recorded as soon as it is.
+  if (s & kTracked) detail::diag_lock_released(this);
   WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parkers
   bool claimed = false;
   for (;;) {
@@ -65,7 +67,7 @@ void Lock::release_slow() {
     // claimed (it will retry), and report the misuse.
     if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
     // release: publishes the critical section to the next acquirer.
-    if (state().compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
+    if (state().compare_exchange_weak(s, s & ~(kLocked | kTracked), std::memory_order_release,
                                       std::memory_order_relaxed)) {
       return;
     }
@@ -99,7 +101,7 @@ void RLock::release() {
   if (--count_ == 0) {
     detail::diag_released(this);
     owner_.store(nullptr, std::memory_order_relaxed);
-    lock_.release_unnoted();
+    lock_.release();
   }
 }
 
@@ -108,7 +110,7 @@ std::size_t RLock::release_all() {
   count_ = 0;
   detail::diag_released(this);
   owner_.store(nullptr, std::memory_order_relaxed);
-  lock_.release_unnoted();
+  lock_.release();
   return depth;
 }
 

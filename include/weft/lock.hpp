@@ -96,9 +96,14 @@ class Lock {
 
   // Throws std::logic_error if the lock is not locked.
   void release() {
-    // Before the release: once the lock is free, another thread may take it (and be noted).
-    detail::diag_released(this);
-    release_unnoted();
+    std::uint32_t expected = kLocked;
+    // release: publishes the critical section to the next acquirer. A lock whose holder
+    // diagnostics recorded has kTracked set: the CAS fails and release_slow() forgets it.
+    if (state().compare_exchange_strong(expected, 0, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+      return;
+    }
+    release_slow();
   }
 
   bool locked() const noexcept { return (state().load(std::memory_order_relaxed) & kLocked) != 0; }
@@ -129,28 +134,28 @@ class Lock {
   // Set while deferred_ is non-empty; changed only under the source's lock. It makes
   // release()'s fast-path CAS fail, so the release that frees the lock also wakes them.
   static constexpr std::uint32_t kDeferred = 4;
+  // Set while diagnostics know this lock's holder (noted()); cleared by the release.
+  static constexpr std::uint32_t kTracked = 8;
   using Source = detail::WaitSource<detail::WordAnnouncement<std::uint32_t, kWaiters>>;
 
   detail::Atomic<std::uint32_t>& state() noexcept { return waiters_.announcement().word(); }
   const detail::Atomic<std::uint32_t>& state() const noexcept {
     return waiters_.announcement().word();
   }
+  // After an acquire: with diagnostics on, records the caller as the holder and marks the
+  // lock kTracked, so that its release (whoever makes it) takes the slow path and forgets
+  // the holder. With diagnostics off: one relaxed load; release() pays nothing.
   bool noted(bool acquired) noexcept {
-    if (acquired) detail::diag_acquired(this, detail::SourceKind::lock);
+    if (acquired && detail::diag_tracking()) [[unlikely]] {
+      // relaxed: only the holder sets the bit; the release's RMW on the same word sees it.
+      state().fetch_or(kTracked, std::memory_order_relaxed);
+      detail::diag_lock_acquired(this, detail::SourceKind::lock);
+    }
     return acquired;
   }
   // Unnamed, unregistered: the Lock inside an RLock (which diagnostics name instead).
   struct Inner {};
   explicit Lock(Inner) noexcept {}
-  void release_unnoted() {
-    std::uint32_t expected = kLocked;
-    // release: publishes the critical section to the next acquirer.
-    if (state().compare_exchange_strong(expected, 0, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-      return;
-    }
-    release_slow();
-  }
   bool try_acquire() noexcept {
     std::uint32_t s = state().load(std::memory_order_relaxed);
     while ((s & kLocked) == 0) {
