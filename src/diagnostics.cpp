@@ -825,7 +825,7 @@ void register_atfork() {
 // ---- the primitives' entry points (diag_hooks.hpp) ------------------------------------------
 
 void diag_register(const void* object, SourceKind kind, std::string_view name,
-                   const std::source_location* site) noexcept {
+                   const SourceSite* site) noexcept {
   const auto key = reinterpret_cast<std::uintptr_t>(object);
   std::lock_guard<std::mutex> g(g_names_mutex);
   g_diag_names_used.store(true, std::memory_order_relaxed);
@@ -846,8 +846,8 @@ void diag_register(const void* object, SourceKind kind, std::string_view name,
   e->kind.store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
   if (!name.empty() || e->file.load(std::memory_order_relaxed) == nullptr) store_str(e->name, name);
   if (site != nullptr) {
-    e->file.store(site->file_name(), std::memory_order_relaxed);
-    e->line.store(site->line(), std::memory_order_relaxed);
+    e->file.store(site->file, std::memory_order_relaxed);
+    e->line.store(site->line, std::memory_order_relaxed);
   }
   seq_end(e->version);
   // release: a reader that finds the key (acquire) sees a complete entry... or an odd

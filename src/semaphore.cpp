@@ -19,11 +19,11 @@ constexpr std::uint64_t kMaxPermits = std::numeric_limits<std::uint64_t>::max() 
 constexpr int kAcquireSpins = 32;
 }  // namespace
 
-Semaphore::Semaphore(std::size_t value, std::source_location site) : Semaphore(value, Bound::none) {
+Semaphore::Semaphore(std::size_t value, SourceSite site) : Semaphore(value, Bound::none) {
   detail::diag_constructed(this, detail::SourceKind::semaphore, site);
 }
 
-Semaphore::Semaphore(std::size_t value, Name name, std::source_location site)
+Semaphore::Semaphore(std::size_t value, Name name, SourceSite site)
     : Semaphore(value, Bound::none) {
   detail::diag_named(this, detail::SourceKind::semaphore, name, site);
 }

@@ -34,7 +34,6 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
-#include <source_location>
 #include <stop_token>
 
 #include "weft/detail/deadline.hpp"
@@ -85,33 +84,33 @@ struct ConditionLock {
 class Condition {
  public:
   // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
-  Condition(std::source_location site = std::source_location::current())
+  Condition(SourceSite site = SourceSite::current())
       : owned_(std::make_unique<RLock>(site)), lock_(detail::ConditionLock::of(*owned_)) {
     detail::diag_constructed(this, detail::SourceKind::condition, site);
   }
   explicit Condition(Lock& lock,
-                     std::source_location site = std::source_location::current()) noexcept
+                     SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_constructed(this, detail::SourceKind::condition, site);
   }
   explicit Condition(RLock& lock,
-                     std::source_location site = std::source_location::current()) noexcept
+                     SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_constructed(this, detail::SourceKind::condition, site);
   }
   // A Condition that diagnostics call `name` (weft/diagnostics.hpp), over its own RLock or
   // the given lock.
-  explicit Condition(Name name, std::source_location site = std::source_location::current())
+  explicit Condition(Name name, SourceSite site = SourceSite::current())
       : owned_(std::make_unique<RLock>(site)), lock_(detail::ConditionLock::of(*owned_)) {
     detail::diag_named(this, detail::SourceKind::condition, name, site);
   }
   Condition(Lock& lock, Name name,
-            std::source_location site = std::source_location::current()) noexcept
+            SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_named(this, detail::SourceKind::condition, name, site);
   }
   Condition(RLock& lock, Name name,
-            std::source_location site = std::source_location::current()) noexcept
+            SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_named(this, detail::SourceKind::condition, name, site);
   }

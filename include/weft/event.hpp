@@ -27,7 +27,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <source_location>
 #include <stop_token>
 
 #include "weft/detail/deadline.hpp"
@@ -46,11 +45,11 @@ class EventWaitOp;
 class Event {
  public:
   // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
-  Event(std::source_location site = std::source_location::current()) noexcept {
+  Event(SourceSite site = SourceSite::current()) noexcept {
     detail::diag_constructed(this, detail::SourceKind::event, site);
   }
   // An Event that diagnostics call `name` (weft/diagnostics.hpp).
-  explicit Event(Name name, std::source_location site = std::source_location::current()) noexcept {
+  explicit Event(Name name, SourceSite site = SourceSite::current()) noexcept {
     detail::diag_named(this, detail::SourceKind::event, name, site);
   }
   Event(const Event&) = delete;

@@ -33,7 +33,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
 #include <stop_token>
 #include <utility>
 
@@ -57,11 +56,11 @@ class Lock {
   // An unnamed Lock; diagnostics identify it by address and, if they were on when it was
   // constructed, by `site`.
   // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
-  Lock(std::source_location site = std::source_location::current()) noexcept {
+  Lock(SourceSite site = SourceSite::current()) noexcept {
     detail::diag_constructed(this, detail::SourceKind::lock, site);
   }
   // A Lock that diagnostics call `name` (weft/diagnostics.hpp).
-  explicit Lock(Name name, std::source_location site = std::source_location::current()) noexcept {
+  explicit Lock(Name name, SourceSite site = SourceSite::current()) noexcept {
     detail::diag_named(this, detail::SourceKind::lock, name, site);
   }
   Lock(const Lock&) = delete;
@@ -184,10 +183,10 @@ class Lock {
 class RLock {
  public:
   // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
-  RLock(std::source_location site = std::source_location::current()) noexcept {
+  RLock(SourceSite site = SourceSite::current()) noexcept {
     detail::diag_constructed(this, detail::SourceKind::rlock, site);
   }
-  explicit RLock(Name name, std::source_location site = std::source_location::current()) noexcept {
+  explicit RLock(Name name, SourceSite site = SourceSite::current()) noexcept {
     detail::diag_named(this, detail::SourceKind::rlock, name, site);
   }
   RLock(const RLock&) = delete;

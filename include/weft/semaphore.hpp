@@ -27,7 +27,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
 #include <stop_token>
 
 #include "weft/detail/deadline.hpp"
@@ -46,10 +45,10 @@ class SemaphoreAcquireOp;
 class Semaphore {
  public:
   explicit Semaphore(std::size_t value = 1,
-                     std::source_location site = std::source_location::current());
+                     SourceSite site = SourceSite::current());
   // A Semaphore that diagnostics call `name` (weft/diagnostics.hpp).
   Semaphore(std::size_t value, Name name,
-            std::source_location site = std::source_location::current());
+            SourceSite site = SourceSite::current());
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
   ~Semaphore() { detail::diag_destroyed(this); }
@@ -133,12 +132,12 @@ class Semaphore {
 class BoundedSemaphore : public Semaphore {
  public:
   explicit BoundedSemaphore(std::size_t value = 1,
-                            std::source_location site = std::source_location::current())
+                            SourceSite site = SourceSite::current())
       : Semaphore(value, Bound::initial) {
     detail::diag_constructed(this, detail::SourceKind::semaphore, site);
   }
   BoundedSemaphore(std::size_t value, Name name,
-                   std::source_location site = std::source_location::current())
+                   SourceSite site = SourceSite::current())
       : Semaphore(value, Bound::initial) {
     detail::diag_named(this, detail::SourceKind::semaphore, name, site);
   }

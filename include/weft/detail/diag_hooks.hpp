@@ -16,7 +16,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
 #include <string>
 #include <string_view>
 
@@ -27,6 +26,18 @@
 #endif
 
 namespace weft {
+
+// Where a primitive was constructed: SourceSite::current() as a default argument gives the
+// caller's file and line (std::source_location's job, which clang 14 cannot compile with
+// libstdc++ 12; the builtins work in GCC and Clang alike).
+struct SourceSite {
+  const char* file = nullptr;
+  unsigned line = 0;
+  static constexpr SourceSite current(const char* file = __builtin_FILE(),
+                                      unsigned line = __builtin_LINE()) noexcept {
+    return SourceSite{file, line};
+  }
+};
 
 // A primitive's name, for diagnostics: a string literal or any string (copied; names longer
 // than 47 bytes are truncated).
@@ -59,7 +70,7 @@ inline std::atomic<std::uint32_t> g_diag_flags{0};
 inline std::atomic<bool> g_diag_names_used{false};
 
 void diag_register(const void* object, SourceKind kind, std::string_view name,
-                   const std::source_location* site) noexcept;
+                   const SourceSite* site) noexcept;
 void diag_forget(const void* object) noexcept;
 void diag_lock_acquired(const void* lock, SourceKind kind) noexcept;
 void diag_lock_released(const void* lock) noexcept;
@@ -74,14 +85,14 @@ inline bool diag_tracking() noexcept {
 
 // In a constructor: registers the construction site while diagnostics are on.
 inline void diag_constructed(const void* object, SourceKind kind,
-                             const std::source_location& site) noexcept {
+                             SourceSite site) noexcept {
   if (diag_tracking()) [[unlikely]]
     diag_register(object, kind, {}, &site);
 }
 // In a constructor given a name: always registers (so that turning diagnostics on later
 // finds the name).
 inline void diag_named(const void* object, SourceKind kind, Name name,
-                       const std::source_location& site) noexcept {
+                       SourceSite site) noexcept {
 #if WEFT_DIAGNOSTICS
   diag_register(object, kind, name.view(), &site);
 #else
