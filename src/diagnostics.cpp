@@ -99,6 +99,10 @@ struct alignas(64) ThreadRec {
 };
 
 ThreadRec g_threads[kThreads];
+// One past the highest slot ever claimed: scans stop there. Only grows. relaxed: a reader
+// that misses a newer slot misses a thread that started after it began to look.
+std::atomic<std::size_t> g_slots{0};
+std::size_t slots() noexcept { return g_slots.load(std::memory_order_acquire); }
 
 // A consistent copy of one record.
 struct RecSnap {
@@ -193,6 +197,12 @@ ThreadRec* my_rec() noexcept {
       r.waiting.store(0, std::memory_order_relaxed);
       for (auto& h : r.held) h.store(0, std::memory_order_relaxed);
       seq_end(r.version);
+      const auto slot = static_cast<std::size_t>(&r - g_threads);
+      std::size_t seen = g_slots.load(std::memory_order_relaxed);
+      // release: a scan that reads the new bound sees the record's in_use.
+      while (seen <= slot &&
+             !g_slots.compare_exchange_weak(seen, slot + 1, std::memory_order_release)) {
+      }
       t_rec = &r;
       // The first use in a thread registers the exit hook (this may allocate, once).
       static thread_local RecOwner owner;
@@ -371,7 +381,7 @@ std::string_view basename_of(const char* path) noexcept {
 
 // The thread (record slot) that holds lock `key`, per the records; kThreads if unknown.
 std::size_t holder_slot(std::uintptr_t key) noexcept {
-  for (std::size_t s = 0; s < kThreads; ++s) {
+  for (std::size_t s = 0, end = slots(); s < end; ++s) {
     const ThreadRec& r = g_threads[s];
     if (r.in_use.load(std::memory_order_acquire) == 0) continue;
     for (const auto& h : r.held)
@@ -476,7 +486,7 @@ void write_all(int fd) noexcept {
   b.put(")\n");
   b.write_to(fd);
   RecSnap r;
-  for (std::size_t s = 0; s < kThreads; ++s)
+  for (std::size_t s = 0, end = slots(); s < end; ++s)
     if (read_rec(s, r)) write_thread(fd, r, now);
 }
 
@@ -532,11 +542,12 @@ bool consistent_snapshot(std::vector<RecSnap>& out) {
   for (int attempt = 0; attempt < 16; ++attempt) {
     out.clear();
     RecSnap r;
-    for (std::size_t s = 0; s < kThreads; ++s)
+    const std::size_t end = slots();
+    for (std::size_t s = 0; s < end; ++s)
       if (read_rec(s, r)) out.push_back(r);
-    bool same = true;
+    bool same = end == slots();
     std::size_t k = 0;
-    for (std::size_t s = 0; s < kThreads && same; ++s) {
+    for (std::size_t s = 0; s < end && same; ++s) {
       const bool used = g_threads[s].in_use.load(std::memory_order_seq_cst) != 0;
       const bool had = k < out.size() && out[k].slot == s;
       if (used != had) same = false;
@@ -672,6 +683,30 @@ std::string deadlock_text(const std::vector<RecSnap>& members) {
   return text;
 }
 
+// A cheap necessary condition for a certain verdict, read without a snapshot: each source
+// of the wait is a Lock/RLock whose holder is recorded waiting with no deadline and no stop
+// token, or this thread is in a group. Keeps the full check off ordinary waits.
+bool may_close_deadlock(const ThreadRec* self, const WaitTarget* t, std::size_t n) noexcept {
+  // seq_cst fence: between this thread's published wait and its reads of the others'. Two
+  // threads closing one cycle at once each publish, fence, then read: at least one of them
+  // sees the other waiting (the fences are totally ordered), so a cycle is never missed.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (self->group.load(std::memory_order_relaxed) != 0) return true;
+  if (n > kTargets) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!is_lock(t[i].kind)) return false;
+    const std::size_t h = holder_slot(reinterpret_cast<std::uintptr_t>(t[i].object));
+    if (h == kThreads) return false;
+    const ThreadRec& hr = g_threads[h];
+    if (hr.waiting.load(std::memory_order_relaxed) == 0 ||
+        hr.cancellable.load(std::memory_order_relaxed) != 0 ||
+        hr.deadline_ns.load(std::memory_order_relaxed) != Deadline::never().ns()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancellable) noexcept {
   ThreadRec* r = my_rec();
   if (r == nullptr) return true;
@@ -710,6 +745,7 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
     Counted& operator=(const Counted&) = delete;
     ~Counted() { g_checks.fetch_add(1, std::memory_order_release); }  // after the verdict
   } counted;
+  if (!may_close_deadlock(r, t, n)) return true;
   try {
     std::vector<RecSnap> members;
     {
@@ -774,7 +810,7 @@ void watchdog_loop(Clock::duration threshold, Clock::duration period,
     const std::int64_t now = Deadline::now().ns();
     const auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(threshold).count();
     RecSnap r;
-    for (std::size_t s = 0; s < kThreads; ++s) {
+    for (std::size_t s = 0, end = slots(); s < end; ++s) {
       if (!read_rec(s, r) || !r.waiting || now - r.since_ns < limit) continue;
       if (reported[s] == r.wait_seq) continue;
       reported[s] = r.wait_seq;
@@ -971,7 +1007,7 @@ std::string name_of(const void* p) {
 Report snapshot() {
   Report rep;
   detail::RecSnap r;
-  for (std::size_t s = 0; s < detail::kThreads; ++s)
+  for (std::size_t s = 0, end = detail::slots(); s < end; ++s)
     if (detail::read_rec(s, r)) rep.threads.push_back(detail::state_of(r));
   return rep;
 }
