@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <memory>
 #include <new>
 #include <thread>
 
@@ -284,7 +285,7 @@ GroupSlot* find_group(std::uint32_t id) noexcept {
 
 // ---- options, hooks -----------------------------------------------------------------------
 
-std::atomic<const diagnostics::Options*> g_options{nullptr};  // leaked on replacement
+std::atomic<const diagnostics::Options*> g_options{nullptr};  // kept by enable()
 std::atomic<std::uint64_t> g_checks{0};  // a statistic: relaxed
 // Serializes detection: when the threads of one cycle check at once, the first reports it
 // (marking every member's wait), the others see the marks and stay silent. A std::mutex,
@@ -961,8 +962,17 @@ void enable(Options options) {
         r.version.fetch_add(2, std::memory_order_acq_rel);
     }
   }
-  // Leaked on purpose: a thread may still read the previous options in a hook.
-  detail::g_options.store(new Options(std::move(options)), std::memory_order_release);
+  // Every Options ever installed is kept (reachable, never freed): a thread may still read
+  // the previous ones in a hook.
+  static std::mutex kept_mutex;
+  static auto* kept = new std::vector<std::unique_ptr<const Options>>();
+  const Options* installed = nullptr;
+  {
+    std::lock_guard<std::mutex> g(kept_mutex);
+    kept->push_back(std::make_unique<const Options>(std::move(options)));
+    installed = kept->back().get();
+  }
+  detail::g_options.store(installed, std::memory_order_release);
   detail::g_diag_flags.fetch_or(detail::kDiagTrack, std::memory_order_relaxed);
   detail::set_wait_hooks(&detail::kHooks);
 }

@@ -135,7 +135,6 @@ TEST_F(Diagnostics, DumpShowsWaitsHoldersDeadlinesAndSelectSources) {
   weft::RLock rheld{"rheld"};
   weft::Event never{"never"};
   weft::Event stop_all{"stop-all"};
-  std::atomic<std::uint64_t> holder_tid{0};
   std::thread holder([&] {
     diag::set_thread_name("holder");
     held.acquire();
