@@ -661,6 +661,13 @@ std::string deadlock_text(const std::vector<RecSnap>& members) {
   for (const RecSnap& r : members) {
     Buf b;
     put_thread_label(b, r.tid, r.name);
+    if (GroupSlot* g = find_group(r.group)) {
+      char gname[kThreadName];
+      load_str(g->name, gname);
+      b.put(" group \"");
+      b.put(gname);
+      b.put("\"");
+    }
     b.put(" waits ");
     b.put_secs(now - r.since_ns);
     b.put(" on:\n");

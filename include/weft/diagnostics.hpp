@@ -88,11 +88,13 @@ struct DeadlockReport {
   std::string text;                  // what is printed
 };
 
+// Receives each deadlock report (in the closing thread, before it sleeps or throws). Must
+// not block on a weft primitive.
+using ReportFn = std::function<void(const DeadlockReport&)>;
+
 struct Options {
   OnDeadlock on_deadlock = OnDeadlock::report;
-  // Receives each deadlock report (in the closing thread, before it sleeps or throws);
-  // when empty, reports go to stderr. Must not block on a weft primitive.
-  std::function<void(const DeadlockReport&)> on_report;
+  ReportFn on_report;  // empty: reports go to stderr
 };
 
 // Turns diagnostics on (again, with new options) or off. Locks acquired while diagnostics

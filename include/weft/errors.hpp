@@ -12,6 +12,7 @@
 #pragma once
 
 #include <stdexcept>
+#include <string>
 
 namespace weft {
 
@@ -49,7 +50,7 @@ class Cancelled : public std::runtime_error {
 // with OnDeadlock::raise (weft/diagnostics.hpp); what() is the report.
 class Deadlock : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Deadlock(const std::string& report) : std::runtime_error(report) {}
 };
 
 }  // namespace weft
