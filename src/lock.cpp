@@ -98,6 +98,7 @@ void Lock::defer_wakes(WakeBatch& claimed) noexcept {
 
 void RLock::release() {
   if (!is_owned()) throw std::logic_error("weft::RLock::release: lock not held by this thread");
+  detail::tsan_unlocked(this);
   if (--count_ == 0) {
     detail::diag_released(this);
     owner_.store(nullptr, std::memory_order_relaxed);
@@ -107,6 +108,7 @@ void RLock::release() {
 
 std::size_t RLock::release_all() {
   const std::size_t depth = count_;
+  detail::tsan_unlocked(this, true);
   count_ = 0;
   detail::diag_released(this);
   owner_.store(nullptr, std::memory_order_relaxed);
@@ -118,6 +120,7 @@ void RLock::restore(std::size_t depth) {
   if (!lock_.try_acquire()) lock_.acquire_slow(Deadline::never(), nullptr, this);
   owner_.store(self(), std::memory_order_relaxed);
   count_ = depth;
+  detail::tsan_locked(this, static_cast<int>(depth));
   detail::diag_acquired(this, detail::SourceKind::rlock);
 }
 

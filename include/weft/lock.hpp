@@ -184,14 +184,19 @@ class RLock {
  public:
   // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
   RLock(SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_created(this);
     detail::diag_constructed(this, detail::SourceKind::rlock, site);
   }
   explicit RLock(Name name, SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_created(this);
     detail::diag_named(this, detail::SourceKind::rlock, name, site);
   }
   RLock(const RLock&) = delete;
   RLock& operator=(const RLock&) = delete;
-  ~RLock() { detail::diag_destroyed(this); }
+  ~RLock() {
+    detail::tsan_destroyed(this);
+    detail::diag_destroyed(this);
+  }
 
   // The inner Lock is taken directly (try_acquire, acquire_slow), so that diagnostics see
   // this RLock, not the Lock inside it, as the one held and waited for.
@@ -264,6 +269,7 @@ class RLock {
   bool reenter() noexcept {
     if (!is_owned()) return false;
     ++count_;
+    detail::tsan_locked(this);
     return true;
   }
   bool adopt(bool acquired) noexcept {
@@ -272,6 +278,7 @@ class RLock {
       // own last write; other threads can never read their own identity here by accident.
       owner_.store(self(), std::memory_order_relaxed);
       count_ = 1;
+      detail::tsan_locked(this);
       detail::diag_acquired(this, detail::SourceKind::rlock);
     }
     return acquired;

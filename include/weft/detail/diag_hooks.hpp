@@ -25,6 +25,22 @@
 #define WEFT_DIAGNOSTICS 1
 #endif
 
+// Under ThreadSanitizer, RLock tells TSAN it is a mutex (__tsan_mutex_*), so that TSAN's
+// lock-order (potential deadlock) reports include it. Lock and Semaphore are not annotated:
+// any thread may release them, which TSAN's mutex model reports as a misuse.
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN_MUTEX 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN_MUTEX 1
+#endif
+#endif
+#if defined(WEFT_TSAN_MUTEX) && WEFT_DIAGNOSTICS
+#include <sanitizer/tsan_interface.h>
+#else
+#undef WEFT_TSAN_MUTEX
+#endif
+
 namespace weft {
 
 // Where a primitive was constructed: SourceSite::current() as a default argument gives the
@@ -115,6 +131,43 @@ inline void diag_acquired(const void* lock, SourceKind kind) noexcept {
 inline void diag_released(const void* lock) noexcept {
   if (diag_tracking()) [[unlikely]]
     diag_lock_released(lock);
+}
+
+// TSAN's view of an RLock (no-ops without ThreadSanitizer). recursion: how many levels the
+// call takes or gives back at once (Condition::wait releases them all).
+inline void tsan_created(const void* m) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_create(const_cast<void*>(m), __tsan_mutex_write_reentrant);
+#else
+  (void)m;
+#endif
+}
+inline void tsan_destroyed(const void* m) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_destroy(const_cast<void*>(m), 0);
+#else
+  (void)m;
+#endif
+}
+inline void tsan_locked(const void* m, int recursion = 1) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_pre_lock(const_cast<void*>(m), 0);
+  if (recursion == 1) {
+    __tsan_mutex_post_lock(const_cast<void*>(m), 0, 0);
+  } else {
+    __tsan_mutex_post_lock(const_cast<void*>(m), __tsan_mutex_recursive_lock, recursion);
+  }
+#else
+  (void)m, (void)recursion;
+#endif
+}
+inline void tsan_unlocked(const void* m, bool all = false) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_pre_unlock(const_cast<void*>(m), all ? __tsan_mutex_recursive_unlock : 0);
+  __tsan_mutex_post_unlock(const_cast<void*>(m), all ? __tsan_mutex_recursive_unlock : 0);
+#else
+  (void)m, (void)all;
+#endif
 }
 
 }  // namespace detail
