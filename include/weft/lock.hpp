@@ -194,6 +194,8 @@ class RLock {
   RLock(const RLock&) = delete;
   RLock& operator=(const RLock&) = delete;
   ~RLock() {
+    // Destroying a held RLock is allowed (as in Python): TSAN hears of a release first.
+    if (is_owned()) detail::tsan_unlocked(this, true);
     detail::tsan_destroyed(this);
     detail::diag_destroyed(this);
   }
