@@ -14,11 +14,6 @@
 // readers are not data races.
 #include "weft/diagnostics.hpp"
 
-#include <pthread.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -26,10 +21,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <thread>
+#include <unistd.h>
 
 #include "weft/condition.hpp"
 #include "weft/detail/parker.hpp"
@@ -57,8 +56,12 @@ constexpr std::uintptr_t kTombstone = 1;
 // move before it), end() makes it even (release: publishes them). The reader: read_begin()
 // (acquire), relaxed field loads, read_valid() (an acquire fence, then the version again).
 
-void seq_begin(std::atomic<std::uint64_t>& v) noexcept { v.fetch_add(1, std::memory_order_acq_rel); }
-void seq_end(std::atomic<std::uint64_t>& v) noexcept { v.fetch_add(1, std::memory_order_release); }
+void seq_begin(std::atomic<std::uint64_t>& v) noexcept {
+  v.fetch_add(1, std::memory_order_acq_rel);
+}
+void seq_end(std::atomic<std::uint64_t>& v) noexcept {
+  v.fetch_add(1, std::memory_order_release);
+}
 bool seq_valid(const std::atomic<std::uint64_t>& v, std::uint64_t before) noexcept {
   std::atomic_thread_fence(std::memory_order_acquire);
   return (before & 1) == 0 && v.load(std::memory_order_relaxed) == before;
@@ -92,7 +95,7 @@ struct alignas(64) ThreadRec {
   std::atomic<std::int64_t> deadline_ns{0};
   std::atomic<std::uint32_t> cancellable{0};
   std::atomic<std::uint64_t> wait_seq{0};
-  std::atomic<std::uint64_t> checked_seq{0};  // the last wait the detector is done with
+  std::atomic<std::uint64_t> checked_seq{0};   // the last wait the detector is done with
   std::atomic<std::uint64_t> reported_seq{0};  // the last wait a deadlock report included
   std::atomic<const Waiter*> parker{nullptr};
   std::array<std::atomic<std::uintptr_t>, kHeld> held{};
@@ -103,7 +106,9 @@ ThreadRec g_threads[kThreads];
 // One past the highest slot ever claimed: scans stop there. Only grows. relaxed: a reader
 // that misses a newer slot misses a thread that started after it began to look.
 std::atomic<std::size_t> g_slots{0};
-std::size_t slots() noexcept { return g_slots.load(std::memory_order_acquire); }
+std::size_t slots() noexcept {
+  return g_slots.load(std::memory_order_acquire);
+}
 
 // A consistent copy of one record.
 struct RecSnap {
@@ -160,7 +165,9 @@ bool read_rec(std::size_t slot, RecSnap& out) noexcept {
   return false;
 }
 
-std::uint64_t current_tid() noexcept { return static_cast<std::uint64_t>(::syscall(SYS_gettid)); }
+std::uint64_t current_tid() noexcept {
+  return static_cast<std::uint64_t>(::syscall(SYS_gettid));
+}
 
 thread_local ThreadRec* t_rec = nullptr;
 
@@ -286,7 +293,7 @@ GroupSlot* find_group(std::uint32_t id) noexcept {
 // ---- options, hooks -----------------------------------------------------------------------
 
 std::atomic<const diagnostics::Options*> g_options{nullptr};  // kept by enable()
-std::atomic<std::uint64_t> g_checks{0};  // a statistic: relaxed
+std::atomic<std::uint64_t> g_checks{0};                       // a statistic: relaxed
 // Serializes detection: when the threads of one cycle check at once, the first reports it
 // (marking every member's wait), the others see the marks and stay silent. A std::mutex,
 // held only by threads about to sleep, never while parked.
@@ -361,15 +368,24 @@ class Buf {
 
 std::string_view kind_name(SourceKind k) noexcept {
   switch (k) {
-    case SourceKind::event: return "Event";
-    case SourceKind::lock: return "Lock";
-    case SourceKind::rlock: return "RLock";
-    case SourceKind::semaphore: return "Semaphore";
-    case SourceKind::condition: return "Condition";
-    case SourceKind::queue_get: return "Queue(get)";
-    case SourceKind::queue_put: return "Queue(put)";
-    case SourceKind::queue_join: return "Queue(join)";
-    case SourceKind::other: break;
+    case SourceKind::event:
+      return "Event";
+    case SourceKind::lock:
+      return "Lock";
+    case SourceKind::rlock:
+      return "RLock";
+    case SourceKind::semaphore:
+      return "Semaphore";
+    case SourceKind::condition:
+      return "Condition";
+    case SourceKind::queue_get:
+      return "Queue(get)";
+    case SourceKind::queue_put:
+      return "Queue(put)";
+    case SourceKind::queue_join:
+      return "Queue(join)";
+    case SourceKind::other:
+      break;
   }
   return "source";
 }
@@ -494,7 +510,8 @@ void write_all(int fd) noexcept {
 // ---- structured reports -------------------------------------------------------------------
 
 diagnostics::Clock::time_point to_time(std::int64_t ns) {
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 diagnostics::Primitive primitive_of(SourceKind kind, std::uintptr_t key) {
@@ -504,7 +521,8 @@ diagnostics::Primitive primitive_of(SourceKind kind, std::uintptr_t key) {
   NameSnap ns;
   if (read_name(key, ns)) {
     p.name = ns.name;
-    if (ns.file != nullptr) p.site = std::string(basename_of(ns.file)) + ":" + std::to_string(ns.line);
+    if (ns.file != nullptr)
+      p.site = std::string(basename_of(ns.file)) + ":" + std::to_string(ns.line);
   }
   if (kind == SourceKind::lock || kind == SourceKind::rlock) {
     const std::size_t h = holder_slot(key);
@@ -568,7 +586,9 @@ bool versions_unchanged(const std::vector<RecSnap>& recs) noexcept {
   return true;
 }
 
-bool is_lock(SourceKind k) noexcept { return k == SourceKind::lock || k == SourceKind::rlock; }
+bool is_lock(SourceKind k) noexcept {
+  return k == SourceKind::lock || k == SourceKind::rlock;
+}
 
 // Whether the calling thread (record `self`), about to sleep with no deadline and no stop
 // token, closes a certain deadlock; `members` receives the deadlocked threads.
@@ -789,7 +809,6 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
     return opt->on_deadlock != diagnostics::OnDeadlock::raise;
   }
   return false;  // the loop unregisters and throws
-
 }
 
 void on_wake(const WaitTarget*, std::size_t, RoundEnd, std::uint32_t) noexcept {
@@ -1005,9 +1024,15 @@ void set_thread_name(std::string_view name) {
 void set_name(const void* p, SourceKind kind, std::string_view name) {
   detail::diag_register(p, kind, name, nullptr);
 }
-void set_name(const Lock& p, std::string_view name) { set_name(&p, SourceKind::lock, name); }
-void set_name(const RLock& p, std::string_view name) { set_name(&p, SourceKind::rlock, name); }
-void set_name(const Event& p, std::string_view name) { set_name(&p, SourceKind::event, name); }
+void set_name(const Lock& p, std::string_view name) {
+  set_name(&p, SourceKind::lock, name);
+}
+void set_name(const RLock& p, std::string_view name) {
+  set_name(&p, SourceKind::rlock, name);
+}
+void set_name(const Event& p, std::string_view name) {
+  set_name(&p, SourceKind::event, name);
+}
 void set_name(const Semaphore& p, std::string_view name) {
   set_name(&p, SourceKind::semaphore, name);
 }
@@ -1068,7 +1093,9 @@ std::string format(const Report& report) {
   return out;
 }
 
-void print(int fd) noexcept { detail::write_all(fd); }
+void print(int fd) noexcept {
+  detail::write_all(fd);
+}
 
 std::uint64_t deadlock_checks() noexcept {
   // acquire: pairs with the release after a verdict, so its report is visible.
@@ -1091,10 +1118,9 @@ void start_watchdog(Clock::duration threshold, Clock::duration period,
   detail::register_atfork();
   std::lock_guard<std::mutex> g(detail::g_watchdog.m);
   detail::g_watchdog.stop = false;
-  detail::g_watchdog.thread =
-      new std::thread([threshold, period, cb = std::move(on_long_wait)] {
-        detail::watchdog_loop(threshold, period, cb);
-      });
+  detail::g_watchdog.thread = new std::thread([threshold, period, cb = std::move(on_long_wait)] {
+    detail::watchdog_loop(threshold, period, cb);
+  });
 }
 
 void stop_watchdog() {

@@ -88,13 +88,11 @@ class Condition {
       : owned_(std::make_unique<RLock>(site)), lock_(detail::ConditionLock::of(*owned_)) {
     detail::diag_constructed(this, detail::SourceKind::condition, site);
   }
-  explicit Condition(Lock& lock,
-                     SourceSite site = SourceSite::current()) noexcept
+  explicit Condition(Lock& lock, SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_constructed(this, detail::SourceKind::condition, site);
   }
-  explicit Condition(RLock& lock,
-                     SourceSite site = SourceSite::current()) noexcept
+  explicit Condition(RLock& lock, SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_constructed(this, detail::SourceKind::condition, site);
   }
@@ -104,13 +102,11 @@ class Condition {
       : owned_(std::make_unique<RLock>(site)), lock_(detail::ConditionLock::of(*owned_)) {
     detail::diag_named(this, detail::SourceKind::condition, name, site);
   }
-  Condition(Lock& lock, Name name,
-            SourceSite site = SourceSite::current()) noexcept
+  Condition(Lock& lock, Name name, SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_named(this, detail::SourceKind::condition, name, site);
   }
-  Condition(RLock& lock, Name name,
-            SourceSite site = SourceSite::current()) noexcept
+  Condition(RLock& lock, Name name, SourceSite site = SourceSite::current()) noexcept
       : lock_(detail::ConditionLock::of(lock)) {
     detail::diag_named(this, detail::SourceKind::condition, name, site);
   }

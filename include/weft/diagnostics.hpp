@@ -70,12 +70,12 @@ struct ThreadState {
   std::string name;      // set_thread_name(), else empty
   std::string group;     // the Group it joined, else empty
   bool waiting = false;
-  std::vector<Primitive> waits_on;  // every source of the wait (select: each operation)
+  std::vector<Primitive> waits_on;            // every source of the wait (select: each operation)
   std::optional<Clock::time_point> since;     // when the wait began (if waiting)
   std::optional<Clock::time_point> deadline;  // none: no deadline
   bool cancellable = false;                   // a stop token can end the wait
-  bool checked = false;  // deadlock detection is done with this wait (or had nothing to do)
-  std::vector<Primitive> holds;               // Locks and RLocks it holds
+  bool checked = false;          // deadlock detection is done with this wait (or had nothing to do)
+  std::vector<Primitive> holds;  // Locks and RLocks it holds
 };
 
 struct Report {

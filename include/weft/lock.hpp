@@ -216,8 +216,7 @@ class RLock {
   bool acquire(std::stop_token stop) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.try_acquire() ||
-                 lock_.acquire_slow(detail::Deadline::never(), &stop, this));
+    return adopt(lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::never(), &stop, this));
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {

@@ -44,11 +44,9 @@ class SemaphoreAcquireOp;
 
 class Semaphore {
  public:
-  explicit Semaphore(std::size_t value = 1,
-                     SourceSite site = SourceSite::current());
+  explicit Semaphore(std::size_t value = 1, SourceSite site = SourceSite::current());
   // A Semaphore that diagnostics call `name` (weft/diagnostics.hpp).
-  Semaphore(std::size_t value, Name name,
-            SourceSite site = SourceSite::current());
+  Semaphore(std::size_t value, Name name, SourceSite site = SourceSite::current());
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
   ~Semaphore() { detail::diag_destroyed(this); }
@@ -131,13 +129,11 @@ class Semaphore {
 // a Semaphore&).
 class BoundedSemaphore : public Semaphore {
  public:
-  explicit BoundedSemaphore(std::size_t value = 1,
-                            SourceSite site = SourceSite::current())
+  explicit BoundedSemaphore(std::size_t value = 1, SourceSite site = SourceSite::current())
       : Semaphore(value, Bound::initial) {
     detail::diag_constructed(this, detail::SourceKind::semaphore, site);
   }
-  BoundedSemaphore(std::size_t value, Name name,
-                   SourceSite site = SourceSite::current())
+  BoundedSemaphore(std::size_t value, Name name, SourceSite site = SourceSite::current())
       : Semaphore(value, Bound::initial) {
     detail::diag_named(this, detail::SourceKind::semaphore, name, site);
   }

@@ -8,17 +8,17 @@
 // detector has run (deadlock_checks()); no sleeps.
 #include "weft/diagnostics.hpp"
 
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <optional>
 #include <csignal>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "weft/condition.hpp"
 #include "weft/event.hpp"
@@ -386,7 +386,9 @@ void two_lock_cycle(Reports& reports, SourceKind kind) {
   EXPECT_EQ(r.threads[1].holds.at(0).name, "a");
 }
 
-TEST_F(Diagnostics, LockCycleIsCertain) { two_lock_cycle<weft::Lock>(reports, SourceKind::lock); }
+TEST_F(Diagnostics, LockCycleIsCertain) {
+  two_lock_cycle<weft::Lock>(reports, SourceKind::lock);
+}
 TEST_F(Diagnostics, RLockCycleIsCertain) {
   two_lock_cycle<weft::RLock>(reports, SourceKind::rlock);
 }

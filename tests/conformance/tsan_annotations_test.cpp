@@ -2,8 +2,9 @@
 // Under ThreadSanitizer, weft's RLock is annotated as a mutex (__tsan_mutex_*, see
 // weft/detail/diag_hooks.hpp): TSAN's own lock-order checker then reports an inversion of
 // two RLocks. Skipped in builds without TSAN.
-#include <gtest/gtest.h>
 #include <unistd.h>
+
+#include <gtest/gtest.h>
 
 #include "weft/condition.hpp"
 #include "weft/lock.hpp"

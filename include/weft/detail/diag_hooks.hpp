@@ -100,15 +100,13 @@ inline bool diag_tracking() noexcept {
 }
 
 // In a constructor: registers the construction site while diagnostics are on.
-inline void diag_constructed(const void* object, SourceKind kind,
-                             SourceSite site) noexcept {
+inline void diag_constructed(const void* object, SourceKind kind, SourceSite site) noexcept {
   if (diag_tracking()) [[unlikely]]
     diag_register(object, kind, {}, &site);
 }
 // In a constructor given a name: always registers (so that turning diagnostics on later
 // finds the name).
-inline void diag_named(const void* object, SourceKind kind, Name name,
-                       SourceSite site) noexcept {
+inline void diag_named(const void* object, SourceKind kind, Name name, SourceSite site) noexcept {
 #if WEFT_DIAGNOSTICS
   diag_register(object, kind, name.view(), &site);
 #else
