@@ -18,6 +18,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,7 +26,6 @@
 #include <mutex>
 #include <new>
 #include <pthread.h>
-#include <signal.h>
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
@@ -362,7 +362,7 @@ class Buf {
   std::string_view view() const noexcept { return {buf_, len_}; }
 
  private:
-  char buf_[2048];
+  char buf_[2048];  // NOLINT(cppcoreguidelines-pro-type-member-init): written before read
   std::size_t len_ = 0;
 };
 
@@ -603,8 +603,9 @@ bool certain_deadlock(const ThreadRec* self, std::vector<RecSnap>& members) {
     if (&g_threads[r.slot] == self) me = i;
     // A thread that can only be woken by another: waiting, no deadline, no stop token,
     // every source recorded, and no wake-up decided for it yet.
-    stuck[i] = r.waiting && r.deadline_ns == Deadline::never().ns() && !r.cancellable &&
-               r.n_targets <= kTargets && r.parker != nullptr && !r.parker->decided();
+    stuck[i] =
+        static_cast<char>(r.waiting && r.deadline_ns == Deadline::never().ns() && !r.cancellable &&
+                          r.n_targets <= kTargets && r.parker != nullptr && !r.parker->decided());
   }
   // The decisions read above belong to the recorded waits only if no record changed since.
   if (me == n || !stuck[me] || !versions_unchanged(recs)) return false;
@@ -1138,7 +1139,7 @@ void stop_watchdog() {
   }
 }
 
-Group::Group(std::string_view name, std::size_t size) : id_(0) {
+Group::Group(std::string_view name, std::size_t size) {
   const std::uint32_t id = detail::g_next_group.fetch_add(1, std::memory_order_relaxed);
   for (auto& g : detail::g_groups) {
     std::uint32_t expected = 0;
@@ -1158,7 +1159,7 @@ Group::~Group() {
   if (detail::GroupSlot* g = detail::find_group(id_)) g->id.store(0, std::memory_order_release);
 }
 
-void Group::join() {
+void Group::join() {  // NOLINT(readability-make-member-function-const): the membership changes
   detail::ThreadRec* r = detail::my_rec();
   if (r == nullptr || id_ == 0) return;
   detail::seq_begin(r->version);

@@ -145,10 +145,10 @@ class Group {
   Group& operator=(const Group&) = delete;
   ~Group();
   // The calling thread becomes a member (until it exits or joins another group).
-  void join();
+  void join();  // NOLINT(readability-make-member-function-const): changes the membership
 
  private:
-  std::uint32_t id_;
+  std::uint32_t id_ = 0;  // 0: no slot was free (the group is then never complete)
 };
 
 }  // namespace diagnostics
