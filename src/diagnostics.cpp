@@ -50,6 +50,17 @@ constexpr std::size_t kNames = 8192;  // a power of two
 constexpr std::size_t kName = 48;
 constexpr std::size_t kGroups = 64;
 constexpr std::uintptr_t kTombstone = 1;
+constexpr std::size_t kTrace = 256;  // events kept per thread (the flight recorder)
+
+// One event of the flight recorder. seq (index + 1) is stored last (release): a reader that
+// sees the index it expects sees the event; one being overwritten is skipped.
+enum class Ev : std::uint8_t { wait = 1, wake, timeout, cancel, notify, acquire, release };
+struct TraceEvent {
+  std::atomic<std::uint64_t> seq{0};
+  std::atomic<std::int64_t> ts_ns{0};
+  std::atomic<std::uint64_t> word{0};  // type | kind << 8 | flow << 32
+  std::atomic<std::uintptr_t> object{0};
+};
 
 // ---- seqlock helpers ----------------------------------------------------------------------
 // The writer: begin() makes the version odd (acq_rel: the field stores that follow cannot
@@ -100,9 +111,35 @@ struct alignas(64) ThreadRec {
   std::atomic<const Waiter*> parker{nullptr};
   std::array<std::atomic<std::uintptr_t>, kHeld> held{};
   std::array<std::atomic<std::uint8_t>, kHeld> held_kind{};
+  // Tracing: the ring (written by the owner only), and the flow of the claim that will
+  // end the current wait (written by the notifier, taken by the owner when it wakes).
+  std::array<TraceEvent, kTrace> trace{};
+  std::atomic<std::uint64_t> trace_head{0};
+  std::atomic<std::uint32_t> pending_flow{0};
 };
 
 ThreadRec g_threads[kThreads];
+std::atomic<std::uint32_t> g_next_flow{1};
+
+bool tracing() noexcept {
+  return (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) != 0;
+}
+
+// Appends an event to the owner's ring.
+void trace(ThreadRec* r, Ev type, SourceKind kind, const void* object,
+           std::uint32_t flow) noexcept {
+  const std::uint64_t i = r->trace_head.load(std::memory_order_relaxed);
+  TraceEvent& e = r->trace[i % kTrace];
+  e.seq.store(0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);  // the 0 is seen before the new fields
+  e.ts_ns.store(Deadline::now().ns(), std::memory_order_relaxed);
+  e.word.store(static_cast<std::uint64_t>(type) | (static_cast<std::uint64_t>(kind) << 8) |
+                   (static_cast<std::uint64_t>(flow) << 32),
+               std::memory_order_relaxed);
+  e.object.store(reinterpret_cast<std::uintptr_t>(object), std::memory_order_relaxed);
+  e.seq.store(i + 1, std::memory_order_release);
+  r->trace_head.store(i + 1, std::memory_order_release);
+}
 // One past the highest slot ever claimed: scans stop there. Only grows. relaxed: a reader
 // that misses a newer slot misses a thread that started after it began to look.
 std::atomic<std::size_t> g_slots{0};
@@ -754,6 +791,9 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
   r->parker.store(parker, std::memory_order_relaxed);
   r->waiting.store(1, std::memory_order_relaxed);
   seq_end(r->version);
+  if (tracing()) [[unlikely]]
+    trace(r, Ev::wait, n > 0 ? t[0].kind : SourceKind::other, n > 0 ? t[0].object : nullptr,
+          static_cast<std::uint32_t>(n));
 
   // Marks this wait as considered by the detector, whatever the outcome.
   struct Checked {
@@ -791,6 +831,8 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
         seq_end(r->version);
       }
     }
+    if (!opt->trace_on_deadlock.empty() && tracing())
+      diagnostics::write_trace(opt->trace_on_deadlock);
     diagnostics::DeadlockReport report;
     report.text = deadlock_text(members);
     for (const RecSnap& m : members) report.threads.push_back(state_of(m));
@@ -812,12 +854,20 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
   return false;  // the loop unregisters and throws
 }
 
-void on_wake(const WaitTarget*, std::size_t, RoundEnd, std::uint32_t) noexcept {
+void on_wake(const WaitTarget* t, std::size_t n, RoundEnd end, std::uint32_t index) noexcept {
   ThreadRec* r = t_rec;
   if (r == nullptr) return;
   seq_begin(r->version);
   r->waiting.store(0, std::memory_order_relaxed);
   seq_end(r->version);
+  if (tracing()) [[unlikely]] {
+    const WaitTarget w = index < n ? t[index] : WaitTarget{};
+    if (end == RoundEnd::claimed) {
+      trace(r, Ev::wake, w.kind, w.object, r->pending_flow.exchange(0, std::memory_order_acq_rel));
+    } else {
+      trace(r, end == RoundEnd::cancelled ? Ev::cancel : Ev::timeout, w.kind, w.object, 0);
+    }
+  }
 }
 
 // ---- watchdog -----------------------------------------------------------------------------
@@ -941,12 +991,16 @@ void diag_lock_acquired(const void* lock, SourceKind kind) noexcept {
     r->held_kind[i].store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
     r->held[i].store(reinterpret_cast<std::uintptr_t>(lock), std::memory_order_relaxed);
     seq_end(r->version);
+    if (tracing()) [[unlikely]]
+      trace(r, Ev::acquire, kind, lock, 0);
     return;
   }
 }
 
 void diag_lock_released(const void* lock) noexcept {
   const auto key = reinterpret_cast<std::uintptr_t>(lock);
+  if (ThreadRec* r = t_rec; r != nullptr && tracing()) [[unlikely]]
+    trace(r, Ev::release, SourceKind::lock, lock, 0);
   if (ThreadRec* r = t_rec) {
     for (auto& h : r->held) {
       if (h.load(std::memory_order_relaxed) != key) continue;
@@ -966,6 +1020,21 @@ void diag_lock_released(const void* lock) noexcept {
         return;
       }
     }
+  }
+}
+
+void diag_claimed(const Waiter* woken) noexcept {
+  ThreadRec* r = my_rec();
+  const std::uint32_t flow = g_next_flow.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t s = 0, end = slots(); s < end; ++s) {
+    ThreadRec& w = g_threads[s];
+    if (w.in_use.load(std::memory_order_acquire) == 0 ||
+        w.parker.load(std::memory_order_relaxed) != woken) {
+      continue;
+    }
+    w.pending_flow.store(flow, std::memory_order_release);
+    if (r != nullptr) trace(r, Ev::notify, SourceKind::other, woken, flow);
+    return;
   }
 }
 
@@ -1096,6 +1165,117 @@ std::string format(const Report& report) {
 
 void print(int fd) noexcept {
   detail::write_all(fd);
+}
+
+void start_tracing() {
+  detail::g_diag_flags.fetch_or(detail::kDiagTrace, std::memory_order_relaxed);
+}
+void stop_tracing() {
+  detail::g_diag_flags.fetch_and(~detail::kDiagTrace, std::memory_order_relaxed);
+}
+
+namespace {
+
+std::string quoted(std::string_view v) {
+  std::string q = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') q += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) q += c;
+  }
+  return q + "\"";
+}
+
+// Nanoseconds as trace-event microseconds.
+std::string micros(std::int64_t ns) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%lld.%03lld", static_cast<long long>(ns / 1000),
+                static_cast<long long>(ns % 1000));
+  return b;
+}
+
+}  // namespace
+
+std::string trace_json() {
+  using detail::Ev;
+  std::string out = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+  const std::string pid = std::to_string(::getpid());
+  bool first = true;
+  auto emit = [&](const std::string& e) {
+    if (!first) out += ",\n";
+    first = false;
+    out += e;
+  };
+  for (std::size_t s = 0, end = detail::slots(); s < end; ++s) {
+    detail::ThreadRec& r = detail::g_threads[s];
+    detail::RecSnap snap;
+    if (!detail::read_rec(s, snap)) continue;
+    const std::string tid = std::to_string(snap.tid);
+    const std::string where = ",\"pid\":" + pid + ",\"tid\":" + tid;
+    const std::string tname = snap.name[0] != '\0' ? std::string(snap.name) : "thread " + tid;
+    emit("{\"ph\":\"M\",\"name\":\"thread_name\"" + where + ",\"args\":{\"name\":" + quoted(tname) +
+         "}}");
+    const std::uint64_t head = r.trace_head.load(std::memory_order_acquire);
+    const std::uint64_t from = head > detail::kTrace ? head - detail::kTrace : 0;
+    bool open = false;
+    for (std::uint64_t i = from; i < head; ++i) {
+      detail::TraceEvent& e = r.trace[i % detail::kTrace];
+      if (e.seq.load(std::memory_order_acquire) != i + 1) continue;
+      const std::int64_t ts = e.ts_ns.load(std::memory_order_relaxed);
+      const std::uint64_t word = e.word.load(std::memory_order_relaxed);
+      const std::uintptr_t obj = e.object.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (e.seq.load(std::memory_order_relaxed) != i + 1) continue;  // overwritten meanwhile
+      const auto type = static_cast<Ev>(word & 0xff);
+      const auto kind = static_cast<SourceKind>((word >> 8) & 0xff);
+      const auto flow = static_cast<std::uint32_t>(word >> 32);
+      const std::string tsf = ",\"ts\":" + micros(ts);
+      std::string what(detail::kind_name(kind));
+      if (type != Ev::notify) {
+        const Primitive p = detail::primitive_of(kind, obj);
+        if (!p.name.empty()) what += " \"" + p.name + "\"";
+      }
+      switch (type) {
+        case Ev::wait:
+          emit("{\"ph\":\"B\",\"name\":" + quoted("wait " + what) + tsf + where + "}");
+          open = true;
+          break;
+        case Ev::wake:
+        case Ev::timeout:
+        case Ev::cancel: {
+          if (!open) break;  // its wait fell off the ring
+          const char* how = type == Ev::wake ? "wake" : type == Ev::timeout ? "timeout" : "cancel";
+          if (type == Ev::wake && flow != 0) {
+            emit("{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" +
+                 std::to_string(flow) + tsf + where + "}");
+          }
+          emit("{\"ph\":\"E\",\"ts\":" + micros(ts + 1) + where + ",\"args\":{\"end\":\"" + how +
+               "\"}}");
+          open = false;
+          break;
+        }
+        case Ev::notify:
+          emit("{\"ph\":\"X\",\"name\":\"notify\",\"dur\":0.001" + tsf + where + "}");
+          emit("{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" + std::to_string(flow) +
+               tsf + where + "}");
+          break;
+        case Ev::acquire:
+        case Ev::release:
+          emit("{\"ph\":\"i\",\"s\":\"t\",\"name\":" +
+               quoted((type == Ev::acquire ? "acquire " : "release ") + what) + tsf + where + "}");
+          break;
+      }
+    }
+  }
+  out += "\n]}\n";
+  return out;
+}
+
+bool write_trace(const std::string& path) {
+  const std::string json = trace_json();
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return false;
+  const bool ok = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+  return std::fclose(f) == 0 && ok;
 }
 
 std::uint64_t deadlock_checks() noexcept {

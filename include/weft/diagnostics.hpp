@@ -94,7 +94,8 @@ using ReportFn = std::function<void(const DeadlockReport&)>;
 
 struct Options {
   OnDeadlock on_deadlock = OnDeadlock::report;
-  ReportFn on_report;  // empty: reports go to stderr
+  ReportFn on_report;             // empty: reports go to stderr
+  std::string trace_on_deadlock;  // if tracing: write_trace() here on a certain deadlock
 };
 
 // Turns diagnostics on (again, with new options) or off. Locks acquired while diagnostics
@@ -115,6 +116,16 @@ void set_name(const Condition& p, std::string_view name);
 // Any other object a wait reports (a queue: pass the queue).
 void set_name(const void* p, SourceKind kind, std::string_view name);
 std::string name_of(const void* p);  // empty if unnamed
+
+// The flight recorder: while tracing (and diagnostics are on), each thread keeps its last
+// 256 events: wait, wake (with a flow from the notifier's claim), timeout, cancel, notify,
+// and Lock/RLock acquire and release. trace_json() renders every live thread's events as
+// Chrome trace-event JSON (Perfetto, chrome://tracing): one named track per thread, a slice
+// per wait, an arrow from each notifier to the thread it woke.
+void start_tracing();
+void stop_tracing();
+std::string trace_json();
+bool write_trace(const std::string& path);  // false if the file could not be written
 
 // How many times a thread about to sleep has run deadlock detection (a verdict or not).
 std::uint64_t deadlock_checks() noexcept;

@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -325,6 +327,115 @@ TEST_F(Diagnostics, ForkedChildSeesOnlyItself) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   e.set();
   t.join();
+}
+
+// ---- tracing ------------------------------------------------------------------------------
+
+// The value of "key":<value> in one JSON line of trace_json() (one event per line).
+std::string field(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  const std::size_t at = line.find(k);
+  if (at == std::string::npos) return {};
+  std::size_t b = at + k.size();
+  std::size_t e = b;
+  if (line[b] == '"') {
+    e = line.find('"', b + 1);
+    return line.substr(b + 1, e - b - 1);
+  }
+  while (e < line.size() && line[e] != ',' && line[e] != '}') ++e;
+  return line.substr(b, e - b);
+}
+
+TEST_F(Diagnostics, TraceHasAFlowFromANotifierToEveryWake) {
+  weft::Semaphore ping{0, "ping"};
+  weft::Semaphore pong{0, "pong"};
+  constexpr int kRounds = 40;  // fits the per-thread rings (256 events)
+  weft::Event done{"done"};
+  auto player = [&](const char* name, weft::Semaphore& mine, weft::Semaphore& other, bool serve) {
+    diag::set_thread_name(name);
+    for (int i = 0; i < kRounds; ++i) {
+      if (serve) other.release();
+      mine.acquire();
+      if (!serve) other.release();
+    }
+    done.wait();  // the rings are read while both threads exist (a record goes with its thread)
+  };
+  // A first wait per thread tells diagnostics its Parker (a claim names the woken by it).
+  weft::Event warm{"warm"};
+  EXPECT_FALSE(warm.wait(std::chrono::microseconds(1)));
+  diag::start_tracing();
+  std::thread a([&] {
+    EXPECT_FALSE(warm.wait(std::chrono::microseconds(1)));
+    player("server", ping, pong, true);
+  });
+  std::thread b([&] {
+    EXPECT_FALSE(warm.wait(std::chrono::microseconds(1)));
+    player("receiver", pong, ping, false);
+  });
+  await_checked("server", &done);
+  await_checked("receiver", &done);
+  const std::string json = diag::trace_json();
+  const std::string path = ::testing::TempDir() + "weft_diagnostics_trace.json";
+  EXPECT_TRUE(diag::write_trace(path));
+  std::remove(path.c_str());
+  done.set();
+  a.join();
+  b.join();
+  diag::stop_tracing();
+
+  ASSERT_EQ(json.rfind("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", 0), 0U);
+  std::vector<std::string> lines;
+  for (std::size_t at = json.find('\n') + 1; at < json.size();) {
+    const std::size_t nl = json.find('\n', at);
+    lines.push_back(json.substr(at, nl - at));
+    at = nl + 1;
+  }
+  ASSERT_GE(lines.size(), 2U);
+  EXPECT_EQ(lines.back(), "]}");
+  lines.pop_back();
+  std::map<std::string, std::string> starts;  // flow id -> notifier tid
+  std::map<std::string, std::string> names;   // tid -> track name
+  int wakes = 0, flows_to_waits = 0;
+  std::map<std::string, bool> open;  // tid -> inside a wait slice
+  std::string pending_flow_tid;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    ASSERT_FALSE(l.empty()) << json.substr(0, 2000);
+    ASSERT_EQ(l.front(), '{') << l;
+    ASSERT_TRUE(l.back() == '}' || (l.size() > 1 && l.substr(l.size() - 2) == "},")) << l;
+    const std::string ph = field(l, "ph"), tid = field(l, "tid");
+    if (ph == "M") names[tid] = field(l, "name") == "thread_name" ? l : "";
+    if (ph == "B") open[tid] = true;
+    if (ph == "s") starts[field(l, "id")] = tid;
+    if (ph == "f") {
+      // A flow ends on the wait slice it woke: inside an open wait of its thread, and the
+      // next event of that thread closes the wait as a wake.
+      EXPECT_TRUE(open[tid]) << l;
+      ASSERT_LT(i + 1, lines.size());
+      EXPECT_EQ(field(lines[i + 1], "ph"), "E") << lines[i + 1];
+      EXPECT_EQ(field(lines[i + 1], "end"), "wake") << lines[i + 1];
+      ++flows_to_waits;
+    }
+    if (ph == "E") {
+      if (field(l, "end") == "wake") {
+        ++wakes;
+        ASSERT_GT(i, 0U);
+        EXPECT_EQ(field(lines[i - 1], "ph"), "f") << "a wake without its flow: " << l;
+      }
+      open[tid] = false;
+    }
+  }
+  EXPECT_GT(wakes, 0);
+  EXPECT_EQ(flows_to_waits, wakes);
+  for (const auto& l : lines) {
+    if (field(l, "ph") != "f") continue;
+    const auto s = starts.find(field(l, "id"));
+    ASSERT_NE(s, starts.end()) << "a flow that no notifier started: " << l;
+    EXPECT_NE(s->second, field(l, "tid")) << "woken by itself: " << l;
+  }
+  EXPECT_NE(json.find("\"name\":\"server\""), std::string::npos);
+  EXPECT_NE(json.find("\"name\":\"receiver\""), std::string::npos);
+  EXPECT_NE(json.find("wait Semaphore \\\"ping\\\""), std::string::npos) << json.substr(0, 1500);
 }
 
 // ---- certain deadlocks --------------------------------------------------------------------

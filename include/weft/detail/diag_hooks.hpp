@@ -73,13 +73,9 @@ class Name {
 
 namespace detail {
 
-// g_diag_flags bits.
-inline constexpr std::uint32_t kDiagTrack = 1;  // record construction sites and Lock holders
-
-// Set by diagnostics::enable(); relaxed everywhere: a primitive that misses a change of the
-// flag only goes unrecorded (the reports then say "holder unknown"), and the side table and
-// the thread records are synchronized on their own.
-inline std::atomic<std::uint32_t> g_diag_flags{0};
+// g_diag_flags and its bits are in parker.hpp (a claim reports itself to the trace). A
+// primitive that misses a change of the flags only goes unrecorded (the reports then say
+// "holder unknown"); the side table and the thread records are synchronized on their own.
 // True once anything was ever put in the name table; never cleared. relaxed: whoever named
 // an object happens-before its destruction (the user's own synchronization), so the
 // destroying thread sees the flag (write-read coherence).
