@@ -10,9 +10,13 @@
 // weft::Deadlock instead of sleeping, prints the report, and backs off, so the program
 // ends. A dump of every thread, as `kill -USR1` would print it, is shown in between.
 //
-// Usage: deadlock_report [--time-scale X]   (accepted for the examples' test; unused)
+// Usage: deadlock_report [--trace FILE] [--time-scale X]
+//   --trace FILE   record a trace and write it to FILE (Chrome trace-event JSON: open it in
+//                  ui.perfetto.dev or chrome://tracing) when the first deadlock is caught
+//   --time-scale   accepted for the examples' test; unused
 #include <csignal>
 #include <cstdio>
+#include <string_view>
 #include <thread>
 
 #include "weft/diagnostics.hpp"
@@ -83,11 +87,15 @@ static void nobody_sets() {
   consumer.join();
 }
 
-int main() {
+int main(int argc, char** argv) {
   diag::Options options;
   options.on_deadlock = diag::OnDeadlock::raise;
   options.on_report = [](const diag::DeadlockReport&) {};  // printed from the exception
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string_view(argv[i]) == "--trace") options.trace_on_deadlock = argv[i + 1];
+  const bool trace = !options.trace_on_deadlock.empty();
   diag::enable(std::move(options));
+  if (trace) diag::start_tracing();
   diag::install_signal_handler(SIGUSR1);
   lock_cycle();
   nobody_sets();
