@@ -444,16 +444,24 @@ std::size_t holder_slot(std::uintptr_t key) noexcept {
   return kThreads;
 }
 
-void put_thread_label(Buf& b, std::uint64_t tid, const char* name) noexcept {
+// "thread "name" (tid N) group "g"". Async-signal-safe.
+void put_thread_label(Buf& b, const RecSnap& r) noexcept {
   b.put("thread ");
-  if (name[0] != '\0') {
+  if (r.name[0] != '\0') {
     b.put("\"");
-    b.put(name);
+    b.put(r.name);
     b.put("\" ");
   }
   b.put("(tid ");
-  b.put_u(tid);
+  b.put_u(r.tid);
   b.put(")");
+  if (GroupSlot* g = find_group(r.group)) {
+    char gname[kThreadName];
+    load_str(g->name, gname);
+    b.put(" group \"");
+    b.put(gname);
+    b.put("\"");
+  }
 }
 
 void put_primitive(Buf& b, SourceKind kind, std::uintptr_t key) noexcept {
@@ -488,14 +496,7 @@ void put_primitive(Buf& b, SourceKind kind, std::uintptr_t key) noexcept {
 // One thread's lines. Async-signal-safe.
 void write_thread(int fd, const RecSnap& r, std::int64_t now_ns) noexcept {
   Buf b;
-  put_thread_label(b, r.tid, r.name);
-  if (GroupSlot* g = find_group(r.group)) {
-    char gname[kThreadName];
-    load_str(g->name, gname);
-    b.put(" group \"");
-    b.put(gname);
-    b.put("\"");
-  }
+  put_thread_label(b, r);
   if (r.waiting) {
     b.put(" waiting for ");
     b.put_secs(now_ns - r.since_ns);
@@ -718,14 +719,7 @@ std::string deadlock_text(const std::vector<RecSnap>& members) {
   const std::int64_t now = Deadline::now().ns();
   for (const RecSnap& r : members) {
     Buf b;
-    put_thread_label(b, r.tid, r.name);
-    if (GroupSlot* g = find_group(r.group)) {
-      char gname[kThreadName];
-      load_str(g->name, gname);
-      b.put(" group \"");
-      b.put(gname);
-      b.put("\"");
-    }
+    put_thread_label(b, r);
     b.put(" waits ");
     b.put_secs(now - r.since_ns);
     b.put(" on:\n");
