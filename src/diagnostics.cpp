@@ -343,6 +343,7 @@ constexpr WaitHooks kHooks{on_wait, on_wake};
 
 // ---- text, without allocating ---------------------------------------------------------------
 
+// NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init): buf_ is written before it is read
 class Buf {
  public:
   void put(std::string_view s) noexcept {
@@ -1189,6 +1190,9 @@ std::string micros(std::int64_t ns) {
 
 }  // namespace
 
+// The JSON is built once per dump, one event per line, with escaped quotes kept visible
+// beside the keys they delimit.
+// NOLINTBEGIN(performance-inefficient-string-concatenation,modernize-raw-string-literal)
 std::string trace_json() {
   using detail::Ev;
   std::string out = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
@@ -1263,6 +1267,8 @@ std::string trace_json() {
   out += "\n]}\n";
   return out;
 }
+
+// NOLINTEND(performance-inefficient-string-concatenation,modernize-raw-string-literal)
 
 bool write_trace(const std::string& path) {
   const std::string json = trace_json();
