@@ -5,12 +5,14 @@
 //     weft_bench run <workload> <contender> [--n N]     one trial
 //
 // bench/run.py drives it (rounds, interleaving, medians, callgrind, plots): see bench/README.md.
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
 #include <thread>
 
 #include "common.hpp"
+#include "weft/diagnostics.hpp"
 
 namespace {
 
@@ -39,6 +41,10 @@ int usage() {
 
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
+  // WEFT_BENCH_DIAGNOSTICS=1: run with weft's diagnostics on (thread records, Lock holders,
+  // deadlock detection), to measure what they cost (docs/benchmarks.md).
+  if (const char* d = std::getenv("WEFT_BENCH_DIAGNOSTICS"); d != nullptr && d[0] == '1')
+    weft::diagnostics::enable();
   const std::string cmd = argv[1];
   if (cmd == "list") {
     for (const auto& e : bench::registry()) std::cout << e.workload << ' ' << e.contender << '\n';

@@ -21,7 +21,8 @@ ConditionLock ConditionLock::of(Lock& l) noexcept {
   static constexpr Ops kOps{
       [](void* p, Deadline d) {
         Lock& lock = *static_cast<Lock*>(p);
-        return lock.try_acquire() || (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr));
+        return lock.noted(lock.try_acquire() ||
+                          (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr)));
       },
       [](void* p) { static_cast<Lock*>(p)->release(); },
       [](void* p) -> std::size_t {
@@ -41,7 +42,7 @@ ConditionLock ConditionLock::of(RLock& l) noexcept {
         if (r.reenter()) return true;
         Lock& lock = r.lock_;
         return r.adopt(lock.try_acquire() ||
-                       (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr)));
+                       (!(d == Deadline::poll()) && lock.acquire_slow(d, nullptr, &r)));
       },
       [](void* p) { static_cast<RLock*>(p)->release(); },
       [](void* p) { return static_cast<RLock*>(p)->release_all(); },
@@ -94,7 +95,12 @@ bool Condition::wait_slow(Deadline deadline, const std::stop_token* stop) {
   {
     // One round: a claim is the notification; anything else ends the wait.
     WaitLoop loop(deadline, stop);
-    notified = loop.wait(op).claimed();
+    try {
+      notified = loop.wait(op).claimed();
+    } catch (...) {
+      op.restore();  // weft::Deadlock thrown after the lock was released: the caller owns it
+      throw;
+    }
   }
   op.restore();
   return notified;

@@ -18,12 +18,14 @@ namespace {
 constexpr int kAcquireSpins = 64;
 }
 
-bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
+bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop, const void* rlock) {
   for (int i = 0; i < kAcquireSpins; ++i) {
     if (try_acquire()) return true;
     detail::cpu_relax();
   }
-  detail::LockAcquireOp op(*this);
+  detail::LockAcquireOp op = rlock == nullptr
+                                 ? detail::LockAcquireOp(*this)
+                                 : detail::LockAcquireOp(*this, detail::SourceKind::rlock, rlock);
   WaitLoop loop(deadline, stop);
   for (;;) {
     // A woken waiter competes again with running threads; if one of them wins, the loop
@@ -42,6 +44,8 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop) {
 void Lock::release_slow() {
   std::uint32_t s = state().load(std::memory_order_relaxed);
   if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
+  // Before the lock can be freed: the next holder may be recorded as soon as it is.
+  if (s & kTracked) detail::diag_lock_released(this);
   WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parkers
   bool claimed = false;
   for (;;) {
@@ -63,7 +67,7 @@ void Lock::release_slow() {
     // claimed (it will retry), and report the misuse.
     if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
     // release: publishes the critical section to the next acquirer.
-    if (state().compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
+    if (state().compare_exchange_weak(s, s & ~(kLocked | kTracked), std::memory_order_release,
                                       std::memory_order_relaxed)) {
       return;
     }
@@ -94,7 +98,9 @@ void Lock::defer_wakes(WakeBatch& claimed) noexcept {
 
 void RLock::release() {
   if (!is_owned()) throw std::logic_error("weft::RLock::release: lock not held by this thread");
+  detail::tsan_unlocked(this);
   if (--count_ == 0) {
+    detail::diag_released(this);
     owner_.store(nullptr, std::memory_order_relaxed);
     lock_.release();
   }
@@ -102,16 +108,20 @@ void RLock::release() {
 
 std::size_t RLock::release_all() {
   const std::size_t depth = count_;
+  detail::tsan_unlocked(this, true);
   count_ = 0;
+  detail::diag_released(this);
   owner_.store(nullptr, std::memory_order_relaxed);
   lock_.release();
   return depth;
 }
 
 void RLock::restore(std::size_t depth) {
-  lock_.acquire();
+  if (!lock_.try_acquire()) lock_.acquire_slow(Deadline::never(), nullptr, this);
   owner_.store(self(), std::memory_order_relaxed);
   count_ = depth;
+  detail::tsan_locked(this, static_cast<int>(depth));
+  detail::diag_acquired(this, detail::SourceKind::rlock);
 }
 
 }  // namespace weft

@@ -19,12 +19,19 @@ constexpr std::uint64_t kMaxPermits = std::numeric_limits<std::uint64_t>::max() 
 constexpr int kAcquireSpins = 32;
 }  // namespace
 
-Semaphore::Semaphore(std::size_t value) : Semaphore(value, false) {}
+Semaphore::Semaphore(std::size_t value, SourceSite site) : Semaphore(value, Bound::none) {
+  detail::diag_constructed(this, detail::SourceKind::semaphore, site);
+}
 
-Semaphore::Semaphore(std::size_t value, bool bounded)
+Semaphore::Semaphore(std::size_t value, Name name, SourceSite site)
+    : Semaphore(value, Bound::none) {
+  detail::diag_named(this, detail::SourceKind::semaphore, name, site);
+}
+
+Semaphore::Semaphore(std::size_t value, Bound bound)
     : waiters_(std::uint64_t{value} << kCountShift),
-      bound_(bounded ? std::uint64_t{value} : kMaxPermits),
-      bounded_(bounded) {
+      bound_(bound == Bound::initial ? std::uint64_t{value} : kMaxPermits),
+      bounded_(bound == Bound::initial) {
   if (value > kMaxPermits) throw std::invalid_argument("weft::Semaphore: value too large");
 }
 

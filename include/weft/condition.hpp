@@ -37,6 +37,7 @@
 #include <stop_token>
 
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/diag_hooks.hpp"
 #include "weft/detail/parker.hpp"
 #include "weft/detail/wait_source.hpp"
 #include "weft/lock.hpp"
@@ -82,12 +83,36 @@ struct ConditionLock {
 
 class Condition {
  public:
-  Condition() : owned_(std::make_unique<RLock>()), lock_(detail::ConditionLock::of(*owned_)) {}
-  explicit Condition(Lock& lock) noexcept : lock_(detail::ConditionLock::of(lock)) {}
-  explicit Condition(RLock& lock) noexcept : lock_(detail::ConditionLock::of(lock)) {}
+  // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
+  Condition(SourceSite site = SourceSite::current())
+      : owned_(std::make_unique<RLock>(site)), lock_(detail::ConditionLock::of(*owned_)) {
+    detail::diag_constructed(this, detail::SourceKind::condition, site);
+  }
+  explicit Condition(Lock& lock, SourceSite site = SourceSite::current()) noexcept
+      : lock_(detail::ConditionLock::of(lock)) {
+    detail::diag_constructed(this, detail::SourceKind::condition, site);
+  }
+  explicit Condition(RLock& lock, SourceSite site = SourceSite::current()) noexcept
+      : lock_(detail::ConditionLock::of(lock)) {
+    detail::diag_constructed(this, detail::SourceKind::condition, site);
+  }
+  // A Condition that diagnostics call `name` (weft/diagnostics.hpp), over its own RLock or
+  // the given lock.
+  explicit Condition(Name name, SourceSite site = SourceSite::current())
+      : owned_(std::make_unique<RLock>(site)), lock_(detail::ConditionLock::of(*owned_)) {
+    detail::diag_named(this, detail::SourceKind::condition, name, site);
+  }
+  Condition(Lock& lock, Name name, SourceSite site = SourceSite::current()) noexcept
+      : lock_(detail::ConditionLock::of(lock)) {
+    detail::diag_named(this, detail::SourceKind::condition, name, site);
+  }
+  Condition(RLock& lock, Name name, SourceSite site = SourceSite::current()) noexcept
+      : lock_(detail::ConditionLock::of(lock)) {
+    detail::diag_named(this, detail::SourceKind::condition, name, site);
+  }
   Condition(const Condition&) = delete;
   Condition& operator=(const Condition&) = delete;
-  ~Condition() = default;
+  ~Condition() { detail::diag_destroyed(this); }
 
   // The underlying lock, forwarded.
   bool acquire(bool blocking = true) {

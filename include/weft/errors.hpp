@@ -12,6 +12,7 @@
 #pragma once
 
 #include <stdexcept>
+#include <string>
 
 namespace weft {
 
@@ -43,6 +44,13 @@ class BrokenBarrierError : public std::runtime_error {
 class Cancelled : public std::runtime_error {
  public:
   Cancelled() : std::runtime_error("weft::Cancelled: stop requested") {}
+};
+
+// Thrown by a blocking call that would close a certain deadlock, when diagnostics are on
+// with OnDeadlock::raise (weft/diagnostics.hpp); what() is the report.
+class Deadlock : public std::runtime_error {
+ public:
+  explicit Deadlock(const std::string& report) : std::runtime_error(report) {}
 };
 
 }  // namespace weft

@@ -30,6 +30,7 @@
 #include <stop_token>
 
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/diag_hooks.hpp"
 #include "weft/detail/parker.hpp"
 #include "weft/detail/wait_loop.hpp"
 #include "weft/detail/wait_source.hpp"
@@ -43,10 +44,17 @@ class EventWaitOp;
 
 class Event {
  public:
-  Event() noexcept = default;
+  // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
+  Event(SourceSite site = SourceSite::current()) noexcept {
+    detail::diag_constructed(this, detail::SourceKind::event, site);
+  }
+  // An Event that diagnostics call `name` (weft/diagnostics.hpp).
+  explicit Event(Name name, SourceSite site = SourceSite::current()) noexcept {
+    detail::diag_named(this, detail::SourceKind::event, name, site);
+  }
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
-  ~Event() = default;
+  ~Event() { detail::diag_destroyed(this); }
 
   bool is_set() const noexcept { return (state().load(std::memory_order_acquire) & kSet) != 0; }
 

@@ -37,6 +37,7 @@
 #include <utility>
 
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/diag_hooks.hpp"
 #include "weft/detail/parker.hpp"
 #include "weft/detail/wait_loop.hpp"
 #include "weft/detail/wait_source.hpp"
@@ -52,42 +53,51 @@ struct SelectAccess;
 
 class Lock {
  public:
-  Lock() noexcept = default;
+  // An unnamed Lock; diagnostics identify it by address and, if they were on when it was
+  // constructed, by `site`.
+  // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
+  Lock(SourceSite site = SourceSite::current()) noexcept {
+    detail::diag_constructed(this, detail::SourceKind::lock, site);
+  }
+  // A Lock that diagnostics call `name` (weft/diagnostics.hpp).
+  explicit Lock(Name name, SourceSite site = SourceSite::current()) noexcept {
+    detail::diag_named(this, detail::SourceKind::lock, name, site);
+  }
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
-  ~Lock() = default;
+  ~Lock() { detail::diag_destroyed(this); }
 
   bool acquire(bool blocking = true) {
-    if (try_acquire()) return true;
-    return blocking && acquire_slow(detail::Deadline::never(), nullptr);
+    return noted(try_acquire() || (blocking && acquire_slow(detail::Deadline::never(), nullptr)));
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    return try_acquire() || acquire_slow(detail::Deadline::after(timeout), nullptr);
+    return noted(try_acquire() || acquire_slow(detail::Deadline::after(timeout), nullptr));
   }
   bool acquire(std::stop_token stop) {
     if (stop.stop_requested()) return false;
-    return try_acquire() || acquire_slow(detail::Deadline::never(), &stop);
+    return noted(try_acquire() || acquire_slow(detail::Deadline::never(), &stop));
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
     if (stop.stop_requested()) return false;
-    return try_acquire() || acquire_slow(detail::Deadline::after(timeout), &stop);
+    return noted(try_acquire() || acquire_slow(detail::Deadline::after(timeout), &stop));
   }
   template <class Clock, class Duration>
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr);
+    return noted(try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr));
   }
   template <class Clock, class Duration>
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
     if (stop.stop_requested()) return false;
-    return try_acquire() || acquire_slow(detail::Deadline::at(deadline), &stop);
+    return noted(try_acquire() || acquire_slow(detail::Deadline::at(deadline), &stop));
   }
 
   // Throws std::logic_error if the lock is not locked.
   void release() {
     std::uint32_t expected = kLocked;
-    // release: publishes the critical section to the next acquirer.
+    // release: publishes the critical section to the next acquirer. A lock whose holder
+    // diagnostics recorded has kTracked set: the CAS fails and release_slow() forgets it.
     if (state().compare_exchange_strong(expected, 0, std::memory_order_release,
                                         std::memory_order_relaxed)) {
       return;
@@ -100,7 +110,7 @@ class Lock {
   // TimedLockable
   void lock() { acquire(); }
   void unlock() { release(); }
-  bool try_lock() noexcept { return try_acquire(); }
+  bool try_lock() noexcept { return noted(try_acquire()); }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
     return acquire(timeout);
@@ -123,12 +133,28 @@ class Lock {
   // Set while deferred_ is non-empty; changed only under the source's lock. It makes
   // release()'s fast-path CAS fail, so the release that frees the lock also wakes them.
   static constexpr std::uint32_t kDeferred = 4;
+  // Set while diagnostics know this lock's holder (noted()); cleared by the release.
+  static constexpr std::uint32_t kTracked = 8;
   using Source = detail::WaitSource<detail::WordAnnouncement<std::uint32_t, kWaiters>>;
 
   detail::Atomic<std::uint32_t>& state() noexcept { return waiters_.announcement().word(); }
   const detail::Atomic<std::uint32_t>& state() const noexcept {
     return waiters_.announcement().word();
   }
+  // After an acquire: with diagnostics on, records the caller as the holder and marks the
+  // lock kTracked, so that its release (whoever makes it) takes the slow path and forgets
+  // the holder. With diagnostics off: one relaxed load; release() pays nothing.
+  bool noted(bool acquired) noexcept {
+    if (acquired && detail::diag_tracking()) [[unlikely]] {
+      // relaxed: only the holder sets the bit; the release's RMW on the same word sees it.
+      state().fetch_or(kTracked, std::memory_order_relaxed);
+      detail::diag_lock_acquired(this, detail::SourceKind::lock);
+    }
+    return acquired;
+  }
+  // Unnamed, unregistered: the Lock inside an RLock (which diagnostics name instead).
+  struct Inner {};
+  explicit Lock(Inner) noexcept {}
   bool try_acquire() noexcept {
     std::uint32_t s = state().load(std::memory_order_relaxed);
     while ((s & kLocked) == 0) {
@@ -140,7 +166,9 @@ class Lock {
     }
     return false;
   }
-  bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop);
+  // `rlock`: the RLock this Lock is inside, which a blocked acquire reports instead.
+  bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop,
+                    const void* rlock = nullptr);
   void release_slow();
   // Wait morphing, for Condition::notify() (called with this lock held): the waiters it
   // claimed are woken by the release() that frees the lock, not at once, so that they wake
@@ -154,41 +182,61 @@ class Lock {
 
 class RLock {
  public:
-  RLock() noexcept = default;
+  // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
+  RLock(SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_created(this);
+    detail::diag_constructed(this, detail::SourceKind::rlock, site);
+  }
+  explicit RLock(Name name, SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_created(this);
+    detail::diag_named(this, detail::SourceKind::rlock, name, site);
+  }
   RLock(const RLock&) = delete;
   RLock& operator=(const RLock&) = delete;
-  ~RLock() = default;
+  ~RLock() {
+    // Destroying a held RLock is allowed (as in Python): TSAN hears of a release first.
+    if (is_owned()) detail::tsan_unlocked(this, true);
+    detail::tsan_destroyed(this);
+    detail::diag_destroyed(this);
+  }
 
+  // The inner Lock is taken directly (try_acquire, acquire_slow), so that diagnostics see
+  // this RLock, not the Lock inside it, as the one held and waited for.
   bool acquire(bool blocking = true) {
     if (reenter()) return true;
-    return adopt(lock_.acquire(blocking));
+    return adopt(lock_.try_acquire() ||
+                 (blocking && lock_.acquire_slow(detail::Deadline::never(), nullptr, this)));
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
     if (reenter()) return true;
-    return adopt(lock_.acquire(timeout));
+    return adopt(lock_.try_acquire() ||
+                 lock_.acquire_slow(detail::Deadline::after(timeout), nullptr, this));
   }
   bool acquire(std::stop_token stop) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.acquire(std::move(stop)));
+    return adopt(lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::never(), &stop, this));
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.acquire(timeout, std::move(stop)));
+    return adopt(lock_.try_acquire() ||
+                 lock_.acquire_slow(detail::Deadline::after(timeout), &stop, this));
   }
   template <class Clock, class Duration>
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
     if (reenter()) return true;
-    return adopt(lock_.acquire_until(deadline));
+    return adopt(lock_.try_acquire() ||
+                 lock_.acquire_slow(detail::Deadline::at(deadline), nullptr, this));
   }
   template <class Clock, class Duration>
   bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.acquire_until(deadline, std::move(stop)));
+    return adopt(lock_.try_acquire() ||
+                 lock_.acquire_slow(detail::Deadline::at(deadline), &stop, this));
   }
 
   // Throws std::logic_error unless the calling thread owns the lock.
@@ -222,6 +270,7 @@ class RLock {
   bool reenter() noexcept {
     if (!is_owned()) return false;
     ++count_;
+    detail::tsan_locked(this);
     return true;
   }
   bool adopt(bool acquired) noexcept {
@@ -230,6 +279,8 @@ class RLock {
       // own last write; other threads can never read their own identity here by accident.
       owner_.store(self(), std::memory_order_relaxed);
       count_ = 1;
+      detail::tsan_locked(this);
+      detail::diag_acquired(this, detail::SourceKind::rlock);
     }
     return acquired;
   }
@@ -237,7 +288,7 @@ class RLock {
   std::size_t release_all();
   void restore(std::size_t depth);
 
-  Lock lock_;
+  Lock lock_{Lock::Inner{}};
   detail::Atomic<const void*> owner_{nullptr};
   std::size_t count_ = 0;  // written only by the owner, under lock_
 };

@@ -75,7 +75,7 @@ struct SelectAccess {
     return q.core_;
   }
   static bool try_acquire(Semaphore& s) noexcept { return s.try_acquire(); }
-  static bool try_acquire(Lock& l) noexcept { return l.try_acquire(); }
+  static bool try_acquire(Lock& l) noexcept { return l.noted(l.try_acquire()); }
   static bool try_acquire(RLock& l) noexcept {
     return l.reenter() || l.adopt(l.lock_.try_acquire());
   }

@@ -30,6 +30,7 @@
 #include <stop_token>
 
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/diag_hooks.hpp"
 #include "weft/detail/parker.hpp"
 #include "weft/detail/wait_loop.hpp"
 #include "weft/detail/wait_source.hpp"
@@ -43,10 +44,12 @@ class SemaphoreAcquireOp;
 
 class Semaphore {
  public:
-  explicit Semaphore(std::size_t value = 1);
+  explicit Semaphore(std::size_t value = 1, SourceSite site = SourceSite::current());
+  // A Semaphore that diagnostics call `name` (weft/diagnostics.hpp).
+  Semaphore(std::size_t value, Name name, SourceSite site = SourceSite::current());
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
-  ~Semaphore() = default;
+  ~Semaphore() { detail::diag_destroyed(this); }
 
   bool acquire(bool blocking = true) {
     if (try_acquire()) return true;
@@ -85,7 +88,8 @@ class Semaphore {
   }
 
  protected:
-  Semaphore(std::size_t value, bool bounded);
+  enum class Bound : bool { none, initial };  // release() may exceed the initial value?
+  Semaphore(std::size_t value, Bound bound);
 
  private:
   friend struct detail::SelectAccess;
@@ -125,7 +129,14 @@ class Semaphore {
 // a Semaphore&).
 class BoundedSemaphore : public Semaphore {
  public:
-  explicit BoundedSemaphore(std::size_t value = 1) : Semaphore(value, true) {}
+  explicit BoundedSemaphore(std::size_t value = 1, SourceSite site = SourceSite::current())
+      : Semaphore(value, Bound::initial) {
+    detail::diag_constructed(this, detail::SourceKind::semaphore, site);
+  }
+  BoundedSemaphore(std::size_t value, Name name, SourceSite site = SourceSite::current())
+      : Semaphore(value, Bound::initial) {
+    detail::diag_named(this, detail::SourceKind::semaphore, name, site);
+  }
 };
 
 namespace detail {

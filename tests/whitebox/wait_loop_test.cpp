@@ -46,7 +46,7 @@ struct Seen {
 std::mutex g_seen_mutex;
 std::vector<Seen> g_seen;
 
-void on_wait(const WaitTarget* t, std::size_t n, weft::detail::Deadline d,
+bool on_wait(const WaitTarget* t, std::size_t n, weft::detail::Deadline d,
              bool cancellable) noexcept {
   std::lock_guard g(g_seen_mutex);
   Seen s;
@@ -54,6 +54,7 @@ void on_wait(const WaitTarget* t, std::size_t n, weft::detail::Deadline d,
   s.has_deadline = !d.is_never();
   s.cancellable = cancellable;
   g_seen.push_back(s);
+  return true;
 }
 void on_wake(const WaitTarget* t, std::size_t n, RoundEnd end, std::uint32_t index) noexcept {
   std::lock_guard g(g_seen_mutex);

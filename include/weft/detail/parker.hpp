@@ -44,7 +44,21 @@
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/futex.hpp"
 
+#ifndef WEFT_DIAGNOSTICS
+#define WEFT_DIAGNOSTICS 1
+#endif
+
 namespace weft::detail {
+
+class Waiter;
+
+// Diagnostics' switches (weft/diagnostics.hpp, detail/diag_hooks.hpp). relaxed everywhere: a
+// primitive that misses a change only goes unrecorded.
+inline constexpr std::uint32_t kDiagTrack = 1;  // record construction sites and Lock holders
+inline constexpr std::uint32_t kDiagTrace = 2;  // record events, with who claimed whom
+inline std::atomic<std::uint32_t> g_diag_flags{0};
+// A claim, for the trace: the calling thread (the notifier) claimed `woken`.
+void diag_claimed(const Waiter* woken) noexcept;
 
 // How a park ended.
 enum class Outcome : std::uint8_t {
@@ -116,6 +130,10 @@ class Waiter {
     while (undecided(v)) {
       if (word_.compare_exchange_weak(v, token | (v & kSleeping), std::memory_order_acq_rel,
                                       std::memory_order_relaxed)) {
+#if WEFT_DIAGNOSTICS
+        if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]]
+          diag_claimed(this);
+#endif
         return true;
       }
     }
@@ -146,7 +164,15 @@ class Waiter {
   bool abort(Decision d) noexcept;
 
   // Aborts the park from another thread (a stop_callback). No-op once decided.
-  void cancel() noexcept { abort(Decision::cancelled()); }
+  void cancel() noexcept {
+    abort(Decision::cancelled());
+  }
+
+  // Whether a claim, a timeout or a cancellation has decided the current park (for
+  // diagnostics, from any thread: a waiter that is decided is about to return).
+  bool decided() const noexcept {
+    return !undecided(word_.load(std::memory_order_seq_cst));
+  }
 
   // The decision, once NOTIFIED has been seen (acquire).
   bool notified() const noexcept {

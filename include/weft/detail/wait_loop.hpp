@@ -107,9 +107,11 @@ class Round {
 // A listener for "this thread now waits on these sources" and "stopped waiting". Both run
 // in the waiting thread, the first just before it parks (registered on every source), the
 // second just after the park ended (before unregistering). They must not block on a weft
-// primitive or throw.
+// primitive or throw. on_wait returns false to refuse the park (a deadlock it detected):
+// the loop then unregisters and, unless a notifier claimed the waiter in the meantime, throws
+// weft::Deadlock (throw_deadlock(), src/diagnostics.cpp); on_wake is not called then.
 struct WaitHooks {
-  void (*on_wait)(const WaitTarget* targets, std::size_t n, Deadline deadline,
+  bool (*on_wait)(const WaitTarget* targets, std::size_t n, Deadline deadline,
                   bool cancellable) noexcept = nullptr;
   void (*on_wake)(const WaitTarget* targets, std::size_t n, RoundEnd end,
                   std::uint32_t index) noexcept = nullptr;
@@ -125,6 +127,9 @@ inline const WaitHooks* set_wait_hooks(const WaitHooks* hooks) noexcept {
   // release: a waiter that loads the pointer (acquire) sees the hooks' members.
   return g_wait_hooks.exchange(hooks, std::memory_order_acq_rel);
 }
+
+// Throws weft::Deadlock with the report of the deadlock this thread's hooks detected.
+[[noreturn]] void throw_deadlock();
 
 template <class Op>
 WaitTarget target_of(const Op& op) noexcept {
@@ -195,8 +200,16 @@ class WaitLoop {
     // get, set(), release(), notify(), task_done(), shutdown()), the deadline, a stop
     // request.
     const WaitHooks* hooks = load_hooks();
-    if (hooks != nullptr) [[unlikely]]
-      call_on_wait(hooks, ops...);
+    if (hooks != nullptr) [[unlikely]] {
+      if (!call_on_wait(hooks, ops...)) {
+        // A deadlock this wait would close: do not park. A claim that came in after all
+        // (the verdict raced a wake-up) is honoured instead of the exception.
+        unlink_except(nodes, N, N, ops...);
+        const Decision s = parker.settle();
+        if (s.claimed()) return claimed(s.index(), ops...);
+        throw_deadlock();
+      }
+    }
     const Decision d = parker.park(deadline_, stop_);
     const Round r = d.claimed() ? Round(RoundEnd::claimed, d.index())
                                 : Round(d.outcome() == Outcome::cancelled ? RoundEnd::cancelled
@@ -222,10 +235,10 @@ class WaitLoop {
   }
 
   template <class... Ops>
-  void call_on_wait(const WaitHooks* h, Ops&... ops) const noexcept {
-    if (h->on_wait == nullptr) return;
+  bool call_on_wait(const WaitHooks* h, Ops&... ops) const noexcept {
+    if (h->on_wait == nullptr) return true;
     const WaitTarget t[] = {target_of(ops)...};
-    h->on_wait(t, sizeof...(Ops), deadline_, stop_ != nullptr && stop_->stop_possible());
+    return h->on_wait(t, sizeof...(Ops), deadline_, stop_ != nullptr && stop_->stop_possible());
   }
   template <class... Ops>
   void call_on_wake(const WaitHooks* h, Round r, Ops&... ops) noexcept {

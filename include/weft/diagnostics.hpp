@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// weft/diagnostics.hpp: what every thread waits on, who holds each Lock, and deadlocks
+// caught by the thread about to close them (docs/diagnostics.md).
+//
+// Off by default. diagnostics::enable() installs the wait loop's hooks (wait_loop.hpp) and
+// starts recording, per thread, in preallocated storage:
+//  - what it waits on: every source of the wait (one, or each operation of a select), since
+//    when, its deadline, whether a stop token can end it;
+//  - the weft Locks and RLocks it holds (a Lock's holder is the thread that acquired it);
+//  - its name (set_thread_name) and the user-declared Group it belongs to.
+// Primitives are named at construction (weft::Lock jobs{"jobs"}) or later (set_name);
+// unnamed ones are identified by kind, address and, if diagnostics were on when they were
+// constructed, their construction site.
+//
+// Deadlock detection runs in a thread about to sleep with no deadline and no stop token.
+// It reports a *certain* deadlock when that thread is part of a set of such threads none of
+// which can be woken by anyone outside the set: each waits only for Locks/RLocks held by
+// members, or is in a Group all of whose declared members are in the set. A thread with a
+// deadline, a stop token, one source of a select that is not blocked that way, or a wake-up
+// already claimed for it is never part of a verdict.
+//
+// Diagnostics never block on a weft primitive; the signal-handler dump allocates nothing
+// and takes no lock. -DWEFT_DIAGNOSTICS=0 removes everything (these calls then do nothing).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "weft/detail/diag_hooks.hpp"
+#include "weft/errors.hpp"
+
+namespace weft {
+
+class Lock;
+class RLock;
+class Event;
+class Semaphore;
+class Condition;
+
+namespace diagnostics {
+
+using SourceKind = detail::SourceKind;
+using Clock = std::chrono::steady_clock;
+
+// What a thread that would close a certain deadlock does.
+enum class OnDeadlock : std::uint8_t {
+  ignore,  // no detection at all
+  report,  // report it (Options::on_report, else stderr) and sleep as asked
+  abort,   // report it to stderr, then std::abort()
+  raise,   // report it, and throw weft::Deadlock from the blocking call instead of sleeping
+};
+
+// A primitive as diagnostics know it.
+struct Primitive {
+  SourceKind kind = SourceKind::other;
+  const void* address = nullptr;
+  std::string name;                     // empty if unnamed
+  std::string site;                     // "file:line" of its construction, if known
+  std::optional<std::uint64_t> holder;  // for a Lock/RLock: the holding thread's id, if known
+};
+
+struct ThreadState {
+  std::uint64_t id = 0;  // the kernel's thread id (gettid)
+  std::string name;      // set_thread_name(), else empty
+  std::string group;     // the Group it joined, else empty
+  bool waiting = false;
+  std::vector<Primitive> waits_on;            // every source of the wait (select: each operation)
+  std::optional<Clock::time_point> since;     // when the wait began (if waiting)
+  std::optional<Clock::time_point> deadline;  // none: no deadline
+  bool cancellable = false;                   // a stop token can end the wait
+  bool checked = false;          // deadlock detection is done with this wait (or had nothing to do)
+  std::vector<Primitive> holds;  // Locks and RLocks it holds
+};
+
+struct Report {
+  std::vector<ThreadState> threads;  // every thread diagnostics have seen, waiting or not
+};
+
+struct DeadlockReport {
+  bool certain = true;
+  std::vector<ThreadState> threads;  // the deadlocked threads, the closing one first
+  std::string text;                  // what is printed
+};
+
+// Receives each deadlock report (in the closing thread, before it sleeps or throws). Must
+// not block on a weft primitive.
+using ReportFn = std::function<void(const DeadlockReport&)>;
+
+struct Options {
+  OnDeadlock on_deadlock = OnDeadlock::report;
+  ReportFn on_report;             // empty: reports go to stderr
+  std::string trace_on_deadlock;  // if tracing: write_trace() here on a certain deadlock
+};
+
+// Turns diagnostics on (again, with new options) or off. Locks acquired while diagnostics
+// were off have no known holder; primitives constructed while off have no known site.
+void enable(Options options = {});
+void disable();
+bool enabled() noexcept;
+
+// Names the calling thread in reports (truncated to 31 bytes).
+void set_thread_name(std::string_view name);
+
+// Names a primitive (truncated to 47 bytes); the name is dropped when it is destroyed.
+void set_name(const Lock& p, std::string_view name);
+void set_name(const RLock& p, std::string_view name);
+void set_name(const Event& p, std::string_view name);
+void set_name(const Semaphore& p, std::string_view name);
+void set_name(const Condition& p, std::string_view name);
+// Any other object a wait reports (a queue: pass the queue).
+void set_name(const void* p, SourceKind kind, std::string_view name);
+std::string name_of(const void* p);  // empty if unnamed
+
+// The flight recorder: while tracing (and diagnostics are on), each thread keeps its last
+// 256 events: wait, wake (with a flow from the notifier's claim), timeout, cancel, notify,
+// and Lock/RLock acquire and release. trace_json() renders every live thread's events as
+// Chrome trace-event JSON (Perfetto, chrome://tracing): one named track per thread, a slice
+// per wait, an arrow from each notifier to the thread it woke.
+void start_tracing();
+void stop_tracing();
+std::string trace_json();
+bool write_trace(const std::string& path);  // false if the file could not be written
+
+// How many times a thread about to sleep has run deadlock detection (a verdict or not).
+std::uint64_t deadlock_checks() noexcept;
+
+// Every thread diagnostics have seen, now.
+Report snapshot();
+std::string format(const Report& report);
+// Writes the report of every thread to fd (stderr by default) without allocating.
+void print(int fd = 2) noexcept;
+
+// On signal `signo` (e.g. SIGUSR1, SIGQUIT), writes the report to `fd`; async-signal-safe.
+// Returns false if the handler could not be installed.
+bool install_signal_handler(int signo, int fd = 2) noexcept;
+
+// A thread that, every `period`, reports each wait older than `threshold` once: to
+// `on_long_wait` if given, else to stderr. Starting it again replaces it.
+void start_watchdog(Clock::duration threshold, Clock::duration period,
+                    std::function<void(const ThreadState&)> on_long_wait = {});
+void stop_watchdog();
+
+// A set of threads the user declares closed: only its members wake each other. When every
+// one of its `size` members waits with no deadline and no stop token (and no wake-up is
+// pending for any of them), the group is deadlocked, whatever primitives they wait on.
+class Group {
+ public:
+  Group(std::string_view name, std::size_t size);
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+  ~Group();
+  // The calling thread becomes a member (until it exits or joins another group).
+  void join();  // NOLINT(readability-make-member-function-const): changes the membership
+
+ private:
+  std::uint32_t id_ = 0;  // 0: no slot was free (the group is then never complete)
+};
+
+}  // namespace diagnostics
+}  // namespace weft

@@ -1,0 +1,1351 @@
+// SPDX-License-Identifier: MIT
+// weft's diagnostics (weft/diagnostics.hpp, docs/diagnostics.md).
+//
+// Storage is preallocated and static, so that a signal handler can read it:
+//  - kThreads thread records, each claimed by one thread (a CAS on in_use) the first time
+//    diagnostics see it and freed at its exit. The owner writes its record under a seqlock
+//    (version odd while writing); readers copy and retry. Held-lock slots may also be
+//    cleared by another thread (a Lock released by a thread that did not acquire it): by a
+//    CAS on the slot, then a version bump of 2, so readers see the change.
+//  - kNames name-table entries, open addressing keyed by the primitive's address, written
+//    under g_names_mutex (a std::mutex: never a weft primitive), read without it under each
+//    entry's seqlock. The key is never dereferenced.
+// Every field is a std::atomic (relaxed, ordered by the seqlock's version), so concurrent
+// readers are not data races.
+#include "weft/diagnostics.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <thread>
+#include <unistd.h>
+
+#include "weft/condition.hpp"
+#include "weft/detail/parker.hpp"
+#include "weft/event.hpp"
+#include "weft/lock.hpp"
+#include "weft/semaphore.hpp"
+
+namespace weft {
+namespace detail {
+namespace {
+
+using diagnostics::Clock;
+
+constexpr std::size_t kThreads = 512;
+constexpr std::size_t kTargets = 8;  // sources of one wait recorded (a select may have more)
+constexpr std::size_t kHeld = 16;    // locks held by one thread recorded
+constexpr std::size_t kThreadName = 32;
+constexpr std::size_t kNames = 8192;  // a power of two
+constexpr std::size_t kName = 48;
+constexpr std::size_t kGroups = 64;
+constexpr std::uintptr_t kTombstone = 1;
+constexpr std::size_t kTrace = 256;  // events kept per thread (the flight recorder)
+
+// One event of the flight recorder. seq (index + 1) is stored last (release): a reader that
+// sees the index it expects sees the event; one being overwritten is skipped.
+enum class Ev : std::uint8_t { wait = 1, wake, timeout, cancel, notify, acquire, release };
+struct TraceEvent {
+  std::atomic<std::uint64_t> seq{0};
+  std::atomic<std::int64_t> ts_ns{0};
+  std::atomic<std::uint64_t> word{0};  // type | kind << 8 | flow << 32
+  std::atomic<std::uintptr_t> object{0};
+};
+
+// ---- seqlock helpers ----------------------------------------------------------------------
+// The writer: begin() makes the version odd (acq_rel: the field stores that follow cannot
+// move before it), end() makes it even (release: publishes them). The reader: read_begin()
+// (acquire), relaxed field loads, read_valid() (an acquire fence, then the version again).
+
+void seq_begin(std::atomic<std::uint64_t>& v) noexcept {
+  v.fetch_add(1, std::memory_order_acq_rel);
+}
+void seq_end(std::atomic<std::uint64_t>& v) noexcept {
+  v.fetch_add(1, std::memory_order_release);
+}
+bool seq_valid(const std::atomic<std::uint64_t>& v, std::uint64_t before) noexcept {
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return (before & 1) == 0 && v.load(std::memory_order_relaxed) == before;
+}
+
+template <std::size_t N>
+void store_str(std::array<std::atomic<char>, N>& dst, std::string_view s) noexcept {
+  const std::size_t n = std::min(s.size(), N - 1);
+  for (std::size_t i = 0; i < n; ++i) dst[i].store(s[i], std::memory_order_relaxed);
+  dst[n].store('\0', std::memory_order_relaxed);
+}
+template <std::size_t N>
+void load_str(const std::array<std::atomic<char>, N>& src, char (&out)[N]) noexcept {
+  for (std::size_t i = 0; i < N; ++i) out[i] = src[i].load(std::memory_order_relaxed);
+  out[N - 1] = '\0';
+}
+
+// ---- thread records -------------------------------------------------------------------------
+
+struct alignas(64) ThreadRec {
+  std::atomic<std::uint32_t> in_use{0};
+  std::atomic<std::uint64_t> version{0};
+  std::atomic<std::uint64_t> tid{0};
+  std::array<std::atomic<char>, kThreadName> name{};
+  std::atomic<std::uint32_t> group{0};
+  std::atomic<std::uint32_t> waiting{0};
+  std::atomic<std::uint32_t> n_targets{0};
+  std::array<std::atomic<std::uintptr_t>, kTargets> target{};
+  std::array<std::atomic<std::uint8_t>, kTargets> target_kind{};
+  std::atomic<std::int64_t> since_ns{0};
+  std::atomic<std::int64_t> deadline_ns{0};
+  std::atomic<std::uint32_t> cancellable{0};
+  std::atomic<std::uint64_t> wait_seq{0};
+  std::atomic<std::uint64_t> checked_seq{0};   // the last wait the detector is done with
+  std::atomic<std::uint64_t> reported_seq{0};  // the last wait a deadlock report included
+  std::atomic<const Waiter*> parker{nullptr};
+  std::array<std::atomic<std::uintptr_t>, kHeld> held{};
+  std::array<std::atomic<std::uint8_t>, kHeld> held_kind{};
+  // Tracing: the ring (written by the owner only), and the flow of the claim that will
+  // end the current wait (written by the notifier, taken by the owner when it wakes).
+  std::array<TraceEvent, kTrace> trace{};
+  std::atomic<std::uint64_t> trace_head{0};
+  std::atomic<std::uint32_t> pending_flow{0};
+};
+
+ThreadRec g_threads[kThreads];
+std::atomic<std::uint32_t> g_next_flow{1};
+
+bool tracing() noexcept {
+  return (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) != 0;
+}
+
+// Appends an event to the owner's ring.
+void trace(ThreadRec* r, Ev type, SourceKind kind, const void* object,
+           std::uint32_t flow) noexcept {
+  const std::uint64_t i = r->trace_head.load(std::memory_order_relaxed);
+  TraceEvent& e = r->trace[i % kTrace];
+  e.seq.store(0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);  // the 0 is seen before the new fields
+  e.ts_ns.store(Deadline::now().ns(), std::memory_order_relaxed);
+  e.word.store(static_cast<std::uint64_t>(type) | (static_cast<std::uint64_t>(kind) << 8) |
+                   (static_cast<std::uint64_t>(flow) << 32),
+               std::memory_order_relaxed);
+  e.object.store(reinterpret_cast<std::uintptr_t>(object), std::memory_order_relaxed);
+  e.seq.store(i + 1, std::memory_order_release);
+  r->trace_head.store(i + 1, std::memory_order_release);
+}
+// One past the highest slot ever claimed: scans stop there. Only grows. relaxed: a reader
+// that misses a newer slot misses a thread that started after it began to look.
+std::atomic<std::size_t> g_slots{0};
+std::size_t slots() noexcept {
+  return g_slots.load(std::memory_order_acquire);
+}
+
+// A consistent copy of one record.
+struct RecSnap {
+  std::size_t slot = 0;
+  std::uint64_t version = 0;
+  std::uint64_t tid = 0;
+  char name[kThreadName] = {};
+  std::uint32_t group = 0;
+  bool waiting = false;
+  std::uint32_t n_targets = 0;
+  std::uintptr_t target[kTargets] = {};
+  SourceKind target_kind[kTargets] = {};
+  std::int64_t since_ns = 0;
+  std::int64_t deadline_ns = 0;
+  bool cancellable = false;
+  std::uint64_t wait_seq = 0;
+  bool checked = false;
+  const Waiter* parker = nullptr;
+  std::uintptr_t held[kHeld] = {};
+  SourceKind held_kind[kHeld] = {};
+};
+
+// Copies record `slot`; false if it is free or kept changing.
+bool read_rec(std::size_t slot, RecSnap& out) noexcept {
+  const ThreadRec& r = g_threads[slot];
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    if (r.in_use.load(std::memory_order_acquire) == 0) return false;
+    const std::uint64_t v = r.version.load(std::memory_order_acquire);
+    if (v & 1) continue;
+    out.slot = slot;
+    out.version = v;
+    out.tid = r.tid.load(std::memory_order_relaxed);
+    load_str(r.name, out.name);
+    out.group = r.group.load(std::memory_order_relaxed);
+    out.waiting = r.waiting.load(std::memory_order_relaxed) != 0;
+    out.n_targets = r.n_targets.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < kTargets; ++i) {
+      out.target[i] = r.target[i].load(std::memory_order_relaxed);
+      out.target_kind[i] = SourceKind(r.target_kind[i].load(std::memory_order_relaxed));
+    }
+    out.since_ns = r.since_ns.load(std::memory_order_relaxed);
+    out.deadline_ns = r.deadline_ns.load(std::memory_order_relaxed);
+    out.cancellable = r.cancellable.load(std::memory_order_relaxed) != 0;
+    out.wait_seq = r.wait_seq.load(std::memory_order_relaxed);
+    out.parker = r.parker.load(std::memory_order_relaxed);
+    // acquire: pairs with the release in on_wait, after the verdict's report.
+    out.checked = r.checked_seq.load(std::memory_order_acquire) == out.wait_seq;
+    for (std::size_t i = 0; i < kHeld; ++i) {
+      out.held[i] = r.held[i].load(std::memory_order_relaxed);
+      out.held_kind[i] = SourceKind(r.held_kind[i].load(std::memory_order_relaxed));
+    }
+    if (seq_valid(r.version, v)) return true;
+  }
+  return false;
+}
+
+std::uint64_t current_tid() noexcept {
+  return static_cast<std::uint64_t>(::syscall(SYS_gettid));
+}
+
+thread_local ThreadRec* t_rec = nullptr;
+
+void free_rec(ThreadRec* r) noexcept {
+  seq_begin(r->version);
+  r->waiting.store(0, std::memory_order_relaxed);
+  r->group.store(0, std::memory_order_relaxed);
+  for (auto& h : r->held) h.store(0, std::memory_order_relaxed);
+  seq_end(r->version);
+  r->in_use.store(0, std::memory_order_release);
+}
+
+// Frees the thread's record at its exit.
+struct RecOwner {
+  RecOwner() = default;
+  RecOwner(const RecOwner&) = delete;
+  RecOwner& operator=(const RecOwner&) = delete;
+  ~RecOwner() {
+    if (t_rec != nullptr) free_rec(t_rec);
+    t_rec = nullptr;
+  }
+};
+
+// The calling thread's record, claimed on first use; null if all are taken.
+ThreadRec* my_rec() noexcept {
+  if (t_rec != nullptr) return t_rec;
+  for (auto& r : g_threads) {
+    std::uint32_t expected = 0;
+    if (r.in_use.load(std::memory_order_relaxed) == 0 &&
+        r.in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      seq_begin(r.version);
+      r.tid.store(current_tid(), std::memory_order_relaxed);
+      store_str(r.name, "");
+      r.group.store(0, std::memory_order_relaxed);
+      r.waiting.store(0, std::memory_order_relaxed);
+      for (auto& h : r.held) h.store(0, std::memory_order_relaxed);
+      seq_end(r.version);
+      const auto slot = static_cast<std::size_t>(&r - g_threads);
+      std::size_t seen = g_slots.load(std::memory_order_relaxed);
+      // release: a scan that reads the new bound sees the record's in_use.
+      while (seen <= slot &&
+             !g_slots.compare_exchange_weak(seen, slot + 1, std::memory_order_release)) {
+      }
+      t_rec = &r;
+      // The first use in a thread registers the exit hook (this may allocate, once).
+      static thread_local RecOwner owner;
+      (void)owner;
+      return t_rec;
+    }
+  }
+  return nullptr;
+}
+
+// ---- names --------------------------------------------------------------------------------
+
+struct NameEntry {
+  std::atomic<std::uintptr_t> key{0};  // 0 empty, kTombstone removed, else the address
+  std::atomic<std::uint64_t> version{0};
+  std::atomic<std::uint8_t> kind{0};
+  std::array<std::atomic<char>, kName> name{};
+  std::atomic<const char*> file{nullptr};
+  std::atomic<std::uint32_t> line{0};
+};
+
+NameEntry g_names[kNames];
+std::mutex g_names_mutex;  // serializes writers; readers never take it
+
+std::size_t hash_of(std::uintptr_t key) noexcept {
+  return static_cast<std::size_t>((key >> 3) * 0x9E3779B97F4A7C15ULL) & (kNames - 1);
+}
+
+// The entry for `key`, or null. Lock-free.
+NameEntry* find_name(std::uintptr_t key) noexcept {
+  std::size_t i = hash_of(key);
+  for (std::size_t n = 0; n < kNames; ++n, i = (i + 1) & (kNames - 1)) {
+    const std::uintptr_t k = g_names[i].key.load(std::memory_order_acquire);
+    if (k == key) return &g_names[i];
+    if (k == 0) return nullptr;
+  }
+  return nullptr;
+}
+
+struct NameSnap {
+  SourceKind kind = SourceKind::other;
+  char name[kName] = {};
+  const char* file = nullptr;
+  std::uint32_t line = 0;
+};
+
+bool read_name(std::uintptr_t key, NameSnap& out) noexcept {
+  NameEntry* e = find_name(key);
+  if (e == nullptr) return false;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const std::uint64_t v = e->version.load(std::memory_order_acquire);
+    if (v & 1) continue;
+    const bool match = e->key.load(std::memory_order_relaxed) == key;
+    out.kind = SourceKind(e->kind.load(std::memory_order_relaxed));
+    load_str(e->name, out.name);
+    out.file = e->file.load(std::memory_order_relaxed);
+    out.line = e->line.load(std::memory_order_relaxed);
+    if (seq_valid(e->version, v)) return match;
+  }
+  return false;
+}
+
+// ---- groups -------------------------------------------------------------------------------
+
+struct GroupSlot {
+  std::atomic<std::uint32_t> id{0};  // 0: free
+  std::atomic<std::uint32_t> size{0};
+  std::array<std::atomic<char>, kThreadName> name{};
+};
+GroupSlot g_groups[kGroups];
+std::atomic<std::uint32_t> g_next_group{1};
+
+GroupSlot* find_group(std::uint32_t id) noexcept {
+  if (id == 0) return nullptr;
+  for (auto& g : g_groups)
+    if (g.id.load(std::memory_order_acquire) == id) return &g;
+  return nullptr;
+}
+
+// ---- options, hooks -----------------------------------------------------------------------
+
+std::atomic<const diagnostics::Options*> g_options{nullptr};  // kept by enable()
+std::atomic<std::uint64_t> g_checks{0};                       // a statistic: relaxed
+// Serializes detection: when the threads of one cycle check at once, the first reports it
+// (marking every member's wait), the others see the marks and stay silent. A std::mutex,
+// held only by threads about to sleep, never while parked.
+std::mutex g_detect_mutex;
+thread_local std::string t_deadlock_text;
+
+bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancellable) noexcept;
+void on_wake(const WaitTarget* t, std::size_t n, RoundEnd end, std::uint32_t index) noexcept;
+constexpr WaitHooks kHooks{on_wait, on_wake};
+
+// ---- text, without allocating ---------------------------------------------------------------
+
+// NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init): buf_ is written before it is read
+class Buf {
+ public:
+  void put(std::string_view s) noexcept {
+    for (char c : s) {
+      if (len_ + 1 >= sizeof(buf_)) return;
+      buf_[len_++] = c;
+    }
+  }
+  void put_u(std::uint64_t v) noexcept {
+    char tmp[24];
+    int n = 0;
+    do {
+      tmp[n++] = char('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (n > 0) put(std::string_view(&tmp[--n], 1));
+  }
+  void put_hex(std::uintptr_t v) noexcept {
+    put("0x");
+    char tmp[20];
+    int n = 0;
+    do {
+      tmp[n++] = "0123456789abcdef"[v & 15];
+      v >>= 4;
+    } while (v != 0);
+    while (n > 0) put(std::string_view(&tmp[--n], 1));
+  }
+  // Milliseconds as "12.345s".
+  void put_secs(std::int64_t ns) noexcept {
+    if (ns < 0) {
+      put("-");
+      ns = -ns;
+    }
+    put_u(static_cast<std::uint64_t>(ns / 1'000'000'000));
+    put(".");
+    const auto ms = static_cast<std::uint64_t>((ns / 1'000'000) % 1000);
+    if (ms < 100) put("0");
+    if (ms < 10) put("0");
+    put_u(ms);
+    put("s");
+  }
+  void write_to(int fd) noexcept {
+    std::size_t off = 0;
+    while (off < len_) {
+      const ssize_t w = ::write(fd, buf_ + off, len_ - off);
+      if (w <= 0) {
+        if (w < 0 && errno == EINTR) continue;
+        break;
+      }
+      off += static_cast<std::size_t>(w);
+    }
+    len_ = 0;
+  }
+  std::string_view view() const noexcept { return {buf_, len_}; }
+
+ private:
+  char buf_[2048];  // NOLINT(cppcoreguidelines-pro-type-member-init): written before read
+  std::size_t len_ = 0;
+};
+
+std::string_view kind_name(SourceKind k) noexcept {
+  switch (k) {
+    case SourceKind::event:
+      return "Event";
+    case SourceKind::lock:
+      return "Lock";
+    case SourceKind::rlock:
+      return "RLock";
+    case SourceKind::semaphore:
+      return "Semaphore";
+    case SourceKind::condition:
+      return "Condition";
+    case SourceKind::queue_get:
+      return "Queue(get)";
+    case SourceKind::queue_put:
+      return "Queue(put)";
+    case SourceKind::queue_join:
+      return "Queue(join)";
+    case SourceKind::other:
+      break;
+  }
+  return "source";
+}
+
+std::string_view basename_of(const char* path) noexcept {
+  std::string_view p(path);
+  const std::size_t slash = p.rfind('/');
+  return slash == std::string_view::npos ? p : p.substr(slash + 1);
+}
+
+// The thread (record slot) that holds lock `key`, per the records; kThreads if unknown.
+std::size_t holder_slot(std::uintptr_t key) noexcept {
+  for (std::size_t s = 0, end = slots(); s < end; ++s) {
+    const ThreadRec& r = g_threads[s];
+    if (r.in_use.load(std::memory_order_acquire) == 0) continue;
+    for (const auto& h : r.held)
+      if (h.load(std::memory_order_relaxed) == key) return s;
+  }
+  return kThreads;
+}
+
+// "thread "name" (tid N) group "g"". Async-signal-safe.
+void put_thread_label(Buf& b, const RecSnap& r) noexcept {
+  b.put("thread ");
+  if (r.name[0] != '\0') {
+    b.put("\"");
+    b.put(r.name);
+    b.put("\" ");
+  }
+  b.put("(tid ");
+  b.put_u(r.tid);
+  b.put(")");
+  if (GroupSlot* g = find_group(r.group)) {
+    char gname[kThreadName];
+    load_str(g->name, gname);
+    b.put(" group \"");
+    b.put(gname);
+    b.put("\"");
+  }
+}
+
+void put_primitive(Buf& b, SourceKind kind, std::uintptr_t key) noexcept {
+  NameSnap ns;
+  const bool known = read_name(key, ns);
+  b.put(kind_name(kind));
+  if (known && ns.name[0] != '\0') {
+    b.put(" \"");
+    b.put(ns.name);
+    b.put("\"");
+  }
+  b.put(" @");
+  b.put_hex(key);
+  if (known && ns.file != nullptr) {
+    b.put(" (");
+    b.put(basename_of(ns.file));
+    b.put(":");
+    b.put_u(ns.line);
+    b.put(")");
+  }
+  if (kind == SourceKind::lock || kind == SourceKind::rlock) {
+    const std::size_t h = holder_slot(key);
+    if (h < kThreads) {
+      b.put(" held by tid ");
+      b.put_u(g_threads[h].tid.load(std::memory_order_relaxed));
+    } else {
+      b.put(" holder unknown");
+    }
+  }
+}
+
+// One thread's lines. Async-signal-safe.
+void write_thread(int fd, const RecSnap& r, std::int64_t now_ns) noexcept {
+  Buf b;
+  put_thread_label(b, r);
+  if (r.waiting) {
+    b.put(" waiting for ");
+    b.put_secs(now_ns - r.since_ns);
+    if (r.deadline_ns == Deadline::never().ns()) {
+      b.put(", no deadline");
+    } else {
+      b.put(", deadline in ");
+      b.put_secs(r.deadline_ns - now_ns);
+    }
+    if (r.cancellable) b.put(", cancellable");
+    b.put(r.n_targets > 1 ? ", on any of:\n" : ", on:\n");
+    b.write_to(fd);
+    for (std::uint32_t i = 0; i < std::min<std::uint32_t>(r.n_targets, kTargets); ++i) {
+      b.put("    ");
+      put_primitive(b, r.target_kind[i], r.target[i]);
+      b.put("\n");
+      b.write_to(fd);
+    }
+    if (r.n_targets > kTargets) {
+      b.put("    (and ");
+      b.put_u(r.n_targets - kTargets);
+      b.put(" more)\n");
+    }
+  } else {
+    b.put(" running\n");
+  }
+  for (std::size_t i = 0; i < kHeld; ++i) {
+    if (r.held[i] == 0) continue;
+    b.put("    holds ");
+    put_primitive(b, r.held_kind[i], r.held[i]);
+    b.put("\n");
+    b.write_to(fd);
+  }
+  b.write_to(fd);
+}
+
+void write_all(int fd) noexcept {
+  const std::int64_t now = Deadline::now().ns();
+  Buf b;
+  b.put("weft: threads (pid ");
+  b.put_u(static_cast<std::uint64_t>(::getpid()));
+  b.put(")\n");
+  b.write_to(fd);
+  RecSnap r;
+  for (std::size_t s = 0, end = slots(); s < end; ++s)
+    if (read_rec(s, r)) write_thread(fd, r, now);
+}
+
+// ---- structured reports -------------------------------------------------------------------
+
+diagnostics::Clock::time_point to_time(std::int64_t ns) {
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+diagnostics::Primitive primitive_of(SourceKind kind, std::uintptr_t key) {
+  diagnostics::Primitive p;
+  p.kind = kind;
+  p.address = reinterpret_cast<const void*>(key);  // NOLINT(performance-no-int-to-ptr)
+  NameSnap ns;
+  if (read_name(key, ns)) {
+    p.name = ns.name;
+    if (ns.file != nullptr)
+      p.site = std::string(basename_of(ns.file)) + ":" + std::to_string(ns.line);
+  }
+  if (kind == SourceKind::lock || kind == SourceKind::rlock) {
+    const std::size_t h = holder_slot(key);
+    if (h < kThreads) p.holder = g_threads[h].tid.load(std::memory_order_relaxed);
+  }
+  return p;
+}
+
+diagnostics::ThreadState state_of(const RecSnap& r) {
+  diagnostics::ThreadState t;
+  t.id = r.tid;
+  t.name = r.name;
+  if (GroupSlot* g = find_group(r.group)) {
+    char gname[kThreadName];
+    load_str(g->name, gname);
+    t.group = gname;
+  }
+  t.waiting = r.waiting;
+  if (r.waiting) {
+    for (std::uint32_t i = 0; i < std::min<std::uint32_t>(r.n_targets, kTargets); ++i)
+      t.waits_on.push_back(primitive_of(r.target_kind[i], r.target[i]));
+    t.since = to_time(r.since_ns);
+    if (r.deadline_ns != Deadline::never().ns()) t.deadline = to_time(r.deadline_ns);
+    t.cancellable = r.cancellable;
+    t.checked = r.checked;
+  }
+  for (std::size_t i = 0; i < kHeld; ++i)
+    if (r.held[i] != 0) t.holds.push_back(primitive_of(r.held_kind[i], r.held[i]));
+  return t;
+}
+
+// ---- deadlock detection -------------------------------------------------------------------
+
+// A snapshot of every record valid at one instant: two collects that agree on every version.
+bool consistent_snapshot(std::vector<RecSnap>& out) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    out.clear();
+    RecSnap r;
+    const std::size_t end = slots();
+    for (std::size_t s = 0; s < end; ++s)
+      if (read_rec(s, r)) out.push_back(r);
+    bool same = end == slots();
+    std::size_t k = 0;
+    for (std::size_t s = 0; s < end && same; ++s) {
+      const bool used = g_threads[s].in_use.load(std::memory_order_seq_cst) != 0;
+      const bool had = k < out.size() && out[k].slot == s;
+      if (used != had) same = false;
+      if (had) {
+        if (g_threads[s].version.load(std::memory_order_seq_cst) != out[k].version) same = false;
+        ++k;
+      }
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
+bool versions_unchanged(const std::vector<RecSnap>& recs) noexcept {
+  for (const RecSnap& r : recs)
+    if (g_threads[r.slot].version.load(std::memory_order_seq_cst) != r.version) return false;
+  return true;
+}
+
+bool is_lock(SourceKind k) noexcept {
+  return k == SourceKind::lock || k == SourceKind::rlock;
+}
+
+// Whether the calling thread (record `self`), about to sleep with no deadline and no stop
+// token, closes a certain deadlock; `members` receives the deadlocked threads.
+bool certain_deadlock(const ThreadRec* self, std::vector<RecSnap>& members) {
+  std::vector<RecSnap> recs;
+  if (!consistent_snapshot(recs)) return false;
+  const std::size_t n = recs.size();
+  std::size_t me = n;
+  std::vector<char> stuck(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const RecSnap& r = recs[i];
+    if (&g_threads[r.slot] == self) me = i;
+    // A thread that can only be woken by another: waiting, no deadline, no stop token,
+    // every source recorded, and no wake-up decided for it yet.
+    stuck[i] =
+        static_cast<char>(r.waiting && r.deadline_ns == Deadline::never().ns() && !r.cancellable &&
+                          r.n_targets <= kTargets && r.parker != nullptr && !r.parker->decided());
+  }
+  // The decisions read above belong to the recorded waits only if no record changed since.
+  if (me == n || !stuck[me] || !versions_unchanged(recs)) return false;
+
+  auto holder = [&](std::uintptr_t key) -> std::size_t {
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::uintptr_t h : recs[j].held)
+        if (h == key) return j;
+    return n;
+  };
+  auto group_stuck = [&](std::uint32_t id) {
+    const GroupSlot* g = find_group(id);
+    if (g == nullptr) return false;
+    std::size_t count = 0;
+    for (std::size_t j = 0; j < n; ++j) {
+      if (recs[j].group != id) continue;
+      if (!stuck[j]) return false;
+      ++count;
+    }
+    return count == g->size.load(std::memory_order_relaxed);
+  };
+  // The greatest set of stuck threads closed under "can only be woken by a member": drop
+  // every thread with a source that someone outside the set may still make ready.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!stuck[i]) continue;
+      const RecSnap& r = recs[i];
+      const bool in_dead_group = r.group != 0 && group_stuck(r.group);
+      for (std::uint32_t t = 0; t < r.n_targets; ++t) {
+        bool dead = in_dead_group;
+        if (!dead && is_lock(r.target_kind[t])) {
+          const std::size_t h = holder(r.target[t]);
+          dead = h < n && stuck[h];
+        }
+        if (!dead) {
+          stuck[i] = 0;
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+  if (!stuck[me]) return false;
+  // The threads of the deadlock: those the closing thread waits for, transitively.
+  std::vector<char> in(n, 0);
+  std::vector<std::size_t> todo{me};
+  in[me] = 1;
+  while (!todo.empty()) {
+    const std::size_t i = todo.back();
+    todo.pop_back();
+    members.push_back(recs[i]);
+    const RecSnap& r = recs[i];
+    auto visit = [&](std::size_t j) {
+      if (j < n && stuck[j] && !in[j]) {
+        in[j] = 1;
+        todo.push_back(j);
+      }
+    };
+    for (std::uint32_t t = 0; t < r.n_targets; ++t)
+      if (is_lock(r.target_kind[t])) visit(holder(r.target[t]));
+    if (r.group != 0)
+      for (std::size_t j = 0; j < n; ++j)
+        if (recs[j].group == r.group) visit(j);
+  }
+  return true;
+}
+
+std::string deadlock_text(const std::vector<RecSnap>& members) {
+  std::string text = "weft: deadlock (certain): " + std::to_string(members.size()) +
+                     (members.size() == 1 ? " thread" : " threads") +
+                     " can only be woken by each other\n";
+  const std::int64_t now = Deadline::now().ns();
+  for (const RecSnap& r : members) {
+    Buf b;
+    put_thread_label(b, r);
+    b.put(" waits ");
+    b.put_secs(now - r.since_ns);
+    b.put(" on:\n");
+    text += b.view();
+    for (std::uint32_t i = 0; i < std::min<std::uint32_t>(r.n_targets, kTargets); ++i) {
+      Buf p;
+      p.put("    ");
+      put_primitive(p, r.target_kind[i], r.target[i]);
+      p.put("\n");
+      text += p.view();
+    }
+    for (std::size_t i = 0; i < kHeld; ++i) {
+      if (r.held[i] == 0) continue;
+      Buf p;
+      p.put("    holds ");
+      put_primitive(p, r.held_kind[i], r.held[i]);
+      p.put("\n");
+      text += p.view();
+    }
+  }
+  return text;
+}
+
+// A cheap necessary condition for a certain verdict, read without a snapshot: each source
+// of the wait is a Lock/RLock whose holder is recorded waiting with no deadline and no stop
+// token, or this thread is in a group. Keeps the full check off ordinary waits.
+bool may_close_deadlock(const ThreadRec* self, const WaitTarget* t, std::size_t n) noexcept {
+  // seq_cst fence: between this thread's published wait and its reads of the others'. Two
+  // threads closing one cycle at once each publish, fence, then read: at least one of them
+  // sees the other waiting (the fences are totally ordered), so a cycle is never missed.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (self->group.load(std::memory_order_relaxed) != 0) return true;
+  if (n > kTargets) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!is_lock(t[i].kind)) return false;
+    const std::size_t h = holder_slot(reinterpret_cast<std::uintptr_t>(t[i].object));
+    if (h == kThreads) return false;
+    const ThreadRec& hr = g_threads[h];
+    if (hr.waiting.load(std::memory_order_relaxed) == 0 ||
+        hr.cancellable.load(std::memory_order_relaxed) != 0 ||
+        hr.deadline_ns.load(std::memory_order_relaxed) != Deadline::never().ns()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancellable) noexcept {
+  ThreadRec* r = my_rec();
+  if (r == nullptr) return true;
+  const Waiter* parker = &Parker::current();  // already taken by this wait: cannot throw
+  seq_begin(r->version);
+  r->n_targets.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+  for (std::size_t i = 0; i < std::min(n, kTargets); ++i) {
+    r->target[i].store(reinterpret_cast<std::uintptr_t>(t[i].object), std::memory_order_relaxed);
+    r->target_kind[i].store(static_cast<std::uint8_t>(t[i].kind), std::memory_order_relaxed);
+  }
+  r->since_ns.store(Deadline::now().ns(), std::memory_order_relaxed);
+  r->deadline_ns.store(deadline.ns(), std::memory_order_relaxed);
+  r->cancellable.store(cancellable ? 1 : 0, std::memory_order_relaxed);
+  const std::uint64_t seq = r->wait_seq.load(std::memory_order_relaxed) + 1;
+  r->wait_seq.store(seq, std::memory_order_relaxed);
+  r->parker.store(parker, std::memory_order_relaxed);
+  r->waiting.store(1, std::memory_order_relaxed);
+  seq_end(r->version);
+  if (tracing()) [[unlikely]]
+    trace(r, Ev::wait, n > 0 ? t[0].kind : SourceKind::other, n > 0 ? t[0].object : nullptr,
+          static_cast<std::uint32_t>(n));
+
+  // Marks this wait as considered by the detector, whatever the outcome.
+  struct Checked {
+    ThreadRec* r;
+    std::uint64_t seq;
+    Checked(ThreadRec* rec, std::uint64_t s) noexcept : r(rec), seq(s) {}
+    Checked(const Checked&) = delete;
+    Checked& operator=(const Checked&) = delete;
+    // release: whoever sees the mark sees the report made before it.
+    ~Checked() { r->checked_seq.store(seq, std::memory_order_release); }
+  } checked(r, seq);
+  const diagnostics::Options* opt = g_options.load(std::memory_order_acquire);
+  if (opt == nullptr || opt->on_deadlock == diagnostics::OnDeadlock::ignore) return true;
+  if (!deadline.is_never() || cancellable) return true;
+  struct Counted {
+    Counted() = default;
+    Counted(const Counted&) = delete;
+    Counted& operator=(const Counted&) = delete;
+    ~Counted() { g_checks.fetch_add(1, std::memory_order_release); }  // after the verdict
+  } counted;
+  if (!may_close_deadlock(r, t, n)) return true;
+  try {
+    std::vector<RecSnap> members;
+    {
+      std::lock_guard<std::mutex> g(g_detect_mutex);
+      if (r->reported_seq.load(std::memory_order_relaxed) == seq) return true;  // reported
+      if (!certain_deadlock(r, members)) return true;
+      for (const RecSnap& m : members)
+        g_threads[m.slot].reported_seq.store(m.wait_seq, std::memory_order_relaxed);
+      if (opt->on_deadlock == diagnostics::OnDeadlock::raise) {
+        // Not waiting after all (the loop unregisters and throws): a detector that runs
+        // next must not count this thread.
+        seq_begin(r->version);
+        r->waiting.store(0, std::memory_order_relaxed);
+        seq_end(r->version);
+      }
+    }
+    if (!opt->trace_on_deadlock.empty() && tracing())
+      diagnostics::write_trace(opt->trace_on_deadlock);
+    diagnostics::DeadlockReport report;
+    report.text = deadlock_text(members);
+    for (const RecSnap& m : members) report.threads.push_back(state_of(m));
+    if (opt->on_deadlock == diagnostics::OnDeadlock::abort) {
+      (void)!::write(2, report.text.data(), report.text.size());
+      std::abort();
+    }
+    if (opt->on_report) {
+      opt->on_report(report);
+    } else {
+      (void)!::write(2, report.text.data(), report.text.size());
+    }
+    if (opt->on_deadlock != diagnostics::OnDeadlock::raise) return true;
+    t_deadlock_text = std::move(report.text);
+  } catch (...) {
+    // Out of memory for the report: raise still refuses the park (a plain message).
+    return opt->on_deadlock != diagnostics::OnDeadlock::raise;
+  }
+  return false;  // the loop unregisters and throws
+}
+
+void on_wake(const WaitTarget* t, std::size_t n, RoundEnd end, std::uint32_t index) noexcept {
+  ThreadRec* r = t_rec;
+  if (r == nullptr) return;
+  seq_begin(r->version);
+  r->waiting.store(0, std::memory_order_relaxed);
+  seq_end(r->version);
+  if (tracing()) [[unlikely]] {
+    const WaitTarget w = index < n ? t[index] : WaitTarget{};
+    if (end == RoundEnd::claimed) {
+      trace(r, Ev::wake, w.kind, w.object, r->pending_flow.exchange(0, std::memory_order_acq_rel));
+    } else {
+      trace(r, end == RoundEnd::cancelled ? Ev::cancel : Ev::timeout, w.kind, w.object, 0);
+    }
+  }
+}
+
+// ---- watchdog -----------------------------------------------------------------------------
+
+struct Watchdog {
+  std::mutex m;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread* thread = nullptr;  // leaked in a forked child, where the thread is gone
+};
+Watchdog g_watchdog;
+
+void watchdog_loop(Clock::duration threshold, Clock::duration period,
+                   const std::function<void(const diagnostics::ThreadState&)>& cb) {
+  std::uint64_t reported[kThreads] = {};
+  std::unique_lock<std::mutex> lk(g_watchdog.m);
+  while (!g_watchdog.cv.wait_for(lk, period, [] { return g_watchdog.stop; })) {
+    const std::int64_t now = Deadline::now().ns();
+    const auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(threshold).count();
+    RecSnap r;
+    for (std::size_t s = 0, end = slots(); s < end; ++s) {
+      if (!read_rec(s, r) || !r.waiting || now - r.since_ns < limit) continue;
+      if (reported[s] == r.wait_seq) continue;
+      reported[s] = r.wait_seq;
+      if (cb) {
+        cb(state_of(r));
+      } else {
+        Buf b;
+        b.put("weft: long wait: ");
+        b.write_to(2);
+        write_thread(2, r, now);
+      }
+    }
+  }
+}
+
+// ---- signals, fork ------------------------------------------------------------------------
+
+std::atomic<int> g_signal_fd{2};
+extern "C" void weft_diag_signal_handler(int) {
+  const int saved = errno;
+  write_all(g_signal_fd.load(std::memory_order_relaxed));
+  errno = saved;
+}
+
+// A forked child has only the forking thread: the other records describe threads that do
+// not exist there, and the watchdog thread is gone.
+void after_fork_child() noexcept {
+  for (auto& r : g_threads) {
+    if (&r == t_rec || r.in_use.load(std::memory_order_relaxed) == 0) continue;
+    free_rec(&r);
+  }
+  new (&g_names_mutex) std::mutex();  // its holder, if any, did not come along
+  new (&g_detect_mutex) std::mutex();
+  new (&g_watchdog.m) std::mutex();
+  g_watchdog.thread = nullptr;  // leaked: std::thread's destructor would terminate
+}
+
+void register_atfork() {
+  static const bool once = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { after_fork_child(); });
+    return true;
+  }();
+  (void)once;
+}
+
+}  // namespace
+
+// ---- the primitives' entry points (diag_hooks.hpp) ------------------------------------------
+
+void diag_register(const void* object, SourceKind kind, std::string_view name,
+                   const SourceSite* site) noexcept {
+  const auto key = reinterpret_cast<std::uintptr_t>(object);
+  std::lock_guard<std::mutex> g(g_names_mutex);
+  g_diag_names_used.store(true, std::memory_order_relaxed);
+  NameEntry* e = find_name(key);
+  if (e == nullptr) {
+    std::size_t i = hash_of(key);
+    for (std::size_t n = 0; n < kNames; ++n, i = (i + 1) & (kNames - 1)) {
+      const std::uintptr_t k = g_names[i].key.load(std::memory_order_relaxed);
+      if (k == 0 || k == kTombstone) {
+        e = &g_names[i];
+        break;
+      }
+    }
+    if (e == nullptr) return;  // full: the object stays unnamed
+  }
+  seq_begin(e->version);
+  e->key.store(key, std::memory_order_relaxed);
+  e->kind.store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
+  if (!name.empty() || e->file.load(std::memory_order_relaxed) == nullptr) store_str(e->name, name);
+  if (site != nullptr) {
+    e->file.store(site->file, std::memory_order_relaxed);
+    e->line.store(site->line, std::memory_order_relaxed);
+  }
+  seq_end(e->version);
+  // release: a reader that finds the key (acquire) sees a complete entry... or an odd
+  // version, and retries.
+  e->key.store(key, std::memory_order_release);
+}
+
+void diag_forget(const void* object) noexcept {
+  const auto key = reinterpret_cast<std::uintptr_t>(object);
+  if (find_name(key) == nullptr) return;  // the common case: never named, no lock taken
+  std::lock_guard<std::mutex> g(g_names_mutex);
+  NameEntry* e = find_name(key);
+  if (e == nullptr) return;
+  seq_begin(e->version);
+  e->key.store(kTombstone, std::memory_order_relaxed);
+  store_str(e->name, "");
+  e->file.store(nullptr, std::memory_order_relaxed);
+  seq_end(e->version);
+}
+
+void diag_lock_acquired(const void* lock, SourceKind kind) noexcept {
+  ThreadRec* r = my_rec();
+  if (r == nullptr) return;
+  for (std::size_t i = 0; i < kHeld; ++i) {
+    if (r->held[i].load(std::memory_order_relaxed) != 0) continue;
+    seq_begin(r->version);
+    r->held_kind[i].store(static_cast<std::uint8_t>(kind), std::memory_order_relaxed);
+    r->held[i].store(reinterpret_cast<std::uintptr_t>(lock), std::memory_order_relaxed);
+    seq_end(r->version);
+    if (tracing()) [[unlikely]]
+      trace(r, Ev::acquire, kind, lock, 0);
+    return;
+  }
+}
+
+void diag_lock_released(const void* lock) noexcept {
+  const auto key = reinterpret_cast<std::uintptr_t>(lock);
+  if (ThreadRec* r = t_rec; r != nullptr && tracing()) [[unlikely]]
+    trace(r, Ev::release, SourceKind::lock, lock, 0);
+  if (ThreadRec* r = t_rec) {
+    for (auto& h : r->held) {
+      if (h.load(std::memory_order_relaxed) != key) continue;
+      seq_begin(r->version);
+      h.store(0, std::memory_order_relaxed);
+      seq_end(r->version);
+      return;
+    }
+  }
+  // A Lock released by a thread that did not acquire it: clear the acquirer's slot.
+  for (auto& r : g_threads) {
+    if (r.in_use.load(std::memory_order_acquire) == 0) continue;
+    for (auto& h : r.held) {
+      std::uintptr_t expected = key;
+      if (h.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) {
+        r.version.fetch_add(2, std::memory_order_acq_rel);  // readers see a change
+        return;
+      }
+    }
+  }
+}
+
+void diag_claimed(const Waiter* woken) noexcept {
+  ThreadRec* r = my_rec();
+  const std::uint32_t flow = g_next_flow.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t s = 0, end = slots(); s < end; ++s) {
+    ThreadRec& w = g_threads[s];
+    if (w.in_use.load(std::memory_order_acquire) == 0 ||
+        w.parker.load(std::memory_order_relaxed) != woken) {
+      continue;
+    }
+    w.pending_flow.store(flow, std::memory_order_release);
+    if (r != nullptr) trace(r, Ev::notify, SourceKind::other, woken, flow);
+    return;
+  }
+}
+
+void throw_deadlock() {
+  std::string text = std::move(t_deadlock_text);
+  throw Deadlock(text.empty() ? std::string("weft: deadlock") : text);
+}
+
+}  // namespace detail
+
+// ---- the public API -----------------------------------------------------------------------
+
+namespace diagnostics {
+
+void enable(Options options) {
+  detail::register_atfork();
+  // Locks released while diagnostics were off are still listed: forget every holder.
+  for (auto& r : detail::g_threads) {
+    for (auto& h : r.held) {
+      if (h.exchange(0, std::memory_order_acq_rel) != 0)
+        r.version.fetch_add(2, std::memory_order_acq_rel);
+    }
+  }
+  // Every Options ever installed is kept (reachable, never freed): a thread may still read
+  // the previous ones in a hook.
+  static std::mutex kept_mutex;
+  static auto* kept = new std::vector<std::unique_ptr<const Options>>();
+  const Options* installed = nullptr;
+  {
+    std::lock_guard<std::mutex> g(kept_mutex);
+    kept->push_back(std::make_unique<const Options>(std::move(options)));
+    installed = kept->back().get();
+  }
+  detail::g_options.store(installed, std::memory_order_release);
+  detail::g_diag_flags.fetch_or(detail::kDiagTrack, std::memory_order_relaxed);
+  detail::set_wait_hooks(&detail::kHooks);
+}
+
+void disable() {
+  detail::set_wait_hooks(nullptr);
+  detail::g_diag_flags.fetch_and(~detail::kDiagTrack, std::memory_order_relaxed);
+  detail::g_options.store(nullptr, std::memory_order_release);
+}
+
+bool enabled() noexcept {
+  return (detail::g_diag_flags.load(std::memory_order_relaxed) & detail::kDiagTrack) != 0;
+}
+
+void set_thread_name(std::string_view name) {
+  detail::ThreadRec* r = detail::my_rec();
+  if (r == nullptr) return;
+  detail::seq_begin(r->version);
+  detail::store_str(r->name, name);
+  detail::seq_end(r->version);
+}
+
+void set_name(const void* p, SourceKind kind, std::string_view name) {
+  detail::diag_register(p, kind, name, nullptr);
+}
+void set_name(const Lock& p, std::string_view name) {
+  set_name(&p, SourceKind::lock, name);
+}
+void set_name(const RLock& p, std::string_view name) {
+  set_name(&p, SourceKind::rlock, name);
+}
+void set_name(const Event& p, std::string_view name) {
+  set_name(&p, SourceKind::event, name);
+}
+void set_name(const Semaphore& p, std::string_view name) {
+  set_name(&p, SourceKind::semaphore, name);
+}
+void set_name(const Condition& p, std::string_view name) {
+  set_name(&p, SourceKind::condition, name);
+}
+
+std::string name_of(const void* p) {
+  detail::NameSnap ns;
+  if (!detail::read_name(reinterpret_cast<std::uintptr_t>(p), ns)) return {};
+  return ns.name;
+}
+
+Report snapshot() {
+  Report rep;
+  detail::RecSnap r;
+  for (std::size_t s = 0, end = detail::slots(); s < end; ++s)
+    if (detail::read_rec(s, r)) rep.threads.push_back(detail::state_of(r));
+  return rep;
+}
+
+std::string format(const Report& report) {
+  std::string out;
+  const auto now = Clock::now();
+  auto prim = [](const Primitive& p) {
+    std::string s(detail::kind_name(p.kind));
+    if (!p.name.empty()) s += " \"" + p.name + "\"";
+    char addr[32];
+    std::snprintf(addr, sizeof addr, " @%p", p.address);
+    s += addr;
+    if (!p.site.empty()) s += " (" + p.site + ")";
+    if (p.kind == SourceKind::lock || p.kind == SourceKind::rlock)
+      s += p.holder ? " held by tid " + std::to_string(*p.holder) : std::string(" holder unknown");
+    return s;
+  };
+  for (const ThreadState& t : report.threads) {
+    out += "thread ";
+    if (!t.name.empty()) out += "\"" + t.name + "\" ";
+    out += "(tid " + std::to_string(t.id) + ")";
+    if (!t.group.empty()) out += " group \"" + t.group + "\"";
+    if (t.waiting) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - *t.since);
+      out += " waiting for " + std::to_string(ms.count()) + "ms";
+      if (t.deadline) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*t.deadline - now);
+        out += ", deadline in " + std::to_string(left.count()) + "ms";
+      } else {
+        out += ", no deadline";
+      }
+      if (t.cancellable) out += ", cancellable";
+      out += t.waits_on.size() > 1 ? ", on any of:\n" : ", on:\n";
+      for (const Primitive& p : t.waits_on) out += "    " + prim(p) + "\n";
+    } else {
+      out += " running\n";
+    }
+    for (const Primitive& p : t.holds) out += "    holds " + prim(p) + "\n";
+  }
+  return out;
+}
+
+void print(int fd) noexcept {
+  detail::write_all(fd);
+}
+
+void start_tracing() {
+  detail::g_diag_flags.fetch_or(detail::kDiagTrace, std::memory_order_relaxed);
+}
+void stop_tracing() {
+  detail::g_diag_flags.fetch_and(~detail::kDiagTrace, std::memory_order_relaxed);
+}
+
+namespace {
+
+std::string quoted(std::string_view v) {
+  std::string q = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') q += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) q += c;
+  }
+  return q + "\"";
+}
+
+// Nanoseconds as trace-event microseconds.
+std::string micros(std::int64_t ns) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%lld.%03lld", static_cast<long long>(ns / 1000),
+                static_cast<long long>(ns % 1000));
+  return b;
+}
+
+}  // namespace
+
+// The JSON is built once per dump, one event per line, with escaped quotes kept visible
+// beside the keys they delimit.
+// NOLINTBEGIN(performance-inefficient-string-concatenation,modernize-raw-string-literal)
+std::string trace_json() {
+  using detail::Ev;
+  std::string out = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+  const std::string pid = std::to_string(::getpid());
+  bool first = true;
+  auto emit = [&](const std::string& e) {
+    if (!first) out += ",\n";
+    first = false;
+    out += e;
+  };
+  for (std::size_t s = 0, end = detail::slots(); s < end; ++s) {
+    detail::ThreadRec& r = detail::g_threads[s];
+    detail::RecSnap snap;
+    if (!detail::read_rec(s, snap)) continue;
+    const std::string tid = std::to_string(snap.tid);
+    const std::string where = ",\"pid\":" + pid + ",\"tid\":" + tid;
+    const std::string tname = snap.name[0] != '\0' ? std::string(snap.name) : "thread " + tid;
+    emit("{\"ph\":\"M\",\"name\":\"thread_name\"" + where + ",\"args\":{\"name\":" + quoted(tname) +
+         "}}");
+    const std::uint64_t head = r.trace_head.load(std::memory_order_acquire);
+    const std::uint64_t from = head > detail::kTrace ? head - detail::kTrace : 0;
+    bool open = false;
+    for (std::uint64_t i = from; i < head; ++i) {
+      detail::TraceEvent& e = r.trace[i % detail::kTrace];
+      if (e.seq.load(std::memory_order_acquire) != i + 1) continue;
+      const std::int64_t ts = e.ts_ns.load(std::memory_order_relaxed);
+      const std::uint64_t word = e.word.load(std::memory_order_relaxed);
+      const std::uintptr_t obj = e.object.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (e.seq.load(std::memory_order_relaxed) != i + 1) continue;  // overwritten meanwhile
+      const auto type = static_cast<Ev>(word & 0xff);
+      const auto kind = static_cast<SourceKind>((word >> 8) & 0xff);
+      const auto flow = static_cast<std::uint32_t>(word >> 32);
+      const std::string tsf = ",\"ts\":" + micros(ts);
+      std::string what(detail::kind_name(kind));
+      if (type != Ev::notify) {
+        const Primitive p = detail::primitive_of(kind, obj);
+        if (!p.name.empty()) what += " \"" + p.name + "\"";
+      }
+      switch (type) {
+        case Ev::wait:
+          emit("{\"ph\":\"B\",\"name\":" + quoted("wait " + what) + tsf + where + "}");
+          open = true;
+          break;
+        case Ev::wake:
+        case Ev::timeout:
+        case Ev::cancel: {
+          if (!open) break;  // its wait fell off the ring
+          const char* how = type == Ev::wake ? "wake" : type == Ev::timeout ? "timeout" : "cancel";
+          if (type == Ev::wake && flow != 0) {
+            emit("{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" +
+                 std::to_string(flow) + tsf + where + "}");
+          }
+          emit("{\"ph\":\"E\",\"ts\":" + micros(ts + 1) + where + ",\"args\":{\"end\":\"" + how +
+               "\"}}");
+          open = false;
+          break;
+        }
+        case Ev::notify:
+          emit("{\"ph\":\"X\",\"name\":\"notify\",\"dur\":0.001" + tsf + where + "}");
+          emit("{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" + std::to_string(flow) +
+               tsf + where + "}");
+          break;
+        case Ev::acquire:
+        case Ev::release:
+          emit("{\"ph\":\"i\",\"s\":\"t\",\"name\":" +
+               quoted((type == Ev::acquire ? "acquire " : "release ") + what) + tsf + where + "}");
+          break;
+      }
+    }
+  }
+  out += "\n]}\n";
+  return out;
+}
+
+// NOLINTEND(performance-inefficient-string-concatenation,modernize-raw-string-literal)
+
+bool write_trace(const std::string& path) {
+  const std::string json = trace_json();
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return false;
+  const bool ok = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+  return std::fclose(f) == 0 && ok;
+}
+
+std::uint64_t deadlock_checks() noexcept {
+  // acquire: pairs with the release after a verdict, so its report is visible.
+  return detail::g_checks.load(std::memory_order_acquire);
+}
+
+bool install_signal_handler(int signo, int fd) noexcept {
+  detail::register_atfork();
+  detail::g_signal_fd.store(fd, std::memory_order_relaxed);
+  struct sigaction sa {};
+  sa.sa_handler = detail::weft_diag_signal_handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  return ::sigaction(signo, &sa, nullptr) == 0;
+}
+
+void start_watchdog(Clock::duration threshold, Clock::duration period,
+                    std::function<void(const ThreadState&)> on_long_wait) {
+  stop_watchdog();
+  detail::register_atfork();
+  std::lock_guard<std::mutex> g(detail::g_watchdog.m);
+  detail::g_watchdog.stop = false;
+  detail::g_watchdog.thread = new std::thread([threshold, period, cb = std::move(on_long_wait)] {
+    detail::watchdog_loop(threshold, period, cb);
+  });
+}
+
+void stop_watchdog() {
+  std::thread* t = nullptr;
+  {
+    std::lock_guard<std::mutex> g(detail::g_watchdog.m);
+    t = detail::g_watchdog.thread;
+    detail::g_watchdog.thread = nullptr;
+    detail::g_watchdog.stop = true;
+  }
+  detail::g_watchdog.cv.notify_all();
+  if (t != nullptr) {
+    t->join();
+    delete t;
+  }
+}
+
+Group::Group(std::string_view name, std::size_t size) {
+  const std::uint32_t id = detail::g_next_group.fetch_add(1, std::memory_order_relaxed);
+  for (auto& g : detail::g_groups) {
+    std::uint32_t expected = 0;
+    // Claim a free slot; id stays 0 (invisible) until size and name are written.
+    if (g.id.load(std::memory_order_relaxed) == 0 &&
+        g.id.compare_exchange_strong(expected, ~0U, std::memory_order_acq_rel)) {
+      g.size.store(static_cast<std::uint32_t>(size), std::memory_order_relaxed);
+      detail::store_str(g.name, name);
+      g.id.store(id, std::memory_order_release);
+      id_ = id;
+      return;
+    }
+  }
+}
+
+Group::~Group() {
+  if (detail::GroupSlot* g = detail::find_group(id_)) g->id.store(0, std::memory_order_release);
+}
+
+void Group::join() {  // NOLINT(readability-make-member-function-const): the membership changes
+  detail::ThreadRec* r = detail::my_rec();
+  if (r == nullptr || id_ == 0) return;
+  detail::seq_begin(r->version);
+  r->group.store(id_, std::memory_order_relaxed);
+  detail::seq_end(r->version);
+}
+
+}  // namespace diagnostics
+}  // namespace weft
