@@ -178,10 +178,11 @@ enum class Attempt { kOk, kFailed, kCancelled, kInterrupted, kError };
 // kError: MemoryError set.
 template <class Fn>
 Attempt attempt_wait(const std::stop_token* cancel, Fn fn) {
-  bool ok;
   if (!in_main_thread()) {
-    Py_BEGIN_ALLOW_THREADS ok = fn(cancel);
-    Py_END_ALLOW_THREADS if (ok) return Attempt::kOk;
+    PyThreadState* gil = PyEval_SaveThread();
+    const bool ok = fn(cancel);
+    PyEval_RestoreThread(gil);
+    if (ok) return Attempt::kOk;
     return cancel && cancel->stop_requested() ? Attempt::kCancelled : Attempt::kFailed;
   }
   std::stop_source* source;
@@ -200,12 +201,15 @@ Attempt attempt_wait(const std::stop_token* cancel, Fn fn) {
     std::stop_source* to;
     void operator()() const noexcept { to->request_stop(); }
   };
-  Py_BEGIN_ALLOW_THREADS {
+  bool ok;
+  PyThreadState* gil = PyEval_SaveThread();
+  {
     std::optional<std::stop_callback<Forward>> forward;
     if (cancel) forward.emplace(*cancel, Forward{&sig});
     ok = fn(&token);
-  }
-  Py_END_ALLOW_THREADS scope.reset();
+  }  // the forwarding ends here: no stop reaches `sig` from `cancel` after this
+  PyEval_RestoreThread(gil);
+  scope.reset();
   if (ok) return Attempt::kOk;
   if (cancel && cancel->stop_requested()) return Attempt::kCancelled;
   return sig.stop_requested() ? Attempt::kInterrupted : Attempt::kFailed;
