@@ -729,9 +729,8 @@ class Signals(unittest.TestCase):
 
 def wait_until_blocked(tid, timeout=10.0):
     """Returns once thread `tid` sleeps in a futex system call (Linux: /proc/self/task/<tid>/
-    syscall), True; where that cannot be read, after 0.2 s, False. The callers hold the GIL
-    (or have given it up only by blocking), so a main thread seen in futex here is inside a
-    weft wait, the only place where it gave the GIL up."""
+    syscall), True; where that cannot be read, after 0.2 s, False. A futex may also be the
+    GIL's: callers that must know the thread is in a weft wait use main_thread_in_call."""
     number = {"x86_64": "202 ", "aarch64": "98 "}.get(os.uname().machine)
     path = f"/proc/self/task/{tid}/syscall"
     end = time.monotonic() + timeout
@@ -745,6 +744,16 @@ def wait_until_blocked(tid, timeout=10.0):
         time.sleep(0.001)
     time.sleep(0.2)
     return False
+
+
+def main_thread_in_call(entered):
+    """For a helper thread: returns once the main thread, which appends to `entered` just
+    before a blocking weft call, sleeps inside it. With a long switch interval (the callers
+    set one) the main thread gives the GIL up only by blocking, so once the helper runs after
+    the append, the main thread is in the call, and in a futex there only in weft's wait."""
+    while not entered:
+        time.sleep(0.001)
+    wait_until_blocked(threading.main_thread().native_id)
 
 
 @unittest.skipUnless(threading.current_thread() is threading.main_thread(), "needs main thread")
@@ -764,12 +773,12 @@ class MainThreadEvent(unittest.TestCase):
     def test_set_then_clear_while_the_main_thread_waits(self):
         # The helper holds the GIL for 0.1 s (a slicing waiter would have ended a slice and
         # be waiting for the GIL, out of the event's list), then sets and clears.
-        main = threading.main_thread().native_id
         for _ in range(5):
             ev = weft.Event()
+            entered = []
 
             def helper():
-                wait_until_blocked(main)
+                main_thread_in_call(entered)
                 end = time.monotonic() + 0.1
                 while time.monotonic() < end:
                     pass
@@ -778,6 +787,7 @@ class MainThreadEvent(unittest.TestCase):
 
             t = threading.Thread(target=helper)
             t.start()
+            entered.append(1)
             self.assertIs(ev.wait(timeout=5), True)
             t.join()
             self.assertFalse(ev.is_set())
@@ -786,7 +796,7 @@ class MainThreadEvent(unittest.TestCase):
         main = threading.main_thread()
         ev = weft.Event()
         go, done = threading.Event(), threading.Event()
-        ran = []
+        ran, entered = [], []
 
         def handler(*a):
             ran.append(1)
@@ -795,7 +805,7 @@ class MainThreadEvent(unittest.TestCase):
                 done.wait(10)  # the helper sets and clears `ev` meanwhile
 
         def helper():
-            wait_until_blocked(main.native_id)
+            main_thread_in_call(entered)
             # Again until it lands: one sent before the main thread sleeps is handled late.
             while True:
                 signal.pthread_kill(main.ident, signal.SIGUSR1)
@@ -809,6 +819,7 @@ class MainThreadEvent(unittest.TestCase):
         try:
             t = threading.Thread(target=helper)
             t.start()
+            entered.append(1)
             self.assertIs(ev.wait(timeout=10), True)
             t.join()
         finally:
@@ -917,18 +928,22 @@ class Cancellation(unittest.TestCase):
     @unittest.skipUnless(threading.current_thread() is threading.main_thread(), "main thread")
     def test_cancel_ends_blocked_calls_in_the_main_thread(self):
         # The main thread's waits also carry the signal machinery's stop source.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(30.0)  # see main_thread_in_call
+        self.addCleanup(sys.setswitchinterval, interval)
         for name, call, check in self.blocked_calls():
             with self.subTest(name):
                 token = weft.CancelToken()
-                main = threading.main_thread().native_id
+                entered = []
 
                 def canceller():
-                    wait_until_blocked(main)
+                    main_thread_in_call(entered)
                     token.cancel()
 
                 t = threading.Thread(target=canceller)
                 t.start()
                 with self.assertRaises(weft.Cancelled):
+                    entered.append(1)
                     call(token)
                 t.join()
                 check()
