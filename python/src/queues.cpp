@@ -999,11 +999,10 @@ PyObject* simple_get_impl(QueueObject* q, int block, bool timed, double t,
 }
 
 PyObject* simple_get(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
-  PyObject* a[3] = {nullptr, nullptr, nullptr};
-  if (nargs || kw) {
-    static const char* const names[] = {"block", "timeout", "cancel"};
-    if (!parse_args("get", args, nargs, kw, names, 3, 0, a)) return nullptr;
-  }
+  if (nargs == 0 && !kw) return simple_get_impl(Q(op), 1, false, 0, nullptr);  // get()
+  PyObject* a[3];
+  static const char* const names[] = {"block", "timeout", "cancel"};
+  if (!parse_args("get", args, nargs, kw, names, 3, 0, a)) return nullptr;
   int block;
   bool timed;
   double t;
