@@ -33,13 +33,13 @@ std::uint32_t* address_of(const Atomic<std::uint32_t>& word) noexcept {
 }
 }  // namespace
 
-bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
-                Deadline deadline) noexcept {
+FutexResult futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
+                       Deadline deadline) noexcept {
   timespec ts{};
   timespec* timeout = nullptr;
   if (!deadline.is_never()) {
     const auto ns = deadline.ns();
-    if (ns <= Deadline::now_ns()) return false;
+    if (ns <= Deadline::now_ns()) return FutexResult::timed_out;
     ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
     ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     timeout = &ts;
@@ -48,8 +48,10 @@ bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
   // FUTEX_CLOCK_REALTIME), the same clock as std::chrono::steady_clock.
   const long rc = ::syscall(SYS_futex, address_of(word), FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
                             expected, timeout, nullptr, FUTEX_BITSET_MATCH_ANY);
-  // false only on a timeout; woken, EAGAIN (value differed), EINTR: the caller re-checks.
-  return rc != -1 || errno != ETIMEDOUT;
+  // Woken, EAGAIN (value differed) or spurious: the caller re-checks.
+  if (rc != -1) return FutexResult::woken;
+  if (errno == ETIMEDOUT) return FutexResult::timed_out;
+  return errno == EINTR ? FutexResult::interrupted : FutexResult::woken;
 }
 
 void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept {
@@ -87,19 +89,22 @@ Bucket& bucket_for(const void* address) noexcept {
 }
 }  // namespace
 
-bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
-                Deadline deadline) noexcept {
+FutexResult futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
+                       Deadline deadline) noexcept {
   Bucket& b = bucket_for(&word);
   std::unique_lock<std::mutex> lock(b.mutex);
   // The waker changes the word, then takes the bucket mutex to notify: checking the word
   // under the mutex closes the window in which the wake could be missed.
-  if (word.load(std::memory_order_acquire) != expected) return true;
+  if (word.load(std::memory_order_acquire) != expected) return FutexResult::woken;
   if (deadline.is_never()) {
     b.cv.wait(lock);
-    return true;
+    return FutexResult::woken;
   }
+  // The condition variable resumes its wait after a signal handler: no interruption here.
   const auto tp = SteadyClock::time_point(std::chrono::nanoseconds(deadline.ns()));
-  return b.cv.wait_until(lock, tp) == std::cv_status::no_timeout || !deadline.expired();
+  return b.cv.wait_until(lock, tp) == std::cv_status::no_timeout || !deadline.expired()
+             ? FutexResult::woken
+             : FutexResult::timed_out;
 }
 
 void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept {

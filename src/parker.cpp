@@ -125,12 +125,23 @@ std::uint32_t Parker::wait_notified(Deadline deadline) noexcept {
     // waiter must retake anyway.
     const Deadline d = undecided(v) ? deadline : Deadline::never();
     // Wake-up sources: Parker::wake() (claimer), Parker::abort() (stop_callback), the
-    // deadline, or spurious (stale wakes from an earlier park): all lead back to the loop.
-    if (!futex_wait(word_, v, d)) {
+    // deadline, a signal handler, or spurious (stale wakes from an earlier park): all lead
+    // back to the loop.
+    const FutexResult r = futex_wait(word_, v, d);
+    if (r == FutexResult::timed_out) {
       // Deadline passed while undecided: try to decide it ourselves.
       abort(Decision::timed_out());
+    } else if (r == FutexResult::interrupted && on_signal_ != nullptr) [[unlikely]] {
+      interrupted();
     }
   }
+}
+
+// A signal handler interrupted the sleep of a thread in a SignalStopScope: the stop request
+// runs the park's stop_callback, if this wait was given the source's token, which aborts the
+// park as cancelled unless a claim decided it first (I1). Only the owner thread calls it.
+void Parker::interrupted() noexcept {
+  on_signal_->request_stop();
 }
 
 Decision Parker::park(Deadline deadline, const std::stop_token* stop) noexcept {

@@ -12,12 +12,20 @@
 //     PriorityQueue items, a Barrier action). References are dropped after the mutex is
 //     released, so a __del__ never runs under it; this is what makes SimpleQueue.put
 //     re-entrant (from __del__, a GC callback or a signal handler).
-//  3. Waits are sliced in the main thread (kSignalSlice): between slices the mutex is released,
-//     the GIL taken and PyErr_CheckSignals() runs the Python signal handlers. A handler that
-//     raises ends the wait with its exception; one that returns lets the wait go on toward the
-//     deadline computed when the call started. Other threads never run signal handlers, so
-//     they wait in one piece (a wake-up source is then the notify/set/release, the deadline,
-//     nothing else).
+//  3. Signals: only the main thread runs Python's signal handlers, and CPython installs them
+//     without SA_RESTART, so a signal that arrives while the main thread sleeps in the kernel
+//     interrupts that sleep. The main thread's waits are given the token of a stop source that
+//     weft's Parker stops when that happens (weft::detail::SignalStopScope): the wait ends
+//     having changed nothing (or completes, if a wake-up had claimed it first), the GIL is
+//     taken, the mutex released and PyErr_CheckSignals() runs the handlers. A handler that
+//     raises ends the call with its exception; one that returns lets the wait go on toward
+//     the deadline computed when the call started. No wait polls: every one sleeps until its
+//     wake-up source (the notify/set/release), its deadline, a signal (main thread) or its
+//     CancelToken (cancel=).
+//  4. Cancellation (weft.CancelToken, cancel=): the token's stop_source is handed to the
+//     wait; in the main thread, where the wait already has the signal source's token, a
+//     stop_callback forwards the user's stop to it. A cancelled wait raises weft.Cancelled,
+//     having changed nothing, as one ended by a signal handler's exception.
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
@@ -25,17 +33,18 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <new>
+#include <optional>
+#include <stop_token>
 #include <structmember.h>
 
 #include <weft/condition.hpp>
+#include <weft/detail/parker.hpp>
 #include <weft/lock.hpp>
 
 namespace weftpy {
 
 using Clock = std::chrono::steady_clock;
-
-// How long the main thread sleeps at most before it runs pending signal handlers.
-inline constexpr std::chrono::milliseconds kSignalSlice{20};
 
 // Set once at module execution from threading.main_thread(): the thread that runs Python's
 // signal handlers.
@@ -63,7 +72,9 @@ struct ModuleState {
   PyObject* full;            // queue.Full
   PyObject* shutdown;        // queue.ShutDown (3.13), else weft's own
   PyObject* broken_barrier;  // threading.BrokenBarrierError
-  PyObject* str_put;         // "_put", "_get", "_qsize", "_init", interned
+  PyTypeObject* cancel_token_type;
+  PyObject* cancelled;  // weft.Cancelled
+  PyObject* str_put;    // "_put", "_get", "_qsize", "_init", interned
   PyObject* str_get;
   PyObject* str_qsize;
   PyObject* str_init;
@@ -133,35 +144,117 @@ inline void lock_mutex(weft::Lock& m) {
   Py_END_ALLOW_THREADS
 }
 
+// weft.Cancelled, for the waits (set at module execution; the module keeps it alive).
+extern PyObject* g_cancelled;
+
+// The `cancel` argument of a blocking call: None/absent, or a weft.CancelToken whose token
+// is stored in *token. Returns false with TypeError set for anything else.
+bool cancel_arg(ModuleState* st, PyObject* obj, std::optional<std::stop_token>* token);
+// The stop token of a weft.CancelToken object (already type-checked).
+std::stop_token cancel_token_of(PyObject* token);
+
+// The pointer form the helpers below take: null when there is no token.
+inline const std::stop_token* ptr(const std::optional<std::stop_token>& t) {
+  return t ? &*t : nullptr;
+}
+
+// Calls a primitive's wait in the form that fits: f(), f(token), f(remaining) or
+// f(remaining, token), so that an untimed, uncancellable wait takes weft's simplest path.
+template <class F>
+bool call_wait(F& f, const Deadline& deadline, const std::stop_token* stop) {
+  if (deadline.forever) return stop ? f(*stop) : f();
+  return stop ? f(deadline.remaining(), *stop) : f(deadline.remaining());
+}
+
+// The main thread's stop source for rule 3 (only the main thread touches it).
+std::stop_source& signal_source();
+
+// How one attempt at a wait ended.
+enum class Attempt { kOk, kFailed, kCancelled, kInterrupted, kError };
+
+// One wait with the GIL released: `fn(stop)` (true on success) with the token it must pass
+// to weft (rules 3 and 4). kFailed: the wait's own failure (its deadline); kCancelled: the
+// user's token; kInterrupted: a signal (main thread; run the handlers, then try again);
+// kError: MemoryError set.
+template <class Fn>
+Attempt attempt_wait(const std::stop_token* cancel, Fn fn) {
+  if (!in_main_thread()) {
+    PyThreadState* gil = PyEval_SaveThread();
+    const bool ok = fn(cancel);
+    PyEval_RestoreThread(gil);
+    if (ok) return Attempt::kOk;
+    return cancel && cancel->stop_requested() ? Attempt::kCancelled : Attempt::kFailed;
+  }
+  std::stop_source* source;
+  std::optional<weft::detail::SignalStopScope> scope;
+  try {
+    source = &signal_source();
+    if (source->stop_requested()) *source = std::stop_source();  // spent by an earlier signal
+    scope.emplace(*source);
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+    return Attempt::kError;
+  }
+  std::stop_source& sig = *source;
+  const std::stop_token token = sig.get_token();
+  struct Forward {
+    std::stop_source* to;
+    void operator()() const noexcept { to->request_stop(); }
+  };
+  bool ok;
+  PyThreadState* gil = PyEval_SaveThread();
+  {
+    std::optional<std::stop_callback<Forward>> forward;
+    if (cancel) forward.emplace(*cancel, Forward{&sig});
+    ok = fn(&token);
+  }  // the forwarding ends here: no stop reaches `sig` from `cancel` after this
+  PyEval_RestoreThread(gil);
+  scope.reset();
+  if (ok) return Attempt::kOk;
+  if (cancel && cancel->stop_requested()) return Attempt::kCancelled;
+  return sig.stop_requested() ? Attempt::kInterrupted : Attempt::kFailed;
+}
+
+inline void raise_cancelled() {
+  PyErr_SetNone(g_cancelled);
+}
+
 enum class Wait { kWoken, kTimedOut, kError };
 
 // With the GIL and `mutex` (cond's lock) held: releases the GIL and waits on `cond` until a
-// notify (wake-up source: the notifier), the deadline, or, in the main thread, the end of a
-// slice, after which signal handlers run (rule 3). kWoken may be spurious: re-check the
-// predicate. kError: a signal handler raised; the mutex is NOT held then.
-Wait cond_wait(weft::Lock& mutex, weft::Condition& cond, const Deadline& deadline);
+// notify (wake-up source: the notifier), the deadline, a signal (main thread) or `cancel`.
+// kWoken may be spurious: re-check the predicate. kError: a signal handler raised, the wait
+// was cancelled (weft.Cancelled) or memory ran out; the mutex is NOT held then.
+Wait cond_wait(weft::Lock& mutex, weft::Condition& cond, const Deadline& deadline,
+               const std::stop_token* cancel);
 
-// Waits for `try_fn()` to succeed with the GIL released, calling `block_fn(duration)` (returns
-// true on success) in slices in the main thread and in one piece elsewhere; `block_forever_fn`
-// is used for an untimed wait outside the main thread. Returns 1 on success, 0 on timeout,
-// -1 with an exception from a signal handler. The caller has already tried once.
-template <class BlockFor, class BlockForever>
-int blocking_call(const Deadline& deadline, BlockFor block_fn, BlockForever block_forever_fn) {
-  const bool main = in_main_thread();
+// Waits with the GIL released until `f` (a primitive's wait, called through call_wait)
+// succeeds, its deadline passes, `cancel` is cancelled, or a signal handler raises; handlers
+// that return let it wait again toward the same deadline. Returns 1 on success, 0 on
+// timeout, -1 with an exception set. The caller has already tried once.
+template <class F>
+int blocking_call(const Deadline& deadline, const std::stop_token* cancel, F f) {
   for (;;) {
-    bool ok;
-    if (!main && deadline.forever) {
-      Py_BEGIN_ALLOW_THREADS ok = block_forever_fn();
-      Py_END_ALLOW_THREADS
-    } else {
-      Clock::duration d = deadline.forever ? Clock::duration::max() : deadline.remaining();
-      if (main && d > kSignalSlice) d = kSignalSlice;
-      Py_BEGIN_ALLOW_THREADS ok = block_fn(d);
-      Py_END_ALLOW_THREADS
+    const Attempt a = attempt_wait(
+        cancel, [&](const std::stop_token* stop) { return call_wait(f, deadline, stop); });
+    switch (a) {
+      case Attempt::kOk:
+        return 1;
+      case Attempt::kCancelled:
+        raise_cancelled();
+        return -1;
+      case Attempt::kInterrupted:
+        if (PyErr_CheckSignals() < 0) return -1;
+        break;  // the next attempt keeps the deadline
+      case Attempt::kError:
+        return -1;
+      case Attempt::kFailed:
+        if (!deadline.expired()) break;
+        // A handler scheduled without a signal (_thread.interrupt_main) runs now, as after
+        // CPython's own lock waits, and its exception wins over the timeout.
+        if (in_main_thread() && PyErr_CheckSignals() < 0) return -1;
+        return 0;
     }
-    if (ok) return 1;
-    if (main && PyErr_CheckSignals() < 0) return -1;
-    if (deadline.expired()) return 0;
   }
 }
 
@@ -170,6 +263,7 @@ int blocking_call(const Deadline& deadline, BlockFor block_fn, BlockForever bloc
 // Module-level helpers shared by the sync primitives' files.
 int add_sync_types(PyObject* module, ModuleState* st);
 int add_queue_types(PyObject* module, ModuleState* st);
+int add_cancel_types(PyObject* module, ModuleState* st);
 int sync_traverse(ModuleState* st, visitproc visit, void* arg);
 
 }  // namespace weftpy

@@ -70,26 +70,39 @@ bool check_timeout(double t) {
   return true;
 }
 
-Wait cond_wait(weft::Lock& mutex, weft::Condition& cond, const Deadline& deadline) {
-  const bool main = in_main_thread();
-  bool woken;
-  if (!main && deadline.forever) {
-    Py_BEGIN_ALLOW_THREADS woken = cond.wait();
-    Py_END_ALLOW_THREADS
-  } else {
-    if (deadline.expired()) return Wait::kTimedOut;
-    Clock::duration d = deadline.forever ? Clock::duration::max() : deadline.remaining();
-    if (main && d > kSignalSlice) d = kSignalSlice;
-    Py_BEGIN_ALLOW_THREADS woken = cond.wait(d);
-    Py_END_ALLOW_THREADS
+PyObject* g_cancelled = nullptr;
+
+std::stop_source& signal_source() {
+  static std::stop_source source;  // the main thread's only
+  return source;
+}
+
+Wait cond_wait(weft::Lock& mutex, weft::Condition& cond, const Deadline& deadline,
+               const std::stop_token* cancel) {
+  if (deadline.expired()) return Wait::kTimedOut;
+  auto wait = [&cond](auto&&... args) { return cond.wait(args...); };
+  // The condition's wait takes the mutex again whatever ends it.
+  switch (attempt_wait(
+      cancel, [&](const std::stop_token* stop) { return call_wait(wait, deadline, stop); })) {
+    case Attempt::kOk:
+      return Wait::kWoken;
+    case Attempt::kFailed:
+      if (!in_main_thread()) return Wait::kTimedOut;
+      break;  // a handler scheduled without a signal (_thread.interrupt_main) runs now
+    case Attempt::kCancelled:
+      mutex.release();
+      raise_cancelled();
+      return Wait::kError;
+    case Attempt::kError:
+      mutex.release();
+      return Wait::kError;
+    case Attempt::kInterrupted:
+      break;
   }
-  if (woken) return Wait::kWoken;
-  if (main) {
-    // Rule 2: no handler runs under the mutex (it may put into this very queue).
-    mutex.release();
-    if (PyErr_CheckSignals() < 0) return Wait::kError;
-    lock_mutex(mutex);
-  }
+  // Rule 2: no handler runs under the mutex (it may put into this very queue).
+  mutex.release();
+  if (PyErr_CheckSignals() < 0) return Wait::kError;
+  lock_mutex(mutex);
   return deadline.expired() ? Wait::kTimedOut : Wait::kWoken;
 }
 
@@ -165,6 +178,8 @@ int module_exec(PyObject* m) {
 
   if (add_sync_types(m, st) < 0) return -1;
   if (add_queue_types(m, st) < 0) return -1;
+  if (add_cancel_types(m, st) < 0) return -1;
+  g_cancelled = st->cancelled;
   return 0;
 }
 
@@ -178,8 +193,10 @@ ModuleState* mstate(PyObject* m) {
   X(condition_type)                                                                             \
   X(semaphore_type)                                                                             \
   X(bounded_semaphore_type)                                                                     \
-  X(event_type) X(barrier_type) X(queue_type) X(lifo_queue_type) X(priority_queue_type)         \
-      X(simple_queue_type) X(empty) X(full) X(shutdown) X(broken_barrier) X(str_put) X(str_get) \
+  X(event_type)                                                                                 \
+  X(barrier_type)                                                                               \
+  X(queue_type) X(lifo_queue_type) X(priority_queue_type) X(simple_queue_type) X(empty) X(full) \
+      X(shutdown) X(broken_barrier) X(cancel_token_type) X(cancelled) X(str_put) X(str_get)     \
           X(str_qsize) X(str_init) X(str_acquire) X(str_release) X(str_release_save)            \
               X(str_acquire_restore) X(str_is_owned) X(base_put) X(base_get) X(base_qsize)      \
                   X(base_init)

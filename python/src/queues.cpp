@@ -347,15 +347,15 @@ void q_notify(QueueObject* q, weft::Condition& c, int waiting, std::size_t n) {
 // as cond_wait; kError leaves the critical section (mutex mode: mutex released).
 template <class Ready>
 Wait q_wait(QueueObject* q, weft::Condition& c, int* waiting, const Deadline& deadline,
-            Ready ready) {
-  if (!q->gil_mode) return cond_wait(q->mutex, c, deadline);
+            const std::stop_token* cancel, Ready ready) {
+  if (!q->gil_mode) return cond_wait(q->mutex, c, deadline, cancel);
   lock_mutex(q->mutex);
   if (ready()) {
     q->mutex.release();
     return Wait::kWoken;
   }
   ++*waiting;
-  Wait r = cond_wait(q->mutex, c, deadline);
+  Wait r = cond_wait(q->mutex, c, deadline, cancel);
   --*waiting;
   if (r != Wait::kError) q->mutex.release();
   return r;
@@ -398,7 +398,8 @@ bool block_timeout(PyObject* block_obj, PyObject* timeout_obj, int* block, bool*
 
 // Waits, inside the critical section, until there is room for one item (queue.Queue.put's
 // loop). Returns true still inside, or false with an exception set, outside.
-bool wait_for_room(QueueObject* q, int block, bool timed, double t) {
+bool wait_for_room(QueueObject* q, int block, bool timed, double t,
+                   const std::stop_token* cancel = nullptr) {
   if (q->shutdown) return unlock_raise(q, q->st->shutdown), false;
   if (q->maxsize <= 0) return true;
   if (!block) {
@@ -419,15 +420,19 @@ bool wait_for_room(QueueObject* q, int block, bool timed, double t) {
     if (n < 0 && PyErr_Occurred()) return unlock_fail(q), false;
     if (q->maxsize <= 0 || n < q->maxsize) return true;
     if (timed && deadline.expired()) return unlock_raise(q, q->st->full), false;
-    // Wake-up sources: a get (not_full), shutdown, a larger maxsize, the deadline, signals.
-    if (q_wait(q, q->not_full, &q->waiting_put, deadline, ready) == Wait::kError) return false;
+    // Wake-up sources: a get (not_full), shutdown, a larger maxsize, the deadline, signals,
+    // `cancel`.
+    if (q_wait(q, q->not_full, &q->waiting_put, deadline, cancel, ready) == Wait::kError) {
+      return false;
+    }
     if (q->shutdown) return unlock_raise(q, q->st->shutdown), false;
   }
 }
 
 // Waits, inside the critical section, until there is an item (queue.Queue.get's loop).
 // Same contract.
-bool wait_for_item(QueueObject* q, int block, bool timed, double t) {
+bool wait_for_item(QueueObject* q, int block, bool timed, double t,
+                   const std::stop_token* cancel = nullptr) {
   Py_ssize_t n = q_qsize(q);
   if (n < 0 && PyErr_Occurred()) return unlock_fail(q), false;
   if (q->shutdown && n == 0) return unlock_raise(q, q->st->shutdown), false;
@@ -442,8 +447,11 @@ bool wait_for_item(QueueObject* q, int block, bool timed, double t) {
   auto ready = [q] { return q->shutdown || storage_size(q) > 0; };
   for (;;) {
     if (timed && deadline.expired()) return unlock_raise(q, q->st->empty), false;
-    // Wake-up sources: a put (not_empty), shutdown, the deadline, signals (main thread).
-    if (q_wait(q, q->not_empty, &q->waiting_get, deadline, ready) == Wait::kError) return false;
+    // Wake-up sources: a put (not_empty), shutdown, the deadline, signals (main thread),
+    // `cancel`.
+    if (q_wait(q, q->not_empty, &q->waiting_get, deadline, cancel, ready) == Wait::kError) {
+      return false;
+    }
     n = q_qsize(q);
     if (n < 0 && PyErr_Occurred()) return unlock_fail(q), false;
     if (n > 0) return true;
@@ -495,17 +503,20 @@ PyObject* fast_get(QueueObject* q) {
 PyObject* queue_put(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   QueueObject* q = Q(op);
   if (nargs == 1 && !kw && fast_kind(q) && fast_put(q, args[0])) Py_RETURN_NONE;
-  PyObject* a[3] = {nargs > 0 ? args[0] : nullptr, nullptr, nullptr};
+  PyObject* a[4] = {nargs > 0 ? args[0] : nullptr, nullptr, nullptr, nullptr};
   if (nargs != 1 || kw) {
-    static const char* const names[] = {"item", "block", "timeout"};
-    if (!parse_args("put", args, nargs, kw, names, 3, 1, a)) return nullptr;
+    static const char* const names[] = {"item", "block", "timeout", "cancel"};
+    if (!parse_args("put", args, nargs, kw, names, 4, 1, a)) return nullptr;
   }
   int block;
   bool timed;
   double t;
-  if (!block_timeout(a[1], a[2], &block, &timed, &t)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (!block_timeout(a[1], a[2], &block, &timed, &t) || !cancel_arg(q->st, a[3], &cancel)) {
+    return nullptr;
+  }
   q_enter(q);
-  if (!wait_for_room(q, block, timed, t)) return nullptr;
+  if (!wait_for_room(q, block, timed, t, ptr(cancel))) return nullptr;
   if (q_put(q, a[0]) < 0) return unlock_fail(q);
   ++q->unfinished;
   q_notify(q, q->not_empty, q->waiting_get, 1);
@@ -529,17 +540,20 @@ PyObject* queue_get(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObj
   if (nargs == 0 && !kw && fast_kind(q)) {
     if (PyObject* item = fast_get(q)) return item;
   }
-  PyObject* a[2] = {nullptr, nullptr};
+  PyObject* a[3] = {nullptr, nullptr, nullptr};
   if (nargs || kw) {
-    static const char* const names[] = {"block", "timeout"};
-    if (!parse_args("get", args, nargs, kw, names, 2, 0, a)) return nullptr;
+    static const char* const names[] = {"block", "timeout", "cancel"};
+    if (!parse_args("get", args, nargs, kw, names, 3, 0, a)) return nullptr;
   }
   int block;
   bool timed;
   double t;
-  if (!block_timeout(a[0], a[1], &block, &timed, &t)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (!block_timeout(a[0], a[1], &block, &timed, &t) || !cancel_arg(q->st, a[2], &cancel)) {
+    return nullptr;
+  }
   q_enter(q);
-  if (!wait_for_item(q, block, timed, t)) return nullptr;
+  if (!wait_for_item(q, block, timed, t, ptr(cancel))) return nullptr;
   PyObject* item = q_get(q);
   if (!item) return unlock_fail(q);
   q_notify(q, q->not_full, q->waiting_put, 1);
@@ -562,9 +576,9 @@ PyObject* queue_get_nowait(PyObject* op, PyObject*) {
 // n of those present, in get() order; returns a list.
 PyObject* queue_get_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   QueueObject* q = Q(op);
-  static const char* const names[] = {"n", "block", "timeout"};
-  PyObject* a[3];
-  if (!parse_args("get_many", args, nargs, kw, names, 3, 1, a)) return nullptr;
+  static const char* const names[] = {"n", "block", "timeout", "cancel"};
+  PyObject* a[4];
+  if (!parse_args("get_many", args, nargs, kw, names, 4, 1, a)) return nullptr;
   Py_ssize_t n = PyNumber_AsSsize_t(a[0], PyExc_OverflowError);
   if (n == -1 && PyErr_Occurred()) return nullptr;
   if (n < 1) {
@@ -574,9 +588,12 @@ PyObject* queue_get_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
   int block;
   bool timed;
   double t;
-  if (!block_timeout(a[1], a[2], &block, &timed, &t)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (!block_timeout(a[1], a[2], &block, &timed, &t) || !cancel_arg(q->st, a[3], &cancel)) {
+    return nullptr;
+  }
   q_enter(q);
-  if (!wait_for_item(q, block, timed, t)) return nullptr;
+  if (!wait_for_item(q, block, timed, t, ptr(cancel))) return nullptr;
   Py_ssize_t avail = q_qsize(q);
   if (avail < 0 && PyErr_Occurred()) return unlock_fail(q);
   Py_ssize_t take = avail < n ? avail : n;
@@ -613,13 +630,16 @@ PyObject* queue_get_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
 // `count` attribute is the number of items that were put.
 PyObject* queue_put_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   QueueObject* q = Q(op);
-  static const char* const names[] = {"items", "block", "timeout"};
-  PyObject* a[3];
-  if (!parse_args("put_many", args, nargs, kw, names, 3, 1, a)) return nullptr;
+  static const char* const names[] = {"items", "block", "timeout", "cancel"};
+  PyObject* a[4];
+  if (!parse_args("put_many", args, nargs, kw, names, 4, 1, a)) return nullptr;
   int block;
   bool timed;
   double t;
-  if (!block_timeout(a[1], a[2], &block, &timed, &t)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (!block_timeout(a[1], a[2], &block, &timed, &t) || !cancel_arg(q->st, a[3], &cancel)) {
+    return nullptr;
+  }
   PyObject* seq = PySequence_Fast(a[0], "put_many() needs an iterable");
   if (!seq) return nullptr;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -633,7 +653,7 @@ PyObject* queue_put_many(PyObject* op, PyObject* const* args, Py_ssize_t nargs, 
     if (timed && t >= 0 && !deadline.forever) {
       left = std::chrono::duration<double>(deadline.remaining()).count();
     }
-    if (!wait_for_room(q, block, timed, left)) {
+    if (!wait_for_room(q, block, timed, left, ptr(cancel))) {
       ok = false;
       break;
     }
@@ -677,13 +697,23 @@ PyObject* queue_task_done(PyObject* op, PyObject*) {
   Py_RETURN_NONE;
 }
 
-PyObject* queue_join(PyObject* op, PyObject*) {
+PyObject* queue_join(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   QueueObject* q = Q(op);
+  std::optional<std::stop_token> cancel;
+  if (nargs || kw) {
+    static const char* const names[] = {"cancel"};
+    PyObject* a[1];
+    if (!parse_args("join", args, nargs, kw, names, 1, 0, a) || !cancel_arg(q->st, a[0], &cancel)) {
+      return nullptr;
+    }
+  }
   q_enter(q);
   auto ready = [q] { return q->unfinished == 0; };
-  // Wake-up sources: the task_done() that reaches zero, shutdown(immediate=True), signals.
+  // Wake-up sources: the task_done() that reaches zero, shutdown(immediate=True), signals,
+  // `cancel`.
   while (q->unfinished) {
-    if (q_wait(q, q->all_tasks_done, &q->waiting_join, Deadline::never(), ready) == Wait::kError) {
+    if (q_wait(q, q->all_tasks_done, &q->waiting_join, Deadline::never(), ptr(cancel), ready) ==
+        Wait::kError) {
       return nullptr;
     }
   }
@@ -847,17 +877,17 @@ int queue_set_is_shutdown(PyObject* op, PyObject* value, void*) {
 
 PyMethodDef queue_methods[] = {
     {"put", FASTCALL_KW(queue_put), METH_FASTCALL | METH_KEYWORDS,
-     "put(item, block=True, timeout=None)"},
+     "put(item, block=True, timeout=None, cancel=None)"},
     {"put_nowait", queue_put_nowait, METH_O, "put_nowait(item): put(item, block=False)"},
     {"get", FASTCALL_KW(queue_get), METH_FASTCALL | METH_KEYWORDS,
-     "get(block=True, timeout=None) -> item"},
+     "get(block=True, timeout=None, cancel=None) -> item"},
     {"get_nowait", queue_get_nowait, METH_NOARGS, "get_nowait(): get(block=False)"},
     {"get_many", FASTCALL_KW(queue_get_many), METH_FASTCALL | METH_KEYWORDS,
-     "get_many(n, block=True, timeout=None) -> list of 1..n items"},
+     "get_many(n, block=True, timeout=None, cancel=None) -> list of 1..n items"},
     {"put_many", FASTCALL_KW(queue_put_many), METH_FASTCALL | METH_KEYWORDS,
-     "put_many(items, block=True, timeout=None)"},
+     "put_many(items, block=True, timeout=None, cancel=None)"},
     {"task_done", queue_task_done, METH_NOARGS, nullptr},
-    {"join", queue_join, METH_NOARGS, nullptr},
+    {"join", FASTCALL_KW(queue_join), METH_FASTCALL | METH_KEYWORDS, "join(cancel=None)"},
     {"qsize", queue_qsize, METH_NOARGS, nullptr},
     {"empty", queue_empty, METH_NOARGS, nullptr},
     {"full", queue_full, METH_NOARGS, nullptr},
@@ -945,7 +975,8 @@ PyObject* simple_put_nowait(PyObject* op, PyObject* item) {
   return simple_put(op, args, 1, nullptr);
 }
 
-PyObject* simple_get_impl(QueueObject* q, int block, bool timed, double t) {
+PyObject* simple_get_impl(QueueObject* q, int block, bool timed, double t,
+                          const std::stop_token* cancel) {
   Deadline deadline;
   if (block && timed) {
     if (t < 0) return negative_timeout();
@@ -956,8 +987,8 @@ PyObject* simple_get_impl(QueueObject* q, int block, bool timed, double t) {
   auto ready = [q] { return !q->items.empty(); };
   while (q->items.empty()) {
     if (!block || (timed && deadline.expired())) return unlock_raise(q, q->st->empty);
-    // Wake-up sources: a put (not_empty), the deadline, signals (main thread).
-    if (q_wait(q, q->not_empty, &q->waiting_get, deadline, ready) == Wait::kError) {
+    // Wake-up sources: a put (not_empty), the deadline, signals (main thread), `cancel`.
+    if (q_wait(q, q->not_empty, &q->waiting_get, deadline, cancel, ready) == Wait::kError) {
       return nullptr;
     }
   }
@@ -968,20 +999,22 @@ PyObject* simple_get_impl(QueueObject* q, int block, bool timed, double t) {
 }
 
 PyObject* simple_get(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
-  PyObject* a[2] = {nullptr, nullptr};
-  if (nargs || kw) {
-    static const char* const names[] = {"block", "timeout"};
-    if (!parse_args("get", args, nargs, kw, names, 2, 0, a)) return nullptr;
-  }
+  if (nargs == 0 && !kw) return simple_get_impl(Q(op), 1, false, 0, nullptr);  // get()
+  PyObject* a[3];
+  static const char* const names[] = {"block", "timeout", "cancel"};
+  if (!parse_args("get", args, nargs, kw, names, 3, 0, a)) return nullptr;
   int block;
   bool timed;
   double t;
-  if (!block_timeout(a[0], a[1], &block, &timed, &t)) return nullptr;
-  return simple_get_impl(Q(op), block, timed, t);
+  std::optional<std::stop_token> cancel;
+  if (!block_timeout(a[0], a[1], &block, &timed, &t) || !cancel_arg(Q(op)->st, a[2], &cancel)) {
+    return nullptr;
+  }
+  return simple_get_impl(Q(op), block, timed, t, ptr(cancel));
 }
 
 PyObject* simple_get_nowait(PyObject* op, PyObject*) {
-  return simple_get_impl(Q(op), 0, false, 0);
+  return simple_get_impl(Q(op), 0, false, 0, nullptr);
 }
 
 PyObject* simple_empty(PyObject* op, PyObject*) {
@@ -1005,7 +1038,7 @@ PyMethodDef simple_methods[] = {
      "put(item, block=True, timeout=None): never blocks"},
     {"put_nowait", simple_put_nowait, METH_O, nullptr},
     {"get", FASTCALL_KW(simple_get), METH_FASTCALL | METH_KEYWORDS,
-     "get(block=True, timeout=None) -> item"},
+     "get(block=True, timeout=None, cancel=None) -> item"},
     {"get_nowait", simple_get_nowait, METH_NOARGS, nullptr},
     {"empty", simple_empty, METH_NOARGS, nullptr},
     {"qsize", simple_qsize, METH_NOARGS, nullptr},

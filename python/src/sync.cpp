@@ -2,6 +2,7 @@
 // Barrier: threading's primitives (Python 3.13 semantics) on weft's.
 #include <atomic>
 #include <climits>
+#include <cstdint>
 #include <new>
 #include <stdexcept>
 #include <vector>
@@ -45,13 +46,19 @@ int traverse_type_only(PyObject* self, visitproc visit, void* arg) {
   return 0;
 }
 
-// threading.Lock.acquire's arguments: blocking=True, timeout=-1. Sets *deadline; *poll
-// when the call must not block. Returns false with an exception set.
-bool lock_acquire_args(const char* name, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
-                       Deadline* deadline, bool* poll) {
-  static const char* const names[] = {"blocking", "timeout"};
-  PyObject* a[2];
-  if (!parse_args(name, args, nargs, kwnames, names, 2, 0, a)) return false;
+// threading.Lock.acquire's arguments: blocking=True, timeout=-1, and weft's cancel=None.
+// Sets *deadline, *cancel; *poll when the call must not block. Returns false with an
+// exception set.
+bool lock_acquire_args(PyObject* self, const char* name, PyObject* const* args, Py_ssize_t nargs,
+                       PyObject* kwnames, Deadline* deadline, bool* poll,
+                       std::optional<std::stop_token>* cancel) {
+  static const char* const names[] = {"blocking", "timeout", "cancel"};
+  PyObject* a[3];
+  if (!parse_args(name, args, nargs, kwnames, names, 3, 0, a)) return false;
+  if (a[2] && a[2] != Py_None) {
+    ModuleState* st = state_of_type(Py_TYPE(self));
+    if (!st || !cancel_arg(st, a[2], cancel)) return false;
+  }
   int blocking = 1;
   if (a[0]) {
     blocking = PyObject_IsTrue(a[0]);
@@ -81,15 +88,12 @@ bool lock_acquire_args(const char* name, PyObject* const* args, Py_ssize_t nargs
 }
 
 // Acquires `lock` with the GIL held, by the blocking protocol. 1 acquired, 0 not, -1 error.
-int acquire_weft_lock(weft::Lock& lock, const Deadline& deadline, bool poll) {
+int acquire_weft_lock(weft::Lock& lock, const Deadline& deadline, bool poll,
+                      const std::stop_token* cancel) {
   if (lock.try_lock()) return 1;
   if (poll) return 0;
-  return blocking_call(
-      deadline, [&](Clock::duration d) { return lock.acquire(d); },
-      [&] {
-        lock.lock();
-        return true;
-      });
+  // Wake-up sources: release(); the deadline; signals (main thread); `cancel`.
+  return blocking_call(deadline, cancel, [&lock](auto&&... a) { return lock.acquire(a...); });
 }
 
 // Acquires with no timeout and no signal checks: for restoring a lock after a wait, which
@@ -126,8 +130,11 @@ PyObject* lock_acquire(PyObject* op, PyObject* const* args, Py_ssize_t nargs, Py
   if (nargs == 0 && !kw && self->lock.try_lock()) Py_RETURN_TRUE;  // the fast path
   Deadline deadline;
   bool poll;
-  if (!lock_acquire_args("acquire", args, nargs, kw, &deadline, &poll)) return nullptr;
-  int r = acquire_weft_lock(self->lock, deadline, poll);
+  std::optional<std::stop_token> cancel;
+  if (!lock_acquire_args(op, "acquire", args, nargs, kw, &deadline, &poll, &cancel)) {
+    return nullptr;
+  }
+  int r = acquire_weft_lock(self->lock, deadline, poll, ptr(cancel));
   if (r < 0) return nullptr;
   return PyBool_FromLong(r);
 }
@@ -172,7 +179,7 @@ PyObject* lock_repr(PyObject* op) {
 
 PyMethodDef lock_methods[] = {
     {"acquire", FASTCALL_KW(lock_acquire), METH_FASTCALL | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=-1) -> bool"},
+     "acquire(blocking=True, timeout=-1, cancel=None) -> bool"},
     {"acquire_lock", FASTCALL_KW(lock_acquire), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"__enter__", FASTCALL_KW(lock_acquire), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"release", lock_release, METH_NOARGS, "release(): unlock; RuntimeError if unlocked."},
@@ -257,8 +264,11 @@ PyObject* rlock_acquire(PyObject* op, PyObject* const* args, Py_ssize_t nargs, P
   }
   Deadline deadline;
   bool poll;
-  if (!lock_acquire_args("acquire", args, nargs, kw, &deadline, &poll)) return nullptr;
-  int r = acquire_weft_lock(self->lock, deadline, poll);
+  std::optional<std::stop_token> cancel;
+  if (!lock_acquire_args(op, "acquire", args, nargs, kw, &deadline, &poll, &cancel)) {
+    return nullptr;
+  }
+  int r = acquire_weft_lock(self->lock, deadline, poll, ptr(cancel));
   if (r < 0) return nullptr;
   if (r) rlock_take(self, tid, 1);
   return PyBool_FromLong(r);
@@ -342,7 +352,7 @@ PyObject* rlock_repr(PyObject* op) {
 
 PyMethodDef rlock_methods[] = {
     {"acquire", FASTCALL_KW(rlock_acquire), METH_FASTCALL | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=-1) -> bool"},
+     "acquire(blocking=True, timeout=-1, cancel=None) -> bool"},
     {"__enter__", FASTCALL_KW(rlock_acquire), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"release", rlock_release, METH_NOARGS, nullptr},
     {"__exit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(rlock_exit)),
@@ -669,7 +679,8 @@ void notify_n(ConditionObject* self, Py_ssize_t n) {
 }
 
 // wait(timeout): has_timeout=false waits forever. Returns a new bool or nullptr.
-PyObject* condition_wait_impl(ConditionObject* self, bool has_timeout, double timeout) {
+PyObject* condition_wait_impl(ConditionObject* self, bool has_timeout, double timeout,
+                              const std::stop_token* cancel) {
   int owned = condition_is_owned_impl(self);
   if (owned < 0) return nullptr;
   if (!owned) {
@@ -690,9 +701,8 @@ PyObject* condition_wait_impl(ConditionObject* self, bool has_timeout, double ti
   } else if (has_timeout && timeout <= 0) {
     r = 0;
   } else {
-    // Wake-up sources: notify() setting w.ev; the deadline; signals (main thread).
-    r = blocking_call(
-        deadline, [&](Clock::duration d) { return w.ev.wait(d); }, [&] { return w.ev.wait(); });
+    // Wake-up sources: notify() setting w.ev; the deadline; signals (main thread); `cancel`.
+    r = blocking_call(deadline, cancel, [&w](auto&&... a) { return w.ev.wait(a...); });
   }
   bool notified = !waiter_withdraw(self, &w);
   if (notified && r != 1) {
@@ -700,7 +710,8 @@ PyObject* condition_wait_impl(ConditionObject* self, bool has_timeout, double ti
     Py_BEGIN_ALLOW_THREADS w.ev.wait();
     Py_END_ALLOW_THREADS
   }
-  if (r < 0 && notified) notify_n(self, 1);  // interrupted: hand the wake-up on, lose nothing
+  // Interrupted (a signal handler's exception, Cancelled): hand the wake-up on, lose nothing.
+  if (r < 0 && notified) notify_n(self, 1);
   bool restored = condition_acquire_restore_impl(self, &saved);
   if (r < 0 || !restored) return nullptr;
   return PyBool_FromLong(notified);
@@ -714,27 +725,29 @@ bool optional_timeout(PyObject* obj, bool* has, double* t) {
 
 PyObject* condition_wait(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   auto* self = reinterpret_cast<ConditionObject*>(op);
-  static const char* const names[] = {"timeout"};
-  PyObject* a[1];
-  if (!condition_ready(self) || !parse_args("wait", args, nargs, kw, names, 1, 0, a)) {
+  static const char* const names[] = {"timeout", "cancel"};
+  PyObject* a[2];
+  if (!condition_ready(self) || !parse_args("wait", args, nargs, kw, names, 2, 0, a)) {
     return nullptr;
   }
   bool has;
   double t = 0;
-  if (!optional_timeout(a[0], &has, &t)) return nullptr;
-  return condition_wait_impl(self, has, t);
+  std::optional<std::stop_token> cancel;
+  if (!optional_timeout(a[0], &has, &t) || !cancel_arg(self->st, a[1], &cancel)) return nullptr;
+  return condition_wait_impl(self, has, t, ptr(cancel));
 }
 
 PyObject* condition_wait_for(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   auto* self = reinterpret_cast<ConditionObject*>(op);
-  static const char* const names[] = {"predicate", "timeout"};
-  PyObject* a[2];
-  if (!condition_ready(self) || !parse_args("wait_for", args, nargs, kw, names, 2, 1, a)) {
+  static const char* const names[] = {"predicate", "timeout", "cancel"};
+  PyObject* a[3];
+  if (!condition_ready(self) || !parse_args("wait_for", args, nargs, kw, names, 3, 1, a)) {
     return nullptr;
   }
   bool has;
   double t = 0;
-  if (!optional_timeout(a[1], &has, &t)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (!optional_timeout(a[1], &has, &t) || !cancel_arg(self->st, a[2], &cancel)) return nullptr;
   Deadline deadline = has ? Deadline::after(t) : Deadline::never();
   PyObject* result = PyObject_CallNoArgs(a[0]);
   bool first = true;
@@ -751,7 +764,7 @@ PyObject* condition_wait_for(PyObject* op, PyObject* const* args, Py_ssize_t nar
       if (wait_t <= 0) break;
     }
     first = false;
-    PyObject* w = condition_wait_impl(self, has, wait_t);
+    PyObject* w = condition_wait_impl(self, has, wait_t, ptr(cancel));
     if (!w) {
       Py_CLEAR(result);
       break;
@@ -844,9 +857,9 @@ PyMethodDef condition_methods[] = {
     {"__exit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(condition_exit)),
      METH_FASTCALL, nullptr},
     {"wait", FASTCALL_KW(condition_wait), METH_FASTCALL | METH_KEYWORDS,
-     "wait(timeout=None) -> bool: True unless the timeout expired"},
+     "wait(timeout=None, cancel=None) -> bool: True unless the timeout expired"},
     {"wait_for", FASTCALL_KW(condition_wait_for), METH_FASTCALL | METH_KEYWORDS,
-     "wait_for(predicate, timeout=None): the predicate's last result"},
+     "wait_for(predicate, timeout=None, cancel=None): the predicate's last result"},
     {"notify", FASTCALL_KW(condition_notify), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"notify_all", condition_notify_all, METH_NOARGS, nullptr},
     {"notifyAll", condition_notify_all, METH_NOARGS, nullptr},
@@ -931,9 +944,14 @@ void semaphore_dealloc(PyObject* op) {
 PyObject* semaphore_acquire(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   auto* self = reinterpret_cast<SemaphoreObject*>(op);
   if (nargs == 0 && !kw && self->sem().acquire(false)) Py_RETURN_TRUE;  // the fast path
-  static const char* const names[] = {"blocking", "timeout"};
-  PyObject* a[2];
-  if (!parse_args("acquire", args, nargs, kw, names, 2, 0, a)) return nullptr;
+  static const char* const names[] = {"blocking", "timeout", "cancel"};
+  PyObject* a[3];
+  if (!parse_args("acquire", args, nargs, kw, names, 3, 0, a)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (a[2] && a[2] != Py_None) {
+    ModuleState* st = state_of_type(Py_TYPE(op));
+    if (!st || !cancel_arg(st, a[2], &cancel)) return nullptr;
+  }
   int blocking = 1;
   if (a[0]) {
     blocking = PyObject_IsTrue(a[0]);
@@ -949,9 +967,9 @@ PyObject* semaphore_acquire(PyObject* op, PyObject* const* args, Py_ssize_t narg
   weft::Semaphore& sem = self->sem();
   if (sem.acquire(false)) Py_RETURN_TRUE;
   if (!blocking || (has && t <= 0)) Py_RETURN_FALSE;
-  int r = blocking_call(
-      has ? Deadline::after(t) : Deadline::never(),
-      [&](Clock::duration d) { return sem.acquire(d); }, [&] { return sem.acquire(); });
+  // Wake-up sources: release(); the deadline; signals (main thread); `cancel`.
+  int r = blocking_call(has ? Deadline::after(t) : Deadline::never(), ptr(cancel),
+                        [&sem](auto&&... a) { return sem.acquire(a...); });
   if (r < 0) return nullptr;
   return PyBool_FromLong(r);
 }
@@ -1003,7 +1021,7 @@ PyObject* semaphore_get_value(PyObject* op, void*) {
 
 PyMethodDef semaphore_methods[] = {
     {"acquire", FASTCALL_KW(semaphore_acquire), METH_FASTCALL | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=None) -> bool"},
+     "acquire(blocking=True, timeout=None, cancel=None) -> bool"},
     {"__enter__", FASTCALL_KW(semaphore_acquire), METH_FASTCALL | METH_KEYWORDS, nullptr},
     {"release", FASTCALL_KW(semaphore_release), METH_FASTCALL | METH_KEYWORDS, "release(n=1)"},
     {"__exit__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(semaphore_exit)),
@@ -1048,6 +1066,10 @@ PyType_Spec bounded_semaphore_spec = {"weft.BoundedSemaphore", sizeof(SemaphoreO
 
 struct EventObject {
   PyObject_HEAD weft::Event ev;
+  // How many set() calls have raised the flag, counted after each: a main-thread wait that a
+  // signal took out of ev's wait list while it ran the handlers learns from it that the event
+  // was set meanwhile, even if it was cleared again (event_wait).
+  std::atomic<std::uint64_t> sets;
   PyObject* weakreflist;
 };
 
@@ -1055,6 +1077,7 @@ PyObject* event_new(PyTypeObject* type, PyObject*, PyObject*) {
   auto* self = reinterpret_cast<EventObject*>(type->tp_alloc(type, 0));
   if (!self) return nullptr;
   new (&self->ev) weft::Event();
+  new (&self->sets) std::atomic<std::uint64_t>(0);
   return reinterpret_cast<PyObject*>(self);
 }
 
@@ -1072,7 +1095,11 @@ PyObject* event_is_set(PyObject* op, PyObject*) {
 }
 
 PyObject* event_set(PyObject* op, PyObject*) {
-  reinterpret_cast<EventObject*>(op)->ev.set();
+  auto* self = reinterpret_cast<EventObject*>(op);
+  self->ev.set();
+  // After the flag is up, so that a wait that sees the count move may return true. seq_cst,
+  // with the waiter's loads: see event_wait.
+  self->sets.fetch_add(1, std::memory_order_seq_cst);
   Py_RETURN_NONE;
 }
 
@@ -1084,20 +1111,56 @@ PyObject* event_clear(PyObject* op, PyObject*) {
 PyObject* event_wait(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   auto* self = reinterpret_cast<EventObject*>(op);
   if (self->ev.is_set()) Py_RETURN_TRUE;
-  static const char* const names[] = {"timeout"};
-  PyObject* a[1];
-  if (!parse_args("wait", args, nargs, kw, names, 1, 0, a)) return nullptr;
+  static const char* const names[] = {"timeout", "cancel"};
+  PyObject* a[2];
+  if (!parse_args("wait", args, nargs, kw, names, 2, 0, a)) return nullptr;
   bool has;
   double t = 0;
   if (!optional_timeout(a[0], &has, &t)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (a[1] && a[1] != Py_None) {
+    ModuleState* st = state_of_type(Py_TYPE(op));
+    if (!st || !cancel_arg(st, a[1], &cancel)) return nullptr;
+  }
   if (has && t <= 0) Py_RETURN_FALSE;
   weft::Event& ev = self->ev;
-  // Wake-up sources: set(); the deadline; signals (main thread).
-  int r = blocking_call(
-      has ? Deadline::after(t) : Deadline::never(), [&](Clock::duration d) { return ev.wait(d); },
-      [&] { return ev.wait(); });
-  if (r < 0) return nullptr;
-  return PyBool_FromLong(r);
+  const Deadline deadline = has ? Deadline::after(t) : Deadline::never();
+  // In the main thread a signal takes the wait out of ev's list while the handlers run (rule
+  // 3), and a set() that comes and is undone by a clear() then, or that found the wait
+  // already leaving, claims nobody. threading.Event.wait returns True for such a set (its
+  // waiter stays in the Condition's list throughout), and so does this one: set() counts
+  // after raising the flag, and a count that moved since `seen` (taken before the flag was
+  // last found clear) means a set() came during the wait. Other threads are never taken
+  // out of the list.
+  const std::uint64_t seen = self->sets.load(std::memory_order_seq_cst);
+  if (ev.is_set()) Py_RETURN_TRUE;
+  auto moved = [self, seen] { return self->sets.load(std::memory_order_seq_cst) != seen; };
+  auto wait = [&ev](auto&&... x) { return ev.wait(x...); };
+  // Wake-up sources: set(); the deadline; signals (main thread); `cancel`.
+  for (;;) {
+    switch (attempt_wait(ptr(cancel), [&](const std::stop_token* stop) {
+      return call_wait(wait, deadline, stop);
+    })) {
+      case Attempt::kOk:
+        Py_RETURN_TRUE;
+      case Attempt::kCancelled:
+        raise_cancelled();
+        return nullptr;
+      case Attempt::kError:
+        return nullptr;
+      case Attempt::kInterrupted:
+        if (PyErr_CheckSignals() < 0) return nullptr;
+        if (moved()) Py_RETURN_TRUE;
+        break;  // again, toward the same deadline
+      case Attempt::kFailed:
+        if (moved()) Py_RETURN_TRUE;
+        if (!deadline.expired()) break;
+        // A handler scheduled without a signal (_thread.interrupt_main) runs now, as after
+        // threading's wait, and its exception wins over the timeout.
+        if (in_main_thread() && PyErr_CheckSignals() < 0) return nullptr;
+        Py_RETURN_FALSE;
+    }
+  }
 }
 
 PyObject* event_at_fork_reinit(PyObject* op, PyObject*) {
@@ -1118,14 +1181,15 @@ PyObject* event_repr(PyObject* op) {
   return r;
 }
 
-PyMethodDef event_methods[] = {{"is_set", event_is_set, METH_NOARGS, nullptr},
-                               {"isSet", event_is_set, METH_NOARGS, nullptr},
-                               {"set", event_set, METH_NOARGS, nullptr},
-                               {"clear", event_clear, METH_NOARGS, nullptr},
-                               {"wait", FASTCALL_KW(event_wait), METH_FASTCALL | METH_KEYWORDS,
-                                "wait(timeout=None) -> bool: True if the event is set"},
-                               {"_at_fork_reinit", event_at_fork_reinit, METH_NOARGS, nullptr},
-                               {nullptr, nullptr, 0, nullptr}};
+PyMethodDef event_methods[] = {
+    {"is_set", event_is_set, METH_NOARGS, nullptr},
+    {"isSet", event_is_set, METH_NOARGS, nullptr},
+    {"set", event_set, METH_NOARGS, nullptr},
+    {"clear", event_clear, METH_NOARGS, nullptr},
+    {"wait", FASTCALL_KW(event_wait), METH_FASTCALL | METH_KEYWORDS,
+     "wait(timeout=None, cancel=None) -> bool: True if the event is set"},
+    {"_at_fork_reinit", event_at_fork_reinit, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr}};
 
 PyMemberDef event_members[] = {
     {"__weaklistoffset__", T_PYSSIZET, offsetof(EventObject, weakreflist), READONLY, nullptr},
@@ -1228,18 +1292,20 @@ void barrier_break_locked(BarrierObject* self) {
 
 PyObject* barrier_wait(PyObject* op, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
   auto* self = reinterpret_cast<BarrierObject*>(op);
-  static const char* const names[] = {"timeout"};
-  PyObject* a[1];
-  if (!parse_args("wait", args, nargs, kw, names, 1, 0, a)) return nullptr;
+  static const char* const names[] = {"timeout", "cancel"};
+  PyObject* a[2];
+  if (!parse_args("wait", args, nargs, kw, names, 2, 0, a)) return nullptr;
   PyObject* tobj = (a[0] && a[0] != Py_None) ? a[0] : self->timeout;
   bool has;
   double t = 0;
-  if (!optional_timeout(tobj, &has, &t)) return nullptr;
+  std::optional<std::stop_token> cancel;
+  if (!optional_timeout(tobj, &has, &t) || !cancel_arg(self->st, a[1], &cancel)) return nullptr;
+  const std::stop_token* stop = ptr(cancel);
 
   lock_mutex(self->mutex);
   // Block while the barrier drains or resets.
   while (bstate(self) == kDraining || bstate(self) == kResetting) {
-    if (cond_wait(self->mutex, self->cond, Deadline::never()) == Wait::kError) return nullptr;
+    if (cond_wait(self->mutex, self->cond, Deadline::never(), stop) == Wait::kError) return nullptr;
   }
   if (bstate(self) < 0) {
     self->mutex.release();
@@ -1263,11 +1329,14 @@ PyObject* barrier_wait(PyObject* op, PyObject* const* args, Py_ssize_t nargs, Py
     }
   } else {
     Deadline deadline = has ? Deadline::after(t) : Deadline::never();
-    // Wake-up sources: the last party's notify_all, reset(), abort(), the deadline, signals.
+    // Wake-up sources: the last party's notify_all, reset(), abort(), the deadline, signals,
+    // `cancel`.
     while (bstate(self) == kFilling) {
       if (deadline.expired()) break;
-      if (cond_wait(self->mutex, self->cond, deadline) == Wait::kError) {
-        lock_mutex(self->mutex);  // a signal handler raised: leave as threading's finally does
+      if (cond_wait(self->mutex, self->cond, deadline, stop) == Wait::kError) {
+        // A signal handler raised or the wait was cancelled: leave as threading's finally
+        // does for an exception.
+        lock_mutex(self->mutex);
         ok = false;
         break;
       }
@@ -1341,7 +1410,7 @@ PyObject* barrier_repr(PyObject* op) {
 }
 
 PyMethodDef barrier_methods[] = {{"wait", FASTCALL_KW(barrier_wait), METH_FASTCALL | METH_KEYWORDS,
-                                  "wait(timeout=None) -> int: the arrival index"},
+                                  "wait(timeout=None, cancel=None) -> int: the arrival index"},
                                  {"reset", barrier_reset, METH_NOARGS, nullptr},
                                  {"abort", barrier_abort, METH_NOARGS, nullptr},
                                  {nullptr, nullptr, 0, nullptr}};

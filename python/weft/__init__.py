@@ -5,6 +5,10 @@ SimpleQueue, Empty, Full, ShutDown) and for threading's Lock, RLock, Condition, 
 BoundedSemaphore, Event and Barrier, with Python 3.13's semantics on every supported
 version. ``Empty`` and ``Full`` are ``queue.Empty`` and ``queue.Full``; ``ShutDown`` is
 ``queue.ShutDown`` where it exists (3.13+); ``BrokenBarrierError`` is threading's.
+
+Beyond the standard library: ``Queue.get_many``/``put_many``, and cancellation: every
+blocking call takes ``cancel=token`` (a ``CancelToken``); ``token.cancel()`` makes the calls
+waiting with it raise ``Cancelled``, having changed nothing.
 """
 
 import os as _os
@@ -14,6 +18,8 @@ from weft._weft import (
     Barrier,
     BoundedSemaphore,
     BrokenBarrierError,
+    Cancelled,
+    CancelToken,
     Condition,
     Empty,
     Event,
@@ -34,6 +40,8 @@ __all__ = [
     "Barrier",
     "BoundedSemaphore",
     "BrokenBarrierError",
+    "Cancelled",
+    "CancelToken",
     "Condition",
     "Empty",
     "Event",

@@ -1069,8 +1069,8 @@ void atomic_fence(std::memory_order) noexcept {
   }
 }
 
-bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
-                Deadline deadline) noexcept {
+FutexResult futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
+                       Deadline deadline) noexcept {
   using namespace dsched;
   ThreadCtl* self = point(&word, Op::futex_wait);
   if (self == nullptr) {
@@ -1089,12 +1089,12 @@ bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
     }
     self->read_epoch = r.epoch;
     r.record(self->id, 'n', Op::futex_wait, &word, v, v);
-    return true;
+    return FutexResult::woken;
   }
   const std::int64_t dl = deadline.is_never() ? kNever : deadline.ns();
   if (dl <= r.vnow.load()) {
     r.record(self->id, 't', Op::futex_wait, &word, v, v);
-    return false;
+    return FutexResult::timed_out;
   }
   self->st = St::futex;
   self->faddr = &word;
@@ -1105,7 +1105,7 @@ bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
   r.schedule(-1, self->id);
   r.wait_baton(lk, *self);
   self->faddr = nullptr;
-  return self->fresult;
+  return self->fresult ? FutexResult::woken : FutexResult::timed_out;
 }
 
 namespace {

@@ -654,20 +654,384 @@ class Signals(unittest.TestCase):
         self.assertEqual(q.get(timeout=10), "from handler")
         t.join()
 
-    def test_interrupt_main_without_a_real_signal(self):
-        # _thread.interrupt_main() only trips the flag (no EINTR): slicing must catch it.
+    def test_interrupt_main_runs_when_the_wait_ends(self):
+        # _thread.interrupt_main() schedules the handler without sending a signal, so nothing
+        # interrupts the sleep: as with CPython's own locks, the handler runs when the wait
+        # ends, and its exception wins over the timeout.
         import _thread
         q = weft.Queue()
+        scheduled = threading.Event()
 
         def later():
-            time.sleep(0.1)
+            wait_until_blocked(threading.main_thread().native_id)
             _thread.interrupt_main()
+            scheduled.set()
 
         t = threading.Thread(target=later)
         t.start()
+        t0 = time.monotonic()
         with self.assertRaises(KeyboardInterrupt):
-            q.get(timeout=10)
+            q.get(timeout=0.5)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.45)
         t.join()
+        self.assertTrue(scheduled.is_set())
+
+    def test_alarm_handlers_run_promptly_and_the_deadline_holds(self):
+        # SIGALRM every 0.1 s during a 0.6 s wait: the handler runs while the main thread is
+        # blocked (several times, not once at the end), returns, and the wait still ends at
+        # its original deadline with its own result (a restarted wait would never end).
+        old = signal.signal(signal.SIGALRM, lambda *a: calls.append(time.monotonic()))
+        lock = weft.Lock()
+        lock.acquire()
+        sem = weft.Semaphore(0)
+        cond = weft.Condition()
+        calls = []
+        waits = [
+            ("Event.wait", lambda: weft.Event().wait(0.6), False),
+            ("Lock.acquire", lambda: lock.acquire(timeout=0.6), False),
+            ("Semaphore.acquire", lambda: sem.acquire(timeout=0.6), False),
+            ("Condition.wait", lambda: cond.wait(0.6), False),
+            ("Queue.get", lambda: weft.Queue().get(timeout=0.6), weft.Empty),
+            ("Queue.put", lambda: full_queue().put(2, timeout=0.6), weft.Full),
+            ("SimpleQueue.get", lambda: weft.SimpleQueue().get(timeout=0.6), weft.Empty),
+            ("Barrier.wait", lambda: weft.Barrier(2).wait(0.6), threading.BrokenBarrierError),
+        ]
+
+        def full_queue():
+            q = weft.Queue(1)
+            q.put(1)
+            return q
+
+        try:
+            for name, call, expected in waits:
+                with self.subTest(name):
+                    calls.clear()
+                    with cond:
+                        t0 = time.monotonic()
+                        signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
+                        try:
+                            if expected is False:
+                                self.assertIs(call(), False)
+                            else:
+                                with self.assertRaises(expected):
+                                    call()
+                        finally:
+                            signal.setitimer(signal.ITIMER_REAL, 0)
+                        elapsed = time.monotonic() - t0
+                    self.assertGreaterEqual(elapsed, 0.55)
+                    self.assertLess(elapsed, 2.0)
+                    during = [c for c in calls if c < t0 + 0.55]
+                    self.assertGreaterEqual(len(during), 2, (name, calls, t0))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+def wait_until_blocked(tid, timeout=10.0):
+    """Returns once thread `tid` sleeps in a futex system call (Linux: /proc/self/task/<tid>/
+    syscall), True; where that cannot be read, after 0.2 s, False. A futex may also be the
+    GIL's: callers that must know the thread is in a weft wait use main_thread_in_call."""
+    number = {"x86_64": "202 ", "aarch64": "98 "}.get(os.uname().machine)
+    path = f"/proc/self/task/{tid}/syscall"
+    end = time.monotonic() + timeout
+    while number and time.monotonic() < end:
+        try:
+            with open(path) as f:
+                if f.read().startswith(number):
+                    return True
+        except OSError:
+            break
+        time.sleep(0.001)
+    time.sleep(0.2)
+    return False
+
+
+def main_thread_in_call(entered):
+    """For a helper thread: returns once the main thread, which appends to `entered` just
+    before a blocking weft call, sleeps inside it. With a long switch interval (the callers
+    set one) the main thread gives the GIL up only by blocking, so once the helper runs after
+    the append, the main thread is in the call, and in a futex there only in weft's wait."""
+    while not entered:
+        time.sleep(0.001)
+    wait_until_blocked(threading.main_thread().native_id)
+
+
+@unittest.skipUnless(threading.current_thread() is threading.main_thread(), "needs main thread")
+class MainThreadEvent(unittest.TestCase):
+    """A main-thread Event.wait returns True for a set() that came while it waited, even if a
+    clear() followed at once, as threading.Event.wait does: it stays registered for the whole
+    wait (no slices), and while a signal handler runs (when it is not) set() is counted."""
+
+    def setUp(self):
+        self.interval = sys.getswitchinterval()
+        # The helper threads below run only when the main thread gives the GIL up in a wait.
+        sys.setswitchinterval(30.0)
+
+    def tearDown(self):
+        sys.setswitchinterval(self.interval)
+
+    def test_set_then_clear_while_the_main_thread_waits(self):
+        # The helper holds the GIL for 0.1 s (a slicing waiter would have ended a slice and
+        # be waiting for the GIL, out of the event's list), then sets and clears.
+        for _ in range(5):
+            ev = weft.Event()
+            entered = []
+
+            def helper():
+                main_thread_in_call(entered)
+                end = time.monotonic() + 0.1
+                while time.monotonic() < end:
+                    pass
+                ev.set()
+                ev.clear()
+
+            t = threading.Thread(target=helper)
+            t.start()
+            entered.append(1)
+            self.assertIs(ev.wait(timeout=5), True)
+            t.join()
+            self.assertFalse(ev.is_set())
+
+    def test_set_then_clear_while_a_handler_runs(self):
+        main = threading.main_thread()
+        ev = weft.Event()
+        go, done = threading.Event(), threading.Event()
+        ran, entered = [], []
+
+        def handler(*a):
+            ran.append(1)
+            if len(ran) == 1:
+                go.set()
+                done.wait(10)  # the helper sets and clears `ev` meanwhile
+
+        def helper():
+            main_thread_in_call(entered)
+            # Again until it lands: one sent before the main thread sleeps is handled late.
+            while True:
+                signal.pthread_kill(main.ident, signal.SIGUSR1)
+                if go.wait(0.5):
+                    break
+            ev.set()
+            ev.clear()
+            done.set()
+
+        old = signal.signal(signal.SIGUSR1, handler)
+        try:
+            t = threading.Thread(target=helper)
+            t.start()
+            entered.append(1)
+            self.assertIs(ev.wait(timeout=10), True)
+            t.join()
+        finally:
+            signal.signal(signal.SIGUSR1, old)
+        self.assertTrue(ran)
+
+
+class Cancellation(unittest.TestCase):
+    """cancel=token ends a blocked call with weft.Cancelled, having changed nothing."""
+
+    def blocked_calls(self):
+        """(name, call(token), check) for each kind of blocking call; check() asserts that the
+        object is as it was."""
+        q = weft.Queue(1)
+        q.put("kept")
+        empty = weft.Queue()
+        lq = weft.LifoQueue()
+        pq = weft.PriorityQueue()
+        sq = weft.SimpleQueue()
+        lock = weft.Lock()
+        lock.acquire()
+        rlock = weft.RLock()
+        held, leave = threading.Event(), threading.Event()
+
+        def holder():  # alive while the test runs: a thread's ident is reused once it exits
+            with rlock:
+                held.set()
+                leave.wait()
+
+        h = threading.Thread(target=holder)
+        h.start()
+        held.wait()
+        self.addCleanup(h.join)
+        self.addCleanup(leave.set)
+        sem = weft.Semaphore(0)
+        ev = weft.Event()
+        cond = weft.Condition(weft.Lock())
+        barrier = weft.Barrier(2)
+
+        def cond_wait(token):
+            with cond:
+                try:
+                    return cond.wait(cancel=token)
+                finally:
+                    self.assertTrue(cond._is_owned())
+
+        def cond_wait_for(token):
+            with cond:
+                return cond.wait_for(lambda: False, timeout=30, cancel=token)
+
+        def check_q():
+            self.assertEqual(q.qsize(), 1)
+            self.assertEqual(q.unfinished_tasks, 1)
+
+        def check_barrier():
+            self.assertEqual(barrier.n_waiting, 0)
+            self.assertFalse(barrier.broken)
+
+        return [
+            ("Queue.get", lambda c: empty.get(cancel=c), lambda: self.assertEqual(empty.qsize(), 0)),
+            ("Queue.get timeout", lambda c: empty.get(timeout=30, cancel=c), lambda: None),
+            ("LifoQueue.get", lambda c: lq.get(cancel=c), lambda: None),
+            ("PriorityQueue.get", lambda c: pq.get(cancel=c), lambda: None),
+            ("Queue.get_many", lambda c: empty.get_many(5, cancel=c), lambda: None),
+            ("Queue.put", lambda c: q.put("no", cancel=c), check_q),
+            ("Queue.put_many", lambda c: q.put_many(["no"], cancel=c), check_q),
+            ("Queue.join", lambda c: q.join(cancel=c), check_q),
+            ("SimpleQueue.get", lambda c: sq.get(cancel=c), lambda: self.assertTrue(sq.empty())),
+            ("Lock.acquire", lambda c: lock.acquire(cancel=c), lambda: self.assertTrue(lock.locked())),
+            ("Lock.acquire timeout", lambda c: lock.acquire(timeout=30, cancel=c), lambda: None),
+            ("RLock.acquire", lambda c: rlock.acquire(cancel=c),
+             lambda: self.assertFalse(rlock._is_owned())),
+            ("Semaphore.acquire", lambda c: sem.acquire(cancel=c),
+             lambda: self.assertEqual(sem._value, 0)),
+            ("Event.wait", lambda c: ev.wait(cancel=c), lambda: self.assertFalse(ev.is_set())),
+            ("Condition.wait", cond_wait, lambda: self.assertTrue(repr(cond).endswith(", 0)>"))),
+            ("Condition.wait_for", cond_wait_for, lambda: None),
+            ("Barrier.wait", lambda c: barrier.wait(cancel=c), check_barrier),
+        ]
+
+    def test_cancel_ends_blocked_calls_in_other_threads(self):
+        for name, call, check in self.blocked_calls():
+            with self.subTest(name):
+                token = weft.CancelToken()
+                out = []
+                started = threading.Event()
+
+                def run():
+                    started.set()
+                    try:
+                        out.append(call(token))
+                    except weft.Cancelled as e:
+                        out.append(e)
+
+                t = threading.Thread(target=run)
+                t.start()
+                started.wait()
+                wait_until_blocked(t.native_id)
+                token.cancel()
+                t.join(10)
+                self.assertFalse(t.is_alive())
+                self.assertEqual(len(out), 1)
+                self.assertIsInstance(out[0], weft.Cancelled)
+                check()
+
+    @unittest.skipUnless(threading.current_thread() is threading.main_thread(), "main thread")
+    def test_cancel_ends_blocked_calls_in_the_main_thread(self):
+        # The main thread's waits also carry the signal machinery's stop source.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(30.0)  # see main_thread_in_call
+        self.addCleanup(sys.setswitchinterval, interval)
+        for name, call, check in self.blocked_calls():
+            with self.subTest(name):
+                token = weft.CancelToken()
+                entered = []
+
+                def canceller():
+                    main_thread_in_call(entered)
+                    token.cancel()
+
+                t = threading.Thread(target=canceller)
+                t.start()
+                with self.assertRaises(weft.Cancelled):
+                    entered.append(1)
+                    call(token)
+                t.join()
+                check()
+
+    def test_cancelled_token_fails_calls_that_would_wait(self):
+        token = weft.CancelToken()
+        token.cancel()
+        token.cancel()  # idempotent
+        self.assertTrue(token.cancelled)
+        for name, call, check in self.blocked_calls():
+            with self.subTest(name):
+                t0 = time.monotonic()
+                with self.assertRaises(weft.Cancelled):
+                    call(token)
+                self.assertLess(time.monotonic() - t0, 5)
+                check()
+        # A call that needs no wait completes.
+        q = weft.Queue()
+        q.put(1, cancel=token)
+        self.assertEqual(q.get(cancel=token), 1)
+        lock = weft.Lock()
+        self.assertTrue(lock.acquire(cancel=token))
+        ev = weft.Event()
+        ev.set()
+        self.assertTrue(ev.wait(cancel=token))
+
+    def test_put_many_reports_count_when_cancelled(self):
+        q = weft.Queue(2)
+        token = weft.CancelToken()
+        out = []
+
+        def run():
+            try:
+                q.put_many("abcde", cancel=token)
+            except weft.Cancelled as e:
+                out.append(e.count)
+
+        t = threading.Thread(target=run)
+        t.start()
+        wait_until_blocked(t.native_id)
+        token.cancel()
+        t.join(10)
+        self.assertEqual(out, [2])
+        self.assertEqual(q.get_many(10), ["a", "b"])
+
+    def test_one_token_many_waiters_and_the_rest_unaffected(self):
+        token, other = weft.CancelToken(), weft.CancelToken()
+        q = weft.Queue()
+        results = []
+        lock = threading.Lock()
+
+        def run(tok):
+            try:
+                r = q.get(timeout=30, cancel=tok)
+            except weft.Cancelled:
+                r = "cancelled"
+            with lock:
+                results.append(r)
+
+        threads = [threading.Thread(target=run, args=(token,)) for _ in range(4)]
+        threads.append(threading.Thread(target=run, args=(other,)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            wait_until_blocked(t.native_id)
+        token.cancel()
+        for t in threads[:4]:
+            t.join(10)
+        q.put("item")  # reaches the waiter whose token was not cancelled
+        threads[4].join(10)
+        self.assertEqual(sorted(results), ["cancelled"] * 4 + ["item"])
+        self.assertFalse(other.cancelled)
+
+    def test_type_errors_and_repr(self):
+        with self.assertRaises(TypeError):
+            weft.Queue().get(cancel=object())
+        with self.assertRaises(TypeError):
+            weft.Lock().acquire(cancel="x")
+        with self.assertRaises(TypeError):
+            weft.CancelToken(1)
+        token = weft.CancelToken()
+        self.assertIn("active", repr(token))
+        self.assertIs(weakref.ref(token)(), token)
+        token.cancel()
+        self.assertIn("cancelled", repr(token))
+        self.assertTrue(issubclass(weft.Cancelled, Exception))
+        # None means no token.
+        self.assertTrue(weft.Lock().acquire(cancel=None))
 
 
 if __name__ == "__main__":

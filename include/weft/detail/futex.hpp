@@ -2,8 +2,8 @@
 // weft/detail/futex.hpp: the kernel sleep that every blocking path of weft ends in.
 //
 // futex_wait(word, expected, deadline) sleeps while *word == expected, until futex_wake on
-// the same word, the deadline, or a spurious wake-up; callers always re-check their own
-// condition in a loop. On Linux it is FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC
+// the same word, the deadline, a signal handler run by this thread, or a spurious wake-up;
+// callers always re-check their own condition in a loop. On Linux it is FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC
 // deadline (no relative-timeout drift); elsewhere a portable fallback parks on one of a
 // fixed table of std::mutex/std::condition_variable buckets hashed by address.
 //
@@ -22,9 +22,16 @@
 
 namespace weft::detail {
 
-// Returns false if the deadline passed, true otherwise (woken, value changed, or spurious).
-bool futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
-                Deadline deadline) noexcept;
+// Why futex_wait returned.
+enum class FutexResult : std::uint8_t {
+  woken,        // woken, the value differed, or spurious
+  timed_out,    // the deadline passed
+  interrupted,  // a signal handler ran in this thread (EINTR: installed without SA_RESTART,
+                // as CPython installs its handlers); never reported by the portable fallback
+};
+
+FutexResult futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected,
+                       Deadline deadline) noexcept;
 void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept;
 void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept;
 

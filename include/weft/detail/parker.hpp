@@ -34,6 +34,12 @@
 // Who wakes a claimed waiter is the Waiter's business: a thread's Parker sleeps on its word
 // and is woken by a futex call; any other waiter (a coroutine's, handed to a scheduler)
 // supplies its own wake step. The claim protocol is the same for both.
+//
+// Signals (SignalStopScope below): a thread that must run signal handlers while it is
+// blocked (CPython's main thread) lends its Parker a std::stop_source. A signal handler that
+// interrupts the Parker's kernel sleep then requests a stop on that source, and a wait that
+// was given the source's token ends exactly as a cancelled one does: by the same abort CAS
+// (a claim that came first wins and is honoured), having changed nothing.
 #pragma once
 
 #include <atomic>
@@ -216,9 +222,40 @@ class Parker : public Waiter {
  private:
   Parker() noexcept = default;
   std::uint32_t wait_notified(Deadline deadline) noexcept;
+  void interrupted() noexcept;
 
   Parker* next_free_ = nullptr;  // the pool's free list (guarded by the pool's mutex)
+  // Stopped when a signal handler interrupts a sleep (SignalStopScope); owner thread only.
+  std::stop_source* on_signal_ = nullptr;
   friend class ParkerPool;
+  friend class SignalStopScope;
+};
+
+// While it lives, a signal handler that interrupts one of the calling thread's sleeps in a
+// weft wait requests a stop on `source` (std::stop_source::request_stop, in this thread, after
+// the handler returned). A wait given `source.get_token()` then ends as cancelled (a claim
+// that won first is honoured instead) and changes nothing; the caller tells an interruption
+// from a cancellation by its own bookkeeping, runs what it must (CPython's
+// PyErr_CheckSignals), and waits again, with a source that is not stopped, toward the same
+// deadline. Waits given another token or none go on sleeping; a WordLock never stops.
+// Needs Linux futexes (the portable fallback never reports an interruption) and handlers
+// installed without SA_RESTART. A signal that arrives while the thread is not yet asleep in
+// the kernel (spinning, or between the caller's checks and the park) does not interrupt that
+// wait. Scopes nest; each restores the previous source. May throw std::bad_alloc (the
+// thread's first Parker).
+class SignalStopScope {
+ public:
+  explicit SignalStopScope(std::stop_source& source)
+      : parker_(Parker::current()), previous_(parker_.on_signal_) {
+    parker_.on_signal_ = &source;
+  }
+  ~SignalStopScope() { parker_.on_signal_ = previous_; }
+  SignalStopScope(const SignalStopScope&) = delete;
+  SignalStopScope& operator=(const SignalStopScope&) = delete;
+
+ private:
+  Parker& parker_;
+  std::stop_source* previous_;
 };
 
 // One registration of a Waiter in one source. Lives with the waiting party (a thread's
