@@ -62,6 +62,7 @@ configs=(
   "bug_morph_lost|wait_loop|-DCONFIG=C_CONDITION -DBUG_MORPH_LOST|xfail"
   "bug_claim_decided|wait_loop|-DCONFIG=C_LOCK -DTIMED=2 -DCANCEL=4 -DBUG_CLAIM_DECIDED=1|xfail"
   "bug_word_split_check|wait_loop|-DCONFIG=C_LOCK -DBUG_WORD_SPLIT_CHECK|xfail"
+  "bug_release_blind|wait_loop|-DCONFIG=C_LOCK -DTIMED=2 -DBUG_RELEASE_BLIND|xfail"
 )
 
 all=0

@@ -60,6 +60,9 @@
  *   BUG_NO_PASS_ON   ~WaitLoop does not pass an unused claim on
  *   BUG_MORPH_LOST   release_slow does not take the wakes Condition::notify() deferred
  *   BUG_CLAIM_DECIDED=1  try_claim overrides a decided (timed-out/cancelled) round
+ *   BUG_RELEASE_BLIND  release_slow frees the Lock with a fetch_and instead of a CAS on the
+ *                    word it read: a waiter that registered after its claim round (WAITERS
+ *                    set again) is left parked on a free Lock
  *   BUG_WORD_SPLIT_CHECK  WordAnnouncement: the readiness check is a load apart from the
  *                    RMW that sets the bit (a release between them is missed)
  */
@@ -564,12 +567,16 @@ inline lock_release(w) {
       v = st
     :: else ->
       assert(v & LOCKED);
+#ifdef BUG_RELEASE_BLIND
+      d_step { st = st & ~LOCKED; ok = 1 };
+#else
       d_step {
         if
         :: st == v -> st = v & ~LOCKED; ok = 1
         :: else -> v = st; ok = 0
         fi
       };
+#endif
       if
       :: ok -> break
       :: else -> skip
