@@ -41,8 +41,12 @@
  *      nodes is still linked, and none of its sources is ready (a queue with items, a free
  *      Lock, a Condition whose predicate holds). It then lets the parked waiters go (as a
  *      shutdown would), so that spin's end-state check reports any thread stuck elsewhere;
- *   P6 each item is taken once; Condition: the waiter returns holding the Lock, having seen
- *      the predicate.
+ *   P6 Condition: the waiter returns holding the Lock, having seen the predicate unless it
+ *      timed out or was cancelled.
+ *   Not modelled: Condition::wait_slow's own checks before its round (a stop already
+ *   requested returns false; an expired deadline releases and retakes the Lock), the queues'
+ *   putters and joiners (the same FlagSource and loop), Semaphore and RLock (word sources and
+ *   the loop, as the Lock).
  *
  * Configuration (-D on the spin command line; run.sh names the combinations):
  *   CONFIG   C_QUEUE (two getters on Q0, one producer, one item; a getter's retry after a
@@ -146,7 +150,6 @@ bool quiesced;          /* set by the Monitor: parked waiters may go (P5) */
 /* ---- ghost state ---- */
 byte ndec[NWT];         /* successful decision CASes in the current round (P1) */
 byte holders;           /* threads holding the Lock (P4) */
-byte taken;             /* items taken (P6) */
 byte round_src[2 * NWT];  /* the source of each node in its waiter's current round */
 
 #define W_OF(n) ((n) / 2)
@@ -467,8 +470,11 @@ inline pass_on(q) {
   skip
 }
 
-/* A queue push: the item stored (seq_cst RMW / under the storage's lock), then
-   not_empty().claim_one(woken) (QueueCore::push, WaitSource::claim_one), wake after. */
+/* QueueCore::try_push -> Ring::try_push / LockedStorage::try_push: the state change (the
+   ring's seq_cst CAS on tail_ reserving a slot; the locked storage's push, under its lock),
+   then not_empty().claim_one(woken) (WaitSource::claim_one: the seq_cst flag load of the
+   handshake), wake after. The ring publishes the item after the claim; a pop that finds the
+   slot reserved waits for it, so here the item counts from the reservation. */
 inline push_item(q) {
   d_step { items[q]++ };
   if
@@ -481,11 +487,11 @@ inline push_item(q) {
   fi
 }
 
-/* A queue pop attempt (QueueCore::try_pop): got = 1 if an item was taken */
+/* QueueCore::try_pop (a PopTicket that finds an item): got = 1 if an item was taken */
 inline try_pop(q, got) {
   d_step {
     if
-    :: items[q] > 0 -> items[q]--; taken++; got = 1
+    :: items[q] > 0 -> items[q]--; got = 1
     :: else -> got = 0
     fi
   }
