@@ -4,7 +4,7 @@
 # into a copy of weft's include/ and src/, builds the explorer against the copy, and expects
 # the named scenarios to report a failure (exit status 1, a FAILURE line with a seed).
 #
-#   tests/dsched/mutants.sh [--worktree] [NAME...]   (default: every mutant, ~1 min each;
+#   tests/dsched/mutants.sh [--worktree] [NAME...]   (default: every mutant, ~1.5 min each;
 #   JOBS=n build jobs, default 1)
 #
 # The copy is of the committed tree (git HEAD), so that the substitutions stay valid while
