@@ -4,7 +4,7 @@
 # in an optimized build and prints what they checked, all with nothing lost:
 #
 #   dsched    deterministic schedule exploration (tests/dsched, default budgets)
-#   model     the Promela model of the parking protocol (tests/model/run.sh; needs spin)
+#   model     the Promela models of the waiting layer (tests/model/run.sh; needs spin)
 #   torture   long mixed queue workloads and lost-wake-up hunts (tests/torture)
 #   fault     allocation failure sweeps (tests/fault)
 #   badinput  the bad-input table and the clock checks (tests/conformance)

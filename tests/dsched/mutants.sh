@@ -4,7 +4,8 @@
 # into a copy of weft's include/ and src/, builds the explorer against the copy, and expects
 # the named scenarios to report a failure (exit status 1, a FAILURE line with a seed).
 #
-#   tests/dsched/mutants.sh [--worktree] [NAME...]   (default: every mutant, ~1 min each)
+#   tests/dsched/mutants.sh [--worktree] [NAME...]   (default: every mutant, ~1.5 min each;
+#   JOBS=n build jobs, default 1)
 #
 # The copy is of the committed tree (git HEAD), so that the substitutions stay valid while
 # the working tree is being edited; --worktree copies the working tree instead. A crash
@@ -16,7 +17,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${WEFT_MUTANTS_DIR:-${TMPDIR:-/tmp}/weft_dsched_mutants}
-jobs=${JOBS:-2}
+jobs=${JOBS:-1}
 
 mutants=(
   # A sleeping owner is never woken by the claimer: a lost wake-up.
@@ -28,29 +29,36 @@ mutants=(
   # release() never wakes the front waiter.
   "lock_no_wake|src/lock.cpp|s/claimed = waiters_.claim\(woken, 1\) != 0;/claimed = true;/|lock_mutex"
   # A claim that overrides a decided park (claims a thread that timed out or was cancelled).
-  "claim_decided|include/weft/detail/parker.hpp|s/while \(undecided\(v\)\) \{\n      if \(word_.compare_exchange_weak\(v, token \|/for (;;) {\n      if (word_.compare_exchange_weak(v, token |/|condition_notify,event_13502"
+  "claim_decided|include/weft/detail/parker.hpp|s/while \(undecided\(v\)\) \{\n      if \(word_.compare_exchange_weak\(v, token \x7c/for (;;) {\n      if (word_.compare_exchange_weak(v, token \x7c/|condition_notify,event_13502"
   # notify(n) wakes one waiter too few.
   "notify_short|src/condition.cpp|s/waiters_.claim\(claimed, n\);/waiters_.claim(claimed, n - 1);/|condition_notify"
   # WordLock::unlock forgets the sleeper.
   "wordlock_no_wake|include/weft/detail/parker.hpp|s/if \(state_.exchange\(0, std::memory_order_release\) == 2\) futex_wake_one\(state_\);/(void)state_.exchange(0, std::memory_order_release);/|queue_mpmc,select_two_queues,lock_mutex"
-  # A getter parks without the handshake re-check: misses a push.
-  "queue_no_recheck|include/weft/detail/queue_core.hpp|s/\[this\] \{ return q_.pop_ready\(\); \}/[] { return false; }/|queue_mpmc"
+  # A queue waiter parks without the flag handshake's re-check after link(): misses a push.
+  "queue_no_recheck|include/weft/detail/queue_core.hpp|s/\[this\] \{ return \(q_.\*Ready\)\(\); \}/[] { return false; }/|queue_mpmc"
   # release(n) wakes one waiter.
   "sem_claim_one|src/semaphore.cpp|s/claimed \+= waiters_.claim\(woken, n - claimed\);/claimed += waiters_.claim(woken, 1);\n      claimed = n;/|semaphore_release_n"
   # A stop request does not abort the park.
   "stop_ignored|src/parker.cpp|s/void operator\(\)\(\) const noexcept \{ self->cancel\(\); \}/void operator()() const noexcept {}/|cancel_wakes"
-  # A timed-out waiter leaves its node linked.
-  "timeout_leaves_node|include/weft/detail/wait_loop.hpp|s/\(\(i < count && i != skip \? ops.unlink\(nodes\[i\]\) : void\(\)\), \+\+i\)/((void)count, (void)skip, ++i)/|event_timed,event_cancel"
+  # A timed-out or cancelled waiter leaves its node linked.
+  "timeout_leaves_node|include/weft/detail/wait_loop.hpp|s/unlink_except\(nodes, N, d.claimed\(\) \? d.index\(\) : N, ops...\);/if (d.claimed()) unlink_except(nodes, N, d.index(), ops...);/|event_timed,event_cancel"
   # I3 regression: Event::set_slow publishes the flag before claiming its waiters.
   "event_publish_first|src/event.cpp|s/WakeBatch woken;  \/\/ declared first/state().fetch_or(kSet, std::memory_order_release);\n  WakeBatch woken;  \/\/ declared first/|event_lifetime"
   # A wait source keeps announcing waiters after its list emptied (the announcement invariant).
   "source_no_retract|include/weft/detail/wait_source.hpp|s/      list_.remove\(node\);\n      if \(list_.empty\(\)\) announcement_.retract\(\);/      list_.remove(node);/|event_timed,lock_timeout_race"
-  # The wait loop parks although a source was found ready while registering.
-  "loop_parks_when_ready|include/weft/detail/wait_loop.hpp|s/const bool ready = !link_all\(nodes, linked, ops...\);/const bool ready = !link_all(nodes, linked, ops...) \&\& linked == 0;/|queue_mpmc,select_two_queues"
+  # The wait loop parks although a source was found ready while registering (Link::ready,
+  # Link::withdrawn).
+  "loop_parks_when_ready|include/weft/detail/wait_loop.hpp|s/const bool ready = !link_all\(nodes, linked, last, ops...\);/(void)link_all(nodes, linked, last, ops...);\n    const bool ready = false;/|queue_mpmc,select_two_queues,lock_mutex"
+  # Wait morphing loses the notified waiters: the release that frees the Lock does not take
+  # the wakes Condition::notify() deferred to it.
+  "morph_lost|src/lock.cpp|s/      woken.take_from\(deferred_\);\n      state\(\).fetch_and/      state().fetch_and/|condition_notify,condition_lifetime"
   # Lost decision: the owner returns on a claim before the waker's NOTIFIED (I2 broken).
   "no_wait_notified|src/parker.cpp|s/const Deadline d = undecided\(v\) \? deadline : Deadline::never\(\);/if (!undecided(v)) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
 )
 
+# A mutant that does not parse (a '|' inside the substitution must be written \x7c), names
+# an unknown file or scenario list, or whose substitution no longer changes the file is a
+# failure of the run, never a skip.
 worktree=0
 selected=()
 for a in "$@"; do
@@ -61,9 +69,16 @@ for a in "$@"; do
 done
 caught=0
 missed=()
+ran=()
 for m in "${mutants[@]}"; do
   IFS='|' read -r name file subst scen <<<"$m"
   if ((${#selected[@]})) && [[ ! " ${selected[*]} " == *" $name "* ]]; then continue; fi
+  ran+=("$name")
+  if [[ ! $scen =~ ^[a-z0-9_]+(,[a-z0-9_]+)*$ || ! -f "$root/$file" ]]; then
+    echo "mutant $name: MALFORMED (file '$file', scenarios '$scen')"
+    missed+=("$name(malformed)")
+    continue
+  fi
   dir="$work/$name"
   rm -rf "$dir"
   mkdir -p "$dir"
@@ -73,9 +88,13 @@ for m in "${mutants[@]}"; do
     git -C "$root" archive HEAD include src | tar -x -C "$dir"
   fi
   cp "$dir/$file" "$dir/$file.orig"
-  perl -0pi -e "$subst" "$dir/$file"
+  if ! perl -0pi -e "$subst" "$dir/$file"; then
+    echo "mutant $name: STALE: the substitution is not valid perl"
+    missed+=("$name(stale)")
+    continue
+  fi
   if cmp -s "$dir/$file.orig" "$dir/$file"; then
-    echo "mutant $name: substitution did not apply to $file (weft changed?)"
+    echo "mutant $name: STALE: the substitution no longer matches $file (weft changed?)"
     missed+=("$name(stale)")
     continue
   fi
@@ -103,6 +122,9 @@ for m in "${mutants[@]}"; do
     echo "mutant $name: MISSED (exit $rc, see $dir/run.log)"
     missed+=("$name")
   fi
+done
+for n in "${selected[@]}"; do
+  [[ " ${ran[*]} " == *" $n "* ]] || { echo "mutant $n: no such mutant"; missed+=("$n(unknown)"); }
 done
 echo "mutants: $caught caught, ${#missed[@]} missed ${missed[*]:-}"
 [[ ${#missed[@]} -eq 0 ]]

@@ -164,7 +164,9 @@ void check_waitqueue_quiet(FlagSource& q, const std::string& name) {
 
 // CPython issue 13502: threads waiting when set() is called return true even if clear()
 // follows at once. T2 sets and clears only once both waiters are linked; T1's wait is timed,
-// so it may also time out first, and then its result must agree with its Parker's decision.
+// so it may also time out first: then it returns what is_set() says when the wait loop tries
+// once more after the deadline round (true if set() came before clear() there), and a claim
+// always makes it return true.
 class Event13502 : public dsched::Instance {
  public:
   void thread(int i) override {
@@ -193,8 +195,7 @@ class Event13502 : public dsched::Instance {
       const std::uint32_t d = decision(parker[1]);
       dsched::check(notified(parker[1]), "T1's park ended without NOTIFIED");
       dsched::check(d == kClaimed || d == kTimedOut, "T1's park decided by token " + str(d));
-      dsched::check(r[1] == (d == kClaimed), "T1 returned " + std::string(r[1] ? "true" : "false") +
-                                                 " but its park was decided by token " + str(d));
+      dsched::check(r[1] || d != kClaimed, "T1 returned false but its park was claimed");
     } else {
       dsched::check(!r[1], "T1 returned true without parking");
     }

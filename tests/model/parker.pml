@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/model/parker.pml: a model of weft's waiting protocol, checked exhaustively by spin.
+ * tests/model/parker.pml: a model of weft's parking layer under an Event, checked
+ * exhaustively by spin (run.sh).
  *
  * What is modelled, statement for statement where it matters (docs/design.md section 2):
  *   - the Parker word: token << 2 | SLEEPING << 1 | NOTIFIED; prepare(), try_claim() (CAS
@@ -12,21 +13,21 @@
  *     futex_wake wakes the sleeper, or nobody ("stale" wake);
  *   - WordLock, the three-state futex mutex guarding the wait list (Drepper's mutex);
  *   - WaitList, a FIFO under that lock, with push_back, remove and claim_front;
- *   - MODE_EVENT: Event::wait (fast path, deadline check, register with the kWaiters CAS,
- *     park, unregister) against Event::set (fast path + set_slow: claim every waiter under the
- *     lock, then publish kSet with a CAS that fails if a waiter registered meanwhile, wake
- *     after through a WakeBatch: "claim first, publish last") and Event::clear; CPython
- *     issue 13502 ("waiting when set() is called": linked when set() starts).
- *   - MODE_CONDITION: Condition::wait/notify(1) under a user lock (abstract mutex): notify
- *     claims exactly one live waiter, the oldest;
- *   - MODE_LOCK: Lock::acquire_slow (register with the kWaiters CAS, park, retry at the
- *     front when woken and beaten) and Lock::release_slow (claim the front waiter, then
- *     publish the unlock with a CAS, wake after), a holder releasing against a timed and an
- *     untimed acquirer; mutual exclusion, and nobody left asleep at the end;
+ *   - Event::wait_slow (fast path, deadline check, one round of WaitLoop::wait over
+ *     EventWaitOp: register with the kWaiters CAS, park, unregister, and the retry of is_set()
+ *     after a deadline round) against Event::set (fast path + set_slow: claim every waiter
+ *     under the lock, then publish kSet with a CAS that fails if a waiter registered
+ *     meanwhile, wake after through a WakeBatch: "claim first, publish last") and
+ *     Event::clear; CPython issue 13502 ("waiting when set() is called": linked when set()
+ *     starts);
  *   - cancellation: std::stop_callback registration (the callback runs at once if a stop was
  *     already requested), request_stop running it on the requesting thread, and
  *     ~stop_callback waiting for a callback that is running;
  *   - timeouts: a timed waiter's deadline may pass at every point the code looks at it.
+ *
+ * The wait loop above the Parker (the flag handshake, select, pass_on, Position::front,
+ * the Lock and Condition's wait morphing) is modelled in wait_loop.pml, over this layer
+ * abstracted to its contract.
  *
  * Properties (assertions; spin also reports any deadlock as an invalid end state, which is
  * how a lost wake-up shows: an untimed waiter blocked for good):
@@ -34,36 +35,25 @@
  *      cancel), and the park ends with NOTIFIED set;
  *   P2 a claim never succeeds on an aborted park (no wake of a thread that was not waiting);
  *   P3 no lost wake-up: every waiter ends (valid end states); a claimed waiter returns true;
- *      a waiter returns true only if claimed (or it saw the flag without parking);
+ *      a waiter returns true only if claimed or it saw the flag without parking (before
+ *      registering, or in the retry after its deadline);
  *   P4 the waker never touches a node after its owner returned (I3), and a claimed owner
- *      returns only after the waker's last access to the primitive (I2/I3: the list lock's
- *      release for Condition, the publishing CAS for Event);
+ *      returns only after the waker's last access to the Event (I2/I3: the publishing CAS);
  *   P5 13502: an untimed, uncancelled waiter linked when set() is called returns true;
- *   P6 Condition: notify(1) claims exactly one waiter when a live one is linked, the oldest;
- *   P7 invariants under the list lock: kWaiters/has_waiters set iff the list is non-empty;
+ *   P7 invariants under the list lock: kWaiters set iff the list is non-empty;
  *      a node is linked iff it is in the list; at the end nothing is linked.
  *
  * Configuration (-D on the spin command line, see run.sh):
  *   NW      waiters (1..3)
- *   MODE    MODE_EVENT (default), MODE_CONDITION or MODE_LOCK
- *   LOCK_DFDEED7  MODE_LOCK: release_slow as committed in dfdeed7 (has a lost wake-up);
- *           by default the proposed fix (re-claim before publishing)
  *   TIMED   bit mask of waiters with a finite deadline
  *   CANCEL  bit mask of waiters that wait with a stop_token (one stop_source for all)
  *   SPURIOUS  spurious futex wake-ups allowed in a run (default 1)
- *   CLEARER 1 to run Event::clear() concurrently (MODE_EVENT)
+ *   CLEARER 1 to run Event::clear() concurrently
  *   ABSTRACT_LOCK  the list lock as an atomic mutex rather than the futex WordLock
  */
 
-#define MODE_EVENT 1
-#define MODE_CONDITION 2
-#define MODE_LOCK 3
-
 #ifndef NW
 #define NW 2
-#endif
-#ifndef MODE
-#define MODE MODE_EVENT
 #endif
 #ifndef TIMED
 #define TIMED 2
@@ -92,8 +82,6 @@
 /* Event state */
 #define SET 1
 #define WAITERS 2
-/* Lock state (MODE_LOCK): kLocked, kWaiters */
-#define LOCKED 1
 
 #define NPROC 10
 
@@ -102,8 +90,7 @@ byte word[NW];        /* Parker words (one Parker per waiter thread) */
 bool psleep[NW];      /* the owner sleeps in futex_wait on its word */
 byte lk;              /* the source's WordLock: 0 free, 1 locked, 2 locked + sleepers */
 bool lsleep[NPROC];   /* sleepers in futex_wait on lk, by _pid */
-byte ev;              /* Event state (MODE_EVENT); Lock state (MODE_LOCK) */
-bool has_waiters;     /* Condition::has_waiters_ (MODE_CONDITION) */
+byte ev;              /* Event state */
 byte list[NW];        /* the WaitList, FIFO of waiter ids */
 byte count;
 bool linked[NW];      /* WaitNode::linked */
@@ -124,12 +111,6 @@ bool result[NW];
 bool linked_at_set[NW];  /* linked when set() raised the flag */
 bool waker_released[NW]; /* the claimer of this node released the list lock (its last
                             access to the primitive) */
-byte order[NW];          /* registration order (MODE_CONDITION) */
-byte norder;
-byte notify_claims;      /* nodes claimed by the notify(1) calls */
-byte skipped;            /* Condition waiters that returned before registering */
-bool user_lock_held;     /* Condition's user lock (abstract mutex) */
-byte holders;            /* MODE_LOCK: threads inside the critical section */
 
 /* ---- primitives ---- */
 
@@ -412,12 +393,12 @@ end_sleep:
   outcome = TOKEN(word[w])
 }
 
-/* ---- MODE_EVENT ---- */
+/* ---- weft::Event (include/weft/event.hpp, src/event.cpp) ---- */
 
 proctype EventWaiter(byte w) {
   byte v, e, s, i, outcome;
   bool ok, fres, inline_cb;
-  /* Event::wait(stop): a stop already requested returns false */
+  /* Event::wait(stop): a stop already requested returns false (the loop's first check) */
   if
   :: IS_CANCEL(w) && stop_req -> result[w] = 0; goto done
   :: else -> skip
@@ -433,8 +414,9 @@ proctype EventWaiter(byte w) {
   :: true -> skip
   fi;
   node_alive[w] = 1;
-  word[w] = 0;  /* prepare() */
-  /* register_waiter */
+  word[w] = 0;  /* WaitLoop::wait: Parker::prepare() */
+  /* EventWaitOp::link -> WaitSource::link: WordAnnouncement::announce (the kSet check in the
+     CAS that sets kWaiters), under the source's lock */
   wl_lock();
   s = ev;
   do
@@ -458,7 +440,7 @@ proctype EventWaiter(byte w) {
   if
   :: outcome == WOKEN -> result[w] = 1
   :: else ->
-    /* unregister_waiter */
+    /* WaitLoop::wait, step 4: WaitSource::unlink */
     wl_lock();
     if
     :: linked[w] ->
@@ -471,10 +453,15 @@ proctype EventWaiter(byte w) {
     fi;
     assert(((ev & WAITERS) != 0) == (count > 0));  /* P7 */
     wl_unlock();
-    result[w] = 0
+    /* Event::wait_slow: after a deadline round the loop tries once more (is_set()), then
+       the next round reports timed_out; a cancelled round returns false */
+    if
+    :: outcome == TIMEDOUT -> result[w] = ((ev & SET) != 0)
+    :: else -> result[w] = 0
+    fi
   fi;
   assert(!linked[w]);
-  assert(result[w] == (outcome == WOKEN));      /* P3 */
+  assert(outcome == WOKEN || outcome == TIMEDOUT || !result[w]);  /* P3 */
   assert(!claimed[w] || waker_released[w]);       /* P4: the waker is done with the Event */
   node_alive[w] = 0;
 done:
@@ -578,279 +565,6 @@ proctype Clearer() {
   fi
 }
 
-/* ---- MODE_CONDITION ---- */
-
-proctype CondWaiter(byte w) {
-  byte v, e, i, outcome;
-  bool ok, fres, inline_cb;
-  /* caller holds the user lock; wait_slow: a stop already requested returns false */
-  atomic { !user_lock_held -> user_lock_held = 1 };
-  if
-  :: IS_CANCEL(w) && stop_req ->
-    skipped++;
-    user_lock_held = 0;
-    result[w] = 0;
-    goto done
-  :: else -> skip
-  fi;
-  node_alive[w] = 1;
-  word[w] = 0;  /* prepare() */
-  wl_lock();
-  push_back(w);
-  has_waiters = 1;
-  d_step { order[norder] = w; norder++ };
-  wl_unlock();
-  user_lock_held = 0;  /* release the user lock after registering */
-  park(w);
-  if
-  :: outcome != WOKEN ->
-    wl_lock();
-    if
-    :: linked[w] ->
-      list_remove(w);
-      if
-      :: count == 0 -> has_waiters = 0
-      :: else -> skip
-      fi
-    :: else -> skip
-    fi;
-    assert(has_waiters == (count > 0));  /* P7 */
-    wl_unlock()
-  :: else -> skip
-  fi;
-  assert(!linked[w]);
-  result[w] = (outcome == WOKEN);
-  assert(!claimed[w] || waker_released[w]);  /* P4 */
-  atomic { !user_lock_held -> user_lock_held = 1 };  /* reacquire */
-  node_alive[w] = 0;
-  user_lock_held = 0;
-done:
-  assert(!claimed[w] || result[w]);  /* P3 */
-  returned[w] = 1
-}
-
-/* notify(1), NW times, once every waiter registered (or gave up before registering): each
-   untimed waiter is then claimed by one of them. */
-proctype Notifier() {
-  byte v, e, i, m, n, k, oldest;
-  bool ok, live;
-  (norder + skipped == NW);
-  k = 0;
-  do
-  :: k < NW ->
-    atomic { !user_lock_held -> user_lock_held = 1 };
-    if
-    :: has_waiters ->
-      wl_lock();
-      /* ghost: the oldest node still undecided when notify looks */
-      d_step {
-        live = 0;
-        oldest = 255;
-        i = 0;
-        do
-        :: i < count && TOKEN(word[list[i]]) == 0 -> live = 1; oldest = list[i]; break
-        :: i < count && TOKEN(word[list[i]]) != 0 -> i++
-        :: i >= count -> break
-        od
-      };
-      claim_front(n, WOKEN);
-      /* P6: a live waiter was linked: one claim, of the oldest live one (unless that one
-         timed out or was cancelled between the look and the claim: then a younger one) */
-      assert(!live || n != 255 || aborted[oldest]);
-      assert(n == 255 || n == oldest || aborted[oldest]);
-      if
-      :: count == 0 -> has_waiters = 0
-      :: else -> skip
-      fi;
-      assert(has_waiters == (count > 0));  /* P7 */
-      wl_unlock();
-      if
-      :: n != 255 ->
-        notify_claims++;
-        waker_released[n] = 1;
-        assert(node_alive[n]);  /* P4 */
-        wake(n)
-      :: else -> skip
-      fi
-    :: else -> skip
-    fi;
-    user_lock_held = 0;
-    k++
-  :: else -> break
-  od
-}
-
-/* ---- MODE_LOCK: weft::Lock (src/lock.cpp), "claim first, publish last" ---- */
-
-/* Lock::release (fast path) and release_slow. By default, the proposed fix: the CAS loop goes
-   back to claim when kWaiters is set and nothing was claimed yet. With LOCK_DFDEED7, as
-   committed in dfdeed7 (claim once if kWaiters, then a CAS loop that does not look at
-   kWaiters again): run.sh expects that one to fail (a waiter left asleep, lock free). */
-inline lock_release() {
-  d_step { assert(holders == 1); holders-- };
-  s = LOCKED;
-  cas(ev, s, 0, ok);
-  if
-  :: ok -> skip
-  :: else ->
-    n = 255;
-    s = ev;
-#ifndef LOCK_DFDEED7
-    cl = 0;
-    do
-    :: (s & WAITERS) && !cl ->
-      wl_lock();
-      claim_front(n, WOKEN);
-      if
-      :: n != 255 -> cl = 1; m = n
-      :: else -> skip
-      fi;
-      if
-      :: count == 0 -> d_step { ev = ev & (255 - WAITERS) }
-      :: else -> skip
-      fi;
-      wl_unlock();
-      s = ev  /* a waiter may have registered since: claimed before publishing */
-    :: !((s & WAITERS) && !cl) ->
-      assert(s & LOCKED);
-      cas(ev, s, s & (255 - LOCKED), ok);
-      if
-      :: ok -> break
-      :: else -> skip
-      fi
-    od;
-    n = (cl -> m : 255);
-#else
-    if
-    :: s & WAITERS ->
-      wl_lock();
-      claim_front(n, WOKEN);
-      if
-      :: count == 0 -> d_step { ev = ev & (255 - WAITERS) }
-      :: else -> skip
-      fi;
-      wl_unlock()
-    :: else -> skip
-    fi;
-    s = ev;
-    do
-    :: true ->
-      assert(s & LOCKED);
-      cas(ev, s, s & (255 - LOCKED), ok);
-      if
-      :: ok -> break
-      :: else -> skip
-      fi
-    od;
-#endif
-    if
-    :: n != 255 ->
-      waker_released[n] = 1;
-      assert(node_alive[n]);
-      wake(n)
-    :: else -> skip
-    fi
-  fi
-}
-
-/* Lock::acquire (try_acquire, then acquire_slow; the spins only retry) and a release. */
-proctype LockWaiter(byte w) {
-  byte v, e, s, i, m, n, outcome;
-  bool ok, fres, inline_cb, requeue, cl;
-  s = ev;
-  do
-  :: !(s & LOCKED) ->
-    cas(ev, s, s | LOCKED, ok);
-    if
-    :: ok -> goto got
-    :: else -> skip
-    fi
-  :: s & LOCKED -> break
-  od;
-  /* if (deadline.expired()) return try_acquire() */
-  if
-  :: IS_TIMED(w) -> result[w] = 0; goto done
-  :: true -> skip
-  fi;
-  node_alive[w] = 1;
-again:
-  skip;
-  d_step {
-    word[w] = 0;  /* prepare() */
-    decisions[w] = 0; claimed[w] = 0; aborted[w] = 0; waker_released[w] = 0
-  };
-  wl_lock();
-  s = ev;
-  do
-  :: !(s & LOCKED) ->
-    cas(ev, s, s | LOCKED, ok);
-    if
-    :: ok -> wl_unlock(); node_alive[w] = 0; goto got
-    :: else -> skip
-    fi
-  :: s & LOCKED ->
-    cas(ev, s, s | WAITERS, ok);
-    if
-    :: ok -> break
-    :: else -> skip
-    fi
-  od;
-  if
-  :: requeue -> push_front(w)
-  :: else -> push_back(w)
-  fi;
-  wl_unlock();
-  park(w);
-  if
-  :: outcome == WOKEN ->
-    assert(!claimed[w] || waker_released[w]);
-    s = ev;
-    if
-    :: !(s & LOCKED) ->
-      cas(ev, s, s | LOCKED, ok);
-      if
-      :: ok -> node_alive[w] = 0; goto got
-      :: else -> skip
-      fi
-    :: else -> skip
-    fi;
-    requeue = 1;
-    if
-    :: IS_TIMED(w) -> node_alive[w] = 0; result[w] = 0; goto done  /* deadline passed */
-    :: true -> goto again
-    fi
-  :: else ->
-    wl_lock();
-    if
-    :: linked[w] ->
-      list_remove(w);
-      if
-      :: count == 0 -> d_step { ev = ev & (255 - WAITERS) }
-      :: else -> skip
-      fi
-    :: else -> skip
-    fi;
-    wl_unlock();
-    node_alive[w] = 0;
-    result[w] = 0;
-    goto done
-  fi;
-got:
-  skip;
-  d_step { holders++; assert(holders == 1) };  /* mutual exclusion */
-  result[w] = 1;
-  lock_release();
-done:
-  returned[w] = 1
-}
-
-/* Holds the lock from the start, then releases it. */
-proctype LockHolder() {
-  byte v, e, s, i, m, n;
-  bool ok, cl;
-  lock_release()
-}
-
 /* ---- cancellation: std::stop_source::request_stop ---- */
 
 proctype Canceller() {
@@ -893,14 +607,8 @@ proctype Monitor() {
     if
     :: !returned[i] ->
       assert(!claimed[i] && !aborted[i]);  /* P1/P3: a decided park always ends */
-#if MODE == MODE_EVENT
       assert(!linked_at_set[i]);           /* P5: 13502 */
       assert(!(ev & SET));                 /* P3: blocked although the event is set */
-#elif MODE == MODE_LOCK
-      assert(false);                       /* P3: every acquirer releases: nobody may sleep */
-#else
-      assert(false);                       /* P6: NW x notify(1) reach every waiter */
-#endif
     :: else -> skip
     fi;
     i++
@@ -924,44 +632,22 @@ end_wait:
   :: i < NW -> assert(!linked[i] && !node_alive[i] && !psleep[i]); i++
   :: else -> break
   od;
-#if MODE == MODE_EVENT
   assert((ev & WAITERS) == 0);
-#elif MODE == MODE_LOCK
-  assert(ev == 0);  /* unlocked, no waiter bit */
-#else
-  assert(!has_waiters);
-  assert(notify_claims <= NW);
-#endif
 }
 
 init {
   byte w;
   atomic {
-#if MODE == MODE_LOCK
-    ev = LOCKED;
-    holders = 1;
-    run LockHolder();
-#endif
     w = 0;
     do
     :: w < NW ->
-#if MODE == MODE_EVENT
       run EventWaiter(w);
-#elif MODE == MODE_LOCK
-      run LockWaiter(w);
-#else
-      run CondWaiter(w);
-#endif
       w++
     :: else -> break
     od;
-#if MODE == MODE_EVENT
     run Setter();
 #if CLEARER
     run Clearer();
-#endif
-#elif MODE == MODE_CONDITION
-    run Notifier();
 #endif
 #if CANCEL
     run Canceller();

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# tests/model/run.sh: checks tests/model/parker.pml exhaustively with spin, one configuration
-# at a time (spin -a, gcc, pan: full state space, assertions + invalid end states). Fails on
-# any error or incomplete search, printing the counterexample trail.
+# tests/model/run.sh: checks the spin models of tests/model (parker.pml, wait_loop.pml)
+# exhaustively, one configuration at a time (spin -a, gcc, pan: full state space, assertions
+# + invalid end states). Fails on any error or incomplete search, printing the
+# counterexample trail, and on a negative control (a seeded bug) that finds no error.
 #
 #   tests/model/run.sh [--all] [CONFIG...]
 #
-# Without arguments the quick configurations run (a minute or two in all); --all adds the
+# Without arguments the quick configurations and the negative controls run (about a minute
+# and a half of CPU in all; a list of configuration names runs those); --all adds the
 # big ones (tens of minutes, several GB of memory). Needs spin (Debian package `spin`) and
 # gcc; exits 77 without them. Work files go to $WEFT_MODEL_DIR (default: a new temporary dir).
 set -euo pipefail
@@ -14,37 +16,53 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 work=${WEFT_MODEL_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/weft_model.XXXXXX")}
 
-# name | spin -D flags | quick (1) or big (0)
-# name | spin -D flags | quick (1), big (0), or xfail (quick, and must find an error).
+# name | model | spin -D flags | quick (1), big (0), or xfail (quick, and must find an error:
+# a seeded bug, the negative control that shows the configuration can fail).
+# parker.pml: the Parker word, futex, WordLock and stop_callback layer under an Event.
 # ABSTRACT_LOCK: the list lock is an atomic mutex (the WordLock's futex protocol is kept in
-# lock_release and the *_wordlock configurations).
+# the *_wordlock configurations).
+# wait_loop.pml: the one wait loop over word- and flag-announced sources, select, pass_on,
+# Position::front, the Lock, and Condition's wait morphing (its header lists what mirrors what).
 configs=(
   # CPython 13502 and lost wake-ups: two untimed waiters, set() and clear() racing them.
-  "event_13502|-DNW=2 -DTIMED=0 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=0 -DABSTRACT_LOCK|1"
+  "event_13502|parker|-DNW=2 -DTIMED=0 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=0 -DABSTRACT_LOCK|1"
   # The same with the futex WordLock guarding the list (15M states: --all).
-  "event_13502_wordlock|-DNW=2 -DTIMED=0 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=0|0"
+  "event_13502_wordlock|parker|-DNW=2 -DTIMED=0 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=0|0"
   # A timed waiter whose deadline races the claim; spurious wake-ups.
-  "event_timeout|-DNW=2 -DTIMED=2 -DCANCEL=0 -DCLEARER=0 -DSPURIOUS=1 -DABSTRACT_LOCK|1"
+  "event_timeout|parker|-DNW=2 -DTIMED=2 -DCANCEL=0 -DCLEARER=0 -DSPURIOUS=1 -DABSTRACT_LOCK|1"
   # A cancellable waiter whose stop request races the claim.
-  "event_cancel|-DNW=2 -DTIMED=0 -DCANCEL=2 -DCLEARER=0 -DSPURIOUS=0 -DABSTRACT_LOCK|1"
-  # One park, three deciders: the claim, the deadline and the stop callback; and clear().
-  "event_three_deciders|-DNW=1 -DTIMED=1 -DCANCEL=1 -DCLEARER=1 -DSPURIOUS=1 -DABSTRACT_LOCK|1"
-  # Condition: notify(1) twice against an untimed and a timed waiter.
-  "condition_timeout|-DMODE=MODE_CONDITION -DNW=2 -DTIMED=2 -DCANCEL=0 -DSPURIOUS=1 -DABSTRACT_LOCK|1"
-  # Condition: a cancellable waiter.
-  "condition_cancel|-DMODE=MODE_CONDITION -DNW=2 -DTIMED=0 -DCANCEL=1 -DSPURIOUS=0 -DABSTRACT_LOCK|1"
-  # Lock (claim first, publish last): a holder releasing against a timed and an untimed
-  # acquirer, with the release_slow fix proposed in docs/reliability.md...
-  "lock_release|-DMODE=MODE_LOCK -DNW=2 -DTIMED=1 -DCANCEL=0 -DSPURIOUS=0|1"
-  "lock_release_spurious|-DMODE=MODE_LOCK -DNW=2 -DTIMED=0 -DCANCEL=0 -DSPURIOUS=1 -DABSTRACT_LOCK|1"
-  # ...and as committed in dfdeed7: must yield the lost wake-up (expected failure).
-  "lock_release_dfdeed7|-DMODE=MODE_LOCK -DNW=2 -DTIMED=1 -DCANCEL=0 -DSPURIOUS=0 -DLOCK_DFDEED7 -DABSTRACT_LOCK|xfail"
+  "event_cancel|parker|-DNW=2 -DTIMED=0 -DCANCEL=2 -DCLEARER=0 -DSPURIOUS=0 -DABSTRACT_LOCK|1"
+  # One park, three deciders: the claim, the deadline and the stop callback; and clear(); the
+  # futex WordLock.
+  "event_three_deciders|parker|-DNW=1 -DTIMED=1 -DCANCEL=1 -DCLEARER=1 -DSPURIOUS=1|1"
   # Bigger (--all): the WordLock everywhere, more deciders together, three waiters.
-  "event_timeout_clear_wordlock|-DNW=2 -DTIMED=2 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=1|0"
-  "event_cancel_wordlock|-DNW=2 -DTIMED=0 -DCANCEL=2 -DCLEARER=0 -DSPURIOUS=0|0"
-  "condition_timeout_wordlock|-DMODE=MODE_CONDITION -DNW=2 -DTIMED=2 -DCANCEL=0 -DSPURIOUS=1|0"
-  "event_three_waiters|-DNW=3 -DTIMED=4 -DCANCEL=2 -DCLEARER=1 -DSPURIOUS=0 -DABSTRACT_LOCK|0"
-  "condition_three_waiters|-DMODE=MODE_CONDITION -DNW=3 -DTIMED=2 -DCANCEL=4 -DSPURIOUS=0 -DABSTRACT_LOCK|0"
+  "event_timeout_clear_wordlock|parker|-DNW=2 -DTIMED=2 -DCANCEL=0 -DCLEARER=1 -DSPURIOUS=1|0"
+  "event_cancel_wordlock|parker|-DNW=2 -DTIMED=0 -DCANCEL=2 -DCLEARER=0 -DSPURIOUS=0|0"
+  "event_three_waiters|parker|-DNW=3 -DTIMED=4 -DCANCEL=2 -DCLEARER=1 -DSPURIOUS=0 -DABSTRACT_LOCK|0"
+  # A queue's getters (flag source): two getters, one item; the retry after a claim throws
+  # once (pass_on); getter 1's deadline races the claim.
+  "queue_pass_on|wait_loop|-DCONFIG=C_QUEUE -DTHROWS=1 -DTIMED=2|1"
+  # The same with a stop request racing the claim of getter 0.
+  "queue_cancel|wait_loop|-DCONFIG=C_QUEUE -DTHROWS=1 -DCANCEL=1|1"
+  # select over two queues (one waiter, two nodes) against a plain getter: two claimers race
+  # for the selector, whose deadline races them; the claimed retry throws once.
+  "select_two|wait_loop|-DCONFIG=C_SELECT -DTIMED=1 -DTHROWS=1|1"
+  "select_cancel|wait_loop|-DCONFIG=C_SELECT -DCANCEL=3 -DTHROWS=1|1"
+  # The Lock (word source): three threads, one twice (a woken waiter is beaten and
+  # re-registers in front), a timed and a cancellable acquirer; mutual exclusion.
+  "lock|wait_loop|-DCONFIG=C_LOCK -DTIMED=2 -DCANCEL=4|1"
+  # Condition over the Lock: wait morphing (notify defers the wake to the release), a timed
+  # waiter, a cancellable third thread contending for the Lock.
+  "condition_morph|wait_loop|-DCONFIG=C_CONDITION -DTIMED=1 -DCANCEL=4|1"
+  # A cancellable Condition waiter.
+  "condition_cancel|wait_loop|-DCONFIG=C_CONDITION -DCANCEL=1|1"
+  # Negative controls: each seeded bug must be found.
+  "bug_no_recheck|wait_loop|-DCONFIG=C_QUEUE -DBUG_NO_RECHECK|xfail"
+  "bug_no_pass_on|wait_loop|-DCONFIG=C_QUEUE -DTHROWS=1 -DBUG_NO_PASS_ON|xfail"
+  "bug_morph_lost|wait_loop|-DCONFIG=C_CONDITION -DBUG_MORPH_LOST|xfail"
+  "bug_claim_decided|wait_loop|-DCONFIG=C_LOCK -DTIMED=2 -DCANCEL=4 -DBUG_CLAIM_DECIDED=1|xfail"
+  "bug_word_split_check|wait_loop|-DCONFIG=C_LOCK -DBUG_WORD_SPLIT_CHECK|xfail"
+  "bug_release_blind|wait_loop|-DCONFIG=C_LOCK -DTIMED=2 -DBUG_RELEASE_BLIND|xfail"
 )
 
 all=0
@@ -65,7 +83,7 @@ failed=0
 total_states=0
 ran=0
 for c in "${configs[@]}"; do
-  IFS='|' read -r name defs quick <<<"$c"
+  IFS='|' read -r name model defs quick <<<"$c"
   if ((${#selected[@]})); then
     [[ " ${selected[*]} " == *" $name "* ]] || continue
   elif [[ $quick == 0 && $all != 1 ]]; then
@@ -75,12 +93,13 @@ for c in "${configs[@]}"; do
   dir="$work/$name"
   rm -rf "$dir"
   mkdir -p "$dir"
-  cp "$here/parker.pml" "$dir/"
+  cp "$here/$model.pml" "$dir/"
   start=$(date +%s)
   # shellcheck disable=SC2086  # defs is a list of flags
-  (cd "$dir" && spin $defs -a parker.pml >spin.log 2>&1) || {
+  (cd "$dir" && spin $defs -a "$model.pml" >spin.log 2>&1) || {
     echo "model $name: spin -a failed"; cat "$dir/spin.log"; failed=1; continue; }
-  (cd "$dir" && gcc -O2 -DSAFETY -DCOLLAPSE -DMEMLIM=6144 -o pan pan.c >gcc.log 2>&1) || {
+  # -O0: most configurations compile longer at -O2 than pan runs.
+  (cd "$dir" && gcc -O0 -DSAFETY -DCOLLAPSE -DMEMLIM=6144 -o pan pan.c >gcc.log 2>&1) || {
     echo "model $name: gcc failed"; cat "$dir/gcc.log"; failed=1; continue; }
   (cd "$dir" && ./pan -m500000 -w24 >pan.log 2>&1) || true
   secs=$(($(date +%s) - start))
@@ -93,7 +112,7 @@ for c in "${configs[@]}"; do
       printf 'model %-24s ok: counterexample found, as expected (%s)\n' "$name" \
         "$(grep -m1 -E 'assertion violated|invalid end state' "$dir/pan.log" | sed 's/^pan:1: //')"
     else
-      echo "model $name: FAILED (an error was expected and none was found; flags: $defs)"
+      echo "model $name: FAILED (the seeded bug was not found; flags: $defs)"
       failed=1
     fi
     continue
@@ -104,7 +123,7 @@ for c in "${configs[@]}"; do
     if ls "$dir"/*.trail >/dev/null 2>&1; then
       echo "  counterexample (spin -t -p in $dir):"
       # shellcheck disable=SC2086
-      (cd "$dir" && spin $defs -t -p -g parker.pml | tail -60)
+      (cd "$dir" && spin $defs -t -p -g "$model.pml" | tail -60)
     fi
     failed=1
   else
