@@ -89,6 +89,8 @@ namespace weft {
 
 namespace detail {
 class AsyncWaitBase;
+inline void async_step(AsyncWaitBase& op) noexcept;
+inline void async_timer_fired(AsyncWaitBase& op) noexcept;
 }  // namespace detail
 
 // What an awaiting operation gives Scheduler::schedule(): calling it runs the operation's
@@ -96,7 +98,7 @@ class AsyncWaitBase;
 // complete.
 class AsyncResume {
  public:
-  void operator()() const noexcept;
+  void operator()() const noexcept { detail::async_step(*op_); }
 
  private:
   friend class detail::AsyncWaitBase;
@@ -113,7 +115,7 @@ class AsyncTimer {
 
   std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
   // Times the operation out, unless it was decided first. Call once.
-  void fire() noexcept;
+  void fire() noexcept { detail::async_timer_fired(*owner_); }
 
  private:
   friend class detail::AsyncWaitBase;
@@ -234,8 +236,8 @@ class AsyncWaitBase : public Waiter {
   Deadline deadline_;
 
  private:
-  friend class weft::AsyncResume;
-  friend class weft::AsyncTimer;
+  friend void async_step(AsyncWaitBase& op) noexcept;
+  friend void async_timer_fired(AsyncWaitBase& op) noexcept;
 
   static constexpr std::uint32_t kOwner = 1;
   static constexpr std::uint32_t kDecider = 2;
@@ -610,13 +612,14 @@ using Awaitable = AsyncAwaitable<S, Finish, Ops...>;
 
 }  // namespace detail
 
-inline void AsyncResume::operator()() const noexcept {
-  op_->step_(*op_);
+namespace detail {
+inline void async_step(AsyncWaitBase& op) noexcept {
+  op.step_(op);
 }
-
-inline void AsyncTimer::fire() noexcept {
-  owner_->abort_round(detail::Decision::timed_out());
+inline void async_timer_fired(AsyncWaitBase& op) noexcept {
+  op.abort_round(Decision::timed_out());
 }
+}  // namespace detail
 
 // ---- queues ------------------------------------------------------------------------------
 

@@ -617,15 +617,18 @@ TEST(AsyncRace, StopRacingSetAndLockRelease) {
 // ---- threads and coroutines on every queue kind ----------------------------------------
 
 template <class Q>
-void mixed_run(Q& q, bool coroutine_puts) {
+void mixed_run(Q& q) {
   PoolScheduler s(2);
-  constexpr int kProducers = 4;  // 2 threads, 2 coroutines (or 4 threads for SimpleQueue-less)
+  constexpr int kProducers = 4;  // 2 threads, 2 coroutines
   constexpr int kConsumers = 4;  // 2 threads, 2 coroutines
-  const int per = kItems / kProducers;
+  constexpr int per = kItems / kProducers;
   std::vector<std::atomic<int>> seen(static_cast<std::size_t>(per * kProducers));
   weft::Semaphore exited(0);
+  std::atomic<int> taken{0};
+  weft::Event all_taken;
   auto take = [&](int v) {
-    if (v >= 0) seen[static_cast<std::size_t>(v)].fetch_add(1);
+    seen[static_cast<std::size_t>(v)].fetch_add(1);
+    if (taken.fetch_add(1) + 1 == per * kProducers) all_taken.set();
   };
   auto co35 = [&]() -> Detached {
     for (;;) {
@@ -658,16 +661,18 @@ void mixed_run(Q& q, bool coroutine_puts) {
   };
   for (int p = 0; p < kProducers; ++p) {
     const int base = p * per;
-    if (coroutine_puts && p % 2 == 0) {
+    if (p % 2 == 0) {
       producer(base);
     } else {
-      threads.emplace_back([&q, &produced, base, per] {
+      threads.emplace_back([&q, &produced, base] {
         for (int i = 0; i < per; ++i) q.put(base + i);
         produced.release();
       });
     }
   }
   for (int p = 0; p < kProducers; ++p) ASSERT_TRUE(produced.acquire(60s));
+  // The stop sentinels go in once every item is out (a LIFO would hand them out first).
+  ASSERT_TRUE(all_taken.wait(60s));
   for (int c = 0; c < kConsumers; ++c) q.put(-1);
   for (int c = 0; c < kConsumers; ++c) ASSERT_TRUE(exited.acquire(60s));
   threads.clear();
@@ -677,24 +682,23 @@ void mixed_run(Q& q, bool coroutine_puts) {
 
 TEST(AsyncMixed, BoundedQueue) {
   weft::Queue<int> q(16);
-  mixed_run(q, true);
+  mixed_run(q);
 }
 TEST(AsyncMixed, UnboundedQueue) {
   weft::Queue<int> q;
-  mixed_run(q, true);
+  mixed_run(q);
 }
 TEST(AsyncMixed, LifoQueue) {
   weft::LifoQueue<int> q(16);
-  mixed_run(q, true);
+  mixed_run(q);
 }
 TEST(AsyncMixed, PriorityQueue) {
-  // The sentinels (-1) sort first: they go in only once every producer is done.
   weft::PriorityQueue<int, std::greater<int>> q(16);
-  mixed_run(q, true);
+  mixed_run(q);
 }
 TEST(AsyncMixed, SimpleQueue) {
   weft::SimpleQueue<int> q;
-  mixed_run(q, true);
+  mixed_run(q);
 }
 
 TEST(AsyncMixed, JoinWaitsForThreadWorkers) {
