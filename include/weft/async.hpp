@@ -160,8 +160,8 @@ class AsyncWaitBase : public Waiter {
  protected:
   using Hook = void (*)(AsyncWaitBase&) noexcept;
 
-  AsyncWaitBase(Hook schedule, Hook step, Deadline deadline,
-                std::optional<std::stop_token> stop) noexcept
+  // `stop`: a default-constructed token when the operation takes none.
+  AsyncWaitBase(Hook schedule, Hook step, Deadline deadline, std::stop_token stop) noexcept
       : Waiter(&wake_step),
         deadline_(deadline),
         schedule_(schedule),
@@ -213,7 +213,7 @@ class AsyncWaitBase : public Waiter {
   // decide the round at once.
   template <class ArmTimer>
   void arm_cancellation(ArmTimer&& arm_timer) {
-    if (stop_ && stop_->stop_possible()) on_stop_.emplace(*stop_, OnStop{this});
+    if (stop_.stop_possible()) on_stop_.emplace(stop_, OnStop{this});
     if (!deadline_.is_never()) {
       arm_timer(timer_);
       timer_armed_ = true;
@@ -230,7 +230,7 @@ class AsyncWaitBase : public Waiter {
     on_stop_.reset();  // waits for a callback running on another thread
   }
 
-  bool stop_requested() const noexcept { return stop_ && stop_->stop_requested(); }
+  bool stop_requested() const noexcept { return stop_.stop_requested(); }
   static AsyncResume resume_of(AsyncWaitBase& a) noexcept { return AsyncResume(&a); }
 
   Deadline deadline_;
@@ -268,7 +268,7 @@ class AsyncWaitBase : public Waiter {
 
   Hook schedule_;  // schedules resume_of(*this) on the operation's scheduler
   Hook step_;      // the owner's next step once a decider scheduled it
-  std::optional<std::stop_token> stop_;
+  std::stop_token stop_;
   std::optional<std::stop_callback<OnStop>> on_stop_;
   AsyncTimer timer_;
   bool timer_armed_ = false;
@@ -287,7 +287,7 @@ class AsyncOp : public AsyncWaitBase {
  public:
   using Result = std::optional<SelectResult<Ops...>>;
 
-  AsyncOp(S& sched, bool biased, Deadline deadline, std::optional<std::stop_token> stop, Ops... ops)
+  AsyncOp(S& sched, bool biased, Deadline deadline, std::stop_token stop, Ops... ops)
       : AsyncWaitBase(&schedule_on, &step, deadline, std::move(stop)),
         sched_(&sched),
         ops_(ops...),
@@ -518,7 +518,7 @@ inline constexpr bool kHasTime = ((IsDuration<std::remove_cvref_t<Opts>>::value 
 
 struct AsyncOptions {
   Deadline deadline = Deadline::never();
-  std::optional<std::stop_token> stop;
+  std::stop_token stop;  // default-constructed: none
 };
 
 // `reject_negative`: the queues' rule (a negative timeout throws std::invalid_argument); the
@@ -718,13 +718,13 @@ template <class S, detail::SelectOp... Ops>
 auto async_select(S& sched, Ops... ops) {
   detail::check_scheduler<S>();
   return detail::Awaitable<S, detail::SelectFinish, Ops...>(sched, false, detail::Deadline::never(),
-                                                            std::nullopt, ops...);
+                                                            std::stop_token(), ops...);
 }
 template <class S, detail::SelectOp... Ops>
 auto async_select(S& sched, biased_t, Ops... ops) {
   detail::check_scheduler<S>();
   return detail::Awaitable<S, detail::SelectFinish, Ops...>(sched, true, detail::Deadline::never(),
-                                                            std::nullopt, ops...);
+                                                            std::stop_token(), ops...);
 }
 // std::optional of the variant: nullopt if stopped first.
 template <class S, detail::SelectOp... Ops>
@@ -738,7 +738,7 @@ template <class S, class Rep, class Period, detail::SelectOp... Ops>
 auto async_select_for(S& sched, std::chrono::duration<Rep, Period> timeout, Ops... ops) {
   detail::check_scheduler<S, decltype(timeout)>();
   return detail::Awaitable<S, detail::SelectOptionalFinish, Ops...>(
-      sched, false, detail::select_deadline(timeout), std::nullopt, ops...);
+      sched, false, detail::select_deadline(timeout), std::stop_token(), ops...);
 }
 template <class S, class Rep, class Period, detail::SelectOp... Ops>
 auto async_select_for(S& sched, std::chrono::duration<Rep, Period> timeout, std::stop_token stop,
@@ -751,7 +751,7 @@ template <class S, class Clock, class Duration, detail::SelectOp... Ops>
 auto async_select_until(S& sched, std::chrono::time_point<Clock, Duration> deadline, Ops... ops) {
   detail::check_scheduler<S, decltype(deadline)>();
   return detail::Awaitable<S, detail::SelectOptionalFinish, Ops...>(
-      sched, false, detail::Deadline::at(deadline), std::nullopt, ops...);
+      sched, false, detail::Deadline::at(deadline), std::stop_token(), ops...);
 }
 template <class S, class Clock, class Duration, detail::SelectOp... Ops>
 auto async_select_until(S& sched, std::chrono::time_point<Clock, Duration> deadline,

@@ -8,7 +8,10 @@
 // through explicit-instantiation member pointers ("Rob" below), which C++ allows without
 // touching the headers.
 #include <algorithm>
+#include <atomic>
+#include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "scheduler.hpp"
+#include "weft/async.hpp"
 #include "weft/condition.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
@@ -794,6 +798,155 @@ class SelectMixedCancel : public dsched::Instance {
   bool took_item = false, took_permit = false, stop_started = false;
 };
 
+// ---- Coroutine waiters (async.hpp) ------------------------------------------------------
+//
+// Thread 0 runs the coroutines and is their scheduler: it drains what the wake steps
+// schedule. The notifier and the stop request run on threads 1 and 2, so every interleaving
+// of claim, abort, the gate and the hand-over to the scheduler is explored; a continuation
+// scheduled twice or never shows up as a failed check or a deadlock.
+
+class DschedScheduler {
+ public:
+  void schedule(weft::AsyncResume f) noexcept {
+    for (Slot& slot : slots_) {
+      int empty = kEmpty;
+      if (slot.state.compare_exchange_strong(empty, kWriting)) {
+        slot.f.emplace(f);
+        slot.state.store(kFull);
+        return;
+      }
+    }
+    dsched::fail("more continuations pending than the scenario has coroutines");
+  }
+  // Waits for a scheduled continuation (or for `stop`, a side-effect-free predicate) and
+  // runs it; false if stop() held first.
+  template <class Stop>
+  bool run_one(Stop stop) {
+    dsched::await([this, &stop] { return any_full() || stop(); });
+    for (Slot& slot : slots_) {
+      if (slot.state.load() != kFull) continue;
+      weft::AsyncResume f = *slot.f;
+      slot.state.store(kEmpty);
+      f();
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  static constexpr int kEmpty = 0;
+  static constexpr int kWriting = 1;
+  static constexpr int kFull = 2;
+  // Not schedule points (std::atomic, not weft's Atomic): await()'s predicate reads them, and
+  // the hand-over to a scheduler is not weft's protocol (the wake steps' atomics before it
+  // are).
+  struct Slot {
+    std::atomic<int> state{kEmpty};
+    std::optional<weft::AsyncResume> f;
+  };
+  bool any_full() const {
+    for (const Slot& slot : slots_) {
+      if (slot.state.load() == kFull) return true;
+    }
+    return false;
+  }
+  Slot slots_[4];
+};
+
+struct DschedTask {
+  struct promise_type {
+    DschedTask get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+// async_get(stop_token) racing put() and request_stop(): the item is got or stays queued.
+class AsyncQueueCancel : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      consume();
+      while (!finished) sched.run_one([this] { return finished; });
+    } else if (i == 1) {
+      q.put(7);
+    } else {
+      stop_started = true;
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(got + static_cast<int>(q.qsize()) == 1, "the item was lost or duplicated");
+    dsched::check(got == 1 || stop_started, "cancelled without a stop request");
+    check_waitqueue_quiet(weft::detail::SelectAccess::core(q).not_empty(), "not_empty");
+  }
+
+ private:
+  DschedTask consume() {
+    try {
+      got = co_await weft::async_get(q, sched, src.get_token()) == 7 ? 1 : 2;
+    } catch (const weft::Cancelled&) {
+      got = 0;
+    }
+    finished = true;
+  }
+
+  DschedScheduler sched;
+  weft::Queue<int> q;
+  std::stop_source src;
+  int got = -1;
+  bool finished = false;
+  bool stop_started = false;
+};
+
+// Two coroutine acquirers, A cancellable: release(1) racing A's stop. The permit reaches A
+// or B; if A's stop won after the release claimed it, the claim is used (A retries), and if
+// the stop won first, the release claims B: B never waits on a free permit.
+class AsyncSemaphorePassOn : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      acquire(a, true);
+      acquire(b, false);
+      for (;;) {
+        if (a == 1 && !released_again) {
+          released_again = true;
+          sem.release();  // A took the permit: B needs another
+        }
+        if (a >= 0 && b >= 0) break;
+        // A lost wake-up leaves nothing scheduled: the explorer reports the deadlock.
+        sched.run_one([] { return false; });
+      }
+    } else if (i == 1) {
+      sem.release();
+    } else {
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(b == 1, "B did not get a permit");
+    dsched::check(sem.value() == 0, "a permit was left over");
+  }
+
+ private:
+  DschedTask acquire(int& out, bool cancellable) {
+    if (cancellable) {
+      out = co_await weft::async_acquire(sem, sched, src.get_token()) ? 1 : 0;
+    } else {
+      out = co_await weft::async_acquire(sem, sched) ? 1 : 0;
+    }
+  }
+
+  DschedScheduler sched;
+  weft::Semaphore sem{0};
+  std::stop_source src;
+  int a = -1;
+  int b = -1;
+  bool released_again = false;
+};
+
 // ---- Lifetime (design.md I3: claim first, publish last) ---------------------------------
 //
 // A thread that sees a call's effect, woken or not (a timed-out waiter that retried, a fast
@@ -1033,6 +1186,14 @@ const dsched::Register r11(make<SelectTwoQueues>(
     "select_two_queues", "two selectors over two queues, shutdown: exactly-once", 5, 1000));
 const dsched::Register r12(make<SelectMixedCancel>(
     "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
+
+const dsched::Register r12b(make<AsyncQueueCancel>(
+    "async_queue_cancel",
+    "a coroutine's async_get(stop_token) racing put() and request_stop(): exactly once", 3, 3000));
+const dsched::Register r12c(make<AsyncSemaphorePassOn>(
+    "async_semaphore_pass_on",
+    "release() racing the stop of one of two coroutine acquirers: the permit is never stranded", 3,
+    3000));
 
 const dsched::Register r13(make<EventLifetime>(
     "event_lifetime", "a waiter that sees set() (woken or retrying) destroys the Event", 3, 2000));
