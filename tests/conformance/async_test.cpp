@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "async_helpers.hpp"
+#include "queue_kinds.hpp"
 #include "weft/errors.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
@@ -328,6 +329,59 @@ TEST(AsyncCancel, ClaimedWakeUpPassesOnWhenTheWaiterIsGone) {
   EXPECT_EQ(a, 0);
   EXPECT_EQ(b, 1);
   EXPECT_EQ(sem.value(), 0u);
+}
+
+// ---- exceptions: nothing taken, wake-ups passed on ----------------------------------------
+
+// The retry after a claim throws (the item's move): the item stays queued, the coroutine
+// gets the exception, and the wake-up goes to the next waiter.
+TEST(AsyncException, ThrowingRetryPassesTheWakeUpOn) {
+  ManualScheduler s;
+  weft::Queue<weft_test::Explosive> q;
+  bool a_threw = false;
+  int b_got = 0;
+  auto a = [&]() -> Detached {
+    try {
+      (void)co_await weft::async_get(q, s);
+    } catch (const std::runtime_error&) {
+      a_threw = true;
+    }
+  };
+  auto b = [&]() -> Detached { b_got = (co_await weft::async_get(q, s)).value(); };
+  a();
+  b();
+  q.put(weft_test::Explosive(1));              // claims a
+  weft_test::Explosive::fail_nth_transfer(1);  // a's move out of the queue throws
+  s.run_pending();
+  weft_test::Explosive::disarm();
+  EXPECT_TRUE(a_threw);
+  EXPECT_EQ(b_got, 1) << "the wake-up of the failed retry was not passed on";
+  EXPECT_EQ(q.qsize(), 0u);
+}
+
+// A scheduler whose timers cannot be armed: the operation fails with that exception and has
+// withdrawn from the queue.
+class NoTimerScheduler : public ManualScheduler {
+ public:
+  void arm_timer(weft::AsyncTimer&) { throw std::runtime_error("no timer"); }
+};
+
+TEST(AsyncException, ArmTimerThrowsTakesNothing) {
+  NoTimerScheduler s;
+  weft::Queue<int> q;
+  bool threw = false;
+  auto c = [&]() -> Detached {
+    try {
+      (void)co_await weft::async_get(q, s, 1h);
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+  };
+  c();
+  EXPECT_TRUE(threw);
+  q.put(1);
+  EXPECT_EQ(s.pending(), 0u);
+  EXPECT_EQ(q.qsize(), 1u);
 }
 
 // ---- select ----------------------------------------------------------------------------

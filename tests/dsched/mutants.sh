@@ -40,13 +40,13 @@ mutants=(
   # A stop request does not abort the park.
   "stop_ignored|src/parker.cpp|s/void operator\(\)\(\) const noexcept \{ self->cancel\(\); \}/void operator()() const noexcept {}/|cancel_wakes"
   # A timed-out waiter leaves its node linked.
-  "timeout_leaves_node|include/weft/detail/wait_loop.hpp|s/\(\(i < count && i != skip \? ops.unlink\(nodes\[i\]\) : void\(\)\), \+\+i\)/((void)count, (void)skip, ++i)/|event_timed,event_cancel"
+  "timeout_leaves_node|include/weft/detail/wait_loop.hpp|s/\(i < count && i != skip \? ops.unlink\(nodes\[i\]\) : void\(\), \+\+i\)/((void)ops, (void)count, (void)skip, ++i)/|event_timed,event_cancel"
   # I3 regression: Event::set_slow publishes the flag before claiming its waiters.
   "event_publish_first|src/event.cpp|s/WakeBatch woken;  \/\/ declared first/state().fetch_or(kSet, std::memory_order_release);\n  WakeBatch woken;  \/\/ declared first/|event_lifetime"
   # A wait source keeps announcing waiters after its list emptied (the announcement invariant).
   "source_no_retract|include/weft/detail/wait_source.hpp|s/      list_.remove\(node\);\n      if \(list_.empty\(\)\) announcement_.retract\(\);/      list_.remove(node);/|event_timed,lock_timeout_race"
   # The wait loop parks although a source was found ready while registering.
-  "loop_parks_when_ready|include/weft/detail/wait_loop.hpp|s/const bool ready = !link_all\(nodes, linked, ops...\);/const bool ready = !link_all(nodes, linked, ops...) \&\& linked == 0;/|queue_mpmc,select_two_queues"
+  "loop_parks_when_ready|include/weft/detail/wait_loop.hpp|s/const bool ready = !link_all\(nodes, book_.position\(\), linked, last, ops...\);/const bool ready = !link_all(nodes, book_.position(), linked, last, ops...) \&\& linked == 0;/|queue_mpmc,select_two_queues"
   # Lost decision: the owner returns on a claim before the waker's NOTIFIED (I2 broken).
   "no_wait_notified|src/parker.cpp|s/const Deadline d = undecided\(v\) \? deadline : Deadline::never\(\);/if (!undecided(v)) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
 )
