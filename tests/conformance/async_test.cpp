@@ -189,8 +189,9 @@ TEST(AsyncQueue, EveryKindGetsAndPuts) {
 TEST(AsyncQueue, ShutdownWakesGettersAndPutters) {
   ManualScheduler s;
   weft::Queue<int> empty;
-  weft::Queue<int> full(1);
-  full.put(1);
+  weft::Queue<std::string> full(1);
+  full.put("1");
+  std::string item = "2";
   int shut = 0;
   auto co11 = [&]() -> Detached {
     try {
@@ -201,7 +202,6 @@ TEST(AsyncQueue, ShutdownWakesGettersAndPutters) {
   };
   co11();
   auto co12 = [&]() -> Detached {
-    int item = 2;
     try {
       co_await weft::async_put(full, s, std::move(item));
     } catch (const weft::ShutDown&) {
@@ -215,6 +215,7 @@ TEST(AsyncQueue, ShutdownWakesGettersAndPutters) {
   s.run_pending();
   EXPECT_EQ(shut, 2);
   EXPECT_EQ(full.qsize(), 1u);
+  EXPECT_EQ(item, "2");  // NOLINT(bugprone-use-after-move): moved from only on success
 }
 
 // ---- timeouts and stop requests take nothing ---------------------------------------------
@@ -222,6 +223,8 @@ TEST(AsyncQueue, ShutdownWakesGettersAndPutters) {
 TEST(AsyncTimeout, EveryOperationTimesOut) {
   PoolScheduler s(1);
   weft::Queue<int> q(1);
+  weft::Queue<std::string> full(1);
+  full.put("x");
   weft::Event e;
   weft::Semaphore sem(0);
   weft::Lock l;
@@ -231,14 +234,15 @@ TEST(AsyncTimeout, EveryOperationTimesOut) {
   std::string failures;
   auto co13 = [&]() -> Detached {
     const auto start = std::chrono::steady_clock::now();
-    int item = 9;
+    std::string item = "nine";
     try {
-      co_await weft::async_put(q, s, std::move(item), 20ms);
+      co_await weft::async_put(full, s, std::move(item), 20ms);
       failures += "put;";
     } catch (const weft::Full&) {
     }
-    if (item != 9) failures += "moved;";
-    if (!(co_await weft::async_wait(e, s, 5ms) == false)) failures += "event;";
+    // NOLINTNEXTLINE(bugprone-use-after-move): moved from only on success
+    if (item != "nine") failures += "moved;";
+    if (co_await weft::async_wait(e, s, 5ms)) failures += "event;";
     if (co_await weft::async_acquire(sem, s, 5ms)) failures += "sem;";
     if (co_await weft::async_acquire(l, s, 5ms)) failures += "lock;";
     if (co_await weft::async_join(q, s, 5ms)) failures += "join;";
@@ -443,7 +447,7 @@ TEST(AsyncSelect, MixedWithThreadsNothingLostOrDuplicated) {
   weft::Queue<int> a(8);
   weft::Queue<int> b(8);
   constexpr int kEach = kItems / 4;
-  std::vector<std::atomic<int>> seen(2 * kEach);
+  std::vector<std::atomic<int>> seen(static_cast<std::size_t>(2 * kEach));
   std::atomic<int> taken{0};
   weft::Event all_taken;
   auto note = [&](int v) {
@@ -747,7 +751,7 @@ TEST(AsyncMixed, LifoQueue) {
   mixed_run(q);
 }
 TEST(AsyncMixed, PriorityQueue) {
-  weft::PriorityQueue<int, std::greater<int>> q(16);
+  weft::PriorityQueue<int, std::greater<>> q(16);
   mixed_run(q);
 }
 TEST(AsyncMixed, SimpleQueue) {
