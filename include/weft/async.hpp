@@ -126,7 +126,8 @@ class AsyncTimer {
 
 template <class S>
 concept Scheduler = requires(S& s, AsyncResume f) {
-  s.schedule(f);
+  { s.schedule(f) }
+  noexcept;
 };
 
 template <class S>
@@ -191,6 +192,8 @@ class AsyncWaitBase : public Waiter {
   // The owner leaves a round that someone else decided, without being resumed: the decider
   // is told to schedule nothing, and its arrival is waited out.
   void owner_leaves() noexcept {
+    // acq_rel: acquire, so a decider that arrived first is done with the awaiter before it
+    // is freed; release is not needed (a later decider reads only the kDying bit).
     const std::uint32_t prev = gate_.fetch_or(kDying, std::memory_order_acq_rel);
     if ((prev & (kOwner | kDecider)) == (kOwner | kDecider)) {
       invariant_failed("!(owner && decider)",
@@ -365,8 +368,11 @@ class AsyncOp : public AsyncWaitBase {
           [&](auto&... ops) { return link_all(nodes_, book_.position(), linked, last, ops...); });
       if (!all) {
         if (linked == 0 && last == Link::ready) continue;  // nothing linked: nothing claimed
-        apply_ops([&](auto&... ops) { unlink_except(nodes_, linked, N, ops...); });
-        if (abort(Decision::timed_out())) continue;  // withdrawn before anyone claimed us
+        // Decide before unlinking: a claimed node was unlinked by its claimer, whose source
+        // may be destroyed once that claimer has woken another waiter.
+        const bool withdrawn = abort(Decision::timed_out());
+        unlink_unclaimed(linked);
+        if (withdrawn) continue;  // withdrawn before anyone claimed us
         // A claim raced the abandoned registrations: its wake step arrives at the gate.
         suspended_ = true;
         if (!owner_arrives()) return false;  // it will schedule us
@@ -446,7 +452,7 @@ class AsyncOp : public AsyncWaitBase {
       pass_on_claim();
     }
     disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
-    apply_ops([&](auto&... ops) { unlink_except(nodes_, N, N, ops...); });
+    unlink_unclaimed(N);
   }
 
   // The frame is destroyed while the coroutine is suspended here.
@@ -456,7 +462,16 @@ class AsyncOp : public AsyncWaitBase {
       pass_on_claim();
     }
     disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
-    apply_ops([&](auto&... ops) { unlink_except(nodes_, N, N, ops...); });
+    unlink_unclaimed(N);
+  }
+
+  // Once the round is decided: unlinks nodes_[0..count) but a claimed one. Its claimer
+  // unlinked it, and the claimed source may be gone by now (its notifier woke another
+  // waiter, which destroyed it): it is never touched again.
+  void unlink_unclaimed(std::size_t count) noexcept {
+    const Decision d = decision();
+    apply_ops(
+        [&](auto&... ops) { unlink_except(nodes_, count, d.claimed() ? d.index() : N, ops...); });
   }
 
   // A claim this operation will not use: its wake-up goes to the next waiter. Queue

@@ -231,18 +231,22 @@ class WaitLoop {
     if (ready) {
       // Nothing was ever linked: nothing can have been claimed.
       if (linked == 0 && last == Link::ready) return RoundEnd::ready;
-      unlink_except(nodes, linked, N, ops...);
+      // Settle before unlinking: a claimed node was unlinked by its claimer, and once that
+      // claimer has woken another waiter, the claimed source may already be destroyed.
+      const Decision d = parker.settle();
+      unlink_except(nodes, linked, d.claimed() ? d.index() : N, ops...);
       // A claim that raced the abandoned registrations carries a wake-up meant for us:
       // report it, so that its operation is tried first and not left unperformed.
-      const Decision d = parker.settle();
       return d.claimed() ? claimed(d.index(), ops...) : Round(RoundEnd::ready);
     }
     if constexpr ((requires { ops.before_park(); } || ...)) {
       try {
         (before_park(ops), ...);
       } catch (...) {
-        unlink_except(nodes, N, N, ops...);
-        parker.settle();  // a claim that came in between was for a wait that is not happening
+        // a claim that came in between was for a wait that is not happening; its source is
+        // not touched again (settled first, as above)
+        const Decision d = parker.settle();
+        unlink_except(nodes, N, d.claimed() ? d.index() : N, ops...);
         throw;
       }
     }
