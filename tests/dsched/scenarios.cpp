@@ -1139,6 +1139,119 @@ class ConditionLifetime : public dsched::Instance {
   bool ready = false;
 };
 
+// A claimed node is unlinked by its claimer, and the claimed source may be destroyed as soon
+// as another waiter its notifier woke returns: a waiter that leaves its round after losing to
+// a claim must not touch that source again. The two scenarios below stage it: thread 2 waits
+// on the Event and destroys it as soon as set() has woken it and the select or coroutine on
+// thread 0 is known to be claimed (or finished).
+
+// A select operation of the test's own that is never linked: its link() waits until the
+// Event's other waiter returned (so set() has claimed every node linked before it, the
+// select's among them), then reports the source ready, ending the round unparked.
+struct ReadyAfterWake {
+  using result_type = std::monostate;
+  bool* in_link;
+  const bool* woken;
+  bool try_fire(result_type& /*out*/) const noexcept { return false; }
+  weft::WaitLink link(weft::WaitNode& /*node*/, weft::WaitPosition /*pos*/) const {
+    *in_link = true;
+    dsched::await([w = woken] { return *w; });
+    return weft::WaitLink::ready;
+  }
+  void unlink(weft::WaitNode& /*node*/) const noexcept {}
+};
+
+// select(wait(e), ReadyAfterWake) on thread 0 (a thread, or a coroutine if kAsync): e linked,
+// then the other operation found ready while set() claims the select's node for e; the
+// woken waiter destroys e; the select settles its round and unlinks what was not claimed.
+template <bool kAsync>
+class SelectReadyLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      if constexpr (kAsync) {
+        run_async();
+        while (index < 0) sched.run_one([this] { return index >= 0; });
+      } else {
+        index = static_cast<int>(weft::select(weft::wait(*ev), op()).index());
+      }
+      if (in_link) dsched::check(index == 0, "the claim by set() was not reported");
+    } else if (i == 1) {
+      ev->set();
+    } else {
+      ev->wait();
+      woken = true;
+      // Thread 0 is claimed once it is in ReadyAfterWake::link (see there), or finished.
+      dsched::await([this] { return in_link || dsched::thread_finished(0); });
+      dsched::destroy(ev);
+    }
+  }
+
+ private:
+  ReadyAfterWake op() { return ReadyAfterWake{&in_link, &woken}; }
+  DschedTask run_async() {
+    const auto r = co_await weft::async_select(sched, weft::wait(*ev), op());
+    index = static_cast<int>(r.index());
+  }
+
+  DschedScheduler sched;
+  std::unique_ptr<weft::Event> ev = std::make_unique<weft::Event>();
+  int index = -1;
+  bool in_link = false;
+  bool woken = false;
+};
+
+// A coroutine's async_wait(e, 1h) whose arm_timer throws after set() claimed it (the round
+// is left as a destroyed frame leaves it: AsyncOp::withdraw and abandon share the unlinking).
+// Destroying the frame itself cannot be staged here: a frame may be destroyed only before
+// the wake step schedules it, which a program can ensure only for a round nobody decides.
+class AsyncAbandonLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      wait();
+      while (result < 0) sched.run_one([this] { return result >= 0; });
+      dsched::check(result != 0 || in_arm_timer, "async_wait_for failed without arm_timer");
+    } else if (i == 1) {
+      ev->set();
+    } else {
+      ev->wait();
+      woken = true;
+      // A registered coroutine is claimed by the time we return (set() claims, then
+      // publishes); one that is not registered yet may still read the Event.
+      dsched::await([this] { return in_arm_timer || dsched::thread_finished(0); });
+      dsched::destroy(ev);
+    }
+  }
+
+ private:
+  // A timed scheduler whose arm_timer throws once the Event's other waiter returned.
+  struct Sched : DschedScheduler {
+    AsyncAbandonLifetime* self;
+    explicit Sched(AsyncAbandonLifetime* s) : self(s) {}
+    void arm_timer(weft::AsyncTimer& /*t*/) {
+      self->in_arm_timer = true;
+      dsched::await([s = self] { return s->woken; });
+      throw std::runtime_error("arm_timer failed");
+    }
+    void disarm_timer(weft::AsyncTimer& /*t*/) noexcept {}
+  };
+
+  DschedTask wait() {
+    try {
+      result = co_await weft::async_wait(*ev, sched, 1h) ? 1 : 2;
+    } catch (const std::runtime_error&) {
+      result = 0;
+    }
+  }
+
+  Sched sched{this};
+  std::unique_ptr<weft::Event> ev = std::make_unique<weft::Event>();
+  int result = -1;
+  bool in_arm_timer = false;
+  bool woken = false;
+};
+
 template <class T>
 dsched::Scenario make(std::string name, std::string what, int threads, int runs,
                       double event_rate = -1) {
@@ -1210,5 +1323,15 @@ const dsched::Register r18(make<QueueShutdownLifetime<weft::Queue<int>>>(
     "queue_shutdown_lifetime", "a getter that sees ShutDown destroys the ring Queue", 3, 2000));
 const dsched::Register r19(make<ConditionLifetime>(
     "condition_lifetime", "a notified waiter destroys the Condition and its RLock", 3, 2000));
+const dsched::Register r20(make<SelectReadyLifetime<false>>(
+    "select_ready_lifetime",
+    "select(wait(e), ready op): e claimed while the round ends unparked, then destroyed", 3, 2000));
+const dsched::Register r21(make<SelectReadyLifetime<true>>(
+    "async_select_ready_lifetime",
+    "async_select(wait(e), ready op): e claimed while the round ends, then destroyed", 3, 2000));
+const dsched::Register r22(make<AsyncAbandonLifetime>(
+    "async_abandon_lifetime",
+    "a coroutine claimed by set() leaves its round (arm_timer throws); e destroyed meanwhile", 3,
+    2000));
 
 }  // namespace
