@@ -63,6 +63,12 @@ static_assert(weft::Scheduler<ManualScheduler>);
 static_assert(weft::TimedScheduler<ManualScheduler>);
 static_assert(weft::TimedScheduler<PoolScheduler>);
 
+// schedule() runs in a notifier's noexcept wake step: one that may throw is not a Scheduler.
+struct ThrowingScheduleScheduler {
+  void schedule(weft::AsyncResume f);
+};
+static_assert(!weft::Scheduler<ThrowingScheduleScheduler>);
+
 // ---- never inline, and the basic forms -------------------------------------------------
 
 TEST(AsyncNeverInline, PutWakesGetterOnlyThroughTheScheduler) {
