@@ -1229,7 +1229,7 @@ class AsyncAbandonLifetime : public dsched::Instance {
   struct Sched : DschedScheduler {
     AsyncAbandonLifetime* self;
     explicit Sched(AsyncAbandonLifetime* s) : self(s) {}
-    void arm_timer(weft::AsyncTimer& /*t*/) {
+    void arm_timer(weft::AsyncTimer& /*t*/) const {
       self->in_arm_timer = true;
       dsched::await([s = self] { return s->woken; });
       throw std::runtime_error("arm_timer failed");
