@@ -305,26 +305,42 @@ class Selector {
     // throws (an item's move, a comparator), the loop passes the wake-up on.
     WaitLoop loop(deadline, stop);
     for (;;) {
-      // Fair: a fresh random order each round (a random start alone would favour an
-      // operation that follows one that is not ready); biased: argument order.
-      std::size_t order[N];
-      for (std::size_t k = 0; k < N; ++k) order[k] = k;
-      if (!is_biased) {
-        for (std::size_t k = N - 1; k > 0; --k) {
-          const std::size_t j = select_random() % (k + 1);
-          const std::size_t t = order[k];
-          order[k] = order[j];
-          order[j] = t;
-        }
-      }
-      for (std::size_t k = 0; k < N; ++k) {
-        if (fire<false>(order[k], out)) return out;
-      }
+      if (try_all(is_biased, out)) return out;
       const Round r = std::apply([&loop](auto&... ops) { return loop.wait(ops...); }, ops_);
       // The source that claimed us announced a change: perform its operation first.
-      if (r.claimed() && fire<true>(r.index(), out)) return out;
+      if (r.claimed() && fire_after_claim(r.index(), out)) return out;
       if (r.ended()) return out;  // timed out or stopped: nothing happened
     }
+  }
+
+  // One attempt at every operation, in a fresh random order (a random start alone would
+  // favour an operation that follows one that is not ready), or in argument order when
+  // biased; true when one was performed (its result is in `out`). Also the coroutine
+  // awaiter's attempt (async.hpp).
+  template <class Out>
+  bool try_all(bool is_biased, Out& out) {
+    std::size_t order[N];
+    for (std::size_t k = 0; k < N; ++k) order[k] = k;
+    if (!is_biased) {
+      for (std::size_t k = N - 1; k > 0; --k) {
+        const std::size_t j = select_random() % (k + 1);
+        const std::size_t t = order[k];
+        order[k] = order[j];
+        order[j] = t;
+      }
+    }
+    for (std::size_t k = 0; k < N; ++k) {
+      if (fire<false>(order[k], out)) return true;
+    }
+    return false;
+  }
+  // The attempt of operation i after a notifier claimed it.
+  template <class Out>
+  bool fire_after_claim(std::size_t i, Out& out) {
+    return fire<true>(i, out);
+  }
+  std::tuple<Ops&...>& ops() noexcept {
+    return ops_;
   }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop

@@ -41,14 +41,14 @@ mutants=(
   # A stop request does not abort the park.
   "stop_ignored|src/parker.cpp|s/void operator\(\)\(\) const noexcept \{ self->cancel\(\); \}/void operator()() const noexcept {}/|cancel_wakes"
   # A timed-out or cancelled waiter leaves its node linked.
-  "timeout_leaves_node|include/weft/detail/wait_loop.hpp|s/unlink_except\(nodes, N, d.claimed\(\) \? d.index\(\) : N, ops...\);/if (d.claimed()) unlink_except(nodes, N, d.index(), ops...);/|event_timed,event_cancel"
+  "timeout_leaves_node|include/weft/detail/wait_loop.hpp|s/(claimed node is unlinked\S+\n    )unlink_except\(nodes, N, d.claimed\(\) \? d.index\(\) : N, ops...\);/\${1}if (d.claimed()) unlink_except(nodes, N, d.index(), ops...);/|event_timed,event_cancel"
   # I3 regression: Event::set_slow publishes the flag before claiming its waiters.
   "event_publish_first|src/event.cpp|s/WakeBatch woken;  \/\/ declared first/state().fetch_or(kSet, std::memory_order_release);\n  WakeBatch woken;  \/\/ declared first/|event_lifetime"
   # A wait source keeps announcing waiters after its list emptied (the announcement invariant).
   "source_no_retract|include/weft/detail/wait_source.hpp|s/      list_.remove\(node\);\n      if \(list_.empty\(\)\) announcement_.retract\(\);/      list_.remove(node);/|event_timed,lock_timeout_race"
   # The wait loop parks although a source was found ready while registering (Link::ready,
   # Link::withdrawn).
-  "loop_parks_when_ready|include/weft/detail/wait_loop.hpp|s/const bool ready = !link_all\(nodes, linked, last, ops...\);/(void)link_all(nodes, linked, last, ops...);\n    const bool ready = false;/|queue_mpmc,select_two_queues,lock_mutex"
+  "loop_parks_when_ready|include/weft/detail/wait_loop.hpp|s/const bool ready = !link_all\(nodes, book_.position\(\), linked, last, ops...\);/(void)link_all(nodes, book_.position(), linked, last, ops...);\n    const bool ready = false;/|queue_mpmc,select_two_queues,lock_mutex"
   # Wait morphing loses the notified waiters: the release that frees the Lock does not take
   # the wakes Condition::notify() deferred to it.
   "morph_lost|src/lock.cpp|s/      woken.take_from\(deferred_\);\n      state\(\).fetch_and/      state().fetch_and/|condition_notify,condition_lifetime"

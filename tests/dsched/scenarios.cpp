@@ -8,7 +8,10 @@
 // through explicit-instantiation member pointers ("Rob" below), which C++ allows without
 // touching the headers.
 #include <algorithm>
+#include <atomic>
+#include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "scheduler.hpp"
+#include "weft/async.hpp"
 #include "weft/condition.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
@@ -795,6 +799,155 @@ class SelectMixedCancel : public dsched::Instance {
   bool took_item = false, took_permit = false, stop_started = false;
 };
 
+// ---- Coroutine waiters (async.hpp) ------------------------------------------------------
+//
+// Thread 0 runs the coroutines and is their scheduler: it drains what the wake steps
+// schedule. The notifier and the stop request run on threads 1 and 2, so every interleaving
+// of claim, abort, the gate and the hand-over to the scheduler is explored; a continuation
+// scheduled twice or never shows up as a failed check or a deadlock.
+
+class DschedScheduler {
+ public:
+  void schedule(weft::AsyncResume f) noexcept {
+    for (Slot& slot : slots_) {
+      int empty = kEmpty;
+      if (slot.state.compare_exchange_strong(empty, kWriting)) {
+        slot.f.emplace(f);
+        slot.state.store(kFull);
+        return;
+      }
+    }
+    dsched::fail("more continuations pending than the scenario has coroutines");
+  }
+  // Waits for a scheduled continuation (or for `stop`, a side-effect-free predicate) and
+  // runs it; false if stop() held first.
+  template <class Stop>
+  bool run_one(Stop stop) {
+    dsched::await([this, &stop] { return any_full() || stop(); });
+    for (Slot& slot : slots_) {
+      if (slot.state.load() != kFull) continue;
+      weft::AsyncResume f = *slot.f;
+      slot.state.store(kEmpty);
+      f();
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  static constexpr int kEmpty = 0;
+  static constexpr int kWriting = 1;
+  static constexpr int kFull = 2;
+  // Not schedule points (std::atomic, not weft's Atomic): await()'s predicate reads them, and
+  // the hand-over to a scheduler is not weft's protocol (the wake steps' atomics before it
+  // are).
+  struct Slot {
+    std::atomic<int> state{kEmpty};
+    std::optional<weft::AsyncResume> f;
+  };
+  bool any_full() const {
+    for (const Slot& slot : slots_) {
+      if (slot.state.load() == kFull) return true;
+    }
+    return false;
+  }
+  Slot slots_[4];
+};
+
+struct DschedTask {
+  struct promise_type {
+    DschedTask get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+// async_get(stop_token) racing put() and request_stop(): the item is got or stays queued.
+class AsyncQueueCancel : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      consume();
+      while (!finished) sched.run_one([this] { return finished; });
+    } else if (i == 1) {
+      q.put(7);
+    } else {
+      stop_started = true;
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(got + static_cast<int>(q.qsize()) == 1, "the item was lost or duplicated");
+    dsched::check(got == 1 || stop_started, "cancelled without a stop request");
+    check_waitqueue_quiet(weft::detail::SelectAccess::core(q).not_empty(), "not_empty");
+  }
+
+ private:
+  DschedTask consume() {
+    try {
+      got = co_await weft::async_get(q, sched, src.get_token()) == 7 ? 1 : 2;
+    } catch (const weft::Cancelled&) {
+      got = 0;
+    }
+    finished = true;
+  }
+
+  DschedScheduler sched;
+  weft::Queue<int> q;
+  std::stop_source src;
+  int got = -1;
+  bool finished = false;
+  bool stop_started = false;
+};
+
+// Two coroutine acquirers, A cancellable: release(1) racing A's stop. The permit reaches A
+// or B; if A's stop won after the release claimed it, the claim is used (A retries), and if
+// the stop won first, the release claims B: B never waits on a free permit.
+class AsyncSemaphorePassOn : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      acquire(a, true);
+      acquire(b, false);
+      for (;;) {
+        if (a == 1 && !released_again) {
+          released_again = true;
+          sem.release();  // A took the permit: B needs another
+        }
+        if (a >= 0 && b >= 0) break;
+        // A lost wake-up leaves nothing scheduled: the explorer reports the deadlock.
+        sched.run_one([] { return false; });
+      }
+    } else if (i == 1) {
+      sem.release();
+    } else {
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(b == 1, "B did not get a permit");
+    dsched::check(sem.value() == 0, "a permit was left over");
+  }
+
+ private:
+  DschedTask acquire(int& out, bool cancellable) {
+    if (cancellable) {
+      out = co_await weft::async_acquire(sem, sched, src.get_token()) ? 1 : 0;
+    } else {
+      out = co_await weft::async_acquire(sem, sched) ? 1 : 0;
+    }
+  }
+
+  DschedScheduler sched;
+  weft::Semaphore sem{0};
+  std::stop_source src;
+  int a = -1;
+  int b = -1;
+  bool released_again = false;
+};
+
 // ---- Lifetime (design.md I3: claim first, publish last) ---------------------------------
 //
 // A thread that sees a call's effect, woken or not (a timed-out waiter that retried, a fast
@@ -987,6 +1140,119 @@ class ConditionLifetime : public dsched::Instance {
   bool ready = false;
 };
 
+// A claimed node is unlinked by its claimer, and the claimed source may be destroyed as soon
+// as another waiter its notifier woke returns: a waiter that leaves its round after losing to
+// a claim must not touch that source again. The two scenarios below stage it: thread 2 waits
+// on the Event and destroys it as soon as set() has woken it and the select or coroutine on
+// thread 0 is known to be claimed (or finished).
+
+// A select operation of the test's own that is never linked: its link() waits until the
+// Event's other waiter returned (so set() has claimed every node linked before it, the
+// select's among them), then reports the source ready, ending the round unparked.
+struct ReadyAfterWake {
+  using result_type = std::monostate;
+  bool* in_link;
+  const bool* woken;
+  bool try_fire(result_type& /*out*/) const noexcept { return false; }
+  weft::WaitLink link(weft::WaitNode& /*node*/, weft::WaitPosition /*pos*/) const {
+    *in_link = true;
+    dsched::await([w = woken] { return *w; });
+    return weft::WaitLink::ready;
+  }
+  void unlink(weft::WaitNode& /*node*/) const noexcept {}
+};
+
+// select(wait(e), ReadyAfterWake) on thread 0 (a thread, or a coroutine if kAsync): e linked,
+// then the other operation found ready while set() claims the select's node for e; the
+// woken waiter destroys e; the select settles its round and unlinks what was not claimed.
+template <bool kAsync>
+class SelectReadyLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      if constexpr (kAsync) {
+        run_async();
+        while (index < 0) sched.run_one([this] { return index >= 0; });
+      } else {
+        index = static_cast<int>(weft::select(weft::wait(*ev), op()).index());
+      }
+      if (in_link) dsched::check(index == 0, "the claim by set() was not reported");
+    } else if (i == 1) {
+      ev->set();
+    } else {
+      ev->wait();
+      woken = true;
+      // Thread 0 is claimed once it is in ReadyAfterWake::link (see there), or finished.
+      dsched::await([this] { return in_link || dsched::thread_finished(0); });
+      dsched::destroy(ev);
+    }
+  }
+
+ private:
+  ReadyAfterWake op() { return ReadyAfterWake{&in_link, &woken}; }
+  DschedTask run_async() {
+    const auto r = co_await weft::async_select(sched, weft::wait(*ev), op());
+    index = static_cast<int>(r.index());
+  }
+
+  DschedScheduler sched;
+  std::unique_ptr<weft::Event> ev = std::make_unique<weft::Event>();
+  int index = -1;
+  bool in_link = false;
+  bool woken = false;
+};
+
+// A coroutine's async_wait(e, 1h) whose arm_timer throws after set() claimed it (the round
+// is left as a destroyed frame leaves it: AsyncOp::withdraw and abandon share the unlinking).
+// Destroying the frame itself cannot be staged here: a frame may be destroyed only before
+// the wake step schedules it, which a program can ensure only for a round nobody decides.
+class AsyncAbandonLifetime : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      wait();
+      while (result < 0) sched.run_one([this] { return result >= 0; });
+      dsched::check(result != 0 || in_arm_timer, "async_wait_for failed without arm_timer");
+    } else if (i == 1) {
+      ev->set();
+    } else {
+      ev->wait();
+      woken = true;
+      // A registered coroutine is claimed by the time we return (set() claims, then
+      // publishes); one that is not registered yet may still read the Event.
+      dsched::await([this] { return in_arm_timer || dsched::thread_finished(0); });
+      dsched::destroy(ev);
+    }
+  }
+
+ private:
+  // A timed scheduler whose arm_timer throws once the Event's other waiter returned.
+  struct Sched : DschedScheduler {
+    AsyncAbandonLifetime* self;
+    explicit Sched(AsyncAbandonLifetime* s) : self(s) {}
+    void arm_timer(weft::AsyncTimer& /*t*/) const {
+      self->in_arm_timer = true;
+      dsched::await([s = self] { return s->woken; });
+      throw std::runtime_error("arm_timer failed");
+    }
+    void disarm_timer(weft::AsyncTimer& /*t*/) noexcept {}
+  };
+
+  DschedTask wait() {
+    try {
+      result = co_await weft::async_wait(*ev, sched, 1h) ? 1 : 2;
+    } catch (const std::runtime_error&) {
+      result = 0;
+    }
+  }
+
+  Sched sched{this};
+  std::unique_ptr<weft::Event> ev = std::make_unique<weft::Event>();
+  int result = -1;
+  bool in_arm_timer = false;
+  bool woken = false;
+};
+
 template <class T>
 dsched::Scenario make(std::string name, std::string what, int threads, int runs,
                       double event_rate = -1) {
@@ -1035,6 +1301,14 @@ const dsched::Register r11(make<SelectTwoQueues>(
 const dsched::Register r12(make<SelectMixedCancel>(
     "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
 
+const dsched::Register r12b(make<AsyncQueueCancel>(
+    "async_queue_cancel",
+    "a coroutine's async_get(stop_token) racing put() and request_stop(): exactly once", 3, 3000));
+const dsched::Register r12c(make<AsyncSemaphorePassOn>(
+    "async_semaphore_pass_on",
+    "release() racing the stop of one of two coroutine acquirers: the permit is never stranded", 3,
+    3000));
+
 const dsched::Register r13(make<EventLifetime>(
     "event_lifetime", "a waiter that sees set() (woken or retrying) destroys the Event", 3, 2000));
 const dsched::Register r14(make<LockLifetime>("lock_lifetime",
@@ -1050,5 +1324,15 @@ const dsched::Register r18(make<QueueShutdownLifetime<weft::Queue<int>>>(
     "queue_shutdown_lifetime", "a getter that sees ShutDown destroys the ring Queue", 3, 2000));
 const dsched::Register r19(make<ConditionLifetime>(
     "condition_lifetime", "a notified waiter destroys the Condition and its RLock", 3, 2000));
+const dsched::Register r20(make<SelectReadyLifetime<false>>(
+    "select_ready_lifetime",
+    "select(wait(e), ready op): e claimed while the round ends unparked, then destroyed", 3, 2000));
+const dsched::Register r21(make<SelectReadyLifetime<true>>(
+    "async_select_ready_lifetime",
+    "async_select(wait(e), ready op): e claimed while the round ends, then destroyed", 3, 2000));
+const dsched::Register r22(make<AsyncAbandonLifetime>(
+    "async_abandon_lifetime",
+    "a coroutine claimed by set() leaves its round (arm_timer throws); e destroyed meanwhile", 3,
+    2000));
 
 }  // namespace

@@ -111,8 +111,8 @@ class Decision {
 class Waiter {
  public:
   // A custom wake step, called by wake() in place of the futex path, after the waker's last
-  // access to the primitive. It must set the word's NOTIFIED state (notify()) when the waker
-  // is done with the Waiter, as wake() does for threads.
+  // access to the primitive. It must let the owner know when the waker is done with the
+  // Waiter, as notify() does for threads (a coroutine's awaiter: its gate, async.hpp).
   using WakeFn = void (*)(Waiter&) noexcept;
 
   Waiter() noexcept = default;

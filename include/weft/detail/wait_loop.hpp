@@ -140,6 +140,62 @@ WaitTarget target_of(const Op& op) noexcept {
   }
 }
 
+// ---- the pieces of a round, shared by the thread loop and the coroutine awaiter (async.hpp) --
+
+// Links nodes[0..] in order until one source is ready; `linked` counts the linked ones,
+// `last` is the last link()'s answer. False when a source was ready.
+template <class... Ops>
+bool link_all(WaitNode* nodes, Position pos, std::size_t& linked, Link& last, Ops&... ops) {
+  return (((last = ops.link(nodes[linked], pos)) == Link::linked && (++linked, true)) && ...);
+}
+
+// Unlinks nodes[0..count) but nodes[skip].
+template <class... Ops>
+void unlink_except(WaitNode* nodes, std::size_t count, std::size_t skip, Ops&... ops) noexcept {
+  std::size_t i = 0;
+  ((i < count && i != skip ? ops.unlink(nodes[i]) : void(), ++i), ...);
+}
+
+// The bookkeeping of claims across rounds (see 5. above): after a claim the waiter
+// re-registers in front, and until its retry has succeeded the claimed operation's wake-up
+// can be passed on.
+class ClaimBook {
+ public:
+  Position position() const noexcept { return position_; }
+
+  // A claim for operation `index` of `ops`.
+  template <class... Ops>
+  void claimed(std::uint32_t index, Ops&... ops) noexcept {
+    position_ = Position::front;
+    std::uint32_t i = 0;
+    ((i++ == index ? remember_pass_on(ops) : void()), ...);
+  }
+  // The retry after the last claim did not throw: its wake-up is spent.
+  void spent() noexcept { pass_on_ = nullptr; }
+  bool holds_wake_up() const noexcept { return pass_on_ != nullptr; }
+  // Gives the claimed wake-up to the next waiter of its source (once).
+  void pass_on() noexcept {
+    if (pass_on_ != nullptr) {
+      auto* f = pass_on_;
+      pass_on_ = nullptr;
+      f(pass_on_op_);
+    }
+  }
+
+ private:
+  template <class Op>
+  void remember_pass_on(Op& op) noexcept {
+    if constexpr (requires { op.pass_on(); }) {
+      pass_on_ = [](void* p) noexcept { static_cast<Op*>(p)->pass_on(); };
+      pass_on_op_ = &op;
+    }
+  }
+
+  Position position_ = Position::back;
+  void (*pass_on_)(void*) noexcept = nullptr;  // set while a claim's retry may throw
+  void* pass_on_op_ = nullptr;
+};
+
 // ---- the loop -------------------------------------------------------------------------------
 
 class WaitLoop {
@@ -150,8 +206,8 @@ class WaitLoop {
   WaitLoop& operator=(const WaitLoop&) = delete;
   // A claim whose retry threw passes its wake-up on (see 5. above).
   ~WaitLoop() {
-    if (pass_on_ != nullptr && std::uncaught_exceptions() > uncaught_) [[unlikely]]
-      pass_on_(pass_on_op_);
+    if (book_.holds_wake_up() && std::uncaught_exceptions() > uncaught_) [[unlikely]]
+      book_.pass_on();
   }
 
   Deadline deadline() const noexcept { return deadline_; }
@@ -161,7 +217,7 @@ class WaitLoop {
   Round wait(Ops&... ops) {
     static_assert(sizeof...(Ops) > 0);
     constexpr std::size_t N = sizeof...(Ops);
-    pass_on_ = nullptr;  // the previous claim's retry did not throw: its wake-up is spent
+    book_.spent();  // the previous claim's retry did not throw: its wake-up is spent
     if (stop_ != nullptr && stop_->stop_requested()) return RoundEnd::cancelled;
     if (deadline_.expired()) return RoundEnd::timed_out;
     if (parker_ == nullptr) parker_ = &Parker::current();
@@ -176,22 +232,26 @@ class WaitLoop {
     // 2. Register everywhere, unless one source is ready.
     std::size_t linked = 0;
     Link last = Link::linked;
-    const bool ready = !link_all(nodes, linked, last, ops...);
+    const bool ready = !link_all(nodes, book_.position(), linked, last, ops...);
     if (ready) {
       // Nothing was ever linked: nothing can have been claimed.
       if (linked == 0 && last == Link::ready) return RoundEnd::ready;
-      unlink_except(nodes, linked, N, ops...);
+      // Settle before unlinking: a claimed node was unlinked by its claimer, and once that
+      // claimer has woken another waiter, the claimed source may already be destroyed.
+      const Decision d = parker.settle();
+      unlink_except(nodes, linked, d.claimed() ? d.index() : N, ops...);
       // A claim that raced the abandoned registrations carries a wake-up meant for us:
       // report it, so that its operation is tried first and not left unperformed.
-      const Decision d = parker.settle();
       return d.claimed() ? claimed(d.index(), ops...) : Round(RoundEnd::ready);
     }
     if constexpr ((requires { ops.before_park(); } || ...)) {
       try {
         (before_park(ops), ...);
       } catch (...) {
-        unlink_except(nodes, N, N, ops...);
-        parker.settle();  // a claim that came in between was for a wait that is not happening
+        // a claim that came in between was for a wait that is not happening; its source is
+        // not touched again (settled first, as above)
+        const Decision d = parker.settle();
+        unlink_except(nodes, N, d.claimed() ? d.index() : N, ops...);
         throw;
       }
     }
@@ -204,8 +264,8 @@ class WaitLoop {
       if (!call_on_wait(hooks, ops...)) {
         // A deadlock this wait would close: do not park. A claim that came in after all
         // (the verdict raced a wake-up) is honoured instead of the exception.
-        unlink_except(nodes, N, N, ops...);
-        const Decision s = parker.settle();
+        const Decision s = parker.settle();  // settled first, as above
+        unlink_except(nodes, N, s.claimed() ? s.index() : N, ops...);
         if (s.claimed()) return claimed(s.index(), ops...);
         throw_deadlock();
       }
@@ -252,46 +312,19 @@ class WaitLoop {
     if constexpr (requires { op.before_park(); }) op.before_park();
   }
 
-  // Links nodes[0..] in order until one source is ready; `linked` counts the linked ones,
-  // `last` is the last link()'s answer.
-  template <class... Ops>
-  bool link_all(WaitNode* nodes, std::size_t& linked, Link& last, Ops&... ops) {
-    return (((last = ops.link(nodes[linked], position_)) == Link::linked && (++linked, true)) &&
-            ...);
-  }
-
-  // Unlinks nodes[0..count) but nodes[skip].
-  template <class... Ops>
-  static void unlink_except(WaitNode* nodes, std::size_t count, std::size_t skip,
-                            Ops&... ops) noexcept {
-    std::size_t i = 0;
-    ((i < count && i != skip ? ops.unlink(nodes[i]) : void(), ++i), ...);
-  }
-
   // A claim for operation `index`: it is tried next; if that throws, its wake-up passes on;
   // if the operation then finds nothing (a running thread took it first), the waiter
   // re-registers in front.
   template <class... Ops>
   Round claimed(std::uint32_t index, Ops&... ops) noexcept {
-    position_ = Position::front;
-    std::uint32_t i = 0;
-    ((i++ == index ? remember_pass_on(ops) : void()), ...);
+    book_.claimed(index, ops...);
     return Round(RoundEnd::claimed, index);
-  }
-  template <class Op>
-  void remember_pass_on(Op& op) noexcept {
-    if constexpr (requires { op.pass_on(); }) {
-      pass_on_ = [](void* p) noexcept { static_cast<Op*>(p)->pass_on(); };
-      pass_on_op_ = &op;
-    }
   }
 
   Deadline deadline_;
   const std::stop_token* stop_;
   Parker* parker_ = nullptr;
-  Position position_ = Position::back;
-  void (*pass_on_)(void*) noexcept = nullptr;  // set while a claim's retry may throw
-  void* pass_on_op_ = nullptr;
+  ClaimBook book_;
   int uncaught_;
 };
 
