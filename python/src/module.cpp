@@ -187,19 +187,40 @@ ModuleState* mstate(PyObject* m) {
   return static_cast<ModuleState*>(PyModule_GetState(m));
 }
 
-#define WEFT_STATE_OBJECTS(X)                                                                   \
-  X(lock_type)                                                                                  \
-  X(rlock_type)                                                                                 \
-  X(condition_type)                                                                             \
-  X(semaphore_type)                                                                             \
-  X(bounded_semaphore_type)                                                                     \
-  X(event_type)                                                                                 \
-  X(barrier_type)                                                                               \
-  X(queue_type) X(lifo_queue_type) X(priority_queue_type) X(simple_queue_type) X(empty) X(full) \
-      X(shutdown) X(broken_barrier) X(cancel_token_type) X(cancelled) X(str_put) X(str_get)     \
-          X(str_qsize) X(str_init) X(str_acquire) X(str_release) X(str_release_save)            \
-              X(str_acquire_restore) X(str_is_owned) X(base_put) X(base_get) X(base_qsize)      \
-                  X(base_init)
+// One object a line: clang-format 14 does not settle on a layout for this list.
+// clang-format off
+#define WEFT_STATE_OBJECTS(X) \
+  X(lock_type) \
+  X(rlock_type) \
+  X(condition_type) \
+  X(semaphore_type) \
+  X(bounded_semaphore_type) \
+  X(event_type) \
+  X(barrier_type) \
+  X(queue_type) \
+  X(lifo_queue_type) \
+  X(priority_queue_type) \
+  X(simple_queue_type) \
+  X(empty) \
+  X(full) \
+  X(shutdown) \
+  X(broken_barrier) \
+  X(cancel_token_type) \
+  X(cancelled) \
+  X(str_put) \
+  X(str_get) \
+  X(str_qsize) \
+  X(str_init) \
+  X(str_acquire) \
+  X(str_release) \
+  X(str_release_save) \
+  X(str_acquire_restore) \
+  X(str_is_owned) \
+  X(base_put) \
+  X(base_get) \
+  X(base_qsize) \
+  X(base_init)
+// clang-format on
 
 int module_traverse(PyObject* m, visitproc visit, void* arg) {
   ModuleState* st = mstate(m);
