@@ -63,12 +63,16 @@ struct TraceEvent {
 };
 
 // ---- seqlock helpers ----------------------------------------------------------------------
-// The writer: begin() makes the version odd (acq_rel: the field stores that follow cannot
-// move before it), end() makes it even (release: publishes them). The reader: read_begin()
-// (acquire), relaxed field loads, read_valid() (an acquire fence, then the version again).
+// The writer: begin() makes the version odd, then a release fence: a reader whose relaxed
+// loads see any field store that follows synchronizes (fence to fence) with it, so its
+// second version load sees the odd value and it retries. end() makes the version even
+// (release: publishes the fields). The reader: read_begin() (acquire), relaxed field loads,
+// read_valid() (an acquire fence, then the version again).
 
 void seq_begin(std::atomic<std::uint64_t>& v) noexcept {
-  v.fetch_add(1, std::memory_order_acq_rel);
+  // relaxed: the fence below orders it before the field stores.
+  v.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
 }
 void seq_end(std::atomic<std::uint64_t>& v) noexcept {
   v.fetch_add(1, std::memory_order_release);
