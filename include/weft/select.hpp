@@ -305,10 +305,20 @@ class Selector {
     // throws (an item's move, a comparator), the loop passes the wake-up on.
     WaitLoop loop(deadline, stop);
     for (;;) {
-      if (try_all(is_biased, out)) return out;
+      try {
+        if (try_all(is_biased, out)) return out;
+      } catch (...) {
+        loop.pass_on_claim();
+        throw;
+      }
       const Round r = std::apply([&loop](auto&... ops) { return loop.wait(ops...); }, ops_);
       // The source that claimed us announced a change: perform its operation first.
-      if (r.claimed() && fire_after_claim(r.index(), out)) return out;
+      try {
+        if (r.claimed() && fire_after_claim(r.index(), out)) return out;
+      } catch (...) {
+        loop.pass_on_claim();
+        throw;
+      }
       if (r.ended()) return out;  // timed out or stopped: nothing happened
     }
   }

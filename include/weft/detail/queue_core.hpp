@@ -108,7 +108,14 @@ class QueueCore {
     // slot it freed, the loop passes that wake-up on to the next putter.
     WaitLoop loop(deadline, stop);
     for (;;) {
-      switch (try_push(item)) {
+      PushResult pushed;
+      try {
+        pushed = try_push(item);
+      } catch (...) {
+        loop.pass_on_claim();
+        throw;
+      }
+      switch (pushed) {
         case PushResult::ok:
           return Status::ok;
         case PushResult::shut_down:
@@ -144,11 +151,14 @@ class QueueCore {
       WaitLoop loop(deadline, stop);
       for (;;) {
         PopResult r;
-        {
+        try {
           WakeBatch woken;
           typename Storage::PopTicket ticket(storage_, putters(), woken);
           r = ticket.status();
           if (r == PopResult::ok) return ticket.take(sink);
+        } catch (...) {
+          loop.pass_on_claim();
+          throw;
         }
         if (r == PopResult::shut_down) {
           sync_with_shutdown();

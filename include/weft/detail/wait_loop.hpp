@@ -7,6 +7,8 @@
 //     WaitLoop loop(deadline, stop);
 //     for (;;) {
 //       try the operation                    -> done: return its result
+//                                            (if it may throw: catch, loop.pass_on_claim(),
+//                                            rethrow)
 //       Round r = loop.wait(op...);          register, re-check, park, unregister
 //       if (r.ended()) return the failure;   timed out or cancelled
 //     }                                      claimed or ready: try again
@@ -24,8 +26,8 @@
 //   5. the claim's bookkeeping: the claimed operation is reported (select performs it
 //      first), a waiter that lost its wake-up's object re-registers in front
 //      (Position::front), and if the retry that follows a claim throws (an item's move, a
-//      comparator), the wake-up is passed on to the next waiter of that source (pass_on)
-//      when the exception leaves the loop, so it is never lost.
+//      comparator), the caller's catch hands the wake-up to the next waiter of that source
+//      (pass_on_claim, which calls the op's pass_on), so it is never lost.
 //
 // An operation (the pieces a primitive supplies; select's operations add try_fire, see
 // select.hpp) is any type with
@@ -201,14 +203,17 @@ class ClaimBook {
 class WaitLoop {
  public:
   WaitLoop(Deadline deadline, const std::stop_token* stop) noexcept
-      : deadline_(deadline), stop_(stop), uncaught_(std::uncaught_exceptions()) {}
+      : deadline_(deadline), stop_(stop) {}
   WaitLoop(const WaitLoop&) = delete;
   WaitLoop& operator=(const WaitLoop&) = delete;
-  // A claim whose retry threw passes its wake-up on (see 5. above).
-  ~WaitLoop() {
-    if (book_.holds_wake_up() && std::uncaught_exceptions() > uncaught_) [[unlikely]]
-      book_.pass_on();
-  }
+  ~WaitLoop() = default;
+
+  // For the caller's catch around an attempt that may throw (an item's move, a comparator):
+  // if the attempt followed a claim, that claim's wake-up goes to the next waiter of its
+  // source (see 5. above); otherwise nothing happens. A catch costs nothing until something
+  // throws, where asking std::uncaught_exceptions() in a destructor cost ~50 instructions a
+  // call (libstdc++ reaches it through dynamic TLS) on every blocking round trip.
+  void pass_on_claim() noexcept { book_.pass_on(); }
 
   Deadline deadline() const noexcept { return deadline_; }
 
@@ -325,7 +330,6 @@ class WaitLoop {
   const std::stop_token* stop_;
   Parker* parker_ = nullptr;
   ClaimBook book_;
-  int uncaught_;
 };
 
 }  // namespace weft::detail
