@@ -319,12 +319,14 @@ class BasicQueue {
   void put_impl(T& item, Deadline deadline, const std::stop_token* stop) {
     const Status s = core_.push(item, deadline, stop);
     if (s != Status::ok) [[unlikely]]
-      throw_put_failure(s);
+      throw_failure<Full>(s);
   }
-  [[noreturn, gnu::noinline, gnu::cold]] static void throw_put_failure(Status s) {
+  // A failed put or get as its exception: a timeout is Full for a put and Empty for a get.
+  template <class TimedOut>
+  [[noreturn, gnu::noinline, gnu::cold]] static void throw_failure(Status s) {
     switch (s) {
       case Status::timed_out:
-        throw Full();
+        throw TimedOut();
       case Status::shut_down:
         throw ShutDown();
       case Status::cancelled:
@@ -338,7 +340,7 @@ class BasicQueue {
   // throws, the item stays queued), or an optional built in place.
   struct ValueSink {
     T take(T&& item) { return T(std::move(item)); }
-    [[noreturn]] T fail(Status s) { throw_get_failure(s); }
+    [[noreturn]] T fail(Status s) { throw_failure<Empty>(s); }
   };
   struct OptionalSink {
     std::optional<T> take(T&& item) { return std::optional<T>(std::in_place, std::move(item)); }
@@ -348,19 +350,6 @@ class BasicQueue {
   T get_impl(Deadline deadline, const std::stop_token* stop) {
     ValueSink sink;
     return core_.pop(sink, deadline, stop);
-  }
-  [[noreturn, gnu::noinline, gnu::cold]] static void throw_get_failure(Status s) {
-    switch (s) {
-      case Status::timed_out:
-        throw Empty();
-      case Status::shut_down:
-        throw ShutDown();
-      case Status::cancelled:
-        throw Cancelled();
-      default:
-        break;
-    }
-    throw std::logic_error("weft: unreachable");
   }
   std::optional<T> try_get_impl(Deadline deadline, const std::stop_token* stop) {
     OptionalSink sink;
