@@ -120,6 +120,9 @@ struct alignas(64) ThreadRec {
   std::array<TraceEvent, kTrace> trace{};
   std::atomic<std::uint64_t> trace_head{0};
   std::atomic<std::uint32_t> pending_flow{0};
+  // Who claimed the current wait (who_of(), 0: nobody yet): written by the notifier, taken
+  // by the owner when it wakes (contention figures, producers).
+  std::atomic<std::uint64_t> claimed_by{0};
 };
 
 ThreadRec g_threads[kThreads];
@@ -344,6 +347,7 @@ thread_local std::string t_deadlock_text;
 bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancellable) noexcept;
 void on_wake(const WaitTarget* t, std::size_t n, RoundEnd end, std::uint32_t index) noexcept;
 constexpr WaitHooks kHooks{on_wait, on_wake};
+void write_contention(int fd) noexcept;
 
 // ---- text, without allocating ---------------------------------------------------------------
 
@@ -548,6 +552,7 @@ void write_all(int fd) noexcept {
   RecSnap r;
   for (std::size_t s = 0, end = slots(); s < end; ++s)
     if (read_rec(s, r)) write_thread(fd, r, now);
+  write_contention(fd);
 }
 
 // ---- structured reports -------------------------------------------------------------------
@@ -772,6 +777,560 @@ bool may_close_deadlock(const ThreadRec* self, const WaitTarget* t, std::size_t 
   return true;
 }
 
+// ---- who ends waits: contention figures and the producers of ownerless sources ------------
+// Both come from the claim protocol: the notifier that claims a waiter (Waiter::try_claim,
+// diag_claimed below) stores its identity in the waiter's record (claimed_by); the waiter,
+// when it wakes, charges the length of its wait to that thread and, for a source without
+// an owner, adds it to the source's producers. Nothing is recorded on the notifiers' fast
+// paths: a set/put/release that wakes nobody leaves no trace (and needs none: it ended no
+// wait).
+
+// A thread as "tid << 16 | slot + 1" (tids fit in 48 bits): a record slot alone could be
+// reused by another thread.
+std::uint64_t who_of(const ThreadRec* r) noexcept {
+  return (r->tid.load(std::memory_order_relaxed) << 16) |
+         static_cast<std::uint64_t>(r - g_threads + 1);
+}
+std::size_t slot_of_who(std::uint64_t who) noexcept {
+  return static_cast<std::size_t>((who & 0xffff) - 1);
+}
+std::uint64_t tid_of_who(std::uint64_t who) noexcept {
+  return who >> 16;
+}
+
+// Contention figures, one per name-table entry (the same index): primitives diagnostics
+// know. Relaxed counters: figures, read without ordering; reset when the entry changes hands.
+constexpr std::size_t kCharges = 4;  // threads charged per primitive; the rest is "uncharged"
+struct Figures {
+  std::atomic<std::uint64_t> waits{0};
+  std::atomic<std::int64_t> waited_ns{0};
+  std::atomic<std::int64_t> longest_ns{0};
+  std::atomic<std::uint64_t> uncharged{0};
+  std::array<std::atomic<std::uint64_t>, kCharges> charged_tid{};
+  std::array<std::atomic<std::uint64_t>, kCharges> charged_waits{};
+  std::array<std::atomic<std::int64_t>, kCharges> charged_ns{};
+};
+Figures g_figures[kNames];
+// Per name-table entry: set by skip_lock_order().
+std::atomic<std::uint8_t> g_order_skip[kNames];
+
+void reset_entry_extras(std::size_t i) noexcept {
+  Figures& f = g_figures[i];
+  f.waits.store(0, std::memory_order_relaxed);
+  f.waited_ns.store(0, std::memory_order_relaxed);
+  f.longest_ns.store(0, std::memory_order_relaxed);
+  f.uncharged.store(0, std::memory_order_relaxed);
+  for (std::size_t c = 0; c < kCharges; ++c) {
+    f.charged_tid[c].store(0, std::memory_order_relaxed);
+    f.charged_waits[c].store(0, std::memory_order_relaxed);
+    f.charged_ns[c].store(0, std::memory_order_relaxed);
+  }
+  g_order_skip[i].store(0, std::memory_order_relaxed);
+}
+
+// A wait on `target` of `ns` ended, by a claim of thread `who` (0: a timeout, a stop token).
+// A primitive destroyed meanwhile may have given its entry to another: then the figure goes
+// to the newcomer, at worst (the entry, never the primitive, is touched).
+void count_wait(const WaitTarget& target, std::int64_t ns, std::uint64_t who) noexcept {
+  NameEntry* e = find_name(reinterpret_cast<std::uintptr_t>(target.object));
+  if (e == nullptr) return;
+  Figures& f = g_figures[e - g_names];
+  f.waits.fetch_add(1, std::memory_order_relaxed);
+  f.waited_ns.fetch_add(ns, std::memory_order_relaxed);
+  std::int64_t longest = f.longest_ns.load(std::memory_order_relaxed);
+  while (ns > longest &&
+         !f.longest_ns.compare_exchange_weak(longest, ns, std::memory_order_relaxed)) {
+  }
+  const std::uint64_t tid = tid_of_who(who);
+  for (std::size_t c = 0; tid != 0 && c < kCharges; ++c) {
+    std::uint64_t have = f.charged_tid[c].load(std::memory_order_relaxed);
+    if (have == 0 && f.charged_tid[c].compare_exchange_strong(have, tid, std::memory_order_relaxed))
+      have = tid;
+    if (have != tid) continue;
+    f.charged_waits[c].fetch_add(1, std::memory_order_relaxed);
+    f.charged_ns[c].fetch_add(ns, std::memory_order_relaxed);
+    return;
+  }
+  f.uncharged.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The threads that ever ended a wait on a source without an owner (by a claim), per
+// (object, kind): a fixed open-addressing table, written under g_producers_mutex, read
+// without it. An entry is dropped when its primitive is destroyed (diag_forget).
+constexpr std::size_t kSources = 1024;  // a power of two
+constexpr std::size_t kProducers = 4;   // more, and the source is never judged
+struct ProducerEntry {
+  std::atomic<std::uintptr_t> key{0};  // 0 empty, kTombstone removed, else the address
+  std::atomic<std::uint8_t> kind{0};
+  std::atomic<std::uint32_t> overflow{0};
+  std::atomic<std::uint32_t> reported{0};  // a likely report was made since the last new claim
+  std::array<std::atomic<std::uint64_t>, kProducers> who{};
+};
+ProducerEntry g_producers[kSources];
+std::mutex g_producers_mutex;
+
+ProducerEntry* find_producers(std::uintptr_t key, SourceKind kind) noexcept {
+  std::size_t i = hash_of(key) & (kSources - 1);
+  for (std::size_t n = 0; n < kSources; ++n, i = (i + 1) & (kSources - 1)) {
+    const std::uintptr_t k = g_producers[i].key.load(std::memory_order_acquire);
+    if (k == key && g_producers[i].kind.load(std::memory_order_relaxed) == std::uint8_t(kind))
+      return &g_producers[i];
+    if (k == 0) return nullptr;
+  }
+  return nullptr;
+}
+
+bool ownerless(SourceKind k) noexcept {
+  return k != SourceKind::lock && k != SourceKind::rlock;
+}
+
+void add_producer(const WaitTarget& target, std::uint64_t who) noexcept {
+  if (!ownerless(target.kind)) return;
+  const auto key = reinterpret_cast<std::uintptr_t>(target.object);
+  if (ProducerEntry* e = find_producers(key, target.kind)) {
+    e->reported.store(0, std::memory_order_relaxed);
+    for (const auto& w : e->who)
+      if (w.load(std::memory_order_relaxed) == who) return;  // the common case: known
+  }
+  // The destructor must come to drop the entry (diag_destroyed).
+  g_diag_names_used.store(true, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> g(g_producers_mutex);
+  ProducerEntry* e = find_producers(key, target.kind);
+  if (e == nullptr) {
+    std::size_t i = hash_of(key) & (kSources - 1);
+    for (std::size_t n = 0; n < kSources; ++n, i = (i + 1) & (kSources - 1)) {
+      const std::uintptr_t k = g_producers[i].key.load(std::memory_order_relaxed);
+      if (k == 0 || k == kTombstone) {
+        e = &g_producers[i];
+        break;
+      }
+    }
+    if (e == nullptr) return;  // full: the source is never judged
+    e->overflow.store(0, std::memory_order_relaxed);
+    e->reported.store(0, std::memory_order_relaxed);
+    for (auto& w : e->who) w.store(0, std::memory_order_relaxed);
+    e->kind.store(static_cast<std::uint8_t>(target.kind), std::memory_order_relaxed);
+    // release: a reader that finds the key sees the cleared fields.
+    e->key.store(key, std::memory_order_release);
+  }
+  for (auto& w : e->who) {
+    const std::uint64_t have = w.load(std::memory_order_relaxed);
+    if (have == who) return;
+    if (have == 0) {
+      w.store(who, std::memory_order_relaxed);
+      return;
+    }
+  }
+  e->overflow.store(1, std::memory_order_relaxed);
+}
+
+void forget_producers(std::uintptr_t key) noexcept {
+  bool any = false;
+  for (std::uint8_t k = 0; k <= static_cast<std::uint8_t>(SourceKind::other); ++k)
+    any = any || find_producers(key, SourceKind(k)) != nullptr;
+  if (!any) return;  // the common case: no lock taken
+  std::lock_guard<std::mutex> g(g_producers_mutex);
+  for (std::uint8_t k = 0; k <= static_cast<std::uint8_t>(SourceKind::other); ++k) {
+    if (ProducerEntry* e = find_producers(key, SourceKind(k))) {
+      for (auto& w : e->who) w.store(0, std::memory_order_relaxed);
+      e->key.store(kTombstone, std::memory_order_release);
+    }
+  }
+}
+
+// ---- likely deadlocks ------------------------------------------------------------------------
+
+// Whether the calling thread (about to sleep with no deadline and no stop token on sources
+// without an owner) waits in vain as far as anyone can tell: every thread that ever ended a
+// wait on each of its sources is blocked the same way or has exited. `producers` receives
+// the blocked ones. Never certain: a thread that never woke anyone may still set the source.
+bool likely_deadlock(const ThreadRec* self, const WaitTarget* t, std::size_t n,
+                     std::vector<RecSnap>& producers, std::vector<ProducerEntry*>& entries) {
+  if (n == 0 || n > kTargets) return false;
+  // Cheap first: every source has known producers, none of them visibly running.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!ownerless(t[i].kind)) return false;
+    ProducerEntry* e = find_producers(reinterpret_cast<std::uintptr_t>(t[i].object), t[i].kind);
+    if (e == nullptr || e->overflow.load(std::memory_order_relaxed) != 0 ||
+        e->reported.load(std::memory_order_relaxed) != 0 ||
+        e->who[0].load(std::memory_order_relaxed) == 0) {
+      return false;
+    }
+    for (const auto& w : e->who) {
+      const std::uint64_t who = w.load(std::memory_order_relaxed);
+      if (who == 0) break;
+      const ThreadRec& pr = g_threads[slot_of_who(who)];
+      if (pr.in_use.load(std::memory_order_relaxed) != 0 &&
+          pr.tid.load(std::memory_order_relaxed) == tid_of_who(who) &&
+          pr.waiting.load(std::memory_order_relaxed) == 0) {
+        return false;
+      }
+    }
+    entries.push_back(e);
+  }
+  // Then on a consistent snapshot, with the certain detector's notion of blocked.
+  std::vector<RecSnap> recs;
+  if (!consistent_snapshot(recs)) return false;
+  auto blocked = [](const RecSnap& r) {
+    return r.waiting && r.deadline_ns == Deadline::never().ns() && !r.cancellable &&
+           r.n_targets <= kTargets && r.parker != nullptr && !r.parker->decided();
+  };
+  const RecSnap* me = nullptr;
+  for (const RecSnap& r : recs)
+    if (&g_threads[r.slot] == self) me = &r;
+  if (me == nullptr || !blocked(*me)) return false;
+  std::vector<std::size_t> seen;
+  for (const ProducerEntry* e : entries) {
+    for (const auto& w : e->who) {
+      const std::uint64_t who = w.load(std::memory_order_relaxed);
+      if (who == 0) break;
+      const RecSnap* p = nullptr;
+      for (const RecSnap& r : recs)
+        if (r.slot == slot_of_who(who) && r.tid == tid_of_who(who)) p = &r;
+      if (p == nullptr) continue;  // exited: it will not set anything again
+      if (!blocked(*p)) return false;
+      if (p != me && std::find(seen.begin(), seen.end(), p->slot) == seen.end()) {
+        seen.push_back(p->slot);
+        producers.push_back(*p);
+      }
+    }
+  }
+  return versions_unchanged(recs);
+}
+
+std::string likely_text(const ThreadRec* self, const std::vector<RecSnap>& producers) {
+  std::vector<RecSnap> all;
+  RecSnap me;
+  if (read_rec(static_cast<std::size_t>(self - g_threads), me)) all.push_back(me);
+  all.insert(all.end(), producers.begin(), producers.end());
+  std::string text = deadlock_text(all);
+  // deadlock_text() words the certain case; say what this one is instead.
+  const std::size_t eol = text.find('\n');
+  text.replace(0, eol,
+               "weft: deadlock (likely): every thread that ever woke a waiter of what this "
+               "thread waits on is blocked or has exited (" +
+                   std::to_string(producers.size()) + " blocked)");
+  return text;
+}
+
+// Runs the likely check for a wait that closed no certain deadlock; reports, never refuses.
+void report_likely(const ThreadRec* self, const WaitTarget* t, std::size_t n,
+                   const diagnostics::Options& opt) noexcept {
+  try {
+    std::vector<RecSnap> producers;
+    std::vector<ProducerEntry*> entries;
+    if (!likely_deadlock(self, t, n, producers, entries)) return;
+    for (ProducerEntry* e : entries) {
+      std::uint32_t expected = 0;
+      // Once per source until a new claim on it: another waiter on it stays silent.
+      if (!e->reported.compare_exchange_strong(expected, 1, std::memory_order_relaxed)) return;
+    }
+    diagnostics::DeadlockReport report;
+    report.certain = false;
+    report.text = likely_text(self, producers);
+    RecSnap me;
+    if (read_rec(static_cast<std::size_t>(self - g_threads), me))
+      report.threads.push_back(state_of(me));
+    for (const RecSnap& p : producers) report.threads.push_back(state_of(p));
+    if (opt.on_report) {
+      opt.on_report(report);
+    } else {
+      (void)!::write(2, report.text.data(), report.text.size());
+    }
+  } catch (...) {
+    // Out of memory for a report that is only a hint: drop it.
+  }
+}
+
+// ---- lock order -------------------------------------------------------------------------------
+// Lockdep's classes, abseil's acquire-before graph: each Lock/RLock belongs to a class (its
+// name, else its construction site, else its address); acquiring a lock of class B while
+// holding one of class A adds the edge A -> B. An edge that closes a cycle is a potential
+// deadlock, reported when it is first seen, whether or not any thread ever blocks.
+//
+// Lock-free on the common path (an edge already known): a bit test. A new edge takes
+// g_order_mutex (a std::mutex, never held while parked), searches for a path back and
+// records where both locks were acquired.
+
+constexpr std::size_t kClasses = 1024;  // a power of two
+constexpr std::size_t kClassKey = 96;
+constexpr std::size_t kEdgeInfos = 8192;  // a power of two
+
+std::atomic<bool> g_order_on{false};
+std::atomic<std::uint64_t> g_order_reports{0};  // a statistic: relaxed
+
+struct OrderClass {
+  std::atomic<std::uint64_t> hash{0};  // 0: free; published last (release)
+  char key[kClassKey] = {};            // written before hash, then constant
+  char label[kClassKey] = {};
+};
+OrderClass g_classes[kClasses];
+// g_edges[a][b / 64] bit b % 64: the edge a -> b was seen. relaxed: a bit seen late only
+// sends the acquirer to the mutex, which re-reads it.
+std::atomic<std::uint64_t> g_edges[kClasses][kClasses / 64];
+struct EdgeInfo {
+  std::uint32_t key = 0;  // a * kClasses + b + 1; 0: free
+  SourceSite first;       // where the held lock was acquired
+  SourceSite second;      // where the other was then acquired
+  std::uint64_t tid = 0;
+};
+EdgeInfo g_edge_info[kEdgeInfos];  // guarded by g_order_mutex
+std::mutex g_order_mutex;
+
+// The calling thread's held locks, as lock-order checking knows them. A Lock released by
+// another thread stays here until the next acquire, which drops entries that the thread's
+// record no longer lists as held.
+struct OrderHeld {
+  std::uintptr_t key = 0;
+  std::uint32_t cls = 0;
+  SourceSite site;
+};
+thread_local std::array<OrderHeld, kHeld> t_order_held{};
+thread_local std::size_t t_order_n = 0;
+
+std::uint64_t hash_str(std::string_view s) noexcept {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  return h | 1;
+}
+
+// The class of lock `key`; kClasses if the table is full or the lock is left out.
+std::uint32_t class_of(std::uintptr_t key, SourceKind kind) noexcept {
+  NameSnap ns;
+  char k[kClassKey];
+  char label[kClassKey];
+  Buf b;
+  Buf l;
+  l.put(kind_name(kind));
+  if (const NameEntry* e = find_name(key);
+      e != nullptr && g_order_skip[e - g_names].load(std::memory_order_relaxed) != 0) {
+    return kClasses;
+  }
+  const bool known = read_name(key, ns);
+  if (known && ns.name[0] != '\0') {
+    b.put("name:");
+    b.put(ns.name);
+    l.put(" \"");
+    l.put(ns.name);
+    l.put("\"");
+  } else if (known && ns.file != nullptr) {
+    b.put("site:");
+    b.put(ns.file);
+    b.put(":");
+    b.put_u(ns.line);
+    l.put(" (");
+    l.put(basename_of(ns.file));
+    l.put(":");
+    l.put_u(ns.line);
+    l.put(")");
+  } else {
+    b.put("addr:");
+    b.put_hex(key);
+    l.put(" @");
+    l.put_hex(key);
+  }
+  const std::string_view kv = b.view().substr(0, kClassKey - 1);
+  const std::uint64_t h = hash_str(b.view());
+  std::size_t i = h & (kClasses - 1);
+  for (std::size_t n = 0; n < kClasses; ++n, i = (i + 1) & (kClasses - 1)) {
+    const std::uint64_t have = g_classes[i].hash.load(std::memory_order_acquire);
+    if (have == 0) break;
+    if (have == h && kv == g_classes[i].key) return static_cast<std::uint32_t>(i);
+  }
+  std::lock_guard<std::mutex> g(g_order_mutex);
+  i = h & (kClasses - 1);
+  for (std::size_t n = 0; n < kClasses; ++n, i = (i + 1) & (kClasses - 1)) {
+    OrderClass& c = g_classes[i];
+    const std::uint64_t have = c.hash.load(std::memory_order_relaxed);
+    if (have == h && kv == c.key) return static_cast<std::uint32_t>(i);
+    if (have != 0) continue;
+    kv.copy(k, kv.size());
+    k[kv.size()] = '\0';
+    const std::string_view lv = l.view().substr(0, kClassKey - 1);
+    lv.copy(label, lv.size());
+    label[lv.size()] = '\0';
+    std::memcpy(c.key, k, sizeof k);
+    std::memcpy(c.label, label, sizeof label);
+    c.hash.store(h, std::memory_order_release);  // publishes key and label
+    return static_cast<std::uint32_t>(i);
+  }
+  return kClasses;
+}
+
+bool has_edge(std::uint32_t a, std::uint32_t b) noexcept {
+  return (g_edges[a][b / 64].load(std::memory_order_relaxed) >> (b % 64)) & 1;
+}
+
+EdgeInfo* edge_info(std::uint32_t a, std::uint32_t b, bool create) noexcept {
+  const std::uint32_t key = a * kClasses + b + 1;
+  std::size_t i = hash_of(key) & (kEdgeInfos - 1);
+  for (std::size_t n = 0; n < kEdgeInfos; ++n, i = (i + 1) & (kEdgeInfos - 1)) {
+    if (g_edge_info[i].key == key) return &g_edge_info[i];
+    if (g_edge_info[i].key == 0) {
+      if (!create) return nullptr;
+      g_edge_info[i].key = key;
+      return &g_edge_info[i];
+    }
+  }
+  return nullptr;
+}
+
+std::string site_text(SourceSite s) {
+  if (s.file == nullptr) return {};
+  return std::string(basename_of(s.file)) + ":" + std::to_string(s.line);
+}
+
+// A path from `from` to `to` in the graph (classes, from first to last), or empty. Under
+// g_order_mutex.
+std::vector<std::uint32_t> order_path(std::uint32_t from, std::uint32_t to) {
+  std::vector<std::uint32_t> parent(kClasses, kClasses);
+  std::vector<std::uint32_t> todo{from};
+  parent[from] = from;
+  while (!todo.empty()) {
+    const std::uint32_t a = todo.back();
+    todo.pop_back();
+    if (a == to) break;
+    for (std::uint32_t w = 0; w < kClasses / 64; ++w) {
+      std::uint64_t bits = g_edges[a][w].load(std::memory_order_relaxed);
+      while (bits != 0) {
+        const auto b = static_cast<std::uint32_t>(w * 64 + __builtin_ctzll(bits));
+        bits &= bits - 1;
+        if (parent[b] != kClasses) continue;
+        parent[b] = a;
+        todo.push_back(b);
+      }
+    }
+  }
+  if (parent[to] == kClasses) return {};
+  std::vector<std::uint32_t> path{to};
+  while (path.back() != from) path.push_back(parent[path.back()]);
+  std::reverse(path.begin(), path.end());
+  return path;
+}
+
+diagnostics::LockOrderReport order_report(const OrderHeld& held, std::uint32_t cls, SourceSite site,
+                                          const ThreadRec* r,
+                                          const std::vector<std::uint32_t>& back) {
+  diagnostics::LockOrderReport rep;
+  const std::uint64_t tid = r->tid.load(std::memory_order_relaxed);
+  rep.cycle.push_back({g_classes[held.cls].label, g_classes[cls].label, site_text(held.site),
+                       site_text(site), tid});
+  for (std::size_t i = 0; i + 1 < back.size(); ++i) {
+    diagnostics::LockOrderReport::Edge e{g_classes[back[i]].label, g_classes[back[i + 1]].label, "",
+                                         "", 0};
+    if (const EdgeInfo* info = edge_info(back[i], back[i + 1], false)) {
+      e.first_site = site_text(info->first);
+      e.second_site = site_text(info->second);
+      e.thread = info->tid;
+    }
+    rep.cycle.push_back(std::move(e));
+  }
+  auto at = [](const std::string& s) {
+    return s.empty() ? std::string(" (site unknown)") : " at " + s;
+  };
+  const auto& now = rep.cycle[0];
+  rep.text = "weft: lock order inversion (potential deadlock): thread (tid " + std::to_string(tid) +
+             ") acquires " + now.second + at(now.second_site) + " while holding " + now.first +
+             " (acquired" + at(now.first_site) + "); the opposite order was seen before:\n";
+  for (std::size_t i = 1; i < rep.cycle.size(); ++i) {
+    const auto& e = rep.cycle[i];
+    rep.text += "    tid " + std::to_string(e.thread) + " acquired " + e.second +
+                at(e.second_site) + " while holding " + e.first + " (acquired" + at(e.first_site) +
+                ")\n";
+  }
+  return rep;
+}
+
+// Lock `key` (of `kind`) was just acquired by the thread of record `r`, at `site`.
+void order_acquired(ThreadRec* r, std::uintptr_t key, SourceKind kind, const SourceSite* site) {
+  // Drop the entries of locks another thread released meanwhile.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < t_order_n; ++i) {
+    bool held = false;
+    for (const auto& h : r->held)
+      held = held || h.load(std::memory_order_relaxed) == t_order_held[i].key;
+    if (held) t_order_held[kept++] = t_order_held[i];
+  }
+  t_order_n = kept;
+  const std::uint32_t cls = class_of(key, kind);
+  if (cls == kClasses) return;
+  const SourceSite here = site != nullptr ? *site : SourceSite{};
+  std::vector<diagnostics::LockOrderReport> reports;
+  for (std::size_t i = 0; i < t_order_n; ++i) {
+    const OrderHeld& h = t_order_held[i];
+    if (h.cls == cls || has_edge(h.cls, cls)) continue;
+    std::lock_guard<std::mutex> g(g_order_mutex);
+    if (has_edge(h.cls, cls)) continue;
+    const std::vector<std::uint32_t> back = order_path(cls, h.cls);
+    if (!back.empty()) reports.push_back(order_report(h, cls, here, r, back));
+    if (EdgeInfo* info = edge_info(h.cls, cls, true)) {
+      info->first = h.site;
+      info->second = here;
+      info->tid = r->tid.load(std::memory_order_relaxed);
+    }
+    g_edges[h.cls][cls / 64].fetch_or(std::uint64_t{1} << (cls % 64), std::memory_order_relaxed);
+  }
+  if (t_order_n < kHeld) t_order_held[t_order_n++] = OrderHeld{key, cls, here};
+  if (reports.empty()) return;
+  const diagnostics::Options* opt = g_options.load(std::memory_order_acquire);
+  for (const auto& rep : reports) {
+    g_order_reports.fetch_add(1, std::memory_order_relaxed);
+    if (opt != nullptr && opt->on_lock_order) {
+      opt->on_lock_order(rep);
+    } else {
+      (void)!::write(2, rep.text.data(), rep.text.size());
+    }
+  }
+}
+
+void order_released(std::uintptr_t key) noexcept {
+  for (std::size_t i = t_order_n; i-- > 0;) {
+    if (t_order_held[i].key != key) continue;
+    for (std::size_t j = i + 1; j < t_order_n; ++j) t_order_held[j - 1] = t_order_held[j];
+    --t_order_n;
+    return;
+  }
+}
+
+// ---- contention, printed ------------------------------------------------------------------
+
+// The contention figures of print(): one line per primitive with a wait, in table order.
+// Async-signal-safe.
+void write_contention(int fd) noexcept {
+  bool first = true;
+  for (std::size_t i = 0; i < kNames; ++i) {
+    const Figures& f = g_figures[i];
+    const std::uint64_t waits = f.waits.load(std::memory_order_relaxed);
+    const std::uintptr_t key = g_names[i].key.load(std::memory_order_acquire);
+    if (waits == 0 || key == 0 || key == kTombstone) continue;
+    Buf b;
+    if (first)
+      b.put("weft: contention (waits, total, longest; charged to the thread that ended them)\n");
+    first = false;
+    b.put("    ");
+    put_primitive(b, SourceKind(g_names[i].kind.load(std::memory_order_relaxed)), key);
+    b.put(": ");
+    b.put_u(waits);
+    b.put(waits == 1 ? " wait, " : " waits, ");
+    b.put_secs(f.waited_ns.load(std::memory_order_relaxed));
+    b.put(", longest ");
+    b.put_secs(f.longest_ns.load(std::memory_order_relaxed));
+    for (std::size_t c = 0; c < kCharges; ++c) {
+      const std::uint64_t tid = f.charged_tid[c].load(std::memory_order_relaxed);
+      if (tid == 0) continue;
+      b.put(c == 0 ? "; tid " : ", tid ");
+      b.put_u(tid);
+      b.put(" ");
+      b.put_secs(f.charged_ns[c].load(std::memory_order_relaxed));
+      b.put(" (");
+      b.put_u(f.charged_waits[c].load(std::memory_order_relaxed));
+      b.put(")");
+    }
+    b.put("\n");
+    b.write_to(fd);
+  }
+}
+
 bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancellable) noexcept {
   ThreadRec* r = my_rec();
   if (r == nullptr) return true;
@@ -813,13 +1372,19 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
     Counted& operator=(const Counted&) = delete;
     ~Counted() { g_checks.fetch_add(1, std::memory_order_release); }  // after the verdict
   } counted;
-  if (!may_close_deadlock(r, t, n)) return true;
+  if (!may_close_deadlock(r, t, n)) {
+    report_likely(r, t, n, *opt);
+    return true;
+  }
   try {
     std::vector<RecSnap> members;
     {
       std::lock_guard<std::mutex> g(g_detect_mutex);
       if (r->reported_seq.load(std::memory_order_relaxed) == seq) return true;  // reported
-      if (!certain_deadlock(r, members)) return true;
+      if (!certain_deadlock(r, members)) {
+        report_likely(r, t, n, *opt);
+        return true;
+      }
       for (const RecSnap& m : members)
         g_threads[m.slot].reported_seq.store(m.wait_seq, std::memory_order_relaxed);
       if (opt->on_deadlock == diagnostics::OnDeadlock::raise) {
@@ -859,6 +1424,14 @@ void on_wake(const WaitTarget* t, std::size_t n, RoundEnd end, std::uint32_t ind
   seq_begin(r->version);
   r->waiting.store(0, std::memory_order_relaxed);
   seq_end(r->version);
+  // acquire: pairs with the notifier's release in diag_claimed().
+  const std::uint64_t who = r->claimed_by.exchange(0, std::memory_order_acquire);
+  if (end == RoundEnd::claimed && index < n) {
+    count_wait(t[index], Deadline::now().ns() - r->since_ns.load(std::memory_order_relaxed), who);
+    if (who != 0) add_producer(t[index], who);
+  } else if (end != RoundEnd::ready && n == 1) {
+    count_wait(t[0], Deadline::now().ns() - r->since_ns.load(std::memory_order_relaxed), 0);
+  }
   if (tracing()) [[unlikely]] {
     const WaitTarget w = index < n ? t[index] : WaitTarget{};
     if (end == RoundEnd::claimed) {
@@ -921,6 +1494,8 @@ void after_fork_child() noexcept {
   }
   new (&g_names_mutex) std::mutex();  // its holder, if any, did not come along
   new (&g_detect_mutex) std::mutex();
+  new (&g_producers_mutex) std::mutex();
+  new (&g_order_mutex) std::mutex();
   new (&g_watchdog.m) std::mutex();
   g_watchdog.thread = nullptr;  // leaked: std::thread's destructor would terminate
 }
@@ -953,6 +1528,7 @@ void diag_register(const void* object, SourceKind kind, std::string_view name,
       }
     }
     if (e == nullptr) return;  // full: the object stays unnamed
+    reset_entry_extras(static_cast<std::size_t>(e - g_names));
   }
   seq_begin(e->version);
   e->key.store(key, std::memory_order_relaxed);
@@ -970,6 +1546,7 @@ void diag_register(const void* object, SourceKind kind, std::string_view name,
 
 void diag_forget(const void* object) noexcept {
   const auto key = reinterpret_cast<std::uintptr_t>(object);
+  forget_producers(key);
   if (find_name(key) == nullptr) return;  // the common case: never named, no lock taken
   std::lock_guard<std::mutex> g(g_names_mutex);
   NameEntry* e = find_name(key);
@@ -981,9 +1558,22 @@ void diag_forget(const void* object) noexcept {
   seq_end(e->version);
 }
 
-void diag_lock_acquired(const void* lock, SourceKind kind) noexcept {
+void skip_order(const void* lock, SourceKind kind) {
+  const auto key = reinterpret_cast<std::uintptr_t>(lock);
+  if (find_name(key) == nullptr) diag_register(lock, kind, {}, nullptr);
+  if (NameEntry* e = find_name(key)) g_order_skip[e - g_names].store(1, std::memory_order_relaxed);
+}
+
+void diag_lock_acquired(const void* lock, SourceKind kind, const SourceSite* site) noexcept {
   ThreadRec* r = my_rec();
   if (r == nullptr) return;
+  if (g_order_on.load(std::memory_order_relaxed)) {
+    try {
+      order_acquired(r, reinterpret_cast<std::uintptr_t>(lock), kind, site);
+    } catch (...) {
+      // Out of memory for a report: lock-order checking misses this one.
+    }
+  }
   for (std::size_t i = 0; i < kHeld; ++i) {
     if (r->held[i].load(std::memory_order_relaxed) != 0) continue;
     seq_begin(r->version);
@@ -998,6 +1588,7 @@ void diag_lock_acquired(const void* lock, SourceKind kind) noexcept {
 
 void diag_lock_released(const void* lock) noexcept {
   const auto key = reinterpret_cast<std::uintptr_t>(lock);
+  if (t_order_n != 0) order_released(key);
   if (ThreadRec* r = t_rec; r != nullptr && tracing()) [[unlikely]]
     trace(r, Ev::release, SourceKind::lock, lock, 0);
   if (ThreadRec* r = t_rec) {
@@ -1024,13 +1615,17 @@ void diag_lock_released(const void* lock) noexcept {
 
 void diag_claimed(const Waiter* woken) noexcept {
   ThreadRec* r = my_rec();
-  const std::uint32_t flow = g_next_flow.fetch_add(1, std::memory_order_relaxed);
+  const bool traced = tracing();
+  const std::uint32_t flow = traced ? g_next_flow.fetch_add(1, std::memory_order_relaxed) : 0;
   for (std::size_t s = 0, end = slots(); s < end; ++s) {
     ThreadRec& w = g_threads[s];
     if (w.in_use.load(std::memory_order_acquire) == 0 ||
         w.parker.load(std::memory_order_relaxed) != woken) {
       continue;
     }
+    // release: the woken thread's acquire exchange in on_wake sees who it was.
+    if (r != nullptr) w.claimed_by.store(who_of(r), std::memory_order_release);
+    if (!traced) return;
     w.pending_flow.store(flow, std::memory_order_release);
     if (r != nullptr) trace(r, Ev::notify, SourceKind::other, woken, flow);
     return;
@@ -1068,6 +1663,7 @@ void enable(Options options) {
     installed = kept->back().get();
   }
   detail::g_options.store(installed, std::memory_order_release);
+  detail::g_order_on.store(installed->lock_order, std::memory_order_relaxed);
   detail::g_diag_flags.fetch_or(detail::kDiagTrack, std::memory_order_relaxed);
   detail::set_wait_hooks(&detail::kHooks);
 }
@@ -1076,6 +1672,7 @@ void disable() {
   detail::set_wait_hooks(nullptr);
   detail::g_diag_flags.fetch_and(~detail::kDiagTrack, std::memory_order_relaxed);
   detail::g_options.store(nullptr, std::memory_order_release);
+  detail::g_order_on.store(false, std::memory_order_relaxed);
 }
 
 bool enabled() noexcept {
@@ -1120,7 +1717,69 @@ Report snapshot() {
   detail::RecSnap r;
   for (std::size_t s = 0, end = detail::slots(); s < end; ++s)
     if (detail::read_rec(s, r)) rep.threads.push_back(detail::state_of(r));
+  rep.contention = contention();
   return rep;
+}
+
+void skip_lock_order(const Lock& lock) {
+  detail::skip_order(&lock, SourceKind::lock);
+}
+void skip_lock_order(const RLock& lock) {
+  detail::skip_order(&lock, SourceKind::rlock);
+}
+
+std::uint64_t lock_order_reports() noexcept {
+  return detail::g_order_reports.load(std::memory_order_relaxed);
+}
+
+std::vector<Contention> contention() {
+  std::vector<Contention> out;
+  for (std::size_t i = 0; i < detail::kNames; ++i) {
+    const detail::Figures& f = detail::g_figures[i];
+    const std::uint64_t waits = f.waits.load(std::memory_order_relaxed);
+    const std::uintptr_t key = detail::g_names[i].key.load(std::memory_order_acquire);
+    if (waits == 0 || key == 0 || key == detail::kTombstone) continue;
+    Contention c;
+    c.primitive = detail::primitive_of(
+        SourceKind(detail::g_names[i].kind.load(std::memory_order_relaxed)), key);
+    c.waits = waits;
+    c.waited = detail::to_time(f.waited_ns.load(std::memory_order_relaxed)).time_since_epoch();
+    c.longest = detail::to_time(f.longest_ns.load(std::memory_order_relaxed)).time_since_epoch();
+    c.uncharged_waits = f.uncharged.load(std::memory_order_relaxed);
+    for (std::size_t k = 0; k < detail::kCharges; ++k) {
+      const std::uint64_t tid = f.charged_tid[k].load(std::memory_order_relaxed);
+      if (tid == 0) continue;
+      Contention::Charge ch;
+      ch.thread = tid;
+      ch.waits = f.charged_waits[k].load(std::memory_order_relaxed);
+      ch.waited =
+          detail::to_time(f.charged_ns[k].load(std::memory_order_relaxed)).time_since_epoch();
+      detail::RecSnap r;
+      for (std::size_t s = 0, end = detail::slots(); s < end; ++s)
+        if (detail::read_rec(s, r) && r.tid == tid) ch.name = r.name;
+      c.charged.push_back(std::move(ch));
+    }
+    std::sort(c.charged.begin(), c.charged.end(),
+              [](const auto& a, const auto& b) { return a.waited > b.waited; });
+    out.push_back(std::move(c));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.waited > b.waited; });
+  return out;
+}
+
+void reset_contention() {
+  for (auto& f : detail::g_figures) {
+    f.waits.store(0, std::memory_order_relaxed);
+    f.waited_ns.store(0, std::memory_order_relaxed);
+    f.longest_ns.store(0, std::memory_order_relaxed);
+    f.uncharged.store(0, std::memory_order_relaxed);
+    for (std::size_t c = 0; c < detail::kCharges; ++c) {
+      f.charged_tid[c].store(0, std::memory_order_relaxed);
+      f.charged_waits[c].store(0, std::memory_order_relaxed);
+      f.charged_ns[c].store(0, std::memory_order_relaxed);
+    }
+  }
 }
 
 std::string format(const Report& report) {
@@ -1158,6 +1817,33 @@ std::string format(const Report& report) {
       out += " running\n";
     }
     for (const Primitive& p : t.holds) out += "    holds " + prim(p) + "\n";
+  }
+  return out + format(report.contention);
+}
+
+std::string format(const std::vector<Contention>& figures) {
+  if (figures.empty()) return {};
+  auto ms = [](Clock::duration d) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3fms", std::chrono::duration<double, std::milli>(d).count());
+    return std::string(b);
+  };
+  std::string out = "contention (waits, total, longest; charged to the thread that ended them):\n";
+  for (const Contention& c : figures) {
+    const Primitive& p = c.primitive;
+    out += "    " + std::string(detail::kind_name(p.kind));
+    if (!p.name.empty()) out += " \"" + p.name + "\"";
+    if (!p.site.empty()) out += " (" + p.site + ")";
+    out += ": " + std::to_string(c.waits) + (c.waits == 1 ? " wait, " : " waits, ") + ms(c.waited) +
+           ", longest " + ms(c.longest);
+    for (std::size_t i = 0; i < c.charged.size(); ++i) {
+      const auto& ch = c.charged[i];
+      out += i == 0 ? "; " : ", ";
+      out += ch.name.empty() ? "tid " + std::to_string(ch.thread) : "\"" + ch.name + "\"";
+      out += " " + ms(ch.waited) + " (" + std::to_string(ch.waits) + ")";
+    }
+    if (c.uncharged_waits != 0) out += ", " + std::to_string(c.uncharged_waits) + " uncharged";
+    out += "\n";
   }
   return out;
 }

@@ -78,11 +78,35 @@ struct ThreadState {
   std::vector<Primitive> holds;  // Locks and RLocks it holds
 };
 
+// How much a primitive made threads wait (only primitives diagnostics know: named, or
+// constructed while diagnostics were on). A wait here is one park: a thread that is woken,
+// loses the race for the primitive and parks again waits twice.
+struct Contention {
+  Primitive primitive;
+  std::uint64_t waits = 0;    // parks on it that have ended
+  Clock::duration waited{};   // their total length
+  Clock::duration longest{};  // the longest one
+  // For a Lock/RLock: the waits that a release ended, charged to the thread that released
+  // it (the last release before the woken thread ran), longest total first.
+  struct Charge {
+    std::uint64_t thread = 0;  // kernel thread id
+    std::string name;          // its name, if it is still running and named
+    std::uint64_t waits = 0;
+    Clock::duration waited{};
+  };
+  std::vector<Charge> charged;
+  std::uint64_t uncharged_waits = 0;  // ended by a timeout, a stop token, or not charged
+};
+
 struct Report {
-  std::vector<ThreadState> threads;  // every thread diagnostics have seen, waiting or not
+  std::vector<ThreadState> threads;    // every thread diagnostics have seen, waiting or not
+  std::vector<Contention> contention;  // every primitive with a wait, most waited-on first
 };
 
 struct DeadlockReport {
+  // certain: the threads can only be woken by each other (a Lock/RLock cycle, a Group).
+  // Not certain ("likely"): a thread blocked on a source without an owner, every thread
+  // that ever woke a waiter of that source being itself blocked; never fatal.
   bool certain = true;
   std::vector<ThreadState> threads;  // the deadlocked threads, the closing one first
   std::string text;                  // what is printed
@@ -92,10 +116,32 @@ struct DeadlockReport {
 // not block on a weft primitive.
 using ReportFn = std::function<void(const DeadlockReport&)>;
 
+// A potential deadlock found by lock-order checking: a thread acquired `cycle[0].second`
+// while holding `cycle[0].first`, and earlier acquisitions (cycle[1..]) had established the
+// opposite order, from cycle[0].second back to cycle[0].first.
+struct LockOrderReport {
+  struct Edge {
+    std::string first;         // the lock class held ("Lock \"a\"", or a construction site)
+    std::string second;        // the lock class acquired while holding it
+    std::string first_site;    // "file:line" where `first` was acquired ("" if unknown)
+    std::string second_site;   // "file:line" where `second` was acquired
+    std::uint64_t thread = 0;  // the thread that did it
+  };
+  std::vector<Edge> cycle;
+  std::string text;  // what is printed
+};
+using LockOrderFn = std::function<void(const LockOrderReport&)>;
+
 struct Options {
   OnDeadlock on_deadlock = OnDeadlock::report;
   ReportFn on_report;             // empty: reports go to stderr
   std::string trace_on_deadlock;  // if tracing: write_trace() here on a certain deadlock
+  // Lock-order checking: every Lock/RLock acquired while another is held adds an edge
+  // "held class -> acquired class"; the first edge that closes a cycle is reported, once,
+  // before any thread blocks. Classes: a lock's name, else its construction site, else its
+  // address.
+  bool lock_order = false;
+  LockOrderFn on_lock_order;  // empty: reports go to stderr
 };
 
 // Turns diagnostics on (again, with new options) or off. Locks acquired while diagnostics
@@ -129,6 +175,19 @@ bool write_trace(const std::string& path);  // false if the file could not be wr
 
 // How many times a thread about to sleep has run deadlock detection (a verdict or not).
 std::uint64_t deadlock_checks() noexcept;
+
+// Leaves this lock out of lock-order checking (as held and as acquired): for locks whose
+// order is known to be safe by other means. Lasts until the lock is destroyed.
+void skip_lock_order(const Lock& lock);
+void skip_lock_order(const RLock& lock);
+// How many inversions lock-order checking has reported.
+std::uint64_t lock_order_reports() noexcept;
+
+// Contention figures of every primitive with a wait, most waited-on first.
+std::vector<Contention> contention();
+std::string format(const std::vector<Contention>& figures);
+// Forgets every contention figure.
+void reset_contention();
 
 // Every thread diagnostics have seen, now.
 Report snapshot();

@@ -67,30 +67,38 @@ class Lock {
   Lock& operator=(const Lock&) = delete;
   ~Lock() { detail::diag_destroyed(this); }
 
-  bool acquire(bool blocking = true) {
-    return noted(try_acquire() || (blocking && acquire_slow(detail::Deadline::never(), nullptr)));
+  // `site` (every acquire has it as its last, defaulted, argument) is where the caller
+  // acquired the lock, for lock-order reports (weft/diagnostics.hpp); it costs nothing
+  // unless diagnostics are on.
+  bool acquire(bool blocking = true, SourceSite site = SourceSite::current()) {
+    return noted(try_acquire() || (blocking && acquire_slow(detail::Deadline::never(), nullptr)),
+                 site);
   }
   template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) {
-    return noted(try_acquire() || acquire_slow(detail::Deadline::after(timeout), nullptr));
+  bool acquire(std::chrono::duration<Rep, Period> timeout,
+               SourceSite site = SourceSite::current()) {
+    return noted(try_acquire() || acquire_slow(detail::Deadline::after(timeout), nullptr), site);
   }
-  bool acquire(std::stop_token stop) {
+  bool acquire(std::stop_token stop, SourceSite site = SourceSite::current()) {
     if (stop.stop_requested()) return false;
-    return noted(try_acquire() || acquire_slow(detail::Deadline::never(), &stop));
+    return noted(try_acquire() || acquire_slow(detail::Deadline::never(), &stop), site);
   }
   template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+  bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop,
+               SourceSite site = SourceSite::current()) {
     if (stop.stop_requested()) return false;
-    return noted(try_acquire() || acquire_slow(detail::Deadline::after(timeout), &stop));
+    return noted(try_acquire() || acquire_slow(detail::Deadline::after(timeout), &stop), site);
   }
   template <class Clock, class Duration>
-  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return noted(try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr));
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline,
+                     SourceSite site = SourceSite::current()) {
+    return noted(try_acquire() || acquire_slow(detail::Deadline::at(deadline), nullptr), site);
   }
   template <class Clock, class Duration>
-  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop,
+                     SourceSite site = SourceSite::current()) {
     if (stop.stop_requested()) return false;
-    return noted(try_acquire() || acquire_slow(detail::Deadline::at(deadline), &stop));
+    return noted(try_acquire() || acquire_slow(detail::Deadline::at(deadline), &stop), site);
   }
 
   // Throws std::logic_error if the lock is not locked.
@@ -107,17 +115,22 @@ class Lock {
 
   bool locked() const noexcept { return (state().load(std::memory_order_relaxed) & kLocked) != 0; }
 
-  // TimedLockable
-  void lock() { acquire(); }
+  // TimedLockable (through std::scoped_lock and the like, the site is in the standard
+  // library's header).
+  void lock(SourceSite site = SourceSite::current()) { acquire(true, site); }
   void unlock() { release(); }
-  bool try_lock() noexcept { return noted(try_acquire()); }
+  bool try_lock(SourceSite site = SourceSite::current()) noexcept {
+    return noted(try_acquire(), site);
+  }
   template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire(timeout);
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout,
+                    SourceSite site = SourceSite::current()) {
+    return acquire(timeout, site);
   }
   template <class Clock, class Duration>
-  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return acquire_until(deadline);
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline,
+                      SourceSite site = SourceSite::current()) {
+    return acquire_until(deadline, site);
   }
 
  private:
@@ -144,11 +157,11 @@ class Lock {
   // After an acquire: with diagnostics on, records the caller as the holder and marks the
   // lock kTracked, so that its release (whoever makes it) takes the slow path and forgets
   // the holder. With diagnostics off: one relaxed load; release() pays nothing.
-  bool noted(bool acquired) noexcept {
+  bool noted(bool acquired, SourceSite site = {}) noexcept {
     if (acquired && detail::diag_tracking()) [[unlikely]] {
       // relaxed: only the holder sets the bit; the release's RMW on the same word sees it.
       state().fetch_or(kTracked, std::memory_order_relaxed);
-      detail::diag_lock_acquired(this, detail::SourceKind::lock);
+      detail::diag_lock_acquired(this, detail::SourceKind::lock, &site);
     }
     return acquired;
   }
@@ -202,41 +215,52 @@ class RLock {
 
   // The inner Lock is taken directly (try_acquire, acquire_slow), so that diagnostics see
   // this RLock, not the Lock inside it, as the one held and waited for.
-  bool acquire(bool blocking = true) {
+  // `site`: as for Lock::acquire.
+  bool acquire(bool blocking = true, SourceSite site = SourceSite::current()) {
     if (reenter()) return true;
     return adopt(lock_.try_acquire() ||
-                 (blocking && lock_.acquire_slow(detail::Deadline::never(), nullptr, this)));
+                     (blocking && lock_.acquire_slow(detail::Deadline::never(), nullptr, this)),
+                 site);
   }
   template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+  bool acquire(std::chrono::duration<Rep, Period> timeout,
+               SourceSite site = SourceSite::current()) {
     if (reenter()) return true;
-    return adopt(lock_.try_acquire() ||
-                 lock_.acquire_slow(detail::Deadline::after(timeout), nullptr, this));
+    return adopt(
+        lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::after(timeout), nullptr, this),
+        site);
   }
-  bool acquire(std::stop_token stop) {
+  bool acquire(std::stop_token stop, SourceSite site = SourceSite::current()) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::never(), &stop, this));
+    return adopt(lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::never(), &stop, this),
+                 site);
   }
   template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+  bool acquire(std::chrono::duration<Rep, Period> timeout, std::stop_token stop,
+               SourceSite site = SourceSite::current()) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.try_acquire() ||
-                 lock_.acquire_slow(detail::Deadline::after(timeout), &stop, this));
+    return adopt(
+        lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::after(timeout), &stop, this),
+        site);
   }
   template <class Clock, class Duration>
-  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline,
+                     SourceSite site = SourceSite::current()) {
     if (reenter()) return true;
-    return adopt(lock_.try_acquire() ||
-                 lock_.acquire_slow(detail::Deadline::at(deadline), nullptr, this));
+    return adopt(
+        lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::at(deadline), nullptr, this),
+        site);
   }
   template <class Clock, class Duration>
-  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop) {
+  bool acquire_until(std::chrono::time_point<Clock, Duration> deadline, std::stop_token stop,
+                     SourceSite site = SourceSite::current()) {
     if (stop.stop_requested()) return false;
     if (reenter()) return true;
-    return adopt(lock_.try_acquire() ||
-                 lock_.acquire_slow(detail::Deadline::at(deadline), &stop, this));
+    return adopt(
+        lock_.try_acquire() || lock_.acquire_slow(detail::Deadline::at(deadline), &stop, this),
+        site);
   }
 
   // Throws std::logic_error unless the calling thread owns the lock.
@@ -245,16 +269,18 @@ class RLock {
   // Whether the calling thread owns the lock (Python: RLock._is_owned()).
   bool is_owned() const noexcept { return owner_.load(std::memory_order_relaxed) == self(); }
 
-  void lock() { acquire(); }
+  void lock(SourceSite site = SourceSite::current()) { acquire(true, site); }
   void unlock() { release(); }
-  bool try_lock() { return acquire(false); }
+  bool try_lock(SourceSite site = SourceSite::current()) { return acquire(false, site); }
   template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire(timeout);
+  bool try_lock_for(std::chrono::duration<Rep, Period> timeout,
+                    SourceSite site = SourceSite::current()) {
+    return acquire(timeout, site);
   }
   template <class Clock, class Duration>
-  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
-    return acquire_until(deadline);
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline,
+                      SourceSite site = SourceSite::current()) {
+    return acquire_until(deadline, site);
   }
 
  private:
@@ -273,14 +299,14 @@ class RLock {
     detail::tsan_locked(this);
     return true;
   }
-  bool adopt(bool acquired) noexcept {
+  bool adopt(bool acquired, SourceSite site = {}) noexcept {
     if (acquired) {
       // relaxed: only the owner compares owner_ with itself, and a thread always sees its
       // own last write; other threads can never read their own identity here by accident.
       owner_.store(self(), std::memory_order_relaxed);
       count_ = 1;
       detail::tsan_locked(this);
-      detail::diag_acquired(this, detail::SourceKind::rlock);
+      detail::diag_acquired(this, detail::SourceKind::rlock, site);
     }
     return acquired;
   }

@@ -84,7 +84,8 @@ inline std::atomic<bool> g_diag_names_used{false};
 void diag_register(const void* object, SourceKind kind, std::string_view name,
                    const SourceSite* site) noexcept;
 void diag_forget(const void* object) noexcept;
-void diag_lock_acquired(const void* lock, SourceKind kind) noexcept;
+// `site`: where the caller acquired it (for lock-order reports), null if unknown.
+void diag_lock_acquired(const void* lock, SourceKind kind, const SourceSite* site) noexcept;
 void diag_lock_released(const void* lock) noexcept;
 
 inline bool diag_tracking() noexcept {
@@ -118,9 +119,9 @@ inline void diag_destroyed(const void* object) noexcept {
   (void)object;
 #endif
 }
-inline void diag_acquired(const void* lock, SourceKind kind) noexcept {
+inline void diag_acquired(const void* lock, SourceKind kind, SourceSite site = {}) noexcept {
   if (diag_tracking()) [[unlikely]]
-    diag_lock_acquired(lock, kind);
+    diag_lock_acquired(lock, kind, &site);
 }
 inline void diag_released(const void* lock) noexcept {
   if (diag_tracking()) [[unlikely]]

@@ -63,7 +63,8 @@ class Waiter;
 inline constexpr std::uint32_t kDiagTrack = 1;  // record construction sites and Lock holders
 inline constexpr std::uint32_t kDiagTrace = 2;  // record events, with who claimed whom
 inline std::atomic<std::uint32_t> g_diag_flags{0};
-// A claim, for the trace: the calling thread (the notifier) claimed `woken`.
+// A claim, for diagnostics (who ended which wait) and the trace: the calling thread (the
+// notifier) claimed `woken`.
 void diag_claimed(const Waiter* woken) noexcept;
 
 // How a park ended.
@@ -137,7 +138,7 @@ class Waiter {
       if (word_.compare_exchange_weak(v, token | (v & kSleeping), std::memory_order_acq_rel,
                                       std::memory_order_relaxed)) {
 #if WEFT_DIAGNOSTICS
-        if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]]
+        if (g_diag_flags.load(std::memory_order_relaxed) & (kDiagTrack | kDiagTrace)) [[unlikely]]
           diag_claimed(this);
 #endif
         return true;
