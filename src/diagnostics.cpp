@@ -219,6 +219,7 @@ void free_rec(ThreadRec* r) noexcept {
   seq_begin(r->version);
   r->waiting.store(0, std::memory_order_relaxed);
   r->group.store(0, std::memory_order_relaxed);
+  r->parker.store(nullptr, std::memory_order_relaxed);  // freed with the thread
   for (auto& h : r->held) h.store(0, std::memory_order_relaxed);
   seq_end(r->version);
   r->in_use.store(0, std::memory_order_release);
@@ -247,6 +248,10 @@ ThreadRec* my_rec() noexcept {
       store_str(r.name, "");
       r.group.store(0, std::memory_order_relaxed);
       r.waiting.store(0, std::memory_order_relaxed);
+      // The previous owner's Parker may since have been freed and reallocated to another
+      // thread: a claim of that thread must not find this record.
+      r.parker.store(nullptr, std::memory_order_relaxed);
+      r.claimed_by.store(0, std::memory_order_relaxed);
       for (auto& h : r.held) h.store(0, std::memory_order_relaxed);
       seq_end(r.version);
       const auto slot = static_cast<std::size_t>(&r - g_threads);
@@ -1730,6 +1735,13 @@ void skip_lock_order(const RLock& lock) {
 
 std::uint64_t lock_order_reports() noexcept {
   return detail::g_order_reports.load(std::memory_order_relaxed);
+}
+
+void reset_lock_order() {
+  std::lock_guard<std::mutex> g(detail::g_order_mutex);
+  for (auto& row : detail::g_edges)
+    for (auto& w : row) w.store(0, std::memory_order_relaxed);
+  for (auto& e : detail::g_edge_info) e = detail::EdgeInfo{};
 }
 
 std::vector<Contention> contention() {

@@ -182,6 +182,8 @@ void skip_lock_order(const Lock& lock);
 void skip_lock_order(const RLock& lock);
 // How many inversions lock-order checking has reported.
 std::uint64_t lock_order_reports() noexcept;
+// Forgets every order seen so far (each inversion can then be reported again).
+void reset_lock_order();
 
 // Contention figures of every primitive with a wait, most waited-on first.
 std::vector<Contention> contention();

@@ -65,6 +65,7 @@ class Hints : public ::testing::Test {
   void SetUp() override {
     enable(diag::OnDeadlock::raise, true);
     diag::reset_contention();
+    diag::reset_lock_order();
   }
   void TearDown() override { diag::disable(); }
   Collected<diag::DeadlockReport> reports;
