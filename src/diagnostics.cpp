@@ -1012,9 +1012,8 @@ std::string likely_text(const ThreadRec* self, const std::vector<RecSnap>& produ
   // deadlock_text() words the certain case; say what this one is instead.
   const std::size_t eol = text.find('\n');
   text.replace(0, eol,
-               "weft: deadlock (likely): every thread that ever woke a waiter of what this "
-               "thread waits on is blocked or has exited (" +
-                   std::to_string(producers.size()) + " blocked)");
+               "weft: deadlock (likely): every thread that ever ended a wait on these "
+               "sources is blocked or gone");
   return text;
 }
 
@@ -1233,21 +1232,26 @@ diagnostics::LockOrderReport order_report(const OrderHeld& held, std::uint32_t c
   auto at = [](const std::string& s) {
     return s.empty() ? std::string(" (site unknown)") : " at " + s;
   };
+  char name[kThreadName];
+  load_str(r->name, name);
+  const std::string who =
+      name[0] != '\0' ? "thread \"" + std::string(name) + "\" (tid " + std::to_string(tid) + ")"
+                      : "thread (tid " + std::to_string(tid) + ")";
   const auto& now = rep.cycle[0];
-  rep.text = "weft: lock order inversion (potential deadlock): thread (tid " + std::to_string(tid) +
-             ") acquires " + now.second + at(now.second_site) + " while holding " + now.first +
-             " (acquired" + at(now.first_site) + "); the opposite order was seen before:\n";
+  rep.text = "weft: lock order inversion (potential deadlock):\n    " + who + " acquires " +
+             now.second + at(now.second_site) + "\n        while holding " + now.first +
+             ", acquired" + at(now.first_site) + "\n";
   for (std::size_t i = 1; i < rep.cycle.size(); ++i) {
     const auto& e = rep.cycle[i];
-    rep.text += "    tid " + std::to_string(e.thread) + " acquired " + e.second +
-                at(e.second_site) + " while holding " + e.first + " (acquired" + at(e.first_site) +
-                ")\n";
+    rep.text += "    earlier, tid " + std::to_string(e.thread) + " acquired " + e.second +
+                at(e.second_site) + "\n        while holding " + e.first + ", acquired" +
+                at(e.first_site) + "\n";
   }
   return rep;
 }
 
 // Lock `key` (of `kind`) was just acquired by the thread of record `r`, at `site`.
-void order_acquired(ThreadRec* r, std::uintptr_t key, SourceKind kind, const SourceSite* site) {
+void order_acquired(ThreadRec* r, std::uintptr_t key, SourceKind kind, SourceSite here) {
   // Drop the entries of locks another thread released meanwhile.
   std::size_t kept = 0;
   for (std::size_t i = 0; i < t_order_n; ++i) {
@@ -1259,7 +1263,6 @@ void order_acquired(ThreadRec* r, std::uintptr_t key, SourceKind kind, const Sou
   t_order_n = kept;
   const std::uint32_t cls = class_of(key, kind);
   if (cls == kClasses) return;
-  const SourceSite here = site != nullptr ? *site : SourceSite{};
   std::vector<diagnostics::LockOrderReport> reports;
   for (std::size_t i = 0; i < t_order_n; ++i) {
     const OrderHeld& h = t_order_held[i];
@@ -1569,7 +1572,7 @@ void skip_order(const void* lock, SourceKind kind) {
   if (NameEntry* e = find_name(key)) g_order_skip[e - g_names].store(1, std::memory_order_relaxed);
 }
 
-void diag_lock_acquired(const void* lock, SourceKind kind, const SourceSite* site) noexcept {
+void diag_lock_acquired(const void* lock, SourceKind kind, SourceSite site) noexcept {
   ThreadRec* r = my_rec();
   if (r == nullptr) return;
   if (g_order_on.load(std::memory_order_relaxed)) {

@@ -161,7 +161,7 @@ class Lock {
     if (acquired && detail::diag_tracking()) [[unlikely]] {
       // relaxed: only the holder sets the bit; the release's RMW on the same word sees it.
       state().fetch_or(kTracked, std::memory_order_relaxed);
-      detail::diag_lock_acquired(this, detail::SourceKind::lock, &site);
+      detail::diag_lock_acquired(this, detail::SourceKind::lock, site);
     }
     return acquired;
   }

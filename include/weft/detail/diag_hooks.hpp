@@ -84,8 +84,9 @@ inline std::atomic<bool> g_diag_names_used{false};
 void diag_register(const void* object, SourceKind kind, std::string_view name,
                    const SourceSite* site) noexcept;
 void diag_forget(const void* object) noexcept;
-// `site`: where the caller acquired it (for lock-order reports), null if unknown.
-void diag_lock_acquired(const void* lock, SourceKind kind, const SourceSite* site) noexcept;
+// `site`: where the caller acquired it (for lock-order reports; file null if unknown). By
+// value: its constants are then materialized in the caller's cold branch only.
+void diag_lock_acquired(const void* lock, SourceKind kind, SourceSite site) noexcept;
 void diag_lock_released(const void* lock) noexcept;
 
 inline bool diag_tracking() noexcept {
@@ -121,7 +122,7 @@ inline void diag_destroyed(const void* object) noexcept {
 }
 inline void diag_acquired(const void* lock, SourceKind kind, SourceSite site = {}) noexcept {
   if (diag_tracking()) [[unlikely]]
-    diag_lock_acquired(lock, kind, &site);
+    diag_lock_acquired(lock, kind, site);
 }
 inline void diag_released(const void* lock) noexcept {
   if (diag_tracking()) [[unlikely]]
