@@ -13,6 +13,7 @@
 //
 // Usage: diagnostics_hints [--time-scale X]   (accepted for the examples' test; unused)
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,6 +90,7 @@ static void contention() {
   weft::Event finish{"finish"};
   long balance = 0;
   std::vector<std::thread> clerks;
+  clerks.reserve(4);
   for (int c = 0; c < 4; ++c) {
     clerks.emplace_back([&, c] {
       diag::set_thread_name("clerk-" + std::to_string(c));
@@ -110,17 +112,22 @@ static void contention() {
 }
 
 int main() {
-  diag::Options options;
-  options.lock_order = true;
-  // By default reports go to stderr; here to stdout, in order with the rest.
-  options.on_lock_order = [](const diag::LockOrderReport& r) {
-    std::fputs(r.text.c_str(), stdout);
-  };
-  options.on_report = [](const diag::DeadlockReport& r) { std::fputs(r.text.c_str(), stdout); };
-  diag::enable(std::move(options));
-  lock_order();
-  likely_deadlock();
-  contention();
-  diag::disable();
+  try {
+    diag::Options options;
+    options.lock_order = true;
+    // By default reports go to stderr; here to stdout, in order with the rest.
+    options.on_lock_order = [](const diag::LockOrderReport& r) {
+      std::fputs(r.text.c_str(), stdout);
+    };
+    options.on_report = [](const diag::DeadlockReport& r) { std::fputs(r.text.c_str(), stdout); };
+    diag::enable(std::move(options));
+    lock_order();
+    likely_deadlock();
+    contention();
+    diag::disable();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "diagnostics_hints: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }
