@@ -17,7 +17,14 @@
 // which can be woken by anyone outside the set: each waits only for Locks/RLocks held by
 // members, or is in a Group all of whose declared members are in the set. A thread with a
 // deadline, a stop token, one source of a select that is not blocked that way, or a wake-up
-// already claimed for it is never part of a verdict.
+// already claimed for it is never part of a verdict. A wait on sources without an owner
+// (Event, Condition, Semaphore, queue, Barrier) all of whose known producers (the threads
+// that ever ended a wait on them, as the claim protocol names them) are blocked or gone is
+// reported as *likely*, never acted on.
+//
+// Also, while on: lock-order checking (Options::lock_order: an acquire-before graph of lock
+// classes, an inversion reported the first time it is seen, with both acquisition sites),
+// and contention figures per known primitive (contention()).
 //
 // Diagnostics never block on a weft primitive; the signal-handler dump allocates nothing
 // and takes no lock. -DWEFT_DIAGNOSTICS=0 removes everything (these calls then do nothing).
