@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "diagnostics_helpers.hpp"
 #include "weft/condition.hpp"
 #include "weft/diagnostics.hpp"
 #include "weft/event.hpp"
@@ -72,22 +73,8 @@ class Hints : public ::testing::Test {
   Collected<diag::LockOrderReport> inversions;
 };
 
-std::optional<diag::ThreadState> thread_named(const std::string& name) {
-  for (auto& t : diag::snapshot().threads)
-    if (t.name == name) return t;
-  return std::nullopt;
-}
-
-// Waits until the thread named `name` waits on `object` and the detector is done with it.
-void await_checked(const std::string& name, const void* object) {
-  for (;;) {
-    if (auto t = thread_named(name); t && t->waiting && t->checked) {
-      for (const auto& p : t->waits_on)
-        if (p.address == object) return;
-    }
-    std::this_thread::yield();
-  }
-}
+using weft::testing::await_checked;
+using weft::testing::thread_named;
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
@@ -103,6 +90,15 @@ std::uint64_t my_tid() {
 }
 
 // ---- lock order ---------------------------------------------------------------------------
+
+// Takes `outer`, then `inner`, and releases both: the order outer -> inner.
+template <class A, class B>
+void nested(A& outer, B& inner) {
+  outer.acquire();
+  inner.acquire();
+  inner.release();
+  outer.release();
+}
 
 TEST_F(Hints, InversionAcrossTwoThreadsIsReportedBeforeAnyDeadlock) {
   weft::Lock a{"a"};
@@ -146,28 +142,15 @@ TEST_F(Hints, InversionAcrossTwoThreadsIsReportedBeforeAnyDeadlock) {
 
   // Reported once: the same orders again add nothing.
   const std::uint64_t before = diag::lock_order_reports();
-  b.acquire();
-  a.acquire();
-  a.release();
-  b.release();
+  nested(b, a);
   EXPECT_EQ(diag::lock_order_reports(), before);
   EXPECT_EQ(inversions.size(), 1U);
 }
 
 TEST_F(Hints, ThreeLockCycleIsReportedWithEveryEdge) {
   weft::Lock a{"a3"}, b{"b3"}, c{"c3"};
-  std::thread([&] {
-    a.acquire();
-    b.acquire();
-    b.release();
-    a.release();
-  }).join();
-  std::thread([&] {
-    b.acquire();
-    c.acquire();
-    c.release();
-    b.release();
-  }).join();
+  std::thread([&] { nested(a, b); }).join();
+  std::thread([&] { nested(b, c); }).join();
   EXPECT_EQ(inversions.size(), 0U);
   c.acquire();
   a.acquire();  // c -> a closes a -> b -> c
@@ -194,10 +177,7 @@ TEST_F(Hints, RLockReentryIsNotAnOrder) {
   r.release();
   EXPECT_EQ(inversions.size(), 0U);
   // But a real acquisition in the opposite order is.
-  x.acquire();
-  r.acquire();
-  r.release();
-  x.release();
+  nested(x, r);
   ASSERT_EQ(inversions.size(), 1U);
   EXPECT_EQ(inversions.at(0).cycle[0].first, "Lock \"inner\"");
   EXPECT_EQ(inversions.at(0).cycle[0].second, "RLock \"outer\"");
@@ -206,24 +186,12 @@ TEST_F(Hints, RLockReentryIsNotAnOrder) {
 TEST_F(Hints, SkippedLockIsLeftOut) {
   weft::Lock a{"p"}, b{"q"}, c{"s"};
   diag::skip_lock_order(b);
-  a.acquire();
-  b.acquire();
-  b.release();
-  a.release();
-  b.acquire();
-  a.acquire();
-  a.release();
-  b.release();
+  nested(a, b);
+  nested(b, a);
   EXPECT_EQ(inversions.size(), 0U);
   // The checker is on: an unskipped pair is still reported.
-  a.acquire();
-  c.acquire();
-  c.release();
-  a.release();
-  c.acquire();
-  a.acquire();
-  a.release();
-  c.release();
+  nested(a, c);
+  nested(c, a);
   EXPECT_EQ(inversions.size(), 1U);
 }
 
@@ -231,19 +199,13 @@ TEST_F(Hints, ClassesAreKeyedByName) {
   // Two locks called "account" are one class: account -> ledger by one lock, ledger ->
   // account by the other is an inversion (two transfers in opposite directions).
   weft::Lock alice{"account"}, bob{"account"}, ledger{"ledger"};
-  alice.acquire();
-  ledger.acquire();
-  ledger.release();
-  alice.release();
+  nested(alice, ledger);
   alice.acquire();
   bob.acquire();  // one class nested in itself: not an order
   bob.release();
   alice.release();
   EXPECT_EQ(inversions.size(), 0U);
-  ledger.acquire();
-  bob.acquire();
-  bob.release();
-  ledger.release();
+  nested(ledger, bob);
   ASSERT_EQ(inversions.size(), 1U);
   EXPECT_EQ(inversions.at(0).cycle[0].second, "Lock \"account\"");
 }
@@ -256,10 +218,7 @@ TEST_F(Hints, UnnamedLocksAreKeyedByConstructionSite) {
   weft::Lock other;
   auto l1 = make();
   auto l2 = make();
-  l1->acquire();
-  other.acquire();
-  other.release();
-  l1->release();
+  nested(*l1, other);
   other.acquire();
   l2->acquire();  // another lock, the same class as l1
   l2->release();
@@ -271,14 +230,8 @@ TEST_F(Hints, UnnamedLocksAreKeyedByConstructionSite) {
 TEST_F(Hints, NothingWithoutLockOrder) {
   enable(diag::OnDeadlock::raise, false);
   weft::Lock a{"off-a"}, b{"off-b"};
-  a.acquire();
-  b.acquire();
-  b.release();
-  a.release();
-  b.acquire();
-  a.acquire();
-  a.release();
-  b.release();
+  nested(a, b);
+  nested(b, a);
   EXPECT_EQ(inversions.size(), 0U);
 }
 
@@ -318,14 +271,7 @@ TEST_F(Hints, LockWaitsAreChargedToTheReleaser) {
   EXPECT_TRUE(contains(text, "Lock \"hot\"")) << text;
   EXPECT_TRUE(contains(text, "\"holder\"")) << text;
 
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  diag::print(fds[1]);
-  ::close(fds[1]);
-  std::string printed;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) printed.append(buf, size_t(n));
-  ::close(fds[0]);
+  const std::string printed = weft::testing::printed();
   EXPECT_TRUE(contains(printed, "weft: contention")) << printed;
   EXPECT_TRUE(contains(printed, "tid " + std::to_string(my_tid()))) << printed;
 

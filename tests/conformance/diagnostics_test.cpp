@@ -22,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include "diagnostics_helpers.hpp"
 #include "weft/condition.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
@@ -66,23 +67,8 @@ class Diagnostics : public ::testing::Test {
   Reports reports;
 };
 
-// The thread named `name`, as the dump shows it now.
-std::optional<diag::ThreadState> thread_named(const std::string& name) {
-  for (auto& t : diag::snapshot().threads)
-    if (t.name == name) return t;
-  return std::nullopt;
-}
-
-// Waits until the thread named `name` waits on `object` and the detector is done with it.
-void await_checked(const std::string& name, const void* object) {
-  for (;;) {
-    if (auto t = thread_named(name); t && t->waiting && t->checked) {
-      for (const auto& p : t->waits_on)
-        if (p.address == object) return;
-    }
-    std::this_thread::yield();
-  }
-}
+using weft::testing::await_checked;
+using weft::testing::thread_named;
 
 // ---- names --------------------------------------------------------------------------------
 
@@ -194,14 +180,7 @@ TEST_F(Diagnostics, DumpShowsWaitsHoldersDeadlinesAndSelectSources) {
   EXPECT_NE(text.find("on any of:"), std::string::npos) << text;
 
   // print() writes the same facts without allocating.
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  diag::print(fds[1]);
-  ::close(fds[1]);
-  std::string printed;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) printed.append(buf, size_t(n));
-  ::close(fds[0]);
+  const std::string printed = weft::testing::printed();
   EXPECT_NE(printed.find("thread \"selecting\""), std::string::npos) << printed;
   EXPECT_NE(printed.find("RLock \"rheld\""), std::string::npos) << printed;
   EXPECT_NE(printed.find("held by tid " + std::to_string(h->id)), std::string::npos) << printed;
