@@ -371,23 +371,25 @@ TEST_F(Hints, EveryProducerBlockedIsLikelyNeverFatal) {
 
 TEST_F(Hints, EveryProducerGoneIsLikely) {
   weft::Event items{"items"};
+  weft::Event go{"go"};
   std::thread consumer([&] {
     diag::set_thread_name("consumer");
     items.wait();
     items.clear();
-    items.wait();
+    go.wait();     // until its only producer has exited
+    items.wait();  // likely: nobody who ever set it is left
   });
   std::thread producer([&] {
     await_checked("consumer", &items);
     items.set();
   });
   producer.join();
-  await_checked("consumer", &items);  // a second wait: the first one has ended
-  for (;;) {
-    if (reports.size() != 0) break;
-    std::this_thread::yield();
-  }
+  await_checked("consumer", &go);
+  go.set();
+  await_checked("consumer", &items);
+  ASSERT_EQ(reports.size(), 1U);
   EXPECT_FALSE(reports.at(0).certain);
+  EXPECT_EQ(reports.at(0).threads.size(), 1U);  // the consumer alone: no producer is blocked
   items.set();
   consumer.join();
 }
