@@ -74,7 +74,6 @@ class Hints : public ::testing::Test {
 };
 
 using weft::testing::await_checked;
-using weft::testing::thread_named;
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
