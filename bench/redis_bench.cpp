@@ -35,7 +35,15 @@ using Clock = std::chrono::steady_clock;
 using Ids = weft::redis::Queue<std::int64_t>;
 
 std::string g_socket;
-double g_server_us_per_item = 0;  // of the last throughput run
+// Of the last throughput run, per item: the server's time, the scripts run, the blocking
+// waits (BLPOP/BLMOVE/BRPOP) and all commands the clients sent (INFO commandstats).
+struct ServerCost {
+  double usec = 0;
+  double scripts = 0;
+  double waits = 0;
+  double commands = 0;
+};
+ServerCost g_cost;
 
 redisContext* connect_bare() {
   redisContext* c = redisConnectUnix(g_socket.c_str());
@@ -59,25 +67,32 @@ void flush() {
   redisFree(c);
 }
 
-// Microseconds the server spent in commands since the last flush() (INFO commandstats).
-// Only the commands clients send count: Redis 7 also lists the commands a script calls,
-// whose time the script's own (evalsha) line already includes.
-double server_usec() {
+// What the server did since the last flush(), per item (INFO commandstats). Only the
+// commands clients send count: Redis 7 also lists the commands a script calls, whose time
+// the script's own (evalsha) line already includes.
+ServerCost server_cost(std::int64_t items) {
   static constexpr std::array<const char*, 8> kTopLevel = {
       "cmdstat_evalsha:", "cmdstat_script|load:", "cmdstat_ping:",  "cmdstat_blpop:",
       "cmdstat_blmove:",  "cmdstat_lpush:",       "cmdstat_brpop:", "cmdstat_rpop:"};
   redisContext* c = connect_bare();
   auto* r = static_cast<redisReply*>(redisCommand(c, "INFO commandstats"));
-  double total = 0;
+  ServerCost cost;
   for (const char* name : kTopLevel) {
     const char* p = std::strstr(r->str, name);
     if (p == nullptr) continue;
-    p = std::strstr(p, ",usec=");
-    if (p != nullptr) total += std::strtod(p + 6, nullptr);
+    const char* calls = std::strstr(p, "calls=");
+    const char* usec = std::strstr(p, ",usec=");
+    if (calls == nullptr || usec == nullptr) continue;
+    const double n = std::strtod(calls + 6, nullptr);
+    cost.usec += std::strtod(usec + 6, nullptr);
+    cost.commands += n;
+    if (std::strcmp(name, "cmdstat_evalsha:") == 0) cost.scripts += n;
+    if (name[8] == 'b') cost.waits += n;  // blpop, blmove, brpop
   }
   freeReplyObject(r);
   redisFree(c);
-  return total;
+  const auto per = static_cast<double>(items);
+  return {cost.usec / per, cost.scripts / per, cost.waits / per, cost.commands / per};
 }
 
 double bare_throughput(std::int64_t n) {
@@ -100,7 +115,7 @@ double bare_throughput(std::int64_t n) {
   producer.join();
   const double rate =
       static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
-  g_server_us_per_item = server_usec() / static_cast<double>(n);
+  g_cost = server_cost(n);
   return rate;
 }
 
@@ -148,7 +163,7 @@ double weft_throughput(std::int64_t n, std::ptrdiff_t maxsize, std::size_t batch
   producer.join();
   const double rate =
       static_cast<double>(n) / std::chrono::duration<double>(Clock::now() - t0).count();
-  g_server_us_per_item = server_usec() / static_cast<double>(n);
+  g_cost = server_cost(n);
   if (!q.join(std::chrono::seconds(10))) {
     std::fprintf(stderr, "join timed out: %llu unfinished\n",
                  static_cast<unsigned long long>(q.unfinished_tasks()));
@@ -266,10 +281,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::map<std::string, std::vector<double>> rate;
-  std::map<std::string, std::vector<double>> server;
+  std::map<std::string, std::vector<ServerCost>> server;
   auto record = [&](const char* name, double r) {
     rate[name].push_back(r);
-    server[name].push_back(g_server_us_per_item);
+    server[name].push_back(g_cost);
   };
   for (int r = 0; r < rounds; ++r) {
     record("bare LPUSH + BRPOP", bare_throughput(items));
@@ -280,13 +295,21 @@ int main(int argc, char** argv) {
   const double bare = median(rate["bare LPUSH + BRPOP"]);
   std::printf(
       "| 1 producer thread, 1 consumer thread, %lld items, median of %d | items/s | "
-      "vs bare | server us/item |\n",
+      "vs bare | server us/item | commands/item | scripts/item | waits/item |\n",
       static_cast<long long>(items), rounds);
-  std::printf("|---|---:|---:|---:|\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (const char* name : {"bare LPUSH + BRPOP", "weft put / get + task_done", "weft, maxsize 1000",
                            "weft put_many / get_many (64)"}) {
     const double m = median(rate[name]);
-    std::printf("| %s | %.0f | %.2fx | %.1f |\n", name, m, m / bare, median(server[name]));
+    const auto& c = server[name];
+    const auto field = [&](double ServerCost::*f) {
+      std::vector<double> v;
+      for (const auto& x : c) v.push_back(x.*f);
+      return median(std::move(v));
+    };
+    std::printf("| %s | %.0f | %.2fx | %.1f | %.2f | %.2f | %.2f |\n", name, m, m / bare,
+                field(&ServerCost::usec), field(&ServerCost::commands), field(&ServerCost::scripts),
+                field(&ServerCost::waits));
   }
   const Latency lb = bare_latency(samples);
   const Latency lw = weft_latency(samples);
