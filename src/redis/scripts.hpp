@@ -10,7 +10,11 @@
 // useful: a put tops up the getters' tokens, a get the putters', an ack that finishes the
 // last task the joiners'. A token list left longer than normalize() would make it costs a
 // spurious wake-up at most (the woken caller's script normalizes); one left shorter could
-// lose a wake-up, and no path leaves one shorter.
+// lose a wake-up, and no path leaves one shorter. A put leaves the joiners' token alone:
+// a joiner it wakes for nothing finds unfinished tasks in its script, which normalizes.
+//
+// The unfinished tasks (put, neither acknowledged nor dropped) are the payloads in `items`:
+// their count is HLEN, with no counter to keep in step.
 //
 // Items: member m = the put's sequence number, 16 digits, so that equal scores sort in put
 // order; score 0 (FIFO), -m (LIFO) or the priority (kept in `score`). A receipt is
@@ -39,62 +43,6 @@ local maxsize = tonumber(meta[1]) or 0
 local sd = tonumber(meta[2]) or 0
 local kind = meta[3]
 
-local now_ms = nil
-local function now()
-  if not now_ms then
-    local t = redis.call('TIME')
-    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return now_ms
-end
-
-local function score_of(m)
-  if kind == 'priority' then return redis.call('HGET', K_SCORE, m) end
-  if redis.call('HEXISTS', K_ITEMS, m) == 0 then return false end
-  if kind == 'lifo' then return -tonumber(m) end
-  return 0
-end
-
-local function drop(m)
-  redis.call('HDEL', K_ITEMS, m)
-  if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
-end
-
--- An item a dead or releasing session held goes back to `ready` (after shutdown(true): it
--- is dropped and counted as done).
-local function requeue(m)
-  local s = score_of(m)
-  if not s then return end
-  if sd == 2 then
-    drop(m)
-    redis.call('HINCRBY', K_META, 'uf', -1)
-  else
-    redis.call('ZADD', K_READY, s, m)
-  end
-end
-
-local function forget(c)
-  for _, m in ipairs(redis.call('SMEMBERS', held(c))) do requeue(m) end
-  redis.call('DEL', held(c), grec(c))
-  redis.call('ZREM', K_CLIENTS, c)
-end
-
--- Sessions whose lease expired (server clock) lose what they hold.
-local function recover()
-  local dead = redis.call('ZRANGEBYSCORE', K_CLIENTS, '-inf', now(), 'LIMIT', 0, 32)
-  for _, d in ipairs(dead) do
-    if d ~= C then forget(d) end
-  end
-end
-
--- Renews the caller's lease. A session that was forgotten starts afresh.
-local function register()
-  if C == '' or not kind then return end
-  if redis.call('ZADD', K_CLIENTS, now() + LEASE, C) == 1 then
-    redis.call('DEL', held(C), grec(C))
-  end
-end
-
 local function push_tokens(k, have, want)
   if have < want then
     local add = {}
@@ -116,7 +64,68 @@ local function top_up_lazy(k, f)
   if have < TOKENS then push_tokens(k, have, math.min(f(), TOKENS)) end
 end
 
-local function adjust(k, want)
+-- The helpers below are defined by helpers(): the scripts of the slow paths call it first,
+-- put, get and ack only on their slow branches (each closure is an allocation per run).
+local now, score_of, drop, requeue, forget, recover, register, adjust, normalize, wake_in
+local function helpers()
+if now then return end
+
+local now_ms = nil
+function now()
+  if not now_ms then
+    local t = redis.call('TIME')
+    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms
+end
+
+function score_of(m)
+  if kind == 'priority' then return redis.call('HGET', K_SCORE, m) end
+  if redis.call('HEXISTS', K_ITEMS, m) == 0 then return false end
+  if kind == 'lifo' then return -tonumber(m) end
+  return 0
+end
+
+function drop(m)
+  redis.call('HDEL', K_ITEMS, m)
+  if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
+end
+
+-- An item a dead or releasing session held goes back to `ready` (after shutdown(true): it
+-- is dropped and counted as done).
+function requeue(m)
+  local s = score_of(m)
+  if not s then return end
+  if sd == 2 then
+    drop(m)
+  else
+    redis.call('ZADD', K_READY, s, m)
+  end
+end
+
+function forget(c)
+  for _, m in ipairs(redis.call('SMEMBERS', held(c))) do requeue(m) end
+  redis.call('DEL', held(c), grec(c))
+  redis.call('ZREM', K_CLIENTS, c)
+end
+
+-- Sessions whose lease expired (server clock) lose what they hold.
+function recover()
+  local dead = redis.call('ZRANGEBYSCORE', K_CLIENTS, '-inf', now(), 'LIMIT', 0, 32)
+  for _, d in ipairs(dead) do
+    if d ~= C then forget(d) end
+  end
+end
+
+-- Renews the caller's lease. A session that was forgotten starts afresh.
+function register()
+  if C == '' or not kind then return end
+  if redis.call('ZADD', K_CLIENTS, now() + LEASE, C) == 1 then
+    redis.call('DEL', held(C), grec(C))
+  end
+end
+
+function adjust(k, want)
   local have = top_up(k, want)
   if have > want then
     if want == 0 then redis.call('DEL', k) else redis.call('LTRIM', k, 0, want - 1) end
@@ -125,7 +134,8 @@ end
 
 -- Sets every token list from the state: getters' = min(ready, 64), putters' =
 -- min(room, 64) (64 each once shut down), joiners' = 1 exactly when no task is unfinished.
-local function normalize()
+-- The unfinished tasks are the items put and not acknowledged (nor dropped): the payloads.
+function normalize()
   if not kind then return 0, 0 end
   local ready = redis.call('ZCARD', K_READY)
   if sd > 0 then adjust(K_GT, TOKENS) else adjust(K_GT, math.min(ready, TOKENS)) end
@@ -133,16 +143,18 @@ local function normalize()
     if sd > 0 then adjust(K_PT, TOKENS)
     else adjust(K_PT, math.min(math.max(maxsize - ready, 0), TOKENS)) end
   end
-  local uf = tonumber(redis.call('HGET', K_META, 'uf')) or 0
+  local uf = redis.call('HLEN', K_ITEMS)
   if uf == 0 then adjust(K_JT, 1) else adjust(K_JT, 0) end
   return ready, uf
 end
 
 -- Milliseconds until the server's state can change by itself: the earliest lease expiry.
-local function wake_in()
+function wake_in()
   local e = redis.call('ZRANGE', K_CLIENTS, 0, 0, 'WITHSCORES')
   if #e == 0 then return -1 end
   return math.max(tonumber(e[2]) - now(), 0) + 1
+end
+
 end
 
 local function split(receipt)
@@ -166,10 +178,11 @@ local function ack_from(i0)
       end
     end
   end
-  if n > 0 then
-    if redis.call('HINCRBY', K_META, 'uf', -n) == 0 then top_up(K_JT, 1) end
+  if n > 0 and redis.call('HLEN', K_ITEMS) == 0 then top_up(K_JT, 1) end
+  if was_ready then
+    helpers()
+    normalize()
   end
-  if was_ready then normalize() end
   return n
 end
 )LUA";
@@ -177,10 +190,10 @@ end
 // init: ARGV[4] = kind ("fifo", "lifo", "priority"), ARGV[5] = maxsize.
 // Returns {kind, maxsize} as stored (the first client's).
 inline constexpr const char* kInit = R"LUA(
+helpers()
 redis.call('HSETNX', K_META, 'kind', ARGV[4])
 redis.call('HSETNX', K_META, 'maxsize', ARGV[5])
 redis.call('HSETNX', K_META, 'sd', 0)
-redis.call('HSETNX', K_META, 'uf', 0)
 redis.call('HSETNX', K_META, 'seq', 0)
 local v = redis.call('HMGET', K_META, 'kind', 'maxsize')
 kind = v[1]
@@ -196,7 +209,11 @@ return v
 // ids), {'S'} when shut down, {'F', wake_in, n} when full after n of them.
 inline constexpr const char* kPut = R"LUA(
 local window = ARGV[4]
-if sd > 0 then normalize() return {'S'} end
+if sd > 0 then
+  helpers()
+  normalize()
+  return {'S'}
+end
 local n = 0
 local added = 0
 local ready = nil
@@ -208,7 +225,7 @@ while i <= #ARGV do
   if maxsize > 0 and ready >= maxsize then
     -- Full: only a retry of a put that got in before is done.
     if not redis.call('GET', pid) then
-      if added > 0 then redis.call('HINCRBY', K_META, 'uf', added) end
+      helpers()
       recover()
       normalize()
       return {'F', wake_in(), n}
@@ -235,9 +252,6 @@ while i <= #ARGV do
   n = n + 1
   i = i + 3
 end
-if added > 0 then
-  if redis.call('HINCRBY', K_META, 'uf', added) == added then redis.call('DEL', K_JT) end
-end
 top_up_lazy(K_GT, function() return ready or redis.call('ZCARD', K_READY) end)
 return {'OK', n}
 )LUA";
@@ -255,6 +269,7 @@ ack_from(8)
 local out = {'OK'}
 local rec = ARGV[7] ~= '0' and redis.call('HGET', grec(C), slot)
 if rec then
+  helpers()
   local first = true
   local same = false
   for w in string.gmatch(rec, '%S+') do
@@ -271,6 +286,7 @@ local got = redis.call('ZPOPMIN', K_READY, want)
 local recovered = false
 if #got == 0 then
   -- Before deciding to wait: items of dead sessions come back first.
+  helpers()
   recover()
   recovered = true
   got = redis.call('ZPOPMIN', K_READY, want)
@@ -281,7 +297,10 @@ if #got == 0 then
   if sd > 0 then return {'S'} end
   return {'E', wake_in()}
 end
-if not redis.call('ZSCORE', K_CLIENTS, C) then register() end
+if not redis.call('ZSCORE', K_CLIENTS, C) then
+  helpers()
+  register()
+end
 local names = {req}
 for i = 1, #got, 2 do
   local m = got[i]
@@ -312,6 +331,7 @@ return ack_from(4)
 
 // release: ARGV[4..] = receipts of items this session holds: back to the queue.
 inline constexpr const char* kRelease = R"LUA(
+helpers()
 for i = 4, #ARGV do
   local m, o = split(ARGV[i])
   if m and o == C and redis.call('SREM', held(C), m) == 1 then requeue(m) end
@@ -322,6 +342,7 @@ return 1
 
 // join: returns {uf, wake_in}.
 inline constexpr const char* kJoin = R"LUA(
+helpers()
 recover()
 local ready, uf = normalize()
 return {uf, wake_in()}
@@ -329,6 +350,7 @@ return {uf, wake_in()}
 
 // stat: returns {ready, uf, sd, leased, maxsize, sessions}.
 inline constexpr const char* kStat = R"LUA(
+helpers()
 recover()
 local ready, uf = normalize()
 return {ready, uf, sd, uf - ready, maxsize, redis.call('ZCARD', K_CLIENTS)}
@@ -336,6 +358,7 @@ return {ready, uf, sd, uf - ready, maxsize, redis.call('ZCARD', K_CLIENTS)}
 
 // shutdown: ARGV[4] = '1' for immediate. Returns the payloads removed, in get order.
 inline constexpr const char* kShutdown = R"LUA(
+helpers()
 local imm = ARGV[4] == '1'
 local want = imm and 2 or 1
 if sd < want then sd = want redis.call('HSET', K_META, 'sd', sd) end
@@ -347,7 +370,6 @@ if imm then
     drop(m)
   end
   redis.call('DEL', K_READY)
-  if #all > 0 then redis.call('HINCRBY', K_META, 'uf', -#all) end
 end
 recover()
 normalize()
@@ -357,6 +379,7 @@ return out
 // renew (heartbeat): ARGV[4..] = (slot, request id) pairs of gets whose caller gave up:
 // their items go back to the queue. Returns 1.
 inline constexpr const char* kRenew = R"LUA(
+helpers()
 recover()
 register()
 for i = 4, #ARGV, 2 do
@@ -377,6 +400,7 @@ return 1
 
 // leave: the session ends; its unacknowledged items go back to the queue.
 inline constexpr const char* kLeave = R"LUA(
+helpers()
 forget(C)
 normalize()
 return 1

@@ -35,7 +35,7 @@ TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
   EXPECT_EQ(eval(lua::kPut, {"3600000", "id-1", "payload", "0"}), "OK\n1");
   EXPECT_EQ(eval(lua::kPut, {"3600000", "id-1", "payload", "0"}), "OK\n1");  // the retry
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
-  EXPECT_EQ(server_.cmd({"HGET", "weft:{w}:meta", "uf"}), "1");
+  EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");  // one unfinished task
   // Even after the item was got and acknowledged, inside the dedupe window.
   const std::string got = eval(lua::kGet, {"s0", "r1", "1"});
   ASSERT_EQ(got.rfind("OK\n", 0), 0u) << got;
@@ -43,7 +43,7 @@ TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
   EXPECT_EQ(eval(lua::kAck, {receipt}), "1");
   EXPECT_EQ(eval(lua::kPut, {"3600000", "id-1", "payload", "0"}), "OK\n1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
-  EXPECT_EQ(server_.cmd({"HGET", "weft:{w}:meta", "uf"}), "0");
+  EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
 }
 
 TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
@@ -73,7 +73,7 @@ TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
   EXPECT_EQ(eval(lua::kAck, {receipt}), "1");
   EXPECT_EQ(eval(lua::kRenew, {"s0", "r2"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
-  EXPECT_EQ(server_.cmd({"HGET", "weft:{w}:meta", "uf"}), "0");
+  EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
 }
 
 TEST_F(Scripts, ExpiredSessionLosesItsItemsToRecovery) {
