@@ -384,7 +384,7 @@ struct Client::Impl {
         if (starts_with(r.get(), "ASK")) {
           const Address to = parse_redirect(r.get());
           ask_acks(c, to);  // acks a get carried came back unsent: they go first
-          return ask(args, to, block, script);
+          return ask(args, to, block, script, stop);
         }
         if (starts_with(r.get(), "NOSCRIPT") && script != kScriptCount) {
           std::lock_guard lock(sha_mu);
@@ -420,23 +420,32 @@ struct Client::Impl {
   }
 
   // ASK redirection: ASKING then the command, once, on a connection to that node (which
-  // may not know the script yet: loaded there after NOSCRIPT, then asked again).
+  // may not know the script yet: loaded there after NOSCRIPT, then asked again). A stop
+  // request wakes a blocking command here as in call(): it shuts the socket down.
   Reply ask(const std::vector<std::string>& args, const Address& a, milliseconds block,
-            Script script) {
-    redisContext* ctx = connect_to(a);
-    redisSetTimeout(ctx, to_timeval(opt.command_timeout + block));
+            Script script, const std::stop_token* stop = nullptr) {
+    if (stop != nullptr && stop->stop_requested()) throw Stopped{};
+    const std::unique_ptr<redisContext, void (*)(redisContext*)> ctx(connect_to(a), redisFree);
+    redisSetTimeout(ctx.get(), to_timeval(opt.command_timeout + block));
     const auto once = [&] {
-      Reply asking = command(ctx, {"ASKING"});
-      return asking ? command(ctx, args) : Reply();
+      Reply asking = command(ctx.get(), {"ASKING"});
+      return asking ? command(ctx.get(), args) : Reply();
     };
-    Reply r = once();
+    Reply r;
+    {
+      const int fd = ctx->fd;
+      std::optional<std::stop_callback<std::function<void()>>> wake;
+      if (stop != nullptr && block.count() > 0)
+        wake.emplace(*stop, std::function<void()>([fd] { ::shutdown(fd, SHUT_RDWR); }));
+      r = once();
+    }
     if (r && r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "NOSCRIPT") &&
         script != kScriptCount) {
       // The same source has the same SHA1 on every node.
-      Reply loaded = command(ctx, {"SCRIPT", "LOAD", script_source(script)});
+      Reply loaded = command(ctx.get(), {"SCRIPT", "LOAD", script_source(script)});
       if (loaded && loaded->type == REDIS_REPLY_STRING) r = once();
     }
-    redisFree(ctx);
+    if (!r && stop != nullptr && stop->stop_requested()) throw Stopped{};
     if (!r) throw Transient{"ASK redirection failed"};
     if (r->type == REDIS_REPLY_ERROR) throw Transient{std::string(r->str, r->len)};
     return r;
@@ -835,8 +844,9 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
   }
   // Each item's id is chosen once: every retry of this call sends the same ids.
   std::vector<std::string> extra;
-  extra.reserve(1 + 3 * items.size());
+  extra.reserve(2 + 3 * items.size());
   extra.push_back(std::to_string(im.opt.dedupe_window.count()));
+  extra.emplace_back("0");  // "1" after a wake-up: the script passes it on
   // Unique for as long as the dedupe window: the session is random, the counter never
   // repeats within it.
   const std::string base = im.session + "." + im.unique_id() + ".";
@@ -849,6 +859,7 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
   try {
     for (;;) {
       Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop);
+      extra[1] = "0";
       const std::string tag = as_string(element(r.get(), 0));
       if (tag == "OK") {
         done = items.size();
@@ -860,13 +871,15 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
       // got in before a lost reply is not repeated).
       const auto n = static_cast<std::size_t>(as_int(element(r.get(), 2)));
       if (n > 0) {
-        extra.erase(extra.begin() + 1, extra.begin() + 1 + static_cast<std::ptrdiff_t>(3 * n));
+        extra.erase(extra.begin() + 2, extra.begin() + 2 + static_cast<std::ptrdiff_t>(3 * n));
         done += n;
       }
       if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
       if (Clock::now() >= deadline) return Status::unavailable;
-      if (im.wait_token(*p.conn, "ptok", false, deadline, as_int(element(r.get(), 1)), stop))
+      if (im.wait_token(*p.conn, "ptok", false, deadline, as_int(element(r.get(), 1)), stop)) {
+        extra[1] = "1";
         im.hook("put:woken");
+      }
     }
   } catch (const Stopped&) {
     return Status::cancelled;
@@ -879,6 +892,7 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
   const std::string req = "r" + im.unique_id();
   Impl::Pooled p(impl_.get());
   bool maybe_leased = false;  // a get script may have run without our seeing its reply
+  bool woken = false;         // by a token: the script passes the wake-up on
   try {
     for (;;) {
       Reply r;
@@ -888,7 +902,7 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
         // lost): "0" now, "1" on call()'s retries; only then does the script look for a
         // reply to replay. A later pass of this loop (after a wait) follows an "E" reply,
         // which cleared the slot's record.
-        r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max), "0"},
+        r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max), "0", woken ? "1" : "0"},
                    im.retry_until(deadline), stop, nullptr, 3);
       } catch (...) {
         if (maybe_leased) {
@@ -926,8 +940,8 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
       if (tag == "S") return Status::shutdown;
       if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
       if (Clock::now() >= deadline) return Status::unavailable;
-      if (im.wait_token(*p.conn, "gtok", false, deadline, as_int(element(r.get(), 1)), stop))
-        im.hook("get:woken");
+      woken = im.wait_token(*p.conn, "gtok", false, deadline, as_int(element(r.get(), 1)), stop);
+      if (woken) im.hook("get:woken");
     }
   } catch (const Stopped&) {
     return Status::cancelled;

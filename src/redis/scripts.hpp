@@ -66,7 +66,7 @@ end
 
 -- The helpers below are defined by helpers(): the scripts of the slow paths call it first,
 -- put, get and ack only on their slow branches (each closure is an allocation per run).
-local now, score_of, drop, requeue, forget, recover, register, adjust, normalize, wake_in
+local now, del, score_of, drop, requeue, forget, recover, register, adjust, normalize, wake_in
 local function helpers()
 if now then return end
 
@@ -77,6 +77,12 @@ function now()
     now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
   return now_ms
+end
+
+-- One DEL per key: in a slot being migrated, a command on several keys fails when some of
+-- them are missing (TRYAGAIN, "non local key" inside a script), a command on one does not.
+function del(...)
+  for _, k in ipairs({...}) do redis.call('DEL', k) end
 end
 
 function score_of(m)
@@ -105,7 +111,7 @@ end
 
 function forget(c)
   for _, m in ipairs(redis.call('SMEMBERS', held(c))) do requeue(m) end
-  redis.call('DEL', held(c), grec(c))
+  del(held(c), grec(c))
   redis.call('ZREM', K_CLIENTS, c)
 end
 
@@ -121,7 +127,7 @@ end
 function register()
   if C == '' or not kind then return end
   if redis.call('ZADD', K_CLIENTS, now() + LEASE, C) == 1 then
-    redis.call('DEL', held(C), grec(C))
+    del(held(C), grec(C))
   end
 end
 
@@ -204,11 +210,14 @@ normalize()
 return v
 )LUA";
 
-// put: ARGV[4] = dedupe window ms, then (put id, payload, priority) triples.
+// put: ARGV[4] = dedupe window ms, ARGV[5] = '1' when the caller was woken by a putters'
+// token (it passes the wake-up on while room is left: a list holds at most 64 tokens, and
+// more putters may wait), then (put id, payload, priority) triples.
 // Returns {'OK', n} when all n were put (or had been, by an earlier attempt with the same
 // ids), {'S'} when shut down, {'F', wake_in, n} when full after n of them.
 inline constexpr const char* kPut = R"LUA(
 local window = ARGV[4]
+local woken = ARGV[5] == '1'
 if sd > 0 then
   helpers()
   normalize()
@@ -218,7 +227,7 @@ local n = 0
 local added = 0
 local ready = nil
 if maxsize > 0 then ready = redis.call('ZCARD', K_READY) end
-local i = 5
+local i = 6
 while i <= #ARGV do
   local pid = P .. 'pid:' .. ARGV[i]
   local fresh
@@ -253,19 +262,24 @@ while i <= #ARGV do
   i = i + 3
 end
 top_up_lazy(K_GT, function() return ready or redis.call('ZCARD', K_READY) end)
+if woken and maxsize > 0 then
+  top_up_lazy(K_PT, function() return math.max(maxsize - ready, 0) end)
+end
 return {'OK', n}
 )LUA";
 
 // get: ARGV[4] = connection slot, ARGV[5] = request id, ARGV[6] = at most this many items,
 // ARGV[7] = '0' on the request's first attempt (nothing to replay: the slot's record, if
-// any, is another request's), otherwise (or absent) the record is looked up; ARGV[8..] =
-// receipts to acknowledge first, as `ack` does (the client's pending task_done()s).
+// any, is another request's), otherwise (or absent) the record is looked up; ARGV[8] = '1'
+// when the caller was woken by a getters' token (it passes the wake-up on while items are
+// left: a list holds at most 64 tokens, and more getters may wait); ARGV[9..] = receipts to
+// acknowledge first, as `ack` does (the client's pending task_done()s).
 // Returns {'OK', receipt1, payload1, score1, ...}, {'S'} when shut down and empty,
 // {'E', wake_in} when empty. A retry with the request id of the slot's last get returns
 // that get's items again.
 inline constexpr const char* kGet = R"LUA(
 local slot, req, want = ARGV[4], ARGV[5], tonumber(ARGV[6])
-ack_from(8)
+ack_from(9)
 local out = {'OK'}
 local rec = ARGV[7] ~= '0' and redis.call('HGET', grec(C), slot)
 if rec then
@@ -311,6 +325,7 @@ for i = 1, #got, 2 do
   names[#names + 1] = m
 end
 redis.call('HSET', grec(C), slot, table.concat(names, ' '))
+if ARGV[8] == '1' then top_up_lazy(K_GT, function() return redis.call('ZCARD', K_READY) end) end
 if recovered then
   normalize()  -- what recover() put back may be for other waiters too
 elseif maxsize > 0 then
@@ -408,10 +423,11 @@ return 1
 
 // destroy: deletes every key of the queue (sessions' keys included). Returns 1.
 inline constexpr const char* kDestroy = R"LUA(
+helpers()
 for _, c in ipairs(redis.call('ZRANGE', K_CLIENTS, 0, -1)) do
-  redis.call('DEL', held(c), grec(c))
+  del(held(c), grec(c))
 end
-redis.call('DEL', K_META, K_READY, K_ITEMS, K_SCORE, K_CLIENTS, K_GT, K_PT, K_JT)
+del(K_META, K_READY, K_ITEMS, K_SCORE, K_CLIENTS, K_GT, K_PT, K_JT)
 return 1
 )LUA";
 

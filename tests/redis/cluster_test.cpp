@@ -3,9 +3,12 @@
 // MOVED), a blocked get on another node woken from another process, and a queue in a slot
 // being migrated (ASK).
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -115,7 +118,9 @@ TEST_F(RedisCluster, QueueInASlotBeingMigratedFollowsAsk) {
   ASSERT_EQ(nodes_[0]->cmd({"EXISTS", "weft:{" + name + "}:meta"}).rfind("ERR:ASK", 0), 0u);
 
   const Options via_first = nodes_[0]->options(1000ms);
-  Ids q(name, 4, via_first);
+  // A long lease for this client: once the getter below has left, no lease expiry ends a
+  // blocked call early (so the stop request below is what wakes it).
+  Ids q(name, 4, nodes_[0]->options(120s));
   for (std::int64_t i = 0; i < 4; ++i) q.put(i);
   EXPECT_TRUE(q.full());
   EXPECT_THROW(q.put_nowait(9), weft::Full);
@@ -139,6 +144,28 @@ TEST_F(RedisCluster, QueueInASlotBeingMigratedFollowsAsk) {
   q.put(77);
   EXPECT_EQ(g.line(), "item 77");
   EXPECT_EQ(g.wait(), 0);
+
+  // A stop request ends a get blocked on the importing node through ASK (the blocked call
+  // would otherwise end at max_block, 30 s).
+  {
+    std::stop_source stop;
+    std::atomic<bool> cancelled{false};
+    std::atomic<bool> ended{false};
+    std::thread t([&] {
+      try {
+        q.get(stop.get_token());
+      } catch (const weft::Cancelled&) {
+        cancelled = true;
+      }
+      ended = true;
+    });
+    const bool blocked = eventually([&] { return nodes_[1]->info("blocked_clients") == 1; });
+    stop.request_stop();  // (also when it failed to block: the thread must end)
+    EXPECT_TRUE(blocked);
+    EXPECT_TRUE(eventually([&] { return ended.load(); }, 10s));
+    t.join();
+    EXPECT_TRUE(cancelled.load());
+  }
 
   // The migration ends: the slot belongs to the importing node; the client follows MOVED.
   for (auto& n : nodes_) ASSERT_EQ(n->cmd({"CLUSTER", "SETSLOT", slot, "NODE", to_id}), "OK");

@@ -175,6 +175,37 @@ TEST(RedisQueue, ManyBlockedGettersEachGetOneItem) {
   EXPECT_TRUE(q.join(10s));
 }
 
+// More blocked getters than a token list holds (64): one put_many wakes them all, each
+// woken getter passing the wake-up on. The lease is long, so neither the heartbeat
+// (lease/3) nor a lease expiry can stand in for a lost wake-up within the bound.
+TEST(RedisQueue, PutManyWakesMoreGettersThanTokens) {
+  RedisServer s;
+  constexpr int kGetters = 80;
+  Ids q("wide", s.options(120s));
+  std::atomic<int> got{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kGetters; ++i) {
+    ts.emplace_back([&] {
+      try {
+        q.get();
+        got.fetch_add(1);
+        q.task_done();
+      } catch (const weft::ShutDown&) {
+      }
+    });
+  }
+  await_blocked(s, kGetters);
+  Ids p("wide", s.options(120s));
+  std::vector<std::int64_t> items(kGetters);
+  for (int i = 0; i < kGetters; ++i) items[static_cast<std::size_t>(i)] = i;
+  ASSERT_EQ(p.put_many(items), static_cast<std::size_t>(kGetters));
+  EXPECT_TRUE(eventually([&] { return got.load() == kGetters; }, 20s)) << got.load();
+  p.shutdown();  // releases any getter left blocked, so the threads end either way
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(got.load(), kGetters);
+  EXPECT_TRUE(q.join(10s));
+}
+
 TEST(RedisQueue, TaskDoneAndJoinAcrossProcesses) {
   RedisServer s;
   Ids q("join", s.options());
