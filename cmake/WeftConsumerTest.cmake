@@ -12,6 +12,12 @@
 #   MODE=subdirectory    add_subdirectory(WEFT_SOURCE_DIR) from the consumer
 #   MODE=fetchcontent    FetchContent_Declare(weft SOURCE_DIR WEFT_SOURCE_DIR) + MakeAvailable
 #
+# CONSUMER_REDIS=ON (weft was built with weft::redis): in the install and subdirectory modes
+# the consumer also builds and runs tests/consumer/redis.cpp against weft::redis (installed:
+# find_package(weft ... COMPONENTS redis)), and the installed tree must hold weft::redis.
+# The other two modes build weft again without it (WEFT_REDIS=OFF): a second compile of
+# weft::redis there would test nothing more.
+#
 # Besides "it builds and runs", checks that the consumer's compile line has C++20 and
 # -pthread from weft::weft and none of weft's own warning or sanitizer flags, and that the
 # install holds weft and nothing else (no GoogleTest).
@@ -74,6 +80,12 @@ function(check_install_tree)
   file(GLOB_RECURSE config_files "${prefix}/*/weftConfig.cmake")
   file(GLOB_RECURSE version_files "${prefix}/*/weftConfigVersion.cmake")
   file(GLOB_RECURSE targets_files "${prefix}/*/weftTargets.cmake")
+  if(CONSUMER_REDIS)
+    file(GLOB_RECURSE redis_targets "${prefix}/*/weftRedisTargets.cmake")
+    if(NOT redis_targets OR NOT EXISTS "${prefix}/include/weft/redis/queue.hpp")
+      fail("installed tree lacks weft::redis (weftRedisTargets.cmake, weft/redis/queue.hpp)")
+    endif()
+  endif()
   if(NOT config_files OR NOT version_files OR NOT targets_files)
     fail("installed tree lacks weftConfig/weftConfigVersion/weftTargets.cmake")
   endif()
@@ -85,8 +97,8 @@ function(check_install_tree)
     fail("GoogleTest was installed along with weft")
   endif()
   # Our warning flags and sanitizer flags must not be part of the exported interface.
-  file(GLOB targets_all "${prefix}/*/cmake/weft/weftTargets*.cmake"
-                        "${prefix}/*/*/cmake/weft/weftTargets*.cmake")
+  file(GLOB targets_all "${prefix}/*/cmake/weft/weft*Targets*.cmake"
+                        "${prefix}/*/*/cmake/weft/weft*Targets*.cmake")
   foreach(f IN LISTS targets_all)
     file(READ "${f}" text)
     if(text MATCHES "-W(all|extra|pedantic|error)|-fsanitize")
@@ -138,8 +150,12 @@ endfunction()
 
 function(build_and_run_consumer)
   set(build "${WORK_DIR}/consumer-build")
+  set(redis_args -DWEFT_REDIS=OFF)  # for a weft built inside the consumer's build
+  if(CONSUMER_REDIS)
+    set(redis_args -DWEFT_CONSUMER_REDIS=ON)
+  endif()
   run("${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${build}" ${common_args}
-      -DCMAKE_EXPORT_COMPILE_COMMANDS=ON ${ARGN})
+      -DCMAKE_EXPORT_COMPILE_COMMANDS=ON ${redis_args} ${ARGN})
   run("${CMAKE_COMMAND}" --build "${build}" --config "${CONSUMER_BUILD_TYPE}" -j 2)
   check_consumer_compile_line("${build}")
   if(EXISTS "${prefix}")
@@ -156,6 +172,16 @@ function(build_and_run_consumer)
   endif()
   list(GET exe 0 exe)
   run("${exe}")
+  if(CONSUMER_REDIS)
+    file(GLOB_RECURSE redis_exe LIST_DIRECTORIES false
+         "${build}/consumer_redis" "${build}/consumer_redis.exe"
+         "${build}/*/consumer_redis" "${build}/*/consumer_redis.exe")
+    if(NOT redis_exe)
+      fail("consumer_redis executable not found under ${build}")
+    endif()
+    list(GET redis_exe 0 redis_exe)
+    run("${redis_exe}")
+  endif()
   set(consumer_build "${build}" PARENT_SCOPE)
 endfunction()
 
@@ -232,9 +258,10 @@ if(MODE STREQUAL "install")
   build_and_run_pkgconfig_consumer()
 
 elseif(MODE STREQUAL "install_shared")
+  set(CONSUMER_REDIS OFF)
   set(weft_build "${WORK_DIR}/weft-build")
   run("${CMAKE_COMMAND}" -S "${WEFT_SOURCE_DIR}" -B "${weft_build}" ${common_args}
-      -DBUILD_SHARED_LIBS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF
+      -DBUILD_SHARED_LIBS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF -DWEFT_REDIS=OFF
       "-DCMAKE_INSTALL_PREFIX=${prefix}")
   run("${CMAKE_COMMAND}" --build "${weft_build}" --config "${CONSUMER_BUILD_TYPE}" -j 2)
   run("${CMAKE_COMMAND}" --install "${weft_build}" --config "${CONSUMER_BUILD_TYPE}")
@@ -247,6 +274,9 @@ elseif(MODE STREQUAL "install_shared")
   build_and_run_consumer("-DCMAKE_PREFIX_PATH=${prefix}")
 
 elseif(MODE STREQUAL "subdirectory" OR MODE STREQUAL "fetchcontent")
+  if(MODE STREQUAL "fetchcontent")
+    set(CONSUMER_REDIS OFF)
+  endif()
   build_and_run_consumer("-DWEFT_CONSUMER_HOW=${MODE}"
                          "-DWEFT_CONSUMER_WEFT_DIR=${WEFT_SOURCE_DIR}")
   # As a subproject weft must stay out of the way: no tests, no examples, no -Werror.
