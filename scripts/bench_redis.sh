@@ -33,10 +33,7 @@ redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --dir "$dir" --s
   --appendonly no --daemonize no --logfile "$dir/redis.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 200); do
-  [ "$(redis-cli -s "$sock" PING 2>/dev/null)" = PONG ] && break
-  sleep 0.05
-done
+weft_wait_redis "$sock"
 
 weft_log "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs; $(redis-server --version | cut -d' ' -f3)"
 echo "redis-benchmark -s SOCK -t lpush,rpop -n 200000 -q, 1 client and 50 clients:"

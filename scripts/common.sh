@@ -17,6 +17,16 @@ WEFT_JOBS="${WEFT_JOBS:-2}"
 weft_log() { printf '\033[1m[weft]\033[0m %s\n' "$*" >&2; }
 weft_die() { printf '\033[1;31m[weft] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# Waits until the redis-server on unix socket $1 answers PING ($2 tries 0.1 s apart, default
+# 100); dies otherwise.
+weft_wait_redis() {
+  local i
+  for ((i = 0; i < ${2:-100}; i++)); do
+    [ "$(redis-cli -s "$1" PING 2>/dev/null)" = PONG ] && return 0
+    sleep 0.1
+  done
+  weft_die "redis-server on $1 did not answer PING"
+}
 weft_fmt_seconds() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 # --- packages ----------------------------------------------------------------

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Server instructions per command of weft::redis's hot paths, counted by callgrind on a
+# private redis-server (counts, not times: the same on a loaded machine; docs/redis.md,
+# "Where the server's time goes"):
+#
+#   bash scripts/redis_script_cost.sh [N]      (N commands per measurement, default 500)
+#
+# Prints, per command: PING, LPUSH, RPOP and an empty script (the floors), weft's put, get
+# and get carrying one acknowledgement (the consumer loop's script), and the cost of each
+# redis.call the hot paths make (ten in one script, minus the empty script, over ten).
+# The scripts are read from src/redis/scripts.hpp. Needs valgrind, redis-server,
+# redis-benchmark, python3.
+set -euo pipefail
+
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$WEFT_ROOT"
+N="${1:-500}"
+
+dir="$(mktemp -d /tmp/weft-redis-cost-XXXXXX)"
+S="$dir/redis.sock"
+valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" redis-server --port 0 \
+  --unixsocket "$S" --unixsocketperm 700 --dir "$dir" --save '' --appendonly no \
+  --hz 1 --enable-debug-command local --logfile "$dir/redis.log" >"$dir/valgrind.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$dir"' EXIT
+weft_wait_redis "$S" 600  # valgrind starts slowly
+
+python3 - "$dir" <<'EOF'
+import re, sys
+src = open('src/redis/scripts.hpp').read()
+body = dict(re.findall(r'inline constexpr const char\* (k\w+) = R"LUA\((.*?)\)LUA";', src, re.S))
+for name in ('kInit', 'kPut', 'kGet'):
+    open(f'{sys.argv[1]}/{name}.lua', 'w').write(body['kPrelude'] + body[name])
+EOF
+
+cli() { redis-cli -s "$S" "$@"; }
+# The server's timer (hz 1) and its sampling of keys with an expiry (the put ids') run by the
+# clock, not per command: off, so that the counts do not depend on how long a run takes.
+cli DEBUG SET-ACTIVE-EXPIRE 0 >/dev/null
+load() { cli SCRIPT LOAD "$(cat "$1")"; }
+# Instructions of the server per command while `$@` runs N times (commands from stdin when
+# the first argument is "-": one command per line, sent one at a time like a client does).
+count() {
+  callgrind_control -z "$server" >/dev/null 2>&1
+  if [ "$1" = - ]; then redis-cli -s "$S" >/dev/null; else
+    redis-benchmark -s "$S" -n "$N" -c 1 -r 1000000000 -q "$@" >/dev/null 2>&1; fi
+  rm -f "$dir"/cg.out.*
+  callgrind_control -d "$server" >/dev/null 2>&1
+  local f
+  f="$(ls -t "$dir"/cg.out* | head -1)"
+  echo $(($(awk '/^(summary|totals):/ {print $2; exit}' "$f") / N))
+}
+A=(1 'weft:{b}:meta' 'weft:{b}:' sessA 30000)
+init=$(load "$dir/kInit.lua")
+put=$(load "$dir/kPut.lua")
+get=$(load "$dir/kGet.lua")
+empty=$(cli SCRIPT LOAD "return 1")
+fresh() { cli FLUSHALL >/dev/null; cli EVALSHA "$init" "${A[@]}" fifo 0 >/dev/null; }
+row() { printf '| %s | %s |\n' "$1" "$2"; }
+
+echo "| command (redis-benchmark, 1 client, $N each) | server instructions |"
+echo "|---|---:|"
+fresh
+row "PING" "$(count PING)"
+row "LPUSH" "$(count LPUSH bare payload12345678)"
+row "RPOP" "$(count RPOP bare)"
+row "EVALSHA of \`return 1\` with put's 10 arguments" \
+  "$(count EVALSHA "$empty" "${A[@]}" 3600000 0 id__rand_int__ payload12345678 0)"
+row "weft put" "$(count EVALSHA "$put" "${A[@]}" 3600000 0 id__rand_int__ payload12345678 0)"
+row "weft get" "$(count EVALSHA "$get" "${A[@]}" s1 r__rand_int__ 1 0 0)"
+# A get that carries the acknowledgement of the previous item, one at a time as a consumer
+# sends it, less a PING sent the same way (the round trip's own cost).
+fresh
+for i in $(seq 1 $((N + 1))); do echo "EVALSHA $put ${A[*]} 3600000 0 p$i x 0"; done | cli >/dev/null
+cli EVALSHA "$get" "${A[@]}" s1 r0 1 0 0 >/dev/null
+acked=$(for i in $(seq 1 "$N"); do printf 'EVALSHA %s %s s1 r%d 1 0 0 %016d@sessA\n' "$get" "${A[*]}" "$i" "$i"; done | count -)
+ping=$(for _ in $(seq 1 "$N"); do echo PING; done | count -)
+row "weft get + the previous item's ack" "$((acked - ping))"
+
+echo
+echo "| redis.call in a script (x10, less the empty script, /10) | server instructions |"
+echo "|---|---:|"
+fresh
+cli ZADD 'weft:{b}:clients' 9999999999999 sessA >/dev/null
+base=$(count EVALSHA "$empty" "${A[@]}")
+call() {
+  local sha
+  sha=$(cli SCRIPT LOAD "for i = 1, 10 do $2 end return 1")
+  row "$1" "$((($(count EVALSHA "$sha" "${A[@]}") - base) / 10))"
+}
+m="string.format('%016d', math.random(1000000000))"
+call "HMGET meta maxsize sd kind (every script)" "redis.call('HMGET', KEYS[1], 'maxsize', 'sd', 'kind')"
+call "SET pid NX PX (put: idempotent retry)" "redis.call('SET', 'weft:{b}:pid:' .. math.random(1000000000), '1', 'NX', 'PX', 3600000)"
+call "HINCRBY meta seq (put: order)" "redis.call('HINCRBY', KEYS[1], 'seq', 1)"
+call "ZADD ready (put)" "redis.call('ZADD', 'weft:{b}:ready', 0, $m)"
+call "HSET items (put: payload)" "redis.call('HSET', 'weft:{b}:items', $m, 'payload12345678')"
+call "LLEN gtok (put: wake-ups)" "redis.call('LLEN', 'weft:{b}:gtok')"
+call "ZPOPMIN ready (get)" "redis.call('ZPOPMIN', 'weft:{b}:ready', 1)"
+call "ZSCORE clients (get: lease)" "redis.call('ZSCORE', 'weft:{b}:clients', 'sessA')"
+call "SADD held (get: lease)" "redis.call('SADD', 'weft:{b}:held:sessA', $m)"
+call "HGET items (get: payload)" "redis.call('HGET', 'weft:{b}:items', '0000000000000001')"
+call "HSET gr (get: replay of a lost reply)" "redis.call('HSET', 'weft:{b}:gr:sessA', 's1', 'r1 0000000000000001')"
+call "SREM held (ack: lease)" "redis.call('SREM', 'weft:{b}:held:sessA', '0000000000000001')"
+call "HDEL items (ack)" "redis.call('HDEL', 'weft:{b}:items', '0000000000000001')"
+call "HLEN items (ack: join)" "redis.call('HLEN', 'weft:{b}:items')"
