@@ -96,6 +96,14 @@ void Lock::defer_wakes(WakeBatch& claimed) noexcept {
   }
 }
 
+bool Lock::undefer(const detail::WaitNode& node) noexcept {
+  WordLockGuard g(waiters_.lock());
+  if (!deferred_.remove(&node)) return false;
+  // relaxed: as in defer_wakes; kDeferred stays set iff deferred_ is non-empty.
+  if (deferred_.empty()) state().fetch_and(~kDeferred, std::memory_order_relaxed);
+  return true;
+}
+
 void RLock::release() {
   if (!is_owned()) throw std::logic_error("weft::RLock::release: lock not held by this thread");
   detail::tsan_unlocked(this);
