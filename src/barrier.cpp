@@ -161,8 +161,9 @@ bool Barrier::async_step(AsyncArrival& a, bool stopped, detail::Deadline& wait_d
     throw BrokenBarrierError();
   }
   a.arrived = false;
-  leave(a.me);
-  if (state() == State::broken || state() == State::resetting) throw BrokenBarrierError();
+  const bool broken = state() == State::broken || state() == State::resetting;
+  leave(a.me);  // the last one out of a reset reopens the barrier
+  if (broken) throw BrokenBarrierError();
   return true;
 }
 
