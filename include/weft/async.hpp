@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// weft/async.hpp: co_await weft's queues, events, semaphores and locks (and select over
-// them) from C++20 coroutines on a scheduler of your own, mixed freely with threads.
+// weft/async.hpp: co_await weft's queues, events, semaphores, locks, conditions and barriers
+// (and select over them) from C++20 coroutines on a scheduler of your own, mixed freely with
+// threads.
 //
 //     weft::Queue<Job> jobs(100);                  // fed by threads, drained by coroutines
 //     Task consume(Pool& pool) {
@@ -31,6 +32,13 @@
 // exception and takes nothing); `s.disarm_timer(t)` (noexcept) returns once t.fire() is not
 // running and will not run. The timer (weft::AsyncTimer) lives in the awaiter.
 //
+// A scheduler that will never run a resumption it was given (it shuts down with a queue of
+// them) calls `f.drop()` instead of `f()`: the operation ends without completing and gives
+// up what it was handed (a claimed item, permit, lock or Condition notify passes on to the
+// next waiter; a Barrier arrival is withdrawn, or leaves a cycle that tripped), and the
+// coroutine is never resumed; its frame may then be destroyed. Forgetting the AsyncResume
+// instead would strand that claimed wake-up (an item nobody gets while getters sleep).
+//
 // Guarantees (docs/api.md, "Coroutines"):
 //  - Never inline: a notifier (put, get, set, release, task_done, shutdown) only claims the
 //    coroutine and calls schedule(); the coroutine runs when the scheduler calls the
@@ -44,19 +52,32 @@
 //    loses (the operation retries with the claim); a claimed wake-up that the coroutine
 //    cannot use passes on to the next waiter.
 //  - Destroying a coroutine that is suspended in one of these operations unregisters it: the
-//    awaiter's destructor aborts the wait, unlinks it, and passes on a wake-up it was given.
-//    Once the wake step has handed its AsyncResume to the scheduler, the coroutine must be
-//    resumed by it, not destroyed: weft detects that and aborts the program with a message.
+//    awaiter's destructor aborts the wait, unlinks it, and passes on a wake-up it was given
+//    (a Condition notify even while its wake step is deferred to a release of the lock that
+//    the destroying thread holds: it is taken back, Lock::undefer); a Barrier arrival is
+//    withdrawn (or leaves a tripped cycle). Once the wake step has handed its AsyncResume to
+//    the scheduler, the coroutine must be resumed by it (or the AsyncResume dropped), not
+//    destroyed: weft detects that and aborts the program with a message.
 //  - The lifetime rule of the primitives holds: a coroutine resumed by a notifier may destroy
 //    the primitive at once (the notifier's wake step touches only the awaiter).
 //  - Lock may be held across suspensions (it has no owner). RLock is not awaitable: it is
-//    owned by a thread, and a coroutine may resume on another thread.
+//    owned by a thread, and a coroutine may resume on another thread. For the same reason a
+//    Condition is awaitable only over a Lock, which the call names (a compile-time error
+//    for an RLock): async_wait(cv, lock, sched).
+//  - Condition keeps wait morphing: notify() claims the coroutine and defers its wake step to
+//    the release that frees the lock, and that step only schedules it; the coroutine then
+//    takes the lock (registering on it, in front after losing it to a running thread).
 //
 // Results mirror the blocking calls: async_get yields the item and throws Empty (timeout),
-// ShutDown or Cancelled; async_put throws Full, ShutDown or Cancelled (the item moved from
-// only on success); async_wait(Event), async_acquire(Semaphore/Lock) and async_join yield
-// false on timeout or stop; async_select yields select's variant, async_select with a
-// stop_token and async_select_for/until a std::optional of it (nullopt: timed out or stopped).
+// ShutDown or Cancelled; async_put throws Full, ShutDown or Cancelled (an rvalue item moved
+// from only on success; a const item is copied by the call); async_wait(Event),
+// async_acquire(Semaphore/Lock) and async_join yield false on timeout or stop;
+// async_wait(Condition, Lock) yields whether it was notified and async_wait_for(Condition,
+// Lock, pred) pred()'s last value, the lock held again in every case; async_wait(Barrier)
+// yields the index and throws BrokenBarrierError or Cancelled (Barrier::wait()'s rules: a
+// timeout breaks the barrier, a stop before the trip withdraws); async_select yields
+// select's variant, async_select with a stop_token and async_select_for/until a
+// std::optional of it (nullopt: timed out or stopped).
 #pragma once
 
 #include <chrono>
