@@ -950,6 +950,9 @@ class AsyncLockedWait : public AsyncWaitBase {
       error_ = std::current_exception();
     }
     if (Body::kReleaseAtEnd && holding_) release_quietly();
+    // Arming the timer threw between two steps: the body undoes what it did (a Barrier
+    // arrival is withdrawn). A body that threw itself has nothing left to undo.
+    if (error_) body_.abandon();
     return true;
   }
 

@@ -64,6 +64,14 @@ struct UntimedScheduler {
 };
 static_assert(weft::Scheduler<UntimedScheduler> && !weft::TimedScheduler<UntimedScheduler>);
 
+// A timed scheduler whose arm_timer throws.
+struct FailingTimerScheduler {
+  ManualScheduler* inner;
+  void schedule(weft::AsyncResume f) noexcept { inner->schedule(f); }
+  void arm_timer(weft::AsyncTimer& /*t*/) { throw std::runtime_error("no timer"); }
+  void disarm_timer(weft::AsyncTimer& /*t*/) noexcept {}
+};
+
 // ---- async_put of a const item -------------------------------------------------------------
 
 TEST(AsyncPutCopy, EveryKindQueuesACopy) {
@@ -510,6 +518,41 @@ TEST(AsyncConditionRace, StopRacingNotifyLosesNothing) {
     ASSERT_TRUE(a.load() == 0 || a.load() == 1);
     ASSERT_FALSE(l.locked());
   }
+}
+
+// Arming the timer throws after the registration: the wait is withdrawn, the lock stays
+// held, and a Barrier arrival is withdrawn too.
+TEST(AsyncConditionTimer, ArmTimerThrowingTakesNothing) {
+  ManualScheduler m;
+  FailingTimerScheduler s{&m};
+  weft::Lock l;
+  weft::Condition c(l);
+  weft::Barrier b(2);
+  int errors = 0;
+  auto co = [&]() -> Detached {
+    co_await weft::async_acquire(l, s);
+    try {
+      co_await weft::async_wait(c, l, s, 1h);
+    } catch (const std::runtime_error&) {
+      ++errors;
+    }
+    EXPECT_TRUE(l.locked());
+    l.release();
+    try {
+      co_await weft::async_wait(b, s, 1h);
+    } catch (const std::runtime_error&) {
+      ++errors;
+    }
+  };
+  co();
+  EXPECT_EQ(errors, 2);
+  EXPECT_FALSE(l.locked());
+  EXPECT_EQ(b.n_waiting(), 0u);
+  EXPECT_FALSE(b.broken());
+  l.acquire();
+  c.notify();
+  l.release();
+  EXPECT_EQ(m.pending(), 0u) << "a withdrawn wait was notified";
 }
 
 // ---- frames destroyed while suspended ------------------------------------------------------
