@@ -759,8 +759,7 @@ class AsyncPutCopy : private AsyncItemCopy<typename Q::value_type>,
 // afterwards.
 template <class Q, class S, class... Opts>
 requires std::copy_constructible<typename Q::value_type>
-auto async_put(
-    Q& q, S& sched, const typename Q::value_type& item, Opts&&... opts) {
+auto async_put(Q& q, S& sched, const typename Q::value_type& item, Opts&&... opts) {
   detail::check_scheduler<S, Opts...>();
   return detail::AsyncPutCopy<S, Q>(sched, q, item,
                                     detail::async_options(true, std::forward<Opts>(opts)...));
@@ -1143,7 +1142,8 @@ class AsyncLockedWait : public AsyncWaitBase {
 
 inline void check_condition_lock(const Condition& c, const Lock& l) {
   if (!AsyncAccess::is_lock_of(c, l)) {
-    throw std::logic_error("weft::async_wait: the Lock is not the one the Condition was built over");
+    throw std::logic_error(
+        "weft::async_wait: the Lock is not the one the Condition was built over");
   }
   if (!l.locked()) throw std::logic_error("weft::async_wait: the Condition's lock is not held");
 }
@@ -1260,7 +1260,7 @@ void async_wait_for(Condition&, RLock&, S&, Pred, Opts&&...) {
 }
 template <class S, class... Opts>
 requires(!std::same_as<S, Lock> && !std::same_as<S, RLock>) void async_wait(Condition&, S&,
-                                                                              Opts&&...) {
+                                                                            Opts&&...) {
   static_assert(detail::kDependentFalse<S>,
                 "weft: async_wait(condition, lock, scheduler, ...) takes the weft::Lock the "
                 "Condition was built over (a Condition over an RLock, the default, is not "

@@ -327,11 +327,12 @@ TEST(AsyncCondition, WaitForChecksThePredicateUnderTheLock) {
   int calls = 0;
   auto co = [&]() -> Detached {
     co_await weft::async_acquire(l, s);
-    result = co_await weft::async_wait_for(c, l, s, [&] {
-      ++calls;
-      EXPECT_TRUE(l.locked());
-      return value == 2;
-    })
+    result = co_await weft::async_wait_for(c, l, s,
+                                           [&] {
+                                             ++calls;
+                                             EXPECT_TRUE(l.locked());
+                                             return value == 2;
+                                           })
                  ? 1
                  : 0;
     l.release();
