@@ -279,10 +279,8 @@ TEST(AsyncCondition, TimeoutsAndStopRequestsReturnFalseHoldingTheLock) {
     results.push_back(co_await weft::async_wait(c, l, s, stopped.get_token()) ? 1 : 0);
     always_held = always_held && l.locked();
     const auto deadline = std::chrono::steady_clock::now() + 10ms;
-    results.push_back(co_await weft::async_wait_for(
-                          c, l, s, [] { return false; }, deadline)
-                          ? 1
-                          : 0);
+    const auto never = [] { return false; };
+    results.push_back(co_await weft::async_wait_for(c, l, s, never, deadline) ? 1 : 0);
     always_held = always_held && l.locked();
     l.release();
     done.set();
@@ -327,14 +325,12 @@ TEST(AsyncCondition, WaitForChecksThePredicateUnderTheLock) {
   int calls = 0;
   auto co = [&]() -> Detached {
     co_await weft::async_acquire(l, s);
-    result = co_await weft::async_wait_for(c, l, s,
-                                           [&] {
-                                             ++calls;
-                                             EXPECT_TRUE(l.locked());
-                                             return value == 2;
-                                           })
-                 ? 1
-                 : 0;
+    const bool r = co_await weft::async_wait_for(c, l, s, [&] {
+      ++calls;
+      EXPECT_TRUE(l.locked());
+      return value == 2;
+    });
+    result = r ? 1 : 0;
     l.release();
   };
   co();
