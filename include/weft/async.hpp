@@ -232,6 +232,15 @@ class AsyncWaitBase : public Waiter {
   bool owner_arrives() noexcept {
     return (gate_.fetch_or(kOwner, std::memory_order_acq_rel) & kDecider) != 0;
   }
+  // The owner arrives after arming a round: false when the coroutine is now suspended (the
+  // decider schedules it; suspended_ says so until then), true when the round was decided
+  // first and the owner carries on.
+  bool arrive_or_suspend() noexcept {
+    suspended_ = true;
+    if (!owner_arrives()) return false;
+    suspended_ = false;
+    return true;
+  }
 
   // The owner leaves a round that someone else decided, without being resumed: the decider
   // is told to schedule nothing, and its arrival is waited out.
@@ -286,10 +295,29 @@ class AsyncWaitBase : public Waiter {
     on_stop_.reset();  // waits for a callback running on another thread
   }
 
+  // The same with the timer of scheduler `sched`.
+  template <class S>
+  void arm_cancellation_on(S& sched) {
+    arm_cancellation([&sched](AsyncTimer& t) {
+      if constexpr (TimedScheduler<S>) {
+        sched.arm_timer(t);
+      } else {
+        WEFT_INVARIANT(false, "a deadline needs a TimedScheduler (async.hpp checks the options)");
+      }
+    });
+  }
+  template <class S>
+  void disarm_cancellation_on(S& sched) noexcept {
+    disarm_cancellation([&sched](AsyncTimer& t) noexcept {
+      if constexpr (TimedScheduler<S>) sched.disarm_timer(t);
+    });
+  }
+
   bool stop_requested() const noexcept { return stop_.stop_requested(); }
   static AsyncResume resume_of(AsyncWaitBase& a) noexcept { return AsyncResume(&a); }
 
   Deadline deadline_;
+  bool suspended_ = false;  // the owner arrived and did not carry on: a decider resumes it
 
  private:
   friend void async_step(AsyncWaitBase& op) noexcept;
@@ -429,30 +457,26 @@ class AsyncOp : public AsyncWaitBase {
         unlink_unclaimed(linked);
         if (withdrawn) continue;  // withdrawn before anyone claimed us
         // A claim raced the abandoned registrations: its wake step arrives at the gate.
-        suspended_ = true;
-        if (!owner_arrives()) return false;  // it will schedule us
-        suspended_ = false;
+        if (!arrive_or_suspend()) return false;  // it will schedule us
         if (decided()) return true;
         continue;
       }
       try {
-        arm_cancellation([this](AsyncTimer& t) { arm_timer(t); });
+        arm_cancellation_on(*sched_);
       } catch (...) {
         withdraw();
         throw;
       }
       // Suspended: wake-up sources are a notifier claiming one of the nodes, the stop
       // callback, the timer; whichever decides the round arrives at the gate.
-      suspended_ = true;
-      if (!owner_arrives()) return false;
-      suspended_ = false;
+      if (!arrive_or_suspend()) return false;
       if (decided()) return true;  // decided while we were arming: carry on inline
     }
   }
 
   // The round was decided and both parties arrived: true when the operation is complete.
   bool decided() {
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     const Decision d = decision();
     if (d.claimed()) {
       apply_ops([&](auto&... ops) {
@@ -489,7 +513,7 @@ class AsyncOp : public AsyncWaitBase {
   static void drop(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncOp&>(base);
     self.suspended_ = false;  // the frame's destruction, if it comes, has nothing to undo
-    self.disarm_cancellation([&self](AsyncTimer& t) noexcept { self.disarm_timer(t); });
+    self.disarm_cancellation_on(*self.sched_);
     self.pass_on_claim();
     self.unlink_unclaimed(N);
   }
@@ -499,24 +523,13 @@ class AsyncOp : public AsyncWaitBase {
     self.sched_->schedule(resume_of(base));
   }
 
-  void arm_timer(AsyncTimer& t) {
-    if constexpr (TimedScheduler<S>) {
-      sched_->arm_timer(t);
-    } else {
-      WEFT_INVARIANT(false, "a deadline needs a TimedScheduler (async.hpp checks the options)");
-    }
-  }
-  void disarm_timer(AsyncTimer& t) noexcept {
-    if constexpr (TimedScheduler<S>) sched_->disarm_timer(t);
-  }
-
   // Registered everywhere, not yet arrived, and must leave (arming the timer threw).
   void withdraw() noexcept {
     if (!abort(Decision::cancelled())) {
       owner_leaves();
       pass_on_claim();
     }
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     unlink_unclaimed(N);
   }
 
@@ -526,7 +539,7 @@ class AsyncOp : public AsyncWaitBase {
       owner_leaves();  // someone decided the round first: wait until it is done with us
       pass_on_claim();
     }
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     unlink_unclaimed(N);
   }
 
@@ -572,7 +585,6 @@ class AsyncOp : public AsyncWaitBase {
   std::coroutine_handle<> handle_;
   AsyncEnd end_ = AsyncEnd::done;
   bool biased_;
-  bool suspended_ = false;  // the owner arrived and did not carry on: a decider resumes it
 };
 
 // ---- options: timeout, deadline, stop_token, in any order ----------------------------------
@@ -969,9 +981,7 @@ class AsyncLockedWait : public AsyncWaitBase {
       stage_ = Stage::acquiring;
       // Suspended. Wake-up source: a release claiming node_ (nothing else: the lock is taken
       // again unconditionally, as a thread's Condition wait does).
-      suspended_ = true;
-      if (!owner_arrives()) return false;
-      suspended_ = false;
+      if (!arrive_or_suspend()) return false;
       lock_decided();
     }
   }
@@ -1001,7 +1011,7 @@ class AsyncLockedWait : public AsyncWaitBase {
     AsyncAccess::link_condition(*cond_, node_);
     stage_ = Stage::waiting;
     try {
-      arm_cancellation([this](AsyncTimer& t) { arm_timer(t); });
+      arm_cancellation_on(*sched_);
       holding_ = false;
       lock_->release();  // throws only if another thread released the Lock under us
     } catch (...) {
@@ -1010,14 +1020,12 @@ class AsyncLockedWait : public AsyncWaitBase {
     }
     // Suspended. Wake-up sources: a notify claiming node_ (its wake step deferred to the
     // release that frees the lock), the stop callback, the timer.
-    suspended_ = true;
-    if (!owner_arrives()) return false;
-    suspended_ = false;
+    if (!arrive_or_suspend()) return false;
     wait_decided();
     return true;
   }
   void wait_decided() noexcept {
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     const Decision d = decision();
     if (d.claimed()) {
       last_ = AsyncWaitEnd::notified;
@@ -1037,7 +1045,7 @@ class AsyncLockedWait : public AsyncWaitBase {
       leave_wait();
       if (decision().claimed() && Body::kPassOnNotify) AsyncAccess::pass_on_notify(*cond_, *lock_);
     }
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     if (!decision().claimed()) AsyncAccess::unlink_condition(*cond_, node_);
     stage_ = Stage::locked;
   }
@@ -1057,7 +1065,7 @@ class AsyncLockedWait : public AsyncWaitBase {
         leave_wait();
         if (decision().claimed()) notify_held_ = true;
       }
-      disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+      disarm_cancellation_on(*sched_);
       if (!decision().claimed()) AsyncAccess::unlink_condition(*cond_, node_);
     } else if (abort(Decision::cancelled())) {
       AsyncAccess::unlink_lock(*lock_, node_);
@@ -1087,44 +1095,32 @@ class AsyncLockedWait : public AsyncWaitBase {
     }
   }
 
-  // The scheduler runs this (AsyncResume): the owner's side of a round a decider scheduled.
+  // The owner's side of the round a decider scheduled; true if it was a round on the lock.
+  bool scheduled_round() noexcept {
+    suspended_ = false;
+    if (stage_ == Stage::waiting) {
+      wait_decided();
+      return false;
+    }
+    lock_decided();
+    return true;
+  }
+  // The scheduler runs this (AsyncResume).
   static void step(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncLockedWait&>(base);
-    self.suspended_ = false;
-    if (self.stage_ == Stage::waiting) {
-      self.wait_decided();
-    } else {
-      self.lock_decided();
-    }
+    self.scheduled_round();
     if (self.run()) self.handle_.resume();  // the last access: the coroutine may destroy us
   }
   // AsyncResume::drop().
   static void drop(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncLockedWait&>(base);
-    self.suspended_ = false;
-    if (self.stage_ == Stage::waiting) {
-      self.wait_decided();
-    } else {
-      self.lock_decided();
-      self.give_back_lock();
-    }
+    if (self.scheduled_round()) self.give_back_lock();
     self.gone();
   }
   static void schedule_on(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncLockedWait&>(base);
     self.sched_->schedule(resume_of(base));
   }
-  void arm_timer(AsyncTimer& t) {
-    if constexpr (TimedScheduler<S>) {
-      sched_->arm_timer(t);
-    } else {
-      WEFT_INVARIANT(false, "a deadline needs a TimedScheduler (async.hpp checks the options)");
-    }
-  }
-  void disarm_timer(AsyncTimer& t) noexcept {
-    if constexpr (TimedScheduler<S>) sched_->disarm_timer(t);
-  }
-
   S* sched_;
   Lock* lock_;
   Condition* cond_;
@@ -1137,7 +1133,6 @@ class AsyncLockedWait : public AsyncWaitBase {
   AsyncWaitEnd last_ = AsyncWaitEnd::none;
   bool holding_;              // this operation holds the lock
   bool notify_held_ = false;  // notified, and the body has not heard of it yet
-  bool suspended_ = false;    // the owner arrived and did not carry on: a decider resumes it
 };
 
 inline void check_condition_lock(const Condition& c, const Lock& l) {
@@ -1148,14 +1143,28 @@ inline void check_condition_lock(const Condition& c, const Lock& l) {
   if (!l.locked()) throw std::logic_error("weft::async_wait: the Condition's lock is not held");
 }
 
-// Condition::wait(): one wait; true if notified.
-struct AsyncConditionWait {
+// What the Condition bodies share: the user's Condition and Lock, checked at the first step.
+struct AsyncConditionBody {
   static constexpr bool kReleaseAtEnd = false;
   static constexpr bool kPassOnNotify = true;
+  void check_once() {
+    if (checked) return;
+    check_condition_lock(*c, *l);
+    checked = true;
+  }
+  void abandon() noexcept {}
+
+  const Condition* c;
+  const Lock* l;
+  Deadline deadline;
+  bool checked = false;
+};
+
+// Condition::wait(): one wait; true if notified.
+struct AsyncConditionWait : AsyncConditionBody {
   bool step(AsyncWaitEnd last, bool, Deadline& wait_deadline) {
-    if (!waited) {
-      check_condition_lock(*c, *l);
-      waited = true;
+    if (!checked) {
+      check_once();
       wait_deadline = deadline;
       return false;
     }
@@ -1163,38 +1172,23 @@ struct AsyncConditionWait {
     return true;
   }
   bool result() const noexcept { return notified; }
-  void abandon() noexcept {}
 
-  const Condition* c;
-  const Lock* l;
-  Deadline deadline;
-  bool waited = false;
   bool notified = false;
 };
 
 // Condition::wait_for(pred): waits until pred() holds; pred()'s last value.
 template <class Pred>
-struct AsyncConditionWaitFor {
-  static constexpr bool kReleaseAtEnd = false;
-  static constexpr bool kPassOnNotify = true;
+struct AsyncConditionWaitFor : AsyncConditionBody {
   bool step(AsyncWaitEnd, bool stopped, Deadline& wait_deadline) {
-    if (!checked) {
-      check_condition_lock(*c, *l);
-      checked = true;
-    }
+    check_once();
     value = static_cast<bool>(pred());
     if (value || deadline.expired() || stopped) return true;
     wait_deadline = deadline;
     return false;
   }
   bool result() const noexcept { return value; }
-  void abandon() noexcept {}
 
-  const Condition* c;
-  const Lock* l;
   Pred pred;
-  Deadline deadline;
-  bool checked = false;
   bool value = false;
 };
 
@@ -1228,7 +1222,7 @@ auto async_wait(Condition& c, Lock& lock, S& sched, Opts&&... opts) {
   detail::check_scheduler<S, Opts...>();
   detail::AsyncOptions o = detail::async_options(false, std::forward<Opts>(opts)...);
   return detail::AsyncLockedWait<S, detail::AsyncConditionWait>(
-      sched, lock, c, std::move(o.stop), true, detail::AsyncConditionWait{&c, &lock, o.deadline});
+      sched, lock, c, std::move(o.stop), true, detail::AsyncConditionWait{{&c, &lock, o.deadline}});
 }
 
 // Condition::wait_for(pred) / wait_until(pred, ...): waits until pred() (called with the lock
@@ -1241,7 +1235,7 @@ auto async_wait_for(Condition& c, Lock& lock, S& sched, Pred pred, Opts&&... opt
   detail::AsyncOptions o = detail::async_options(false, std::forward<Opts>(opts)...);
   return detail::AsyncLockedWait<S, detail::AsyncConditionWaitFor<Pred>>(
       sched, lock, c, std::move(o.stop), true,
-      detail::AsyncConditionWaitFor<Pred>{&c, &lock, std::move(pred), o.deadline});
+      detail::AsyncConditionWaitFor<Pred>{{&c, &lock, o.deadline}, std::move(pred)});
 }
 
 // A Condition over an RLock (the default Condition's own lock is one) is not awaitable: the

@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "async_helpers.hpp"
+#include "sync_helpers.hpp"
 #include "weft/async.hpp"
 #include "weft/barrier.hpp"
 #include "weft/condition.hpp"
@@ -34,6 +35,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using weft_test::Detached;
+using weft_test::eventually;
 using weft_test::ManualScheduler;
 using weft_test::Owned;
 using weft_test::PoolScheduler;
@@ -45,17 +47,6 @@ constexpr int kItems = 3000;
 constexpr int kRounds = 3000;
 constexpr int kItems = 30000;
 #endif
-
-// Waits (really: with a generous bound) until pred() holds.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::seconds limit = 20s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 // A scheduler without a timer.
 struct UntimedScheduler {
@@ -71,6 +62,22 @@ struct FailingTimerScheduler {
   void arm_timer(weft::AsyncTimer& /*t*/) { throw std::runtime_error("no timer"); }
   void disarm_timer(weft::AsyncTimer& /*t*/) noexcept {}
 };
+
+// A coroutine that takes `l`, waits once on `c` (over l), sets `out` to 1 if notified (0 if
+// not) and releases `l`. Task: Detached, or Owned for the tests that destroy it.
+template <class Task, class S>
+Task condition_waiter(weft::Lock& l, weft::Condition& c, S& s, int& out) {
+  co_await weft::async_acquire(l, s);
+  out = co_await weft::async_wait(c, l, s) ? 1 : 0;
+  EXPECT_TRUE(l.locked());
+  l.release();
+}
+
+// A coroutine party of `b`: sets `index` to its index.
+template <class Task, class S>
+Task barrier_party(weft::Barrier& b, S& s, int& index) {
+  index = static_cast<int>(co_await weft::async_wait(b, s));
+}
 
 // ---- async_put of a const item -------------------------------------------------------------
 
@@ -562,18 +569,9 @@ TEST(AsyncConditionDestroy, DeferredNotifyPassesOnFromADestroyedFrame) {
   weft::Lock l;
   weft::Condition c(l);
   int b = -1;
-  auto co_a = [&]() -> Owned {
-    co_await weft::async_acquire(l, s);
-    co_await weft::async_wait(c, l, s);
-    l.release();
-  };
-  Owned a = co_a();
-  auto co_b = [&]() -> Detached {
-    co_await weft::async_acquire(l, s);
-    b = co_await weft::async_wait(c, l, s) ? 1 : 0;
-    l.release();
-  };
-  co_b();
+  int a_result = -1;
+  Owned a = condition_waiter<Owned>(l, c, s, a_result);
+  condition_waiter<Detached>(l, c, s, b);
   l.acquire();
   c.notify();  // claims a
   a.destroy();
@@ -582,6 +580,7 @@ TEST(AsyncConditionDestroy, DeferredNotifyPassesOnFromADestroyedFrame) {
   EXPECT_EQ(s.pending(), 1u);
   s.run_pending();
   EXPECT_EQ(b, 1);
+  EXPECT_EQ(a_result, -1);
   EXPECT_FALSE(l.locked());
 }
 
@@ -602,12 +601,7 @@ TEST(AsyncConditionDestroy, UnclaimedFrameUnregisters) {
   }
   EXPECT_EQ(s.armed_timers(), 0u);
   stop.request_stop();  // its callback went with the frame
-  auto co_b = [&]() -> Detached {
-    co_await weft::async_acquire(l, s);
-    b = co_await weft::async_wait(c, l, s) ? 1 : 0;
-    l.release();
-  };
-  co_b();
+  condition_waiter<Detached>(l, c, s, b);
   l.acquire();
   c.notify();
   l.release();
@@ -622,18 +616,9 @@ TEST(AsyncConditionDestroy, FrameDestroyedWhileRetakingTheLock) {
   weft::Lock l;
   weft::Condition c(l);
   int b = -1;
-  auto co_a = [&]() -> Owned {
-    co_await weft::async_acquire(l, s);
-    co_await weft::async_wait(c, l, s);
-    l.release();
-  };
-  Owned a = co_a();
-  auto co_b = [&]() -> Detached {
-    co_await weft::async_acquire(l, s);
-    b = co_await weft::async_wait(c, l, s) ? 1 : 0;
-    l.release();
-  };
-  co_b();
+  int a_result = -1;
+  Owned a = condition_waiter<Owned>(l, c, s, a_result);
+  condition_waiter<Detached>(l, c, s, b);
   l.acquire();
   c.notify();
   l.release();
@@ -644,6 +629,7 @@ TEST(AsyncConditionDestroy, FrameDestroyedWhileRetakingTheLock) {
   l.release();
   EXPECT_EQ(s.run_pending(), 1u);
   EXPECT_EQ(b, 1);
+  EXPECT_EQ(a_result, -1);
   EXPECT_FALSE(l.locked());
 }
 
@@ -763,8 +749,7 @@ TEST(AsyncBarrier, AStopRequestWithdrawsTheArrival) {
   EXPECT_EQ(b.n_waiting(), 0u);
   EXPECT_FALSE(b.broken());
   int index = -1;
-  auto co_b = [&]() -> Detached { index = static_cast<int>(co_await weft::async_wait(b, s)); };
-  co_b();
+  barrier_party<Detached>(b, s, index);
   EXPECT_EQ(b.wait(), 1u);
   s.run_pending();
   EXPECT_EQ(index, 0);
@@ -836,8 +821,7 @@ TEST(AsyncBarrier, ADestroyedFrameWithdrawsItsArrival) {
   EXPECT_EQ(b.n_waiting(), 0u);
   EXPECT_FALSE(b.broken());
   int index = -1;
-  auto co_b = [&]() -> Detached { index = static_cast<int>(co_await weft::async_wait(b, s)); };
-  co_b();
+  barrier_party<Detached>(b, s, index);
   EXPECT_EQ(b.wait(), 1u);
   s.run_pending();
   EXPECT_EQ(index, 0);
@@ -916,25 +900,17 @@ TEST(AsyncDrop, ADroppedNotifyPassesOn) {
   ManualScheduler s;
   weft::Lock l;
   weft::Condition c(l);
-  auto co_a = [&]() -> Owned {
-    co_await weft::async_acquire(l, s);
-    co_await weft::async_wait(c, l, s);
-    l.release();
-  };
-  Owned a = co_a();
+  int a_result = -1;
+  Owned a = condition_waiter<Owned>(l, c, s, a_result);
   int b = -1;
-  auto co_b = [&]() -> Detached {
-    co_await weft::async_acquire(l, s);
-    b = co_await weft::async_wait(c, l, s) ? 1 : 0;
-    l.release();
-  };
-  co_b();
+  condition_waiter<Detached>(l, c, s, b);
   l.acquire();
   c.notify();
   l.release();
   EXPECT_EQ(s.drop_pending(), 1u);
   EXPECT_EQ(s.run_pending(), 1u);
   EXPECT_EQ(b, 1);
+  EXPECT_EQ(a_result, -1);
   EXPECT_FALSE(l.locked());
   a.destroy();
 }
@@ -949,8 +925,7 @@ TEST(AsyncDrop, ADroppedBarrierWaitLeavesTheCycle) {
   EXPECT_EQ(b.n_waiting(), 0u);
   EXPECT_FALSE(b.broken());
   int index = -1;
-  auto co_b = [&]() -> Detached { index = static_cast<int>(co_await weft::async_wait(b, s)); };
-  co_b();
+  barrier_party<Detached>(b, s, index);
   EXPECT_EQ(b.wait(), 1u);
   s.run_pending();
   EXPECT_EQ(index, 0);
