@@ -298,19 +298,21 @@ class AsyncWaitBase : public Waiter {
   // The same with the timer of scheduler `sched`.
   template <class S>
   void arm_cancellation_on(S& sched) {
-    arm_cancellation([&sched](AsyncTimer& t) {
-      if constexpr (TimedScheduler<S>) {
-        sched.arm_timer(t);
-      } else {
+    if constexpr (TimedScheduler<S>) {
+      arm_cancellation([&sched](AsyncTimer& t) { sched.arm_timer(t); });
+    } else {
+      arm_cancellation([](AsyncTimer&) noexcept {
         WEFT_INVARIANT(false, "a deadline needs a TimedScheduler (async.hpp checks the options)");
-      }
-    });
+      });
+    }
   }
   template <class S>
   void disarm_cancellation_on(S& sched) noexcept {
-    disarm_cancellation([&sched](AsyncTimer& t) noexcept {
-      if constexpr (TimedScheduler<S>) sched.disarm_timer(t);
-    });
+    if constexpr (TimedScheduler<S>) {
+      disarm_cancellation([&sched](AsyncTimer& t) noexcept { sched.disarm_timer(t); });
+    } else {
+      disarm_cancellation([](AsyncTimer&) noexcept {});
+    }
   }
 
   bool stop_requested() const noexcept { return stop_.stop_requested(); }
