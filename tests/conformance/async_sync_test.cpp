@@ -51,14 +51,14 @@ constexpr int kItems = 30000;
 // A scheduler without a timer.
 struct UntimedScheduler {
   ManualScheduler* inner;
-  void schedule(weft::AsyncResume f) noexcept { inner->schedule(f); }
+  void schedule(weft::AsyncResume f) const noexcept { inner->schedule(f); }
 };
 static_assert(weft::Scheduler<UntimedScheduler> && !weft::TimedScheduler<UntimedScheduler>);
 
 // A timed scheduler whose arm_timer throws.
 struct FailingTimerScheduler {
   ManualScheduler* inner;
-  void schedule(weft::AsyncResume f) noexcept { inner->schedule(f); }
+  void schedule(weft::AsyncResume f) const noexcept { inner->schedule(f); }
   void arm_timer(weft::AsyncTimer& /*t*/) { throw std::runtime_error("no timer"); }
   void disarm_timer(weft::AsyncTimer& /*t*/) noexcept {}
 };
@@ -570,7 +570,7 @@ TEST(AsyncConditionDestroy, DeferredNotifyPassesOnFromADestroyedFrame) {
   weft::Condition c(l);
   int b = -1;
   int a_result = -1;
-  Owned a = condition_waiter<Owned>(l, c, s, a_result);
+  auto a = condition_waiter<Owned>(l, c, s, a_result);
   condition_waiter<Detached>(l, c, s, b);
   l.acquire();
   c.notify();  // claims a
@@ -617,7 +617,7 @@ TEST(AsyncConditionDestroy, FrameDestroyedWhileRetakingTheLock) {
   weft::Condition c(l);
   int b = -1;
   int a_result = -1;
-  Owned a = condition_waiter<Owned>(l, c, s, a_result);
+  auto a = condition_waiter<Owned>(l, c, s, a_result);
   condition_waiter<Detached>(l, c, s, b);
   l.acquire();
   c.notify();
@@ -906,7 +906,7 @@ TEST(AsyncDrop, ADroppedNotifyPassesOn) {
   weft::Lock l;
   weft::Condition c(l);
   int a_result = -1;
-  Owned a = condition_waiter<Owned>(l, c, s, a_result);
+  auto a = condition_waiter<Owned>(l, c, s, a_result);
   int b = -1;
   condition_waiter<Detached>(l, c, s, b);
   l.acquire();
