@@ -5,6 +5,7 @@
 
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "weft/errors.hpp"
 
@@ -110,6 +111,87 @@ std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_t
   }
   leave(me);
   return me.index;
+}
+
+bool Barrier::async_step(AsyncArrival& a, bool stopped, detail::Deadline& wait_deadline) {
+  if (!a.arrived) {
+    // wait_impl's steps up to the arrival.
+    if (state() == State::draining || state() == State::resetting) {
+      if (stopped) throw Cancelled();
+      wait_deadline = detail::Deadline::never();
+      return false;
+    }
+    if (state() == State::broken) throw BrokenBarrierError();
+    if (stopped) throw Cancelled();
+    a.deadline = a.timeout ? detail::Deadline::after(*a.timeout) : detail::Deadline::never();
+    link(a.me);
+    count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    a.arrived = true;
+    if (count_.load(std::memory_order_relaxed) == parties_) {
+      std::size_t i = 0;
+      for (Arrival* x = first_; x != nullptr; x = x->next) x->index = i++;
+      a.arrived = false;  // it leaves below, whatever happens
+      try {
+        if (action_) action_();
+      } catch (...) {
+        break_barrier();
+        leave(a.me);
+        throw;
+      }
+      state_.store(State::draining, std::memory_order_relaxed);
+      changed_.notify_all();
+      leave(a.me);
+      return true;
+    }
+  }
+  // wait_pred's loop over `state() != filling`, one turn per call.
+  if (state() == State::filling) {
+    if (!a.deadline.expired() && !stopped) {
+      wait_deadline = a.deadline;
+      return false;
+    }
+    a.arrived = false;
+    if (stopped) {
+      unlink(a.me);  // withdrawn as if never arrived
+      count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      throw Cancelled();
+    }
+    break_barrier();
+    leave(a.me);
+    throw BrokenBarrierError();
+  }
+  a.arrived = false;
+  const bool broken = state() == State::broken || state() == State::resetting;
+  leave(a.me);  // the last one out of a reset reopens the barrier
+  if (broken) throw BrokenBarrierError();
+  return true;
+}
+
+void Barrier::async_abandon(AsyncArrival& a) noexcept {
+  if (!a.arrived) return;
+  // Wake-up source: the release by the barrier's current holder (lock_ is held only for a
+  // step of some wait, reset(), abort(), or the action): spin, then yield.
+  for (int i = 0; !lock_.try_lock(); ++i) {
+    if (i < 64) {
+      detail::cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  a.arrived = false;
+  if (state() == State::filling) {
+    unlink(a.me);
+    count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  } else {
+    try {
+      leave(a.me);  // notify_all holds the lock it needs: cannot throw here
+    } catch (...) {
+    }
+  }
+  try {
+    lock_.release();
+  } catch (...) {  // held by this call
+  }
 }
 
 void Barrier::reset() {

@@ -96,6 +96,17 @@ void Lock::defer_wakes(WakeBatch& claimed) noexcept {
   }
 }
 
+bool Lock::undefer(const detail::WaitNode& node) noexcept {
+  // relaxed: a hint; a caller that misses a fresh kDeferred asks again (it waits in a loop).
+  // Without the lock, a caller waiting for the deferral to happen spins on reads only.
+  if ((state().load(std::memory_order_relaxed) & kDeferred) == 0) return false;
+  WordLockGuard g(waiters_.lock());
+  if (!deferred_.remove(&node)) return false;
+  // relaxed: as in defer_wakes; kDeferred stays set iff deferred_ is non-empty.
+  if (deferred_.empty()) state().fetch_and(~kDeferred, std::memory_order_relaxed);
+  return true;
+}
+
 void RLock::release() {
   if (!is_owned()) throw std::logic_error("weft::RLock::release: lock not held by this thread");
   detail::tsan_unlocked(this);

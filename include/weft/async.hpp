@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// weft/async.hpp: co_await weft's queues, events, semaphores and locks (and select over
-// them) from C++20 coroutines on a scheduler of your own, mixed freely with threads.
+// weft/async.hpp: co_await weft's queues, events, semaphores, locks, conditions and barriers
+// (and select over them) from C++20 coroutines on a scheduler of your own, mixed freely with
+// threads.
 //
 //     weft::Queue<Job> jobs(100);                  // fed by threads, drained by coroutines
 //     Task consume(Pool& pool) {
@@ -31,6 +32,13 @@
 // exception and takes nothing); `s.disarm_timer(t)` (noexcept) returns once t.fire() is not
 // running and will not run. The timer (weft::AsyncTimer) lives in the awaiter.
 //
+// A scheduler that will never run a resumption it was given (it shuts down with a queue of
+// them) calls `f.drop()` instead of `f()`: the operation ends without completing and gives
+// up what it was handed (a claimed item, permit, lock or Condition notify passes on to the
+// next waiter; a Barrier arrival is withdrawn, or leaves a cycle that tripped), and the
+// coroutine is never resumed; its frame may then be destroyed. Forgetting the AsyncResume
+// instead would strand that claimed wake-up (an item nobody gets while getters sleep).
+//
 // Guarantees (docs/api.md, "Coroutines"):
 //  - Never inline: a notifier (put, get, set, release, task_done, shutdown) only claims the
 //    coroutine and calls schedule(); the coroutine runs when the scheduler calls the
@@ -44,19 +52,32 @@
 //    loses (the operation retries with the claim); a claimed wake-up that the coroutine
 //    cannot use passes on to the next waiter.
 //  - Destroying a coroutine that is suspended in one of these operations unregisters it: the
-//    awaiter's destructor aborts the wait, unlinks it, and passes on a wake-up it was given.
-//    Once the wake step has handed its AsyncResume to the scheduler, the coroutine must be
-//    resumed by it, not destroyed: weft detects that and aborts the program with a message.
+//    awaiter's destructor aborts the wait, unlinks it, and passes on a wake-up it was given
+//    (a Condition notify even while its wake step is deferred to a release of the lock that
+//    the destroying thread holds: it is taken back, Lock::undefer); a Barrier arrival is
+//    withdrawn (or leaves a tripped cycle). Once the wake step has handed its AsyncResume to
+//    the scheduler, the coroutine must be resumed by it (or the AsyncResume dropped), not
+//    destroyed: weft detects that and aborts the program with a message.
 //  - The lifetime rule of the primitives holds: a coroutine resumed by a notifier may destroy
 //    the primitive at once (the notifier's wake step touches only the awaiter).
 //  - Lock may be held across suspensions (it has no owner). RLock is not awaitable: it is
-//    owned by a thread, and a coroutine may resume on another thread.
+//    owned by a thread, and a coroutine may resume on another thread. For the same reason a
+//    Condition is awaitable only over a Lock, which the call names (a compile-time error
+//    for an RLock): async_wait(cv, lock, sched).
+//  - Condition keeps wait morphing: notify() claims the coroutine and defers its wake step to
+//    the release that frees the lock, and that step only schedules it; the coroutine then
+//    takes the lock (registering on it, in front after losing it to a running thread).
 //
 // Results mirror the blocking calls: async_get yields the item and throws Empty (timeout),
-// ShutDown or Cancelled; async_put throws Full, ShutDown or Cancelled (the item moved from
-// only on success); async_wait(Event), async_acquire(Semaphore/Lock) and async_join yield
-// false on timeout or stop; async_select yields select's variant, async_select with a
-// stop_token and async_select_for/until a std::optional of it (nullopt: timed out or stopped).
+// ShutDown or Cancelled; async_put throws Full, ShutDown or Cancelled (an rvalue item moved
+// from only on success; a const item is copied by the call); async_wait(Event),
+// async_acquire(Semaphore/Lock) and async_join yield false on timeout or stop;
+// async_wait(Condition, Lock) yields whether it was notified and async_wait_for(Condition,
+// Lock, pred) pred()'s last value, the lock held again in every case; async_wait(Barrier)
+// yields the index and throws BrokenBarrierError or Cancelled (Barrier::wait()'s rules: a
+// timeout breaks the barrier, a stop before the trip withdraws); async_select yields
+// select's variant, async_select with a stop_token and async_select_for/until a
+// std::optional of it (nullopt: timed out or stopped).
 #pragma once
 
 #include <chrono>
@@ -66,6 +87,7 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <stop_token>
 #include <thread>
 #include <tuple>
@@ -73,6 +95,8 @@
 #include <utility>
 #include <variant>
 
+#include "weft/barrier.hpp"
+#include "weft/condition.hpp"
 #include "weft/detail/atomic.hpp"
 #include "weft/detail/check.hpp"
 #include "weft/detail/deadline.hpp"
@@ -90,6 +114,7 @@ namespace weft {
 namespace detail {
 class AsyncWaitBase;
 inline void async_step(AsyncWaitBase& op) noexcept;
+inline void async_drop(AsyncWaitBase& op) noexcept;
 inline void async_timer_fired(AsyncWaitBase& op) noexcept;
 }  // namespace detail
 
@@ -99,6 +124,14 @@ inline void async_timer_fired(AsyncWaitBase& op) noexcept;
 class AsyncResume {
  public:
   void operator()() const noexcept { detail::async_step(*op_); }
+
+  // Instead of calling it: the scheduler will never run this resumption (it is shutting down
+  // and discards what it queued). The operation ends without completing and gives up what it
+  // was handed (a claimed item, permit, lock or notify passes on to the next waiter; a
+  // Barrier arrival is withdrawn, or leaves a cycle that tripped); the coroutine stays
+  // suspended and is never resumed, and its owner may destroy its frame afterwards (or leak
+  // it). Call at most one of drop() and operator(), once.
+  void drop() const noexcept { detail::async_drop(*op_); }
 
  private:
   friend class detail::AsyncWaitBase;
@@ -162,17 +195,28 @@ class AsyncWaitBase : public Waiter {
   using Hook = void (*)(AsyncWaitBase&) noexcept;
 
   // `stop`: a default-constructed token when the operation takes none.
-  AsyncWaitBase(Hook schedule, Hook step, Deadline deadline, std::stop_token stop) noexcept
+  // `drop`: AsyncResume::drop(); null if the operation has no way to give up a scheduled
+  // resumption (dropping one then ends the program with a message).
+  AsyncWaitBase(Hook schedule, Hook step, Deadline deadline, std::stop_token stop,
+                Hook drop = nullptr) noexcept
       : Waiter(&wake_step),
         deadline_(deadline),
         schedule_(schedule),
         step_(step),
+        drop_(drop),
         stop_(std::move(stop)),
         timer_(this) {
+    set_round_deadline(deadline);
+  }
+  ~AsyncWaitBase() = default;
+
+  // The deadline of the rounds that follow (an operation whose deadline starts later, or
+  // changes between its waits: Barrier, Condition).
+  void set_round_deadline(Deadline deadline) noexcept {
+    deadline_ = deadline;
     timer_.deadline_ = SteadyClock::time_point(
         std::chrono::duration_cast<SteadyClock::duration>(std::chrono::nanoseconds(deadline.ns())));
   }
-  ~AsyncWaitBase() = default;
 
   // A new round, before registering anywhere (the source's lock publishes it to notifiers,
   // as for Waiter::prepare()).
@@ -188,22 +232,40 @@ class AsyncWaitBase : public Waiter {
   bool owner_arrives() noexcept {
     return (gate_.fetch_or(kOwner, std::memory_order_acq_rel) & kDecider) != 0;
   }
+  // The owner arrives after arming a round: false when the coroutine is now suspended (the
+  // decider schedules it; suspended_ says so until then), true when the round was decided
+  // first and the owner carries on.
+  bool arrive_or_suspend() noexcept {
+    suspended_ = true;
+    if (!owner_arrives()) return false;
+    suspended_ = false;
+    return true;
+  }
 
   // The owner leaves a round that someone else decided, without being resumed: the decider
   // is told to schedule nothing, and its arrival is waited out.
   void owner_leaves() noexcept {
+    owner_leaves([]() noexcept { return false; });
+  }
+  // The same, when the decider's wake step may be deferred (a notify's, to the release of a
+  // Lock the leaving thread may hold itself): take_back() withdraws the wake step if it is
+  // still deferred (true: it was, and no decider will come).
+  template <class TakeBack>
+  void owner_leaves(TakeBack&& take_back) noexcept {
     // acq_rel: acquire, so a decider that arrived first is done with the awaiter before it
     // is freed; release is not needed (a later decider reads only the kDying bit).
     const std::uint32_t prev = gate_.fetch_or(kDying, std::memory_order_acq_rel);
     if ((prev & (kOwner | kDecider)) == (kOwner | kDecider)) {
       invariant_failed("!(owner && decider)",
                        "weft: a coroutine was destroyed after its resumption had been handed to "
-                       "the scheduler; resume it instead",
+                       "the scheduler; resume it, or drop() the AsyncResume, instead",
                        __FILE__, __LINE__);
     }
     // Wake-up source: the decider's arrival (a claimer's wake step right after it released
-    // the source's lock, or a stop callback or timer that won the abort): spin, then yield.
+    // the source's lock, or a stop callback or timer that won the abort), or take_back()
+    // finding the wake step still deferred: spin, then yield.
     for (int i = 0; (gate_.load(std::memory_order_acquire) & kDecider) == 0; ++i) {
+      if (take_back()) return;
       if (i < kLeaveSpins) {
         cpu_relax();
       } else {
@@ -233,13 +295,35 @@ class AsyncWaitBase : public Waiter {
     on_stop_.reset();  // waits for a callback running on another thread
   }
 
+  // The same with the timer of scheduler `sched`.
+  template <class S>
+  void arm_cancellation_on(S& sched) {
+    if constexpr (TimedScheduler<S>) {
+      arm_cancellation([&sched](AsyncTimer& t) { sched.arm_timer(t); });
+    } else {
+      arm_cancellation([](AsyncTimer&) noexcept {
+        WEFT_INVARIANT(false, "a deadline needs a TimedScheduler (async.hpp checks the options)");
+      });
+    }
+  }
+  template <class S>
+  void disarm_cancellation_on(S& sched) noexcept {
+    if constexpr (TimedScheduler<S>) {
+      disarm_cancellation([&sched](AsyncTimer& t) noexcept { sched.disarm_timer(t); });
+    } else {
+      disarm_cancellation([](AsyncTimer&) noexcept {});
+    }
+  }
+
   bool stop_requested() const noexcept { return stop_.stop_requested(); }
   static AsyncResume resume_of(AsyncWaitBase& a) noexcept { return AsyncResume(&a); }
 
   Deadline deadline_;
+  bool suspended_ = false;  // the owner arrived and did not carry on: a decider resumes it
 
  private:
   friend void async_step(AsyncWaitBase& op) noexcept;
+  friend void async_drop(AsyncWaitBase& op) noexcept;
   friend void async_timer_fired(AsyncWaitBase& op) noexcept;
 
   static constexpr std::uint32_t kOwner = 1;
@@ -271,6 +355,7 @@ class AsyncWaitBase : public Waiter {
 
   Hook schedule_;  // schedules resume_of(*this) on the operation's scheduler
   Hook step_;      // the owner's next step once a decider scheduled it
+  Hook drop_;      // instead of step_, when the scheduler will never run it (may be null)
   std::stop_token stop_;
   std::optional<std::stop_callback<OnStop>> on_stop_;
   AsyncTimer timer_;
@@ -291,7 +376,7 @@ class AsyncOp : public AsyncWaitBase {
   using Result = std::optional<SelectResult<Ops...>>;
 
   AsyncOp(S& sched, bool biased, Deadline deadline, std::stop_token stop, Ops... ops)
-      : AsyncWaitBase(&schedule_on, &step, deadline, std::move(stop)),
+      : AsyncWaitBase(&schedule_on, &step, deadline, std::move(stop), &drop),
         sched_(&sched),
         ops_(ops...),
         selector_(std::apply([](auto&... o) { return Selector<Ops...>(o...); }, ops_)),
@@ -374,30 +459,26 @@ class AsyncOp : public AsyncWaitBase {
         unlink_unclaimed(linked);
         if (withdrawn) continue;  // withdrawn before anyone claimed us
         // A claim raced the abandoned registrations: its wake step arrives at the gate.
-        suspended_ = true;
-        if (!owner_arrives()) return false;  // it will schedule us
-        suspended_ = false;
+        if (!arrive_or_suspend()) return false;  // it will schedule us
         if (decided()) return true;
         continue;
       }
       try {
-        arm_cancellation([this](AsyncTimer& t) { arm_timer(t); });
+        arm_cancellation_on(*sched_);
       } catch (...) {
         withdraw();
         throw;
       }
       // Suspended: wake-up sources are a notifier claiming one of the nodes, the stop
       // callback, the timer; whichever decides the round arrives at the gate.
-      suspended_ = true;
-      if (!owner_arrives()) return false;
-      suspended_ = false;
+      if (!arrive_or_suspend()) return false;
       if (decided()) return true;  // decided while we were arming: carry on inline
     }
   }
 
   // The round was decided and both parties arrived: true when the operation is complete.
   bool decided() {
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     const Decision d = decision();
     if (d.claimed()) {
       apply_ops([&](auto&... ops) {
@@ -429,20 +510,19 @@ class AsyncOp : public AsyncWaitBase {
     if (complete) self.handle_.resume();  // the last access: the coroutine may destroy us
   }
 
+  // AsyncResume::drop(): the round was decided and will never be continued. A claim passes
+  // on (the claimed node was unlinked by its claimer); the rest is unlinked.
+  static void drop(AsyncWaitBase& base) noexcept {
+    auto& self = static_cast<AsyncOp&>(base);
+    self.suspended_ = false;  // the frame's destruction, if it comes, has nothing to undo
+    self.disarm_cancellation_on(*self.sched_);
+    self.pass_on_claim();
+    self.unlink_unclaimed(N);
+  }
+
   static void schedule_on(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncOp&>(base);
     self.sched_->schedule(resume_of(base));
-  }
-
-  void arm_timer(AsyncTimer& t) {
-    if constexpr (TimedScheduler<S>) {
-      sched_->arm_timer(t);
-    } else {
-      WEFT_INVARIANT(false, "a deadline needs a TimedScheduler (async.hpp checks the options)");
-    }
-  }
-  void disarm_timer(AsyncTimer& t) noexcept {
-    if constexpr (TimedScheduler<S>) sched_->disarm_timer(t);
   }
 
   // Registered everywhere, not yet arrived, and must leave (arming the timer threw).
@@ -451,7 +531,7 @@ class AsyncOp : public AsyncWaitBase {
       owner_leaves();
       pass_on_claim();
     }
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     unlink_unclaimed(N);
   }
 
@@ -461,7 +541,7 @@ class AsyncOp : public AsyncWaitBase {
       owner_leaves();  // someone decided the round first: wait until it is done with us
       pass_on_claim();
     }
-    disarm_cancellation([this](AsyncTimer& t) noexcept { disarm_timer(t); });
+    disarm_cancellation_on(*sched_);
     unlink_unclaimed(N);
   }
 
@@ -507,7 +587,6 @@ class AsyncOp : public AsyncWaitBase {
   std::coroutine_handle<> handle_;
   AsyncEnd end_ = AsyncEnd::done;
   bool biased_;
-  bool suspended_ = false;  // the owner arrived and did not carry on: a decider resumes it
 };
 
 // ---- options: timeout, deadline, stop_token, in any order ----------------------------------
@@ -631,6 +710,13 @@ namespace detail {
 inline void async_step(AsyncWaitBase& op) noexcept {
   op.step_(op);
 }
+inline void async_drop(AsyncWaitBase& op) noexcept {
+  if (op.drop_ == nullptr) [[unlikely]] {
+    invariant_failed("drop_ != nullptr", "weft: this operation cannot drop its resumption",
+                     __FILE__, __LINE__);
+  }
+  op.drop_(op);
+}
 inline void async_timer_fired(AsyncWaitBase& op) noexcept {
   op.abort_round(Decision::timed_out());
 }
@@ -661,6 +747,37 @@ auto async_put(Q& q, S& sched, typename Q::value_type&& item, Opts&&... opts) {
   detail::AsyncOptions o = detail::async_options(true, std::forward<Opts>(opts)...);
   return detail::Awaitable<S, detail::PutFinish, detail::PutOp<Q>>(
       sched, false, o.deadline, std::move(o.stop), detail::PutOp<Q>(q, item));
+}
+
+namespace detail {
+// async_put's copy of a const item: a base, so that it is built before the operation that
+// refers to it, and lives in the awaiter (the coroutine frame) until the co_await completes.
+template <class T>
+struct AsyncItemCopy {
+  // NOLINTNEXTLINE(modernize-pass-by-value): one copy, made here; by value adds a move
+  explicit AsyncItemCopy(const T& item) : copy(item) {}
+  T copy;
+};
+template <class S, class Q>
+class AsyncPutCopy : private AsyncItemCopy<typename Q::value_type>,
+                     public Awaitable<S, PutFinish, PutOp<Q>> {
+ public:
+  AsyncPutCopy(S& sched, Q& q, const typename Q::value_type& item, AsyncOptions o)
+      : AsyncItemCopy<typename Q::value_type>(item),
+        Awaitable<S, PutFinish, PutOp<Q>>(sched, false, o.deadline, std::move(o.stop),
+                                          PutOp<Q>(q, this->copy)) {}
+};
+}  // namespace detail
+
+// The same with a copy of `item`, made by this call and kept in the awaiter (the queue
+// receives it by move on success, as with Queue::put(const T&)); `item` is not referenced
+// afterwards.
+template <class Q, class S, class... Opts>
+requires std::copy_constructible<typename Q::value_type>
+auto async_put(Q& q, S& sched, const typename Q::value_type& item, Opts&&... opts) {
+  detail::check_scheduler<S, Opts...>();
+  return detail::AsyncPutCopy<S, Q>(sched, q, item,
+                                    detail::async_options(true, std::forward<Opts>(opts)...));
 }
 
 // true once every task is done; false on timeout or stop.
@@ -725,6 +842,466 @@ auto async_acquire(Lock& l, S& sched, Opts&&... opts) {
 // resume on another thread than the one that acquired it: not awaitable. Use a Lock.
 template <class S, class... Opts>
 void async_acquire(RLock&, S&, Opts&&...) = delete;
+
+// ---- condition and barrier -----------------------------------------------------------------
+
+namespace detail {
+
+// What AsyncLockedWait needs of Lock, Condition and Barrier.
+struct AsyncAccess {
+  using BarrierArrival = Barrier::AsyncArrival;
+  using BarrierTimeout = Barrier::Timeout;
+
+  static bool try_acquire(Lock& l) noexcept { return SelectAccess::try_acquire(l); }
+  static Link link_lock(Lock& l, WaitNode& node, Position pos) {
+    return LockAcquireOp(l).link(node, pos);
+  }
+  static void unlink_lock(Lock& l, WaitNode& node) noexcept { LockAcquireOp(l).unlink(node); }
+  // A Condition's waiters are FIFO and always wait: linked at the back, never "ready".
+  static void link_condition(Condition& c, WaitNode& node) {
+    c.waiters_.link(node, Position::back, [] { return false; });
+  }
+  static void unlink_condition(Condition& c, WaitNode& node) noexcept { c.waiters_.unlink(node); }
+  static bool undefer(Lock& l, const WaitNode& node) noexcept { return l.undefer(node); }
+  // A notify that its waiter will not use: claims the next waiter, whose wake-up is deferred
+  // to the release that frees `l` (at once if `l` is free), as notify() does.
+  static void pass_on_notify(Condition& c, Lock& l) noexcept {
+    WakeBatch claimed;
+    c.waiters_.claim(claimed, 1);
+    l.defer_wakes(claimed);
+  }
+  static bool is_lock_of(const Condition& c, const Lock& l) noexcept {
+    return !c.lock_.recursive && c.lock_.lock == static_cast<const void*>(&l);
+  }
+
+  static Lock& lock_of(Barrier& b) noexcept { return b.lock_; }
+  static Condition& changed_of(Barrier& b) noexcept { return b.changed_; }
+  static const std::optional<BarrierTimeout>& default_timeout(const Barrier& b) noexcept {
+    return b.default_timeout_;
+  }
+  static bool step(Barrier& b, BarrierArrival& a, bool stopped, Deadline& wait_deadline) {
+    return b.async_step(a, stopped, wait_deadline);
+  }
+  static void abandon(Barrier& b, BarrierArrival& a) noexcept { b.async_abandon(a); }
+};
+
+// How the last Condition wait of an AsyncLockedWait ended, for its body's next step.
+enum class AsyncWaitEnd : std::uint8_t { none, notified, timed_out, cancelled };
+
+// A coroutine's wait over a weft::Lock and a Condition built over it: the body's steps run
+// with the lock held, and between them the coroutine waits on the Condition exactly as
+// Condition::wait() does (registered before the lock is released; notified, timed out or
+// stopped; the lock taken again, unconditionally), but suspended instead of parked.
+//
+// A Body has
+//     bool step(AsyncWaitEnd last, bool stopped, Deadline& wait_deadline)
+//         with the lock held: true when the operation is over (or it throws), false to
+//         wait on the Condition until wait_deadline; `last` says how the previous wait ended
+//     result()                   what the co_await yields
+//     void abandon() noexcept    the coroutine is gone before the operation was over
+//     kReleaseAtEnd              the lock is released when the operation ends (Barrier's
+//                                own lock) rather than left held (the user's, Condition)
+//     kPassOnNotify              a notify claimed for a coroutine that is gone passes on
+//
+// The stages: acquire (take the lock, or register on it: no timer, no stop), locked (run the
+// body), waiting (registered on the Condition, the lock released). Wait morphing holds: a
+// notify claims the waiter and defers its wake step to the release that frees the lock, and
+// the wake step only schedules the coroutine, which then takes the lock (registering on it
+// in front if a running thread took it first). Lives in the coroutine frame; never moves.
+template <class S, class Body>
+class AsyncLockedWait : public AsyncWaitBase {
+ public:
+  // `holding`: the caller holds `lock` (Condition); otherwise the first step takes it.
+  AsyncLockedWait(S& sched, Lock& lock, Condition& cond, std::stop_token stop, bool holding,
+                  Body body)
+      : AsyncWaitBase(&schedule_on, &step, Deadline::never(), std::move(stop), &drop),
+        sched_(&sched),
+        lock_(&lock),
+        cond_(&cond),
+        body_(std::move(body)),
+        stage_(holding ? Stage::locked : Stage::acquire),
+        holding_(holding) {
+    node_.waiter = this;
+    node_.index = 0;
+  }
+  AsyncLockedWait(const AsyncLockedWait&) = delete;
+  AsyncLockedWait& operator=(const AsyncLockedWait&) = delete;
+  // Destroyed while suspended (the coroutine frame is destroyed): unregisters.
+  ~AsyncLockedWait() {
+    if (suspended_) [[unlikely]]
+      abandon();
+  }
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    return !run();
+  }
+  decltype(auto) await_resume() {
+    if (error_) std::rethrow_exception(error_);
+    return body_.result();
+  }
+
+ private:
+  enum class Stage : std::uint8_t { acquire, acquiring, locked, waiting };
+
+  // The owner's side: true when the operation is over (error_ set if it failed), false when
+  // the coroutine is suspended (a decider will schedule it).
+  bool run() noexcept {
+    try {
+      for (;;) {
+        if (stage_ != Stage::locked) {
+          if (!acquire()) return false;
+          continue;
+        }
+        const AsyncWaitEnd last = std::exchange(last_, AsyncWaitEnd::none);
+        notify_held_ = false;  // the body hears of the notify: it is used
+        Deadline wait_deadline = Deadline::never();
+        if (body_.step(last, stop_requested(), wait_deadline)) break;
+        if (!wait(wait_deadline)) return false;
+      }
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    if (Body::kReleaseAtEnd && holding_) release_quietly();
+    // Arming the timer threw between two steps: the body undoes what it did (a Barrier
+    // arrival is withdrawn). A body that threw itself has nothing left to undo.
+    if (error_) body_.abandon();
+    return true;
+  }
+
+  // True with the lock; false when suspended.
+  bool acquire() {
+    for (;;) {
+      if (AsyncAccess::try_acquire(*lock_)) {
+        holding_ = true;
+        lock_pos_ = Position::back;
+        stage_ = Stage::locked;
+        return true;
+      }
+      arm_round();
+      if (AsyncAccess::link_lock(*lock_, node_, lock_pos_) != Link::linked) continue;  // free
+      stage_ = Stage::acquiring;
+      // Suspended. Wake-up source: a release claiming node_ (nothing else: the lock is taken
+      // again unconditionally, as a thread's Condition wait does).
+      if (!arrive_or_suspend()) return false;
+      lock_decided();
+    }
+  }
+  void lock_decided() noexcept {
+    WEFT_INVARIANT(decision().claimed(), "only a release decides a round on the lock");
+    lock_pos_ = Position::front;  // if a running thread takes the lock first, keep the place
+    stage_ = Stage::acquire;
+  }
+
+  // One wait on the Condition: true when it is over (then the lock is taken again, or is
+  // still held), false when suspended.
+  bool wait(Deadline wait_deadline) {
+    if (stop_requested()) {  // nothing changes, as Condition::wait(stop) already stopped
+      last_ = AsyncWaitEnd::cancelled;
+      return true;
+    }
+    if (wait_deadline.expired()) {  // as Condition::wait(0): released and taken again
+      last_ = AsyncWaitEnd::timed_out;
+      stage_ = Stage::acquire;
+      holding_ = false;
+      lock_->release();
+      return true;
+    }
+    set_round_deadline(wait_deadline);
+    arm_round();
+    // Registered before the lock is released: a notify made after the release finds us.
+    AsyncAccess::link_condition(*cond_, node_);
+    stage_ = Stage::waiting;
+    try {
+      arm_cancellation_on(*sched_);
+      holding_ = false;
+      lock_->release();  // throws only if another thread released the Lock under us
+    } catch (...) {
+      withdraw();
+      throw;
+    }
+    // Suspended. Wake-up sources: a notify claiming node_ (its wake step deferred to the
+    // release that frees the lock), the stop callback, the timer.
+    if (!arrive_or_suspend()) return false;
+    wait_decided();
+    return true;
+  }
+  void wait_decided() noexcept {
+    disarm_cancellation_on(*sched_);
+    const Decision d = decision();
+    if (d.claimed()) {
+      last_ = AsyncWaitEnd::notified;
+      notify_held_ = true;
+    } else {
+      AsyncAccess::unlink_condition(*cond_, node_);
+      last_ = d.outcome() == Outcome::cancelled ? AsyncWaitEnd::cancelled : AsyncWaitEnd::timed_out;
+    }
+    lock_pos_ = Position::back;
+    stage_ = Stage::acquire;
+  }
+
+  // Registered on the Condition, not arrived, and must leave (arming the timer or releasing
+  // the lock threw).
+  void withdraw() noexcept {
+    if (!abort(Decision::cancelled())) {
+      leave_wait();
+      if (decision().claimed() && Body::kPassOnNotify) AsyncAccess::pass_on_notify(*cond_, *lock_);
+    }
+    disarm_cancellation_on(*sched_);
+    if (!decision().claimed()) AsyncAccess::unlink_condition(*cond_, node_);
+    stage_ = Stage::locked;
+  }
+
+  // Someone decided the wait on the Condition first: waits until it is done with us. A
+  // notify's wake step may still be deferred to the release of the lock (which this thread
+  // may hold): then it is taken back instead.
+  void leave_wait() noexcept {
+    owner_leaves([this]() noexcept { return AsyncAccess::undefer(*lock_, node_); });
+  }
+
+  // The frame is destroyed while the coroutine is suspended here.
+  void abandon() noexcept {
+    suspended_ = false;
+    if (stage_ == Stage::waiting) {
+      if (!abort(Decision::cancelled())) {
+        leave_wait();
+        if (decision().claimed()) notify_held_ = true;
+      }
+      disarm_cancellation_on(*sched_);
+      if (!decision().claimed()) AsyncAccess::unlink_condition(*cond_, node_);
+    } else if (abort(Decision::cancelled())) {
+      AsyncAccess::unlink_lock(*lock_, node_);
+    } else {
+      owner_leaves();  // a release claimed us: its wake step comes right after its CAS
+      give_back_lock();
+    }
+    gone();
+  }
+
+  // What a coroutine that is gone gives up: a notify it was handed, its place in the body.
+  void gone() noexcept {
+    if (notify_held_ && Body::kPassOnNotify) AsyncAccess::pass_on_notify(*cond_, *lock_);
+    notify_held_ = false;
+    body_.abandon();
+  }
+  // A lock claimed for a coroutine that is gone: taken and given back, so that the release
+  // claims the next waiter (if a running thread took it first, its release does).
+  void give_back_lock() noexcept {
+    if (AsyncAccess::try_acquire(*lock_)) release_quietly();
+  }
+  void release_quietly() noexcept {
+    holding_ = false;
+    try {
+      lock_->release();
+    } catch (...) {  // held by this operation
+    }
+  }
+
+  // The owner's side of the round a decider scheduled; true if it was a round on the lock.
+  bool scheduled_round() noexcept {
+    suspended_ = false;
+    if (stage_ == Stage::waiting) {
+      wait_decided();
+      return false;
+    }
+    lock_decided();
+    return true;
+  }
+  // The scheduler runs this (AsyncResume).
+  static void step(AsyncWaitBase& base) noexcept {
+    auto& self = static_cast<AsyncLockedWait&>(base);
+    self.scheduled_round();
+    if (self.run()) self.handle_.resume();  // the last access: the coroutine may destroy us
+  }
+  // AsyncResume::drop().
+  static void drop(AsyncWaitBase& base) noexcept {
+    auto& self = static_cast<AsyncLockedWait&>(base);
+    if (self.scheduled_round()) self.give_back_lock();
+    self.gone();
+  }
+  static void schedule_on(AsyncWaitBase& base) noexcept {
+    auto& self = static_cast<AsyncLockedWait&>(base);
+    self.sched_->schedule(resume_of(base));
+  }
+  S* sched_;
+  Lock* lock_;
+  Condition* cond_;
+  Body body_;
+  WaitNode node_;  // on the lock (acquire) or on the Condition (waiting), one at a time
+  std::exception_ptr error_;
+  std::coroutine_handle<> handle_;
+  Stage stage_;
+  Position lock_pos_ = Position::back;
+  AsyncWaitEnd last_ = AsyncWaitEnd::none;
+  bool holding_;              // this operation holds the lock
+  bool notify_held_ = false;  // notified, and the body has not heard of it yet
+};
+
+inline void check_condition_lock(const Condition& c, const Lock& l) {
+  if (!AsyncAccess::is_lock_of(c, l)) {
+    throw std::logic_error(
+        "weft::async_wait: the Lock is not the one the Condition was built over");
+  }
+  if (!l.locked()) throw std::logic_error("weft::async_wait: the Condition's lock is not held");
+}
+
+// What the Condition bodies share: the user's Condition and Lock, checked at the first step.
+struct AsyncConditionBody {
+  static constexpr bool kReleaseAtEnd = false;
+  static constexpr bool kPassOnNotify = true;
+  void check_once() {
+    if (checked) return;
+    check_condition_lock(*c, *l);
+    checked = true;
+  }
+  void abandon() noexcept {}
+
+  const Condition* c = nullptr;
+  const Lock* l = nullptr;
+  Deadline deadline = Deadline::never();
+  bool checked = false;
+};
+
+// Condition::wait(): one wait; true if notified.
+struct AsyncConditionWait : AsyncConditionBody {
+  bool step(AsyncWaitEnd last, bool, Deadline& wait_deadline) {
+    if (!checked) {
+      check_once();
+      wait_deadline = deadline;
+      return false;
+    }
+    notified = last == AsyncWaitEnd::notified;
+    return true;
+  }
+  bool result() const noexcept { return notified; }
+
+  bool notified = false;
+};
+
+// Condition::wait_for(pred): waits until pred() holds; pred()'s last value.
+template <class Pred>
+struct AsyncConditionWaitFor : AsyncConditionBody {
+  bool step(AsyncWaitEnd, bool stopped, Deadline& wait_deadline) {
+    check_once();
+    value = static_cast<bool>(pred());
+    if (value || deadline.expired() || stopped) return true;
+    wait_deadline = deadline;
+    return false;
+  }
+  bool result() const noexcept { return value; }
+
+  Pred pred;
+  bool value = false;
+};
+
+// Barrier::wait(): the barrier's own lock and Condition.
+struct AsyncBarrierWait {
+  static constexpr bool kReleaseAtEnd = true;
+  static constexpr bool kPassOnNotify = false;  // the barrier notifies every waiter
+  bool step(AsyncWaitEnd, bool stopped, Deadline& wait_deadline) {
+    return AsyncAccess::step(*b, a, stopped, wait_deadline);
+  }
+  std::size_t result() const noexcept { return a.me.index; }
+  void abandon() noexcept { AsyncAccess::abandon(*b, a); }
+
+  Barrier* b = nullptr;
+  AsyncAccess::BarrierArrival a;
+};
+
+template <class>
+inline constexpr bool kDependentFalse = false;
+
+}  // namespace detail
+
+// Condition::wait() for a coroutine holding `lock`, the weft::Lock the Condition was built
+// over: registers, releases the lock, waits for a notify (or the timeout, deadline or stop
+// request among `opts`), takes the lock again and yields true if notified. The lock is held
+// again whatever the outcome; a stop requested before the call changes nothing, a timeout
+// <= 0 releases and retakes the lock. Throws std::logic_error (nothing changed) if `lock` is
+// not the Condition's or is not locked.
+template <class S, class... Opts>
+auto async_wait(Condition& c, Lock& lock, S& sched, Opts&&... opts) {
+  detail::check_scheduler<S, Opts...>();
+  detail::AsyncOptions o = detail::async_options(false, std::forward<Opts>(opts)...);
+  return detail::AsyncLockedWait<S, detail::AsyncConditionWait>(
+      sched, lock, c, std::move(o.stop), true, detail::AsyncConditionWait{{&c, &lock, o.deadline}});
+}
+
+// Condition::wait_for(pred) / wait_until(pred, ...): waits until pred() (called with the lock
+// held, on the scheduler's thread) is true; yields pred()'s last value (false only on
+// timeout or stop).
+template <class S, class Pred, class... Opts>
+requires std::predicate<Pred&>
+auto async_wait_for(Condition& c, Lock& lock, S& sched, Pred pred, Opts&&... opts) {
+  detail::check_scheduler<S, Opts...>();
+  detail::AsyncOptions o = detail::async_options(false, std::forward<Opts>(opts)...);
+  return detail::AsyncLockedWait<S, detail::AsyncConditionWaitFor<Pred>>(
+      sched, lock, c, std::move(o.stop), true,
+      detail::AsyncConditionWaitFor<Pred>{{&c, &lock, o.deadline}, std::move(pred)});
+}
+
+// A Condition over an RLock (the default Condition's own lock is one) is not awaitable: the
+// RLock belongs to the thread that took it, and a coroutine may resume on another.
+template <class S, class... Opts>
+void async_wait(Condition&, RLock&, S&, Opts&&...) {
+  static_assert(detail::kDependentFalse<S>,
+                "weft: a Condition over an RLock is not awaitable (an RLock belongs to a thread; "
+                "a coroutine may resume on another). Build the Condition over a weft::Lock");
+}
+template <class S, class Pred, class... Opts>
+void async_wait_for(Condition&, RLock&, S&, Pred, Opts&&...) {
+  static_assert(detail::kDependentFalse<S>,
+                "weft: a Condition over an RLock is not awaitable (an RLock belongs to a thread; "
+                "a coroutine may resume on another). Build the Condition over a weft::Lock");
+}
+template <class S, class... Opts>
+requires(!std::same_as<S, Lock> && !std::same_as<S, RLock>) void async_wait(Condition&, S&,
+                                                                            Opts&&...) {
+  static_assert(detail::kDependentFalse<S>,
+                "weft: async_wait(condition, lock, scheduler, ...) takes the weft::Lock the "
+                "Condition was built over (a Condition over an RLock, the default, is not "
+                "awaitable)");
+}
+
+// Barrier::wait() for a coroutine: its index in the cycle. `opts`: a timeout (from arrival
+// on; without one, the barrier's default timeout) and a std::stop_token. Throws
+// BrokenBarrierError and Cancelled as wait() does (a timeout breaks the barrier; a stop
+// request before the barrier trips withdraws the arrival); the action runs in the coroutine
+// that arrives last, on its scheduler's thread. Thread and coroutine parties mix freely.
+// With a scheduler that has no timer, a barrier with a default timeout throws
+// std::logic_error here.
+template <class S, class... Opts>
+auto async_wait(Barrier& b, S& sched, Opts&&... opts) {
+  detail::check_scheduler<S, Opts...>();
+  static_assert(!(detail::IsTimePoint<std::remove_cvref_t<Opts>>::value || ...),
+                "weft: a Barrier wait takes a timeout (from arrival on), not a deadline");
+  detail::AsyncBarrierWait body{&b, {}};
+  body.a.timeout = detail::AsyncAccess::default_timeout(b);
+  std::stop_token stop;
+  const auto one = [&](auto&& opt) {
+    using T = std::remove_cvref_t<decltype(opt)>;
+    if constexpr (detail::IsDuration<T>::value) {
+      body.a.timeout = detail::AsyncAccess::BarrierTimeout(opt);
+    } else {
+      static_assert(std::same_as<T, std::stop_token>,
+                    "weft: after the scheduler, a Barrier wait takes a timeout "
+                    "(std::chrono::duration) or a std::stop_token");
+      stop = opt;
+    }
+  };
+  (one(std::forward<Opts>(opts)), ...);
+  static_cast<void>(one);
+  if constexpr (!TimedScheduler<S>) {
+    if (body.a.timeout) {
+      throw std::logic_error(
+          "weft::async_wait: the Barrier's default timeout needs a weft::TimedScheduler");
+    }
+  }
+  return detail::AsyncLockedWait<S, detail::AsyncBarrierWait>(
+      sched, detail::AsyncAccess::lock_of(b), detail::AsyncAccess::changed_of(b), std::move(stop),
+      false, body);
+}
 
 // ---- select --------------------------------------------------------------------------------
 

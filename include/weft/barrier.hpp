@@ -40,6 +40,10 @@
 
 namespace weft {
 
+namespace detail {
+struct AsyncAccess;
+}
+
 class Barrier {
  public:
   explicit Barrier(std::size_t parties, std::function<void()> action = {});
@@ -71,6 +75,8 @@ class Barrier {
   bool broken() const;
 
  private:
+  friend struct detail::AsyncAccess;
+
   // Relative timeouts are kept exact in any rep (long double nanoseconds holds
   // duration::max() of every standard duration) and turned into a Deadline at each wait().
   using Timeout = std::chrono::duration<long double, std::nano>;
@@ -82,6 +88,22 @@ class Barrier {
   };
 
   std::size_t wait_impl(std::optional<Timeout> timeout, const std::stop_token* stop);
+
+  // A coroutine's wait (async.hpp), as wait_impl's steps between its Condition waits.
+  struct AsyncArrival {
+    Arrival me;
+    std::optional<Timeout> timeout;  // from arrival on
+    detail::Deadline deadline = detail::Deadline::never();
+    bool arrived = false;  // linked in this cycle and counted
+  };
+  // With lock_ held: true when the wait is over (the index in a.me.index; or it throws as
+  // wait() does), false to wait on changed_ until `wait_deadline`. `stopped`: the stop token
+  // was requested by the time of the call.
+  bool async_step(AsyncArrival& a, bool stopped, detail::Deadline& wait_deadline);
+  // Without lock_: the coroutine is gone (its frame destroyed, or its resumption dropped)
+  // before the wait was over. Withdraws an arrival of a cycle that has not tripped (as a
+  // cancelled wait does), leaves one that has.
+  void async_abandon(AsyncArrival& a) noexcept;
   State state() const noexcept { return state_.load(std::memory_order_relaxed); }
   void link(Arrival& a) noexcept;
   void unlink(Arrival& a) noexcept;

@@ -47,6 +47,7 @@ namespace weft {
 namespace detail {
 
 class ConditionWaitOp;
+struct AsyncAccess;
 
 // The user's lock of a Condition, a Lock or an RLock, behind one small table of what
 // Condition needs from it.
@@ -179,6 +180,7 @@ class Condition {
  private:
   friend class Barrier;
   friend class detail::ConditionWaitOp;
+  friend struct detail::AsyncAccess;
 
   bool is_owned() const noexcept { return lock_.is_owned(); }
   bool wait_slow(detail::Deadline deadline, const std::stop_token* stop);

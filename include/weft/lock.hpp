@@ -47,6 +47,7 @@ namespace weft {
 class Condition;
 namespace detail {
 class LockAcquireOp;
+struct AsyncAccess;
 struct ConditionLock;
 struct SelectAccess;
 }  // namespace detail
@@ -138,6 +139,7 @@ class Lock {
   friend class Condition;
   friend class detail::LockAcquireOp;
   friend struct detail::SelectAccess;
+  friend struct detail::AsyncAccess;
   friend struct detail::ConditionLock;
 
   static constexpr std::uint32_t kLocked = 1;
@@ -187,6 +189,10 @@ class Lock {
   // claimed are woken by the release() that frees the lock, not at once, so that they wake
   // into a free lock instead of blocking on it again while the notifier still holds it.
   void defer_wakes(detail::WakeBatch& claimed) noexcept;
+  // For a coroutine waiter that leaves while its notify's wake is deferred (async.hpp): takes
+  // `node` back out of deferred_; false if it is not there (not deferred yet, or its wake is
+  // under way).
+  bool undefer(const detail::WaitNode& node) noexcept;
 
   Source waiters_;              // threads blocked in acquire, oldest first; owns the state word
   detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release;

@@ -18,10 +18,12 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scheduler.hpp"
 #include "weft/async.hpp"
+#include "weft/barrier.hpp"
 #include "weft/condition.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
@@ -948,6 +950,173 @@ class AsyncSemaphorePassOn : public dsched::Instance {
   bool released_again = false;
 };
 
+// Two coroutines wait on a Condition over a Lock, A with a stop token: notify() (on thread
+// 1, its wake-up deferred to the release) racing A's stop (thread 2). The notify reaches A
+// (true) or, if the stop won first, B; never neither, never both.
+class AsyncConditionStopNotify : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      wait(a, true);
+      wait(b, false);
+      for (;;) {
+        if (a == 1 && !renotified) {  // A used the notify: B needs another
+          renotified = true;
+          lock.acquire();
+          cv.notify();
+          lock.release();
+        }
+        if (a >= 0 && b >= 0) break;
+        // A lost wake-up leaves nothing scheduled: the explorer reports the deadlock.
+        sched.run_one([] { return false; });
+      }
+    } else if (i == 1) {
+      dsched::await([this] { return waiting == 2; });
+      lock.acquire();
+      cv.notify();
+      lock.release();
+    } else {
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(b == 1, "B was not notified");
+    dsched::check(a == 0 || a == 1, "A did not finish");
+    const int n = length(list_of(cv.*get(CondWaiters{})));
+    dsched::check(n == 0, "Condition: " + str(n) + " node(s) still linked");
+    dsched::check(!flag_of(cv.*get(CondWaiters{})), "Condition: waiters' flag left set");
+    check_lock_quiet(lock);
+  }
+
+ private:
+  DschedTask wait(int& out, bool cancellable) {
+    co_await weft::async_acquire(lock, sched);
+    ++waiting;
+    if (cancellable) {
+      out = co_await weft::async_wait(cv, lock, sched, src.get_token()) ? 1 : 0;
+    } else {
+      out = co_await weft::async_wait(cv, lock, sched) ? 1 : 0;
+    }
+    dsched::check(lock.locked(), "resumed without the lock");
+    lock.release();
+  }
+
+  DschedScheduler sched;
+  weft::Lock lock;
+  weft::Condition cv{lock};
+  std::stop_source src;
+  int waiting = 0;
+  int a = -1;
+  int b = -1;
+  bool renotified = false;
+};
+
+// A coroutine's frame is destroyed (thread 0) while notify() runs on thread 1, which holds
+// the lock until the destruction is over (once the release has scheduled A, A must be
+// resumed or dropped, not destroyed): the destruction either unregisters A before the claim,
+// or finds the claim and takes back its wake-up, deferred to that release (waiting for the
+// deferral if it has not happened yet); either way the notify reaches B.
+class AsyncConditionDestroyNotify : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      frame_a = wait(a);
+      static_cast<void>(wait(b));
+      dsched::await([this] { return notifying; });
+      frame_a.destroy();
+      destroyed = true;
+      while (b < 0) sched.run_one([] { return false; });
+    } else {
+      dsched::await([this] { return waiting == 2; });
+      lock.acquire();
+      notifying = true;
+      cv.notify();
+      dsched::await([this] { return destroyed; });
+      lock.release();
+    }
+  }
+  void check() override {
+    dsched::check(a == -1, "a destroyed coroutine was resumed");
+    dsched::check(b == 1, "B was not notified");
+    const int n = length(list_of(cv.*get(CondWaiters{})));
+    dsched::check(n == 0, "Condition: " + str(n) + " node(s) still linked");
+    check_lock_quiet(lock);
+  }
+
+ private:
+  struct Frame {
+    struct promise_type {
+      Frame get_return_object() noexcept {
+        return Frame{std::coroutine_handle<promise_type>::from_promise(*this)};
+      }
+      std::suspend_never initial_suspend() noexcept { return {}; }
+      std::suspend_always final_suspend() noexcept { return {}; }
+      void return_void() noexcept {}
+      void unhandled_exception() noexcept { std::terminate(); }
+    };
+    std::coroutine_handle<promise_type> h;
+    void destroy() {
+      if (h) std::exchange(h, {}).destroy();
+    }
+  };
+  Frame wait(int& out) {
+    co_await weft::async_acquire(lock, sched);
+    ++waiting;
+    out = co_await weft::async_wait(cv, lock, sched) ? 1 : 0;
+    lock.release();
+  }
+
+  DschedScheduler sched;
+  weft::Lock lock;
+  weft::Condition cv{lock};
+  Frame frame_a;
+  int waiting = 0;
+  bool notifying = false;
+  bool destroyed = false;
+  int a = -1;
+  int b = -1;
+};
+
+// A coroutine party (thread 0, cancellable) and a thread party of a Barrier(2), the stop
+// (thread 2) racing the thread's arrival: the coroutine passes with the other index, or is
+// withdrawn (Cancelled) and thread 0 completes the cycle itself; the barrier never breaks.
+class AsyncBarrierStop : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      wait();
+      while (a == -2) sched.run_one([this] { return a != -2; });
+      if (a == -1) mine = static_cast<int>(barrier.wait());  // the thread's other party
+    } else if (i == 1) {
+      t = static_cast<int>(barrier.wait());
+    } else {
+      dsched::request_stop(src);
+    }
+  }
+  void check() override {
+    dsched::check(!barrier.broken(), "the barrier broke");
+    const int other = a >= 0 ? a : mine;
+    dsched::check(other + t == 1, "indices " + str(other) + " and " + str(t) + " not distinct");
+    dsched::check(barrier.n_waiting() == 0, "a party is still counted");
+  }
+
+ private:
+  DschedTask wait() {
+    try {
+      a = static_cast<int>(co_await weft::async_wait(barrier, sched, src.get_token()));
+    } catch (const weft::Cancelled&) {
+      a = -1;
+    }
+  }
+
+  DschedScheduler sched;
+  weft::Barrier barrier{2};
+  std::stop_source src;
+  int a = -2;  // the coroutine's index, -1 when cancelled
+  int t = -1;
+  int mine = -1;
+};
+
 // ---- Lifetime (design.md I3: claim first, publish last) ---------------------------------
 //
 // A thread that sees a call's effect, woken or not (a timed-out waiter that retried, a fast
@@ -1307,6 +1476,18 @@ const dsched::Register r12b(make<AsyncQueueCancel>(
 const dsched::Register r12c(make<AsyncSemaphorePassOn>(
     "async_semaphore_pass_on",
     "release() racing the stop of one of two coroutine acquirers: the permit is never stranded", 3,
+    3000));
+
+const dsched::Register r12d(make<AsyncConditionStopNotify>(
+    "async_condition_stop_notify",
+    "notify() racing the stop of one of two coroutines in Condition waits: it reaches one", 3,
+    3000));
+const dsched::Register r12e(make<AsyncConditionDestroyNotify>(
+    "async_condition_destroy_notify",
+    "a coroutine's frame destroyed while notify() claims it: the notify passes on", 2, 3000));
+const dsched::Register r12f(make<AsyncBarrierStop>(
+    "async_barrier_stop",
+    "a coroutine's Barrier wait racing a thread's arrival and its own stop: never broken", 3,
     3000));
 
 const dsched::Register r13(make<EventLifetime>(

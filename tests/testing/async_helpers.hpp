@@ -3,8 +3,8 @@
 //
 //  - ManualScheduler: queues what it is given; the test runs it (run_pending). Nothing runs
 //    unless the test says so, which makes "the notifier's call returned before the
-//    continuation ran" observable. Timers fire when the test calls fire_due() (or
-//    fire_all_timers()).
+//    continuation ran" observable; drop_pending() discards what is queued, as a scheduler
+//    that shuts down does. Timers fire when the test calls fire_all_timers().
 //  - PoolScheduler: worker threads draining a queue of continuations, with a timer list
 //    served by the same workers (a condition variable with a deadline).
 //  - Detached: a coroutine that starts at once and frees itself when it finishes.
@@ -67,6 +67,17 @@ class ManualScheduler {
       (*f)();
       ++n;
     }
+  }
+  // Drops what is queued now, as a scheduler that shuts down does (AsyncResume::drop());
+  // returns how many.
+  std::size_t drop_pending() {
+    std::deque<weft::AsyncResume> dropped;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      dropped.swap(pending_);
+    }
+    for (const weft::AsyncResume& f : dropped) f.drop();
+    return dropped.size();
   }
   // Fires every armed timer (single-threaded tests only: fire() runs outside the lock, and a
   // concurrent disarm would not wait for it).

@@ -368,6 +368,19 @@ class WakeBatch {
     other.head_ = nullptr;
   }
 
+  // Takes `n` out of the batch without waking it; false if it is not there. Linear: for the
+  // rare waiter that withdraws a wake-up deferred to a release (Lock::undefer).
+  bool remove(const WaitNode* n) noexcept {
+    WaitNode* prev = nullptr;
+    for (WaitNode* c = head_; c != nullptr; prev = c, c = c->next) {
+      if (c != n) continue;
+      (prev != nullptr ? prev->next : head_) = c->next;
+      if (tail_ == c) tail_ = prev;  // head_ was set, so tail_ is meaningful
+      return true;
+    }
+    return false;
+  }
+
   // Wakes in claim order (the longest-waiting first).
   void wake_all() noexcept {
     WaitNode* n = head_;
