@@ -89,6 +89,22 @@ void diag_forget(const void* object) noexcept;
 void diag_lock_acquired(const void* lock, SourceKind kind, SourceSite site) noexcept;
 void diag_lock_released(const void* lock) noexcept;
 
+// An operation the flight recorder shows as an instant on the caller's track, beside the
+// waits and wakes (weft/diagnostics.hpp, "trace"). Recorded only on the paths that block or
+// wake someone (Event::set with waiters, a put or get that had to wait, a Semaphore acquire
+// that had to wait), so that the fast paths pay nothing when tracing is off; a put that
+// wakes a getter is shown through its claim (the notifier's slice is named by what woke).
+enum class TraceOp : std::uint8_t { put, get, set, acquire };
+void diag_trace_op(TraceOp op, SourceKind kind, const void* object) noexcept;
+inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcept {
+#if WEFT_DIAGNOSTICS
+  if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]]
+    diag_trace_op(op, kind, object);
+#else
+  (void)op, (void)kind, (void)object;
+#endif
+}
+
 inline bool diag_tracking() noexcept {
 #if WEFT_DIAGNOSTICS
   return (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrack) != 0;
