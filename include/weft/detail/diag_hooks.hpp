@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "weft/detail/probes.hpp"
 #include "weft/detail/wait_loop.hpp"
 
 #ifndef WEFT_DIAGNOSTICS
@@ -97,6 +98,20 @@ void diag_lock_released(const void* lock) noexcept;
 enum class TraceOp : std::uint8_t { put, get, set, acquire };
 void diag_trace_op(TraceOp op, SourceKind kind, const void* object) noexcept;
 inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcept {
+  switch (op) {  // the USDT probes (probes.hpp) fire whether tracing is on or not
+    case TraceOp::put:
+      WEFT_PROBE2(put, static_cast<int>(kind), object);
+      break;
+    case TraceOp::get:
+      WEFT_PROBE2(get, static_cast<int>(kind), object);
+      break;
+    case TraceOp::set:
+      WEFT_PROBE2(set, static_cast<int>(kind), object);
+      break;
+    case TraceOp::acquire:
+      WEFT_PROBE2(acquire, static_cast<int>(kind), object);
+      break;
+  }
 #if WEFT_DIAGNOSTICS
   if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]]
     diag_trace_op(op, kind, object);
