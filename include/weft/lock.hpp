@@ -57,22 +57,27 @@ class Lock {
   // constructed, by `site`.
   // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
   Lock(SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_lock_created(this);
     detail::diag_constructed(this, detail::SourceKind::lock, site);
   }
   // A Lock that diagnostics call `name` (weft/diagnostics.hpp).
   explicit Lock(Name name, SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_lock_created(this);
     detail::diag_named(this, detail::SourceKind::lock, name, site);
   }
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
-  ~Lock() { detail::diag_destroyed(this); }
+  ~Lock() {
+    tsan_destroyed();
+    detail::diag_destroyed(this);
+  }
 
   // `site` (every acquire has it as its last, defaulted, argument) is where the caller
   // acquired the lock, for lock-order reports (weft/diagnostics.hpp); it costs nothing
   // unless diagnostics are on.
   bool acquire(bool blocking = true, SourceSite site = SourceSite::current()) {
     return noted(try_acquire() || (blocking && acquire_slow(detail::Deadline::never(), nullptr)),
-                 site);
+                 site, !blocking);
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout,
@@ -103,6 +108,7 @@ class Lock {
 
   // Throws std::logic_error if the lock is not locked.
   void release() {
+    tsan_releasing();
     std::uint32_t expected = kLocked;
     // release: publishes the critical section to the next acquirer. A lock whose holder
     // diagnostics recorded has kTracked set: the CAS fails and release_slow() forgets it.
@@ -120,7 +126,7 @@ class Lock {
   void lock(SourceSite site = SourceSite::current()) { acquire(true, site); }
   void unlock() { release(); }
   bool try_lock(SourceSite site = SourceSite::current()) noexcept {
-    return noted(try_acquire(), site);
+    return noted(try_acquire(), site, true);
   }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout,
@@ -157,7 +163,9 @@ class Lock {
   // After an acquire: with diagnostics on, records the caller as the holder and marks the
   // lock kTracked, so that its release (whoever makes it) takes the slow path and forgets
   // the holder. With diagnostics off: one relaxed load; release() pays nothing.
-  bool noted(bool acquired, SourceSite site = {}) noexcept {
+  // `try_only`: a try-lock (for TSAN: no lock-order edge).
+  bool noted(bool acquired, SourceSite site = {}, bool try_only = false) noexcept {
+    if (acquired) tsan_acquired(try_only);
     if (acquired && detail::diag_tracking()) [[unlikely]] {
       // relaxed: only the holder sets the bit; the release's RMW on the same word sees it.
       state().fetch_or(kTracked, std::memory_order_relaxed);
@@ -165,9 +173,51 @@ class Lock {
     }
     return acquired;
   }
+  // TSAN's view (WEFT_TSAN_MUTEX builds only; nothing otherwise). TSAN's mutex model has an
+  // owner thread, and reports an unlock by any other thread as a misuse; a weft Lock may be
+  // released by any thread (Python's semantics). So TSAN is told about a Lock's acquisitions
+  // (through noted()) and about releases made by the thread TSAN believes holds it;
+  // tsan_holder_ is that thread. After a release by another thread TSAN still believes the
+  // acquirer holds the lock, and it stays so until that thread acquires and releases it
+  // itself: in between, acquisitions and releases by others are not annotated (the lock is
+  // out of TSAN's lock-order view, never reported as misused). Happens-before does not
+  // depend on any of this: TSAN sees it through the state word's atomics. The Lock inside
+  // an RLock never goes through noted(), so only the RLock is annotated.
+  void tsan_acquired(bool try_only) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    // relaxed: only the thread holding the weft Lock reads or writes it, and the Lock's own
+    // acquire/release orders one holder's accesses before the next one's.
+    if (tsan_holder_.load(std::memory_order_relaxed) != nullptr) return;
+    tsan_holder_.store(detail::tsan_self(), std::memory_order_relaxed);
+    detail::tsan_lock_locked(this, try_only);
+#else
+    (void)try_only;
+#endif
+  }
+  void tsan_releasing() noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    if (tsan_holder_.load(std::memory_order_relaxed) != detail::tsan_self()) return;
+    detail::tsan_unlocked(this);
+    tsan_holder_.store(nullptr, std::memory_order_relaxed);
+#endif
+  }
+  void tsan_destroyed() noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    if (tsan_holder_.load(std::memory_order_relaxed) == &tsan_inner_tag) return;
+    // Destroyed while its acquirer holds it: let go first, as RLock does. Held by another
+    // thread, TSAN reports "destroy of a locked mutex", its rule for every mutex.
+    if (tsan_holder_.load(std::memory_order_relaxed) == detail::tsan_self())
+      detail::tsan_unlocked(this);
+    detail::tsan_destroyed(this);
+#endif
+  }
   // Unnamed, unregistered: the Lock inside an RLock (which diagnostics name instead).
   struct Inner {};
-  explicit Lock(Inner) noexcept {}
+  explicit Lock(Inner) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    tsan_holder_.store(&tsan_inner_tag, std::memory_order_relaxed);  // never annotated
+#endif
+  }
   bool try_acquire() noexcept {
     std::uint32_t s = state().load(std::memory_order_relaxed);
     while ((s & kLocked) == 0) {
@@ -191,6 +241,10 @@ class Lock {
   Source waiters_;              // threads blocked in acquire, oldest first; owns the state word
   detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release;
                                 // guarded by waiters_.lock()
+#ifdef WEFT_TSAN_MUTEX
+  std::atomic<const void*> tsan_holder_{nullptr};  // see tsan_acquired()
+  static constexpr char tsan_inner_tag = 0;        // tsan_holder_ of an RLock's Lock
+#endif
 };
 
 class RLock {

@@ -26,9 +26,10 @@
 #define WEFT_DIAGNOSTICS 1
 #endif
 
-// Under ThreadSanitizer, RLock tells TSAN it is a mutex (__tsan_mutex_*), so that TSAN's
-// lock-order (potential deadlock) reports include it. Lock and Semaphore are not annotated:
-// any thread may release them, which TSAN's mutex model reports as a misuse.
+// Under ThreadSanitizer, RLock and Lock tell TSAN they are mutexes (__tsan_mutex_*), so that
+// TSAN's lock-order (potential deadlock) reports include them. A Lock may be released by a
+// thread that did not acquire it, which TSAN's model cannot express: see Lock's tsan_*
+// members. Semaphore is not annotated (a permit has no holder).
 #if defined(__SANITIZE_THREAD__)
 #define WEFT_TSAN_MUTEX 1
 #elif defined(__has_feature)
@@ -187,6 +188,29 @@ inline void tsan_locked(const void* m, int recursion = 1) noexcept {
 #else
   (void)m, (void)recursion;
 #endif
+}
+// TSAN's view of a Lock: a plain (non-recursive) mutex. `try_only`: a try-lock, which
+// cannot deadlock and adds no lock-order edge.
+inline void tsan_lock_created(const void* m) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_create(const_cast<void*>(m), 0);
+#else
+  (void)m;
+#endif
+}
+inline void tsan_lock_locked(const void* m, bool try_only) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  const unsigned flags = try_only ? __tsan_mutex_try_lock : 0;
+  __tsan_mutex_pre_lock(const_cast<void*>(m), flags);
+  __tsan_mutex_post_lock(const_cast<void*>(m), flags, 0);
+#else
+  (void)m, (void)try_only;
+#endif
+}
+// An address unique to the calling thread while it runs.
+inline const void* tsan_self() noexcept {
+  static thread_local const char self = 0;
+  return &self;
 }
 inline void tsan_unlocked(const void* m, bool all = false) noexcept {
 #ifdef WEFT_TSAN_MUTEX
