@@ -173,21 +173,23 @@ class Lock {
     }
     return acquired;
   }
-  // TSAN's view (WEFT_TSAN_MUTEX builds only; nothing otherwise). TSAN's mutex model has an
-  // owner thread, and reports an unlock by any other thread as a misuse; a weft Lock may be
-  // released by any thread (Python's semantics). So TSAN is told about a Lock's acquisitions
-  // (through noted()) and about releases made by the thread TSAN believes holds it;
-  // tsan_holder_ is that thread. After a release by another thread TSAN still believes the
-  // acquirer holds the lock, and it stays so until that thread acquires and releases it
-  // itself: in between, acquisitions and releases by others are not annotated (the lock is
-  // out of TSAN's lock-order view, never reported as misused). Happens-before does not
-  // depend on any of this: TSAN sees it through the state word's atomics. The Lock inside
-  // an RLock never goes through noted(), so only the RLock is annotated.
+  // TSAN's view (WEFT_TSAN_MUTEX builds only; nothing otherwise). A weft Lock may be
+  // released by any thread (Python's semantics); TSAN's exclusive mutex has an owner thread.
+  // So TSAN is told the Lock is taken in shared mode (no owner: no report of a release or a
+  // destruction by another thread), and about each acquisition (noted()) and each release
+  // made by the thread that acquired it: tsan_holder_. After a release by another thread,
+  // TSAN's per-thread lock set still has the lock in the acquirer's, and it stays so until
+  // that thread acquires and releases it itself (never, if it has exited); meanwhile
+  // acquisitions and releases by others are not annotated, so TSAN's sets never grow with
+  // repeated hand-offs. Lock order is checked in shared mode as in exclusive. Happens-before
+  // does not depend on any of this: the annotations come after the acquiring atomic and
+  // before the releasing one, and TSAN sees those. The Lock inside an RLock never goes
+  // through noted(), and is marked so that only the RLock is annotated.
   void tsan_acquired(bool try_only) noexcept {
 #ifdef WEFT_TSAN_MUTEX
     // relaxed: only the thread holding the weft Lock reads or writes it, and the Lock's own
     // acquire/release orders one holder's accesses before the next one's.
-    if (tsan_holder_.load(std::memory_order_relaxed) != nullptr) return;
+    if (tsan_holder_.load(std::memory_order_relaxed) != 0) return;
     tsan_holder_.store(detail::tsan_self(), std::memory_order_relaxed);
     detail::tsan_lock_locked(this, try_only);
 #else
@@ -197,17 +199,17 @@ class Lock {
   void tsan_releasing() noexcept {
 #ifdef WEFT_TSAN_MUTEX
     if (tsan_holder_.load(std::memory_order_relaxed) != detail::tsan_self()) return;
-    detail::tsan_unlocked(this);
-    tsan_holder_.store(nullptr, std::memory_order_relaxed);
+    detail::tsan_lock_unlocked(this);
+    tsan_holder_.store(0, std::memory_order_relaxed);
 #endif
   }
   void tsan_destroyed() noexcept {
 #ifdef WEFT_TSAN_MUTEX
-    if (tsan_holder_.load(std::memory_order_relaxed) == &tsan_inner_tag) return;
-    // Destroyed while its acquirer holds it: let go first, as RLock does. Held by another
-    // thread, TSAN reports "destroy of a locked mutex", its rule for every mutex.
+    if (tsan_holder_.load(std::memory_order_relaxed) == kTsanInner) return;
+    // Destroyed while its acquirer holds it: let go first, so that the thread's lock set
+    // forgets it (a new Lock may come to this address).
     if (tsan_holder_.load(std::memory_order_relaxed) == detail::tsan_self())
-      detail::tsan_unlocked(this);
+      detail::tsan_lock_unlocked(this);
     detail::tsan_destroyed(this);
 #endif
   }
@@ -215,7 +217,7 @@ class Lock {
   struct Inner {};
   explicit Lock(Inner) noexcept {
 #ifdef WEFT_TSAN_MUTEX
-    tsan_holder_.store(&tsan_inner_tag, std::memory_order_relaxed);  // never annotated
+    tsan_holder_.store(kTsanInner, std::memory_order_relaxed);  // never annotated
 #endif
   }
   bool try_acquire() noexcept {
@@ -242,8 +244,8 @@ class Lock {
   detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release;
                                 // guarded by waiters_.lock()
 #ifdef WEFT_TSAN_MUTEX
-  std::atomic<const void*> tsan_holder_{nullptr};  // see tsan_acquired()
-  static constexpr char tsan_inner_tag = 0;        // tsan_holder_ of an RLock's Lock
+  std::atomic<std::uint64_t> tsan_holder_{0};  // a tsan_self(), or 0; see tsan_acquired()
+  static constexpr std::uint64_t kTsanInner = ~std::uint64_t{0};  // an RLock's Lock
 #endif
 };
 

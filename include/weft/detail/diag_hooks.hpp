@@ -189,8 +189,10 @@ inline void tsan_locked(const void* m, int recursion = 1) noexcept {
   (void)m, (void)recursion;
 #endif
 }
-// TSAN's view of a Lock: a plain (non-recursive) mutex. `try_only`: a try-lock, which
-// cannot deadlock and adds no lock-order edge.
+// TSAN's view of a Lock: a mutex taken in shared ("read") mode, the one mode of TSAN's
+// model without an owner thread, so that no report depends on which thread releases it or
+// destroys it (see Lock::tsan_acquired). Lock order is checked all the same. `try_only`: a
+// try-lock, which cannot deadlock and adds no lock-order edge.
 inline void tsan_lock_created(const void* m) noexcept {
 #ifdef WEFT_TSAN_MUTEX
   __tsan_mutex_create(const_cast<void*>(m), 0);
@@ -200,17 +202,28 @@ inline void tsan_lock_created(const void* m) noexcept {
 }
 inline void tsan_lock_locked(const void* m, bool try_only) noexcept {
 #ifdef WEFT_TSAN_MUTEX
-  const unsigned flags = try_only ? __tsan_mutex_try_lock : 0;
+  const unsigned flags = __tsan_mutex_read_lock | (try_only ? __tsan_mutex_try_lock : 0U);
   __tsan_mutex_pre_lock(const_cast<void*>(m), flags);
   __tsan_mutex_post_lock(const_cast<void*>(m), flags, 0);
 #else
   (void)m, (void)try_only;
 #endif
 }
-// An address unique to the calling thread while it runs.
-inline const void* tsan_self() noexcept {
-  static thread_local const char self = 0;
-  return &self;
+inline void tsan_lock_unlocked(const void* m) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_pre_unlock(const_cast<void*>(m), __tsan_mutex_read_lock);
+  __tsan_mutex_post_unlock(const_cast<void*>(m), __tsan_mutex_read_lock);
+#else
+  (void)m;
+#endif
+}
+// A number unique to the calling thread, never reused (a thread_local's address is: a new
+// thread may get the storage of one that exited).
+inline std::uint64_t tsan_self() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  // relaxed: only uniqueness matters, which the RMW gives.
+  static thread_local const std::uint64_t self = next.fetch_add(1, std::memory_order_relaxed);
+  return self;
 }
 inline void tsan_unlocked(const void* m, bool all = false) noexcept {
 #ifdef WEFT_TSAN_MUTEX
