@@ -26,7 +26,7 @@ bool is_waiting(const char* name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): an exception ends the test
   if (argc != 3 || std::strcmp(argv[1], "--trace") != 0) {
     std::fprintf(stderr, "usage: %s --trace FILE\n", argv[0]);
     return 2;
