@@ -42,9 +42,12 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   // WEFT_BENCH_DIAGNOSTICS=1: run with weft's diagnostics on (thread records, Lock holders,
-  // deadlock detection), to measure what they cost (docs/benchmarks.md).
-  if (const char* d = std::getenv("WEFT_BENCH_DIAGNOSTICS"); d != nullptr && d[0] == '1')
+  // deadlock detection), to measure what they cost (docs/benchmarks.md); =2: the flight
+  // recorder too (start_tracing()). bench/diag_cost.py compares the three.
+  if (const char* d = std::getenv("WEFT_BENCH_DIAGNOSTICS"); d != nullptr && d[0] != '0') {
     weft::diagnostics::enable();
+    if (d[0] == '2') weft::diagnostics::start_tracing();
+  }
   const std::string cmd = argv[1];
   if (cmd == "list") {
     for (const auto& e : bench::registry()) std::cout << e.workload << ' ' << e.contender << '\n';

@@ -13,6 +13,8 @@
 #                          scripts/test.sh turns it on (see python/CMakeLists.txt)
 #   WEFT_PORTABLE_FUTEX    sleep on the portable mutex/condition-variable table instead
 #                          of Linux futexes (src/futex.cpp), to test it  default: OFF
+#   WEFT_USDT              USDT probes (weft/detail/probes.hpp) when <sys/sdt.h> is found
+#                          (Debian: systemtap-sdt-dev)                  default: ON
 #
 # Warnings are PRIVATE to weft's own targets and never reach a consumer. Sanitizer flags are
 # directory-wide from here down, so GoogleTest (built from source in that case) is
@@ -30,6 +32,7 @@ set(WEFT_SANITIZE "" CACHE STRING
 set_property(CACHE WEFT_SANITIZE PROPERTY STRINGS "" "thread" "address,undefined")
 set(WEFT_TEST_TIMEOUT 300 CACHE STRING "Per-test timeout in seconds")
 option(WEFT_PYTHON "Build the Python package weft (python/) and its tests" OFF)
+option(WEFT_USDT "USDT probes for bpftrace/perf/SystemTap, if <sys/sdt.h> is found" ON)
 option(WEFT_PORTABLE_FUTEX
   "Use the portable futex fallback (std::mutex/std::condition_variable) even on Linux" OFF)
 

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include <weft/diagnostics.hpp>
 #include <weft/queue.hpp>
 
 #include "demo.hpp"
@@ -27,6 +28,7 @@ namespace {
 constexpr int kItems = 10;
 
 void producer(weft::Queue<int>& q) {
+  weft::diagnostics::set_thread_name("producer");  // how --trace names this thread
   for (int i = 0; i < kItems; ++i) {
     q.put(i);  // blocks while the queue holds 5 items
     say("Produced ", i);
@@ -36,6 +38,7 @@ void producer(weft::Queue<int>& q) {
 }
 
 void consumer(weft::Queue<int>& q, std::vector<int>& consumed) {
+  weft::diagnostics::set_thread_name("consumer");
   for (int item : q.consume()) {
     nap(0.5s);  // the slow part, which lets the queue fill up behind it
     say("Consumed ", item);
@@ -50,7 +53,7 @@ int main(int argc, char** argv) {
     return *exit_status;
   }
 
-  weft::Queue<int> q(5);
+  weft::Queue<int> q(5, "items");
   std::vector<int> consumed;
   {
     std::jthread consumer_thread(consumer, std::ref(q), std::ref(consumed));

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include <weft/diagnostics.hpp>
 #include <weft/lock.hpp>
 
 namespace demo {
@@ -29,7 +31,7 @@ inline void nap(std::chrono::duration<double> d) {
 }
 
 namespace detail {
-inline weft::Lock print_lock;
+inline weft::Lock print_lock{"print"};
 inline std::vector<std::string> printed;  // every line say() printed, in order; print_lock
 }  // namespace detail
 
@@ -59,7 +61,24 @@ inline bool parse_time_scale(std::string_view text) {
   return true;
 }
 
-// Reads `--time-scale S` (default: default_scale) and `--help` (which prints `about`).
+// The file --trace names: written when the program exits (std::atexit), after its threads
+// were joined (weft keeps the events of threads that exited while tracing).
+inline std::string trace_path;
+
+// Turns weft's diagnostics and its flight recorder on, and writes the trace at exit.
+inline void start_trace(std::string path) {
+  trace_path = std::move(path);
+  weft::diagnostics::enable();
+  weft::diagnostics::set_thread_name("main");
+  weft::diagnostics::start_tracing();
+  std::atexit([] {
+    if (!weft::diagnostics::write_trace(trace_path))
+      std::cerr << "cannot write the trace to " << trace_path << "\n";
+  });
+}
+
+// Reads `--time-scale S` (default: default_scale), `--trace FILE` and `--help` (which
+// prints `about`).
 // Returns an exit status when the program should stop at once: after --help, or on a bad
 // argument.
 inline std::optional<int> parse_command_line(int argc, char** argv, std::string_view about,
@@ -68,10 +87,16 @@ inline std::optional<int> parse_command_line(int argc, char** argv, std::string_
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: " << argv[0] << " [--time-scale S]\n"
+      std::cout << "usage: " << argv[0] << " [--time-scale S] [--trace FILE]\n"
                 << about << "\n  --time-scale S  multiply every sleep by S (default "
-                << default_scale << "; 1 = the original's timing)\n";
+                << default_scale << "; 1 = the original's timing)\n"
+                << "  --trace FILE    write weft's trace of the run to FILE (Chrome trace-event\n"
+                << "                  JSON: ui.perfetto.dev; scripts/trace_timeline.py)\n";
       return 0;
+    }
+    if (arg == "--trace" && i + 1 < argc) {
+      start_trace(argv[++i]);
+      continue;
     }
     if (arg == "--time-scale" && i + 1 < argc && parse_time_scale(argv[++i])) continue;
     std::cerr << argv[0] << ": bad arguments (see --help)\n";

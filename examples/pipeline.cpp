@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include <weft/diagnostics.hpp>
 #include <weft/event.hpp>
 #include <weft/queue.hpp>
 
@@ -46,6 +47,7 @@ struct Progress {
 };
 
 void read_stage(weft::Queue<Record>& out, Progress& progress) {
+  weft::diagnostics::set_thread_name("read");  // the thread's name in reports and --trace
   for (int seq = 0; seq < kRecords; ++seq) {
     nap(1ms);  // reading the record
     out.put(Record{seq, "record " + std::to_string(seq)});
@@ -60,6 +62,7 @@ std::string upper(std::string text) {
 }
 
 void transform_stage(weft::Queue<Record>& in, weft::Queue<Record>& out, Progress& progress) {
+  weft::diagnostics::set_thread_name("transform");
   for (Record record : in.consume()) {
     nap(2ms);  // the slowest stage: the queue before it fills up, the one after it runs dry
     record.text = upper(std::move(record.text));
@@ -70,6 +73,7 @@ void transform_stage(weft::Queue<Record>& in, weft::Queue<Record>& out, Progress
 }
 
 void write_stage(weft::Queue<Record>& in, std::vector<Record>& written, Progress& progress) {
+  weft::diagnostics::set_thread_name("write");
   for (Record record : in.consume()) {
     nap(1ms);  // writing the record
     written.push_back(std::move(record));
@@ -81,6 +85,7 @@ void write_stage(weft::Queue<Record>& in, std::vector<Record>& written, Progress
 // plain line now and then. Either way a last line with the final counts. Straight to stderr,
 // without say(): while the stages run, no other thread prints.
 void report_progress(const Progress& progress, weft::Event& finished) {
+  weft::diagnostics::set_thread_name("progress");
   const bool live = isatty(STDERR_FILENO) != 0;
   const auto show = [&](bool last) {
     std::cerr << (live ? "\r" : "") << "stage1 " << progress.read << '/' << kRecords << " stage2 "
@@ -98,11 +103,11 @@ int main(int argc, char** argv) {
     return *exit_status;
   }
 
-  weft::Queue<Record> read_to_transform(kQueueSize);
-  weft::Queue<Record> transform_to_write(kQueueSize);
+  weft::Queue<Record> read_to_transform(kQueueSize, "read->transform");
+  weft::Queue<Record> transform_to_write(kQueueSize, "transform->write");
   Progress progress;
   std::vector<Record> written;
-  weft::Event finished;
+  weft::Event finished{"finished"};
   {
     std::jthread reporter(report_progress, std::cref(progress), std::ref(finished));
     {

@@ -115,6 +115,11 @@ weft_ensure_packages() {
         [ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev) ;;
     esac
   done
+  # weft's USDT probes (WEFT_USDT, weft/detail/probes.hpp) need <sys/sdt.h>; every
+  # configuration builds them, and tests/trace checks they are in the binaries.
+  if command -v dpkg-query >/dev/null 2>&1 && ! _weft_pkg_installed systemtap-sdt-dev; then
+    need+=(systemtap-sdt-dev)
+  fi
   if [ "${#need[@]}" -gt 0 ]; then
     # shellcheck disable=SC2207
     need=($(printf '%s\n' "${need[@]}" | sort -u))

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -29,6 +30,7 @@
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
+#include <unordered_map>
 
 #include "weft/condition.hpp"
 #include "weft/detail/parker.hpp"
@@ -54,7 +56,8 @@ constexpr std::size_t kTrace = 256;  // events kept per thread (the flight recor
 
 // One event of the flight recorder. seq (index + 1) is stored last (release): a reader that
 // sees the index it expects sees the event; one being overwritten is skipped.
-enum class Ev : std::uint8_t { wait = 1, wake, timeout, cancel, notify, acquire, release };
+// op: a TraceOp (put, get, set, a Semaphore acquire), its code in the flow field.
+enum class Ev : std::uint8_t { wait = 1, wake, timeout, cancel, notify, acquire, release, op };
 struct TraceEvent {
   std::atomic<std::uint64_t> seq{0};
   std::atomic<std::int64_t> ts_ns{0};
@@ -147,6 +150,51 @@ void trace(ThreadRec* r, Ev type, SourceKind kind, const void* object,
   e.seq.store(i + 1, std::memory_order_release);
   r->trace_head.store(i + 1, std::memory_order_release);
 }
+// One event copied out of a ring.
+struct TraceSnap {
+  Ev type;
+  SourceKind kind;
+  std::uint32_t flow;
+  std::int64_t ts;
+  std::uintptr_t obj;
+};
+
+// Copies the events of the ring of `r` that are intact (not being overwritten).
+std::vector<TraceSnap> ring_of(ThreadRec& r) {
+  std::vector<TraceSnap> out;
+  const std::uint64_t head = r.trace_head.load(std::memory_order_acquire);
+  const std::uint64_t from = head > kTrace ? head - kTrace : 0;
+  for (std::uint64_t i = from; i < head; ++i) {
+    TraceEvent& e = r.trace[i % kTrace];
+    if (e.seq.load(std::memory_order_acquire) != i + 1) continue;
+    const std::int64_t ts = e.ts_ns.load(std::memory_order_relaxed);
+    const std::uint64_t word = e.word.load(std::memory_order_relaxed);
+    const std::uintptr_t obj = e.object.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (e.seq.load(std::memory_order_relaxed) != i + 1) continue;  // overwritten meanwhile
+    out.push_back(TraceSnap{static_cast<Ev>(word & 0xff),
+                            static_cast<SourceKind>((word >> 8) & 0xff),
+                            static_cast<std::uint32_t>(word >> 32), ts, obj});
+  }
+  return out;
+}
+
+// The rings of the threads that exited while tracing was on (the last kRetired of them),
+// so that a trace written after the workers were joined still shows them. Filled at a
+// thread's exit, under g_retired_mutex (a std::mutex: never a weft primitive); emptied by
+// start_tracing().
+constexpr std::size_t kRetired = 64;
+struct RetiredTrack {
+  std::uint64_t tid = 0;
+  std::string name;
+  std::vector<TraceSnap> events;
+  // The names of the primitives in its events, as they were at its exit (a trace written
+  // later, at the program's exit say, would find them destroyed).
+  std::unordered_map<std::uintptr_t, std::string> names;
+};
+std::mutex g_retired_mutex;
+std::deque<RetiredTrack> g_retired;
+
 // One past the highest slot ever claimed: scans stop there. Only grows. relaxed: a reader
 // that misses a newer slot misses a thread that started after it began to look.
 std::atomic<std::size_t> g_slots{0};
@@ -222,8 +270,14 @@ void free_rec(ThreadRec* r) noexcept {
   r->parker.store(nullptr, std::memory_order_relaxed);  // freed with the thread
   for (auto& h : r->held) h.store(0, std::memory_order_relaxed);
   seq_end(r->version);
+  // The next owner starts an empty ring (a reader checks each event's seq against the head
+  // it read, so one still reading the old events skips those overwritten).
+  r->trace_head.store(0, std::memory_order_relaxed);
   r->in_use.store(0, std::memory_order_release);
 }
+
+// At a thread's exit while tracing: keeps a copy of its ring for trace_json() (below).
+void retire_trace(ThreadRec* r) noexcept;
 
 // Frees the thread's record at its exit.
 struct RecOwner {
@@ -231,7 +285,10 @@ struct RecOwner {
   RecOwner(const RecOwner&) = delete;
   RecOwner& operator=(const RecOwner&) = delete;
   ~RecOwner() {
-    if (t_rec != nullptr) free_rec(t_rec);
+    if (t_rec != nullptr) {
+      if (tracing()) retire_trace(t_rec);
+      free_rec(t_rec);
+    }
     t_rec = nullptr;
   }
 };
@@ -320,6 +377,29 @@ bool read_name(std::uintptr_t key, NameSnap& out) noexcept {
     if (seq_valid(e->version, v)) return match;
   }
   return false;
+}
+
+// A copy of the ring of an exiting thread, with the names of what it waited on.
+void retire_trace(ThreadRec* r) noexcept {
+  try {
+    RetiredTrack t;
+    t.tid = r->tid.load(std::memory_order_relaxed);
+    char name[kThreadName];
+    load_str(r->name, name);  // only the owner (this thread) writes it
+    t.name = name;
+    t.events = ring_of(*r);
+    if (t.events.empty()) return;
+    for (const TraceSnap& e : t.events) {
+      NameSnap ns;
+      if (e.type != Ev::notify && read_name(e.obj, ns) && ns.name[0] != '\0')
+        t.names.emplace(e.obj, ns.name);
+    }
+    std::lock_guard<std::mutex> g(g_retired_mutex);
+    if (g_retired.size() == kRetired) g_retired.pop_front();
+    g_retired.push_back(std::move(t));
+  } catch (...) {
+    // Out of memory: the thread's events are lost, nothing else.
+  }
 }
 
 // ---- groups -------------------------------------------------------------------------------
@@ -1504,6 +1584,7 @@ void after_fork_child() noexcept {
   new (&g_detect_mutex) std::mutex();
   new (&g_producers_mutex) std::mutex();
   new (&g_order_mutex) std::mutex();
+  new (&g_retired_mutex) std::mutex();
   new (&g_watchdog.m) std::mutex();
   g_watchdog.thread = nullptr;  // leaked: std::thread's destructor would terminate
 }
@@ -1638,6 +1719,11 @@ void diag_claimed(const Waiter* woken) noexcept {
     if (r != nullptr) trace(r, Ev::notify, SourceKind::other, woken, flow);
     return;
   }
+}
+
+void diag_trace_op(TraceOp op, SourceKind kind, const void* object) noexcept {
+  if (ThreadRec* r = my_rec(); r != nullptr)
+    trace(r, Ev::op, kind, object, static_cast<std::uint32_t>(op));
 }
 
 void throw_deadlock() {
@@ -1868,6 +1954,10 @@ void print(int fd) noexcept {
 }
 
 void start_tracing() {
+  {
+    std::lock_guard<std::mutex> g(detail::g_retired_mutex);
+    detail::g_retired.clear();
+  }
   detail::g_diag_flags.fetch_or(detail::kDiagTrace, std::memory_order_relaxed);
 }
 void stop_tracing() {
@@ -1893,13 +1983,102 @@ std::string micros(std::int64_t ns) {
   return b;
 }
 
+// What a notifier did, named by the kind of wait it ended (the woken thread's wake event
+// says through which source it was woken): a claim of a getter is a put, and so on.
+std::string_view notifier_op(SourceKind woken_on) noexcept {
+  switch (woken_on) {
+    case SourceKind::event:
+      return "set";
+    case SourceKind::lock:
+    case SourceKind::rlock:
+    case SourceKind::semaphore:
+      return "release";
+    case SourceKind::queue_get:
+      return "put";
+    case SourceKind::queue_put:
+      return "get";
+    case SourceKind::queue_join:
+      return "task_done";
+    case SourceKind::condition:
+    case SourceKind::other:
+      break;
+  }
+  return "notify";
+}
+
+std::string_view op_name(std::uint32_t op) noexcept {
+  switch (static_cast<detail::TraceOp>(op)) {
+    case detail::TraceOp::put:
+      return "put";
+    case detail::TraceOp::get:
+      return "get";
+    case detail::TraceOp::set:
+      return "set";
+    case detail::TraceOp::acquire:
+      return "acquire";
+  }
+  return "op";
+}
+
+// "Lock \"accounts\"": the kind (a queue as "Queue" when `plain_queue`) and the name, if any.
+// `saved`: the names kept with an exited thread's events, used when the primitive has no
+// name now.
+using SavedNames = std::unordered_map<std::uintptr_t, std::string>;
+std::string what_of(SourceKind kind, std::uintptr_t obj, bool plain_queue,
+                    const SavedNames* saved) {
+  const bool queue = kind == SourceKind::queue_get || kind == SourceKind::queue_put ||
+                     kind == SourceKind::queue_join;
+  std::string what(plain_queue && queue ? std::string_view("Queue") : detail::kind_name(kind));
+  std::string name = detail::primitive_of(kind, obj).name;
+  if (name.empty() && saved != nullptr) {
+    if (auto it = saved->find(obj); it != saved->end()) name = it->second;
+  }
+  if (!name.empty()) what += " \"" + name + "\"";
+  return what;
+}
+
 }  // namespace
 
 // The JSON is built once per dump, one event per line, with escaped quotes kept visible
-// beside the keys they delimit.
+// beside the keys they delimit. Two passes: the rings are copied first, so that a
+// notifier's slice can be named by the wait it ended (found by its flow id in the woken
+// thread's ring).
 // NOLINTBEGIN(performance-inefficient-string-concatenation,modernize-raw-string-literal)
 std::string trace_json() {
   using detail::Ev;
+  struct Track {
+    std::uint64_t tid;
+    std::string name;
+    std::vector<detail::TraceSnap> events;
+    SavedNames names;  // an exited thread's
+  };
+  std::vector<Track> tracks;
+  struct Woken {
+    SourceKind kind;
+    std::uintptr_t obj;
+    std::uint64_t tid;
+    const SavedNames* names;
+  };
+  std::unordered_map<std::uint32_t, Woken> woken_by_flow;
+  for (std::size_t s = 0, end = detail::slots(); s < end; ++s) {
+    detail::RecSnap snap;
+    if (!detail::read_rec(s, snap)) continue;
+    tracks.push_back(Track{snap.tid,
+                           snap.name[0] != '\0' ? std::string(snap.name) : "",
+                           detail::ring_of(detail::g_threads[s]),
+                           {}});
+  }
+  {
+    std::lock_guard<std::mutex> g(detail::g_retired_mutex);
+    for (const detail::RetiredTrack& r : detail::g_retired)
+      tracks.push_back(Track{r.tid, r.name, r.events, r.names});
+  }
+  for (const Track& t : tracks) {
+    for (const detail::TraceSnap& e : t.events)
+      if (e.type == Ev::wake && e.flow != 0)
+        woken_by_flow[e.flow] = Woken{e.kind, e.obj, t.tid, &t.names};
+  }
+
   std::string out = "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
   const std::string pid = std::to_string(::getpid());
   bool first = true;
@@ -1908,63 +2087,62 @@ std::string trace_json() {
     first = false;
     out += e;
   };
-  for (std::size_t s = 0, end = detail::slots(); s < end; ++s) {
-    detail::ThreadRec& r = detail::g_threads[s];
-    detail::RecSnap snap;
-    if (!detail::read_rec(s, snap)) continue;
-    const std::string tid = std::to_string(snap.tid);
+  for (const Track& t : tracks) {
+    const std::string tid = std::to_string(t.tid);
     const std::string where = ",\"pid\":" + pid + ",\"tid\":" + tid;
-    const std::string tname = snap.name[0] != '\0' ? std::string(snap.name) : "thread " + tid;
-    emit("{\"ph\":\"M\",\"name\":\"thread_name\"" + where + ",\"args\":{\"name\":" + quoted(tname) +
-         "}}");
-    const std::uint64_t head = r.trace_head.load(std::memory_order_acquire);
-    const std::uint64_t from = head > detail::kTrace ? head - detail::kTrace : 0;
+    emit("{\"ph\":\"M\",\"name\":\"thread_name\"" + where +
+         ",\"args\":{\"name\":" + quoted(t.name.empty() ? "thread " + tid : t.name) + "}}");
     bool open = false;
-    for (std::uint64_t i = from; i < head; ++i) {
-      detail::TraceEvent& e = r.trace[i % detail::kTrace];
-      if (e.seq.load(std::memory_order_acquire) != i + 1) continue;
-      const std::int64_t ts = e.ts_ns.load(std::memory_order_relaxed);
-      const std::uint64_t word = e.word.load(std::memory_order_relaxed);
-      const std::uintptr_t obj = e.object.load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (e.seq.load(std::memory_order_relaxed) != i + 1) continue;  // overwritten meanwhile
-      const auto type = static_cast<Ev>(word & 0xff);
-      const auto kind = static_cast<SourceKind>((word >> 8) & 0xff);
-      const auto flow = static_cast<std::uint32_t>(word >> 32);
-      const std::string tsf = ",\"ts\":" + micros(ts);
-      std::string what(detail::kind_name(kind));
-      if (type != Ev::notify) {
-        const Primitive p = detail::primitive_of(kind, obj);
-        if (!p.name.empty()) what += " \"" + p.name + "\"";
-      }
-      switch (type) {
+    for (const detail::TraceSnap& e : t.events) {
+      const std::string tsf = ",\"ts\":" + micros(e.ts);
+      switch (e.type) {
         case Ev::wait:
-          emit("{\"ph\":\"B\",\"name\":" + quoted("wait " + what) + tsf + where + "}");
+          emit("{\"ph\":\"B\",\"name\":" +
+               quoted("wait " + what_of(e.kind, e.obj, false, &t.names)) + tsf + where + "}");
           open = true;
           break;
         case Ev::wake:
         case Ev::timeout:
         case Ev::cancel: {
           if (!open) break;  // its wait fell off the ring
-          const char* how = type == Ev::wake ? "wake" : type == Ev::timeout ? "timeout" : "cancel";
-          if (type == Ev::wake && flow != 0) {
+          const char* how = e.type == Ev::wake      ? "wake"
+                            : e.type == Ev::timeout ? "timeout"
+                                                    : "cancel";
+          if (e.type == Ev::wake && e.flow != 0) {
             emit("{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" +
-                 std::to_string(flow) + tsf + where + "}");
+                 std::to_string(e.flow) + tsf + where + "}");
           }
-          emit("{\"ph\":\"E\",\"ts\":" + micros(ts + 1) + where + ",\"args\":{\"end\":\"" + how +
-               "\"}}");
+          emit("{\"ph\":\"E\",\"ts\":" + micros(e.ts + 1) + where + ",\"args\":{\"end\":\"" + how +
+               "\",\"via\":" + quoted(what_of(e.kind, e.obj, false, &t.names)) + "}}");
           open = false;
           break;
         }
-        case Ev::notify:
-          emit("{\"ph\":\"X\",\"name\":\"notify\",\"dur\":0.001" + tsf + where + "}");
-          emit("{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" + std::to_string(flow) +
+        case Ev::notify: {
+          // Named by the wait it ended; "notify" if that wake is not in the trace.
+          std::string name = "notify";
+          std::string args;
+          if (auto w = woken_by_flow.find(e.flow); w != woken_by_flow.end()) {
+            name = std::string(notifier_op(w->second.kind)) + " " +
+                   what_of(w->second.kind, w->second.obj, true, w->second.names);
+            args = ",\"args\":{\"woke\":" + std::to_string(w->second.tid) + "}";
+          }
+          emit("{\"ph\":\"X\",\"name\":" + quoted(name) + ",\"dur\":0.001" + tsf + where + args +
+               "}");
+          emit("{\"ph\":\"s\",\"cat\":\"wake\",\"name\":\"wake\",\"id\":" + std::to_string(e.flow) +
                tsf + where + "}");
           break;
+        }
         case Ev::acquire:
         case Ev::release:
           emit("{\"ph\":\"i\",\"s\":\"t\",\"name\":" +
-               quoted((type == Ev::acquire ? "acquire " : "release ") + what) + tsf + where + "}");
+               quoted((e.type == Ev::acquire ? "acquire " : "release ") +
+                      what_of(e.kind, e.obj, false, &t.names)) +
+               tsf + where + "}");
+          break;
+        case Ev::op:
+          emit("{\"ph\":\"i\",\"s\":\"t\",\"name\":" +
+               quoted(std::string(op_name(e.flow)) + " " + what_of(e.kind, e.obj, true, &t.names)) +
+               tsf + where + "}");
           break;
       }
     }

@@ -19,6 +19,7 @@ using detail::WakeBatch;
 // registration sets kWaiters, which makes that CAS fail and sends us back to claim it.
 void Event::set_slow() noexcept {
   WakeBatch woken;  // declared first: wakes after the publishing CAS, touching only Parkers
+  detail::diag_traced(detail::TraceOp::set, detail::SourceKind::event, this);
   for (;;) {
     waiters_.claim(woken, Source::kAll);  // clears kWaiters: the list is empty
     std::uint32_t s = state().load(std::memory_order_relaxed);

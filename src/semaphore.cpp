@@ -45,7 +45,10 @@ bool Semaphore::acquire_slow(Deadline deadline, const std::stop_token* stop) {
   for (;;) {
     // A woken waiter whose permit a running thread took first was not sent a missed
     // wake-up (the permit was consumed); the loop queues it again at the front.
-    if (try_acquire()) return true;
+    if (try_acquire()) {
+      detail::diag_traced(detail::TraceOp::acquire, detail::SourceKind::semaphore, this);
+      return true;
+    }
     if (loop.wait(op).ended()) return false;  // timed out or cancelled
   }
 }

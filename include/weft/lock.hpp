@@ -58,22 +58,27 @@ class Lock {
   // constructed, by `site`.
   // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
   Lock(SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_lock_created(this);
     detail::diag_constructed(this, detail::SourceKind::lock, site);
   }
   // A Lock that diagnostics call `name` (weft/diagnostics.hpp).
   explicit Lock(Name name, SourceSite site = SourceSite::current()) noexcept {
+    detail::tsan_lock_created(this);
     detail::diag_named(this, detail::SourceKind::lock, name, site);
   }
   Lock(const Lock&) = delete;
   Lock& operator=(const Lock&) = delete;
-  ~Lock() { detail::diag_destroyed(this); }
+  ~Lock() {
+    tsan_destroyed();
+    detail::diag_destroyed(this);
+  }
 
   // `site` (every acquire has it as its last, defaulted, argument) is where the caller
   // acquired the lock, for lock-order reports (weft/diagnostics.hpp); it costs nothing
   // unless diagnostics are on.
   bool acquire(bool blocking = true, SourceSite site = SourceSite::current()) {
     return noted(try_acquire() || (blocking && acquire_slow(detail::Deadline::never(), nullptr)),
-                 site);
+                 site, !blocking);
   }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout,
@@ -104,6 +109,7 @@ class Lock {
 
   // Throws std::logic_error if the lock is not locked.
   void release() {
+    tsan_releasing();
     std::uint32_t expected = kLocked;
     // release: publishes the critical section to the next acquirer. A lock whose holder
     // diagnostics recorded has kTracked set: the CAS fails and release_slow() forgets it.
@@ -121,7 +127,7 @@ class Lock {
   void lock(SourceSite site = SourceSite::current()) { acquire(true, site); }
   void unlock() { release(); }
   bool try_lock(SourceSite site = SourceSite::current()) noexcept {
-    return noted(try_acquire(), site);
+    return noted(try_acquire(), site, true);
   }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout,
@@ -159,7 +165,9 @@ class Lock {
   // After an acquire: with diagnostics on, records the caller as the holder and marks the
   // lock kTracked, so that its release (whoever makes it) takes the slow path and forgets
   // the holder. With diagnostics off: one relaxed load; release() pays nothing.
-  bool noted(bool acquired, SourceSite site = {}) noexcept {
+  // `try_only`: a try-lock (for TSAN: no lock-order edge).
+  bool noted(bool acquired, SourceSite site = {}, bool try_only = false) noexcept {
+    if (acquired) tsan_acquired(try_only);
     if (acquired && detail::diag_tracking()) [[unlikely]] {
       // relaxed: only the holder sets the bit; the release's RMW on the same word sees it.
       state().fetch_or(kTracked, std::memory_order_relaxed);
@@ -167,9 +175,53 @@ class Lock {
     }
     return acquired;
   }
+  // TSAN's view (WEFT_TSAN_MUTEX builds only; nothing otherwise). A weft Lock may be
+  // released by any thread (Python's semantics); TSAN's exclusive mutex has an owner thread.
+  // So TSAN is told the Lock is taken in shared mode (no owner: no report of a release or a
+  // destruction by another thread), and about each acquisition (noted()) and each release
+  // made by the thread that acquired it: tsan_holder_. After a release by another thread,
+  // TSAN's per-thread lock set still has the lock in the acquirer's, and it stays so until
+  // that thread acquires and releases it itself (never, if it has exited); meanwhile
+  // acquisitions and releases by others are not annotated, so TSAN's sets never grow with
+  // repeated hand-offs. Lock order is checked in shared mode as in exclusive. Happens-before
+  // does not depend on any of this: the annotations come after the acquiring atomic and
+  // before the releasing one, and TSAN sees those. The Lock inside an RLock never goes
+  // through noted(), and is marked so that only the RLock is annotated.
+  void tsan_acquired(bool try_only) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    // relaxed: only the thread holding the weft Lock reads or writes it, and the Lock's own
+    // acquire/release orders one holder's accesses before the next one's.
+    if (tsan_holder_.load(std::memory_order_relaxed) != 0) return;
+    tsan_holder_.store(detail::tsan_self(), std::memory_order_relaxed);
+    detail::tsan_lock_locked(this, try_only);
+#else
+    (void)try_only;
+#endif
+  }
+  void tsan_releasing() noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    if (tsan_holder_.load(std::memory_order_relaxed) != detail::tsan_self()) return;
+    detail::tsan_lock_unlocked(this);
+    tsan_holder_.store(0, std::memory_order_relaxed);
+#endif
+  }
+  void tsan_destroyed() noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    if (tsan_holder_.load(std::memory_order_relaxed) == kTsanInner) return;
+    // Destroyed while its acquirer holds it: let go first, so that the thread's lock set
+    // forgets it (a new Lock may come to this address).
+    if (tsan_holder_.load(std::memory_order_relaxed) == detail::tsan_self())
+      detail::tsan_lock_unlocked(this);
+    detail::tsan_destroyed(this);
+#endif
+  }
   // Unnamed, unregistered: the Lock inside an RLock (which diagnostics name instead).
   struct Inner {};
-  explicit Lock(Inner) noexcept {}
+  explicit Lock(Inner) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+    tsan_holder_.store(kTsanInner, std::memory_order_relaxed);  // never annotated
+#endif
+  }
   bool try_acquire() noexcept {
     std::uint32_t s = state().load(std::memory_order_relaxed);
     while ((s & kLocked) == 0) {
@@ -197,6 +249,10 @@ class Lock {
   Source waiters_;              // threads blocked in acquire, oldest first; owns the state word
   detail::WakeBatch deferred_;  // claimed by Condition::notify(), woken by the next release;
                                 // guarded by waiters_.lock()
+#ifdef WEFT_TSAN_MUTEX
+  std::atomic<std::uint64_t> tsan_holder_{0};  // a tsan_self(), or 0; see tsan_acquired()
+  static constexpr std::uint64_t kTsanInner = ~std::uint64_t{0};  // an RLock's Lock
+#endif
 };
 
 class RLock {

@@ -187,7 +187,7 @@ class BasicQueue {
 
   BasicQueue(const BasicQueue&) = delete;
   BasicQueue& operator=(const BasicQueue&) = delete;
-  ~BasicQueue() = default;
+  ~BasicQueue() { detail::diag_destroyed(&core_); }
 
   // ---- put ------------------------------------------------------------------------------
   // Every form takes the item by rvalue reference and moves from it only when the put
@@ -315,6 +315,11 @@ class BasicQueue {
   template <class... Args>
   explicit BasicQueue(std::ptrdiff_t maxsize, Args&&... args)
       : core_(maxsize, std::forward<Args>(args)...) {}
+  // A queue's waits report its core: the name goes there (the queue's own address may
+  // differ from it).
+  void diag_name(Name name, SourceSite site) noexcept {
+    detail::diag_named(&core_, detail::SourceKind::queue_get, name, site);
+  }
 
   void put_impl(T& item, Deadline deadline, const std::stop_token* stop) {
     const Status s = core_.push(item, deadline, stop);
@@ -469,6 +474,11 @@ class Queue : public detail::TaskQueue<T, detail::FifoStorage<T>> {
  public:
   explicit Queue(std::ptrdiff_t maxsize = 0)
       : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {}
+  // A queue that diagnostics call `name` (weft/diagnostics.hpp).
+  Queue(std::ptrdiff_t maxsize, Name name, SourceSite site = SourceSite::current())
+      : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {
+    this->diag_name(name, site);
+  }
 };
 
 // LIFO queue (Python: queue.LifoQueue).
@@ -478,6 +488,10 @@ class LifoQueue
  public:
   explicit LifoQueue(std::ptrdiff_t maxsize = 0)
       : detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>>(maxsize) {}
+  LifoQueue(std::ptrdiff_t maxsize, Name name, SourceSite site = SourceSite::current())
+      : detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>>(maxsize) {
+    this->diag_name(name, site);
+  }
 };
 
 // Priority queue (Python: queue.PriorityQueue): the smallest item under Compare first; items
@@ -491,6 +505,11 @@ class PriorityQueue
  public:
   explicit PriorityQueue(std::ptrdiff_t maxsize = 0, Compare comp = Compare())
       : Base(maxsize, std::move(comp)) {}
+  PriorityQueue(std::ptrdiff_t maxsize, Name name, Compare comp = Compare(),
+                SourceSite site = SourceSite::current())
+      : Base(maxsize, std::move(comp)) {
+    this->diag_name(name, site);
+  }
 };
 
 // Unbounded FIFO without task tracking or shutdown (Python: queue.SimpleQueue).
@@ -504,6 +523,9 @@ class SimpleQueue
  public:
   using value_type = T;
   SimpleQueue() : Base(0) {}
+  explicit SimpleQueue(Name name, SourceSite site = SourceSite::current()) : Base(0) {
+    this->diag_name(name, site);
+  }
 
   using Base::empty;
   using Base::get;

@@ -19,15 +19,17 @@
 #include <string>
 #include <string_view>
 
+#include "weft/detail/probes.hpp"
 #include "weft/detail/wait_loop.hpp"
 
 #ifndef WEFT_DIAGNOSTICS
 #define WEFT_DIAGNOSTICS 1
 #endif
 
-// Under ThreadSanitizer, RLock tells TSAN it is a mutex (__tsan_mutex_*), so that TSAN's
-// lock-order (potential deadlock) reports include it. Lock and Semaphore are not annotated:
-// any thread may release them, which TSAN's mutex model reports as a misuse.
+// Under ThreadSanitizer, RLock and Lock tell TSAN they are mutexes (__tsan_mutex_*), so that
+// TSAN's lock-order (potential deadlock) reports include them. A Lock may be released by a
+// thread that did not acquire it, which TSAN's model cannot express: see Lock's tsan_*
+// members. Semaphore is not annotated (a permit has no holder).
 #if defined(__SANITIZE_THREAD__)
 #define WEFT_TSAN_MUTEX 1
 #elif defined(__has_feature)
@@ -88,6 +90,36 @@ void diag_forget(const void* object) noexcept;
 // value: its constants are then materialized in the caller's cold branch only.
 void diag_lock_acquired(const void* lock, SourceKind kind, SourceSite site) noexcept;
 void diag_lock_released(const void* lock) noexcept;
+
+// An operation the flight recorder shows as an instant on the caller's track, beside the
+// waits and wakes (weft/diagnostics.hpp, "trace"). Recorded only on the paths that block or
+// wake someone (Event::set with waiters, a put or get that had to wait, a Semaphore acquire
+// that had to wait), so that the fast paths pay nothing when tracing is off; a put that
+// wakes a getter is shown through its claim (the notifier's slice is named by what woke).
+enum class TraceOp : std::uint8_t { put, get, set, acquire };
+void diag_trace_op(TraceOp op, SourceKind kind, const void* object) noexcept;
+inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcept {
+  switch (op) {  // the USDT probes (probes.hpp) fire whether tracing is on or not
+    case TraceOp::put:
+      WEFT_PROBE2(put, static_cast<int>(kind), object);
+      break;
+    case TraceOp::get:
+      WEFT_PROBE2(get, static_cast<int>(kind), object);
+      break;
+    case TraceOp::set:
+      WEFT_PROBE2(set, static_cast<int>(kind), object);
+      break;
+    case TraceOp::acquire:
+      WEFT_PROBE2(acquire, static_cast<int>(kind), object);
+      break;
+  }
+#if WEFT_DIAGNOSTICS
+  if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]]
+    diag_trace_op(op, kind, object);
+#else
+  (void)op, (void)kind, (void)object;
+#endif
+}
 
 inline bool diag_tracking() noexcept {
 #if WEFT_DIAGNOSTICS
@@ -156,6 +188,42 @@ inline void tsan_locked(const void* m, int recursion = 1) noexcept {
 #else
   (void)m, (void)recursion;
 #endif
+}
+// TSAN's view of a Lock: a mutex taken in shared ("read") mode, the one mode of TSAN's
+// model without an owner thread, so that no report depends on which thread releases it or
+// destroys it (see Lock::tsan_acquired). Lock order is checked all the same. `try_only`: a
+// try-lock, which cannot deadlock and adds no lock-order edge.
+inline void tsan_lock_created(const void* m) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_create(const_cast<void*>(m), 0);
+#else
+  (void)m;
+#endif
+}
+inline void tsan_lock_locked(const void* m, bool try_only) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  const unsigned flags = __tsan_mutex_read_lock | (try_only ? __tsan_mutex_try_lock : 0U);
+  __tsan_mutex_pre_lock(const_cast<void*>(m), flags);
+  __tsan_mutex_post_lock(const_cast<void*>(m), flags, 0);
+#else
+  (void)m, (void)try_only;
+#endif
+}
+inline void tsan_lock_unlocked(const void* m) noexcept {
+#ifdef WEFT_TSAN_MUTEX
+  __tsan_mutex_pre_unlock(const_cast<void*>(m), __tsan_mutex_read_lock);
+  __tsan_mutex_post_unlock(const_cast<void*>(m), __tsan_mutex_read_lock);
+#else
+  (void)m;
+#endif
+}
+// A number unique to the calling thread, never reused (a thread_local's address is: a new
+// thread may get the storage of one that exited).
+inline std::uint64_t tsan_self() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  // relaxed: only uniqueness matters, which the RMW gives.
+  static thread_local const std::uint64_t self = next.fetch_add(1, std::memory_order_relaxed);
+  return self;
 }
 inline void tsan_unlocked(const void* m, bool all = false) noexcept {
 #ifdef WEFT_TSAN_MUTEX

@@ -49,6 +49,7 @@
 #include "weft/detail/check.hpp"
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/futex.hpp"
+#include "weft/detail/probes.hpp"
 
 #ifndef WEFT_DIAGNOSTICS
 #define WEFT_DIAGNOSTICS 1
@@ -137,6 +138,7 @@ class Waiter {
     while (undecided(v)) {
       if (word_.compare_exchange_weak(v, token | (v & kSleeping), std::memory_order_acq_rel,
                                       std::memory_order_relaxed)) {
+        WEFT_PROBE1(claim, this);
 #if WEFT_DIAGNOSTICS
         if (g_diag_flags.load(std::memory_order_relaxed) & (kDiagTrack | kDiagTrace)) [[unlikely]]
           diag_claimed(this);

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/diag_hooks.hpp"
 #include "weft/detail/parker.hpp"
 #include "weft/detail/storage.hpp"
 #include "weft/detail/wait_loop.hpp"
@@ -117,6 +118,7 @@ class QueueCore {
       }
       switch (pushed) {
         case PushResult::ok:
+          diag_traced(TraceOp::put, SourceKind::queue_put, this);
           return Status::ok;
         case PushResult::shut_down:
           return Status::shut_down;
@@ -155,7 +157,10 @@ class QueueCore {
           WakeBatch woken;
           typename Storage::PopTicket ticket(storage_, putters(), woken);
           r = ticket.status();
-          if (r == PopResult::ok) return ticket.take(sink);
+          if (r == PopResult::ok) {
+            diag_traced(TraceOp::get, SourceKind::queue_get, this);
+            return ticket.take(sink);
+          }
         } catch (...) {
           loop.pass_on_claim();
           throw;

@@ -53,6 +53,7 @@
 #include "weft/detail/check.hpp"
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
+#include "weft/detail/probes.hpp"
 #include "weft/detail/wait_source.hpp"
 
 // WEFT_WAIT_HOOKS=0 removes the diagnostics hooks from the loop entirely.
@@ -275,10 +276,18 @@ class WaitLoop {
         throw_deadlock();
       }
     }
+#if WEFT_HAVE_PROBES
+    const WaitTarget first = first_target(ops...);
+    WEFT_PROBE4(wait, static_cast<int>(first.kind), first.object, N,
+                static_cast<const Waiter*>(&parker));
+#endif
     const Decision d = parker.park(deadline_, stop_);
     const Round r = d.claimed() ? Round(RoundEnd::claimed, d.index())
                                 : Round(d.outcome() == Outcome::cancelled ? RoundEnd::cancelled
                                                                           : RoundEnd::deadline);
+#if WEFT_HAVE_PROBES
+    probe_end(r, static_cast<const Waiter*>(&parker), ops...);
+#endif
     if (hooks != nullptr) [[unlikely]]
       call_on_wake(hooks, r, ops...);
 
@@ -311,6 +320,25 @@ class WaitLoop {
     const WaitTarget t[] = {target_of(ops)...};
     h->on_wake(t, sizeof...(Ops), r.end(), r.index());
   }
+
+#if WEFT_HAVE_PROBES
+  template <class First, class... Rest>
+  static WaitTarget first_target(First& first, Rest&...) noexcept {
+    return target_of(first);
+  }
+  template <class... Ops>
+  static void probe_end(Round r, const Waiter* parker, Ops&... ops) noexcept {
+    const WaitTarget t[] = {target_of(ops)...};
+    const WaitTarget w = r.index() < sizeof...(Ops) ? t[r.index()] : t[0];
+    if (r.claimed()) {
+      WEFT_PROBE4(wake, static_cast<int>(w.kind), w.object, r.index(), parker);
+    } else if (r.cancelled()) {
+      WEFT_PROBE3(cancel, static_cast<int>(w.kind), w.object, parker);
+    } else {
+      WEFT_PROBE3(timeout, static_cast<int>(w.kind), w.object, parker);
+    }
+  }
+#endif
 
   template <class Op>
   static void before_park(Op& op) {

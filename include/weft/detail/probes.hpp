@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// weft/detail/probes.hpp: USDT probes (statically defined tracepoints, provider "weft"),
+// so that bpftrace, perf or SystemTap can attach to a running weft program without a
+// rebuild (docs/diagnostics.md, "USDT probes"). Built when the build found <sys/sdt.h>
+// (Debian: systemtap-sdt-dev) and the CMake option WEFT_USDT is on, which defines
+// WEFT_USDT=1 for weft and its users; otherwise every probe is nothing.
+//
+// A probe is one nop in the code and a note in the binary's .note.stapsdt section; its
+// arguments are computed into registers even when nothing is attached, which is why probes
+// sit only on paths that block or wake a thread, never on a fast path:
+//   weft:wait    (kind, object, sources, waiter)  a thread is about to park
+//   weft:wake    (kind, object, index, waiter)    it was woken by a claim of source `index`
+//   weft:timeout (kind, object, waiter)           its deadline passed
+//   weft:cancel  (kind, object, waiter)           its stop token fired
+//   weft:claim   (waiter)                         the calling thread claimed `waiter`
+//   weft:put / weft:get (queue), weft:set (event), weft:acquire (semaphore): (kind, object)
+//                the operations the flight recorder traces (diag_hooks.hpp, TraceOp)
+// kind is a weft::diagnostics::SourceKind, object the primitive's address (a queue's: its
+// core), waiter the address of the thread's Parker (pairs a claim with the wake it causes).
+#pragma once
+
+#if defined(WEFT_USDT) && WEFT_USDT && __has_include(<sys/sdt.h>)
+#include <sys/sdt.h>
+#define WEFT_PROBE1(name, a) DTRACE_PROBE1(weft, name, a)
+#define WEFT_PROBE2(name, a, b) DTRACE_PROBE2(weft, name, a, b)
+#define WEFT_PROBE3(name, a, b, c) DTRACE_PROBE3(weft, name, a, b, c)
+#define WEFT_PROBE4(name, a, b, c, d) DTRACE_PROBE4(weft, name, a, b, c, d)
+#define WEFT_HAVE_PROBES 1
+#else
+#define WEFT_PROBE1(name, a) ((void)0)
+#define WEFT_PROBE2(name, a, b) ((void)0)
+#define WEFT_PROBE3(name, a, b, c) ((void)0)
+#define WEFT_PROBE4(name, a, b, c, d) ((void)0)
+#define WEFT_HAVE_PROBES 0
+#endif
