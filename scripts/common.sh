@@ -105,6 +105,13 @@ weft_ensure_packages() {
         [ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev) ;;
     esac
   done
+  # weft::asio and its tests (release, tsan, asan): standalone Asio's headers. The presets
+  # require it (WEFT_ASIO=ON), so its tests are never skipped for lack of it.
+  for cfg in "$@"; do
+    case "$cfg" in
+      release|tsan|asan) [ -f /usr/include/asio.hpp ] || need+=(libasio-dev) ;;
+    esac
+  done
   if [ "${#need[@]}" -gt 0 ]; then
     # shellcheck disable=SC2207
     need=($(printf '%s\n' "${need[@]}" | sort -u))
