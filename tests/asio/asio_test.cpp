@@ -588,20 +588,21 @@ TEST(AsioInline, HandlersRunOnlyFromTheExecutor) {
   q.task_done();
 
   lock.acquire();
-  q.put(0);  // an unfinished task
-  q.get();
+  weft::Queue<int> jq;
+  jq.put(0);  // an unfinished task
+  jq.get();
   weft::asio::async_get(q, record_value<int>(ctx, get));
   weft::asio::async_acquire(sem, record(ctx, acq));
   weft::asio::async_wait(ev, record(ctx, wait));
   weft::asio::async_acquire(lock, record(ctx, lck));
-  weft::asio::async_join(q, record(ctx, join));
+  weft::asio::async_join(jq, record(ctx, join));
   ctx.poll();
   for (Outcome* o : {&get, &acq, &wait, &lck, &join}) ASSERT_FALSE(o->done);
   q.put(2);
   sem.release();
   ev.set();
   lock.release();
-  q.task_done();
+  jq.task_done();
   for (Outcome* o : {&get, &acq, &wait, &lck, &join}) EXPECT_FALSE(o->done);
   ctx.poll();
   for (Outcome* o : {&get, &acq, &wait, &lck, &join}) {
