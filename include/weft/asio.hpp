@@ -83,7 +83,8 @@
 
 #include "weft/async.hpp"
 
-namespace weft::asio {
+namespace weft {
+namespace asio {
 
 enum class errc {
   shut_down = 1,    // the queue is shut down (a get: and drained)
@@ -117,12 +118,15 @@ inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), category()};
 }
 
-}  // namespace weft::asio
+}  // namespace asio
+}  // namespace weft
 
 template <>
 struct std::is_error_code_enum<weft::asio::errc> : std::true_type {};
 
-namespace weft::asio::detail {
+namespace weft {
+namespace asio {
+namespace detail {
 
 // Thrown by an operation's attempt once the context is shutting down: the awaiter's step
 // then passes on a wake-up it was given (weft/async.hpp) and ends without taking anything.
@@ -701,9 +705,12 @@ auto select(bool biased, weft::detail::Deadline d, Args&&... args) {
   }(std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
-}  // namespace weft::asio::detail
+}  // namespace detail
+}  // namespace asio
+}  // namespace weft
 
-namespace weft::asio {
+namespace weft {
+namespace asio {
 
 // ---- queues ------------------------------------------------------------------------------
 
@@ -807,4 +814,5 @@ auto async_select_until(std::chrono::time_point<Clock, Duration> deadline, Args&
   return detail::select(false, weft::detail::Deadline::at(deadline), std::forward<Args>(args)...);
 }
 
-}  // namespace weft::asio
+}  // namespace asio
+}  // namespace weft
