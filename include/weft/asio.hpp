@@ -489,6 +489,7 @@ class Promise final : public OpBase {
 
  private:
   struct OnCancel {
+    explicit OnCancel(Promise* p) noexcept : self(p) {}
     Promise* self;
     void operator()(::asio::cancellation_type_t type) const noexcept {
       if ((type & (::asio::cancellation_type::terminal | ::asio::cancellation_type::partial |
