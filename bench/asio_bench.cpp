@@ -75,8 +75,12 @@ enum class Shape { c2c, t2c, c2t };
 
 struct WeftQ {
   explicit WeftQ(asio::io_context&, std::size_t cap) : q(static_cast<std::ptrdiff_t>(cap)) {}
-  asio::awaitable<void> co_put(std::uint64_t v) { co_await weft::asio::async_put(q, v, use_awaitable); }
-  asio::awaitable<std::uint64_t> co_get() { co_return co_await weft::asio::async_get(q, use_awaitable); }
+  asio::awaitable<void> co_put(std::uint64_t v) {
+    co_await weft::asio::async_put(q, v, use_awaitable);
+  }
+  asio::awaitable<std::uint64_t> co_get() {
+    co_return co_await weft::asio::async_get(q, use_awaitable);
+  }
   void put(std::uint64_t v) { q.put(v); }
   std::uint64_t get() { return q.get(); }
   weft::Queue<std::uint64_t> q;
@@ -89,7 +93,8 @@ struct ChanQ {
   }
   asio::awaitable<std::uint64_t> co_get() { co_return co_await ch.async_receive(use_awaitable); }
   void put(std::uint64_t v) {
-    if (!ch.try_send(std::error_code(), v)) ch.async_send(std::error_code(), v, asio::use_future).get();
+    if (!ch.try_send(std::error_code(), v))
+      ch.async_send(std::error_code(), v, asio::use_future).get();
   }
   std::uint64_t get() {
     std::uint64_t out = 0;
@@ -230,17 +235,27 @@ int main(int argc, char** argv) {
     for (int t : {1, 2}) {
       rows.push_back({std::string(sh.name) + ", " + std::to_string(t) + " io thread" +
                           (t > 1 ? "s" : "") + " [Mitems/s]",
-                      false, [=] { return throughput<WeftQ>(sh.shape, t, items); },
-                      [=] { return throughput<ChanQ>(sh.shape, t, items); }, {}, {}, {}});
+                      false,
+                      [=] { return throughput<WeftQ>(sh.shape, t, items); },
+                      [=] { return throughput<ChanQ>(sh.shape, t, items); },
+                      {},
+                      {},
+                      {}});
     }
   }
   for (const auto& sh : shapes) {
     if (sh.shape == Shape::c2t) continue;  // a round trip has both directions
     for (int t : {1, 2}) {
-      rows.push_back({"round trip, " + std::string(sh.shape == Shape::c2c ? "coroutine <-> coroutine" : "thread <-> coroutine") +
+      rows.push_back({"round trip, " +
+                          std::string(sh.shape == Shape::c2c ? "coroutine <-> coroutine"
+                                                             : "thread <-> coroutine") +
                           ", " + std::to_string(t) + " io thread" + (t > 1 ? "s" : "") + " [us]",
-                      true, [=] { return round_trip<WeftQ>(sh.shape, t, trips); },
-                      [=] { return round_trip<ChanQ>(sh.shape, t, trips); }, {}, {}, {}});
+                      true,
+                      [=] { return round_trip<WeftQ>(sh.shape, t, trips); },
+                      [=] { return round_trip<ChanQ>(sh.shape, t, trips); },
+                      {},
+                      {},
+                      {}});
     }
   }
   for (int r = 0; r < rounds; ++r) {
@@ -258,10 +273,11 @@ int main(int argc, char** argv) {
       row.ratio.push_back(row.latency ? c / w : w / c);
     }
   }
-  std::printf("weft::asio vs asio::experimental::concurrent_channel (Asio %d.%d.%d), %d rounds, "
-              "%llu items, %llu round trips; medians\n",
-              ASIO_VERSION / 100000, ASIO_VERSION / 100 % 1000, ASIO_VERSION % 100, rounds,
-              static_cast<unsigned long long>(items), static_cast<unsigned long long>(trips));
+  std::printf(
+      "weft::asio vs asio::experimental::concurrent_channel (Asio %d.%d.%d), %d rounds, "
+      "%llu items, %llu round trips; medians\n",
+      ASIO_VERSION / 100000, ASIO_VERSION / 100 % 1000, ASIO_VERSION % 100, rounds,
+      static_cast<unsigned long long>(items), static_cast<unsigned long long>(trips));
   std::printf("| %-58s | %10s | %10s | %-24s |\n", "row", "weft", "channel", "weft advantage");
   std::printf("|%s|%s|%s|%s|\n", std::string(60, '-').c_str(), std::string(12, '-').c_str(),
               std::string(12, '-').c_str(), std::string(26, '-').c_str());

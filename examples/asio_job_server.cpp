@@ -91,8 +91,8 @@ asio::awaitable<void> serve(tcp::socket socket, weft::Queue<Job>& jobs) {
   asio::streambuf in;
   std::uint64_t queued = 0;
   for (;;) {
-    auto [ec, size] = co_await asio::async_read_until(
-        *sock, in, '\n', asio::experimental::as_tuple(use_awaitable));
+    auto [ec, size] = co_await asio::async_read_until(*sock, in, '\n',
+                                                      asio::experimental::as_tuple(use_awaitable));
     if (ec) break;  // the client closed its side: every job is read
     std::istream line(&in);
     Job job;
@@ -127,8 +127,8 @@ asio::awaitable<void> client(int c, tcp::endpoint server, std::atomic<int>& wron
   asio::streambuf in;
   std::vector<bool> seen(kJobsPerClient, false);
   for (;;) {
-    auto [ec, size] = co_await asio::async_read_until(
-        s, in, '\n', asio::experimental::as_tuple(use_awaitable));
+    auto [ec, size] =
+        co_await asio::async_read_until(s, in, '\n', asio::experimental::as_tuple(use_awaitable));
     if (ec) break;  // the server closed: every reply is in
     std::istream line(&in);
     std::uint64_t id = 0, result = 0;
@@ -172,7 +172,8 @@ int main(int argc, char** argv) {
   say("server: listening on ", server.address().to_string(), ":", server.port());
   asio::co_spawn(io, accept_loop(acceptor, jobs), asio::detached);
   std::atomic<int> wrong{0}, answered{0};
-  for (int c = 0; c < kClients; ++c) asio::co_spawn(io, client(c, server, wrong, answered), asio::detached);
+  for (int c = 0; c < kClients; ++c)
+    asio::co_spawn(io, client(c, server, wrong, answered), asio::detached);
   io.run();  // returns when every connection and client is done
 
   jobs.shutdown();  // the workers finish what is queued (nothing by now) and stop

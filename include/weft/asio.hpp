@@ -160,12 +160,12 @@ class OpBase {
   Service* svc_;
   OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
   OpBase* next_op_ = nullptr;
-  State state_ = State::queued;             // (svc)
-  std::optional<AsyncResume> next_;         // (svc) the step to run; empty: the first attempt
-  bool stop_sent_ = false;                  // (svc) the shutdown requested a stop
-  std::stop_source stop_;                   // cancellation slot and shutdown
-  std::atomic<bool> aborting_{false};       // the context shuts down: attempts throw Aborted
-  std::coroutine_handle<> self_;            // the operation's driver coroutine
+  State state_ = State::queued;        // (svc)
+  std::optional<AsyncResume> next_;    // (svc) the step to run; empty: the first attempt
+  bool stop_sent_ = false;             // (svc) the shutdown requested a stop
+  std::stop_source stop_;              // cancellation slot and shutdown
+  std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
+  std::coroutine_handle<> self_;       // the operation's driver coroutine
 };
 
 // What the executor runs: the operation's next step.
@@ -184,9 +184,8 @@ class Service final : public ::asio::execution_context::service {
     // Services shut down in the reverse order of their creation. Creating the timer service
     // first makes this one shut down before it: the steady_timers of the operations it
     // aborts are still usable then.
-    ::asio::use_service<::asio::detail::deadline_timer_service<
-        ::asio::detail::chrono_time_traits<std::chrono::steady_clock,
-                                           ::asio::wait_traits<std::chrono::steady_clock>>>>(ctx);
+    ::asio::use_service<::asio::detail::deadline_timer_service<::asio::detail::chrono_time_traits<
+        std::chrono::steady_clock, ::asio::wait_traits<std::chrono::steady_clock>>>>(ctx);
   }
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
@@ -347,14 +346,16 @@ class Abortable : public Op {
     return Op::fire_claimed(out);
   }
   template <class Emit>
-  bool try_fire_into(Emit& emit) requires requires(Op& o, Emit& e) { o.try_fire_into(e); }
+  bool try_fire_into(Emit& emit) requires requires(Op& o, Emit& e) {
+    o.try_fire_into(e);
+  }
   {
     check();
     return Op::try_fire_into(emit);
   }
   // A claim this operation will not use (it threw, or was aborted): the next waiter gets it.
   void pass_on() noexcept {
-    if constexpr (requires(Op& o) { o.pass_on(); }) {
+    if constexpr (requires(Op & o) { o.pass_on(); }) {
       Op::pass_on();
     } else if constexpr (std::is_base_of_v<weft::detail::SemaphoreAcquireOp, Op>) {
       if (weft::detail::SelectAccess::try_acquire(*this->s_)) this->s_->release();
@@ -439,9 +440,7 @@ class Promise final : public OpBase {
   std::suspend_always initial_suspend() const noexcept { return {}; }
   struct Final {
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<Promise> h) const noexcept {
-      h.promise().complete(h);
-    }
+    void await_suspend(std::coroutine_handle<Promise> h) const noexcept { h.promise().complete(h); }
     void await_resume() const noexcept {}
   };
   Final final_suspend() const noexcept { return {}; }
@@ -643,7 +642,7 @@ auto initiate(Token&& token, Mk make, Finish finish) {
 
 template <class T>
 concept TimeArg = weft::detail::IsDuration<std::remove_cvref_t<T>>::value ||
-                  weft::detail::IsTimePoint<std::remove_cvref_t<T>>::value;
+    weft::detail::IsTimePoint<std::remove_cvref_t<T>>::value;
 
 // The queues reject a negative timeout (std::invalid_argument, thrown by the initiating
 // function); the other primitives treat it as "poll", as their blocking calls do.
@@ -660,8 +659,8 @@ auto get(Q& q, weft::detail::Deadline d, Token&& token) {
                 "default-constructible (wrap it in std::optional or std::unique_ptr)");
   using F = GetFinish<T>;
   return initiate<void(std::error_code, T), typename F::Args>(
-      std::forward<Token>(token), Make<weft::detail::GetOp<Q>>{false, d, {weft::detail::GetOp<Q>(q)}},
-      F{});
+      std::forward<Token>(token),
+      Make<weft::detail::GetOp<Q>>{false, d, {weft::detail::GetOp<Q>(q)}}, F{});
 }
 template <class Q, class Token>
 auto put(Q& q, typename Q::value_type&& item, weft::detail::Deadline d, Token&& token) {
@@ -703,7 +702,8 @@ auto select(bool biased, weft::detail::Deadline d, Args&&... args) {
     using Tuple = decltype(t);
     using Init = SelectInitiator<std::decay_t<std::tuple_element_t<I, Tuple>>...>;
     return token_last(Init{biased, d}, std::move(t), std::index_sequence<I...>{});
-  }(std::make_index_sequence<sizeof...(Args) - 1>{});
+  }
+  (std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
 }  // namespace detail
@@ -716,37 +716,49 @@ namespace asio {
 // ---- queues ------------------------------------------------------------------------------
 
 template <class Q, class Token>
-requires requires { typename Q::value_type; }
+requires requires {
+  typename Q::value_type;
+}
 auto async_get(Q& q, Token&& token) {
   return detail::get(q, weft::detail::Deadline::never(), std::forward<Token>(token));
 }
 template <class Q, detail::TimeArg Time, class Token>
-requires requires { typename Q::value_type; }
+requires requires {
+  typename Q::value_type;
+}
 auto async_get(Q& q, const Time& timeout, Token&& token) {
   return detail::get(q, detail::deadline_of(true, timeout), std::forward<Token>(token));
 }
 
 template <class Q, class Token>
-requires requires { typename Q::value_type; }
+requires requires {
+  typename Q::value_type;
+}
 auto async_put(Q& q, typename Q::value_type item, Token&& token) {
   return detail::put(q, std::move(item), weft::detail::Deadline::never(),
                      std::forward<Token>(token));
 }
 template <class Q, detail::TimeArg Time, class Token>
-requires requires { typename Q::value_type; }
+requires requires {
+  typename Q::value_type;
+}
 auto async_put(Q& q, typename Q::value_type item, const Time& timeout, Token&& token) {
   return detail::put(q, std::move(item), detail::deadline_of(true, timeout),
                      std::forward<Token>(token));
 }
 
 template <class Q, class Token>
-requires requires(Q& q) { q.join(); }
+requires requires(Q& q) {
+  q.join();
+}
 auto async_join(Q& q, Token&& token) {
   return detail::done(weft::detail::JoinOp<Q>(q), weft::detail::Deadline::never(),
                       std::forward<Token>(token));
 }
 template <class Q, detail::TimeArg Time, class Token>
-requires requires(Q& q) { q.join(); }
+requires requires(Q& q) {
+  q.join();
+}
 auto async_join(Q& q, const Time& timeout, Token&& token) {
   return detail::done(weft::detail::JoinOp<Q>(q), detail::deadline_of(true, timeout),
                       std::forward<Token>(token));

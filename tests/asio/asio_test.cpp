@@ -11,7 +11,7 @@
 // use_awaitable, deferred, as_tuple, bind_executor to a strand); select; the lifetime rule.
 // The tests synchronize with events, latches and barriers, never sleeps; io_contexts that
 // a test polls by hand make the interleavings deterministic where that matters.
-#include <gtest/gtest.h>
+#include "weft/asio.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
@@ -40,8 +40,9 @@
 #include <variant>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "queue_kinds.hpp"
-#include "weft/asio.hpp"
 #include "weft/weft.hpp"
 
 namespace {
@@ -199,8 +200,8 @@ TEST(AsioRace, GetOrTimerLosesNothing) {
         asio::steady_timer timer(co_await asio::this_coro::executor);
         for (int received = 0; received < kItems;) {
           timer.expires_after(std::chrono::microseconds(rng() % 60));
-          auto r = co_await (weft::asio::async_get(q, use_awaitable) ||
-                             timer.async_wait(use_awaitable));
+          auto r =
+              co_await (weft::asio::async_get(q, use_awaitable) || timer.async_wait(use_awaitable));
           if (r.index() == 0) {
             ++seen[static_cast<std::size_t>(std::get<0>(r))];
             ++received;
@@ -264,9 +265,9 @@ TEST(AsioRace, TimeoutsRacingPutsLoseNothing) {
       [&]() -> asio::awaitable<void> {
         std::minstd_rand rng(3);
         for (int received = 0; received < kItems;) {
-          auto [ec, v] = co_await weft::asio::async_get(
-              q, std::chrono::microseconds(rng() % 80),
-              asio::experimental::as_tuple(use_awaitable));
+          auto [ec, v] =
+              co_await weft::asio::async_get(q, std::chrono::microseconds(rng() % 80),
+                                             asio::experimental::as_tuple(use_awaitable));
           if (!ec) {
             ++seen[static_cast<std::size_t>(v)];
             ++received;
@@ -383,17 +384,19 @@ TEST(AsioCancel, CancelRacingPutReleaseAndSet) {
     asio::post(io.ctx, [&] {
       auto slot = sig.slot();
       if (which == 0) {
-        weft::asio::async_get(q, asio::bind_cancellation_slot(
-                                     slot, asio::bind_executor(io.ctx, [&](std::error_code e, int v) {
-                                       ec = e;
-                                       value = v;
-                                       done.set();
-                                     })));
+        weft::asio::async_get(q,
+                              asio::bind_cancellation_slot(
+                                  slot, asio::bind_executor(io.ctx, [&](std::error_code e, int v) {
+                                    ec = e;
+                                    value = v;
+                                    done.set();
+                                  })));
       } else {
-        auto h = asio::bind_cancellation_slot(slot, asio::bind_executor(io.ctx, [&](std::error_code e) {
-                                                ec = e;
-                                                done.set();
-                                              }));
+        auto h =
+            asio::bind_cancellation_slot(slot, asio::bind_executor(io.ctx, [&](std::error_code e) {
+                                           ec = e;
+                                           done.set();
+                                         }));
         if (which == 1) {
           weft::asio::async_acquire(sem, std::move(h));
         } else {
@@ -473,7 +476,8 @@ TEST(AsioTimeout, EveryOperationTimesOutTakingNothing) {
   EXPECT_TRUE(lock.locked());
   lock.release();
   // A negative timeout is bad input for a queue, as for its blocking calls.
-  EXPECT_THROW(weft::asio::async_get(empty, -1ms, record_value<int>(ctx, get)), std::invalid_argument);
+  EXPECT_THROW(weft::asio::async_get(empty, -1ms, record_value<int>(ctx, get)),
+               std::invalid_argument);
 }
 
 TEST(AsioTimeout, CompletesBeforeTheDeadline) {
@@ -544,10 +548,10 @@ TEST(AsioShutdown, DestroyingTheContextAbortsPendingOperations) {
     weft::asio::async_get(q_claim, record_value<int>(other, other_get));
     weft::asio::async_acquire(sem, record(other, other_acq));
     weft::asio::async_acquire(lock, record(other, other_lock));
-    other.poll();  // registered behind the first ones
-    q_claim.put(7);   // claims ctx's getter; its step is queued on ctx
-    sem.release();    // likewise
-    lock.release();   // likewise
+    other.poll();    // registered behind the first ones
+    q_claim.put(7);  // claims ctx's getter; its step is queued on ctx
+    sem.release();   // likewise
+    lock.release();  // likewise
     EXPECT_EQ(invoked.load(), 0);
   }  // ~io_context
   EXPECT_EQ(invoked.load(), 0);
@@ -667,10 +671,12 @@ TEST(AsioTokens, DeferredAsTupleAndStrand) {
       [&]() -> asio::awaitable<void> {
         weft::Queue<int> closed;
         closed.shutdown();
-        auto [ec, x] = co_await weft::asio::async_get(closed, asio::experimental::as_tuple(use_awaitable));
+        auto [ec, x] =
+            co_await weft::asio::async_get(closed, asio::experimental::as_tuple(use_awaitable));
         EXPECT_EQ(ec, weft::asio::errc::shut_down);
         EXPECT_EQ(x, 0);
-        auto [ec2] = co_await weft::asio::async_put(closed, 1, asio::experimental::as_tuple(use_awaitable));
+        auto [ec2] =
+            co_await weft::asio::async_put(closed, 1, asio::experimental::as_tuple(use_awaitable));
         EXPECT_EQ(ec2, weft::asio::errc::shut_down);
         bool threw = false;
         try {
@@ -701,8 +707,8 @@ TEST(AsioSelect, PerformsExactlyOneOperation) {
           auto r = co_await weft::asio::async_select(weft::get(a), weft::wait(stop), use_awaitable);
           order.push_back(r.index());
           if (r.index() == 0) {
-        EXPECT_EQ(*std::get<0>(r), 10 + i);
-      }
+            EXPECT_EQ(*std::get<0>(r), 10 + i);
+          }
         }
         // Both ready: one of them is taken, the other stays.
         a.put(1);
@@ -760,15 +766,15 @@ TEST(AsioLifetime, HandlerDestroysThePrimitive) {
     std::latch done(2);
     asio::post(io.ctx, [&] {
       weft::asio::async_wait(*e, asio::bind_executor(io.ctx, [&](std::error_code ec) {
-                               EXPECT_FALSE(ec);
-                               ev.reset();
-                               done.count_down();
-                             }));
+        EXPECT_FALSE(ec);
+        ev.reset();
+        done.count_down();
+      }));
       weft::asio::async_acquire(*s, asio::bind_executor(io.ctx, [&](std::error_code ec) {
-                                  EXPECT_FALSE(ec);
-                                  sem.reset();
-                                  done.count_down();
-                                }));
+        EXPECT_FALSE(ec);
+        sem.reset();
+        done.count_down();
+      }));
     });
     e->set();  // the handler may free e the moment set() has woken it
     s->release();
