@@ -62,12 +62,14 @@
 #include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/post.hpp>
+#include <asio/recycling_allocator.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/system_executor.hpp>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
@@ -431,6 +433,15 @@ class Promise final : public OpBase {
         ex_(::asio::prefer(::asio::get_associated_executor(handler_, ::asio::system_executor()),
                            ::asio::execution::outstanding_work.tracked)),
         sched_(this) {}
+
+  // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
+  // operations does: a thread that completes operations reuses what it freed.
+  static void* operator new(std::size_t n) {
+    return ::asio::recycling_allocator<unsigned char>().allocate(n);
+  }
+  static void operator delete(void* p, std::size_t n) noexcept {
+    ::asio::recycling_allocator<unsigned char>().deallocate(static_cast<unsigned char*>(p), n);
+  }
 
   Driver<Promise> get_return_object() noexcept {
     auto h = std::coroutine_handle<Promise>::from_promise(*this);
