@@ -16,7 +16,7 @@
 // round (throughput: weft/channel; round trip: channel/weft), its median (min .. max).
 // Every trial checks that each item arrived once (count and sum).
 //
-// Usage: weft_asio_bench [--rounds R] [--items N] [--trips M]
+// Usage: weft_asio_bench [--rounds R] [--items N] [--trips M] [--only TEXT]
 #include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -25,6 +25,7 @@
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
+#include <asio/version.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -219,7 +220,9 @@ struct Row {
 int main(int argc, char** argv) {
   int rounds = 5;
   std::uint64_t items = 200000, trips = 20000;
+  std::string only;  // --only <text>: the rows whose name contains it
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
     if (std::strcmp(argv[i], "--rounds") == 0) rounds = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--items") == 0) items = std::strtoull(argv[i + 1], nullptr, 10);
     if (std::strcmp(argv[i], "--trips") == 0) trips = std::strtoull(argv[i + 1], nullptr, 10);
@@ -258,6 +261,7 @@ int main(int argc, char** argv) {
                       {}});
     }
   }
+  std::erase_if(rows, [&](const Row& row) { return row.name.find(only) == std::string::npos; });
   for (int r = 0; r < rounds; ++r) {
     for (Row& row : rows) {
       double w, c;
