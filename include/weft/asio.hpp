@@ -145,7 +145,7 @@ class OpBase {
 
  protected:
   explicit OpBase(Service* svc) noexcept : svc_(svc) {}
-  virtual ~OpBase() = default;
+  ~OpBase() = default;  // the frame destroys its Promise, never an OpBase
 
  public:
   enum class State : std::uint8_t {
@@ -417,7 +417,7 @@ template <class Handler, class Args>
 class Promise final : public OpBase {
   using Executor = ::asio::associated_executor_t<Handler, ::asio::system_executor>;
   using WorkExecutor = std::decay_t<decltype(::asio::prefer(
-      std::declval<const Executor&>(), ::asio::execution::outstanding_work.tracked))>;
+      std::declval<const Executor&>(), ::asio::execution::outstanding_work_t::tracked))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
@@ -431,7 +431,7 @@ class Promise final : public OpBase {
       : OpBase(init.svc),
         handler_(std::move(init.handler)),
         ex_(::asio::prefer(::asio::get_associated_executor(handler_, ::asio::system_executor()),
-                           ::asio::execution::outstanding_work.tracked)),
+                           ::asio::execution::outstanding_work_t::tracked)),
         sched_(this) {}
 
   // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
@@ -568,7 +568,7 @@ struct Initiation {
     using P = Promise<H, Args>;
     auto ex = ::asio::get_associated_executor(handler, ::asio::system_executor());
     ::asio::execution_context& ctx = ::asio::query(ex, ::asio::execution::context);
-    Service& svc = ::asio::use_service<Service>(ctx);
+    auto& svc = ::asio::use_service<Service>(ctx);
     Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler)}, std::move(make),
                            std::move(finish));
     d.h.promise().start(svc);
@@ -578,8 +578,8 @@ struct Initiation {
 // Builds the awaiter over the operations, wrapped in Abortable.
 template <class... Ops>
 struct Make {
-  bool biased;
-  weft::detail::Deadline deadline;
+  bool biased = false;
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
   std::tuple<Ops...> ops;
   auto operator()(Sched& s, std::stop_token stop, const OpBase* owner) {
     return std::apply(
@@ -593,8 +593,8 @@ struct Make {
 // The same for a put: owns the item, which the operation moves from only when it succeeds.
 template <class Q>
 struct MakePut {
-  Q* q;
-  weft::detail::Deadline deadline;
+  Q* q = nullptr;
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
   typename Q::value_type item;
   auto operator()(Sched& s, std::stop_token stop, const OpBase* owner) {
     using Op = weft::detail::PutOp<Q>;
@@ -686,8 +686,8 @@ auto done(Op op, weft::detail::Deadline d, Token&& token) {
 
 template <class... Ops>
 struct SelectInitiator {
-  bool biased;
-  weft::detail::Deadline deadline;
+  bool biased = false;
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
   static_assert((!std::is_same_v<Ops, weft::detail::RLockOp> && ...),
                 "weft::asio::async_select: an RLock is owned by a thread, and a handler may "
                 "run on any thread of the executor; use a Lock");
