@@ -143,8 +143,15 @@ class OpBase {
   OpBase(const OpBase&) = delete;
   OpBase& operator=(const OpBase&) = delete;
 
+  // What depends on the handler's executor type, supplied by the Promise.
+  struct Hooks {
+    void (*post_step)(OpBase&) noexcept;  // posts Run{op} to the handler's executor
+    void (*arm_timer)(OpBase&, AsyncTimer&);
+    void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
+  };
+
  protected:
-  explicit OpBase(Service* svc) noexcept : svc_(svc) {}
+  OpBase(Service* svc, const Hooks* hooks) noexcept : hooks_(hooks), svc_(svc) {}
   ~OpBase() = default;  // the frame destroys its Promise, never an OpBase
 
  public:
@@ -154,10 +161,11 @@ class OpBase {
     pending,  // decided while the context shuts down: the service runs next_ itself
   };
 
-  // Posts Run{this} to the handler's executor.
-  virtual void post_step() noexcept = 0;
-  virtual void arm_timer(AsyncTimer& t) = 0;
-  virtual void disarm_timer(AsyncTimer& t) noexcept = 0;
+  void post_step() noexcept { hooks_->post_step(*this); }
+  void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
+  void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
+
+  const Hooks* hooks_;
 
   Service* svc_;
   OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
@@ -428,7 +436,7 @@ class Promise final : public OpBase {
 
   template <class... Rest>
   Promise(Init& init, Rest&... /*make, finish*/)
-      : OpBase(init.svc),
+      : OpBase(init.svc, &kHooks),
         handler_(std::move(init.handler)),
         ex_(::asio::prefer(::asio::get_associated_executor(handler_, ::asio::system_executor()),
                            ::asio::execution::outstanding_work_t::tracked)),
@@ -471,11 +479,13 @@ class Promise final : public OpBase {
   Sched& sched() noexcept { return sched_; }
   std::stop_token token() const noexcept { return stop_.get_token(); }
   void set(Args args) { args_.emplace(std::move(args)); }
+  // relaxed: stored by the shutting-down thread before it runs this operation's last step
+  // itself; any other thread reads false (no step of this context runs during shutdown).
   bool is_aborting() const noexcept { return aborting_.load(std::memory_order_relaxed); }
 
-  void post_step() noexcept override { ::asio::post(ex_, Run{this}); }
+  void post() noexcept { ::asio::post(ex_, Run{this}); }
 
-  void arm_timer(AsyncTimer& t) override {
+  void arm(AsyncTimer& t) {
     if (!timer_) timer_.emplace(::asio::any_io_executor(ex_));
     timer_ctl_ = std::make_shared<TimerCtl>();
     timer_ctl_->t = &t;
@@ -486,7 +496,7 @@ class Promise final : public OpBase {
       if (ctl->t != nullptr) ctl->t->fire();  // at most once: disarm follows the decision
     });
   }
-  void disarm_timer(AsyncTimer&) noexcept override {
+  void disarm() noexcept {
     if (!timer_ctl_) return;
     {
       // Returns once fire() is not running (it runs under the lock) and will not run.
@@ -498,6 +508,11 @@ class Promise final : public OpBase {
   }
 
  private:
+  static void post_of(OpBase& op) noexcept { static_cast<Promise&>(op).post(); }
+  static void arm_of(OpBase& op, AsyncTimer& t) { static_cast<Promise&>(op).arm(t); }
+  static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
+  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of};
+
   struct OnCancel {
     explicit OnCancel(Promise* p) noexcept : self(p) {}
     Promise* self;
