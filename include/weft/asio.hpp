@@ -78,6 +78,7 @@
 #include <stop_token>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -492,19 +493,25 @@ class Promise final : public OpBase {
     timer_->expires_at(t.deadline());
     timer_->async_wait([ctl = timer_ctl_](const std::error_code& ec) {
       if (ec) return;
-      std::lock_guard<std::mutex> g(ctl->m);
-      if (ctl->t != nullptr) ctl->t->fire();  // at most once: disarm follows the decision
+      int armed = TimerCtl::kArmed;
+      if (ctl->state.compare_exchange_strong(armed, TimerCtl::kFiring)) {
+        ctl->t->fire();
+        ctl->state.store(TimerCtl::kFired);
+      }
     });
   }
+  // Returns once fire() is not running and will not run.
   void disarm() noexcept {
     if (!timer_ctl_) return;
-    {
-      // Returns once fire() is not running (it runs under the lock) and will not run.
-      std::lock_guard<std::mutex> g(timer_ctl_->m);
-      timer_ctl_->t = nullptr;
+    if (timer_ctl_->state.exchange(TimerCtl::kDisarmed) == TimerCtl::kFiring) {
+      // Wake-up source: the timer's handler finishing fire() (an abort and a schedule()).
+      while (timer_ctl_->state.load() != TimerCtl::kFired) std::this_thread::yield();
     }
     timer_ctl_.reset();
-    timer_->cancel();  // its handler, run or destroyed later, holds only the TimerCtl
+    try {
+      timer_->cancel();  // its handler, run or destroyed later, holds only the TimerCtl
+    } catch (...) {      // not cancelled: the handler runs at the deadline and does nothing
+    }
   }
 
  private:
@@ -524,7 +531,8 @@ class Promise final : public OpBase {
     }
   };
   struct TimerCtl {
-    std::mutex m;
+    static constexpr int kArmed = 0, kFiring = 1, kFired = 2, kDisarmed = 3;
+    std::atomic<int> state{kArmed};
     AsyncTimer* t = nullptr;
   };
 

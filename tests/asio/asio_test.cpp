@@ -503,8 +503,11 @@ TEST(AsioTimeout, CompletesBeforeTheDeadline) {
 // ---- shutdown -------------------------------------------------------------------------------
 
 struct FrameGuard {
-  std::atomic<int>* destroyed;
+  explicit FrameGuard(std::atomic<int>* d) : destroyed(d) {}
+  FrameGuard(const FrameGuard&) = delete;
+  FrameGuard& operator=(const FrameGuard&) = delete;
   ~FrameGuard() { destroyed->fetch_add(1); }
+  std::atomic<int>* destroyed;
 };
 
 // Destroying an io_context with pending operations, some registered, some claimed with
@@ -539,7 +542,7 @@ TEST(AsioShutdown, DestroyingTheContextAbortsPendingOperations) {
     asio::co_spawn(
         ctx,
         [&]() -> asio::awaitable<void> {
-          FrameGuard guard{&frames_destroyed};
+          FrameGuard guard(&frames_destroyed);
           co_await weft::asio::async_get(q_wait, use_awaitable);
           invoked.fetch_add(1);
         },
