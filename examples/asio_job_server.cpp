@@ -26,6 +26,7 @@
 #include <asio/write.hpp>
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <iostream>
 #include <istream>
 #include <memory>
@@ -146,11 +147,12 @@ asio::awaitable<void> client(int c, tcp::endpoint server, std::atomic<int>& wron
   say("client ", c, ": done");
 }
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   if (auto exit_status = demo::parse_command_line(argc, argv, kAbout, 1.0)) return *exit_status;
 
   weft::Queue<Job> jobs(16);
   std::vector<std::jthread> workers;
+  workers.reserve(kWorkers);
   for (int w = 0; w < kWorkers; ++w) {
     workers.emplace_back([&jobs](std::stop_token) {
       for (;;) {
@@ -181,4 +183,13 @@ int main(int argc, char** argv) {
   say("answered ", answered.load(), " of ", kClients * kJobsPerClient, " jobs, ", wrong.load(),
       " wrong");
   return answered == kClients * kJobsPerClient && wrong == 0 ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // a socket error, for instance
+    std::cerr << "asio_job_server: " << e.what() << '\n';
+    return 1;
+  }
 }
