@@ -48,7 +48,7 @@ using Channel = asio::experimental::concurrent_channel<void(std::error_code, std
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "weft_asio_bench: CHECK FAILED: %s\n", what);
-  std::exit(2);
+  std::exit(2);  // NOLINT(concurrency-mt-unsafe): a failed check ends the run
 }
 
 // An io_context run by `threads` threads for the duration of one trial.
