@@ -120,6 +120,13 @@ weft_ensure_packages() {
   if command -v dpkg-query >/dev/null 2>&1 && ! _weft_pkg_installed systemtap-sdt-dev; then
     need+=(systemtap-sdt-dev)
   fi
+  # weft::asio and its tests (release, tsan, asan): standalone Asio's headers. The presets
+  # require it (WEFT_ASIO=ON), so its tests are never skipped for lack of it.
+  for cfg in "$@"; do
+    case "$cfg" in
+      release|tsan|asan) [ -f /usr/include/asio.hpp ] || need+=(libasio-dev) ;;
+    esac
+  done
   if [ "${#need[@]}" -gt 0 ]; then
     # shellcheck disable=SC2207
     need=($(printf '%s\n' "${need[@]}" | sort -u))

@@ -1,0 +1,865 @@
+// SPDX-License-Identifier: MIT
+// weft/asio.hpp: weft's queues, events, semaphores, locks and select as Asio asynchronous
+// operations (standalone Asio, <asio.hpp>; CMake target weft::asio). Each initiating function
+// takes a completion token last, so use_awaitable, deferred, plain callbacks, as_tuple and
+// per-operation cancellation all work; threads keep using the blocking calls on the same
+// objects.
+//
+//     weft::Queue<Job> jobs(100);                                // fed by threads
+//     asio::awaitable<void> consume() {
+//       for (;;) {
+//         Job job = co_await weft::asio::async_get(jobs, asio::use_awaitable);
+//         run(job);
+//         jobs.task_done();
+//       }
+//     }
+//     // A racing timer loses nothing: a get that lost the race took no item.
+//     auto r = co_await (weft::asio::async_get(jobs, use_awaitable) || timer.async_wait(use_awaitable));
+//
+// Operations and their completion signatures (each also takes a timeout, a
+// std::chrono::duration, or a deadline, a std::chrono::time_point, before the token):
+//   async_get(q, token)                  void(std::error_code, T)      any queue kind; T default-constructible
+//   async_put(q, item, token)            void(std::error_code)         the operation owns `item`
+//   async_join(q, token)                 void(std::error_code)
+//   async_wait(event, token)             void(std::error_code)
+//   async_acquire(semaphore|lock, token) void(std::error_code)         RLock: not awaitable (a thread owns it)
+//   async_select(ops..., token)          void(std::error_code, std::variant<...>)  select.hpp's operations
+//   async_select_for(timeout, ops..., token), async_select_until(deadline, ops..., token)
+// Errors: asio::error::operation_aborted (cancelled through the handler's cancellation slot),
+// weft::asio::errc::timed_out, errc::shut_down (the queue is shut down: a get once it is
+// drained), errc::operation_threw (an item's move or a comparator threw: nothing was taken,
+// the exception itself is not carried). On an error, a value argument is value-initialized.
+//
+// How an operation runs: the initiating function creates the operation (one allocation: its
+// state, which holds the handler, the generic awaiter of weft/async.hpp and, with a timeout,
+// an asio::steady_timer) and posts its first attempt to the handler's associated executor
+// (default: asio::system_executor; bind_executor picks another). Nothing is attempted inside
+// the initiating call. If the attempt cannot proceed, the operation registers on the
+// primitive like a parked thread; the thread or coroutine that makes it ready claims it and
+// posts its next step, again to that executor. The step that completes the operation invokes
+// the handler right there, on the executor, after freeing the operation's state. So:
+//  - never inline: a handler never runs inside put(), set(), release() or the initiating
+//    function, only in a function the executor runs;
+//  - the operation counts as outstanding work on that executor until it completes
+//    (io_context::run() does not return while a weft operation waits);
+//  - terminal, partial and total cancellation all mean the same: the operation takes nothing
+//    (no item taken, no put made, no permit or lock held) and a wake-up it had been given
+//    passes on to the next waiter; it completes with operation_aborted. A timeout likewise;
+//  - shutdown: when the execution context of the executor is destroyed (io_context's
+//    destructor), every pending weft operation is aborted first: it takes nothing, passes on
+//    any wake-up, unregisters, and its handler is destroyed without being invoked (Asio's
+//    rule for a context that goes away). The primitives themselves may outlive the context
+//    or not, as for threads.
+//  - the lifetime rule: a handler may destroy the primitive it waited on.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/error.hpp>
+#include <asio/execution.hpp>
+#include <asio/execution_context.hpp>
+#include <asio/post.hpp>
+#include <asio/recycling_allocator.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/system_executor.hpp>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "weft/async.hpp"
+
+namespace weft {
+namespace asio {
+
+enum class errc {
+  shut_down = 1,    // the queue is shut down (a get: and drained)
+  timed_out = 2,    // the timeout passed first: nothing was taken
+  operation_threw,  // an item's move or a comparator threw: nothing was taken
+};
+
+inline const std::error_category& category() noexcept {
+  struct Category final : std::error_category {
+    const char* name() const noexcept override { return "weft"; }
+    std::string message(int v) const override {
+      switch (static_cast<errc>(v)) {
+        case errc::shut_down:
+          return "the queue is shut down";
+        case errc::timed_out:
+          return "timed out";
+        case errc::operation_threw:
+          return "an item's move or a comparator threw; nothing was taken";
+      }
+      return "unknown weft error";
+    }
+    std::error_condition default_error_condition(int v) const noexcept override {
+      if (static_cast<errc>(v) == errc::timed_out) return std::errc::timed_out;
+      return {v, *this};
+    }
+  };
+  static const Category c;
+  return c;
+}
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+}  // namespace asio
+}  // namespace weft
+
+template <>
+struct std::is_error_code_enum<weft::asio::errc> : std::true_type {};
+
+namespace weft {
+namespace asio {
+namespace detail {
+
+// Thrown by an operation's attempt once the context is shutting down: the awaiter's step
+// then passes on a wake-up it was given (weft/async.hpp) and ends without taking anything.
+struct Aborted {};
+
+class Service;
+
+// The part of one operation's state that the service and the weft scheduler face need.
+// Fields marked (svc) are guarded by the service's mutex.
+class OpBase {
+ public:
+  OpBase(const OpBase&) = delete;
+  OpBase& operator=(const OpBase&) = delete;
+
+  // What depends on the handler's executor type, supplied by the Promise.
+  struct Hooks {
+    void (*post_step)(OpBase&) noexcept;  // posts Run{op} to the handler's executor
+    void (*arm_timer)(OpBase&, AsyncTimer&);
+    void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
+  };
+
+ protected:
+  OpBase(Service* svc, const Hooks* hooks) noexcept : hooks_(hooks), svc_(svc) {}
+  ~OpBase() = default;  // the frame destroys its Promise, never an OpBase
+
+ public:
+  enum class State : std::uint8_t {
+    queued,   // a step is posted to the executor (next_: which; empty: the first attempt)
+    running,  // a step runs, or the awaiter is registered and waits for a decider
+    pending,  // decided while the context shuts down: the service runs next_ itself
+  };
+
+  void post_step() noexcept { hooks_->post_step(*this); }
+  void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
+  void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
+
+  const Hooks* hooks_;
+
+  Service* svc_;
+  OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
+  OpBase* next_op_ = nullptr;
+  State state_ = State::queued;        // (svc)
+  std::optional<AsyncResume> next_;    // (svc) the step to run; empty: the first attempt
+  bool stop_sent_ = false;             // (svc) the shutdown requested a stop
+  std::stop_source stop_;              // cancellation slot and shutdown
+  std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
+  std::coroutine_handle<> self_;       // the operation's driver coroutine
+};
+
+// What the executor runs: the operation's next step.
+struct Run {
+  OpBase* op;
+  void operator()() const noexcept;
+};
+
+// One per execution context: the live operations, so that the context's shutdown can abort
+// them before the context destroys the steps it had queued.
+class Service final : public ::asio::execution_context::service {
+ public:
+  static inline ::asio::execution_context::id id;
+
+  explicit Service(::asio::execution_context& ctx) : ::asio::execution_context::service(ctx) {
+    // Services shut down in the reverse order of their creation. Creating the timer service
+    // first makes this one shut down before it: the steady_timers of the operations it
+    // aborts are still usable then.
+    ::asio::use_service<::asio::detail::deadline_timer_service<::asio::detail::chrono_time_traits<
+        std::chrono::steady_clock, ::asio::wait_traits<std::chrono::steady_clock>>>>(ctx);
+  }
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+  ~Service() override = default;
+
+  // A new operation: listed, and its first attempt posted. False if the context is shutting
+  // down (the caller destroys the operation, handler included, without invoking it).
+  bool add(OpBase& op) {
+    std::lock_guard<std::mutex> g(m_);
+    if (shutting_down_) return false;
+    op.next_op_ = head_;
+    if (head_ != nullptr) head_->prev_ = &op;
+    head_ = &op;
+    op.state_ = OpBase::State::queued;
+    op.post_step();
+    return true;
+  }
+  // The operation completed or was aborted; its state is freed next.
+  void remove(OpBase& op) noexcept {
+    std::lock_guard<std::mutex> g(m_);
+    if (op.prev_ != nullptr) {
+      op.prev_->next_op_ = op.next_op_;
+    } else {
+      head_ = op.next_op_;
+    }
+    if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
+    if (shutting_down_) changed_.notify_all();
+  }
+
+  // weft's Scheduler::schedule for the operation (a decider's wake step, any thread): posts
+  // the step; never runs it here.
+  void schedule(OpBase& op, AsyncResume f) noexcept {
+    std::lock_guard<std::mutex> g(m_);
+    op.next_ = f;
+    if (shutting_down_) {
+      op.state_ = OpBase::State::pending;
+      changed_.notify_all();
+      return;
+    }
+    op.state_ = OpBase::State::queued;
+    op.post_step();  // under the lock: shutdown() sees either queued (and runs it) or running
+  }
+
+  // Run::operator(): on the executor.
+  void run_step(OpBase& op) noexcept {
+    std::optional<AsyncResume> f;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      if (op.state_ != OpBase::State::queued) return;  // run by shutdown() already
+      op.state_ = OpBase::State::running;
+      f = op.next_;
+      op.next_.reset();
+    }
+    step(op, f);
+  }
+
+ private:
+  static void step(OpBase& op, std::optional<AsyncResume> f) noexcept {
+    if (f) {
+      (*f)();  // may complete the operation: op is not touched after this
+    } else {
+      op.self_.resume();
+    }
+  }
+
+  // The context is going away (its destructor), and no thread runs it any more. Every live
+  // operation is aborted here, while the steps the context had queued still exist: one that
+  // waits gets a stop request (its decider schedules it: pending), one that is queued or
+  // pending runs its step here, in abort mode, which takes nothing and frees the operation.
+  void shutdown() override {
+    std::unique_lock<std::mutex> g(m_);
+    shutting_down_ = true;
+    while (head_ != nullptr) {
+      OpBase* ready = nullptr;
+      OpBase* waiting = nullptr;
+      for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
+        if (o->state_ != OpBase::State::running) {
+          ready = o;
+          break;
+        }
+        if (!o->stop_sent_ && waiting == nullptr) waiting = o;
+      }
+      if (ready != nullptr) {
+        std::optional<AsyncResume> f = ready->next_;
+        ready->next_.reset();
+        ready->state_ = OpBase::State::running;
+        ready->stop_sent_ = true;
+        g.unlock();
+        // seq_cst: read by the step below on this thread; later readers are this thread too.
+        ready->aborting_.store(true);
+        ready->stop_.request_stop();  // a round already decided: no effect
+        step(*ready, f);              // completes in abort mode and removes itself
+        g.lock();
+        continue;
+      }
+      if (waiting != nullptr) {
+        waiting->stop_sent_ = true;
+        g.unlock();
+        waiting->aborting_.store(true);
+        // The stop callback aborts the round (or a claim won it): either way the decider
+        // calls schedule(), which marks the operation pending.
+        waiting->stop_.request_stop();
+        g.lock();
+        continue;
+      }
+      // Wake-up source: schedule() by the decider of a round that a claim won before the
+      // stop request (a notifier's wake step, right after it released the source's lock).
+      changed_.wait(g);
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable changed_;
+  OpBase* head_ = nullptr;
+  bool shutting_down_ = false;
+};
+
+inline void Run::operator()() const noexcept {
+  op->svc_->run_step(*op);
+}
+
+// weft's TimedScheduler for one operation.
+class Sched {
+ public:
+  explicit Sched(OpBase* op) noexcept : op_(op) {}
+  void schedule(AsyncResume f) noexcept { op_->svc_->schedule(*op_, f); }
+  void arm_timer(AsyncTimer& t) { op_->arm_timer(t); }
+  void disarm_timer(AsyncTimer& t) noexcept { op_->disarm_timer(t); }
+
+ private:
+  OpBase* op_;
+};
+
+// select.hpp's operation Op, whose attempts throw Aborted once the operation is cancelled
+// (through its slot, or by the context's shutdown), and whose claim a Semaphore or Lock
+// passes on by taking and giving back what it announced.
+//
+// An attempt after a cancellation request takes nothing, even when a claim came first: the
+// claim only said that an item (a permit) may be there, and it passes on. So a cancellation
+// emitted before the completion (as awaitable_operators' `||` does for the loser) never
+// loses an item.
+template <class Op>
+class Abortable : public Op {
+ public:
+  using result_type = typename Op::result_type;
+  Abortable(const OpBase* owner, const Op& op) noexcept : Op(op), owner_(owner) {}
+
+  bool try_fire(result_type& out) requires requires(Op& o, result_type& r) { o.try_fire(r); }
+  {
+    check();
+    return Op::try_fire(out);
+  }
+  bool fire_claimed(result_type& out) requires requires(Op& o, result_type& r) {
+    o.fire_claimed(r);
+  }
+  {
+    check();
+    return Op::fire_claimed(out);
+  }
+  template <class Emit>
+  bool try_fire_into(Emit& emit) requires requires(Op& o, Emit& e) {
+    o.try_fire_into(e);
+  }
+  {
+    check();
+    return Op::try_fire_into(emit);
+  }
+  // A claim this operation will not use (it threw, or was aborted): the next waiter gets it.
+  void pass_on() noexcept {
+    if constexpr (requires(Op & o) { o.pass_on(); }) {
+      Op::pass_on();
+    } else if constexpr (std::is_base_of_v<weft::detail::SemaphoreAcquireOp, Op>) {
+      if (weft::detail::SelectAccess::try_acquire(*this->s_)) this->s_->release();
+    } else if constexpr (std::is_base_of_v<weft::detail::LockAcquireOp, Op>) {
+      if (weft::detail::SelectAccess::try_acquire(*this->l_)) this->l_->release();
+    }
+    // Event, join: their notifier claimed every waiter; nobody to pass it to.
+  }
+
+ private:
+  void check() const {
+    if (owner_->stop_.stop_requested()) throw Aborted{};
+  }
+  const OpBase* owner_;
+};
+
+// The generic awaiter (weft/async.hpp) with access to how it ended.
+template <class... Ops>
+class Await : public weft::detail::AsyncOp<Sched, Ops...> {
+  using Base = weft::detail::AsyncOp<Sched, Ops...>;
+
+ public:
+  using Base::Base;
+  void await_resume() const noexcept {}
+  using Base::end;
+  using Base::result;
+  using Base::rethrow_if_failed;
+};
+
+// The outcome of an operation that performed nothing.
+inline std::error_code failure(weft::detail::AsyncEnd end) noexcept {
+  if (end == weft::detail::AsyncEnd::cancelled) return ::asio::error::operation_aborted;
+  return errc::timed_out;
+}
+
+template <class P>
+struct Driver {
+  using promise_type = P;
+  std::coroutine_handle<P> h;
+};
+
+// Gives the driver coroutine its promise.
+template <class P>
+struct ThisPromise {
+  P* p = nullptr;
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<P> h) noexcept {
+    p = &h.promise();
+    return false;
+  }
+  P& await_resume() const noexcept { return *p; }
+};
+
+// One operation's state: the coroutine frame of drive() below, whose promise this is.
+// Args: the completion's arguments (std::tuple<std::error_code, ...>).
+template <class Handler, class Args>
+class Promise final : public OpBase {
+  using Executor = ::asio::associated_executor_t<Handler, ::asio::system_executor>;
+  using WorkExecutor = std::decay_t<decltype(::asio::prefer(
+      std::declval<const Executor&>(), ::asio::execution::outstanding_work_t::tracked))>;
+  using Slot = ::asio::associated_cancellation_slot_t<Handler>;
+
+ public:
+  struct Init {
+    Service* svc;
+    Handler handler;
+  };
+
+  template <class... Rest>
+  Promise(Init& init, Rest&... /*make, finish*/)
+      : OpBase(init.svc, &kHooks),
+        handler_(std::move(init.handler)),
+        ex_(::asio::prefer(::asio::get_associated_executor(handler_, ::asio::system_executor()),
+                           ::asio::execution::outstanding_work_t::tracked)),
+        sched_(this) {}
+
+  // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
+  // operations does: a thread that completes operations reuses what it freed.
+  static void* operator new(std::size_t n) {
+    return ::asio::recycling_allocator<unsigned char>().allocate(n);
+  }
+  static void operator delete(void* p, std::size_t n) noexcept {
+    ::asio::recycling_allocator<unsigned char>().deallocate(static_cast<unsigned char*>(p), n);
+  }
+
+  Driver<Promise> get_return_object() noexcept {
+    auto h = std::coroutine_handle<Promise>::from_promise(*this);
+    self_ = h;
+    return Driver<Promise>{h};
+  }
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  struct Final {
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<Promise> h) const noexcept { h.promise().complete(h); }
+    void await_resume() const noexcept {}
+  };
+  Final final_suspend() const noexcept { return {}; }
+  void return_void() const noexcept {}
+  void unhandled_exception() const noexcept { std::terminate(); }  // drive() catches all
+
+  // After creation: the cancellation slot, then the first attempt (posted).
+  void start(Service& svc) {
+    slot_ = ::asio::get_associated_cancellation_slot(handler_);
+    if (slot_.is_connected()) slot_.template emplace<OnCancel>(this);
+    if (!svc.add(*this)) {
+      if (slot_.is_connected()) slot_.clear();
+      self_.destroy();
+    }
+  }
+
+  Sched& sched() noexcept { return sched_; }
+  std::stop_token token() const noexcept { return stop_.get_token(); }
+  void set(Args args) { args_.emplace(std::move(args)); }
+  // relaxed: stored by the shutting-down thread before it runs this operation's last step
+  // itself; any other thread reads false (no step of this context runs during shutdown).
+  bool is_aborting() const noexcept { return aborting_.load(std::memory_order_relaxed); }
+
+  void post() noexcept { ::asio::post(ex_, Run{this}); }
+
+  void arm(AsyncTimer& t) {
+    if (!timer_) timer_.emplace(::asio::any_io_executor(ex_));
+    timer_ctl_ = std::make_shared<TimerCtl>();
+    timer_ctl_->t = &t;
+    timer_->expires_at(t.deadline());
+    timer_->async_wait([ctl = timer_ctl_](const std::error_code& ec) {
+      if (ec) return;
+      int armed = TimerCtl::kArmed;
+      if (ctl->state.compare_exchange_strong(armed, TimerCtl::kFiring)) {
+        ctl->t->fire();
+        ctl->state.store(TimerCtl::kFired);
+      }
+    });
+  }
+  // Returns once fire() is not running and will not run.
+  void disarm() noexcept {
+    if (!timer_ctl_) return;
+    if (timer_ctl_->state.exchange(TimerCtl::kDisarmed) == TimerCtl::kFiring) {
+      // Wake-up source: the timer's handler finishing fire() (an abort and a schedule()).
+      while (timer_ctl_->state.load() != TimerCtl::kFired) std::this_thread::yield();
+    }
+    timer_ctl_.reset();
+    try {
+      timer_->cancel();  // its handler, run or destroyed later, holds only the TimerCtl
+    } catch (...) {      // not cancelled: the handler runs at the deadline and does nothing
+    }
+  }
+
+ private:
+  static void post_of(OpBase& op) noexcept { static_cast<Promise&>(op).post(); }
+  static void arm_of(OpBase& op, AsyncTimer& t) { static_cast<Promise&>(op).arm(t); }
+  static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
+  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of};
+
+  struct OnCancel {
+    explicit OnCancel(Promise* p) noexcept : self(p) {}
+    Promise* self;
+    void operator()(::asio::cancellation_type_t type) const noexcept {
+      if ((type & (::asio::cancellation_type::terminal | ::asio::cancellation_type::partial |
+                   ::asio::cancellation_type::total)) != ::asio::cancellation_type::none) {
+        self->stop_.request_stop();
+      }
+    }
+  };
+  struct TimerCtl {
+    static constexpr int kArmed = 0, kFiring = 1, kFired = 2, kDisarmed = 3;
+    std::atomic<int> state{kArmed};
+    AsyncTimer* t = nullptr;
+  };
+
+  // Final suspension, on the executor (or in the shutdown, aborting): frees the state, then
+  // invokes the handler unless the context is shutting down.
+  void complete(std::coroutine_handle<Promise> h) noexcept {
+    svc_->remove(*this);
+    if (slot_.is_connected()) slot_.clear();
+    if (is_aborting() || !args_) {
+      h.destroy();  // the handler is destroyed, not invoked
+      return;
+    }
+    Handler handler(std::move(handler_));
+    Args args(std::move(*args_));
+    h.destroy();  // releases the outstanding work too: we are inside a step the executor runs
+    std::apply(std::move(handler), std::move(args));
+  }
+
+  Handler handler_;
+  WorkExecutor ex_;
+  Sched sched_;
+  Slot slot_;
+  std::optional<Args> args_;
+  std::optional<::asio::steady_timer> timer_;
+  std::shared_ptr<TimerCtl> timer_ctl_;
+};
+
+// The operation's coroutine: its frame is the operation's state.
+template <class P, class Make, class Finish>
+Driver<P> drive(typename P::Init init, Make make, Finish finish) {
+  static_cast<void>(init);
+  P& p = co_await ThisPromise<P>{};
+  try {
+    auto aw = make(p.sched(), p.token(), &p);
+    co_await aw;
+    try {
+      aw.rethrow_if_failed();
+      p.set(finish(aw.result(), aw.end()));
+    } catch (const Aborted&) {
+      p.set(finish.failed(::asio::error::operation_aborted));
+    } catch (...) {
+      p.set(finish.failed(errc::operation_threw));
+    }
+  } catch (const Aborted&) {  // an attempt inside the co_await was cancelled: nothing taken
+    p.set(finish.failed(::asio::error::operation_aborted));
+  } catch (...) {  // an attempt inside the co_await threw: nothing was taken
+    p.set(finish.failed(errc::operation_threw));
+  }
+}
+
+template <class Args>
+struct Initiation {
+  template <class Handler, class Make, class Finish>
+  void operator()(Handler&& handler, Make make, Finish finish) const {
+    using H = std::decay_t<Handler>;
+    using P = Promise<H, Args>;
+    auto ex = ::asio::get_associated_executor(handler, ::asio::system_executor());
+    ::asio::execution_context& ctx = ::asio::query(ex, ::asio::execution::context);
+    auto& svc = ::asio::use_service<Service>(ctx);
+    Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler)}, std::move(make),
+                           std::move(finish));
+    d.h.promise().start(svc);
+  }
+};
+
+// Builds the awaiter over the operations, wrapped in Abortable.
+template <class... Ops>
+struct Make {
+  bool biased = false;
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
+  std::tuple<Ops...> ops;
+  auto operator()(Sched& s, std::stop_token stop, const OpBase* owner) {
+    return std::apply(
+        [&](Ops&... o) {
+          return Await<Abortable<Ops>...>(s, biased, deadline, std::move(stop),
+                                          Abortable<Ops>(owner, o)...);
+        },
+        ops);
+  }
+};
+// The same for a put: owns the item, which the operation moves from only when it succeeds.
+template <class Q>
+struct MakePut {
+  Q* q = nullptr;
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
+  typename Q::value_type item;
+  auto operator()(Sched& s, std::stop_token stop, const OpBase* owner) {
+    using Op = weft::detail::PutOp<Q>;
+    return Await<Abortable<Op>>(s, false, deadline, std::move(stop),
+                                Abortable<Op>(owner, Op(*q, item)));
+  }
+};
+
+template <class T>
+struct GetFinish {
+  using Args = std::tuple<std::error_code, T>;
+  template <class R>
+  Args operator()(R& r, weft::detail::AsyncEnd end) const {
+    if (!r) return {failure(end), T{}};
+    auto& item = std::get<0>(*r);
+    if (!item) return {errc::shut_down, T{}};
+    return {std::error_code(), std::move(*item)};
+  }
+  Args failed(std::error_code e) const { return {e, T{}}; }
+};
+struct PutFinish {
+  using Args = std::tuple<std::error_code>;
+  template <class R>
+  Args operator()(R& r, weft::detail::AsyncEnd end) const {
+    if (!r) return {failure(end)};
+    if (!std::get<0>(*r)) return {errc::shut_down};
+    return {std::error_code()};
+  }
+  Args failed(std::error_code e) const { return {e}; }
+};
+struct DoneFinish {  // join, wait, acquire
+  using Args = std::tuple<std::error_code>;
+  template <class R>
+  Args operator()(R& r, weft::detail::AsyncEnd end) const {
+    if (!r) return {failure(end)};
+    return {std::error_code()};
+  }
+  Args failed(std::error_code e) const { return {e}; }
+};
+template <class V>
+struct SelectFinish {
+  using Args = std::tuple<std::error_code, V>;
+  template <class R>
+  Args operator()(R& r, weft::detail::AsyncEnd end) const {
+    if (!r) return {failure(end), V{}};
+    return {std::error_code(), std::move(*r)};
+  }
+  Args failed(std::error_code e) const { return {e, V{}}; }
+};
+
+template <class Sig, class Args, class Token, class Mk, class Finish>
+auto initiate(Token&& token, Mk make, Finish finish) {
+  return ::asio::async_initiate<Token, Sig>(Initiation<Args>{}, token, std::move(make),
+                                            std::move(finish));
+}
+
+template <class T>
+concept TimeArg = weft::detail::IsDuration<std::remove_cvref_t<T>>::value ||
+    weft::detail::IsTimePoint<std::remove_cvref_t<T>>::value;
+
+// The queues reject a negative timeout (std::invalid_argument, thrown by the initiating
+// function); the other primitives treat it as "poll", as their blocking calls do.
+template <class Time>
+weft::detail::Deadline deadline_of(bool reject_negative, const Time& t) {
+  return weft::detail::async_options(reject_negative, t).deadline;
+}
+
+template <class Q, class Token>
+auto get(Q& q, weft::detail::Deadline d, Token&& token) {
+  using T = typename Q::value_type;
+  static_assert(std::is_default_constructible_v<T>,
+                "weft::asio::async_get completes with (error_code, T): T must be "
+                "default-constructible (wrap it in std::optional or std::unique_ptr)");
+  using F = GetFinish<T>;
+  return initiate<void(std::error_code, T), typename F::Args>(
+      std::forward<Token>(token),
+      Make<weft::detail::GetOp<Q>>{false, d, {weft::detail::GetOp<Q>(q)}}, F{});
+}
+template <class Q, class Token>
+auto put(Q& q, typename Q::value_type&& item, weft::detail::Deadline d, Token&& token) {
+  return initiate<void(std::error_code), PutFinish::Args>(
+      std::forward<Token>(token), MakePut<Q>{&q, d, std::move(item)}, PutFinish{});
+}
+template <class Op, class Token>
+auto done(Op op, weft::detail::Deadline d, Token&& token) {
+  return initiate<void(std::error_code), DoneFinish::Args>(std::forward<Token>(token),
+                                                           Make<Op>{false, d, {op}}, DoneFinish{});
+}
+
+template <class... Ops>
+struct SelectInitiator {
+  bool biased = false;
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
+  static_assert((!std::is_same_v<Ops, weft::detail::RLockOp> && ...),
+                "weft::asio::async_select: an RLock is owned by a thread, and a handler may "
+                "run on any thread of the executor; use a Lock");
+  template <class Token>
+  auto operator()(Token&& token, Ops... ops) const {
+    using V = std::variant<typename Ops::result_type...>;
+    using F = SelectFinish<V>;
+    return initiate<void(std::error_code, V), typename F::Args>(
+        std::forward<Token>(token), Make<Ops...>{biased, deadline, {ops...}}, F{});
+  }
+};
+// Splits (ops..., token) and calls f(token, ops...).
+template <class F, class Tuple, std::size_t... I>
+auto token_last(F f, Tuple&& t, std::index_sequence<I...>) {
+  constexpr std::size_t N = std::tuple_size_v<std::remove_reference_t<Tuple>>;
+  return f(std::get<N - 1>(std::forward<Tuple>(t)), std::get<I>(std::forward<Tuple>(t))...);
+}
+template <class... Args>
+auto select(bool biased, weft::detail::Deadline d, Args&&... args) {
+  static_assert(sizeof...(Args) >= 2, "weft::asio::async_select(ops..., token)");
+  auto t = std::forward_as_tuple(std::forward<Args>(args)...);
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    using Tuple = decltype(t);
+    using Init = SelectInitiator<std::decay_t<std::tuple_element_t<I, Tuple>>...>;
+    return token_last(Init{biased, d}, std::move(t), std::index_sequence<I...>{});
+  }
+  (std::make_index_sequence<sizeof...(Args) - 1>{});
+}
+
+}  // namespace detail
+}  // namespace asio
+}  // namespace weft
+
+namespace weft {
+namespace asio {
+
+// ---- queues ------------------------------------------------------------------------------
+
+template <class Q, class Token>
+requires requires {
+  typename Q::value_type;
+}
+auto async_get(Q& q, Token&& token) {
+  return detail::get(q, weft::detail::Deadline::never(), std::forward<Token>(token));
+}
+template <class Q, detail::TimeArg Time, class Token>
+requires requires {
+  typename Q::value_type;
+}
+auto async_get(Q& q, const Time& timeout, Token&& token) {
+  return detail::get(q, detail::deadline_of(true, timeout), std::forward<Token>(token));
+}
+
+template <class Q, class Token>
+requires requires {
+  typename Q::value_type;
+}
+auto async_put(Q& q, typename Q::value_type item, Token&& token) {
+  return detail::put(q, std::move(item), weft::detail::Deadline::never(),
+                     std::forward<Token>(token));
+}
+template <class Q, detail::TimeArg Time, class Token>
+requires requires {
+  typename Q::value_type;
+}
+auto async_put(Q& q, typename Q::value_type item, const Time& timeout, Token&& token) {
+  return detail::put(q, std::move(item), detail::deadline_of(true, timeout),
+                     std::forward<Token>(token));
+}
+
+template <class Q, class Token>
+requires requires(Q& q) {
+  q.join();
+}
+auto async_join(Q& q, Token&& token) {
+  return detail::done(weft::detail::JoinOp<Q>(q), weft::detail::Deadline::never(),
+                      std::forward<Token>(token));
+}
+template <class Q, detail::TimeArg Time, class Token>
+requires requires(Q& q) {
+  q.join();
+}
+auto async_join(Q& q, const Time& timeout, Token&& token) {
+  return detail::done(weft::detail::JoinOp<Q>(q), detail::deadline_of(true, timeout),
+                      std::forward<Token>(token));
+}
+
+// ---- event, semaphore, lock ------------------------------------------------------------------
+
+template <class Token>
+auto async_wait(Event& e, Token&& token) {
+  return detail::done(weft::detail::EventOp(e), weft::detail::Deadline::never(),
+                      std::forward<Token>(token));
+}
+template <detail::TimeArg Time, class Token>
+auto async_wait(Event& e, const Time& timeout, Token&& token) {
+  return detail::done(weft::detail::EventOp(e), detail::deadline_of(false, timeout),
+                      std::forward<Token>(token));
+}
+
+template <class Token>
+auto async_acquire(Semaphore& s, Token&& token) {
+  return detail::done(weft::detail::AcquireOp(s), weft::detail::Deadline::never(),
+                      std::forward<Token>(token));
+}
+template <detail::TimeArg Time, class Token>
+auto async_acquire(Semaphore& s, const Time& timeout, Token&& token) {
+  return detail::done(weft::detail::AcquireOp(s), detail::deadline_of(false, timeout),
+                      std::forward<Token>(token));
+}
+// The lock is held by nobody in particular once the operation completes: release it from
+// anywhere.
+template <class Token>
+auto async_acquire(Lock& l, Token&& token) {
+  return detail::done(weft::detail::LockOp(l), weft::detail::Deadline::never(),
+                      std::forward<Token>(token));
+}
+template <detail::TimeArg Time, class Token>
+auto async_acquire(Lock& l, const Time& timeout, Token&& token) {
+  return detail::done(weft::detail::LockOp(l), detail::deadline_of(false, timeout),
+                      std::forward<Token>(token));
+}
+// RLock counts re-entries of the thread that owns it, and a handler may run on any thread of
+// the executor: not awaitable. Use a Lock.
+template <class... Args>
+void async_acquire(RLock&, Args&&...) = delete;
+
+// ---- select ------------------------------------------------------------------------------
+
+// async_select(ops..., token): performs exactly one of select.hpp's operations
+// (weft::get, put, wait, acquire, join); completes with its index and result in a variant.
+// Cancelled: operation_aborted, and nothing was performed.
+template <class... Args>
+auto async_select(Args&&... args) {
+  return detail::select(false, weft::detail::Deadline::never(), std::forward<Args>(args)...);
+}
+template <class... Args>
+auto async_select(biased_t, Args&&... args) {
+  return detail::select(true, weft::detail::Deadline::never(), std::forward<Args>(args)...);
+}
+// errc::timed_out if none was ready in time.
+template <class Rep, class Period, class... Args>
+auto async_select_for(std::chrono::duration<Rep, Period> timeout, Args&&... args) {
+  return detail::select(false, weft::detail::select_deadline(timeout), std::forward<Args>(args)...);
+}
+template <class Clock, class Duration, class... Args>
+auto async_select_until(std::chrono::time_point<Clock, Duration> deadline, Args&&... args) {
+  return detail::select(false, weft::detail::Deadline::at(deadline), std::forward<Args>(args)...);
+}
+
+}  // namespace asio
+}  // namespace weft

@@ -1,0 +1,835 @@
+// SPDX-License-Identifier: MIT
+// weft::asio (include/weft/asio.hpp): weft's primitives as Asio asynchronous operations.
+//
+// What is checked: every queue kind under mixed thread and coroutine producers and
+// consumers (each item exactly once); `get || timer` races with awaitable_operators and
+// timeouts racing puts (nothing lost); cancellation through a slot racing put, release and
+// set (a cancelled operation takes nothing, and a claim it had passes on); timeouts;
+// io_context destruction with pending operations (nothing taken, handlers destroyed, not
+// invoked; suspended coroutine frames destroyed); handlers never run inside the call that
+// woke them nor inside the initiating call, and never nest; completion tokens (callbacks,
+// use_awaitable, deferred, as_tuple, bind_executor to a strand); select; the lifetime rule.
+// The tests synchronize with events, latches and barriers, never sleeps; io_contexts that
+// a test polls by hand make the interleavings deterministic where that matters.
+#include "weft/asio.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cstddef>
+#include <latch>
+#include <memory>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "queue_kinds.hpp"
+#include "weft/weft.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using asio::use_awaitable;
+using namespace asio::experimental::awaitable_operators;
+
+#if defined(WEFT_SANITIZED)
+constexpr int kScale = 4;  // sanitizers: a quarter of the rounds
+#else
+constexpr int kScale = 1;
+#endif
+
+// An io_context run by `n` threads until finish(): which returns once every operation has
+// completed (each weft operation is outstanding work until then).
+class IoThreads {
+ public:
+  explicit IoThreads(int n) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { ctx.run(); });
+  }
+  IoThreads(const IoThreads&) = delete;
+  IoThreads& operator=(const IoThreads&) = delete;
+  ~IoThreads() {
+    if (!threads_.empty()) {
+      ctx.stop();
+      join();
+    }
+  }
+  void finish() {
+    work_.reset();
+    join();
+  }
+  asio::io_context ctx;
+
+ private:
+  void join() {
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+  asio::executor_work_guard<asio::io_context::executor_type> work_{ctx.get_executor()};
+  std::vector<std::thread> threads_;
+};
+
+// A callback's outcome, for the tests that poll an io_context by hand.
+struct Outcome {
+  bool done = false;
+  std::error_code ec;
+  int value = 0;
+};
+// A callback has no associated executor of its own (Asio's default would be the
+// system_executor): these bind it to the test's io_context.
+auto record(asio::io_context& ctx, Outcome& o) {
+  return asio::bind_executor(ctx, [&o](std::error_code ec) {
+    o.done = true;
+    o.ec = ec;
+  });
+}
+template <class T>
+auto record_value(asio::io_context& ctx, Outcome& o) {
+  return asio::bind_executor(ctx, [&o](std::error_code ec, T v) {
+    o.done = true;
+    o.ec = ec;
+    o.value = static_cast<int>(v);
+  });
+}
+
+// ---- mixed thread and coroutine traffic, every queue kind ----------------------------------
+
+template <class Kind>
+class AsioQueueKinds : public ::testing::Test {};
+TYPED_TEST_SUITE(AsioQueueKinds, weft_test::AllQueueKinds, weft_test::KindNames);
+
+// Two thread producers and two coroutine producers, two thread consumers and two coroutine
+// consumers, on an io_context of two threads: every item is got exactly once.
+TYPED_TEST(AsioQueueKinds, MixedThreadsAndCoroutinesCountEveryItemOnce) {
+  using Item = typename TypeParam::Item;
+  constexpr int kPerProducer = 2000 / kScale;
+  constexpr int kProducers = 4;
+  constexpr int kTotal = kPerProducer * kProducers;
+  auto q = weft_test::new_queue<TypeParam>(8);
+  std::vector<std::atomic<int>> seen(kTotal);
+  std::atomic<int> consumed{0};
+  weft::Event all_consumed;
+  const auto count = [&](int v) {
+    ASSERT_GE(v, 0);
+    ASSERT_LT(v, kTotal);
+    seen[static_cast<std::size_t>(v)].fetch_add(1);
+    if (consumed.fetch_add(1) + 1 == kTotal) all_consumed.set();
+  };
+  std::latch coroutines_done(4);  // two producers, two consumers
+  IoThreads io(2);
+  for (int p = 0; p < 2; ++p) {
+    asio::co_spawn(
+        io.ctx,
+        [&, p]() -> asio::awaitable<void> {
+          for (int i = 0; i < kPerProducer; ++i) {
+            co_await weft::asio::async_put(*q, Item(p * kPerProducer + i), use_awaitable);
+          }
+          coroutines_done.count_down();
+        },
+        asio::detached);
+    asio::co_spawn(
+        io.ctx,
+        [&]() -> asio::awaitable<void> {
+          for (;;) {
+            const int v = static_cast<int>(co_await weft::asio::async_get(*q, use_awaitable));
+            if (v < 0) break;
+            count(v);
+          }
+          coroutines_done.count_down();
+        },
+        asio::detached);
+  }
+  std::vector<std::thread> threads;
+  for (int p = 2; p < 4; ++p) {
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) q->put(Item(p * kPerProducer + i));
+    });
+    threads.emplace_back([&] {
+      for (;;) {
+        const int v = static_cast<int>(q->get());
+        if (v < 0) break;
+        count(v);
+      }
+    });
+  }
+  all_consumed.wait();
+  for (int i = 0; i < 4; ++i) q->put(Item(-1));  // one stop item per consumer
+  coroutines_done.wait();
+  for (std::thread& t : threads) t.join();
+  io.finish();
+  for (int v = 0; v < kTotal; ++v) ASSERT_EQ(seen[static_cast<std::size_t>(v)].load(), 1) << v;
+  EXPECT_EQ(q->qsize(), 0U);
+}
+
+// ---- races with a timer: awaitable_operators' || and timeouts --------------------------------
+
+// `get || timer` thousands of times against a thread producer: a get that lost to the timer
+// took nothing, so every item arrives exactly once (asio's channel loses them, asio #1041).
+TEST(AsioRace, GetOrTimerLosesNothing) {
+  constexpr int kItems = 3000 / kScale;
+  weft::Queue<int> q(4);
+  std::vector<int> seen(kItems, 0);
+  int timer_wins = 0;
+  IoThreads io(1);  // || emits the loser's cancellation on the coroutine's thread
+  std::thread producer([&] {
+    for (int i = 0; i < kItems; ++i) q.put(i);
+  });
+  weft::Event done;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        std::minstd_rand rng(7);
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        for (int received = 0; received < kItems;) {
+          timer.expires_after(std::chrono::microseconds(rng() % 60));
+          auto r =
+              co_await (weft::asio::async_get(q, use_awaitable) || timer.async_wait(use_awaitable));
+          if (r.index() == 0) {
+            ++seen[static_cast<std::size_t>(std::get<0>(r))];
+            ++received;
+          } else {
+            ++timer_wins;
+          }
+        }
+        done.set();
+      },
+      asio::detached);
+  producer.join();
+  done.wait();
+  io.finish();
+  for (int i = 0; i < kItems; ++i) ASSERT_EQ(seen[static_cast<std::size_t>(i)], 1) << i;
+  EXPECT_EQ(q.qsize(), 0U);
+  RecordProperty("timer_wins", timer_wins);
+}
+
+// The same with permits: acquired + still free == released.
+TEST(AsioRace, AcquireOrTimerLosesNoPermit) {
+  constexpr int kPermits = 3000 / kScale;
+  weft::Semaphore sem(0);
+  std::atomic<int> acquired{0};
+  IoThreads io(1);
+  weft::Event done;
+  weft::Event released_all;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        std::minstd_rand rng(11);
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        while (!released_all.is_set() || acquired.load() < kPermits) {
+          timer.expires_after(std::chrono::microseconds(rng() % 60));
+          auto r = co_await (weft::asio::async_acquire(sem, use_awaitable) ||
+                             timer.async_wait(use_awaitable));
+          if (r.index() == 0) acquired.fetch_add(1);
+        }
+        done.set();
+      },
+      asio::detached);
+  for (int i = 0; i < kPermits; ++i) sem.release();
+  released_all.set();
+  done.wait();
+  io.finish();
+  EXPECT_EQ(acquired.load(), kPermits);
+  EXPECT_FALSE(sem.acquire(false));  // no permit created or lost
+}
+
+// Timeouts racing a producer: an operation that timed out took nothing.
+TEST(AsioRace, TimeoutsRacingPutsLoseNothing) {
+  constexpr int kItems = 3000 / kScale;
+  weft::Queue<int> q(4);
+  std::vector<int> seen(kItems, 0);
+  IoThreads io(2);
+  std::thread producer([&] {
+    for (int i = 0; i < kItems; ++i) q.put(i);
+  });
+  weft::Event done;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        std::minstd_rand rng(3);
+        for (int received = 0; received < kItems;) {
+          auto [ec, v] =
+              co_await weft::asio::async_get(q, std::chrono::microseconds(rng() % 80),
+                                             asio::experimental::as_tuple(use_awaitable));
+          if (!ec) {
+            ++seen[static_cast<std::size_t>(v)];
+            ++received;
+          } else if (ec != weft::asio::errc::timed_out) {
+            ADD_FAILURE() << ec.message();
+            break;
+          }
+        }
+        done.set();
+      },
+      asio::detached);
+  producer.join();
+  done.wait();
+  io.finish();
+  for (int i = 0; i < kItems; ++i) ASSERT_EQ(seen[static_cast<std::size_t>(i)], 1) << i;
+}
+
+// ---- cancellation ---------------------------------------------------------------------------
+
+// A getter cancelled after a put claimed it, before its step ran: it takes nothing and the
+// claim passes on to the next getter (the io_context is polled by hand, so the interleaving
+// is exactly this one).
+TEST(AsioCancel, ClaimedThenCancelledGetPassesTheItemOn) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  asio::cancellation_signal sig;
+  Outcome a, c;
+  weft::asio::async_get(q, asio::bind_cancellation_slot(sig.slot(), record_value<int>(ctx, a)));
+  weft::asio::async_get(q, record_value<int>(ctx, c));
+  ctx.poll();  // both registered, a first
+  ASSERT_FALSE(a.done);
+  ASSERT_FALSE(c.done);
+  q.put(42);  // claims a and posts its step
+  sig.emit(asio::cancellation_type::terminal);
+  ctx.poll();
+  ASSERT_TRUE(a.done);
+  ASSERT_TRUE(c.done);
+  EXPECT_EQ(a.ec, asio::error::operation_aborted);
+  EXPECT_FALSE(c.ec);
+  EXPECT_EQ(c.value, 42);
+  EXPECT_EQ(q.qsize(), 0U);
+}
+
+TEST(AsioCancel, ClaimedThenCancelledAcquirePassesThePermitOn) {
+  asio::io_context ctx;
+  weft::Semaphore sem(0);
+  asio::cancellation_signal sig;
+  Outcome a, c;
+  weft::asio::async_acquire(sem, asio::bind_cancellation_slot(sig.slot(), record(ctx, a)));
+  weft::asio::async_acquire(sem, record(ctx, c));
+  ctx.poll();
+  sem.release();
+  sig.emit(asio::cancellation_type::partial);
+  ctx.poll();
+  ASSERT_TRUE(a.done && c.done);
+  EXPECT_EQ(a.ec, asio::error::operation_aborted);
+  EXPECT_FALSE(c.ec);
+  EXPECT_FALSE(sem.acquire(false));  // c holds the one permit
+}
+
+TEST(AsioCancel, ClaimedThenCancelledLockPassesTheLockOn) {
+  asio::io_context ctx;
+  weft::Lock lock;
+  lock.acquire();
+  asio::cancellation_signal sig;
+  Outcome a, c;
+  weft::asio::async_acquire(lock, asio::bind_cancellation_slot(sig.slot(), record(ctx, a)));
+  weft::asio::async_acquire(lock, record(ctx, c));
+  ctx.poll();
+  lock.release();
+  sig.emit(asio::cancellation_type::total);
+  ctx.poll();
+  ASSERT_TRUE(a.done && c.done);
+  EXPECT_EQ(a.ec, asio::error::operation_aborted);
+  EXPECT_FALSE(c.ec);
+  EXPECT_TRUE(lock.locked());  // held by c's completion
+  lock.release();
+}
+
+TEST(AsioCancel, CancelledPutPutsNothing) {
+  asio::io_context ctx;
+  weft::Queue<int> q(1);
+  q.put(1);
+  asio::cancellation_signal sig;
+  Outcome a;
+  weft::asio::async_put(q, 2, asio::bind_cancellation_slot(sig.slot(), record(ctx, a)));
+  ctx.poll();
+  ASSERT_FALSE(a.done);
+  sig.emit(asio::cancellation_type::terminal);
+  ctx.poll();
+  ASSERT_TRUE(a.done);
+  EXPECT_EQ(a.ec, asio::error::operation_aborted);
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_EQ(q.qsize(), 0U);
+}
+
+// Cancellation emitted on the io thread while another thread puts, releases or sets, over
+// thousands of rounds: the operation either completed with what it took, or was aborted
+// and took nothing.
+TEST(AsioCancel, CancelRacingPutReleaseAndSet) {
+  constexpr int kRounds = 2000 / kScale;
+  IoThreads io(1);
+  weft::Queue<int> q;
+  weft::Semaphore sem(0);
+  int got = 0, aborted = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const int which = round % 3;
+    weft::Event ev;
+    std::barrier<> both(2);
+    weft::Event done;
+    std::error_code ec;
+    int value = -1;
+    asio::cancellation_signal sig;
+    asio::post(io.ctx, [&] {
+      auto slot = sig.slot();
+      if (which == 0) {
+        weft::asio::async_get(q,
+                              asio::bind_cancellation_slot(
+                                  slot, asio::bind_executor(io.ctx, [&](std::error_code e, int v) {
+                                    ec = e;
+                                    value = v;
+                                    done.set();
+                                  })));
+      } else {
+        auto h =
+            asio::bind_cancellation_slot(slot, asio::bind_executor(io.ctx, [&](std::error_code e) {
+                                           ec = e;
+                                           done.set();
+                                         }));
+        if (which == 1) {
+          weft::asio::async_acquire(sem, std::move(h));
+        } else {
+          weft::asio::async_wait(ev, std::move(h));
+        }
+      }
+      both.arrive_and_wait();
+      sig.emit(asio::cancellation_type::terminal);
+    });
+    both.arrive_and_wait();
+    if (which == 0) {
+      q.put(round);
+    } else if (which == 1) {
+      sem.release();
+    } else {
+      ev.set();
+    }
+    done.wait();
+    if (!ec) {
+      ++got;
+      if (which == 0) {
+        EXPECT_EQ(value, round);
+      }
+      if (which == 1) {
+        EXPECT_FALSE(sem.acquire(false));
+      }
+    } else {
+      ASSERT_EQ(ec, asio::error::operation_aborted);
+      ++aborted;
+      if (which == 0) {
+        EXPECT_EQ(q.get_nowait(), round);  // still queued
+      }
+      if (which == 1) {
+        EXPECT_TRUE(sem.acquire(false));  // still free
+      }
+    }
+    ASSERT_EQ(q.qsize(), 0U);
+  }
+  io.finish();
+  EXPECT_EQ(got + aborted, kRounds);
+}
+
+// ---- timeouts -------------------------------------------------------------------------------
+
+TEST(AsioTimeout, EveryOperationTimesOutTakingNothing) {
+  asio::io_context ctx;
+  weft::Queue<int> empty;
+  weft::Queue<int> full(1);
+  full.put(1);
+  weft::Semaphore sem(0);
+  weft::Event ev;
+  weft::Lock lock;
+  lock.acquire();
+  weft::Queue<int> busy;
+  busy.put(5);  // a task never done: join times out
+  Outcome get, put, acq, wait, lck, join, sel;
+  weft::asio::async_get(empty, 2ms, record_value<int>(ctx, get));
+  weft::asio::async_put(full, 2, 2ms, record(ctx, put));
+  weft::asio::async_acquire(sem, 1ms, record(ctx, acq));
+  weft::asio::async_wait(ev, 1ms, record(ctx, wait));
+  weft::asio::async_acquire(lock, std::chrono::steady_clock::now() + 1ms, record(ctx, lck));
+  weft::asio::async_join(busy, 1ms, record(ctx, join));
+  weft::asio::async_select_for(1ms, weft::get(empty), weft::wait(ev),
+                               asio::bind_executor(ctx, [&](std::error_code ec, auto) {
+                                 sel.done = true;
+                                 sel.ec = ec;
+                               }));
+  ctx.run();
+  for (Outcome* o : {&get, &put, &acq, &wait, &lck, &join, &sel}) {
+    ASSERT_TRUE(o->done);
+    EXPECT_EQ(o->ec, weft::asio::errc::timed_out);
+    EXPECT_EQ(o->ec, std::errc::timed_out);  // the portable condition
+  }
+  EXPECT_EQ(empty.qsize(), 0U);
+  EXPECT_EQ(full.qsize(), 1U);
+  EXPECT_FALSE(sem.acquire(false));
+  EXPECT_TRUE(lock.locked());
+  lock.release();
+  // A negative timeout is bad input for a queue, as for its blocking calls.
+  EXPECT_THROW(weft::asio::async_get(empty, -1ms, record_value<int>(ctx, get)),
+               std::invalid_argument);
+}
+
+TEST(AsioTimeout, CompletesBeforeTheDeadline) {
+  IoThreads io(1);
+  weft::Queue<int> q;
+  weft::Event done;
+  std::error_code ec;
+  int v = 0;
+  asio::post(io.ctx, [&] {
+    weft::asio::async_get(q, 1h, asio::bind_executor(io.ctx, [&](std::error_code e, int x) {
+                            ec = e;
+                            v = x;
+                            done.set();
+                          }));
+  });
+  q.put(9);
+  done.wait();
+  io.finish();  // the armed timer was cancelled, or run() would wait an hour
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(v, 9);
+}
+
+// ---- shutdown -------------------------------------------------------------------------------
+
+struct FrameGuard {
+  explicit FrameGuard(std::atomic<int>* d) : destroyed(d) {}
+  FrameGuard(const FrameGuard&) = delete;
+  FrameGuard& operator=(const FrameGuard&) = delete;
+  ~FrameGuard() { destroyed->fetch_add(1); }
+  std::atomic<int>* destroyed;
+};
+
+// Destroying an io_context with pending operations, some registered, some claimed with
+// their step queued: nothing is taken, no handler runs, suspended coroutine frames are
+// destroyed, and the claims pass on to waiters elsewhere (ASan: nothing leaks or is used
+// after it is freed).
+TEST(AsioShutdown, DestroyingTheContextAbortsPendingOperations) {
+  weft::Queue<int> q_wait;   // a getter waits
+  weft::Queue<int> q_claim;  // a getter is claimed, its step queued
+  weft::Queue<int> full(1);
+  full.put(1);
+  weft::Semaphore sem(0);
+  weft::Event ev;
+  weft::Lock lock;
+  lock.acquire();
+  std::atomic<int> invoked{0};
+  std::atomic<int> frames_destroyed{0};
+  const auto counter = [&invoked](auto&&...) { invoked.fetch_add(1); };
+
+  asio::io_context other;  // waiters that must receive the passed-on claims
+  Outcome other_get, other_acq, other_lock;
+  {
+    asio::io_context ctx;
+    const auto count = [&] { return asio::bind_executor(ctx, counter); };
+    weft::asio::async_get(q_wait, count());
+    weft::asio::async_get(q_claim, count());
+    weft::asio::async_acquire(sem, count());
+    weft::asio::async_acquire(lock, count());
+    weft::asio::async_wait(ev, 1h, count());
+    weft::asio::async_put(full, 2, count());
+    weft::asio::async_join(full, count());
+    asio::co_spawn(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+          FrameGuard guard(&frames_destroyed);
+          co_await weft::asio::async_get(q_wait, use_awaitable);
+          invoked.fetch_add(1);
+        },
+        asio::detached);
+    ctx.poll();  // every operation registered
+    weft::asio::async_get(q_claim, record_value<int>(other, other_get));
+    weft::asio::async_acquire(sem, record(other, other_acq));
+    weft::asio::async_acquire(lock, record(other, other_lock));
+    other.poll();    // registered behind the first ones
+    q_claim.put(7);  // claims ctx's getter; its step is queued on ctx
+    sem.release();   // likewise
+    lock.release();  // likewise
+    EXPECT_EQ(invoked.load(), 0);
+  }  // ~io_context
+  EXPECT_EQ(invoked.load(), 0);
+  EXPECT_EQ(frames_destroyed.load(), 1);
+  EXPECT_EQ(full.qsize(), 1U);
+  other.poll();  // the claims passed on to other's waiters
+  ASSERT_TRUE(other_get.done && other_acq.done && other_lock.done);
+  EXPECT_FALSE(other_get.ec);
+  EXPECT_EQ(other_get.value, 7);
+  EXPECT_FALSE(other_acq.ec);
+  EXPECT_FALSE(other_lock.ec);
+  EXPECT_TRUE(lock.locked());
+  lock.release();
+  // The primitives work on after the context went away.
+  q_wait.put(3);
+  EXPECT_EQ(q_wait.get(), 3);
+  ev.set();
+}
+
+// ---- never inline ---------------------------------------------------------------------------
+
+// A handler runs neither inside the initiating call (even when the operation can complete
+// at once) nor inside the call that woke it: only when the executor runs it.
+TEST(AsioInline, HandlersRunOnlyFromTheExecutor) {
+  asio::io_context ctx;
+  auto work = asio::make_work_guard(ctx);  // poll() must not stop ctx when it runs dry
+  weft::Queue<int> q;
+  weft::Semaphore sem(0);
+  weft::Event ev;
+  weft::Lock lock;
+  Outcome ready, get, acq, wait, lck, join;
+  q.put(1);
+  weft::asio::async_get(q, record_value<int>(ctx, ready));
+  EXPECT_FALSE(ready.done);  // ready at once, still not inline
+  ctx.poll();
+  ASSERT_TRUE(ready.done);
+  EXPECT_EQ(ready.value, 1);
+  q.task_done();
+
+  lock.acquire();
+  weft::Queue<int> jq;
+  jq.put(0);  // an unfinished task
+  jq.get();
+  weft::asio::async_get(q, record_value<int>(ctx, get));
+  weft::asio::async_acquire(sem, record(ctx, acq));
+  weft::asio::async_wait(ev, record(ctx, wait));
+  weft::asio::async_acquire(lock, record(ctx, lck));
+  weft::asio::async_join(jq, record(ctx, join));
+  ctx.poll();
+  for (Outcome* o : {&get, &acq, &wait, &lck, &join}) ASSERT_FALSE(o->done);
+  q.put(2);
+  sem.release();
+  ev.set();
+  lock.release();
+  jq.task_done();
+  for (Outcome* o : {&get, &acq, &wait, &lck, &join}) EXPECT_FALSE(o->done);
+  ctx.poll();
+  for (Outcome* o : {&get, &acq, &wait, &lck, &join}) {
+    EXPECT_TRUE(o->done);
+    EXPECT_FALSE(o->ec);
+  }
+  EXPECT_EQ(get.value, 2);
+}
+
+// A chain: handler i sets event i+1, whose waiter is handler i+1. Were waiters resumed
+// inside set(), the handlers would nest a thousand deep; they never nest.
+TEST(AsioInline, AChainOfWakeUpsDoesNotNest) {
+  constexpr int kChain = 1000;
+  asio::io_context ctx;
+  std::vector<weft::Event> events(kChain + 1);
+  int depth = 0, max_depth = 0, ran = 0;
+  for (int i = 0; i < kChain; ++i) {
+    weft::asio::async_wait(events[static_cast<std::size_t>(i)],
+                           asio::bind_executor(ctx, [&, i](std::error_code ec) {
+                             EXPECT_FALSE(ec);
+                             ++depth;
+                             max_depth = std::max(max_depth, depth);
+                             ++ran;
+                             events[static_cast<std::size_t>(i) + 1].set();
+                             --depth;
+                           }));
+  }
+  ctx.poll();
+  events[0].set();
+  ctx.run();
+  EXPECT_EQ(ran, kChain);
+  EXPECT_EQ(max_depth, 1);
+  EXPECT_TRUE(events[kChain].is_set());
+}
+
+// ---- completion tokens ----------------------------------------------------------------------
+
+TEST(AsioTokens, DeferredAsTupleAndStrand) {
+  IoThreads io(2);
+  weft::Queue<int> q;
+  auto strand = asio::make_strand(io.ctx);
+  weft::Event done;
+  bool in_strand = false;
+  int v = 0;
+  // deferred: nothing starts until the deferred operation is invoked with a token.
+  auto op = weft::asio::async_get(q, asio::experimental::deferred);
+  q.put(5);
+  EXPECT_EQ(q.qsize(), 1U);
+  std::move(op)(asio::bind_executor(strand, [&](std::error_code ec, int x) {
+    EXPECT_FALSE(ec);
+    in_strand = strand.running_in_this_thread();
+    v = x;
+    done.set();
+  }));
+  done.wait();
+  EXPECT_TRUE(in_strand);
+  EXPECT_EQ(v, 5);
+
+  weft::Event done2;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        weft::Queue<int> closed;
+        closed.shutdown();
+        auto [ec, x] =
+            co_await weft::asio::async_get(closed, asio::experimental::as_tuple(use_awaitable));
+        EXPECT_EQ(ec, weft::asio::errc::shut_down);
+        EXPECT_EQ(x, 0);
+        auto [ec2] =
+            co_await weft::asio::async_put(closed, 1, asio::experimental::as_tuple(use_awaitable));
+        EXPECT_EQ(ec2, weft::asio::errc::shut_down);
+        bool threw = false;
+        try {
+          co_await weft::asio::async_get(closed, use_awaitable);
+        } catch (const std::system_error& e) {
+          threw = e.code() == weft::asio::errc::shut_down;
+        }
+        EXPECT_TRUE(threw);
+        done2.set();
+      },
+      asio::detached);
+  done2.wait();
+  io.finish();
+}
+
+// ---- select ---------------------------------------------------------------------------------
+
+TEST(AsioSelect, PerformsExactlyOneOperation) {
+  IoThreads io(1);
+  weft::Queue<int> a, b;
+  weft::Event stop;
+  weft::Event done;
+  std::vector<std::size_t> order;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 3; ++i) {
+          auto r = co_await weft::asio::async_select(weft::get(a), weft::wait(stop), use_awaitable);
+          order.push_back(r.index());
+          if (r.index() == 0) {
+            EXPECT_EQ(*std::get<0>(r), 10 + i);
+          }
+        }
+        // Both ready: one of them is taken, the other stays.
+        a.put(1);
+        b.put(2);
+        auto r = co_await weft::asio::async_select(weft::get(a), weft::get(b), use_awaitable);
+        EXPECT_EQ(a.qsize() + b.qsize(), 1U);
+        if (r.index() == 0) {
+          EXPECT_EQ(*std::get<0>(r), 1);
+        } else {
+          EXPECT_EQ(*std::get<1>(r), 2);
+        }
+        done.set();
+      },
+      asio::detached);
+  a.put(10);
+  a.put(11);
+  a.put(12);
+  done.wait();
+  io.finish();
+  EXPECT_EQ(order, (std::vector<std::size_t>{0, 0, 0}));
+}
+
+TEST(AsioSelect, CancelledSelectTakesNothing) {
+  asio::io_context ctx;
+  weft::Queue<int> a;
+  weft::Semaphore sem(0);
+  asio::cancellation_signal sig;
+  Outcome o;
+  weft::asio::async_select(weft::get(a), weft::acquire(sem),
+                           asio::bind_cancellation_slot(
+                               sig.slot(), asio::bind_executor(ctx, [&](std::error_code ec, auto) {
+                                 o.done = true;
+                                 o.ec = ec;
+                               })));
+  ctx.poll();
+  sem.release();  // claims the select
+  sig.emit(asio::cancellation_type::terminal);
+  ctx.poll();
+  ASSERT_TRUE(o.done);
+  EXPECT_EQ(o.ec, asio::error::operation_aborted);
+  EXPECT_TRUE(sem.acquire(false));  // the permit is still free
+}
+
+// ---- the lifetime rule, Lock across suspensions, join -----------------------------------------
+
+// A handler may destroy the primitive it waited on: the waking call is done with it.
+TEST(AsioLifetime, HandlerDestroysThePrimitive) {
+  constexpr int kRounds = 500 / kScale;
+  IoThreads io(2);
+  for (int i = 0; i < kRounds; ++i) {
+    auto ev = std::make_unique<weft::Event>();
+    auto sem = std::make_unique<weft::Semaphore>(0);
+    weft::Event* const e = ev.get();  // this thread uses these; the handlers free them
+    weft::Semaphore* const s = sem.get();
+    std::latch done(2);
+    asio::post(io.ctx, [&] {
+      weft::asio::async_wait(*e, asio::bind_executor(io.ctx, [&](std::error_code ec) {
+        EXPECT_FALSE(ec);
+        ev.reset();
+        done.count_down();
+      }));
+      weft::asio::async_acquire(*s, asio::bind_executor(io.ctx, [&](std::error_code ec) {
+        EXPECT_FALSE(ec);
+        sem.reset();
+        done.count_down();
+      }));
+    });
+    e->set();  // the handler may free e the moment set() has woken it
+    s->release();
+    done.wait();
+  }
+  io.finish();
+}
+
+TEST(AsioLock, HeldAcrossSuspensionsAndReleasedFromAnywhere) {
+  IoThreads io(2);
+  weft::Lock lock;
+  weft::Event holding;
+  weft::Event release_now;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        co_await weft::asio::async_acquire(lock, use_awaitable);
+        holding.set();
+        co_await weft::asio::async_wait(release_now, use_awaitable);  // suspended, holding it
+        lock.release();
+      },
+      asio::detached);
+  holding.wait();
+  EXPECT_FALSE(lock.acquire(false));
+  release_now.set();
+  EXPECT_TRUE(lock.acquire(std::chrono::seconds(60)));
+  lock.release();
+  io.finish();
+}
+
+TEST(AsioJoin, CompletesWhenThreadsFinishTheTasks) {
+  IoThreads io(1);
+  weft::Queue<int> q;
+  for (int i = 0; i < 100; ++i) q.put(i);
+  weft::Event joined;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        co_await weft::asio::async_join(q, use_awaitable);
+        joined.set();
+      },
+      asio::detached);
+  std::thread worker([&] {
+    for (int i = 0; i < 100; ++i) {
+      EXPECT_FALSE(joined.is_set());
+      q.get();
+      q.task_done();
+    }
+  });
+  worker.join();
+  joined.wait();
+  io.finish();
+}
+
+}  // namespace
