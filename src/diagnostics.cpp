@@ -1246,7 +1246,7 @@ bool has_edge(std::uint32_t a, std::uint32_t b) noexcept {
 }
 
 EdgeInfo* edge_info(std::uint32_t a, std::uint32_t b, bool create) noexcept {
-  const std::uint32_t key = a * kClasses + b + 1;
+  const auto key = static_cast<std::uint32_t>(a * kClasses + b + 1);  // < 2^20 + 1
   std::size_t i = hash_of(key) & (kEdgeInfos - 1);
   for (std::size_t n = 0; n < kEdgeInfos; ++n, i = (i + 1) & (kEdgeInfos - 1)) {
     if (g_edge_info[i].key == key) return &g_edge_info[i];
