@@ -99,6 +99,7 @@ void diag_lock_released(const void* lock) noexcept;
 enum class TraceOp : std::uint8_t { put, get, set, acquire };
 void diag_trace_op(TraceOp op, SourceKind kind, const void* object) noexcept;
 inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcept {
+#if WEFT_HAVE_PROBES
   switch (op) {  // the USDT probes (probes.hpp) fire whether tracing is on or not
     case TraceOp::put:
       WEFT_PROBE2(put, static_cast<int>(kind), object);
@@ -113,6 +114,7 @@ inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcep
       WEFT_PROBE2(acquire, static_cast<int>(kind), object);
       break;
   }
+#endif
 #if WEFT_DIAGNOSTICS
   if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]]
     diag_trace_op(op, kind, object);

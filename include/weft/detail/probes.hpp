@@ -19,7 +19,10 @@
 // core), waiter the address of the thread's Parker (pairs a claim with the wake it causes).
 #pragma once
 
-#if defined(WEFT_USDT) && WEFT_USDT && __has_include(<sys/sdt.h>)
+// Not under clang-tidy (which defines __clang_analyzer__): its checks spend many minutes on
+// sys/sdt.h's inline assembly in every TU that instantiates a queue, and the probes are that
+// header's macros, nothing of weft's to check.
+#if defined(WEFT_USDT) && WEFT_USDT && __has_include(<sys/sdt.h>) && !defined(__clang_analyzer__)
 #include <sys/sdt.h>
 #define WEFT_PROBE1(name, a) DTRACE_PROBE1(weft, name, a)
 #define WEFT_PROBE2(name, a, b) DTRACE_PROBE2(weft, name, a, b)
