@@ -22,6 +22,7 @@ Exits 1 and prints each problem when the check fails.
 import argparse
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 KEYWORDS = {
@@ -106,7 +107,7 @@ def parse_header(path, model):
     n = len(text)
 
     def ns_path():
-        return [s.name for s in stack if s.kind == "namespace"]
+        return namespace_names(stack)
 
     def in_weft_public_ns():
         names = ns_path()
@@ -128,8 +129,8 @@ def parse_header(path, model):
                 r"(?:^|[\s>])(class|struct|union)\s+(\w+)\s*(?:final\s*)?(?::\s*(.*))?$", head,
                 re.S)
             if m_ns:
-                for part in m_ns.group(1).split("::"):
-                    stack.append(Scope("namespace", part))
+                # One scope for `namespace a::b {`: its single `}` closes both names.
+                stack.append(Scope("namespace", m_ns.group(1)))
             elif m_cls and "(" not in head.split(m_cls.group(2))[0]:
                 kind, name, bases = m_cls.group(1), m_cls.group(2), m_cls.group(3) or ""
                 public_bases = []
@@ -185,8 +186,13 @@ def parse_header(path, model):
             i += 1
 
 
+def namespace_names(stack):
+    """The namespace path of a scope stack, `namespace a::b` counted as two names."""
+    return [part for s in stack if s.kind == "namespace" for part in s.name.split("::")]
+
+
 def qualified_outer(stack):
-    names = [s.name for s in stack if s.kind == "namespace"]
+    names = namespace_names(stack)
     names += [s.name for s in stack if s.kind == "class"]
     return "::".join(names)
 
@@ -372,6 +378,15 @@ def self_test(root, doc, model):
         problems, _ = check(root, broken)
         if not problems:
             failures.append(f"self-test: the check passed on docs with {what}")
+    # `namespace weft::detail { ... }` closes with one brace: what follows is not in weft.
+    with tempfile.TemporaryDirectory() as tmp:
+        header = Path(tmp) / "nested.hpp"
+        header.write_text("namespace weft::detail {\nvoid hidden();\n}\nvoid global_fn();\n"
+                          "namespace weft {\nvoid public_fn();\n}\n")
+        nested = Model()
+        parse_header(header, nested)
+        if nested.free != {"public_fn"}:
+            failures.append(f"self-test: nested namespaces parsed as {sorted(nested.free)}")
     return failures
 
 
