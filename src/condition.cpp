@@ -67,6 +67,13 @@ class ConditionWaitOp {
     released_ = true;
   }
   WaitTarget target() const noexcept { return {SourceKind::condition, &c_}; }
+  // A notify() that claimed this waiter while its release of the user's lock threw (another
+  // thread had released that Lock under it): the notification goes to the next waiter, woken
+  // now, since the lock it would have been deferred to is in no known state.
+  void pass_on() noexcept {
+    WakeBatch woken;  // wakes on return, after the source's lock is released
+    c_.waiters_.claim(woken, 1);
+  }
 
   // Reacquired unconditionally once released, even when cancelled: the caller's scope owns
   // the lock again.

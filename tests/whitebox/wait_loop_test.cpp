@@ -3,13 +3,17 @@
 // coroutines build on, checked from outside: the "now waiting / stopped waiting" hooks name
 // every primitive's source and select's sources, with the deadline and the outcome; a Waiter
 // with its own wake step (not a futex) is claimed and woken by the unchanged claim protocol,
-// after the source's lock is released; the Decision encoding; the invariant checks.
+// after the source's lock is released; a claim that lands while before_park throws is passed
+// on; the Decision encoding; the invariant checks.
 #include "weft/detail/wait_loop.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <latch>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -290,6 +294,70 @@ TEST(CustomWaiter, AnAbortBeatsALaterClaim) {
   }
   EXPECT_EQ(w.calls.load(), 0);
   EXPECT_EQ(w.decision(), Decision::timed_out());
+  EXPECT_FALSE(source.maybe_waiting());
+}
+
+// ---- before_park that throws ------------------------------------------------------------
+
+// An operation on a FlagSource whose before_park runs `step` and may then throw (as
+// Condition's does when the user's lock was released under the waiter).
+struct StepOp {
+  weft::detail::FlagSource* source = nullptr;
+  std::function<void()> step;
+  bool throws = false;
+  int passed_on = 0;
+
+  weft::detail::Link link(weft::detail::WaitNode& node, weft::detail::Position pos) const {
+    return source->link(node, pos, [] { return false; });
+  }
+  void unlink(weft::detail::WaitNode& node) const noexcept { source->unlink(node); }
+  void pass_on() noexcept {
+    ++passed_on;
+    weft::detail::WakeBatch woken;
+    source->claim(woken, 1);
+  }
+  void before_park() const {
+    if (step) step();
+    if (throws) throw std::runtime_error("before_park");
+  }
+};
+
+// A's before_park claims A (the oldest waiter) and throws: the wait is not happening, so the
+// wake-up goes to U, registered behind A. Dropping it would leave U asleep to its deadline.
+TEST(BeforePark, AClaimThatCameInBeforeItThrewPassesOn) {
+  weft::detail::FlagSource source;
+  std::latch a_linked(1);
+  std::latch u_linked(1);
+  std::atomic<bool> u_claimed{false};
+  std::thread u([&] {
+    a_linked.wait();
+    StepOp op{&source, [&] { u_linked.count_down(); }};
+    weft::detail::WaitLoop loop(weft::detail::Deadline::after(20s), nullptr);
+    u_claimed = loop.wait(op).claimed();
+  });
+  StepOp a{&source,
+           [&] {
+             a_linked.count_down();
+             u_linked.wait();  // U is registered behind A
+             weft::detail::WakeBatch woken;
+             EXPECT_EQ(source.claim(woken, 1), 1u);  // takes A, the oldest
+           },
+           true};
+  weft::detail::WaitLoop loop(weft::detail::Deadline::never(), nullptr);
+  EXPECT_THROW(loop.wait(a), std::runtime_error);
+  u.join();
+  EXPECT_EQ(a.passed_on, 1);
+  EXPECT_TRUE(u_claimed.load()) << "the wake-up A was given never reached U";
+  EXPECT_FALSE(source.maybe_waiting());
+}
+
+// Without a claim, a throwing before_park passes nothing on and leaves nothing linked.
+TEST(BeforePark, WithoutAClaimNothingPassesOn) {
+  weft::detail::FlagSource source;
+  StepOp a{&source, {}, true};
+  weft::detail::WaitLoop loop(weft::detail::Deadline::never(), nullptr);
+  EXPECT_THROW(loop.wait(a), std::runtime_error);
+  EXPECT_EQ(a.passed_on, 0);
   EXPECT_FALSE(source.maybe_waiting());
 }
 

@@ -39,7 +39,8 @@
 //     void pass_on() noexcept                   give a claimed wake-up to the next waiter
 //     void before_park()                        runs after registration, before the park
 //                                               (Condition: releases the user's lock); if it
-//                                               throws, the registration is undone
+//                                               throws, the registration is undone and a
+//                                               claim that came in meanwhile is passed on
 //     WaitTarget target() const noexcept        what the operation waits on, for diagnostics
 #pragma once
 
@@ -254,10 +255,15 @@ class WaitLoop {
       try {
         (before_park(ops), ...);
       } catch (...) {
-        // a claim that came in between was for a wait that is not happening; its source is
-        // not touched again (settled first, as above)
+        // The wait is not happening. Settled first, as above; a claim that came in between
+        // carries a wake-up this waiter will not use, so it goes to the next waiter of that
+        // source (the op's pass_on), as after a retry that throws.
         const Decision d = parker.settle();
         unlink_except(nodes, N, d.claimed() ? d.index() : N, ops...);
+        if (d.claimed()) {
+          book_.claimed(d.index(), ops...);
+          book_.pass_on();
+        }
         throw;
       }
     }
