@@ -13,6 +13,9 @@
 #                          scripts/test.sh turns it on (see python/CMakeLists.txt)
 #   WEFT_PORTABLE_FUTEX    sleep on the portable mutex/condition-variable table instead
 #                          of Linux futexes (src/futex.cpp), to test it  default: OFF
+#   WEFT_TEST_PORTABLE_FUTEX  also link the conformance and stress tests, from the same
+#                          objects, with src/futex.cpp's portable half: the fallback tested
+#                          without compiling the tests twice (the release preset)  default: OFF
 #   WEFT_USDT              USDT probes (weft/detail/probes.hpp) when <sys/sdt.h> is found
 #                          (Debian: systemtap-sdt-dev)                  default: ON
 #
@@ -35,6 +38,8 @@ option(WEFT_PYTHON "Build the Python package weft (python/) and its tests" OFF)
 option(WEFT_USDT "USDT probes for bpftrace/perf/SystemTap, if <sys/sdt.h> is found" ON)
 option(WEFT_PORTABLE_FUTEX
   "Use the portable futex fallback (std::mutex/std::condition_variable) even on Linux" OFF)
+option(WEFT_TEST_PORTABLE_FUTEX
+  "Also link the conformance and stress tests with the portable futex fallback" OFF)
 
 # ---------------------------------------------------------------------------
 # Warnings: weft_target_warnings(<target>) -- PRIVATE, our targets only.

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# weft's full test suite: configures, builds and tests the four configure presets of
+# weft's full test suite: configures, builds and tests three configure presets of
 # CMakePresets.json (their compilers, flags and suites are set there; `cmake --list-presets`),
 # each in its own build directory, build/<preset>:
 #
-#   release   every suite: tests, examples, schedule explorer, spin model, packaging
+#   release   every suite: tests, examples, schedule explorer, spin model, packaging; the
+#             conformance and stress tests a second time on the futex fallback
+#             (std::mutex/condition_variable), linked from the same objects, label "portable"
 #             + lint: scripts/lint.sh (clang-format, clang-tidy 14), counted as one test
 #   tsan      ThreadSanitizer (clang 14): the tests, ctest under `setarch -R` when needed
 #             + the Python package (tests/python/: CPython's own queue and lock suites,
 #               weft's, the C++ interop example, pip install .) on 3.11 and 3.13, label "python"
 #   asan      AddressSanitizer + UndefinedBehaviorSanitizer (g++): the tests, the Python ones too
 #             (the interpreter with libasan preloaded)
-#   portable  the futex fallback (std::mutex/condition_variable): the suites that block
+#   portable  (only when named) the library and the suites that block built with the fallback
 #
 # `cmake --workflow --preset <name>` does the same for one preset without this script; the
 # script adds what a fresh machine lacks (packages via apt-get), the TSAN probe, lint, a
 # build that keeps going past errors, and one summary.
 #
-# Usage: scripts/test.sh [release|tsan|asan|portable]...   (default: all four, in that order)
+# Usage: scripts/test.sh [release|tsan|asan|portable]...   (default: release tsan asan)
 #
 # Exits non-zero if anything failed to configure, build, lint or pass. The last line is
 # "<N> passed, <N> failed" over all configurations (a configuration that does not build
@@ -30,7 +32,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$WEFT_ROOT"
 
-ALL_CONFIGS=(release tsan asan portable)
+ALL_CONFIGS=(release tsan asan)
 configs=()
 for arg in "$@"; do
   case "$arg" in

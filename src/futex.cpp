@@ -63,6 +63,10 @@ void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept {
             nullptr, 0);
 }
 
+bool futex_is_portable() noexcept {
+  return false;
+}
+
 #else  // portable fallback
 
 namespace {
@@ -116,6 +120,10 @@ void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept {
   Bucket& b = bucket_for(&word);
   { std::lock_guard<std::mutex> lock(b.mutex); }
   b.cv.notify_all();
+}
+
+bool futex_is_portable() noexcept {
+  return true;
 }
 
 #endif

@@ -6,8 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <latch>
 #include <semaphore>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -15,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "sync_helpers.hpp"
+#include "weft/detail/futex.hpp"
 
 namespace {
 
@@ -32,6 +35,15 @@ static_assert(!std::is_copy_assignable_v<weft::Event>);
 static_assert(noexcept(std::declval<const weft::Event&>().is_set()));
 static_assert(noexcept(std::declval<weft::Event&>().set()));
 static_assert(noexcept(std::declval<weft::Event&>().clear()));
+
+// ctest runs every conformance test twice in the release preset: with Linux futexes, and
+// linked from the same objects with the portable fallback (tests/CMakeLists.txt). Each run
+// must have the futex it is meant to test.
+TEST(Futex, IsTheOneThisRunIsFor) {
+  const char* expected = std::getenv("WEFT_TEST_FUTEX");
+  if (expected == nullptr) GTEST_SKIP() << "WEFT_TEST_FUTEX not set (not run by ctest)";
+  EXPECT_EQ(weft::detail::futex_is_portable() ? "portable" : "linux", std::string(expected));
+}
 
 TEST(Event, StartsClear) {
   weft::Event event;

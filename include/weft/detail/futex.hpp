@@ -34,6 +34,9 @@ FutexResult futex_wait(const Atomic<std::uint32_t>& word, std::uint32_t expected
                        Deadline deadline) noexcept;
 void futex_wake_one(const Atomic<std::uint32_t>& word) noexcept;
 void futex_wake_all(const Atomic<std::uint32_t>& word) noexcept;
+// Whether the library was built with the portable fallback (the tests check which one they
+// were linked with).
+bool futex_is_portable() noexcept;
 
 // CPU hint inside bounded spin loops.
 inline void cpu_relax() noexcept {
