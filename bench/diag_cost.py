@@ -10,7 +10,7 @@ rounds (off, on, tracing, off, ...), and prints the median of each over the roun
     python3 bench/diag_cost.py build/bench/bench/weft_bench [--rounds 7]
 
 Wall time needs a quiet machine; the callgrind instruction counts of the same workloads
-(WEFT_BENCH_DIAGNOSTICS=0/1/2 with /work/helpers/cg.sh-style runs) are the repeatable view.
+(WEFT_BENCH_DIAGNOSTICS=0/1/2 with bench/instructions.py) are the repeatable view.
 """
 import argparse
 import json
