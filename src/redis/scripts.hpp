@@ -26,23 +26,14 @@ namespace weft::redis::detail::lua {
 inline constexpr const char* kPrelude = R"LUA(
 local P = ARGV[1]
 local C = ARGV[2]
-local LEASE = tonumber(ARGV[3])
 local K_META = KEYS[1]
-local K_READY = P .. 'ready'
-local K_ITEMS = P .. 'items'
-local K_SCORE = P .. 'score'
-local K_CLIENTS = P .. 'clients'
-local K_GT = P .. 'gtok'
-local K_PT = P .. 'ptok'
-local K_JT = P .. 'jtok'
-local TOKENS = 64
-local function held(c) return P .. 'held:' .. c end
-local function grec(c) return P .. 'gr:' .. c end
 local meta = redis.call('HMGET', K_META, 'maxsize', 'sd', 'kind')
 local maxsize = tonumber(meta[1]) or 0
 local sd = tonumber(meta[2]) or 0
 local kind = meta[3]
+local TOKENS = 64
 
+-- List k holds `have` tokens: pushes more until it holds `want`.
 local function push_tokens(k, have, want)
   if have < want then
     local add = {}
@@ -51,27 +42,44 @@ local function push_tokens(k, have, want)
   end
 end
 
-local function top_up(k, want)
+-- Tops token list k up to min(n, TOKENS), n = |ready| (`room` nil) or room - |ready|;
+-- |ready| is counted only when the list is short, and only when `ready` is not given.
+local function top_up_lazy(k, ready, room)
   local have = redis.call('LLEN', k)
-  push_tokens(k, have, want)
-  return have
+  if have >= TOKENS then return end
+  local n = ready or redis.call('ZCARD', P .. 'ready')
+  if room then n = math.max(room - n, 0) end
+  push_tokens(k, have, math.min(n, TOKENS))
 end
 
--- top_up(k, min(f(), TOKENS)) where f() (a count) is called only when the list is short:
--- the hot paths skip counting `ready` while a list already holds all the tokens it can.
-local function top_up_lazy(k, f)
-  local have = redis.call('LLEN', k)
-  if have < TOKENS then push_tokens(k, have, math.min(f(), TOKENS)) end
-end
+-- The helpers of the slow paths (a caller about to wait, recovery, normalization, the lease
+-- clock), made by lib() on the first call and returned as one table. A put or a get that
+-- finds what it came for makes none: every closure a script makes costs the server
+-- instructions on every run, in proportion to what it closes over. make_lib closes over
+-- three constants; it takes kind, maxsize and sd as they are when lib() is first called
+-- (init and shutdown set theirs first).
+local function make_lib(kind, maxsize, sd, push_tokens)
+local H = {}
+local LEASE = tonumber(ARGV[3])
+local K_READY = P .. 'ready'
+local K_ITEMS = P .. 'items'
+local K_SCORE = P .. 'score'
+local K_CLIENTS = P .. 'clients'
+local K_GT = P .. 'gtok'
+local K_PT = P .. 'ptok'
+local K_JT = P .. 'jtok'
+H.K_READY, H.K_ITEMS, H.K_SCORE, H.K_CLIENTS = K_READY, K_ITEMS, K_SCORE, K_CLIENTS
+H.K_GT, H.K_PT, H.K_JT = K_GT, K_PT, K_JT
+local function held(c) return P .. 'held:' .. c end
+local function grec(c) return P .. 'gr:' .. c end
+H.held, H.grec = held, grec
 
--- The helpers below are defined by helpers(): the scripts of the slow paths call it first,
--- put, get and ack only on their slow branches (each closure is an allocation per run).
-local now, del, score_of, drop, requeue, forget, recover, register, adjust, normalize, wake_in
-local function helpers()
-if now then return end
+function H.split(receipt)
+  return string.match(receipt, '^(%d+)@(.*)$')
+end
 
 local now_ms = nil
-function now()
+local function now()
   if not now_ms then
     local t = redis.call('TIME')
     now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -81,25 +89,28 @@ end
 
 -- One DEL per key: in a slot being migrated, a command on several keys fails when some of
 -- them are missing (TRYAGAIN, "non local key" inside a script), a command on one does not.
-function del(...)
+local function del(...)
   for _, k in ipairs({...}) do redis.call('DEL', k) end
 end
+H.del = del
 
-function score_of(m)
+local function score_of(m)
   if kind == 'priority' then return redis.call('HGET', K_SCORE, m) end
   if redis.call('HEXISTS', K_ITEMS, m) == 0 then return false end
   if kind == 'lifo' then return -tonumber(m) end
   return 0
 end
+H.score_of = score_of
 
-function drop(m)
+local function drop(m)
   redis.call('HDEL', K_ITEMS, m)
   if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
 end
+H.drop = drop
 
 -- An item a dead or releasing session held goes back to `ready` (after shutdown(true): it
 -- is dropped and counted as done).
-function requeue(m)
+local function requeue(m)
   local s = score_of(m)
   if not s then return end
   if sd == 2 then
@@ -108,15 +119,17 @@ function requeue(m)
     redis.call('ZADD', K_READY, s, m)
   end
 end
+H.requeue = requeue
 
-function forget(c)
+local function forget(c)
   for _, m in ipairs(redis.call('SMEMBERS', held(c))) do requeue(m) end
   del(held(c), grec(c))
   redis.call('ZREM', K_CLIENTS, c)
 end
+H.forget = forget
 
 -- Sessions whose lease expired (server clock) lose what they hold.
-function recover()
+function H.recover()
   local dead = redis.call('ZRANGEBYSCORE', K_CLIENTS, '-inf', now(), 'LIMIT', 0, 32)
   for _, d in ipairs(dead) do
     if d ~= C then forget(d) end
@@ -124,14 +137,21 @@ function recover()
 end
 
 -- Renews the caller's lease. A session that was forgotten starts afresh.
-function register()
+function H.register()
   if C == '' or not kind then return end
   if redis.call('ZADD', K_CLIENTS, now() + LEASE, C) == 1 then
     del(held(C), grec(C))
   end
 end
 
-function adjust(k, want)
+local function top_up(k, want)
+  local have = redis.call('LLEN', k)
+  push_tokens(k, have, want)
+  return have
+end
+H.top_up = top_up
+
+local function adjust(k, want)
   local have = top_up(k, want)
   if have > want then
     if want == 0 then redis.call('DEL', k) else redis.call('LTRIM', k, 0, want - 1) end
@@ -141,7 +161,7 @@ end
 -- Sets every token list from the state: getters' = min(ready, 64), putters' =
 -- min(room, 64) (64 each once shut down), joiners' = 1 exactly when no task is unfinished.
 -- The unfinished tasks are the items put and not acknowledged (nor dropped): the payloads.
-function normalize()
+function H.normalize()
   if not kind then return 0, 0 end
   local ready = redis.call('ZCARD', K_READY)
   if sd > 0 then adjust(K_GT, TOKENS) else adjust(K_GT, math.min(ready, TOKENS)) end
@@ -155,40 +175,45 @@ function normalize()
 end
 
 -- Milliseconds until the server's state can change by itself: the earliest lease expiry.
-function wake_in()
+function H.wake_in()
   local e = redis.call('ZRANGE', K_CLIENTS, 0, 0, 'WITHSCORES')
   if #e == 0 then return -1 end
   return math.max(tonumber(e[2]) - now(), 0) + 1
 end
 
+return H
 end
 
-local function split(receipt)
-  return string.match(receipt, '^(%d+)@(.*)$')
+local H = nil
+local function lib()
+  if not H then H = make_lib(kind, maxsize, sd, push_tokens) end
+  return H
 end
 
 -- Acknowledges the receipts ARGV[i0..]: returns how many were still unacknowledged (now
 -- done). Idempotent: a receipt already acknowledged counts 0.
 local function ack_from(i0)
+  if i0 > #ARGV then return 0 end
+  local K_ITEMS = P .. 'items'
   local n = 0
   local was_ready = false
   for i = i0, #ARGV do
-    local m, o = split(ARGV[i])
+    local m, o = string.match(ARGV[i], '^(%d+)@(.*)$')
     if m then
-      local was_held = redis.call('SREM', held(o), m) == 1
+      local was_held = redis.call('SREM', P .. 'held:' .. o, m) == 1
       if redis.call('HDEL', K_ITEMS, m) == 1 then
         n = n + 1
-        if kind == 'priority' then redis.call('HDEL', K_SCORE, m) end
+        if kind == 'priority' then redis.call('HDEL', P .. 'score', m) end
         -- Not held by the receipt's session: it may be back in the queue (lease expired).
-        if not was_held and redis.call('ZREM', K_READY, m) == 1 then was_ready = true end
+        if not was_held and redis.call('ZREM', P .. 'ready', m) == 1 then was_ready = true end
       end
     end
   end
-  if n > 0 and redis.call('HLEN', K_ITEMS) == 0 then top_up(K_JT, 1) end
-  if was_ready then
-    helpers()
-    normalize()
+  if n > 0 and redis.call('HLEN', K_ITEMS) == 0 then
+    local k = P .. 'jtok'
+    push_tokens(k, redis.call('LLEN', k), 1)
   end
+  if was_ready then lib().normalize() end
   return n
 end
 )LUA";
@@ -196,7 +221,6 @@ end
 // init: ARGV[4] = kind ("fifo", "lifo", "priority"), ARGV[5] = maxsize.
 // Returns {kind, maxsize} as stored (the first client's).
 inline constexpr const char* kInit = R"LUA(
-helpers()
 redis.call('HSETNX', K_META, 'kind', ARGV[4])
 redis.call('HSETNX', K_META, 'maxsize', ARGV[5])
 redis.call('HSETNX', K_META, 'sd', 0)
@@ -204,9 +228,10 @@ redis.call('HSETNX', K_META, 'seq', 0)
 local v = redis.call('HMGET', K_META, 'kind', 'maxsize')
 kind = v[1]
 maxsize = tonumber(v[2])
-recover()
-register()
-normalize()
+local h = lib()
+h.recover()
+h.register()
+h.normalize()
 return v
 )LUA";
 
@@ -215,16 +240,18 @@ return v
 // more putters may wait), then (put id, payload, priority) triples.
 // Returns {'OK', n} when all n were put (or had been, by an earlier attempt with the same
 // ids), {'S'} when shut down, {'F', wake_in, n} when full after n of them.
+// Arguments of redis.call are strings where they can be: Redis 7.0 formats a Lua number
+// with snprintf("%.17g").
 inline constexpr const char* kPut = R"LUA(
 local window = ARGV[4]
 local woken = ARGV[5] == '1'
 if sd > 0 then
-  helpers()
-  normalize()
+  lib().normalize()
   return {'S'}
 end
+local K_READY = P .. 'ready'
+local K_ITEMS = P .. 'items'
 local n = 0
-local added = 0
 local ready = nil
 if maxsize > 0 then ready = redis.call('ZCARD', K_READY) end
 local i = 6
@@ -234,10 +261,10 @@ while i <= #ARGV do
   if maxsize > 0 and ready >= maxsize then
     -- Full: only a retry of a put that got in before is done.
     if not redis.call('GET', pid) then
-      helpers()
-      recover()
-      normalize()
-      return {'F', wake_in(), n}
+      local h = lib()
+      h.recover()
+      h.normalize()
+      return {'F', h.wake_in(), n}
     end
     fresh = false
   else
@@ -245,26 +272,22 @@ while i <= #ARGV do
     fresh = redis.call('SET', pid, '1', 'NX', 'PX', window)
   end
   if fresh then
-    local seq = redis.call('HINCRBY', K_META, 'seq', 1)
-    local m = string.format('%016d', seq)
-    local s = 0
-    if kind == 'lifo' then s = -seq
+    local m = string.format('%016d', redis.call('HINCRBY', K_META, 'seq', '1'))
+    local s = '0'
+    if kind == 'lifo' then s = '-' .. m
     elseif kind == 'priority' then
       s = ARGV[i + 2]
-      redis.call('HSET', K_SCORE, m, s)
+      redis.call('HSET', P .. 'score', m, s)
     end
     redis.call('ZADD', K_READY, s, m)
     redis.call('HSET', K_ITEMS, m, ARGV[i + 1])
-    added = added + 1
     if ready then ready = ready + 1 end
   end
   n = n + 1
   i = i + 3
 end
-top_up_lazy(K_GT, function() return ready or redis.call('ZCARD', K_READY) end)
-if woken and maxsize > 0 then
-  top_up_lazy(K_PT, function() return math.max(maxsize - ready, 0) end)
-end
+top_up_lazy(P .. 'gtok', ready, nil)
+if woken and maxsize > 0 then top_up_lazy(P .. 'ptok', ready, maxsize) end
 return {'OK', n}
 )LUA";
 
@@ -278,20 +301,24 @@ return {'OK', n}
 // {'E', wake_in} when empty. A retry with the request id of the slot's last get returns
 // that get's items again.
 inline constexpr const char* kGet = R"LUA(
-local slot, req, want = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local slot, req, want = ARGV[4], ARGV[5], ARGV[6]
 ack_from(9)
+local K_READY = P .. 'ready'
+local K_ITEMS = P .. 'items'
+local HELD = P .. 'held:' .. C
+local GREC = P .. 'gr:' .. C
 local out = {'OK'}
-local rec = ARGV[7] ~= '0' and redis.call('HGET', grec(C), slot)
+local rec = ARGV[7] ~= '0' and redis.call('HGET', GREC, slot)
 if rec then
-  helpers()
+  local h = lib()
   local first = true
   local same = false
   for w in string.gmatch(rec, '%S+') do
     if first then same = (w == req) first = false
-    elseif same and redis.call('SISMEMBER', held(C), w) == 1 then
+    elseif same and redis.call('SISMEMBER', HELD, w) == 1 then
       out[#out + 1] = w .. '@' .. C
       out[#out + 1] = redis.call('HGET', K_ITEMS, w)
-      out[#out + 1] = score_of(w)
+      out[#out + 1] = h.score_of(w)
     end
   end
   if same then return out end
@@ -300,41 +327,33 @@ local got = redis.call('ZPOPMIN', K_READY, want)
 local recovered = false
 if #got == 0 then
   -- Before deciding to wait: items of dead sessions come back first.
-  helpers()
-  recover()
+  lib().recover()
   recovered = true
   got = redis.call('ZPOPMIN', K_READY, want)
 end
 if #got == 0 then
-  redis.call('HDEL', grec(C), slot)
-  normalize()
+  redis.call('HDEL', GREC, slot)
+  lib().normalize()
   if sd > 0 then return {'S'} end
-  return {'E', wake_in()}
+  return {'E', lib().wake_in()}
 end
-if not redis.call('ZSCORE', K_CLIENTS, C) then
-  helpers()
-  register()
-end
-local names = {req}
+if not redis.call('ZSCORE', P .. 'clients', C) then lib().register() end
+local names = req
 for i = 1, #got, 2 do
   local m = got[i]
-  redis.call('SADD', held(C), m)
+  redis.call('SADD', HELD, m)
   out[#out + 1] = m .. '@' .. C
   out[#out + 1] = redis.call('HGET', K_ITEMS, m)
   out[#out + 1] = got[i + 1]
-  names[#names + 1] = m
+  names = names .. ' ' .. m
 end
-redis.call('HSET', grec(C), slot, table.concat(names, ' '))
-if ARGV[8] == '1' then top_up_lazy(K_GT, function() return redis.call('ZCARD', K_READY) end) end
+redis.call('HSET', GREC, slot, names)
+if ARGV[8] == '1' then top_up_lazy(P .. 'gtok', nil, nil) end
 if recovered then
-  normalize()  -- what recover() put back may be for other waiters too
+  lib().normalize()  -- what recover() put back may be for other waiters too
 elseif maxsize > 0 then
-  if sd > 0 then top_up(K_PT, TOKENS)
-  else
-    top_up_lazy(K_PT, function()
-      return math.max(maxsize - redis.call('ZCARD', K_READY), 0)
-    end)
-  end
+  if sd > 0 then lib().top_up(P .. 'ptok', TOKENS)
+  else top_up_lazy(P .. 'ptok', nil, maxsize) end
 end
 return out
 )LUA";
@@ -346,88 +365,88 @@ return ack_from(4)
 
 // release: ARGV[4..] = receipts of items this session holds: back to the queue.
 inline constexpr const char* kRelease = R"LUA(
-helpers()
+local h = lib()
 for i = 4, #ARGV do
-  local m, o = split(ARGV[i])
-  if m and o == C and redis.call('SREM', held(C), m) == 1 then requeue(m) end
+  local m, o = h.split(ARGV[i])
+  if m and o == C and redis.call('SREM', h.held(C), m) == 1 then h.requeue(m) end
 end
-normalize()
+h.normalize()
 return 1
 )LUA";
 
 // join: returns {uf, wake_in}.
 inline constexpr const char* kJoin = R"LUA(
-helpers()
-recover()
-local ready, uf = normalize()
-return {uf, wake_in()}
+local h = lib()
+h.recover()
+local ready, uf = h.normalize()
+return {uf, h.wake_in()}
 )LUA";
 
 // stat: returns {ready, uf, sd, leased, maxsize, sessions}.
 inline constexpr const char* kStat = R"LUA(
-helpers()
-recover()
-local ready, uf = normalize()
-return {ready, uf, sd, uf - ready, maxsize, redis.call('ZCARD', K_CLIENTS)}
+local h = lib()
+h.recover()
+local ready, uf = h.normalize()
+return {ready, uf, sd, uf - ready, maxsize, redis.call('ZCARD', h.K_CLIENTS)}
 )LUA";
 
 // shutdown: ARGV[4] = '1' for immediate. Returns the payloads removed, in get order.
 inline constexpr const char* kShutdown = R"LUA(
-helpers()
 local imm = ARGV[4] == '1'
 local want = imm and 2 or 1
 if sd < want then sd = want redis.call('HSET', K_META, 'sd', sd) end
+local h = lib()
 local out = {}
 if imm then
-  local all = redis.call('ZRANGE', K_READY, 0, -1)
+  local all = redis.call('ZRANGE', h.K_READY, 0, -1)
   for _, m in ipairs(all) do
-    out[#out + 1] = redis.call('HGET', K_ITEMS, m)
-    drop(m)
+    out[#out + 1] = redis.call('HGET', h.K_ITEMS, m)
+    h.drop(m)
   end
-  redis.call('DEL', K_READY)
+  redis.call('DEL', h.K_READY)
 end
-recover()
-normalize()
+h.recover()
+h.normalize()
 return out
 )LUA";
 
 // renew (heartbeat): ARGV[4..] = (slot, request id) pairs of gets whose caller gave up:
 // their items go back to the queue. Returns 1.
 inline constexpr const char* kRenew = R"LUA(
-helpers()
-recover()
-register()
+local h = lib()
+h.recover()
+h.register()
 for i = 4, #ARGV, 2 do
-  local rec = redis.call('HGET', grec(C), ARGV[i])
+  local rec = redis.call('HGET', h.grec(C), ARGV[i])
   if rec then
     local first = true
     local same = false
     for w in string.gmatch(rec, '%S+') do
       if first then same = (w == ARGV[i + 1]) first = false
-      elseif same and redis.call('SREM', held(C), w) == 1 then requeue(w) end
+      elseif same and redis.call('SREM', h.held(C), w) == 1 then h.requeue(w) end
     end
-    if same then redis.call('HDEL', grec(C), ARGV[i]) end
+    if same then redis.call('HDEL', h.grec(C), ARGV[i]) end
   end
 end
-normalize()
+h.normalize()
 return 1
 )LUA";
 
 // leave: the session ends; its unacknowledged items go back to the queue.
 inline constexpr const char* kLeave = R"LUA(
-helpers()
-forget(C)
-normalize()
+local h = lib()
+h.forget(C)
+h.normalize()
 return 1
 )LUA";
 
 // destroy: deletes every key of the queue (sessions' keys included). Returns 1.
 inline constexpr const char* kDestroy = R"LUA(
-helpers()
-for _, c in ipairs(redis.call('ZRANGE', K_CLIENTS, 0, -1)) do
-  del(held(c), grec(c))
+local h = lib()
+for _, c in ipairs(redis.call('ZRANGE', h.K_CLIENTS, 0, -1)) do
+  h.del(h.held(c), h.grec(c))
 end
-del(K_META, K_READY, K_ITEMS, K_SCORE, K_CLIENTS, K_GT, K_PT, K_JT)
+h.del(K_META, h.K_READY, h.K_ITEMS, h.K_SCORE, h.K_CLIENTS, h.K_GT, h.K_PT, h.K_JT)
 return 1
 )LUA";
 
