@@ -178,6 +178,9 @@ struct Conn {
   redisContext* ctx = nullptr;
   std::string slot;  // set by Impl::acquire
   std::deque<PendingAck> acks;
+  // The socket timeout last set on ctx (negative: none yet): set again only when it
+  // changes, not with two setsockopt calls per command.
+  milliseconds timeout{-1};
   Conn() = default;
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -185,7 +188,13 @@ struct Conn {
   void drop() noexcept {
     if (ctx != nullptr) redisFree(ctx);
     ctx = nullptr;
+    timeout = milliseconds(-1);
     for (auto& a : acks) a.sent = false;
+  }
+  void set_timeout(milliseconds t) {
+    if (t == timeout) return;
+    redisSetTimeout(ctx, to_timeval(t));
+    timeout = t;
   }
   bool replies_pending() const noexcept { return !acks.empty() && acks.front().sent; }
 };
@@ -356,7 +365,7 @@ struct Client::Impl {
       try {
         if (c.ctx == nullptr) c.ctx = connect_to(current_address());
         if (script != kScriptCount) args[1] = sha_of(c, script, retry_deadline);
-        redisSetTimeout(c.ctx, to_timeval(opt.command_timeout + block));
+        c.set_timeout(opt.command_timeout + block);
         Reply r;
         {
           const int fd = c.ctx->fd;
@@ -663,7 +672,7 @@ struct Client::Impl {
       std::lock_guard lock(sha_mu);
       if (!sha[s].empty()) return sha[s];
     }
-    redisSetTimeout(c.ctx, to_timeval(opt.command_timeout));
+    c.set_timeout(opt.command_timeout);
     settle(c);  // replies of pipelined acks come first
     Reply r = command(c.ctx, {"SCRIPT", "LOAD", script_source(s)});
     if (!r) {
