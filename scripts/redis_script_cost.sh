@@ -65,14 +65,14 @@ fresh
 row "PING" "$(count PING)"
 row "LPUSH" "$(count LPUSH bare payload12345678)"
 row "RPOP" "$(count RPOP bare)"
-row "EVALSHA of \`return 1\` with put's 10 arguments" \
-  "$(count EVALSHA "$empty" "${A[@]}" 3600000 0 id__rand_int__ payload12345678 0)"
-row "weft put" "$(count EVALSHA "$put" "${A[@]}" 3600000 0 id__rand_int__ payload12345678 0)"
+row "EVALSHA of \`return 1\` with put's 12 arguments" \
+  "$(count EVALSHA "$empty" "${A[@]}" 3600000 0 s1 p__rand_int__ 0 payload12345678 0)"
+row "weft put" "$(count EVALSHA "$put" "${A[@]}" 3600000 0 s1 p__rand_int__ 0 payload12345678 0)"
 row "weft get" "$(count EVALSHA "$get" "${A[@]}" s1 r__rand_int__ 1 0 0)"
 # A get that carries the acknowledgement of the previous item, one at a time as a consumer
 # sends it, less a PING sent the same way (the round trip's own cost).
 fresh
-for i in $(seq 1 $((N + 1))); do echo "EVALSHA $put ${A[*]} 3600000 0 p$i x 0"; done | cli >/dev/null
+for i in $(seq 1 $((N + 1))); do echo "EVALSHA $put ${A[*]} 3600000 0 s1 p$i 0 x 0"; done | cli >/dev/null
 cli EVALSHA "$get" "${A[@]}" s1 r0 1 0 0 >/dev/null
 acked=$(for i in $(seq 1 "$N"); do printf 'EVALSHA %s %s s1 r%d 1 0 0 %016d@sessA\n' "$get" "${A[*]}" "$i" "$i"; done | count -)
 ping=$(for _ in $(seq 1 "$N"); do echo PING; done | count -)
@@ -91,7 +91,8 @@ call() {
 }
 m="string.format('%016d', math.random(1000000000))"
 call "HMGET meta maxsize sd kind (every script)" "redis.call('HMGET', KEYS[1], 'maxsize', 'sd', 'kind')"
-call "SET pid NX PX (put: idempotent retry)" "redis.call('SET', 'weft:{b}:pid:' .. math.random(1000000000), '1', 'NX', 'PX', 3600000)"
+call "HGET pr (put: idempotent retry)" "redis.call('HGET', 'weft:{b}:pr:sessA', 's1')"
+call "HSET pr (put: idempotent retry)" "redis.call('HSET', 'weft:{b}:pr:sessA', 's1', 'p1 1')"
 call "HINCRBY meta seq (put: order)" "redis.call('HINCRBY', KEYS[1], 'seq', 1)"
 call "ZADD ready (put)" "redis.call('ZADD', 'weft:{b}:ready', 0, $m)"
 call "HSET items (put: payload)" "redis.call('HSET', 'weft:{b}:items', $m, 'payload12345678')"

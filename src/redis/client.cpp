@@ -352,15 +352,16 @@ struct Client::Impl {
   // One command on `c`, riding over transient errors until retry_deadline, following
   // MOVED/ASK, reloading scripts after NOSCRIPT. `block` is the server-side block time of a
   // blocking command (added to the reply timeout). `retry_mark` (when nonzero) is the index
-  // of an argument set to "1" on every attempt after the first: the command may have run
-  // before (a lost reply). Throws Stopped, Error, std::exception from the hook.
+  // of an argument that gets an 'r' in front on the attempts after the first: the command
+  // may have run before (a lost reply). Throws Stopped, Error, std::exception from the hook.
   Reply call(Conn& c, std::vector<std::string> args, Clock::time_point retry_deadline,
              milliseconds block, const std::stop_token* stop, Script script = kScriptCount,
              std::size_t retry_mark = 0) {
     milliseconds backoff(2);
     std::string last;
     for (bool first = true;; first = false) {
-      if (!first && retry_mark != 0) args.at(retry_mark) = "1";
+      if (!first && retry_mark != 0 && !args.at(retry_mark).starts_with('r'))
+        args[retry_mark].insert(0, 1, 'r');
       if (stop != nullptr && stop->stop_requested()) throw Stopped{};
       try {
         if (c.ctx == nullptr) c.ctx = connect_to(current_address());
@@ -782,7 +783,7 @@ struct Client::Impl {
         lock.lock();
         continue;
       }
-      std::vector<std::string> extra;
+      std::vector<std::string> extra = {std::to_string(opt.dedupe_window.count())};
       for (auto& [slot, req] : orphans) {
         extra.push_back(slot);
         extra.push_back(req);
@@ -851,23 +852,23 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
     if (std::isnan(it.priority))
       throw std::invalid_argument("weft::redis: a priority must be a number, not NaN");
   }
-  // Each item's id is chosen once: every retry of this call sends the same ids.
+  // One request id for the call, sent by every retry: the script records per connection
+  // slot how many items of the slot's last request are in, and a retry skips those.
+  Impl::Pooled p(impl_.get());
   std::vector<std::string> extra;
-  extra.reserve(2 + 3 * items.size());
+  extra.reserve(5 + 2 * items.size());
   extra.push_back(std::to_string(im.opt.dedupe_window.count()));
   extra.emplace_back("0");  // "1" after a wake-up: the script passes it on
-  // Unique for as long as the dedupe window: the session is random, the counter never
-  // repeats within it.
-  const std::string base = im.session + "." + im.unique_id() + ".";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    extra.push_back(base + std::to_string(i));
-    extra.push_back(items[i].payload);
-    extra.push_back(format_double(items[i].priority));
+  extra.push_back(p.conn->slot);
+  extra.push_back(im.unique_id());
+  extra.emplace_back("0");  // the index in the request of the first item sent
+  for (const auto& it : items) {
+    extra.push_back(it.payload);
+    extra.push_back(format_double(it.priority));
   }
-  Impl::Pooled p(impl_.get());
   try {
     for (;;) {
-      Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop);
+      Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop, nullptr, 4);
       extra[1] = "0";
       const std::string tag = as_string(element(r.get(), 0));
       if (tag == "OK") {
@@ -876,12 +877,13 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
         return Status::ok;
       }
       if (tag == "S") return Status::shutdown;
-      // Full after n more: those are in; the rest waits (their ids are kept, so a put that
-      // got in before a lost reply is not repeated).
+      // Full after n more: those are in; the rest waits, sent again under the same request
+      // (so a put that got in before a lost reply is not repeated).
       const auto n = static_cast<std::size_t>(as_int(element(r.get(), 2)));
       if (n > 0) {
-        extra.erase(extra.begin() + 2, extra.begin() + 2 + static_cast<std::ptrdiff_t>(3 * n));
+        extra.erase(extra.begin() + 5, extra.begin() + 5 + static_cast<std::ptrdiff_t>(2 * n));
         done += n;
+        extra[4] = std::to_string(done);
       }
       if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
       if (Clock::now() >= deadline) return Status::unavailable;
@@ -907,8 +909,8 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
       Reply r;
       try {
         maybe_leased = true;
-        // The last argument says whether this request may have run before (its reply
-        // lost): "0" now, "1" on call()'s retries; only then does the script look for a
+        // The fourth argument says whether this request may have run before (its reply
+        // lost): "0" now, "r0" on call()'s retries; only then does the script look for a
         // reply to replay. A later pass of this loop (after a wait) follows an "E" reply,
         // which cleared the slot's record.
         r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max), "0", woken ? "1" : "0"},

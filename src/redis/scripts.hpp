@@ -72,7 +72,8 @@ H.K_READY, H.K_ITEMS, H.K_SCORE, H.K_CLIENTS = K_READY, K_ITEMS, K_SCORE, K_CLIE
 H.K_GT, H.K_PT, H.K_JT = K_GT, K_PT, K_JT
 local function held(c) return P .. 'held:' .. c end
 local function grec(c) return P .. 'gr:' .. c end
-H.held, H.grec = held, grec
+local function pr(c) return P .. 'pr:' .. c end
+H.held, H.grec, H.pr = held, grec, pr
 
 function H.split(receipt)
   return string.match(receipt, '^(%d+)@(.*)$')
@@ -237,54 +238,75 @@ return v
 
 // put: ARGV[4] = dedupe window ms, ARGV[5] = '1' when the caller was woken by a putters'
 // token (it passes the wake-up on while room is left: a list holds at most 64 tokens, and
-// more putters may wait), then (put id, payload, priority) triples.
-// Returns {'OK', n} when all n were put (or had been, by an earlier attempt with the same
-// ids), {'S'} when shut down, {'F', wake_in, n} when full after n of them.
+// more putters may wait), ARGV[6] = connection slot, ARGV[7] = put request id, ARGV[8] =
+// the index in that request of the first item below, with an 'r' in front when the
+// attempt before may have run (its reply lost), then (payload, priority) pairs.
+// Returns {'OK', n} when all n were put (or had been, by an earlier attempt of the same
+// request), {'S'} when shut down, {'F', wake_in, n} when full after n of them.
+// Idempotent retry: `pr:<session>` keeps, per connection slot, the slot's last put request
+// that got items in: "<request id>" when all of them are in, "<request id> <count>" when
+// the first count are. Only a retry reads it: a slot carries one request at a time, so its
+// last one is the only one a retry can be of. The hash expires `window` after the
+// session's last heartbeat.
 // Arguments of redis.call are strings where they can be: Redis 7.0 formats a Lua number
 // with snprintf("%.17g").
 inline constexpr const char* kPut = R"LUA(
 local window = ARGV[4]
 local woken = ARGV[5] == '1'
+local slot, preq, at = ARGV[6], ARGV[7], ARGV[8]
 if sd > 0 then
   lib().normalize()
   return {'S'}
 end
+local K_PR = P .. 'pr:' .. C
+local had = 0
+if string.byte(at) == 114 then  -- 'r'
+  at = string.sub(at, 2)
+  local rec = redis.call('HGET', K_PR, slot)
+  if rec == preq then had = math.huge
+  elseif rec and string.sub(rec, 1, #preq + 1) == preq .. ' ' then
+    had = tonumber(string.sub(rec, #preq + 2))
+  end
+end
+local idx = tonumber(at)
+local first = idx
 local K_READY = P .. 'ready'
 local K_ITEMS = P .. 'items'
 local n = 0
 local ready = nil
+local full = false
 if maxsize > 0 then ready = redis.call('ZCARD', K_READY) end
-local i = 6
-while i <= #ARGV do
-  local pid = P .. 'pid:' .. ARGV[i]
-  local fresh
-  if maxsize > 0 and ready >= maxsize then
-    -- Full: only a retry of a put that got in before is done.
-    if not redis.call('GET', pid) then
-      local h = lib()
-      h.recover()
-      h.normalize()
-      return {'F', h.wake_in(), n}
+for i = 9, #ARGV, 2 do
+  if idx >= had then
+    if maxsize > 0 and ready >= maxsize then
+      full = true
+      break
     end
-    fresh = false
-  else
-    -- The dedupe check and the record in one command.
-    fresh = redis.call('SET', pid, '1', 'NX', 'PX', window)
-  end
-  if fresh then
     local m = string.format('%016d', redis.call('HINCRBY', K_META, 'seq', '1'))
     local s = '0'
     if kind == 'lifo' then s = '-' .. m
     elseif kind == 'priority' then
-      s = ARGV[i + 2]
+      s = ARGV[i + 1]
       redis.call('HSET', P .. 'score', m, s)
     end
     redis.call('ZADD', K_READY, s, m)
-    redis.call('HSET', K_ITEMS, m, ARGV[i + 1])
+    redis.call('HSET', K_ITEMS, m, ARGV[i])
     if ready then ready = ready + 1 end
   end
   n = n + 1
-  i = i + 3
+  idx = idx + 1
+end
+-- The request's items before idx are in: recorded when this run added some.
+if idx > math.max(first, had) then
+  local v = preq
+  if full then v = preq .. ' ' .. idx end
+  if redis.call('HSET', K_PR, slot, v) == 1 then redis.call('PEXPIRE', K_PR, window) end
+end
+if full then
+  local h = lib()
+  h.recover()
+  h.normalize()
+  return {'F', h.wake_in(), n}
 end
 top_up_lazy(P .. 'gtok', ready, nil)
 if woken and maxsize > 0 then top_up_lazy(P .. 'ptok', ready, maxsize) end
@@ -410,13 +432,15 @@ h.normalize()
 return out
 )LUA";
 
-// renew (heartbeat): ARGV[4..] = (slot, request id) pairs of gets whose caller gave up:
-// their items go back to the queue. Returns 1.
+// renew (heartbeat): ARGV[4] = dedupe window ms (the session's put records live that long
+// after its last heartbeat), ARGV[5..] = (slot, request id) pairs of gets whose caller
+// gave up: their items go back to the queue. Returns 1.
 inline constexpr const char* kRenew = R"LUA(
 local h = lib()
 h.recover()
 h.register()
-for i = 4, #ARGV, 2 do
+redis.call('PEXPIRE', h.pr(C), ARGV[4])
+for i = 5, #ARGV, 2 do
   local rec = redis.call('HGET', h.grec(C), ARGV[i])
   if rec then
     local first = true
@@ -432,10 +456,12 @@ h.normalize()
 return 1
 )LUA";
 
-// leave: the session ends; its unacknowledged items go back to the queue.
+// leave: the session ends; its unacknowledged items go back to the queue, its put records
+// go (no put of its can be retried any more).
 inline constexpr const char* kLeave = R"LUA(
 local h = lib()
 h.forget(C)
+redis.call('DEL', h.pr(C))
 h.normalize()
 return 1
 )LUA";
@@ -444,7 +470,7 @@ return 1
 inline constexpr const char* kDestroy = R"LUA(
 local h = lib()
 for _, c in ipairs(redis.call('ZRANGE', h.K_CLIENTS, 0, -1)) do
-  h.del(h.held(c), h.grec(c))
+  h.del(h.held(c), h.grec(c), h.pr(c))
 end
 h.del(K_META, h.K_READY, h.K_ITEMS, h.K_SCORE, h.K_CLIENTS, h.K_GT, h.K_PT, h.K_JT)
 return 1

@@ -32,8 +32,9 @@ class Scripts : public ::testing::Test {
 
 TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
   ASSERT_EQ(eval(lua::kInit, {"fifo", "0"}), "fifo\n0");
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "id-1", "payload", "0"}), "OK\n1");
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "id-1", "payload", "0"}), "OK\n1");  // the retry
+  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "payload", "0"}), "OK\n1");
+  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p1", "r0", "payload", "0"}),
+            "OK\n1");  // the retry
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");  // one unfinished task
   // Even after the item was got and acknowledged, inside the dedupe window.
@@ -41,14 +42,25 @@ TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
   ASSERT_EQ(got.rfind("OK\n", 0), 0u) << got;
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
   EXPECT_EQ(eval(lua::kAck, {receipt}), "1");
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "id-1", "payload", "0"}), "OK\n1");
+  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p1", "r0", "payload", "0"}), "OK\n1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
+  // The next request on the slot, retried from its second item (as after a reply "full
+  // after 1"): what got in is not put again.
+  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p2", "0", "x", "0", "y", "0"}), "OK\n2");
+  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p2", "r1", "y", "0"}), "OK\n1");
+  EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "2");
+  // A request whose first item got in before the queue was full, retried whole.
+  server_.cmd({"HSET", "weft:{w}:pr:sessionA", "s0", "p3 1"});
+  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p3", "r0", "u", "0", "v", "0"}), "OK\n2");
+  EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "3");
+  // The record expires on its own (the heartbeat renews it).
+  EXPECT_GT(std::stoll(server_.cmd({"PTTL", "weft:{w}:pr:sessionA"})), 0);
 }
 
 TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
   ASSERT_EQ(eval(lua::kInit, {"fifo", "0"}), "fifo\n0");
-  eval(lua::kPut, {"3600000", "0", "a", "first", "0", "b", "second", "0"});
+  eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "first", "0", "second", "0"});
   const std::string once = eval(lua::kGet, {"s0", "r1", "1"});
   const std::string again = eval(lua::kGet, {"s0", "r1", "1"});  // the reply was lost
   EXPECT_EQ(once, again);
@@ -60,25 +72,25 @@ TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
 
 TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
   ASSERT_EQ(eval(lua::kInit, {"fifo", "0"}), "fifo\n0");
-  eval(lua::kPut, {"3600000", "0", "a", "first", "0"});
+  eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "first", "0"});
   ASSERT_NE(eval(lua::kGet, {"s0", "r1", "1"}).find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   // The caller gave up without seeing the reply: the heartbeat releases (slot, request).
-  EXPECT_EQ(eval(lua::kRenew, {"s0", "r1"}), "1");
+  EXPECT_EQ(eval(lua::kRenew, {"3600000", "s0", "r1"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"SCARD", "weft:{w}:held:sessionA"}), "0");
   // Releasing a request whose items were delivered and acknowledged changes nothing.
   const std::string got = eval(lua::kGet, {"s0", "r2", "1"});
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
   EXPECT_EQ(eval(lua::kAck, {receipt}), "1");
-  EXPECT_EQ(eval(lua::kRenew, {"s0", "r2"}), "1");
+  EXPECT_EQ(eval(lua::kRenew, {"3600000", "s0", "r2"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
 }
 
 TEST_F(Scripts, ExpiredSessionLosesItsItemsToRecovery) {
   ASSERT_EQ(eval(lua::kInit, {"priority", "0"}), "priority\n0");
-  eval(lua::kPut, {"3600000", "0", "a", "low", "5", "b", "high", "1"});
+  eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "low", "5", "high", "1"});
   EXPECT_NE(eval(lua::kGet, {"s0", "r1", "1"}).find("high"), std::string::npos);
   // The session's lease ends now (as if its heartbeat had stopped).
   server_.cmd({"ZADD", "weft:{w}:clients", "0", "sessionA"});

@@ -50,7 +50,9 @@ struct Options {
   // loses the items it got and has not acknowledged: they return to the queue. Renewed by
   // a heartbeat thread every lease/3.
   std::chrono::milliseconds lease{30000};
-  // How long a put's id is remembered, to make its retries idempotent.
+  // How long the records that make a put's retries idempotent outlive the client's last
+  // heartbeat (a client cut off from the server for longer may put an item twice when it
+  // retries a put whose reply was lost).
   std::chrono::milliseconds dedupe_window{std::chrono::hours(1)};
   // A blocking call re-checks its connection at least this often.
   std::chrono::milliseconds max_block{30000};
