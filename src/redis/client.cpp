@@ -911,15 +911,15 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
         maybe_leased = true;
         // The fourth argument says whether this request may have run before (its reply
         // lost): "0" now, "r0" on call()'s retries; only then does the script look for a
-        // reply to replay. A later pass of this loop (after a wait) follows an "E" reply,
-        // which cleared the slot's record.
+        // reply to replay (the items it holds from this request). A later pass of this loop
+        // (after a wait) follows an "E" reply: that attempt leased nothing.
         r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max), "0", woken ? "1" : "0"},
                    im.retry_until(deadline), stop, nullptr, 3);
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat
-          // releases them; this connection records its gets under a new slot from now on,
-          // so its next get cannot overwrite that record.
+          // releases them (found by slot and request id); this connection's later gets go
+          // under a new slot.
           std::lock_guard lock(im.state_mu);
           im.orphans.emplace_back(p.conn->slot, req);
           p.conn->slot = "s" + im.unique_id();

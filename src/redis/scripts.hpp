@@ -71,9 +71,8 @@ local K_JT = P .. 'jtok'
 H.K_READY, H.K_ITEMS, H.K_SCORE, H.K_CLIENTS = K_READY, K_ITEMS, K_SCORE, K_CLIENTS
 H.K_GT, H.K_PT, H.K_JT = K_GT, K_PT, K_JT
 local function held(c) return P .. 'held:' .. c end
-local function grec(c) return P .. 'gr:' .. c end
 local function pr(c) return P .. 'pr:' .. c end
-H.held, H.grec, H.pr = held, grec, pr
+H.held, H.pr = held, pr
 
 function H.split(receipt)
   return string.match(receipt, '^(%d+)@(.*)$')
@@ -123,11 +122,30 @@ end
 H.requeue = requeue
 
 local function forget(c)
-  for _, m in ipairs(redis.call('SMEMBERS', held(c))) do requeue(m) end
-  del(held(c), grec(c))
+  for _, m in ipairs(redis.call('HKEYS', held(c))) do requeue(m) end
+  del(held(c))
   redis.call('ZREM', K_CLIENTS, c)
 end
 H.forget = forget
+
+-- The items session c holds from its get `tag` ("<slot> <request id>"), in the order that
+-- get returned them (by score, then member).
+function H.leased_by(c, tag)
+  local all = redis.call('HGETALL', held(c))
+  local ms = {}
+  for i = 1, #all, 2 do
+    if all[i + 1] == tag then ms[#ms + 1] = all[i] end
+  end
+  if #ms > 1 then
+    local sc = {}
+    for _, m in ipairs(ms) do sc[m] = tonumber(score_of(m)) or 0 end
+    table.sort(ms, function(a, b)
+      if sc[a] ~= sc[b] then return sc[a] < sc[b] end
+      return a < b
+    end)
+  end
+  return ms
+end
 
 -- Sessions whose lease expired (server clock) lose what they hold.
 function H.recover()
@@ -141,7 +159,7 @@ end
 function H.register()
   if C == '' or not kind then return end
   if redis.call('ZADD', K_CLIENTS, now() + LEASE, C) == 1 then
-    del(held(C), grec(C))
+    del(held(C))
   end
 end
 
@@ -201,7 +219,7 @@ local function ack_from(i0)
   for i = i0, #ARGV do
     local m, o = string.match(ARGV[i], '^(%d+)@(.*)$')
     if m then
-      local was_held = redis.call('SREM', P .. 'held:' .. o, m) == 1
+      local was_held = redis.call('HDEL', P .. 'held:' .. o, m) == 1
       if redis.call('HDEL', K_ITEMS, m) == 1 then
         n = n + 1
         if kind == 'priority' then redis.call('HDEL', P .. 'score', m) end
@@ -314,36 +332,34 @@ return {'OK', n}
 )LUA";
 
 // get: ARGV[4] = connection slot, ARGV[5] = request id, ARGV[6] = at most this many items,
-// ARGV[7] = '0' on the request's first attempt (nothing to replay: the slot's record, if
-// any, is another request's), otherwise (or absent) the record is looked up; ARGV[8] = '1'
+// ARGV[7] = '0' on the request's first attempt (nothing to replay), otherwise the items the
+// session holds from this request are looked up; ARGV[8] = '1'
 // when the caller was woken by a getters' token (it passes the wake-up on while items are
 // left: a list holds at most 64 tokens, and more getters may wait); ARGV[9..] = receipts to
 // acknowledge first, as `ack` does (the client's pending task_done()s).
 // Returns {'OK', receipt1, payload1, score1, ...}, {'S'} when shut down and empty,
-// {'E', wake_in} when empty. A retry with the request id of the slot's last get returns
-// that get's items again.
+// {'E', wake_in} when empty. A retry of a get that leased items returns them again: each
+// leased item is recorded in `held:<session>` with the get that leased it, "<slot> <request
+// id>" (one HSET per item, the lease and the replay record in one).
 inline constexpr const char* kGet = R"LUA(
 local slot, req, want = ARGV[4], ARGV[5], ARGV[6]
 ack_from(9)
 local K_READY = P .. 'ready'
 local K_ITEMS = P .. 'items'
 local HELD = P .. 'held:' .. C
-local GREC = P .. 'gr:' .. C
+local tag = slot .. ' ' .. req
 local out = {'OK'}
-local rec = ARGV[7] ~= '0' and redis.call('HGET', GREC, slot)
-if rec then
+if ARGV[7] ~= '0' then
   local h = lib()
-  local first = true
-  local same = false
-  for w in string.gmatch(rec, '%S+') do
-    if first then same = (w == req) first = false
-    elseif same and redis.call('SISMEMBER', HELD, w) == 1 then
+  local ms = h.leased_by(C, tag)
+  if #ms > 0 then
+    for _, w in ipairs(ms) do
       out[#out + 1] = w .. '@' .. C
       out[#out + 1] = redis.call('HGET', K_ITEMS, w)
       out[#out + 1] = h.score_of(w)
     end
+    return out
   end
-  if same then return out end
 end
 local got = redis.call('ZPOPMIN', K_READY, want)
 local recovered = false
@@ -354,22 +370,20 @@ if #got == 0 then
   got = redis.call('ZPOPMIN', K_READY, want)
 end
 if #got == 0 then
-  redis.call('HDEL', GREC, slot)
   lib().normalize()
   if sd > 0 then return {'S'} end
   return {'E', lib().wake_in()}
 end
-if not redis.call('ZSCORE', P .. 'clients', C) then lib().register() end
-local names = req
+-- Leased only by a live session (one that recovery forgot registers again). ZRANK, not
+-- ZSCORE: an integer reply, where a score is formatted with snprintf and parsed back.
+if not redis.call('ZRANK', P .. 'clients', C) then lib().register() end
 for i = 1, #got, 2 do
   local m = got[i]
-  redis.call('SADD', HELD, m)
+  redis.call('HSET', HELD, m, tag)
   out[#out + 1] = m .. '@' .. C
   out[#out + 1] = redis.call('HGET', K_ITEMS, m)
   out[#out + 1] = got[i + 1]
-  names = names .. ' ' .. m
 end
-redis.call('HSET', GREC, slot, names)
 if ARGV[8] == '1' then top_up_lazy(P .. 'gtok', nil, nil) end
 if recovered then
   lib().normalize()  -- what recover() put back may be for other waiters too
@@ -390,7 +404,7 @@ inline constexpr const char* kRelease = R"LUA(
 local h = lib()
 for i = 4, #ARGV do
   local m, o = h.split(ARGV[i])
-  if m and o == C and redis.call('SREM', h.held(C), m) == 1 then h.requeue(m) end
+  if m and o == C and redis.call('HDEL', h.held(C), m) == 1 then h.requeue(m) end
 end
 h.normalize()
 return 1
@@ -441,15 +455,9 @@ h.recover()
 h.register()
 redis.call('PEXPIRE', h.pr(C), ARGV[4])
 for i = 5, #ARGV, 2 do
-  local rec = redis.call('HGET', h.grec(C), ARGV[i])
-  if rec then
-    local first = true
-    local same = false
-    for w in string.gmatch(rec, '%S+') do
-      if first then same = (w == ARGV[i + 1]) first = false
-      elseif same and redis.call('SREM', h.held(C), w) == 1 then h.requeue(w) end
-    end
-    if same then redis.call('HDEL', h.grec(C), ARGV[i]) end
+  for _, m in ipairs(h.leased_by(C, ARGV[i] .. ' ' .. ARGV[i + 1])) do
+    redis.call('HDEL', h.held(C), m)
+    h.requeue(m)
   end
 end
 h.normalize()
@@ -470,7 +478,7 @@ return 1
 inline constexpr const char* kDestroy = R"LUA(
 local h = lib()
 for _, c in ipairs(redis.call('ZRANGE', h.K_CLIENTS, 0, -1)) do
-  h.del(h.held(c), h.grec(c), h.pr(c))
+  h.del(h.held(c), h.pr(c))
 end
 h.del(K_META, h.K_READY, h.K_ITEMS, h.K_SCORE, h.K_CLIENTS, h.K_GT, h.K_PT, h.K_JT)
 return 1

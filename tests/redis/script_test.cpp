@@ -78,7 +78,7 @@ TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
   // The caller gave up without seeing the reply: the heartbeat releases (slot, request).
   EXPECT_EQ(eval(lua::kRenew, {"3600000", "s0", "r1"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
-  EXPECT_EQ(server_.cmd({"SCARD", "weft:{w}:held:sessionA"}), "0");
+  EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:held:sessionA"}), "0");
   // Releasing a request whose items were delivered and acknowledged changes nothing.
   const std::string got = eval(lua::kGet, {"s0", "r2", "1"});
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
