@@ -4,7 +4,8 @@
 //
 //   weft_redis_bench --socket PATH [--items N] [--rounds R] [--samples S]
 //
-// Contenders, interleaved round by round (the median over rounds is printed):
+// Contenders, interleaved round by round (medians and ranges over rounds are printed; the
+// ratio to the bare loop is taken round by round):
 //   bare        producer thread LPUSH, consumer thread BRPOP: no lease, no ack, no bound
 //   weft        producer put(), consumer get() + task_done(): every guarantee
 //   weft-batch  put_many(64), get_many(64) + task_done(n)
@@ -292,24 +293,32 @@ int main(int argc, char** argv) {
     record("weft, maxsize 1000", weft_throughput(items, 1000, 1));
     record("weft put_many / get_many (64)", weft_throughput(items, 0, 64));
   }
-  const double bare = median(rate["bare LPUSH + BRPOP"]);
+  // Each round's ratio is taken against the bare loop of the same round (the machine's load
+  // moves both); the table gives their median and range over the rounds.
+  const std::vector<double>& bare = rate["bare LPUSH + BRPOP"];
   std::printf(
-      "| 1 producer thread, 1 consumer thread, %lld items, median of %d | items/s | "
-      "vs bare | server us/item | commands/item | scripts/item | waits/item |\n",
+      "| 1 producer thread, 1 consumer thread, %lld items, %d rounds | items/s, median "
+      "(min-max) | vs bare, median (min-max) | server us/item | commands/item | scripts/item "
+      "| waits/item |\n",
       static_cast<long long>(items), rounds);
   std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (const char* name : {"bare LPUSH + BRPOP", "weft put / get + task_done", "weft, maxsize 1000",
                            "weft put_many / get_many (64)"}) {
-    const double m = median(rate[name]);
+    const std::vector<double>& v = rate[name];
+    std::vector<double> ratio;
+    for (std::size_t i = 0; i < v.size(); ++i) ratio.push_back(v[i] / bare[i]);
     const auto& c = server[name];
     const auto field = [&](double ServerCost::*f) {
-      std::vector<double> v;
-      for (const auto& x : c) v.push_back(x.*f);
-      return median(std::move(v));
+      std::vector<double> x;
+      for (const auto& e : c) x.push_back(e.*f);
+      return median(std::move(x));
     };
-    std::printf("| %s | %.0f | %.2fx | %.1f | %.2f | %.2f | %.2f |\n", name, m, m / bare,
-                field(&ServerCost::usec), field(&ServerCost::commands), field(&ServerCost::scripts),
-                field(&ServerCost::waits));
+    std::printf(
+        "| %s | %.0f (%.0f-%.0f) | %.2fx (%.2f-%.2f) | %.1f | %.2f | %.2f | %.2f |\n", name,
+        median(v), *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()),
+        median(ratio), *std::min_element(ratio.begin(), ratio.end()),
+        *std::max_element(ratio.begin(), ratio.end()), field(&ServerCost::usec),
+        field(&ServerCost::commands), field(&ServerCost::scripts), field(&ServerCost::waits));
   }
   const Latency lb = bare_latency(samples);
   const Latency lw = weft_latency(samples);

@@ -41,3 +41,4 @@ redis-benchmark -s "$sock" -t lpush,rpop -n 200000 -c 1 -q | tr '\r' '\n' | grep
 redis-benchmark -s "$sock" -t lpush,rpop -n 200000 -c 50 -q | tr '\r' '\n' | grep -E 'requests per second' | sed 's/^/  c=50  /'
 echo
 "$BDIR/bench/weft_redis_bench" --socket "$sock" "$@"
+weft_log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
