@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -24,6 +25,7 @@
 #include "weft/diagnostics.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
+#include "weft/queue.hpp"
 #include "weft/select.hpp"
 
 namespace diag = weft::diagnostics;
@@ -445,6 +447,67 @@ TEST_F(Hints, NearMissProducerAboutToBeWoken) {
   s.unblock = [&](Shape&) { lock.release(); };
   s.checked = [&] { EXPECT_EQ(reports.size(), 0U); };
   s.run();
+}
+
+// A queue's producers (the threads whose puts woke its getters) go with the queue: a queue
+// built later at the same address starts with none, so a getter waiting on it is not
+// judged by what the first queue's producer does. The control (`destroy` false) waits on
+// the first queue again and must get the likely verdict that stale producers would give.
+void producers_after_destruction(bool destroy, Collected<diag::DeadlockReport>& reports) {
+  using Q = weft::Queue<int>;
+  alignas(Q) unsigned char storage[sizeof(Q)];
+  Q* q = new (storage) Q(0, "first");
+  const void* core = nullptr;  // what a getter's wait names: the queue's core
+  weft::Event go{"go"};
+  weft::Event never{"never"};
+  auto await_getter = [&] {
+    for (;;) {
+      if (auto t = weft::testing::thread_named("consumer");
+          t && t->waiting && t->checked && t->waits_on.size() == 1 &&
+          t->waits_on[0].kind == SourceKind::queue_get) {
+        return t->waits_on[0].address;
+      }
+      std::this_thread::yield();
+    }
+  };
+  std::thread consumer([&] {
+    diag::set_thread_name("consumer");
+    EXPECT_EQ(q->get(), 1);
+    go.wait();
+    EXPECT_EQ(q->get(), 2);  // the first queue's getter again, or the second queue's
+  });
+  std::thread producer([&] {
+    diag::set_thread_name("producer");
+    core = await_getter();
+    q->put(1);  // claims the consumer: the producer of `core`
+    never.wait();
+  });
+  await_checked("producer", &never);
+  await_checked("consumer", &go);  // its get has ended, the producer recorded
+  if (destroy) {
+    q->~Q();
+    q = new (storage) Q(0, "second");
+  }
+  go.set();
+  EXPECT_EQ(await_getter(), core);  // the same address either way; the detector has run
+  EXPECT_EQ(reports.size(), destroy ? 0U : 1U);
+  if (!destroy && reports.size() == 1) {
+    EXPECT_FALSE(reports.at(0).certain);
+    EXPECT_TRUE(contains(reports.at(0).text, "Queue(get) \"first\"")) << reports.at(0).text;
+  }
+  q->put(2);
+  never.set();
+  producer.join();
+  consumer.join();
+  q->~Q();
+}
+
+TEST_F(Hints, ADestroyedQueueTakesItsProducersAlong) {
+  producers_after_destruction(true, reports);
+}
+
+TEST_F(Hints, AQueueKeepsItsProducersWhileItLives) {
+  producers_after_destruction(false, reports);
 }
 
 }  // namespace
