@@ -18,6 +18,15 @@
 // Memory ordering: for threads X and Y, everything X did before release() happens-before
 // everything Y does after an acquire() that took a permit released by X.
 //
+// ThreadSanitizer: a Semaphore is not a mutex to TSAN (no __tsan_mutex_* annotations, unlike
+// Lock and RLock). A permit has no holder: it is as often given back by another thread (a
+// signal, a hand-off) as by its taker, and TSAN's lock-order checker would then believe the
+// taker holds it for ever and report inversions that cannot deadlock (a thread that waits
+// for a signal with a Lock held, then takes that Lock again). What a permit carries is
+// happens-before, and TSAN sees it with no annotation: the release's CAS (release) and the
+// acquiring CAS (acquire) are instrumented atomics on one word. Explicit __tsan_release /
+// __tsan_acquire calls would add nothing. Tests: tsan_annotations_test.cpp.
+//
 // Example:
 //     weft::Semaphore slots(4);           // at most 4 concurrent downloads
 //     slots.acquire(); download(url); slots.release();

@@ -2,14 +2,19 @@
 // Under ThreadSanitizer, weft's RLock and Lock are annotated as mutexes (__tsan_mutex_*, see
 // weft/detail/diag_hooks.hpp and Lock's tsan_* members): TSAN's own lock-order checker then
 // reports an inversion of two of them, and a Lock released by another thread is no misuse.
-// The death tests are skipped in builds without TSAN; the others run everywhere.
+// Semaphore is not a mutex to TSAN (weft/semaphore.hpp, "ThreadSanitizer"): a permit carries
+// happens-before only, which TSAN sees through its atomics. The death tests that expect a
+// report are skipped in builds without TSAN; the others run everywhere.
+#include <atomic>
 #include <thread>
 #include <unistd.h>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "weft/condition.hpp"
 #include "weft/lock.hpp"
+#include "weft/semaphore.hpp"
 
 namespace {
 
@@ -165,6 +170,90 @@ TEST(TsanAnnotations, ConsistentOrderRecursionAndConditionWaitAreQuiet) {
   a.release();
   a.release();
   EXPECT_FALSE(a.is_owned());
+}
+
+// ---- Semaphore: happens-before, no mutex -----------------------------------------------
+
+// Permits with the Semaphore's protocol but relaxed orderings: no happens-before (the
+// control of the next tests).
+class RelaxedPermits {
+ public:
+  explicit RelaxedPermits(int n) : n_(n) {}
+  void release() { n_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: the control
+  void acquire() {
+    int v = n_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (v == 0) {
+        std::this_thread::yield();
+        v = n_.load(std::memory_order_relaxed);
+      } else if (n_.compare_exchange_weak(v, v - 1, std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+
+ private:
+  std::atomic<int> n_;
+};
+
+// A producer fills plain ints one by one, releasing a permit for each; a consumer takes a
+// permit before it reads the next int. Through a weft Semaphore each write happens-before
+// its read: no race. Through RelaxedPermits TSAN must report one: it judges a hand-off by
+// its memory orders, so the quiet Semaphore run shows that its release/acquire pairing
+// carries the permit's happens-before with no annotation. The producer runs ahead, so most
+// permits are taken without parking (a hand-off that parks is also ordered by the Parker):
+// weakening the Semaphore's acquire or its release to relaxed makes the test fail.
+template <class Permits>
+void hand_over() {
+  constexpr std::size_t kItems = 4000;
+  std::vector<int> items(kItems, 0);  // plain ints, each written once, then read once
+  Permits filled(0);
+  std::thread producer([&] {
+    for (std::size_t i = 0; i < kItems; ++i) {
+      items[i] = static_cast<int>(i) + 1;
+      filled.release();
+    }
+  });
+  long sum = 0;
+  for (std::size_t i = 0; i < kItems; ++i) {
+    filled.acquire();
+    sum += items[i];
+  }
+  producer.join();
+  ::_exit(sum == static_cast<long>(kItems * (kItems + 1) / 2) ? 0 : 1);
+}
+
+TEST(TsanAnnotationsDeathTest, AHandOffWithoutHappensBeforeIsARace) {
+  if (!kTsan) GTEST_SKIP() << "not a ThreadSanitizer build";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(hand_over<RelaxedPermits>(), ::testing::ExitedWithCode(66), "data race");
+}
+
+TEST(TsanAnnotationsDeathTest, APermitCarriesHappensBefore) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(hand_over<weft::Semaphore>(), ::testing::ExitedWithCode(0), "");
+}
+
+// A BoundedSemaphore(1) used as a signal: a thread waits for it with a Lock held, another
+// thread gives the permit back. Nothing can deadlock, and TSAN reports nothing. Were the
+// semaphore a mutex to TSAN (annotated as Lock is), the waiting thread would "hold" it from
+// its first acquire on (it never releases it itself), and its next acquire of the Lock would
+// be reported as a lock-order inversion.
+void signal_under_lock() {
+  weft::Lock lock{"lock"};
+  weft::BoundedSemaphore signal(1, "signal");
+  for (int round = 0; round < 3; ++round) {
+    lock.acquire();
+    signal.acquire();  // the initial permit, then the other thread's
+    lock.release();
+    std::thread([&] { signal.release(); }).join();
+  }
+  ::_exit(signal.value() == 1 ? 0 : 1);
+}
+
+TEST(TsanAnnotationsDeathTest, ASemaphoreSignalledUnderALockIsNoInversion) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(signal_under_lock(), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

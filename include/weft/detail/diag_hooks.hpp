@@ -29,7 +29,7 @@
 // Under ThreadSanitizer, RLock and Lock tell TSAN they are mutexes (__tsan_mutex_*), so that
 // TSAN's lock-order (potential deadlock) reports include them. A Lock may be released by a
 // thread that did not acquire it, which TSAN's model cannot express: see Lock's tsan_*
-// members. Semaphore is not annotated (a permit has no holder).
+// members. Semaphore is not a mutex to TSAN (a permit has no holder: weft/semaphore.hpp).
 #if defined(__SANITIZE_THREAD__)
 #define WEFT_TSAN_MUTEX 1
 #elif defined(__has_feature)
