@@ -56,12 +56,13 @@ constexpr std::size_t kTrace = 256;  // events kept per thread (the flight recor
 
 // One event of the flight recorder. seq (index + 1) is stored last (release): a reader that
 // sees the index it expects sees the event; one being overwritten is skipped.
-// op: a TraceOp (put, get, set, a Semaphore acquire), its code in the flow field.
+// op: a TraceOp (put, get, set, a Semaphore acquire, shutdown), its code in the flow field.
+// notify: `as` is 0, or a TraceOp + 1 that names the claim (diag_notify_as).
 enum class Ev : std::uint8_t { wait = 1, wake, timeout, cancel, notify, acquire, release, op };
 struct TraceEvent {
   std::atomic<std::uint64_t> seq{0};
   std::atomic<std::int64_t> ts_ns{0};
-  std::atomic<std::uint64_t> word{0};  // type | kind << 8 | flow << 32
+  std::atomic<std::uint64_t> word{0};  // type | kind << 8 | as << 16 | flow << 32
   std::atomic<std::uintptr_t> object{0};
 };
 
@@ -136,14 +137,15 @@ bool tracing() noexcept {
 }
 
 // Appends an event to the owner's ring.
-void trace(ThreadRec* r, Ev type, SourceKind kind, const void* object,
-           std::uint32_t flow) noexcept {
+void trace(ThreadRec* r, Ev type, SourceKind kind, const void* object, std::uint32_t flow,
+           std::uint8_t as = 0) noexcept {
   const std::uint64_t i = r->trace_head.load(std::memory_order_relaxed);
   TraceEvent& e = r->trace[i % kTrace];
   e.seq.store(0, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);  // the 0 is seen before the new fields
   e.ts_ns.store(Deadline::now().ns(), std::memory_order_relaxed);
   e.word.store(static_cast<std::uint64_t>(type) | (static_cast<std::uint64_t>(kind) << 8) |
+                   (static_cast<std::uint64_t>(as) << 16) |
                    (static_cast<std::uint64_t>(flow) << 32),
                std::memory_order_relaxed);
   e.object.store(reinterpret_cast<std::uintptr_t>(object), std::memory_order_relaxed);
@@ -157,6 +159,7 @@ struct TraceSnap {
   std::uint32_t flow;
   std::int64_t ts;
   std::uintptr_t obj;
+  std::uint8_t as;  // a notify's name: 0 (by the wait it ended) or a TraceOp + 1
 };
 
 // Copies the events of the ring of `r` that are intact (not being overwritten).
@@ -174,7 +177,8 @@ std::vector<TraceSnap> ring_of(ThreadRec& r) {
     if (e.seq.load(std::memory_order_relaxed) != i + 1) continue;  // overwritten meanwhile
     out.push_back(TraceSnap{static_cast<Ev>(word & 0xff),
                             static_cast<SourceKind>((word >> 8) & 0xff),
-                            static_cast<std::uint32_t>(word >> 32), ts, obj});
+                            static_cast<std::uint32_t>(word >> 32), ts, obj,
+                            static_cast<std::uint8_t>((word >> 16) & 0xff)});
   }
   return out;
 }
@@ -262,6 +266,9 @@ std::uint64_t current_tid() noexcept {
 }
 
 thread_local ThreadRec* t_rec = nullptr;
+// While the thread is in a DiagNotifiesAs scope (diag_hooks.hpp): what its claims are
+// (a TraceOp + 1), else 0.
+thread_local std::uint8_t t_notify_as = 0;
 
 void free_rec(ThreadRec* r) noexcept {
   seq_begin(r->version);
@@ -1678,16 +1685,22 @@ void diag_lock_acquired(const void* lock, SourceKind kind, SourceSite site) noex
 void diag_lock_released(const void* lock) noexcept {
   const auto key = reinterpret_cast<std::uintptr_t>(lock);
   if (t_order_n != 0) order_released(key);
-  if (ThreadRec* r = t_rec; r != nullptr && tracing()) [[unlikely]]
-    trace(r, Ev::release, SourceKind::lock, lock, 0);
   if (ThreadRec* r = t_rec) {
-    for (auto& h : r->held) {
+    // relaxed: the calling thread's own record, which only it writes (a slot cleared by
+    // another thread's release is not this key any more).
+    for (std::size_t i = 0; i < kHeld; ++i) {
+      auto& h = r->held[i];
       if (h.load(std::memory_order_relaxed) != key) continue;
+      if (tracing()) [[unlikely]]
+        trace(r, Ev::release, SourceKind(r->held_kind[i].load(std::memory_order_relaxed)), lock, 0);
       seq_begin(r->version);
       h.store(0, std::memory_order_relaxed);
       seq_end(r->version);
       return;
     }
+    // Not held by this thread: a Lock (an RLock has an owner) that another thread acquired.
+    if (tracing()) [[unlikely]]
+      trace(r, Ev::release, SourceKind::lock, lock, 0);
   }
   // A Lock released by a thread that did not acquire it: clear the acquirer's slot.
   for (auto& r : g_threads) {
@@ -1716,9 +1729,13 @@ void diag_claimed(const Waiter* woken) noexcept {
     if (r != nullptr) w.claimed_by.store(who_of(r), std::memory_order_release);
     if (!traced) return;
     w.pending_flow.store(flow, std::memory_order_release);
-    if (r != nullptr) trace(r, Ev::notify, SourceKind::other, woken, flow);
+    if (r != nullptr) trace(r, Ev::notify, SourceKind::other, woken, flow, t_notify_as);
     return;
   }
+}
+
+void diag_notify_as(std::uint8_t op_plus_one) noexcept {
+  t_notify_as = op_plus_one;
 }
 
 void diag_trace_op(TraceOp op, SourceKind kind, const void* object) noexcept {
@@ -2016,6 +2033,8 @@ std::string_view op_name(std::uint32_t op) noexcept {
       return "set";
     case detail::TraceOp::acquire:
       return "acquire";
+    case detail::TraceOp::shutdown:
+      return "shutdown";
   }
   return "op";
 }
@@ -2119,10 +2138,11 @@ std::string trace_json() {
         }
         case Ev::notify: {
           // Named by the wait it ended; "notify" if that wake is not in the trace.
-          std::string name = "notify";
+          // A claim made in a DiagNotifiesAs scope is named by that operation instead.
+          std::string name = e.as != 0 ? std::string(op_name(e.as - 1U)) : "notify";
           std::string args;
           if (auto w = woken_by_flow.find(e.flow); w != woken_by_flow.end()) {
-            name = std::string(notifier_op(w->second.kind)) + " " +
+            name = std::string(e.as != 0 ? op_name(e.as - 1U) : notifier_op(w->second.kind)) + " " +
                    what_of(w->second.kind, w->second.obj, true, w->second.names);
             args = ",\"args\":{\"woke\":" + std::to_string(w->second.tid) + "}";
           }

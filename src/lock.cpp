@@ -30,7 +30,13 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop, const vo
   for (;;) {
     // A woken waiter competes again with running threads; if one of them wins, the loop
     // re-registers it at the front, so that it does not lose its place to later arrivals.
-    if (try_acquire()) return true;
+    if (try_acquire()) {
+#if WEFT_HAVE_PROBES
+      const detail::WaitTarget t = op.target();
+      WEFT_PROBE2(acquire, static_cast<int>(t.kind), t.object);
+#endif
+      return true;
+    }
     if (loop.wait(op).ended()) return false;  // timed out or cancelled
   }
 }
@@ -41,13 +47,18 @@ bool Lock::acquire_slow(Deadline deadline, const std::stop_token* stop, const vo
 // again) or none is registered; a waiter that registered after the claim phase found the list
 // empty makes the CAS fail and is claimed in another round (tests/dsched, lock_timeout_race:
 // freeing the lock under a fresh waiter would leave it parked on a free lock).
-void Lock::release_slow() {
+void Lock::release_slow(detail::SourceKind kind) {
   std::uint32_t s = state().load(std::memory_order_relaxed);
   if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
   // Before the lock can be freed: the next holder may be recorded as soon as it is.
   if (s & kTracked) detail::diag_lock_released(this);
   WakeBatch woken;  // declared first: wakes after the CAS, touching only the Parkers
   bool claimed = false;
+#if WEFT_HAVE_PROBES
+  bool probed = false;  // the USDT release probe has fired (the CAS may fail and retry)
+#else
+  (void)kind;
+#endif
   for (;;) {
     if (s & kDeferred) {
       // Waiters that Condition::notify() claimed while the lock was held: they wake with
@@ -66,6 +77,14 @@ void Lock::release_slow() {
     // Another thread released it under us (a Lock has no owner): still wake the waiter we
     // claimed (it will retry), and report the misuse.
     if ((s & kLocked) == 0) throw std::logic_error("weft::Lock::release: lock is not locked");
+      // Before the CAS: once the lock is free, the next holder may destroy it (the probe
+      // passes the address only) and its own probes must come after this one.
+#if WEFT_HAVE_PROBES
+    if (!woken.empty() && !probed) {
+      WEFT_PROBE2(release, static_cast<int>(kind), this);
+      probed = true;
+    }
+#endif
     // release: publishes the critical section to the next acquirer.
     if (state().compare_exchange_weak(s, s & ~(kLocked | kTracked), std::memory_order_release,
                                       std::memory_order_relaxed)) {
@@ -113,7 +132,7 @@ void RLock::release() {
   if (--count_ == 0) {
     detail::diag_released(this);
     owner_.store(nullptr, std::memory_order_relaxed);
-    lock_.release();
+    lock_.release(detail::SourceKind::rlock);
   }
 }
 
@@ -123,7 +142,7 @@ std::size_t RLock::release_all() {
   count_ = 0;
   detail::diag_released(this);
   owner_.store(nullptr, std::memory_order_relaxed);
-  lock_.release();
+  lock_.release(detail::SourceKind::rlock);
   return depth;
 }
 

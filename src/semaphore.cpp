@@ -61,6 +61,9 @@ void Semaphore::release(std::size_t n) {
   if (n == 0) throw std::invalid_argument("weft::Semaphore::release: n must be one or more");
   WakeBatch woken;  // declared first: wakes after the CAS, touching only Parkers
   std::size_t claimed = 0;
+#if WEFT_HAVE_PROBES
+  bool probed = false;  // the USDT release probe has fired (a CAS may fail and retry)
+#endif
   std::uint64_t s = state().load(std::memory_order_relaxed);
   for (;;) {
     const std::uint64_t count = s >> kCountShift;
@@ -77,6 +80,13 @@ void Semaphore::release(std::size_t n) {
       s = state().load(std::memory_order_relaxed);
       if ((s & kWaiters) && claimed < n) continue;  // registered since: claim it too
     }
+    // Once, before the CAS, the Semaphore's last access (the probe passes its address only).
+#if WEFT_HAVE_PROBES
+    if (claimed != 0 && !probed) {
+      WEFT_PROBE2(release, static_cast<int>(detail::SourceKind::semaphore), this);
+      probed = true;
+    }
+#endif
     // release: publishes the releaser's writes to the thread that takes the permit.
     if (state().compare_exchange_weak(s, s + (std::uint64_t{n} << kCountShift),
                                       std::memory_order_release, std::memory_order_relaxed)) {

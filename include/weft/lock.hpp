@@ -108,17 +108,7 @@ class Lock {
   }
 
   // Throws std::logic_error if the lock is not locked.
-  void release() {
-    tsan_releasing();
-    std::uint32_t expected = kLocked;
-    // release: publishes the critical section to the next acquirer. A lock whose holder
-    // diagnostics recorded has kTracked set: the CAS fails and release_slow() forgets it.
-    if (state().compare_exchange_strong(expected, 0, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-      return;
-    }
-    release_slow();
-  }
+  void release() { release(detail::SourceKind::lock); }
 
   bool locked() const noexcept { return (state().load(std::memory_order_relaxed) & kLocked) != 0; }
 
@@ -222,6 +212,19 @@ class Lock {
     tsan_holder_.store(kTsanInner, std::memory_order_relaxed);  // never annotated
 #endif
   }
+  // release(); `kind`: what the USDT release probe reports (an RLock's Lock says rlock; it is
+  // the RLock's first member, at the RLock's address).
+  void release(detail::SourceKind kind) {
+    tsan_releasing();
+    std::uint32_t expected = kLocked;
+    // release: publishes the critical section to the next acquirer. A lock whose holder
+    // diagnostics recorded has kTracked set: the CAS fails and release_slow() forgets it.
+    if (state().compare_exchange_strong(expected, 0, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+      return;
+    }
+    release_slow(kind);
+  }
   bool try_acquire() noexcept {
     std::uint32_t s = state().load(std::memory_order_relaxed);
     while ((s & kLocked) == 0) {
@@ -236,7 +239,7 @@ class Lock {
   // `rlock`: the RLock this Lock is inside, which a blocked acquire reports instead.
   bool acquire_slow(detail::Deadline deadline, const std::stop_token* stop,
                     const void* rlock = nullptr);
-  void release_slow();
+  void release_slow(detail::SourceKind kind);
   // Wait morphing, for Condition::notify() (called with this lock held): the waiters it
   // claimed are woken by the release() that frees the lock, not at once, so that they wake
   // into a free lock instead of blocking on it again while the notifier still holds it.

@@ -460,15 +460,8 @@ void producers_after_destruction(bool destroy, Collected<diag::DeadlockReport>& 
   const void* core = nullptr;  // what a getter's wait names: the queue's core
   weft::Event go{"go"};
   weft::Event never{"never"};
-  auto await_getter = [&] {
-    for (;;) {
-      if (auto t = weft::testing::thread_named("consumer");
-          t && t->waiting && t->checked && t->waits_on.size() == 1 &&
-          t->waits_on[0].kind == SourceKind::queue_get) {
-        return t->waits_on[0].address;
-      }
-      std::this_thread::yield();
-    }
+  auto await_getter = [] {
+    return weft::testing::await_checked_on("consumer", SourceKind::queue_get);
   };
   std::thread consumer([&] {
     diag::set_thread_name("consumer");

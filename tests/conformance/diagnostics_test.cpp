@@ -26,6 +26,7 @@
 #include "weft/condition.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
+#include "weft/queue.hpp"
 #include "weft/select.hpp"
 #include "weft/semaphore.hpp"
 
@@ -325,6 +326,21 @@ std::string field(const std::string& line, const std::string& key) {
   return line.substr(b, e - b);
 }
 
+// The event lines of trace_json() (one event per line, between the header and "]}"); empty
+// if the JSON is not laid out so.
+std::vector<std::string> event_lines(const std::string& json) {
+  std::vector<std::string> lines;
+  if (json.rfind(R"({"displayTimeUnit":"ns","traceEvents":[)", 0) != 0) return lines;
+  for (std::size_t at = json.find('\n') + 1; at < json.size();) {
+    const std::size_t nl = json.find('\n', at);
+    lines.push_back(json.substr(at, nl - at));
+    at = nl + 1;
+  }
+  if (lines.empty() || lines.back() != "]}") return {};
+  lines.pop_back();
+  return lines;
+}
+
 TEST_F(Diagnostics, TraceHasAFlowFromANotifierToEveryWake) {
   weft::Semaphore ping{0, "ping"};
   weft::Semaphore pong{0, "pong"};
@@ -362,16 +378,8 @@ TEST_F(Diagnostics, TraceHasAFlowFromANotifierToEveryWake) {
   b.join();
   diag::stop_tracing();
 
-  ASSERT_EQ(json.rfind("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", 0), 0U);
-  std::vector<std::string> lines;
-  for (std::size_t at = json.find('\n') + 1; at < json.size();) {
-    const std::size_t nl = json.find('\n', at);
-    lines.push_back(json.substr(at, nl - at));
-    at = nl + 1;
-  }
-  ASSERT_GE(lines.size(), 2U);
-  EXPECT_EQ(lines.back(), "]}");
-  lines.pop_back();
+  std::vector<std::string> lines = event_lines(json);
+  ASSERT_FALSE(lines.empty()) << json.substr(0, 2000);
   std::map<std::string, std::string> starts;  // flow id -> notifier tid
   std::map<std::string, std::string> names;   // tid -> track name
   int wakes = 0, flows_to_waits = 0;
@@ -415,6 +423,75 @@ TEST_F(Diagnostics, TraceHasAFlowFromANotifierToEveryWake) {
   EXPECT_NE(json.find("\"name\":\"server\""), std::string::npos);
   EXPECT_NE(json.find("\"name\":\"receiver\""), std::string::npos);
   EXPECT_NE(json.find("wait Semaphore \\\"ping\\\""), std::string::npos) << json.substr(0, 1500);
+}
+
+// A shutdown wakes a blocked getter, and the trace names that wake by the shutdown: the
+// closer's slice is "shutdown Queue \"jobs\"" (a claim of a getter is otherwise named
+// "put"), its flow ends at the end of the getter's wait, and the shutdown itself is an
+// instant on the closer's track.
+TEST_F(Diagnostics, TraceNamesTheWakeOfAShutdownShutdown) {
+  weft::Queue<int> jobs{0, "jobs"};
+  weft::Event done{"done"};
+  diag::start_tracing();
+  diag::set_thread_name("closer");
+  std::thread getter([&] {
+    diag::set_thread_name("getter");
+    EXPECT_THROW((void)jobs.get(), weft::ShutDown);
+    done.wait();  // the ring is read while the thread exists
+  });
+  weft::testing::await_checked_on("getter", SourceKind::queue_get);
+  jobs.shutdown();
+  await_checked("getter", &done);
+  const std::string json = diag::trace_json();
+  done.set();
+  getter.join();
+  diag::stop_tracing();
+
+  const std::vector<std::string> lines = event_lines(json);
+  ASSERT_FALSE(lines.empty()) << json.substr(0, 2000);
+  const std::string shutdown_name = R"("name":"shutdown Queue \"jobs\"")";
+  std::string closer, woken, flow, instant;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    EXPECT_EQ(l.find("\"name\":\"put Queue"), std::string::npos) << "a shutdown named put: " << l;
+    if (l.find(shutdown_name) == std::string::npos) continue;
+    if (field(l, "ph") == "i") instant = field(l, "tid");
+    if (field(l, "ph") != "X") continue;
+    closer = field(l, "tid");
+    woken = field(l, "woke");
+    ASSERT_LT(i + 1, lines.size());
+    EXPECT_EQ(field(lines[i + 1], "ph"), "s") << lines[i + 1];  // the flow starts here
+    flow = field(lines[i + 1], "id");
+  }
+  ASSERT_FALSE(closer.empty()) << "no shutdown slice in " << json;
+  EXPECT_EQ(instant, closer) << json;
+  EXPECT_NE(woken, closer);
+  bool ended = false;  // the flow ends on the getter's track, at the end of its wait
+  for (std::size_t i = 0; i + 1 < lines.size(); ++i) {
+    if (field(lines[i], "ph") != "f" || field(lines[i], "id") != flow) continue;
+    EXPECT_EQ(field(lines[i], "tid"), woken) << lines[i];
+    EXPECT_EQ(field(lines[i + 1], "end"), "wake") << lines[i + 1];
+    EXPECT_NE(lines[i + 1].find("Queue(get) \\\"jobs\\\""), std::string::npos) << lines[i + 1];
+    ended = true;
+  }
+  EXPECT_TRUE(ended) << "flow " << flow << " does not end in " << json;
+}
+
+// Lock and RLock acquire and release are instants named by their kind.
+TEST_F(Diagnostics, TraceNamesLockAndRLockEventsByKind) {
+  weft::Lock lock{"plain"};
+  weft::RLock rlock{"reentrant"};
+  diag::start_tracing();
+  lock.acquire();
+  lock.release();
+  rlock.acquire();
+  rlock.release();
+  const std::string json = diag::trace_json();
+  diag::stop_tracing();
+  for (const char* name : {R"(acquire Lock \"plain\")", R"(release Lock \"plain\")",
+                           R"(acquire RLock \"reentrant\")", R"(release RLock \"reentrant\")"})
+    EXPECT_NE(json.find(std::string("\"name\":\"") + name + "\""), std::string::npos)
+        << name << json;
 }
 
 // ---- certain deadlocks --------------------------------------------------------------------

@@ -31,6 +31,17 @@ inline void await_checked(const std::string& name, const void* object) {
   }
 }
 
+// Waits until the thread named `name` waits on one source of kind `kind` and the detector is
+// done with it; returns that source's address (a queue's: the address its waits report).
+inline const void* await_checked_on(const std::string& name, diagnostics::SourceKind kind) {
+  for (;;) {
+    if (auto t = thread_named(name);
+        t && t->waiting && t->checked && t->waits_on.size() == 1 && t->waits_on[0].kind == kind)
+      return t->waits_on[0].address;
+    std::this_thread::yield();
+  }
+}
+
 // What diagnostics::print() writes; empty if no pipe could be made.
 inline std::string printed() {
   int fds[2];

@@ -43,7 +43,15 @@ int main() {  // NOLINT(bugprone-exception-escape): an exception ends the test
   weft::Lock lock("probed-lock");
   lock.acquire();
   expect(!lock.acquire(1ms), "a second acquire times out");
+  // A contended acquire (acquire) and a release that wakes it (release), when the other
+  // thread gets to wait before the release; the program ends either way.
+  std::jthread contender([&] {
+    expect(lock.acquire(5s), "the contender gets the lock");
+    lock.release();
+  });
   lock.release();
+  contender.join();
   expect(q.get() == 1, "the queued item is got");
+  q.shutdown();  // shutdown
   return failures == 0 ? 0 : 1;
 }

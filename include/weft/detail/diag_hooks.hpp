@@ -94,9 +94,10 @@ void diag_lock_released(const void* lock) noexcept;
 // An operation the flight recorder shows as an instant on the caller's track, beside the
 // waits and wakes (weft/diagnostics.hpp, "trace"). Recorded only on the paths that block or
 // wake someone (Event::set with waiters, a put or get that had to wait, a Semaphore acquire
-// that had to wait), so that the fast paths pay nothing when tracing is off; a put that
-// wakes a getter is shown through its claim (the notifier's slice is named by what woke).
-enum class TraceOp : std::uint8_t { put, get, set, acquire };
+// that had to wait, a queue's shutdown), so that the fast paths pay nothing when tracing is
+// off; a put that wakes a getter is shown through its claim (the notifier's slice is named
+// by what woke).
+enum class TraceOp : std::uint8_t { put, get, set, acquire, shutdown };
 void diag_trace_op(TraceOp op, SourceKind kind, const void* object) noexcept;
 inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcept {
 #if WEFT_HAVE_PROBES
@@ -113,6 +114,9 @@ inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcep
     case TraceOp::acquire:
       WEFT_PROBE2(acquire, static_cast<int>(kind), object);
       break;
+    case TraceOp::shutdown:
+      WEFT_PROBE2(shutdown, static_cast<int>(kind), object);
+      break;
   }
 #endif
 #if WEFT_DIAGNOSTICS
@@ -122,6 +126,30 @@ inline void diag_traced(TraceOp op, SourceKind kind, const void* object) noexcep
   (void)op, (void)kind, (void)object;
 #endif
 }
+
+// Names the claims the calling thread makes in its scope by `op` instead of by the wait each
+// ends (a shutdown wakes getters, but is no put), and records `op` itself (diag_traced).
+void diag_notify_as(std::uint8_t op_plus_one) noexcept;
+class DiagNotifiesAs {
+ public:
+  DiagNotifiesAs(TraceOp op, SourceKind kind, const void* object) noexcept {
+    diag_traced(op, kind, object);
+#if WEFT_DIAGNOSTICS
+    if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]] {
+      diag_notify_as(static_cast<std::uint8_t>(static_cast<std::uint8_t>(op) + 1));
+      set_ = true;
+    }
+#endif
+  }
+  DiagNotifiesAs(const DiagNotifiesAs&) = delete;
+  DiagNotifiesAs& operator=(const DiagNotifiesAs&) = delete;
+  ~DiagNotifiesAs() {
+    if (set_) diag_notify_as(0);
+  }
+
+ private:
+  bool set_ = false;
+};
 
 inline bool diag_tracking() noexcept {
 #if WEFT_DIAGNOSTICS

@@ -13,8 +13,13 @@
 //   weft:timeout (kind, object, waiter)           its deadline passed
 //   weft:cancel  (kind, object, waiter)           its stop token fired
 //   weft:claim   (waiter)                         the calling thread claimed `waiter`
-//   weft:put / weft:get (queue), weft:set (event), weft:acquire (semaphore): (kind, object)
+//   weft:put / weft:get (queue), weft:set (event): (kind, object)
 //                the operations the flight recorder traces (diag_hooks.hpp, TraceOp)
+//   weft:acquire (kind, object)  a Lock, RLock or Semaphore acquire that took the slow path
+//                                succeeded (src/lock.cpp, diag_traced's TraceOp::acquire)
+//   weft:release (kind, object)  a Lock, RLock or Semaphore release that wakes a waiter, just
+//                                before it frees the lock or adds the permits
+//   weft:shutdown (kind, object) a queue's shutdown()
 // kind is a weft::diagnostics::SourceKind, object the primitive's address (a queue's: its
 // core), waiter the address of the thread's Parker (pairs a claim with the wake it causes).
 #pragma once

@@ -215,6 +215,8 @@ class QueueCore {
     std::vector<T> removed;
     WakeBatch woken;  // declared first: wakes after the lock is released
     WordLockGuard g(shutdown_lock_);
+    // The trace names the claims below "shutdown", not by the waits they end (a put, a get).
+    const DiagNotifiesAs as(TraceOp::shutdown, SourceKind::queue_get, this);
     storage_.close();
     // Even if the drain throws (T's copy or move, the comparator, bad_alloc), the waiters
     // are released, and whatever left the storage counts as done.
