@@ -11,7 +11,9 @@
 //    under g_names_mutex (a std::mutex: never a weft primitive), read without it under each
 //    entry's seqlock. The key is never dereferenced.
 // Every field is a std::atomic (relaxed, ordered by the seqlock's version), so concurrent
-// readers are not data races.
+// readers are not data races. Other relaxed accesses say why beside them; the usual reasons:
+// a thread reading its own record (only it writes the field), a statistic or a figure, a
+// hint that a later check validates (or whose staleness only loses a report or a figure).
 #include "weft/diagnostics.hpp"
 
 #include <algorithm>
@@ -86,6 +88,7 @@ bool seq_valid(const std::atomic<std::uint64_t>& v, std::uint64_t before) noexce
   return (before & 1) == 0 && v.load(std::memory_order_relaxed) == before;
 }
 
+// relaxed: the characters are fields of a seqlocked record or entry (its version orders them).
 template <std::size_t N>
 void store_str(std::array<std::atomic<char>, N>& dst, std::string_view s) noexcept {
   const std::size_t n = std::min(s.size(), N - 1);
@@ -132,6 +135,7 @@ struct alignas(64) ThreadRec {
 ThreadRec g_threads[kThreads];
 std::atomic<std::uint32_t> g_next_flow{1};
 
+// relaxed: a thread that misses a change of the flag records one event more or less.
 bool tracing() noexcept {
   return (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) != 0;
 }
@@ -139,6 +143,7 @@ bool tracing() noexcept {
 // Appends an event to the owner's ring.
 void trace(ThreadRec* r, Ev type, SourceKind kind, const void* object, std::uint32_t flow,
            std::uint8_t as = 0) noexcept {
+  // relaxed: only the owner writes its head (a new owner after in_use's acquire CAS).
   const std::uint64_t i = r->trace_head.load(std::memory_order_relaxed);
   TraceEvent& e = r->trace[i % kTrace];
   e.seq.store(0, std::memory_order_relaxed);
@@ -199,10 +204,11 @@ struct RetiredTrack {
 std::mutex g_retired_mutex;
 std::deque<RetiredTrack> g_retired;
 
-// One past the highest slot ever claimed: scans stop there. Only grows. relaxed: a reader
-// that misses a newer slot misses a thread that started after it began to look.
+// One past the highest slot ever claimed: scans stop there. Only grows. A reader that misses
+// a newer slot misses a thread that started after it began to look.
 std::atomic<std::size_t> g_slots{0};
 std::size_t slots() noexcept {
+  // acquire: pairs with my_rec()'s release, so the claimed record's in_use is seen.
   return g_slots.load(std::memory_order_acquire);
 }
 
@@ -278,8 +284,10 @@ void free_rec(ThreadRec* r) noexcept {
   for (auto& h : r->held) h.store(0, std::memory_order_relaxed);
   seq_end(r->version);
   // The next owner starts an empty ring (a reader checks each event's seq against the head
-  // it read, so one still reading the old events skips those overwritten).
+  // it read, so one still reading the old events skips those overwritten). relaxed: the
+  // release below publishes it to the next owner, whose claim of in_use is an acquire.
   r->trace_head.store(0, std::memory_order_relaxed);
+  // release: the next owner (acquire CAS) and readers (acquire loads) see the record freed.
   r->in_use.store(0, std::memory_order_release);
 }
 
@@ -305,6 +313,8 @@ ThreadRec* my_rec() noexcept {
   if (t_rec != nullptr) return t_rec;
   for (auto& r : g_threads) {
     std::uint32_t expected = 0;
+    // The relaxed load only keeps a full scan read-only; acq_rel: the claim sees the previous
+    // owner's last writes (acquire) and readers that see in_use see the claim (release).
     if (r.in_use.load(std::memory_order_relaxed) == 0 &&
         r.in_use.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
       seq_begin(r.version);
@@ -319,7 +329,7 @@ ThreadRec* my_rec() noexcept {
       for (auto& h : r.held) h.store(0, std::memory_order_relaxed);
       seq_end(r.version);
       const auto slot = static_cast<std::size_t>(&r - g_threads);
-      std::size_t seen = g_slots.load(std::memory_order_relaxed);
+      std::size_t seen = g_slots.load(std::memory_order_relaxed);  // the CAS re-checks it
       // release: a scan that reads the new bound sees the record's in_use.
       while (seen <= slot &&
              !g_slots.compare_exchange_weak(seen, slot + 1, std::memory_order_release)) {
@@ -390,7 +400,7 @@ bool read_name(std::uintptr_t key, NameSnap& out) noexcept {
 void retire_trace(ThreadRec* r) noexcept {
   try {
     RetiredTrack t;
-    t.tid = r->tid.load(std::memory_order_relaxed);
+    t.tid = r->tid.load(std::memory_order_relaxed);  // relaxed: the calling thread's own record
     char name[kThreadName];
     load_str(r->name, name);  // only the owner (this thread) writes it
     t.name = name;
@@ -421,6 +431,7 @@ std::atomic<std::uint32_t> g_next_group{1};
 
 GroupSlot* find_group(std::uint32_t id) noexcept {
   if (id == 0) return nullptr;
+  // acquire: pairs with the Group constructor's release of the id: size and name are seen.
   for (auto& g : g_groups)
     if (g.id.load(std::memory_order_acquire) == id) return &g;
   return nullptr;
@@ -429,7 +440,7 @@ GroupSlot* find_group(std::uint32_t id) noexcept {
 // ---- options, hooks -----------------------------------------------------------------------
 
 std::atomic<const diagnostics::Options*> g_options{nullptr};  // kept by enable()
-std::atomic<std::uint64_t> g_checks{0};                       // a statistic: relaxed
+std::atomic<std::uint64_t> g_checks{0};  // a count, release/acquire: see deadlock_checks()
 // Serializes detection: when the threads of one cycle check at once, the first reports it
 // (marking every member's wait), the others see the marks and stay silent. A std::mutex,
 // held only by threads about to sleep, never while parked.
@@ -534,11 +545,13 @@ std::string_view basename_of(const char* path) noexcept {
   return slash == std::string_view::npos ? p : p.substr(slash + 1);
 }
 
-// The thread (record slot) that holds lock `key`, per the records; kThreads if unknown.
+// The thread (record slot) that holds lock `key`, per the records; kThreads if unknown. A
+// hint, read outside the records' seqlocks (relaxed): reports print it, and the deadlock
+// detector uses it only to skip its full check, which reads a consistent snapshot.
 std::size_t holder_slot(std::uintptr_t key) noexcept {
   for (std::size_t s = 0, end = slots(); s < end; ++s) {
     const ThreadRec& r = g_threads[s];
-    if (r.in_use.load(std::memory_order_acquire) == 0) continue;
+    if (r.in_use.load(std::memory_order_acquire) == 0) continue;  // pairs with the claim
     for (const auto& h : r.held)
       if (h.load(std::memory_order_relaxed) == key) return s;
   }
@@ -587,6 +600,7 @@ void put_primitive(Buf& b, SourceKind kind, std::uintptr_t key) noexcept {
     const std::size_t h = holder_slot(key);
     if (h < kThreads) {
       b.put(" held by tid ");
+      // relaxed: a tid changes only when the record changes hands (a hint, as above).
       b.put_u(g_threads[h].tid.load(std::memory_order_relaxed));
     } else {
       b.put(" holder unknown");
@@ -666,7 +680,7 @@ diagnostics::Primitive primitive_of(SourceKind kind, std::uintptr_t key) {
   }
   if (kind == SourceKind::lock || kind == SourceKind::rlock) {
     const std::size_t h = holder_slot(key);
-    if (h < kThreads) p.holder = g_threads[h].tid.load(std::memory_order_relaxed);
+    if (h < kThreads) p.holder = g_threads[h].tid.load(std::memory_order_relaxed);  // as above
   }
   return p;
 }
@@ -765,7 +779,7 @@ bool certain_deadlock(const ThreadRec* self, std::vector<RecSnap>& members) {
       if (!stuck[j]) return false;
       ++count;
     }
-    return count == g->size.load(std::memory_order_relaxed);
+    return count == g->size.load(std::memory_order_relaxed);  // after find_group's acquire
   };
   // The greatest set of stuck threads closed under "can only be woken by a member": drop
   // every thread with a source that someone outside the set may still make ready.
@@ -879,6 +893,7 @@ bool may_close_deadlock(const ThreadRec* self, const WaitTarget* t, std::size_t 
 
 // A thread as "tid << 16 | slot + 1" (tids fit in 48 bits): a record slot alone could be
 // reused by another thread.
+// relaxed: `r` is the calling thread's own record.
 std::uint64_t who_of(const ThreadRec* r) noexcept {
   return (r->tid.load(std::memory_order_relaxed) << 16) |
          static_cast<std::uint64_t>(r - g_threads + 1);
@@ -903,7 +918,8 @@ struct Figures {
   std::array<std::atomic<std::int64_t>, kCharges> charged_ns{};
 };
 Figures g_figures[kNames];
-// Per name-table entry: set by skip_lock_order().
+// Per name-table entry: set by skip_lock_order(). relaxed: a flag the user sets before the
+// lock is used; an acquisition racing with it is checked once more.
 std::atomic<std::uint8_t> g_order_skip[kNames];
 
 void reset_entry_extras(std::size_t i) noexcept {
@@ -948,7 +964,10 @@ void count_wait(const WaitTarget& target, std::int64_t ns, std::uint64_t who) no
 
 // The threads that ever ended a wait on a source without an owner (by a claim), per
 // (object, kind): a fixed open-addressing table, written under g_producers_mutex, read
-// without it. An entry is dropped when its primitive is destroyed (diag_forget).
+// without it. An entry is dropped when its primitive is destroyed (diag_forget). The key is
+// published with release and found with acquire (the entry's fields were cleared first);
+// the other fields are relaxed: they feed only "likely" reports, never fatal, and a reader
+// racing with a writer misses or keeps a producer for one check.
 constexpr std::size_t kSources = 1024;  // a power of two
 constexpr std::size_t kProducers = 4;   // more, and the source is never judged
 struct ProducerEntry {
@@ -985,7 +1004,7 @@ void add_producer(const WaitTarget& target, std::uint64_t who) noexcept {
       if (w.load(std::memory_order_relaxed) == who) return;  // the common case: known
   }
   // The destructor must come to drop the entry (diag_destroyed).
-  g_diag_names_used.store(true, std::memory_order_relaxed);
+  g_diag_names_used.store(true, std::memory_order_relaxed);  // as in diag_register
   std::lock_guard<std::mutex> g(g_producers_mutex);
   ProducerEntry* e = find_producers(key, target.kind);
   if (e == nullptr) {
@@ -1039,7 +1058,8 @@ void forget_producers(std::uintptr_t key) noexcept {
 bool likely_deadlock(const ThreadRec* self, const WaitTarget* t, std::size_t n,
                      std::vector<RecSnap>& producers, std::vector<ProducerEntry*>& entries) {
   if (n == 0 || n > kTargets) return false;
-  // Cheap first: every source has known producers, none of them visibly running.
+  // Cheap first: every source has known producers, none of them visibly running (relaxed
+  // reads of other records: a pre-check; the verdict comes from the snapshot below).
   for (std::size_t i = 0; i < n; ++i) {
     if (!ownerless(t[i].kind)) return false;
     ProducerEntry* e = find_producers(reinterpret_cast<std::uintptr_t>(t[i].object), t[i].kind);
@@ -1113,7 +1133,8 @@ void report_likely(const ThreadRec* self, const WaitTarget* t, std::size_t n,
     if (!likely_deadlock(self, t, n, producers, entries)) return;
     for (ProducerEntry* e : entries) {
       std::uint32_t expected = 0;
-      // Once per source until a new claim on it: another waiter on it stays silent.
+      // Once per source until a new claim on it: another waiter on it stays silent. relaxed:
+      // a flag; two waiters racing on it make one report.
       if (!e->reported.compare_exchange_strong(expected, 1, std::memory_order_relaxed)) return;
     }
     diagnostics::DeadlockReport report;
@@ -1303,7 +1324,7 @@ diagnostics::LockOrderReport order_report(const OrderHeld& held, std::uint32_t c
                                           const ThreadRec* r,
                                           const std::vector<std::uint32_t>& back) {
   diagnostics::LockOrderReport rep;
-  const std::uint64_t tid = r->tid.load(std::memory_order_relaxed);
+  const std::uint64_t tid = r->tid.load(std::memory_order_relaxed);  // own record
   rep.cycle.push_back({g_classes[held.cls].label, g_classes[cls].label, site_text(held.site),
                        site_text(site), tid});
   for (std::size_t i = 0; i + 1 < back.size(); ++i) {
@@ -1361,12 +1382,13 @@ void order_acquired(ThreadRec* r, std::uintptr_t key, SourceKind kind, SourceSit
     if (EdgeInfo* info = edge_info(h.cls, cls, true)) {
       info->first = h.site;
       info->second = here;
-      info->tid = r->tid.load(std::memory_order_relaxed);
+      info->tid = r->tid.load(std::memory_order_relaxed);  // own record
     }
     g_edges[h.cls][cls / 64].fetch_or(std::uint64_t{1} << (cls % 64), std::memory_order_relaxed);
   }
   if (t_order_n < kHeld) t_order_held[t_order_n++] = OrderHeld{key, cls, here};
   if (reports.empty()) return;
+  // acquire: pairs with enable()'s release.
   const diagnostics::Options* opt = g_options.load(std::memory_order_acquire);
   for (const auto& rep : reports) {
     g_order_reports.fetch_add(1, std::memory_order_relaxed);
@@ -1395,6 +1417,7 @@ void write_contention(int fd) noexcept {
   bool first = true;
   for (std::size_t i = 0; i < kNames; ++i) {
     const Figures& f = g_figures[i];
+    // relaxed: figures (as everywhere below); acquire: pairs with diag_register's release.
     const std::uint64_t waits = f.waits.load(std::memory_order_relaxed);
     const std::uintptr_t key = g_names[i].key.load(std::memory_order_acquire);
     if (waits == 0 || key == 0 || key == kTombstone) continue;
@@ -1439,7 +1462,7 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
   r->since_ns.store(Deadline::now().ns(), std::memory_order_relaxed);
   r->deadline_ns.store(deadline.ns(), std::memory_order_relaxed);
   r->cancellable.store(cancellable ? 1 : 0, std::memory_order_relaxed);
-  const std::uint64_t seq = r->wait_seq.load(std::memory_order_relaxed) + 1;
+  const std::uint64_t seq = r->wait_seq.load(std::memory_order_relaxed) + 1;  // own record
   r->wait_seq.store(seq, std::memory_order_relaxed);
   r->parker.store(parker, std::memory_order_relaxed);
   r->waiting.store(1, std::memory_order_relaxed);
@@ -1458,6 +1481,7 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
     // release: whoever sees the mark sees the report made before it.
     ~Checked() { r->checked_seq.store(seq, std::memory_order_release); }
   } checked(r, seq);
+  // acquire: pairs with enable()'s release: the Options it points to are seen.
   const diagnostics::Options* opt = g_options.load(std::memory_order_acquire);
   if (opt == nullptr || opt->on_deadlock == diagnostics::OnDeadlock::ignore) return true;
   if (!deadline.is_never() || cancellable) return true;
@@ -1475,13 +1499,15 @@ bool on_wait(const WaitTarget* t, std::size_t n, Deadline deadline, bool cancell
     std::vector<RecSnap> members;
     {
       std::lock_guard<std::mutex> g(g_detect_mutex);
+      // relaxed: reported_seq is read and written under g_detect_mutex only.
       if (r->reported_seq.load(std::memory_order_relaxed) == seq) return true;  // reported
       if (!certain_deadlock(r, members)) {
         report_likely(r, t, n, *opt);
         return true;
       }
       for (const RecSnap& m : members)
-        g_threads[m.slot].reported_seq.store(m.wait_seq, std::memory_order_relaxed);
+        g_threads[m.slot].reported_seq.store(m.wait_seq,
+                                             std::memory_order_relaxed);  // under the mutex
       if (opt->on_deadlock == diagnostics::OnDeadlock::raise) {
         // Not waiting after all (the loop unregisters and throws): a detector that runs
         // next must not count this thread.
@@ -1530,6 +1556,7 @@ void on_wake(const WaitTarget* t, std::size_t n, RoundEnd end, std::uint32_t ind
   if (tracing()) [[unlikely]] {
     const WaitTarget w = index < n ? t[index] : WaitTarget{};
     if (end == RoundEnd::claimed) {
+      // acquire: pairs with diag_claimed()'s release (the Parker's NOTIFIED orders it too).
       trace(r, Ev::wake, w.kind, w.object, r->pending_flow.exchange(0, std::memory_order_acq_rel));
     } else {
       trace(r, end == RoundEnd::cancelled ? Ev::cancel : Ev::timeout, w.kind, w.object, 0);
@@ -1573,16 +1600,23 @@ void watchdog_loop(Clock::duration threshold, Clock::duration period,
 
 // ---- signals, fork ------------------------------------------------------------------------
 
-std::atomic<int> g_signal_fd{2};
-extern "C" void weft_diag_signal_handler(int) {
+// The fd each signal's dump goes to, by signal number (install_signal_handler). relaxed: the
+// store precedes the sigaction() that installs the handler (the C++ model has no signal
+// delivery to order them by; the system call does); a signal that comes while its fd is
+// being changed writes to the previous one.
+std::array<std::atomic<int>, NSIG> g_signal_fd{};
+extern "C" void weft_diag_signal_handler(int signo) {
   const int saved = errno;
-  write_all(g_signal_fd.load(std::memory_order_relaxed));
+  write_all(signo > 0 && signo < NSIG
+                ? g_signal_fd[static_cast<std::size_t>(signo)].load(std::memory_order_relaxed)
+                : 2);
   errno = saved;
 }
 
 // A forked child has only the forking thread: the other records describe threads that do
 // not exist there, and the watchdog thread is gone.
 void after_fork_child() noexcept {
+  // relaxed: the child has one thread.
   for (auto& r : g_threads) {
     if (&r == t_rec || r.in_use.load(std::memory_order_relaxed) == 0) continue;
     free_rec(&r);
@@ -1612,7 +1646,7 @@ void diag_register(const void* object, SourceKind kind, std::string_view name,
                    const SourceSite* site) noexcept {
   const auto key = reinterpret_cast<std::uintptr_t>(object);
   std::lock_guard<std::mutex> g(g_names_mutex);
-  g_diag_names_used.store(true, std::memory_order_relaxed);
+  g_diag_names_used.store(true, std::memory_order_relaxed);  // see diag_hooks.hpp
   NameEntry* e = find_name(key);
   if (e == nullptr) {
     std::size_t i = hash_of(key);
@@ -1663,6 +1697,7 @@ void skip_order(const void* lock, SourceKind kind) {
 void diag_lock_acquired(const void* lock, SourceKind kind, SourceSite site) noexcept {
   ThreadRec* r = my_rec();
   if (r == nullptr) return;
+  // relaxed: an acquisition racing with enable() is checked, or not, once.
   if (g_order_on.load(std::memory_order_relaxed)) {
     try {
       order_acquired(r, reinterpret_cast<std::uintptr_t>(lock), kind, site);
@@ -1718,7 +1753,10 @@ void diag_lock_released(const void* lock) noexcept {
 void diag_claimed(const Waiter* woken) noexcept {
   ThreadRec* r = my_rec();
   const bool traced = tracing();
+  // relaxed: only the ids' uniqueness matters, which the RMW gives.
   const std::uint32_t flow = traced ? g_next_flow.fetch_add(1, std::memory_order_relaxed) : 0;
+  // relaxed parker: a thread's Parker is the same for all its waits, so only a claim in its
+  // very first wait can miss it (and goes uncharged, untraced).
   for (std::size_t s = 0, end = slots(); s < end; ++s) {
     ThreadRec& w = g_threads[s];
     if (w.in_use.load(std::memory_order_acquire) == 0 ||
@@ -1773,20 +1811,22 @@ void enable(Options options) {
     kept->push_back(std::make_unique<const Options>(std::move(options)));
     installed = kept->back().get();
   }
+  // release: a hook that loads the pointer (acquire) sees the Options. relaxed flags: a
+  // thread that misses the change records (or checks) one operation less.
   detail::g_options.store(installed, std::memory_order_release);
   detail::g_order_on.store(installed->lock_order, std::memory_order_relaxed);
   detail::g_diag_flags.fetch_or(detail::kDiagTrack, std::memory_order_relaxed);
   detail::set_wait_hooks(&detail::kHooks);
 }
 
-void disable() {
+void disable() {  // orders as in enable()
   detail::set_wait_hooks(nullptr);
   detail::g_diag_flags.fetch_and(~detail::kDiagTrack, std::memory_order_relaxed);
   detail::g_options.store(nullptr, std::memory_order_release);
   detail::g_order_on.store(false, std::memory_order_relaxed);
 }
 
-bool enabled() noexcept {
+bool enabled() noexcept {  // relaxed: a snapshot of a flag
   return (detail::g_diag_flags.load(std::memory_order_relaxed) & detail::kDiagTrack) != 0;
 }
 
@@ -1839,12 +1879,12 @@ void skip_lock_order(const RLock& lock) {
   detail::skip_order(&lock, SourceKind::rlock);
 }
 
-std::uint64_t lock_order_reports() noexcept {
+std::uint64_t lock_order_reports() noexcept {  // relaxed: a statistic
   return detail::g_order_reports.load(std::memory_order_relaxed);
 }
 
 void reset_lock_order() {
-  std::lock_guard<std::mutex> g(detail::g_order_mutex);
+  std::lock_guard<std::mutex> g(detail::g_order_mutex);  // relaxed bits: see g_edges
   for (auto& row : detail::g_edges)
     for (auto& w : row) w.store(0, std::memory_order_relaxed);
   for (auto& e : detail::g_edge_info) e = detail::EdgeInfo{};
@@ -1970,6 +2010,7 @@ void print(int fd) noexcept {
   detail::write_all(fd);
 }
 
+// relaxed flags: as in enable().
 void start_tracing() {
   {
     std::lock_guard<std::mutex> g(detail::g_retired_mutex);
@@ -2188,7 +2229,8 @@ std::uint64_t deadlock_checks() noexcept {
 
 bool install_signal_handler(int signo, int fd) noexcept {
   detail::register_atfork();
-  detail::g_signal_fd.store(fd, std::memory_order_relaxed);
+  if (signo <= 0 || signo >= NSIG) return false;
+  detail::g_signal_fd[static_cast<std::size_t>(signo)].store(fd, std::memory_order_relaxed);
   struct sigaction sa {};
   sa.sa_handler = detail::weft_diag_signal_handler;
   sigemptyset(&sa.sa_mask);
@@ -2223,10 +2265,12 @@ void stop_watchdog() {
 }
 
 Group::Group(std::string_view name, std::size_t size) {
+  // relaxed: only uniqueness matters, which the RMW gives.
   const std::uint32_t id = detail::g_next_group.fetch_add(1, std::memory_order_relaxed);
   for (auto& g : detail::g_groups) {
     std::uint32_t expected = 0;
-    // Claim a free slot; id stays 0 (invisible) until size and name are written.
+    // Claim a free slot (the relaxed load keeps a full scan read-only); its id is ~0 (no
+    // group's) until size and name are written, then published by the release store.
     if (g.id.load(std::memory_order_relaxed) == 0 &&
         g.id.compare_exchange_strong(expected, ~0U, std::memory_order_acq_rel)) {
       g.size.store(static_cast<std::uint32_t>(size), std::memory_order_relaxed);
@@ -2239,6 +2283,7 @@ Group::Group(std::string_view name, std::size_t size) {
 }
 
 Group::~Group() {
+  // release: the slot's next claimer (acq_rel CAS) writes after this group's last use.
   if (detail::GroupSlot* g = detail::find_group(id_)) g->id.store(0, std::memory_order_release);
 }
 

@@ -204,8 +204,8 @@ std::string format(const Report& report);
 // Writes the report of every thread to fd (stderr by default) without allocating.
 void print(int fd = 2) noexcept;
 
-// On signal `signo` (e.g. SIGUSR1, SIGQUIT), writes the report to `fd`; async-signal-safe.
-// Returns false if the handler could not be installed.
+// On signal `signo` (e.g. SIGUSR1, SIGQUIT), writes the report to `fd` (each signal to its
+// own); async-signal-safe. Returns false if the handler could not be installed.
 bool install_signal_handler(int signo, int fd = 2) noexcept;
 
 // A thread that, every `period`, reports each wait older than `threshold` once: to

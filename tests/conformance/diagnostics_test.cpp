@@ -215,6 +215,31 @@ TEST_F(Diagnostics, LockReleasedByAnotherThreadLeavesNoHolder) {
   u.join();
 }
 
+// Each signal writes to the fd it was installed with.
+TEST_F(Diagnostics, EachSignalDumpsToItsOwnFd) {
+  int usr1[2];
+  int usr2[2];
+  ASSERT_EQ(::pipe(usr1), 0);
+  ASSERT_EQ(::pipe(usr2), 0);
+  ASSERT_TRUE(diag::install_signal_handler(SIGUSR1, usr1[1]));
+  ASSERT_TRUE(diag::install_signal_handler(SIGUSR2, usr2[1]));
+  EXPECT_FALSE(diag::install_signal_handler(0, usr2[1]));
+  ::raise(SIGUSR1);  // handled in this thread before raise() returns
+  std::signal(SIGUSR1, SIG_DFL);
+  std::signal(SIGUSR2, SIG_DFL);
+  ::close(usr1[1]);
+  ::close(usr2[1]);
+  auto drain = [](int fd) {
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
+    ::close(fd);
+    return out;
+  };
+  EXPECT_NE(drain(usr1[0]).find("weft: threads"), std::string::npos);
+  EXPECT_EQ(drain(usr2[0]), "");
+}
+
 TEST_F(Diagnostics, SignalHandlerDumpsUnderLoad) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
