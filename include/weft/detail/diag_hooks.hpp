@@ -135,6 +135,7 @@ class DiagNotifiesAs {
   DiagNotifiesAs(TraceOp op, SourceKind kind, const void* object) noexcept {
     diag_traced(op, kind, object);
 #if WEFT_DIAGNOSTICS
+    // relaxed: as for every check of the flags, a change missed costs one name.
     if (g_diag_flags.load(std::memory_order_relaxed) & kDiagTrace) [[unlikely]] {
       diag_notify_as(static_cast<std::uint8_t>(static_cast<std::uint8_t>(op) + 1));
       set_ = true;
@@ -144,11 +145,15 @@ class DiagNotifiesAs {
   DiagNotifiesAs(const DiagNotifiesAs&) = delete;
   DiagNotifiesAs& operator=(const DiagNotifiesAs&) = delete;
   ~DiagNotifiesAs() {
+#if WEFT_DIAGNOSTICS
     if (set_) diag_notify_as(0);
+#endif
   }
 
+#if WEFT_DIAGNOSTICS
  private:
   bool set_ = false;
+#endif
 };
 
 inline bool diag_tracking() noexcept {
