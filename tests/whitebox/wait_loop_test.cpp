@@ -235,6 +235,43 @@ TEST_F(WaitHooksTest, NoHooksNoCalls) {
   EXPECT_TRUE(seen().empty());
 }
 
+// A verdict that refuses the park (a deadlock) races a claim: the hook claims the waiter
+// itself, then refuses. The wait must end as the claim, and "stopped waiting" must be
+// reported for it (diagnostics take the waker's identity there; left over, it would be
+// credited to the thread's next wait).
+weft::detail::FlagSource* g_refusing_source = nullptr;
+bool refuse_after_claiming(const WaitTarget* t, std::size_t n, weft::detail::Deadline d,
+                           bool cancellable) noexcept {
+  on_wait(t, n, d, cancellable);
+  weft::detail::WakeBatch woken;
+  EXPECT_EQ(g_refusing_source->claim(woken, 1), 1u);
+  return false;
+}
+constexpr WaitHooks kRefusingHooks{refuse_after_claiming, on_wake};
+
+struct SourceOp {
+  weft::detail::FlagSource* source;
+  weft::detail::Link link(weft::detail::WaitNode& node, weft::detail::Position pos) const {
+    return source->link(node, pos, [] { return false; });
+  }
+  void unlink(weft::detail::WaitNode& node) const noexcept { source->unlink(node); }
+};
+
+TEST_F(WaitHooksTest, ARefusedParkThatWasClaimedEndsAsTheClaimAndIsReported) {
+  weft::detail::FlagSource source;
+  g_refusing_source = &source;
+  weft::detail::set_wait_hooks(&kRefusingHooks);
+  SourceOp op{&source};
+  weft::detail::WaitLoop loop(weft::detail::Deadline::never(), nullptr);
+  const weft::detail::Round r = loop.wait(op);  // throws weft::Deadlock if the claim is lost
+  EXPECT_TRUE(r.claimed());
+  const std::vector<Seen> s = seen();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_TRUE(s[0].woke) << "on_wake was not called for the claim";
+  EXPECT_EQ(s[0].end, RoundEnd::claimed);
+  EXPECT_FALSE(source.maybe_waiting());
+}
+
 // ---- a waiter whose wake step is not a futex wake ------------------------------------------
 
 struct CallbackWaiter : weft::detail::Waiter {

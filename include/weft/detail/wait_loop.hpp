@@ -112,8 +112,9 @@ class Round {
 // in the waiting thread, the first just before it parks (registered on every source), the
 // second just after the park ended (before unregistering). They must not block on a weft
 // primitive or throw. on_wait returns false to refuse the park (a deadlock it detected):
-// the loop then unregisters and, unless a notifier claimed the waiter in the meantime, throws
-// weft::Deadlock (throw_deadlock(), src/diagnostics.cpp); on_wake is not called then.
+// the loop then unregisters and throws weft::Deadlock (throw_deadlock(), src/diagnostics.cpp),
+// without calling on_wake; but if a notifier claimed the waiter in the meantime, the wait
+// ends as that claim, and on_wake reports it (so the claim's bookkeeping is not left over).
 struct WaitHooks {
   bool (*on_wait)(const WaitTarget* targets, std::size_t n, Deadline deadline,
                   bool cancellable) noexcept = nullptr;
@@ -278,7 +279,10 @@ class WaitLoop {
         // (the verdict raced a wake-up) is honoured instead of the exception.
         const Decision s = parker.settle();  // settled first, as above
         unlink_except(nodes, N, s.claimed() ? s.index() : N, ops...);
-        if (s.claimed()) return claimed(s.index(), ops...);
+        if (s.claimed()) {
+          call_on_wake(hooks, Round(RoundEnd::claimed, s.index()), ops...);
+          return claimed(s.index(), ops...);
+        }
         throw_deadlock();
       }
     }
