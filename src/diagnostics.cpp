@@ -996,7 +996,10 @@ bool ownerless(SourceKind k) noexcept {
 }
 
 void add_producer(const WaitTarget& target, std::uint64_t who) noexcept {
-  if (!ownerless(target.kind)) return;
+  // An operation that does not name its source (SourceKind::other) is keyed by its own
+  // address, on the waiter's stack: no identity to judge a source by, and no destructor would
+  // ever drop the entry.
+  if (!ownerless(target.kind) || target.kind == SourceKind::other) return;
   const auto key = reinterpret_cast<std::uintptr_t>(target.object);
   if (ProducerEntry* e = find_producers(key, target.kind)) {
     e->reported.store(0, std::memory_order_relaxed);

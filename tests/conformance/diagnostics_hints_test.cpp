@@ -6,6 +6,7 @@
 // Deterministic: a step that must follow another thread's wait waits until diagnostics
 // record that thread as waiting and checked (its own record, published before it parks);
 // lock-order scenarios run their threads one after the other (join). No sleeps.
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,7 @@
 #include "weft/lock.hpp"
 #include "weft/queue.hpp"
 #include "weft/select.hpp"
+#include "weft/wait_source.hpp"
 
 namespace diag = weft::diagnostics;
 using diag::SourceKind;
@@ -493,6 +495,70 @@ void producers_after_destruction(bool destroy, Collected<diag::DeadlockReport>& 
   producer.join();
   consumer.join();
   q->~Q();
+}
+
+// A select operation that does not say what it waits on (no target()) is known to
+// diagnostics only by its own address, on the waiter's stack: that is no identity for a
+// source, so its wake-ups record no producers. Here two boxes are waited on, one after the
+// other, by operations at the same stack address; the first box's only producer is then
+// blocked. A verdict about the second box from it would be about the wrong source.
+struct Box {
+  std::atomic<int> tickets{0};
+  weft::WaitSource takers;
+  void add() {
+    tickets.fetch_add(1);
+    takers.notify_one();
+  }
+};
+struct TakeFrom {
+  using result_type = int;
+  Box* box;
+  bool try_fire(int& out) const {
+    int t = box->tickets.load();
+    while (t > 0) {
+      if (box->tickets.compare_exchange_weak(t, t - 1)) {
+        out = 1;
+        return true;
+      }
+    }
+    return false;
+  }
+  weft::WaitLink link(weft::WaitNode& node, weft::WaitPosition pos) const {
+    return box->takers.link(node, pos, [this] { return box->tickets.load() > 0; });
+  }
+  void unlink(weft::WaitNode& node) const noexcept { box->takers.unlink(node); }
+};
+[[gnu::noinline]] void take_one(Box& box) {
+  (void)weft::select(TakeFrom{&box});
+}
+
+TEST_F(Hints, AnOperationWithoutATargetRecordsNoProducers) {
+  Box first;
+  Box second;
+  weft::Event go{"go"};
+  weft::Event never{"never"};
+  std::thread consumer([&] {
+    diag::set_thread_name("consumer");
+    for (Box* box : {&first, &second}) {
+      take_one(*box);  // the same frame, the same operation address, both times
+      if (box == &first) go.wait();
+    }
+  });
+  std::thread producer([&] {
+    diag::set_thread_name("producer");
+    weft::testing::await_checked_on("consumer", SourceKind::other);
+    first.add();  // claims the consumer's wait on `first`
+    never.wait();
+  });
+  await_checked("producer", &never);
+  await_checked("consumer", &go);  // its first wait has ended, and was counted
+  go.set();
+  weft::testing::await_checked_on("consumer", SourceKind::other);  // waits on `second`
+  EXPECT_EQ(reports.size(), 0U) << reports.at(0).text;
+  second.add();
+  never.set();
+  producer.join();
+  consumer.join();
 }
 
 TEST_F(Hints, ADestroyedQueueTakesItsProducersAlong) {
