@@ -49,6 +49,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <ranges>
 #include <stdexcept>
 #include <stop_token>
 #include <type_traits>
@@ -113,7 +114,24 @@ class FifoStorage {
     out.reserve(out.size() + size());
     WEFT_FIFO_DISPATCH(drain(out));
   }
+  template <class Feed>
+  PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify, WakeBatch& woken) {
+    WEFT_FIFO_DISPATCH(try_push_many(feed, done, notify, woken));
+  }
+  // The ring cannot give a claimed position back: its sink must not throw (BasicQueue's
+  // get_many checks that at compile time, see kPopSinkMustNotThrow).
+  template <class Out>
+  PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
+                         WakeBatch& woken) {
+    if constexpr (kRing && Out::kNothrow) {
+      if (ring_) return ring_->try_pop_many(out, max, done, notify, woken);
+    }
+    return locked_.try_pop_many(out, max, done, notify, woken);
+  }
 #undef WEFT_FIFO_DISPATCH
+
+  // Whether a get_many's sink must not throw (the ring may be in use).
+  static constexpr bool kPopSinkMustNotThrow = kRing;
 
  private:
   // The ring's ticket or the locked deque's, whichever this queue uses (storage.hpp): one
@@ -170,6 +188,14 @@ class FifoStorage {
   std::conditional_t<kRing, std::unique_ptr<Ring<T>>, std::unique_ptr<int>> ring_;
   Locked locked_;  // used otherwise
 };
+
+// What put_many and get_many accept (queue.hpp's BasicQueue).
+template <class R, class T>
+concept PutManyRange =
+    std::ranges::input_range<R> && std::constructible_from<T, std::ranges::range_reference_t<R>>;
+template <class It, class S, class T>
+concept PutManyIterators = std::input_iterator<It> && std::sentinel_for<S, It> &&
+    std::constructible_from<T, std::iter_reference_t<It>>;
 
 template <class Rep, class Period>
 Deadline queue_deadline(std::chrono::duration<Rep, Period> timeout) {
@@ -300,6 +326,151 @@ class BasicQueue {
     return try_get_impl(queue_deadline(timeout), &stop);
   }
 
+  // ---- batches: put_many, get_many --------------------------------------------------------
+  // One call moves many items: a lock-free ring claims the positions of a whole batch with
+  // one atomic operation, a locked queue takes its lock once per batch, and a batch of k
+  // items wakes up to k waiters of the other side (after its last access to the queue).
+  //
+  // put_many(items) takes an input range, put_many(first, last) iterators. A T is built from
+  // each item: a copy, or a move when the iterator yields T&& (std::make_move_iterator,
+  // which a move-only T needs). Items are taken in order, each moved from only once it is
+  // in the queue. Returns how many went in: the first count items are in the queue (each
+  // one task for task_done()), the rest untouched, still the caller's.
+  //
+  // A batch that moved at least one item returns its count, whatever stopped it: shutdown,
+  // the deadline, a stop request, or an exception from an item's copy or move, the
+  // comparator or the allocator (that item and the rest stay with the caller; the items
+  // before it stay in the queue). Only a batch that moved nothing reports the failure, as
+  // the single-item form would: Full (a timeout, or put_many_nowait found no room),
+  // ShutDown (also for an empty batch on a shut-down queue), Cancelled, or the exception.
+  // Retrying with the rest of the batch reports a persisting failure (write(2)'s rule).
+  //
+  // Blocking forms put every item, waiting for room as often as needed (so a batch larger
+  // than maxsize goes through as getters make room); the timed forms until the deadline.
+  // put_many_nowait puts what fits now.
+  template <class R>
+  requires detail::PutManyRange<R, T> std::size_t put_many(R&& items) {
+    return put_many_impl(std::ranges::begin(items), std::ranges::end(items), Deadline::never(),
+                         nullptr);
+  }
+  template <class R, class Rep, class Period>
+  requires detail::PutManyRange<R, T> std::size_t put_many(
+      R&& items, std::chrono::duration<Rep, Period> timeout) {
+    return put_many_impl(std::ranges::begin(items), std::ranges::end(items),
+                         queue_deadline(timeout), nullptr);
+  }
+  template <class R>
+  requires detail::PutManyRange<R, T> std::size_t put_many(R&& items, std::stop_token stop) {
+    return put_many_impl(std::ranges::begin(items), std::ranges::end(items), Deadline::never(),
+                         &stop);
+  }
+  template <class R, class Rep, class Period>
+  requires detail::PutManyRange<R, T> std::size_t put_many(
+      R&& items, std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return put_many_impl(std::ranges::begin(items), std::ranges::end(items),
+                         queue_deadline(timeout), &stop);
+  }
+  template <class R>
+  requires detail::PutManyRange<R, T> std::size_t put_many_nowait(R&& items) {
+    return put_many_impl(std::ranges::begin(items), std::ranges::end(items), Deadline::poll(),
+                         nullptr);
+  }
+  template <class It, class S>
+  requires detail::PutManyIterators<It, S, T> std::size_t put_many(It first, S last) {
+    return put_many_impl(std::move(first), std::move(last), Deadline::never(), nullptr);
+  }
+  template <class It, class S, class Rep, class Period>
+  requires detail::PutManyIterators<It, S, T> std::size_t put_many(
+      It first, S last, std::chrono::duration<Rep, Period> timeout) {
+    return put_many_impl(std::move(first), std::move(last), queue_deadline(timeout), nullptr);
+  }
+  template <class It, class S>
+  requires detail::PutManyIterators<It, S, T> std::size_t put_many(It first, S last,
+                                                                   std::stop_token stop) {
+    return put_many_impl(std::move(first), std::move(last), Deadline::never(), &stop);
+  }
+  template <class It, class S, class Rep, class Period>
+  requires detail::PutManyIterators<It, S, T> std::size_t put_many(
+      It first, S last, std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return put_many_impl(std::move(first), std::move(last), queue_deadline(timeout), &stop);
+  }
+  template <class It, class S>
+  requires detail::PutManyIterators<It, S, T> std::size_t put_many_nowait(It first, S last) {
+    return put_many_impl(std::move(first), std::move(last), Deadline::poll(), nullptr);
+  }
+
+  // get_many(n) returns 1..n items in get order, as many as are queued up to n: it waits for
+  // the first item only. get_many(out, n) appends them to a std::vector<T>& (reusing its
+  // capacity) or writes them through an output iterator, and returns how many. n == 0 throws
+  // std::invalid_argument. Each item got is one task for task_done(), as for get().
+  //
+  // Failures, when nothing was got: Empty (a timeout, or get_many_nowait on an empty
+  // queue), ShutDown (shut down and empty: a shut-down queue hands out what is left first,
+  // as get does), Cancelled. If building an item (T's move) or the comparator throws after
+  // items were got, the batch ends there and returns them; the item stays queued, and the
+  // exception comes from a batch that got nothing.
+  //
+  // Writing through an output iterator may throw only where the item can stay queued: a
+  // Queue of nothrow-movable items (the lock-free ring claims items before it moves them
+  // out) requires an iterator whose assignment and increment are noexcept (a pointer, a
+  // span's iterator); for a back_inserter use the vector form.
+  std::vector<T> get_many(std::size_t n) { return get_many_vector(n, Deadline::never(), nullptr); }
+  template <class Rep, class Period>
+  std::vector<T> get_many(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    return get_many_vector(n, queue_deadline(timeout), nullptr);
+  }
+  std::vector<T> get_many(std::size_t n, std::stop_token stop) {
+    return get_many_vector(n, Deadline::never(), &stop);
+  }
+  template <class Rep, class Period>
+  std::vector<T> get_many(std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                          std::stop_token stop) {
+    return get_many_vector(n, queue_deadline(timeout), &stop);
+  }
+  std::vector<T> get_many_nowait(std::size_t n) {
+    return get_many_vector(n, Deadline::poll(), nullptr);
+  }
+  std::size_t get_many(std::vector<T>& out, std::size_t n) {
+    return get_many_impl(out, n, Deadline::never(), nullptr);
+  }
+  template <class Rep, class Period>
+  std::size_t get_many(std::vector<T>& out, std::size_t n,
+                       std::chrono::duration<Rep, Period> timeout) {
+    return get_many_impl(out, n, queue_deadline(timeout), nullptr);
+  }
+  std::size_t get_many(std::vector<T>& out, std::size_t n, std::stop_token stop) {
+    return get_many_impl(out, n, Deadline::never(), &stop);
+  }
+  template <class Rep, class Period>
+  std::size_t get_many(std::vector<T>& out, std::size_t n,
+                       std::chrono::duration<Rep, Period> timeout, std::stop_token stop) {
+    return get_many_impl(out, n, queue_deadline(timeout), &stop);
+  }
+  std::size_t get_many_nowait(std::vector<T>& out, std::size_t n) {
+    return get_many_impl(out, n, Deadline::poll(), nullptr);
+  }
+  template <std::output_iterator<T&&> Out>
+  std::size_t get_many(Out out, std::size_t n) {
+    return get_many_impl(out, n, Deadline::never(), nullptr);
+  }
+  template <std::output_iterator<T&&> Out, class Rep, class Period>
+  std::size_t get_many(Out out, std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    return get_many_impl(out, n, queue_deadline(timeout), nullptr);
+  }
+  template <std::output_iterator<T&&> Out>
+  std::size_t get_many(Out out, std::size_t n, std::stop_token stop) {
+    return get_many_impl(out, n, Deadline::never(), &stop);
+  }
+  template <std::output_iterator<T&&> Out, class Rep, class Period>
+  std::size_t get_many(Out out, std::size_t n, std::chrono::duration<Rep, Period> timeout,
+                       std::stop_token stop) {
+    return get_many_impl(out, n, queue_deadline(timeout), &stop);
+  }
+  template <std::output_iterator<T&&> Out>
+  std::size_t get_many_nowait(Out out, std::size_t n) {
+    return get_many_impl(out, n, Deadline::poll(), nullptr);
+  }
+
   // ---- state ----------------------------------------------------------------------------
   std::size_t qsize() const noexcept { return core_.qsize(); }
   bool empty() const noexcept { return core_.qsize() == 0; }
@@ -326,6 +497,42 @@ class BasicQueue {
     if (s != Status::ok) [[unlikely]]
       throw_failure<Full>(s);
   }
+  template <class It, class S>
+  std::size_t put_many_impl(It first, S last, Deadline deadline, const std::stop_token* stop) {
+    detail::BatchFeed<T, It, S> feed(std::move(first), std::move(last));
+    const detail::BatchResult r = core_.push_many(feed, deadline, stop);
+    if (r.count == 0 && r.status != Status::ok) [[unlikely]]
+      throw_failure<Full>(r.status);
+    return r.count;
+  }
+  template <class Out>
+  std::size_t get_many_impl(Out& out, std::size_t n, Deadline deadline,
+                            const std::stop_token* stop) {
+    if (n == 0) [[unlikely]]
+      throw std::invalid_argument("weft: get_many(0): n must be at least 1");
+    detail::BatchResult r;
+    if constexpr (std::is_same_v<std::remove_cvref_t<Out>, std::vector<T>>) {
+      detail::VectorOut<T> sink(out);
+      r = core_.pop_many(sink, n, deadline, stop);
+    } else {
+      using Sink = detail::IteratorOut<T, std::remove_cvref_t<Out>>;
+      static_assert(Sink::kNothrow || !Storage::kPopSinkMustNotThrow,
+                    "weft: get_many into an output iterator whose assignment may throw: a "
+                    "bounded Queue of nothrow-movable items cannot put an item back; use the "
+                    "std::vector<T>& form");
+      Sink sink(out);
+      r = core_.pop_many(sink, n, deadline, stop);
+    }
+    if (r.count == 0) [[unlikely]]
+      throw_failure<Empty>(r.status);
+    return r.count;
+  }
+  std::vector<T> get_many_vector(std::size_t n, Deadline deadline, const std::stop_token* stop) {
+    std::vector<T> out;
+    get_many_impl(out, n, deadline, stop);
+    return out;
+  }
+
   // A failed put or get as its exception: a timeout is Full for a put and Empty for a get.
   template <class TimedOut>
   [[noreturn, gnu::noinline, gnu::cold]] static void throw_failure(Status s) {
@@ -529,8 +736,12 @@ class SimpleQueue
 
   using Base::empty;
   using Base::get;
+  using Base::get_many;
+  using Base::get_many_nowait;
   using Base::get_nowait;
   using Base::put;
+  using Base::put_many;
+  using Base::put_many_nowait;
   using Base::put_nowait;
   using Base::qsize;
   using Base::try_get;

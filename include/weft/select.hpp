@@ -11,6 +11,8 @@
 //
 // Operations and what they yield (the result is a std::variant indexed like the arguments):
 //   weft::get(q)          std::optional<T>: the item, or nullopt if q is shut down and drained
+//   weft::get_many(q, n)  std::vector<T>: 1..n items (q.get_many(n)'s), or none if q is shut
+//                         down and drained
 //   weft::put(q, item)    bool: true if the item was put (moved from), false if q is shut down
 //                         (the item is untouched unless this operation was the one performed)
 //   weft::wait(event)     std::monostate: the event is set (nothing is consumed)
@@ -18,6 +20,10 @@
 //   weft::acquire(lock)   std::monostate: the Lock or RLock was taken (by the calling thread)
 //   weft::join(q)         std::monostate: every task of q is done (nothing is consumed)
 //   your own              any type that models weft::SelectOperation (below)
+// There is no put_many operation: select performs one operation whole or not at all, and a
+// batch that does not fit in a bounded queue could only be split (part of an operation
+// performed) or wait for room for all of it (which a queue smaller than the batch never
+// has). Select on weft::put for one item, then put_many_nowait the rest.
 //
 // Forms:
 //   select(ops...)                      blocks until one operation proceeds
@@ -48,6 +54,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/parker.hpp"
@@ -117,6 +124,28 @@ class GetOp
     }
   };
   Core* core_;
+};
+
+// get_many(q, n): fires when at least one item is queued (taking up to n) or q is shut down
+// and drained (an empty vector).
+template <class Q>
+class GetManyOp
+    : public QueueGetOp<std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>> {
+  using Core = std::remove_reference_t<decltype(SelectAccess::core(std::declval<Q&>()))>;
+
+ public:
+  using result_type = std::vector<typename Q::value_type>;
+  GetManyOp(Q& q, std::size_t n) noexcept
+      : QueueGetOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)), n_(n) {}
+
+  bool try_fire(result_type& out) {
+    VectorOut<typename Q::value_type> sink(out);
+    return core_->try_pop_many(sink, n_).status != Status::timed_out;  // timed_out: empty
+  }
+
+ private:
+  Core* core_;
+  std::size_t n_;
 };
 
 template <class Q>
@@ -430,6 +459,12 @@ Deadline select_deadline(std::chrono::duration<Rep, Period> timeout) {
 template <class Q>
 detail::GetOp<Q> get(Q& q) noexcept {
   return detail::GetOp<Q>(q);
+}
+// n == 0 throws std::invalid_argument.
+template <class Q>
+detail::GetManyOp<Q> get_many(Q& q, std::size_t n) {
+  if (n == 0) throw std::invalid_argument("weft: get_many(q, 0): n must be at least 1");
+  return detail::GetManyOp<Q>(q, n);
 }
 template <class Q>
 detail::PutOp<Q> put(Q& q, typename Q::value_type& item) noexcept {

@@ -41,6 +41,14 @@ namespace weft::detail {
 
 enum class Status { ok, timed_out, shut_down, cancelled };
 
+// How a batch ended: `count` items moved, and why it stopped (ok: all of them were put, or
+// at least one was got). A batch that moved an item reports success with its count, whatever
+// stopped it afterwards (write(2)'s rule): only a batch that moved nothing reports a failure.
+struct BatchResult {
+  std::size_t count;
+  Status status;
+};
+
 template <class Core>
 class QueuePutOp;
 template <class Core>
@@ -178,6 +186,80 @@ class QueueCore {
       }
     }
     return sink.fail(failure);  // outside the loop: a throwing fail() is not a lost wake-up
+  }
+
+  // ---- batches ---------------------------------------------------------------------------
+  // Puts the feed's items, waiting for room as needed, until all are in, the deadline, a
+  // stop, shutdown or an exception. If an item throws (its copy or move, the comparator)
+  // after others went in, the batch ends there and returns their count; the exception
+  // propagates only from a batch that put nothing.
+  // (Per batch, not per item: no separate inline fast path.)
+  template <class Feed>
+  BatchResult push_many(Feed& feed, Deadline deadline, const std::stop_token* stop) {
+    if (stop != nullptr && stop->stop_requested()) return {0, Status::cancelled};
+    QueuePutOp<QueueCore> op(*this);
+    WaitLoop loop(deadline, stop);
+    std::size_t done = 0;
+    for (;;) {
+      const std::size_t before = done;
+      PushResult r;
+      try {
+        WakeBatch woken;  // wakes after the storage's last access
+        r = storage_.try_push_many(feed, done, &not_empty_, woken);
+      } catch (...) {
+        // A wake-up this round did not use goes to the next putter (as in push_slow).
+        if (done == before) loop.pass_on_claim();
+        if (done == 0) throw;
+        return {done, Status::ok};
+      }
+      if (r == PushResult::ok) return {done, Status::ok};
+      if (r == PushResult::shut_down) {
+        sync_with_shutdown();
+        return {done, Status::shut_down};
+      }
+      if (done != before) continue;  // room was made meanwhile: try again before waiting
+      const Round round = loop.wait(op);
+      if (round.ended()) return {done, round.cancelled() ? Status::cancelled : Status::timed_out};
+    }
+  }
+
+  // Gets 1..max items into `out`, waiting for the first only. If `out` or the comparator
+  // throws after items were got, the batch ends there and returns their count (the item that
+  // threw stays queued); the exception propagates only from a batch that got nothing.
+  template <class Out>
+  BatchResult pop_many(Out& out, std::size_t max, Deadline deadline, const std::stop_token* stop) {
+    if (stop != nullptr && stop->stop_requested()) return {0, Status::cancelled};
+    QueueGetOp<QueueCore> op(*this);
+    WaitLoop loop(deadline, stop);
+    for (;;) {
+      BatchResult r;
+      try {
+        r = try_pop_many(out, max);
+      } catch (...) {
+        loop.pass_on_claim();  // nothing was got: as in pop_slow
+        throw;
+      }
+      if (r.status != Status::timed_out) return r;  // got some, or shut down and empty
+      const Round round = loop.wait(op);
+      if (round.ended()) return {0, round.cancelled() ? Status::cancelled : Status::timed_out};
+    }
+  }
+  // One non-blocking attempt (pop_many's, select's get_many): {0, timed_out} when empty.
+  template <class Out>
+  BatchResult try_pop_many(Out& out, std::size_t max) {
+    std::size_t done = 0;
+    PopResult r;
+    try {
+      WakeBatch woken;
+      r = storage_.try_pop_many(out, max, done, putters(), woken);
+    } catch (...) {
+      if (done == 0) throw;
+      return {done, Status::ok};
+    }
+    if (r == PopResult::ok) return {done, Status::ok};
+    if (r == PopResult::empty) return {0, Status::timed_out};
+    sync_with_shutdown();
+    return {0, Status::shut_down};
   }
 
   // Task accounting is under the joiners' source's lock (as Python's all_tasks_done

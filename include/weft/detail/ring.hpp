@@ -22,10 +22,18 @@
 // the waiting layer's handshake (wait_source.hpp) re-checks emptiness/fullness by loading
 // them, and must not miss a push or pop that a notifier saw no waiter for.
 //
+// Batches (try_push_many, try_pop_many) claim k positions with one CAS of tail_ or head_,
+// bounded by a seq_cst load of the other end, then fill or empty the k slots in order. A slot
+// of a claimed position may still be in the hands of the operation one lap earlier (a pop
+// between its CAS and its stamp store; for a pop, the push of that position): the batch waits
+// for the slot's stamp as a single operation waits for it before its CAS. That operation has
+// claimed its position already, so it finishes without waiting for the batch.
+//
 // T must be nothrow move constructible (the slot is claimed before the item is moved in, and
 // a claimed slot cannot be given back); weft::Queue uses a locked deque for other types.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -208,6 +216,116 @@ class Ring {
     PopResult status_ = PopResult::ok;
   };
 
+  // Pushes items from `feed` while there is room (see the top of this file). On any result
+  // `done` has grown by the items pushed. The last stamp store is the last access to the
+  // ring; the getters for the items are claimed before the first.
+  template <class Feed>
+  PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify,
+                           WakeBatch& woken) noexcept(Feed::kNothrow) {
+    if constexpr (!Feed::kNothrow || !Feed::kSized) {
+      // Each item built before its slot is claimed, one position at a time.
+      PushResult r = closed() ? PushResult::shut_down : PushResult::ok;
+      while (r == PushResult::ok && !feed.empty()) {
+        if (feed.with_next(
+                [&](T& item) { return (r = try_push(item, notify, woken)) == PushResult::ok; })) {
+          ++done;
+        }
+      }
+      return r;
+    } else {
+      const std::size_t want = feed.remaining();
+      Backoff backoff;
+      std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+      std::size_t k = 0;
+      for (;;) {
+        if (tail & mark_) return PushResult::shut_down;
+        if (want == 0) return PushResult::ok;
+        // seq_cst: see the header (the waiting handshake); a stale head only shrinks k.
+        const std::uint64_t head = head_.load(std::memory_order_seq_cst);
+        const std::uint64_t t = count(tail);
+        const std::uint64_t h = count(head);
+        if (h > t) {  // tail was stale
+          tail = tail_.load(std::memory_order_relaxed);
+          continue;
+        }
+        if (t - h >= cap_) return PushResult::full;
+        k = static_cast<std::size_t>(std::min<std::uint64_t>(cap_ - (t - h), want));
+        // seq_cst: see the header.
+        if (tail_.compare_exchange_weak(tail, position(t + k), std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          break;
+        }
+        backoff.spin();
+      }
+      // seq_cst flag load after the seq_cst CAS: the waiting handshake.
+      if (notify != nullptr && notify->maybe_waiting()) [[unlikely]]
+        notify->claim(woken, k);
+      for (std::size_t i = 0; i < k; ++i) {
+        Slot& slot = slots_[tail & index_mask_];
+        // acquire: the pop one lap earlier has moved its item out (it claimed the position
+        // already, so it will hand the slot back).
+        if (slot.stamp.load(std::memory_order_acquire) != tail) [[unlikely]]
+          wait_stamp(slot, tail);
+        feed.construct_next(slot.storage);
+        // release: publishes the item to the pop that acquires this stamp.
+        slot.stamp.store(tail + 1, std::memory_order_release);
+        tail = next(tail);
+      }
+      done += k;
+      return feed.empty() ? PushResult::ok : PushResult::full;
+    }
+  }
+
+  // Pops 1..max items into `out` (whose appends cannot throw once prepared), or reports
+  // empty / shut_down. The last stamp store is the last access to the ring; the putters for
+  // the freed slots are claimed before the first.
+  template <class Out>
+  PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
+                         WakeBatch& woken) {
+    static_assert(Out::kNothrow, "a claimed ring position cannot be given back");
+    out.prepare(std::min<std::uint64_t>(max, cap_));  // may throw: nothing claimed yet
+    Backoff backoff;
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
+    std::size_t k = 0;
+    for (;;) {
+      // seq_cst: see the header (the waiting handshake).
+      const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+      const std::uint64_t t = count(tail & ~mark_);
+      const std::uint64_t h = count(head);
+      if (t <= h) {
+        if (t < h) {  // head was stale
+          head = head_.load(std::memory_order_relaxed);
+          continue;
+        }
+        return (tail & mark_) ? PopResult::shut_down : PopResult::empty;
+      }
+      k = static_cast<std::size_t>(std::min<std::uint64_t>(t - h, max));
+      // seq_cst: see the header.
+      if (head_.compare_exchange_weak(head, position(h + k), std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        break;
+      }
+      backoff.spin();
+    }
+    // seq_cst flag load after the seq_cst CAS: the waiting handshake.
+    if (notify != nullptr && notify->maybe_waiting()) [[unlikely]]
+      notify->claim(woken, k);
+    for (std::size_t i = 0; i < k; ++i) {
+      Slot& slot = slots_[head & index_mask_];
+      // acquire: the push of this position has written its item (it claimed the position
+      // already, so it will).
+      if (slot.stamp.load(std::memory_order_acquire) != head + 1) [[unlikely]]
+        wait_stamp(slot, head + 1);
+      out(std::move(*slot.item()));
+      slot.item()->~T();
+      // release: hands the slot back to the push one lap later.
+      slot.stamp.store(head + lap_unit_, std::memory_order_release);
+      head = next(head);
+    }
+    done += k;
+    return PopResult::ok;
+  }
+
   // Re-checks for the waiting handshake (seq_cst loads of the positions).
   bool empty_and_open() const noexcept {
     const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
@@ -302,6 +420,17 @@ class Ring {
   // one: pos + lap_unit_ - (cap_ - 1)). On every push and pop, hence the precomputed step.
   std::uint64_t next(std::uint64_t pos) const noexcept {
     return pos + ((pos & index_mask_) == cap_ - 1 ? wrap_step_ : 1);
+  }
+  // Number of items -> position (the inverse of count).
+  std::uint64_t position(std::uint64_t n) const noexcept {
+    return (n / cap_) * lap_unit_ + (n % cap_);
+  }
+  // Waits for the operation one step behind on this slot to store `stamp` (a batch claimed
+  // the slot's position while that operation was between its CAS and its stamp store).
+  [[gnu::noinline]] static void wait_stamp(Slot& slot, std::uint64_t stamp) noexcept {
+    Backoff backoff;
+    // acquire: as at the call sites.
+    while (slot.stamp.load(std::memory_order_acquire) != stamp) backoff.snooze();
   }
   // Position -> number of items that passed it.
   std::uint64_t count(std::uint64_t pos) const noexcept {

@@ -7,6 +7,16 @@
 //   PopTicket(storage, notify, woken)            one pop attempt: status(), then take(sink)
 //   bool empty_and_open(), full_and_open()       re-checks for the waiting handshake
 //   size(), pushed() (successful pushes so far), close(), closed(), drain(vector&)
+//   PushResult try_push_many(feed, done, notify, woken)
+//                                                pushes items from a BatchFeed while there is
+//                                                room: ok (the feed is empty), full or
+//                                                shut_down; adds each item pushed to `done`
+//   PopResult try_pop_many(out, max, done, notify, woken)
+//                                                pops 1..max items into a BatchOut: ok, or
+//                                                empty / shut_down (nothing popped)
+// A batch that throws (an item's copy or move, the comparator, the sink) keeps what it did
+// before the throw, counted in `done`, with its waiters claimed; the item that threw stays
+// where it was (with the caller, or queued).
 // Every operation either succeeds or leaves the storage and the caller's item as they were
 // (strong guarantee), whatever the item's constructors or the comparator throw.
 //
@@ -28,6 +38,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <iterator>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -40,6 +51,84 @@ namespace weft::detail {
 
 enum class PushResult { ok, full, shut_down };
 enum class PopResult { ok, empty, shut_down };  // shut_down: empty and closed
+
+// ---- batches: where a put_many's items come from and where a get_many's go ----------------
+
+// The items of a put_many: [it, end). An iterator whose reference is T&& (std::move_iterator)
+// gives items to move from (only once the storage took them); any other reference gives the
+// value a T is built from (a copy). The feed advances past an item only once it is stored.
+template <class T, class It, class S>
+class BatchFeed {
+  using Ref = std::iter_reference_t<It>;
+
+ public:
+  // Whether the items are moved from (else a T is built from each).
+  static constexpr bool kMoves = std::is_same_v<Ref, T&&>;
+  // Whether a T can be built in place from an item without throwing (the ring claims its
+  // slots before it builds the items in them).
+  static constexpr bool kNothrow =
+      kMoves ? std::is_nothrow_move_constructible_v<T> : std::is_nothrow_constructible_v<T, Ref>;
+  static constexpr bool kSized = std::sized_sentinel_for<S, It>;
+
+  BatchFeed(It it, S end) : it_(std::move(it)), end_(std::move(end)) {}
+  bool empty() const { return it_ == end_; }
+  std::size_t remaining() const requires kSized { return static_cast<std::size_t>(end_ - it_); }
+  // Builds a T from the current item at `where`, and advances.
+  void construct_next(void* where) noexcept(kNothrow) {
+    ::new (where) T(static_cast<Ref>(*it_));
+    ++it_;
+  }
+  // Calls f(T&) with the current item (moved from only if f stores it) or with a T built
+  // from it; advances iff f returns true.
+  template <class F>
+  bool with_next(F&& f) {
+    bool stored;
+    if constexpr (kMoves) {
+      T&& item = *it_;
+      stored = f(static_cast<T&>(item));
+    } else {
+      T item(*it_);
+      stored = f(item);
+    }
+    if (stored) ++it_;
+    return stored;
+  }
+
+ private:
+  It it_;
+  S end_;
+};
+
+// Where a get_many's items go: appended to a vector (after a reserve, so that the ring's
+// appends cannot throw), or written through an output iterator.
+template <class T>
+class VectorOut {
+ public:
+  explicit VectorOut(std::vector<T>& v) noexcept : v_(v) {}
+  // Capacity for n more items; called before anything is taken (may throw bad_alloc).
+  void prepare(std::size_t n) { v_.reserve(v_.size() + n); }
+  // Cannot throw after prepare() when T moves without throwing.
+  static constexpr bool kNothrow = std::is_nothrow_move_constructible_v<T>;
+  void operator()(T&& item) noexcept(kNothrow) { v_.push_back(std::move(item)); }
+
+ private:
+  std::vector<T>& v_;
+};
+template <class T, class Out>
+class IteratorOut {
+ public:
+  explicit IteratorOut(Out& out) noexcept : out_(out) {}
+  void prepare(std::size_t) noexcept {}
+  static constexpr bool kNothrow =
+      noexcept(*std::declval<Out&>() = std::declval<T&&>())&& noexcept(++std::declval<Out&>());
+  void operator()(T&& item) noexcept(kNothrow) {
+    *out_ = std::move(item);
+    ++out_;
+  }
+
+ private:
+  Out& out_;
+};
 
 // FIFO or LIFO over a deque: push_back/pop_front or pop_back never relocate elements, so a
 // throwing move leaves the deque unchanged (unlike a vector's reallocation).
@@ -188,6 +277,9 @@ class LockedStorage {
   static constexpr bool kMoveMayThrow = !std::is_nothrow_move_constructible_v<T>;
 
  public:
+  // A get_many's sink may throw: the item it was given stays queued.
+  static constexpr bool kPopSinkMustNotThrow = false;
+
   template <class... Args>
   explicit LockedStorage(std::size_t cap, Args&&... args)
       : cap_(cap), items_(std::forward<Args>(args)...) {}
@@ -257,6 +349,45 @@ class LockedStorage {
     int uncaught_ = 0;
   };
 
+  // Pushes items from `feed` while there is room, under one lock acquisition; the waiters
+  // for the items pushed are claimed inside the critical section (see try_push).
+  template <class Feed>
+  PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify, WakeBatch& woken) {
+    WordLockGuard g(lock_);
+    if (closed_) return PushResult::shut_down;
+    // Publishes what was pushed, also when an item throws: declared after the guard, so it
+    // runs before the unlock.
+    BatchPublish publish{*this, done, notify, woken, true};
+    while (!feed.empty()) {
+      if (cap_ != 0 && items_.size() >= cap_) return PushResult::full;
+      feed.with_next([this, &publish](T& item) {
+        items_.push(item, pushed_count_ + publish.n);
+        return true;
+      });
+      ++publish.n;
+    }
+    return PushResult::ok;
+  }
+
+  // Pops up to `max` items into `out` under one lock acquisition, each removed only once
+  // `out` took it (if out or the comparator throws, that item stays queued); claims as many
+  // waiters of `notify` inside the critical section.
+  template <class Out>
+  PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
+                         WakeBatch& woken) {
+    WordLockGuard g(lock_);
+    if (items_.size() == 0) return closed_ ? PopResult::shut_down : PopResult::empty;
+    BatchPublish publish{*this, done, notify, woken, false};
+    out.prepare(std::min(max, items_.size()));
+    while (publish.n < max && items_.size() != 0) {
+      const auto plan = items_.plan_pop();  // may throw (the comparator): nothing changed
+      out(std::move(items_.front(plan)));   // may throw: the item stays
+      items_.commit_pop(plan);
+      ++publish.n;
+    }
+    return PopResult::ok;
+  }
+
   bool empty_and_open() noexcept {
     WordLockGuard g(lock_);
     return !closed_ && items_.size() == 0;
@@ -312,6 +443,29 @@ class LockedStorage {
   }
 
  private:
+  // The end of a batch, under lock_ (its guard is declared after the lock's): the counters
+  // follow the n items pushed or popped, and n waiters of `notify` are claimed.
+  // NOLINTNEXTLINE(cppcoreguidelines-special-member-functions): a scope guard
+  struct BatchPublish {
+    LockedStorage& s;
+    std::size_t& done;
+    FlagSource* notify;
+    WakeBatch& woken;
+    bool pushing;
+    std::size_t n = 0;
+    ~BatchPublish() {
+      if (n == 0) return;
+      if (notify != nullptr && notify->maybe_waiting()) notify->claim(woken, n);
+      s.size_.store(s.items_.size(), std::memory_order_relaxed);
+      if (pushing) {
+        s.pushed_count_ += n;
+        // relaxed: as in try_push.
+        s.pushed_.store(s.pushed_count_, std::memory_order_relaxed);
+      }
+      done += n;
+    }
+  };
+
   const std::size_t cap_;  // 0: unbounded
   WordLock lock_;          // protects items_, closed_, pushed_count_
   Container items_;
