@@ -1427,3 +1427,268 @@ TYPED_TEST(TaskQueue, ConsumeWorksWithRangesAlgorithms) {
 }
 
 }  // namespace
+
+// ---- batches: put_many and get_many (docs/api.md: Batches) ---------------------------------
+
+namespace batches {
+
+std::vector<int> iota_ints(int from, int count) {
+  std::vector<int> v(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) v[static_cast<std::size_t>(i)] = from + i;
+  return v;
+}
+
+// Every put_many and get_many form moves the items in the kind's order, and counts them.
+// (Bounded with room to spare, so that Queue<int> runs over its ring.)
+TYPED_TEST(AnyQueue, BatchFormsKeepOrderAndCount) {
+  using Item = typename TypeParam::Item;
+  auto q = make_queue<TypeParam>(64);
+  const std::vector<int> values = {5, 3, 8, 1, 9, 2, 7};
+  EXPECT_EQ(q.put_many(values), values.size());
+  EXPECT_EQ(q.qsize(), values.size());
+  std::vector<int> got = weft_test::to_ints(q.get_many(3));
+  std::vector<Item> out;
+  EXPECT_EQ(q.get_many(out, 2), 2u);
+  Item arr[4] = {Item(0), Item(0), Item(0), Item(0)};
+  EXPECT_EQ(q.get_many(arr, 4), 2u) << "get_many returns what is there, up to n";
+  for (int v : weft_test::to_ints(out)) got.push_back(v);
+  for (int i = 0; i < 2; ++i) got.push_back(static_cast<int>(arr[i]));
+  EXPECT_EQ(got, in_get_order<TypeParam>(values));
+  EXPECT_TRUE(q.empty());
+
+  // The iterator forms, every timeout and stop_token form, and the nowait forms.
+  std::stop_source ss;
+  EXPECT_EQ(q.put_many(values.begin(), values.begin() + 2), 2u);
+  EXPECT_EQ(q.put_many(values.begin() + 2, values.begin() + 3, 1h), 1u);
+  EXPECT_EQ(q.put_many(values.begin() + 3, values.begin() + 4, ss.get_token()), 1u);
+  EXPECT_EQ(q.put_many(values.begin() + 4, values.begin() + 5, 1h, ss.get_token()), 1u);
+  EXPECT_EQ(q.put_many_nowait(values.begin() + 5, values.end()), 2u);
+  got.clear();
+  std::vector<Item> all;
+  EXPECT_EQ(q.get_many(all, 1, 1h), 1u);
+  EXPECT_EQ(q.get_many(all, 1, ss.get_token()), 1u);
+  EXPECT_EQ(q.get_many(all, 1, 1h, ss.get_token()), 1u);
+  EXPECT_EQ(q.get_many_nowait(all, 1), 1u);
+  for (auto& v : q.get_many(1, 1h)) all.push_back(std::move(v));
+  for (auto& v : q.get_many(1, ss.get_token())) all.push_back(std::move(v));
+  for (auto& v : q.get_many_nowait(1)) all.push_back(std::move(v));
+  EXPECT_EQ(weft_test::to_ints(all), in_get_order<TypeParam>(values));
+  // The range forms with a timeout, a stop_token, both; an output iterator with each.
+  EXPECT_EQ(q.put_many(values, 1h), values.size());
+  EXPECT_EQ(q.put_many(values, ss.get_token()), values.size());
+  EXPECT_EQ(q.put_many(values, 1h, ss.get_token()), values.size());
+  EXPECT_EQ(q.put_many_nowait(values), values.size());
+  std::vector<Item> big(4 * values.size(), Item(0));
+  std::size_t n = q.get_many(big.begin(), 7, 1h);
+  n += q.get_many(big.begin() + static_cast<std::ptrdiff_t>(n), 7, ss.get_token());
+  n += q.get_many(big.begin() + static_cast<std::ptrdiff_t>(n), 7, 1h, ss.get_token());
+  n += q.get_many_nowait(big.begin() + static_cast<std::ptrdiff_t>(n), 7);
+  EXPECT_EQ(n, big.size());
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.put_many(std::vector<int>{}), 0u) << "an empty batch puts nothing";
+}
+
+// get_many waits for the first item only, and takes what is there then (up to n).
+TYPED_TEST(AnyQueue, GetManyWaitsForTheFirstItemOnly) {
+  auto q = make_queue<TypeParam>(64);
+  std::vector<int> got;
+  Threads getter(1, [&](std::size_t) { got = weft_test::to_ints(q.get_many(10)); });
+  ASSERT_TRUE(blocked(getter));
+  q.put(7);
+  getter.join();
+  EXPECT_EQ(got, std::vector<int>{7});
+}
+
+TYPED_TEST(AnyQueue, BatchFailuresOnAnEmptyQueue) {
+  auto q = make_queue<TypeParam>();
+  const auto start = Clock::now();
+  EXPECT_THROW((void)q.get_many_nowait(3), weft::Empty);
+  std::vector<typename TypeParam::Item> out;
+  EXPECT_THROW((void)q.get_many_nowait(out, 3), weft::Empty);
+  EXPECT_TRUE(returned_promptly(elapsed_since(start)));
+  const auto timed = Clock::now();
+  EXPECT_THROW((void)q.get_many(3, 50ms), weft::Empty);
+  EXPECT_TRUE(took_about(elapsed_since(timed), 50ms));
+  EXPECT_THROW((void)q.get_many(0), std::invalid_argument);
+  EXPECT_THROW((void)q.get_many(out, 0), std::invalid_argument);
+  EXPECT_THROW((void)q.get_many(3, -1ms), std::invalid_argument);
+  const std::vector<int> values = {1, 2};
+  EXPECT_THROW((void)q.put_many(values, -1ms), std::invalid_argument);
+  EXPECT_TRUE(q.empty()) << "a rejected put_many puts nothing";
+  EXPECT_TRUE(out.empty());
+}
+
+// A stop request ends a get_many that got nothing with Cancelled, at once or while blocked.
+TYPED_TEST(AnyQueue, GetManyIsCancelledByAStopRequest) {
+  auto q = make_queue<TypeParam>();
+  std::stop_source stopped;
+  stopped.request_stop();
+  EXPECT_THROW((void)q.get_many(4, stopped.get_token()), weft::Cancelled);
+  q.put(1);
+  EXPECT_THROW((void)q.get_many(4, stopped.get_token()), weft::Cancelled)
+      << "a stop requested first wins, as for get";
+  EXPECT_EQ(q.qsize(), 1u);
+  (void)q.get();
+  std::stop_source ss;
+  Outcome outcome = Outcome::pending;
+  Threads getter(1, [&](std::size_t) {
+    outcome = outcome_of([&] { (void)q.get_many(4, 1h, ss.get_token()); });
+  });
+  ASSERT_TRUE(blocked(getter));
+  ss.request_stop();
+  getter.join();
+  EXPECT_EQ(outcome, Outcome::cancelled);
+}
+
+// A batch of k items wakes k blocked getters (each get takes one; none is left asleep).
+TYPED_TEST(AnyQueue, BatchOfKWakesKGetters) {
+  auto q = make_queue<TypeParam>(64);
+  constexpr std::size_t kGetters = 4;
+  std::vector<std::atomic<int>> got(kGetters);
+  Threads getters(kGetters, [&](std::size_t i) { got[i] = static_cast<int>(q.get()); });
+  ASSERT_TRUE(blocked(getters));
+  EXPECT_EQ(q.put_many(iota_ints(1, static_cast<int>(kGetters))), kGetters);
+  getters.join();
+  std::vector<int> values;
+  for (auto& g : got) values.push_back(g.load());
+  std::sort(values.begin(), values.end());
+  EXPECT_EQ(values, iota_ints(1, static_cast<int>(kGetters)));
+  EXPECT_TRUE(q.empty());
+}
+
+// put_many_nowait puts what fits; a timed put_many puts what fits by its deadline; both
+// raise Full only when nothing fitted, and the rest stays with the caller.
+TYPED_TEST(TaskQueue, BoundedPutManyPutsWhatFits) {
+  auto q = make_queue<TypeParam>(kQueueSize);
+  const std::vector<int> values = iota_ints(1, 8);
+  EXPECT_EQ(q.put_many_nowait(values), 5u);
+  EXPECT_TRUE(q.full());
+  EXPECT_THROW((void)q.put_many_nowait(values), weft::Full);
+  const auto start = Clock::now();
+  EXPECT_THROW((void)q.put_many(values, 50ms), weft::Full);
+  EXPECT_TRUE(took_about(elapsed_since(start), 50ms));
+  EXPECT_EQ(q.get_many(2).size(), 2u);
+  EXPECT_EQ(q.put_many(values.begin() + 5, values.end(), 50ms), 2u)
+      << "a timed batch returns the count that fitted by its deadline";
+  EXPECT_EQ(q.qsize(), 5u);
+  EXPECT_EQ(q.unfinished_tasks(), 7u) << "each item a batch put is one task";
+}
+
+// A blocking put_many larger than maxsize goes through as getters make room.
+TYPED_TEST(TaskQueue, BlockingPutManyWaitsForRoomAsOftenAsNeeded) {
+  auto q = make_queue<TypeParam>(2);
+  const std::vector<int> values = iota_ints(1, 40);
+  std::size_t put = 0;
+  Threads putter(1, [&](std::size_t) { put = q.put_many(values); });
+  std::vector<int> got;
+  while (got.size() < values.size()) {
+    for (auto& v : q.get_many(3)) got.push_back(static_cast<int>(v));
+  }
+  putter.join();
+  EXPECT_EQ(put, values.size());
+  std::vector<int> sorted = got;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, values);
+  if constexpr (TypeParam::kOrder == Order::fifo) {
+    EXPECT_EQ(got, values);
+  }
+}
+
+// A get_many frees k slots and wakes k blocked putters.
+TYPED_TEST(TaskQueue, GetManyOfKWakesKPutters) {
+  auto q = make_queue<TypeParam>(3);
+  EXPECT_EQ(q.put_many(iota_ints(1, 3)), 3u);
+  constexpr std::size_t kPutters = 3;
+  Threads putters(kPutters, [&](std::size_t i) { q.put(static_cast<int>(10 + i)); });
+  ASSERT_TRUE(blocked(putters));
+  EXPECT_EQ(q.get_many(3).size(), 3u);
+  putters.join();
+  std::vector<int> rest = drain_ints(q);
+  std::sort(rest.begin(), rest.end());
+  EXPECT_EQ(rest, (std::vector<int>{10, 11, 12}));
+}
+
+// A stop request ends a blocked put_many: Cancelled if it put nothing, else its count.
+TYPED_TEST(TaskQueue, PutManyIsCancelledByAStopRequest) {
+  auto q = make_queue<TypeParam>(2);
+  q.put(0);
+  const std::vector<int> values = {1, 2, 3};
+  std::stop_source ss;
+  std::size_t put = 0;
+  Threads putter(1, [&](std::size_t) { put = q.put_many(values, ss.get_token()); });
+  ASSERT_TRUE(blocked(putter));
+  ss.request_stop();
+  putter.join();
+  EXPECT_EQ(put, 1u) << "the first item fitted; the stop ended the wait for the others";
+  std::stop_source ss2;
+  Outcome outcome = Outcome::pending;
+  Threads blocked_putter(1, [&](std::size_t) {
+    outcome = outcome_of([&] { (void)q.put_many(values, 1h, ss2.get_token()); });
+  });
+  ASSERT_TRUE(blocked(blocked_putter));
+  ss2.request_stop();
+  blocked_putter.join();
+  EXPECT_EQ(outcome, Outcome::cancelled);
+  EXPECT_EQ(drain_ints(q), in_get_order<TypeParam>(std::vector<int>{0, 1}));
+}
+
+// Shutdown: put_many raises ShutDown (an empty batch too); a blocked put_many returns its
+// count, or ShutDown if it put nothing; get_many hands out what is left, then raises
+// ShutDown, at once after shutdown(true).
+TYPED_TEST(TaskQueue, BatchesAndShutdown) {
+  auto q = make_queue<TypeParam>(3);
+  std::size_t put = 0;
+  Threads putter(1, [&](std::size_t) { put = q.put_many(iota_ints(1, 5)); });
+  ASSERT_TRUE(blocked(putter));
+  Outcome second = Outcome::pending;
+  Threads second_putter(
+      1, [&](std::size_t) { second = outcome_of([&] { (void)q.put_many(iota_ints(10, 2)); }); });
+  ASSERT_TRUE(blocked(second_putter));
+  (void)q.shutdown();
+  putter.join();
+  second_putter.join();
+  EXPECT_EQ(put, 3u);
+  EXPECT_EQ(second, Outcome::shut_down);
+  EXPECT_THROW((void)q.put_many(iota_ints(1, 2)), weft::ShutDown);
+  EXPECT_THROW((void)q.put_many(std::vector<int>{}), weft::ShutDown);
+  EXPECT_THROW((void)q.put_many_nowait(iota_ints(1, 2)), weft::ShutDown);
+  std::vector<int> left = weft_test::to_ints(q.get_many(2));
+  EXPECT_EQ(left.size(), 2u);
+  for (int v : weft_test::to_ints(q.get_many(5, 1h))) left.push_back(v);
+  EXPECT_EQ(left, in_get_order<TypeParam>(std::vector<int>{1, 2, 3}));
+  const auto start = Clock::now();
+  EXPECT_THROW((void)q.get_many(5), weft::ShutDown);
+  EXPECT_THROW((void)q.get_many_nowait(5), weft::ShutDown);
+  EXPECT_TRUE(returned_promptly(elapsed_since(start)));
+
+  auto q2 = make_queue<TypeParam>(8);
+  EXPECT_EQ(q2.put_many(iota_ints(1, 4)), 4u);
+  EXPECT_EQ(q2.shutdown(true).size(), 4u);
+  EXPECT_THROW((void)q2.get_many(5), weft::ShutDown);
+  EXPECT_TRUE(q2.join(0s));
+
+  auto q3 = make_queue<TypeParam>();
+  Outcome getter_outcome = Outcome::pending;
+  Threads getter(1,
+                 [&](std::size_t) { getter_outcome = outcome_of([&] { (void)q3.get_many(5); }); });
+  ASSERT_TRUE(blocked(getter));
+  (void)q3.shutdown();
+  getter.join();
+  EXPECT_EQ(getter_outcome, Outcome::shut_down);
+}
+
+// Each item of a batch is one task: put_many(n) needs n task_done() calls to release join.
+TYPED_TEST(TaskQueue, EachItemOfABatchIsOneTask) {
+  auto q = make_queue<TypeParam>(8);
+  EXPECT_EQ(q.put_many(iota_ints(1, 6)), 6u);
+  EXPECT_EQ(q.unfinished_tasks(), 6u);
+  EXPECT_EQ(q.get_many(6).size(), 6u);
+  EXPECT_EQ(q.unfinished_tasks(), 6u) << "getting is not finishing";
+  for (int i = 0; i < 5; ++i) q.task_done();
+  EXPECT_FALSE(q.join(0s));
+  q.task_done();
+  EXPECT_TRUE(q.join(0s));
+  EXPECT_THROW(q.task_done(), std::logic_error);
+}
+
+}  // namespace batches
