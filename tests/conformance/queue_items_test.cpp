@@ -969,4 +969,191 @@ TEST(PriorityQueueCompare, ShutdownImmediateWhoseCompareThrowsRemovesNothing) {
   EXPECT_GT(failures, 12) << "the sort hardly compared: the test tested little";
 }
 
+// ---- batches: put_many / get_many with move-only, counting and throwing items -------------
+
+// A move-only batch goes in through move iterators: the items taken are moved from, the
+// rest are untouched (a bounded queue takes what fits).
+// NOLINTBEGIN(bugprone-use-after-move): the items not taken must be intact; the test reads them
+TYPED_TEST(TaskItems, MoveOnlyBatchMovesOnlyWhatItTakes) {
+  auto q = make_queue<TypeParam, IntPtr>(4);
+  std::vector<IntPtr> items;
+  for (int i = 0; i < 6; ++i) items.push_back(std::make_unique<int>(i));
+  std::vector<int*> raw;
+  for (const auto& p : items) raw.push_back(p.get());
+  EXPECT_EQ(q.put_many_nowait(std::make_move_iterator(items.begin()),
+                              std::make_move_iterator(items.end())),
+            4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(items[i], nullptr) << i;
+  for (std::size_t i = 4; i < 6; ++i) EXPECT_EQ(items[i].get(), raw[i]) << "not moved-from";
+  std::vector<int*> expected(raw.begin(), raw.begin() + 4);
+  if constexpr (TypeParam::kOrder == Order::lifo) {
+    std::reverse(expected.begin(), expected.end());
+  } else if constexpr (TypeParam::kOrder == Order::priority) {
+    std::sort(expected.begin(), expected.end(), std::less<int*>());
+  }
+  std::vector<IntPtr> got = q.get_many(10);
+  ASSERT_EQ(got.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(got[i].get(), expected[i]) << i;
+  EXPECT_EQ(q.put_many(std::make_move_iterator(items.begin() + 4),
+                       std::make_move_iterator(items.end()), 1s),
+            2u);
+  std::vector<IntPtr> rest;
+  EXPECT_EQ(q.get_many(rest, 5), 2u);
+}
+// NOLINTEND(bugprone-use-after-move)
+
+// Batches neither leak nor destroy twice, over the ring (bounded Queue) and the locked
+// storages, with copies and with moves.
+TYPED_TEST(TaskItems, BatchedItemsAreDestroyedExactlyOnce) {
+  auto& c = tracked_counters();
+  const long live_before = c.live.load();
+  const long errors_before = c.errors.load();
+  {
+    auto q = make_queue<TypeParam, Tracked>(8);
+    std::vector<Tracked> items;
+    for (int i = 0; i < 12; ++i) items.emplace_back(i);
+    EXPECT_EQ(q.put_many_nowait(items), 8u) << "copies";
+    std::vector<Tracked> got;
+    EXPECT_EQ(q.get_many(got, 5), 5u);
+    EXPECT_EQ(q.put_many(std::make_move_iterator(items.begin()),
+                         std::make_move_iterator(items.begin() + 5)),
+              5u);
+    EXPECT_EQ(q.qsize(), 8u);
+    std::vector<Tracked> more = q.get_many(3);
+    EXPECT_EQ(more.size(), 3u);
+    // 5 left queued: destroyed with the queue.
+  }
+  EXPECT_EQ(c.live.load(), live_before);
+  EXPECT_EQ(c.errors.load(), errors_before);
+}
+
+// An item whose copy throws in the middle of a batch: the items before it are in the queue
+// and counted, the batch returns their count, the rest stay with the caller; a batch whose
+// first item throws raises the exception and changes nothing.
+TYPED_TEST(Items, PutManyWhoseCopyThrowsKeepsWhatWentIn) {
+  auto q = make_queue<TypeParam, Explosive>();
+  std::vector<Explosive> items;
+  for (int i = 1; i <= 5; ++i) items.emplace_back(i);
+  items[2].fail_next_copy();
+  EXPECT_EQ(q.put_many(items), 2u);
+  EXPECT_EQ(q.qsize(), 2u);
+  items[2].fail_next_copy();
+  EXPECT_THROW((void)q.put_many(items.begin() + 2, items.end(), 1s), Boom);
+  EXPECT_EQ(q.qsize(), 2u);
+  if constexpr (TypeParam::kTasks) {
+    EXPECT_EQ(q.unfinished_tasks(), 2u);
+  }
+  EXPECT_EQ(q.put_many(items.begin() + 2, items.end()), 3u);
+  for (std::size_t i = 0; i < items.size(); ++i) EXPECT_EQ(items[i].value(), int(i) + 1);
+  EXPECT_EQ(explosive_contents(q), in_get_order<TypeParam>(std::vector<int>{1, 2, 3, 4, 5}));
+}
+
+// An item whose move out throws in the middle of a get_many: the batch returns the items
+// got before it; that item stays queued, and the next get_many raises the exception only if
+// it is the first item.
+TYPED_TEST(Items, GetManyWhoseMoveThrowsLosesNothing) {
+  auto q = make_queue<TypeParam, Explosive>();
+  put_values(q, {4, 2, 5, 1, 3});
+  const std::vector<int> order = in_get_order<TypeParam>(std::vector<int>{4, 2, 5, 1, 3});
+  Explosive::fail_nth_transfer(3);  // the third move out of the queue
+  std::vector<Explosive> got;
+  EXPECT_EQ(q.get_many(got, 5), 2u);
+  EXPECT_EQ(q.qsize(), 3u);
+  Explosive::fail_nth_transfer(1);
+  EXPECT_THROW((void)q.get_many(got, 5, 1s), Boom);
+  EXPECT_EQ(q.qsize(), 3u);
+  Explosive::disarm();
+  EXPECT_EQ(q.get_many(got, 5), 3u);
+  std::vector<int> values;
+  for (const auto& e : got) values.push_back(e.value());
+  EXPECT_EQ(values, order);
+}
+
+// select's get_many operation: up to n items from the ready queue; an empty vector once the
+// queue is shut down and drained.
+TYPED_TEST(TaskItems, SelectGetMany) {
+  auto a = make_queue<TypeParam, int>(8);
+  weft::Event never;
+  EXPECT_EQ(a.put_many(std::vector<int>{3, 1, 2}), 3u);
+  auto r = weft::select(weft::get_many(a, 2), weft::wait(never));
+  ASSERT_EQ(r.index(), 0u);
+  EXPECT_EQ(std::get<0>(r).size(), 2u);
+  auto r2 = weft::try_select(weft::get_many(a, 5), weft::wait(never));
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(std::get<0>(*r2).size(), 1u);
+  EXPECT_FALSE(weft::try_select(weft::get_many(a, 5), weft::wait(never)).has_value());
+  int got = 0;
+  Threads getter(1, [&](std::size_t) {
+    auto r3 = weft::select(weft::get_many(a, 5), weft::wait(never));
+    got = static_cast<int>(std::get<0>(r3).size());
+  });
+  ASSERT_TRUE(blocked(getter));
+  a.put(7);
+  getter.join();
+  EXPECT_EQ(got, 1);
+  (void)a.shutdown();
+  auto r4 = weft::select(weft::get_many(a, 5), weft::wait(never));
+  EXPECT_TRUE(std::get<0>(r4).empty()) << "shut down and drained";
+  EXPECT_THROW((void)weft::get_many(a, 0), std::invalid_argument);
+}
+
+// The ring's batch path for items that must be built first (a conversion that may throw):
+// built one at a time, each before its slot is claimed.
+struct IntSource {
+  int value;
+  bool boom = false;
+  operator int() const {  // NOLINT(google-explicit-constructor): the conversion under test
+    if (boom) throw Boom();
+    return value;
+  }
+};
+
+TEST(QueueBatches, RingPutManyWhoseConversionThrowsKeepsWhatWentIn) {
+  weft::Queue<int> q(8);
+  std::vector<IntSource> src = {{1}, {2}, {3, true}, {4}};
+  EXPECT_EQ(q.put_many(src), 2u);
+  EXPECT_THROW((void)q.put_many(src.begin() + 2, src.end()), Boom);
+  src[2].boom = false;
+  EXPECT_EQ(q.put_many(src.begin() + 2, src.end()), 2u);
+  EXPECT_EQ(q.get_many(8), (std::vector<int>{1, 2, 3, 4}));
+}
+
+// A comparator that throws in the middle of a batch: put_many keeps the items before it and
+// returns their count; get_many returns the items got before it; the heap stays intact.
+TEST(PriorityQueueCompare, BatchWhoseCompareThrowsKeepsWhatWentThrough) {
+  CompareControl control;
+  weft::PriorityQueue<int, ThrowingLess> q(0, ThrowingLess{&control});
+  std::vector<int> values;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 30; ++i) values.push_back(static_cast<int>(rng() % 20));
+  std::size_t in = 0;
+  int partial = 0;
+  for (long n = 1; in < values.size(); n += 3) {
+    control.fail_nth_call(n);
+    try {
+      const std::size_t k =
+          q.put_many(values.begin() + static_cast<std::ptrdiff_t>(in), values.end());
+      if (in + k < values.size()) ++partial;
+      in += k;
+    } catch (const ComparatorBoom&) {
+    }
+    control.disarm();
+    ASSERT_EQ(q.qsize(), in);
+  }
+  EXPECT_GT(partial, 0) << "no batch was cut short: the test tested little";
+  std::vector<int> got;
+  for (long n = 2; !q.empty(); n += 5) {
+    control.fail_nth_call(n);
+    try {
+      for (int v : q.get_many(7)) got.push_back(v);
+    } catch (const ComparatorBoom&) {
+    }
+    control.disarm();
+    ASSERT_EQ(got.size() + q.qsize(), values.size());
+  }
+  std::vector<int> sorted = values;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(got, sorted);
+}
+
 }  // namespace
