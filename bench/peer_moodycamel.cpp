@@ -19,6 +19,10 @@ struct McConcurrent {
     void push(std::uint64_t v) {
       if (!q_.enqueue(tok_, v)) bench::fail("moodycamel enqueue: allocation failed");
     }
+    void push_many(const std::uint64_t* items, std::size_t n) {
+      if (!q_.enqueue_bulk(tok_, items, n))
+        bench::fail("moodycamel enqueue_bulk: allocation failed");
+    }
     Queue& q_;
     moodycamel::ProducerToken tok_;
   };
@@ -28,6 +32,10 @@ struct McConcurrent {
       std::uint64_t v;
       q_.wait_dequeue(tok_, v);
       return v;
+    }
+    // wait_dequeue_bulk: try_dequeue_bulk, then the semaphore wait while empty.
+    std::size_t pop_many(std::uint64_t* out, std::size_t max) {
+      return q_.wait_dequeue_bulk(tok_, out, max);
     }
     Queue& q_;
     moodycamel::ConsumerToken tok_;
@@ -54,8 +62,12 @@ struct McCircular {
 };
 
 const bool registered = [] {
-  bench::register_queue<McConcurrent>(
-      "mc_bcq", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
+  bench::register_queue<McConcurrent>("mc_bcq", {.spsc = true,
+                                                 .mpmc = true,
+                                                 .unbounded = true,
+                                                 .pingpong = true,
+                                                 .fanin1 = true,
+                                                 .batch = true});
   bench::register_queue<McCircular>("mc_rwcb", {.spsc = true, .pingpong = true});
   return true;
 }();

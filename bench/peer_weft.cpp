@@ -14,11 +14,13 @@ struct WeftQueueAdapter {
   struct Producer {
     explicit Producer(Queue& q) : q_(q) {}
     void push(std::uint64_t v) { q_.put(std::uint64_t{v}); }  // a prvalue: put(T&&)
+    void push_many(const std::uint64_t* items, std::size_t n) { q_.put_many(items, items + n); }
     Queue& q_;
   };
   struct Consumer {
     explicit Consumer(Queue& q) : q_(q) {}
     std::uint64_t pop() { return q_.get(); }
+    std::size_t pop_many(std::uint64_t* out, std::size_t max) { return q_.get_many(out, max); }
     Queue& q_;
   };
 };
@@ -72,8 +74,12 @@ struct WeftRLock {
 };
 
 const bool registered = [] {
-  bench::register_queue<WeftQueue>(
-      "weft", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
+  bench::register_queue<WeftQueue>("weft", {.spsc = true,
+                                            .mpmc = true,
+                                            .unbounded = true,
+                                            .pingpong = true,
+                                            .fanin1 = true,
+                                            .batch = true});
   bench::register_queue<WeftSimpleQueue>("weft_simple", {.unbounded = true});
   bench::register_event<WeftEvent>("weft");
   bench::register_condition<WeftCondition>("weft");

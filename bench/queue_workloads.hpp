@@ -7,9 +7,13 @@
 //     struct Producer { explicit Producer(Queue&); void push(std::uint64_t); };
 //     struct Consumer { explicit Consumer(Queue&); std::uint64_t pop(); };   // blocking
 // (Producer/Consumer exist so that moodycamel's per-thread tokens can be used, which is how
-// its author recommends running it.)
+// its author recommends running it.) For the batch workload, Producer also has
+// `void push_many(const std::uint64_t* items, std::size_t n)` (all of them, blocking while
+// full) and Consumer `std::size_t pop_many(std::uint64_t* out, std::size_t max)` (1..max,
+// blocking for the first).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -59,6 +63,55 @@ Result run_mpmc(std::uint64_t n, int producers, int consumers, std::size_t capac
   return throughput(n, s);
 }
 
+// As run_mpmc, in batches: each producer puts its items `batch` at a time, each consumer takes
+// up to `batch` at a time (never more than its quota left).
+template <class A>
+Result run_batch(std::uint64_t n, int producers, int consumers, std::size_t capacity,
+                 std::size_t batch) {
+  auto q = A::make(capacity);
+  Gate gate(producers + consumers);
+  std::vector<Tally> tallies(static_cast<std::size_t>(consumers));
+  std::vector<std::thread> threads;
+  for (int p = 0; p < producers; ++p) {
+    threads.emplace_back([&, p] {
+      typename A::Producer prod(*q);
+      const std::uint64_t count = items_of(n, p, producers);
+      std::vector<std::uint64_t> buf(batch);
+      gate.arrive_and_wait();
+      std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
+      for (std::uint64_t i = 0; i < count;) {
+        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(batch, count - i));
+        for (std::size_t j = 0; j < k; ++j, v += static_cast<std::uint64_t>(producers)) buf[j] = v;
+        prod.push_many(buf.data(), k);
+        i += k;
+      }
+    });
+  }
+  for (int c = 0; c < consumers; ++c) {
+    threads.emplace_back([&, c] {
+      typename A::Consumer cons(*q);
+      const std::uint64_t quota = quota_of(n, c, consumers);
+      std::vector<std::uint64_t> buf(batch);
+      Tally t;
+      gate.arrive_and_wait();
+      for (std::uint64_t i = 0; i < quota;) {
+        const std::size_t max = static_cast<std::size_t>(std::min<std::uint64_t>(batch, quota - i));
+        const std::size_t k = cons.pop_many(buf.data(), max);
+        for (std::size_t j = 0; j < k; ++j) t.add(buf[j]);
+        i += k;
+      }
+      tallies[static_cast<std::size_t>(c)] = t;
+    });
+  }
+  gate.open();
+  for (auto& t : threads) t.join();
+  const double s = gate.close();
+  Tally total;
+  for (auto& t : tallies) total.merge(t);
+  check_items(total, n, "batch workload");
+  return throughput(n, s);
+}
+
 // Round trip: A puts i into `ping`, B gets it and puts i back into `pong`, A gets it. Each trip
 // is timed on A's side; the result is the median round trip with percentiles.
 template <class A>
@@ -105,8 +158,11 @@ Result run_pingpong(std::uint64_t trips, std::size_t capacity) {
 //   pingpong   round trip through two queues of capacity 16
 //   fanin1     4 producers, 1 consumer, one shared queue of capacity 1024 (the baseline of
 //              the select fan-in workload)
+//   batch      1 producer, 1 consumer, capacity 1024, batches of 64 (push_many/pop_many)
+//   batch_mpmc 2 producers, 2 consumers, capacity 1024, batches of 64
 struct QueueWorkloads {
   bool spsc = false, mpmc = false, unbounded = false, pingpong = false, fanin1 = false;
+  bool batch = false;
 };
 
 template <class A>
@@ -126,6 +182,18 @@ void register_queue(const std::string& contender, QueueWorkloads w) {
   if (w.pingpong) {
     registry().push_back(
         {"pingpong", contender, [](const Params& p) { return run_pingpong<A>(p.n, 16); }});
+  }
+  if constexpr (requires(typename A::Producer & prod, typename A::Consumer & cons,
+                         std::uint64_t * buf) {
+                  prod.push_many(buf, std::size_t{1});
+                  cons.pop_many(buf, std::size_t{1});
+                }) {
+    if (w.batch) {
+      registry().push_back(
+          {"batch", contender, [](const Params& p) { return run_batch<A>(p.n, 1, 1, 1024, 64); }});
+      registry().push_back({"batch_mpmc", contender,
+                            [](const Params& p) { return run_batch<A>(p.n, 2, 2, 1024, 64); }});
+    }
   }
   if (w.fanin1) {
     registry().push_back(

@@ -520,7 +520,7 @@ class BasicQueue {
                     "weft: get_many into an output iterator whose assignment may throw: a "
                     "bounded Queue of nothrow-movable items cannot put an item back; use the "
                     "std::vector<T>& form");
-      Sink sink(out);
+      Sink sink(std::move(out));
       r = core_.pop_many(sink, n, deadline, stop);
     }
     if (r.count == 0) [[unlikely]]

@@ -43,6 +43,7 @@
 #include <optional>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "weft/detail/futex.hpp"
@@ -260,17 +261,29 @@ class Ring {
       // seq_cst flag load after the seq_cst CAS: the waiting handshake.
       if (notify != nullptr && notify->maybe_waiting()) [[unlikely]]
         notify->claim(woken, k);
-      for (std::size_t i = 0; i < k; ++i) {
-        Slot& slot = slots_[tail & index_mask_];
-        // acquire: the pop one lap earlier has moved its item out (it claimed the position
-        // already, so it will hand the slot back).
-        if (slot.stamp.load(std::memory_order_acquire) != tail) [[unlikely]]
-          wait_stamp(slot, tail);
-        feed.construct_next(slot.storage);
-        // release: publishes the item to the pop that acquires this stamp.
-        slot.stamp.store(tail + 1, std::memory_order_release);
-        tail = next(tail);
+      // Lap by lap: within one, the positions and their slots are consecutive. The feed and
+      // the ring's constants are moved into locals: the release stores below would
+      // otherwise make the compiler reload them for every item.
+      Feed f = std::move(feed);
+      const std::uint64_t skip = lap_unit_ - cap_;  // from one past the last index to index 0
+      Slot* const slots = slots_.get();
+      for (std::size_t left = k; left != 0;) {
+        const std::size_t index = tail & index_mask_;
+        const std::size_t run = std::min<std::size_t>(left, cap_ - index);
+        Slot* const end = slots + index + run;
+        for (Slot* slot = slots + index; slot != end; ++slot, ++tail) {
+          // acquire: the pop one lap earlier has moved its item out (it claimed the
+          // position already, so it will hand the slot back).
+          if (slot->stamp.load(std::memory_order_acquire) != tail) [[unlikely]]
+            wait_stamp(*slot, tail);
+          f.construct_next(slot->storage);
+          // release: publishes the item to the pop that acquires this stamp.
+          slot->stamp.store(tail + 1, std::memory_order_release);
+        }
+        left -= run;
+        if (index + run == cap_) tail += skip;
       }
+      feed = std::move(f);
       done += k;
       return feed.empty() ? PushResult::ok : PushResult::full;
     }
@@ -283,9 +296,17 @@ class Ring {
   PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
                          WakeBatch& woken) {
     static_assert(Out::kNothrow, "a claimed ring position cannot be given back");
-    out.prepare(std::min<std::uint64_t>(max, cap_));  // may throw: nothing claimed yet
     Backoff backoff;
     std::uint64_t head = head_.load(std::memory_order_relaxed);
+    {
+      // Room in `out` for what is queued now (may throw: nothing claimed yet); the claim
+      // below takes no more than that room. relaxed: a guess, as the loads at the top of
+      // try_push.
+      const std::uint64_t t = count(tail_.load(std::memory_order_relaxed) & ~mark_);
+      const std::uint64_t h = count(head);
+      const std::size_t queued = t > h ? static_cast<std::size_t>(t - h) : 1;
+      max = std::min(max, out.prepare(std::min(max, queued)));
+    }
     std::size_t k = 0;
     for (;;) {
       // seq_cst: see the header (the waiting handshake).
@@ -310,18 +331,29 @@ class Ring {
     // seq_cst flag load after the seq_cst CAS: the waiting handshake.
     if (notify != nullptr && notify->maybe_waiting()) [[unlikely]]
       notify->claim(woken, k);
-    for (std::size_t i = 0; i < k; ++i) {
-      Slot& slot = slots_[head & index_mask_];
-      // acquire: the push of this position has written its item (it claimed the position
-      // already, so it will).
-      if (slot.stamp.load(std::memory_order_acquire) != head + 1) [[unlikely]]
-        wait_stamp(slot, head + 1);
-      out(std::move(*slot.item()));
-      slot.item()->~T();
-      // release: hands the slot back to the push one lap later.
-      slot.stamp.store(head + lap_unit_, std::memory_order_release);
-      head = next(head);
+    // Lap by lap, with locals, as in try_push_many.
+    Out o = std::move(out);
+    const std::uint64_t lap = lap_unit_;
+    const std::uint64_t skip = lap_unit_ - cap_;
+    Slot* const slots = slots_.get();
+    for (std::size_t left = k; left != 0;) {
+      const std::size_t index = head & index_mask_;
+      const std::size_t run = std::min<std::size_t>(left, cap_ - index);
+      Slot* const end = slots + index + run;
+      for (Slot* slot = slots + index; slot != end; ++slot, ++head) {
+        // acquire: the push of this position has written its item (it claimed the
+        // position already, so it will).
+        if (slot->stamp.load(std::memory_order_acquire) != head + 1) [[unlikely]]
+          wait_stamp(*slot, head + 1);
+        o(std::move(*slot->item()));
+        slot->item()->~T();
+        // release: hands the slot back to the push one lap later.
+        slot->stamp.store(head + lap, std::memory_order_release);
+      }
+      left -= run;
+      if (index + run == cap_) head += skip;
     }
+    out = std::move(o);
     done += k;
     return PopResult::ok;
   }

@@ -101,24 +101,30 @@ class BatchFeed {
 
 // Where a get_many's items go: appended to a vector (after a reserve, so that the ring's
 // appends cannot throw), or written through an output iterator.
+// Both are small values that the ring copies into a local while it works (and back).
 template <class T>
 class VectorOut {
  public:
-  explicit VectorOut(std::vector<T>& v) noexcept : v_(v) {}
-  // Capacity for n more items; called before anything is taken (may throw bad_alloc).
-  void prepare(std::size_t n) { v_.reserve(v_.size() + n); }
+  explicit VectorOut(std::vector<T>& v) noexcept : v_(&v) {}
+  // Room for at least n more items, called before anything is taken (may throw
+  // bad_alloc); returns the room there is (appends up to it cannot reallocate).
+  std::size_t prepare(std::size_t n) {
+    v_->reserve(v_->size() + n);
+    return v_->capacity() - v_->size();
+  }
   // Cannot throw after prepare() when T moves without throwing.
   static constexpr bool kNothrow = std::is_nothrow_move_constructible_v<T>;
-  void operator()(T&& item) noexcept(kNothrow) { v_.push_back(std::move(item)); }
+  void operator()(T&& item) noexcept(kNothrow) { v_->push_back(std::move(item)); }
 
  private:
-  std::vector<T>& v_;
+  std::vector<T>* v_;
 };
 template <class T, class Out>
 class IteratorOut {
  public:
-  explicit IteratorOut(Out& out) noexcept : out_(out) {}
-  void prepare(std::size_t) noexcept {}
+  explicit IteratorOut(Out out) noexcept(std::is_nothrow_move_constructible_v<Out>)
+      : out_(std::move(out)) {}
+  std::size_t prepare(std::size_t) noexcept { return static_cast<std::size_t>(-1); }
   static constexpr bool kNothrow =
       noexcept(*std::declval<Out&>() = std::declval<T&&>())&& noexcept(++std::declval<Out&>());
   void operator()(T&& item) noexcept(kNothrow) {
@@ -127,7 +133,7 @@ class IteratorOut {
   }
 
  private:
-  Out& out_;
+  Out out_;
 };
 
 // FIFO or LIFO over a deque: push_back/pop_front or pop_back never relocate elements, so a
@@ -378,7 +384,7 @@ class LockedStorage {
     WordLockGuard g(lock_);
     if (items_.size() == 0) return closed_ ? PopResult::shut_down : PopResult::empty;
     BatchPublish publish{*this, done, notify, woken, false};
-    out.prepare(std::min(max, items_.size()));
+    (void)out.prepare(std::min(max, items_.size()));  // fewer reallocations
     while (publish.n < max && items_.size() != 0) {
       const auto plan = items_.plan_pop();  // may throw (the comparator): nothing changed
       out(std::move(items_.front(plan)));   // may throw: the item stays
