@@ -11,10 +11,12 @@
 // qsize() stayed within [0, maxsize] throughout, and every thread, blocked or not, was
 // released at the end (a hang is turned into a failure by sync_helpers.hpp's 120 s
 // watchdog). Counts shrink under sanitizers (WEFT_SANITIZED).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <latch>
 #include <optional>
 #include <stop_token>
@@ -51,6 +53,8 @@ struct Config {
   std::size_t producers = 3;
   std::size_t consumers = 3;
   std::size_t per_producer = scaled(20000, 1500);
+  // Half the puts and gets are batches (put_many, get_many in every form) of 1..8 items.
+  bool batches = false;
 };
 
 // What a set of threads put or got: count, sum and xor of the ids.
@@ -135,8 +139,61 @@ void run_mpmc(const Config& cfg) {
     }
   };
 
+  // A batch of ids [k, k + n): returns how many went in (each recorded); fewer than n only
+  // once the queue is shut down.
+  auto put_batch = [&](std::size_t p, std::size_t k, std::size_t n) -> std::size_t {
+    std::vector<Id> ids;
+    for (std::size_t i = 0; i < n; ++i) ids.emplace_back(Ledger::id_of(p, k + i));
+    std::size_t in = 0;
+    while (in < n) {
+      std::size_t c = 0;
+      try {
+        const auto first = ids.begin() + static_cast<std::ptrdiff_t>(in);
+        switch ((k / 7 + p) % 4) {
+          case 0:
+            c = q.put_many(first, ids.end());
+            break;
+          case 1:
+            try {
+              c = q.put_many(std::vector<Id>(first, ids.end()), 5ms);
+            } catch (const weft::Full&) {
+            }
+            break;
+          case 2:
+            try {
+              c = q.put_many_nowait(first, ids.end());
+            } catch (const weft::Full&) {
+              std::this_thread::yield();
+            }
+            break;
+          case 3:
+            c = q.put_many(std::make_move_iterator(first), std::make_move_iterator(ids.end()),
+                           never_stopped.get_token());
+            break;
+        }
+      } catch (const weft::ShutDown&) {
+        break;
+      }
+      for (std::size_t i = in; i < in + c; ++i) {
+        ledger.record_put(Ledger::id_of(p, k + i));
+        put_tally[p].add(Ledger::id_of(p, k + i));
+      }
+      in += c;
+      if constexpr (kTasks) {
+        if (in < n && c == 0 && q.is_shutdown()) break;
+      }
+    }
+    return in;
+  };
+
   auto producer = [&](std::size_t p) {
     for (std::size_t k = 0; k < cfg.per_producer; ++k) {
+      if (cfg.batches && (k + p) % 2 == 0) {
+        const std::size_t n = std::min<std::size_t>(1 + k % 8, cfg.per_producer - k);
+        if (put_batch(p, k, n) < n) return;  // shut down
+        k += n - 1;
+        continue;
+      }
       const std::uint64_t id = Ledger::id_of(p, k);
       // Put once, with the form this k picks; retry the non-blocking forms while full. A
       // put is counted only when its call reports success.
@@ -197,6 +254,46 @@ void run_mpmc(const Config& cfg) {
       }
     }
     for (std::size_t n = c;; ++n) {
+      if (cfg.batches && (n % 2 == 0 || !kTasks)) {
+        // A batch: the timed and nowait forms only for SimpleQueue (no shutdown ends a
+        // blocked get_many there: its consumers stop once every item was got).
+        if constexpr (!kTasks) {
+          if (got_count.load() >= total) return;
+        }
+        const std::size_t max = 1 + n % 8;
+        std::vector<Id> got;
+        bool was_shut = false;
+        if constexpr (kTasks) was_shut = q.is_shutdown();
+        try {
+          switch ((n / 2) % (kTasks ? 4 : 2)) {
+            case 0:
+              try {
+                (void)q.get_many(got, max, 5ms);
+              } catch (const weft::Empty&) {
+              }
+              break;
+            case 1:
+              try {
+                got = q.get_many_nowait(max);
+              } catch (const weft::Empty&) {
+                std::this_thread::yield();
+              }
+              break;
+            case 2:
+              got = q.get_many(max);
+              break;
+            case 3:
+              got = q.get_many(max, never_stopped.get_token());
+              break;
+          }
+        } catch (const weft::ShutDown&) {
+          return;  // shut down and drained
+        }
+        if (got.size() > max) bad_items.fetch_add(1);
+        for (const Id& item : got) note_got(c, item);
+        if (got.empty() && was_shut) return;
+        continue;
+      }
       if constexpr (!kTasks) {
         if (tickets.fetch_add(1) >= total) return;
       }
@@ -410,6 +507,19 @@ TYPED_TEST(QueueStress, ShutdownImmediateMidwayBounded) {
     GTEST_SKIP() << "SimpleQueue has no shutdown";
   } else {
     run_mpmc<TypeParam>({.maxsize = 4, .ending = Ending::shutdown_immediate});
+  }
+}
+
+// put_many and get_many mixed with the single-item forms: every item exactly once.
+TYPED_TEST(QueueStress, BatchesMixedWithSingles) {
+  run_mpmc<TypeParam>({.maxsize = TypeParam::kTasks ? 16 : 0, .batches = true});
+}
+
+TYPED_TEST(QueueStress, BatchesWithShutdownImmediateMidway) {
+  if constexpr (!TypeParam::kTasks) {
+    GTEST_SKIP() << "SimpleQueue has no shutdown";
+  } else {
+    run_mpmc<TypeParam>({.maxsize = 8, .ending = Ending::shutdown_immediate, .batches = true});
   }
 }
 
