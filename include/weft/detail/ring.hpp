@@ -22,12 +22,11 @@
 // the waiting layer's handshake (wait_source.hpp) re-checks emptiness/fullness by loading
 // them, and must not miss a push or pop that a notifier saw no waiter for.
 //
-// Batches (try_push_many, try_pop_many) claim k positions with one CAS of tail_ or head_,
-// bounded by a seq_cst load of the other end, then fill or empty the k slots in order. A slot
-// of a claimed position may still be in the hands of the operation one lap earlier (a pop
-// between its CAS and its stamp store; for a pop, the push of that position): the batch waits
-// for the slot's stamp as a single operation waits for it before its CAS. That operation has
-// claimed its position already, so it finishes without waiting for the batch.
+// Batches (try_push_many, try_pop_many) first scan the slots from the tail (head) for the
+// run of k consecutive positions that are ready, each by the same stamp test a single push
+// (pop) makes, then claim all k with one CAS and fill (empty) them in order. A batch never
+// claims a position whose slot is still in another operation's hands, so, like a single
+// operation, it never waits for a thread that may have been preempted after its CAS.
 //
 // T must be nothrow move constructible (the slot is claimed before the item is moved in, and
 // a claimed slot cannot be given back); weft::Queue uses a locked deque for other types.
@@ -241,18 +240,20 @@ class Ring {
       for (;;) {
         if (tail & mark_) return PushResult::shut_down;
         if (want == 0) return PushResult::ok;
-        // seq_cst: see the header (the waiting handshake); a stale head only shrinks k.
-        const std::uint64_t head = head_.load(std::memory_order_seq_cst);
-        const std::uint64_t t = count(tail);
-        const std::uint64_t h = count(head);
-        if (h > t) {  // tail was stale
+        k = scan(tail, want, 0);  // the free slots from `tail` on
+        if (k == 0) [[unlikely]] {
+          // As try_push_slow: full, or a pop in flight, or a stale tail.
+          const Slot& slot = slots_[tail & index_mask_];
+          if (slot.stamp.load(std::memory_order_acquire) + lap_unit_ == tail + 1 &&
+              head_.load(std::memory_order_seq_cst) + lap_unit_ == tail) {
+            return PushResult::full;
+          }
+          backoff.snooze();
           tail = tail_.load(std::memory_order_relaxed);
           continue;
         }
-        if (t - h >= cap_) return PushResult::full;
-        k = static_cast<std::size_t>(std::min<std::uint64_t>(cap_ - (t - h), want));
         // seq_cst: see the header.
-        if (tail_.compare_exchange_weak(tail, position(t + k), std::memory_order_seq_cst,
+        if (tail_.compare_exchange_weak(tail, position(count(tail) + k), std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
           break;
         }
@@ -271,11 +272,9 @@ class Ring {
         const std::size_t index = tail & index_mask_;
         const std::size_t run = std::min<std::size_t>(left, cap_ - index);
         Slot* const end = slots + index + run;
+        // Unrolled: the loop's own bookkeeping is then a fraction of an instruction per item.
+#pragma GCC unroll 4
         for (Slot* slot = slots + index; slot != end; ++slot, ++tail) {
-          // acquire: the pop one lap earlier has moved its item out (it claimed the
-          // position already, so it will hand the slot back).
-          if (slot->stamp.load(std::memory_order_acquire) != tail) [[unlikely]]
-            wait_stamp(*slot, tail);
           f.construct_next(slot->storage);
           // release: publishes the item to the pop that acquires this stamp.
           slot->stamp.store(tail + 1, std::memory_order_release);
@@ -309,20 +308,22 @@ class Ring {
     }
     std::size_t k = 0;
     for (;;) {
-      // seq_cst: see the header (the waiting handshake).
-      const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
-      const std::uint64_t t = count(tail & ~mark_);
-      const std::uint64_t h = count(head);
-      if (t <= h) {
-        if (t < h) {  // head was stale
-          head = head_.load(std::memory_order_relaxed);
-          continue;
+      k = scan(head, max, 1);  // the published items from `head` on
+      if (k == 0) [[unlikely]] {
+        // As claim_head_slow: empty (or closed), or a push in flight, or a stale head.
+        const Slot& slot = slots_[head & index_mask_];
+        if (slot.stamp.load(std::memory_order_acquire) == head) {
+          const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+          if ((tail & ~mark_) == head) {
+            return (tail & mark_) ? PopResult::shut_down : PopResult::empty;
+          }
         }
-        return (tail & mark_) ? PopResult::shut_down : PopResult::empty;
+        backoff.snooze();
+        head = head_.load(std::memory_order_relaxed);
+        continue;
       }
-      k = static_cast<std::size_t>(std::min<std::uint64_t>(t - h, max));
       // seq_cst: see the header.
-      if (head_.compare_exchange_weak(head, position(h + k), std::memory_order_seq_cst,
+      if (head_.compare_exchange_weak(head, position(count(head) + k), std::memory_order_seq_cst,
                                       std::memory_order_relaxed)) {
         break;
       }
@@ -340,11 +341,8 @@ class Ring {
       const std::size_t index = head & index_mask_;
       const std::size_t run = std::min<std::size_t>(left, cap_ - index);
       Slot* const end = slots + index + run;
+#pragma GCC unroll 4
       for (Slot* slot = slots + index; slot != end; ++slot, ++head) {
-        // acquire: the push of this position has written its item (it claimed the
-        // position already, so it will).
-        if (slot->stamp.load(std::memory_order_acquire) != head + 1) [[unlikely]]
-          wait_stamp(*slot, head + 1);
         o(std::move(*slot->item()));
         slot->item()->~T();
         // release: hands the slot back to the push one lap later.
@@ -384,8 +382,12 @@ class Ring {
     return count(tail_.load(std::memory_order_seq_cst) & ~mark_);
   }
 
-  void close() noexcept { tail_.fetch_or(mark_, std::memory_order_seq_cst); }
-  bool closed() const noexcept { return (tail_.load(std::memory_order_seq_cst) & mark_) != 0; }
+  void close() noexcept {
+    tail_.fetch_or(mark_, std::memory_order_seq_cst);
+  }
+  bool closed() const noexcept {
+    return (tail_.load(std::memory_order_seq_cst) & mark_) != 0;
+  }
 
   // After close(): pops everything, waiting out pushes that claimed a position before it.
   // Cannot throw once `out` has room (T moves without throwing).
@@ -403,7 +405,9 @@ class Ring {
     }
   }
 
-  std::size_t capacity() const noexcept { return cap_; }
+  std::size_t capacity() const noexcept {
+    return cap_;
+  }
 
   // The largest capacity weft builds a ring for. The ring allocates and stamps every slot up
   // front, so a queue bounded only nominally (Queue<int>(1 << 30), as Python users write
@@ -457,12 +461,26 @@ class Ring {
   std::uint64_t position(std::uint64_t n) const noexcept {
     return (n / cap_) * lap_unit_ + (n % cap_);
   }
-  // Waits for the operation one step behind on this slot to store `stamp` (a batch claimed
-  // the slot's position while that operation was between its CAS and its stamp store).
-  [[gnu::noinline]] static void wait_stamp(Slot& slot, std::uint64_t stamp) noexcept {
-    Backoff backoff;
-    // acquire: as at the call sites.
-    while (slot.stamp.load(std::memory_order_acquire) != stamp) backoff.snooze();
+  // How many of the `want` slots from position `pos` on are ready, stopping at the first that
+  // is not: a slot is ready when its stamp is `pos + offset` for its position (offset 0:
+  // free for a push there; 1: holding the item for a pop there). acquire: synchronizes with
+  // the release store that gave the slot that stamp, as a single push or pop's check does.
+  std::size_t scan(std::uint64_t pos, std::size_t want, std::uint64_t offset) const noexcept {
+    std::size_t k = 0;
+    while (k < want) {
+      const std::size_t index = pos & index_mask_;
+      const std::size_t run = std::min<std::size_t>(want - k, cap_ - index);
+      const Slot* const slot = &slots_[index];
+      const std::uint64_t first = pos + offset;
+#pragma GCC unroll 4
+      for (std::size_t j = 0; j < run; ++j) {
+        if (slot[j].stamp.load(std::memory_order_acquire) != first + j) return k + j;
+      }
+      k += run;
+      pos += run;
+      if (index + run == cap_) pos += lap_unit_ - cap_;
+    }
+    return k;
   }
   // Position -> number of items that passed it.
   std::uint64_t count(std::uint64_t pos) const noexcept {
