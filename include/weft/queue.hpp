@@ -25,7 +25,11 @@
 //    value given (<= 0: unbounded), as in Python.
 //  - A stop_token form returns false/nullopt, or throws weft::Cancelled, when a stop is
 //    requested before it could proceed, and then changes nothing.
-//  - A thread woken by put() or get() may destroy the queue at once.
+//  - A thread woken by put() or get() may destroy the queue at once; after a put_many, the
+//    thread that got its last item may.
+//  - Batches (put_many, get_many; see there): a batch that moved at least one item returns
+//    its count whatever stopped it, and only a batch that moved nothing throws; each item is
+//    one task; a batch of k items wakes up to k waiters of the other side.
 //
 // Memory ordering: everything a thread did before put(x) happens-before everything the
 // thread that gets x does after get() returns it; everything a thread did before a
