@@ -514,7 +514,7 @@ class BasicQueue {
                             const std::stop_token* stop) {
     if (n == 0) [[unlikely]]
       throw std::invalid_argument("weft: get_many(0): n must be at least 1");
-    detail::BatchResult r;
+    detail::BatchResult r{};
     if constexpr (std::is_same_v<std::remove_cvref_t<Out>, std::vector<T>>) {
       detail::VectorOut<T> sink(out);
       r = core_.pop_many(sink, n, deadline, stop);

@@ -232,7 +232,7 @@ class QueueCore {
     QueueGetOp<QueueCore> op(*this);
     WaitLoop loop(deadline, stop);
     for (;;) {
-      BatchResult r;
+      BatchResult r{};
       try {
         r = try_pop_many(out, max);
       } catch (...) {

@@ -455,9 +455,9 @@ class LockedStorage {
   struct BatchPublish {
     LockedStorage& s;
     std::size_t& done;
-    FlagSource* notify;
+    FlagSource* notify = nullptr;
     WakeBatch& woken;
-    bool pushing;
+    bool pushing = false;
     std::size_t n = 0;
     ~BatchPublish() {
       if (n == 0) return;
