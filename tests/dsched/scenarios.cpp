@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <stop_token>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -1422,6 +1423,68 @@ class AsyncAbandonLifetime : public dsched::Instance {
   bool woken = false;
 };
 
+// Batches over a queue of capacity 3: a put_many of 5 (so it waits for room mid-batch) and
+// single puts race a get_many(2) and single gets, then shutdown once the producers are done:
+// every item is delivered exactly once, nobody stays blocked, and over the ring (Q =
+// Queue<int>, whose batches claim several positions with one CAS) each consumer sees each
+// producer's items in order. Q is the ring Queue<int> or the locked LifoQueue<int>.
+template <class Q>
+class QueueBatches : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      const std::vector<int> items = {100, 101, 102, 103, 104};
+      const std::size_t n = q.put_many(items);
+      dsched::check(n == items.size(), "put_many returned " + str(static_cast<long>(n)));
+    } else if (i == 1) {
+      for (int k = 0; k < 2; ++k) q.put(200 + k);
+    } else if (i == 2) {
+      try {
+        for (;;) {
+          const std::vector<int> batch = q.get_many(2);
+          dsched::check(!batch.empty() && batch.size() <= 2, "get_many(2) size out of range");
+          got[0].insert(got[0].end(), batch.begin(), batch.end());
+        }
+      } catch (const weft::ShutDown&) {
+      }
+    } else if (i == 3) {
+      try {
+        for (;;) got[1].push_back(q.get());
+      } catch (const weft::ShutDown&) {
+      }
+    } else {
+      dsched::await([] { return dsched::thread_finished(0) && dsched::thread_finished(1); });
+      q.shutdown();
+    }
+  }
+  void check() override {
+    std::map<int, int> seen;
+    for (auto& g : got) {
+      int last[2] = {-1, -1};
+      for (int v : g) {
+        ++seen[v];
+        const int p = v / 100 - 1;
+        if constexpr (std::is_same_v<Q, weft::Queue<int>>) {
+          dsched::check(v > last[p], "producer " + str(p) + "'s items out of order");
+        }
+        last[p] = v;
+      }
+    }
+    for (int v : {100, 101, 102, 103, 104, 200, 201}) {
+      dsched::check(seen[v] == 1, "item " + str(v) + " delivered " + str(seen[v]) + " times");
+    }
+    dsched::check(seen.size() == 7, "unexpected items delivered");
+    dsched::check(q.qsize() == 0, "items left in the queue");
+    auto& core = weft::detail::SelectAccess::core(q);
+    check_waitqueue_quiet(core.not_empty(), "not_empty");
+    check_waitqueue_quiet(core.not_full(), "not_full");
+  }
+
+ private:
+  Q q{3};
+  std::vector<int> got[2];
+};
+
 template <class T>
 dsched::Scenario make(std::string name, std::string what, int threads, int runs,
                       double event_rate = -1) {
@@ -1515,5 +1578,12 @@ const dsched::Register r22(make<AsyncAbandonLifetime>(
     "async_abandon_lifetime",
     "a coroutine claimed by set() leaves its round (arm_timer throws); e destroyed meanwhile", 3,
     2000));
+const dsched::Register r23(make<QueueBatches<weft::Queue<int>>>(
+    "queue_batches",
+    "ring(3): put_many(5) and puts race get_many(2) and gets, shutdown: exactly-once, in order", 5,
+    1000));
+const dsched::Register r24(make<QueueBatches<weft::LifoQueue<int>>>(
+    "lifo_batches", "LifoQueue(3): the same batches over the locked storage: exactly-once", 5,
+    1000));
 
 }  // namespace
