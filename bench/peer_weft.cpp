@@ -31,11 +31,6 @@ struct WeftQueue : WeftQueueAdapter<weft::Queue<std::uint64_t>> {
   }
 };
 
-// The same class unbounded (its locked deque): a producer never waits for room.
-struct WeftQueueUnbounded : WeftQueueAdapter<weft::Queue<std::uint64_t>> {
-  static std::unique_ptr<Queue> make(std::size_t) { return std::make_unique<Queue>(0); }
-};
-
 struct WeftSimpleQueue : WeftQueueAdapter<weft::SimpleQueue<std::uint64_t>> {
   static std::unique_ptr<Queue> make(std::size_t) { return std::make_unique<Queue>(); }
 };
@@ -86,7 +81,6 @@ const bool registered = [] {
                                             .fanin1 = true,
                                             .batch = true});
   bench::register_queue<WeftSimpleQueue>("weft_simple", {.unbounded = true});
-  bench::register_queue<WeftQueueUnbounded>("weft_unbounded", {.batch = true});
   bench::register_event<WeftEvent>("weft");
   bench::register_condition<WeftCondition>("weft");
   bench::register_condition<WeftConditionRLock>("weft_rlock");

@@ -137,12 +137,10 @@ WORKLOADS = [
     ] + py_queue(), n0=100000),
     Workload("batch", "Batches of 64, bounded 1024: 1 producer -> 1 consumer, put_many/get_many [M items/s]", [
         W("weft", "weft::Queue put_many / get_many"),
-        W("weft_unbounded", "weft::Queue put_many / get_many, unbounded (locked deque)"),
         P("mc_bcq", "moodycamel BlockingConcurrentQueue enqueue_bulk / wait_dequeue_bulk (unbounded)"),
     ], n0=1000000),
     Workload("batch_mpmc", "Batches of 64, bounded 1024: 2 producers -> 2 consumers [M items/s]", [
         W("weft", "weft::Queue put_many / get_many"),
-        W("weft_unbounded", "weft::Queue put_many / get_many, unbounded (locked deque)"),
         P("mc_bcq", "moodycamel BlockingConcurrentQueue enqueue_bulk / wait_dequeue_bulk (unbounded)"),
     ], n0=1000000),
     Workload("pingpong", "Ping-pong round trip through two queues of capacity 16 [us, median]", [
@@ -216,7 +214,7 @@ CALLGRIND = {
     # workload -> contenders measured under callgrind
     "spsc": ["weft", "mc_rwcb", "mc_bcq", "boost", "tbb", "absl", "std", "atomicq"],
     "mpmc": ["weft", "mc_bcq", "boost", "tbb", "absl", "std", "atomicq"],
-    "batch": ["weft", "weft_unbounded", "mc_bcq"],
+    "batch": ["weft", "mc_bcq"],
 }
 
 
