@@ -11,9 +11,16 @@
 
 namespace weft {
 
-Barrier::Barrier(std::size_t parties, std::function<void()> action)
+Barrier::Barrier(std::size_t parties, std::function<void()> action, SourceSite site)
     : parties_(parties), action_(std::move(action)) {
   if (parties == 0) throw std::invalid_argument("weft::Barrier: parties must be at least 1");
+  detail::diag_constructed(this, detail::SourceKind::barrier, site);
+}
+
+Barrier::Barrier(std::size_t parties, Name name, std::function<void()> action, SourceSite site)
+    : parties_(parties), action_(std::move(action)) {
+  if (parties == 0) throw std::invalid_argument("weft::Barrier: parties must be at least 1");
+  detail::diag_named(this, detail::SourceKind::barrier, name, site);
 }
 
 void Barrier::link(Arrival& a) noexcept {
@@ -52,9 +59,10 @@ std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_t
   // Python, the timeout starts only once this thread has arrived.)
   while (state() == State::draining || state() == State::resetting) {
     if (stop != nullptr) {
-      if (!changed_.wait(*stop)) throw Cancelled();  // no deadline: false means stopped
+      // no deadline: false means stopped
+      if (!changed_.wait_slow(detail::Deadline::never(), stop, diag_target())) throw Cancelled();
     } else {
-      changed_.wait();
+      changed_.wait_slow(detail::Deadline::never(), nullptr, diag_target());
     }
   }
   if (state() == State::broken) throw BrokenBarrierError();
@@ -85,7 +93,7 @@ std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_t
   const auto released = [&] { return state() != State::filling; };
   bool in_time;
   try {
-    in_time = changed_.wait_pred(released, deadline, stop);
+    in_time = changed_.wait_pred(released, deadline, stop, diag_target());
   } catch (...) {
     // Only the first Condition::wait can throw (std::bad_alloc: this thread's first park
     // allocates its Parker), before it releases lock_: nothing changed since we arrived, so

@@ -57,7 +57,8 @@ ConditionLock ConditionLock::of(RLock& l) noexcept {
 // "sleep".
 class ConditionWaitOp {
  public:
-  explicit ConditionWaitOp(Condition& c) noexcept : c_(c) {}
+  ConditionWaitOp(Condition& c, WaitTarget as) noexcept
+      : c_(c), as_(as.object != nullptr ? as : WaitTarget{SourceKind::condition, &c}) {}
   Link link(WaitNode& node, Position) {
     return c_.waiters_.link(node, Position::back, [] { return false; });  // FIFO, always waits
   }
@@ -66,7 +67,7 @@ class ConditionWaitOp {
     saved_ = c_.lock_.release_save();
     released_ = true;
   }
-  WaitTarget target() const noexcept { return {SourceKind::condition, &c_}; }
+  WaitTarget target() const noexcept { return as_; }
   // A notify() that claimed this waiter while its release of the user's lock threw (another
   // thread had released that Lock under it): the notification goes to the next waiter, woken
   // now, since the lock it would have been deferred to is in no known state.
@@ -83,13 +84,14 @@ class ConditionWaitOp {
 
  private:
   Condition& c_;
+  WaitTarget as_;  // what diagnostics report this wait as
   std::size_t saved_ = 0;
   bool released_ = false;
 };
 
 }  // namespace detail
 
-bool Condition::wait_slow(Deadline deadline, const std::stop_token* stop) {
+bool Condition::wait_slow(Deadline deadline, const std::stop_token* stop, detail::WaitTarget as) {
   if (!is_owned()) throw std::logic_error("weft::Condition::wait: lock not held by the caller");
   if (stop != nullptr && stop->stop_requested()) return false;  // cancelled: nothing changes
   if (deadline.expired()) {
@@ -97,7 +99,7 @@ bool Condition::wait_slow(Deadline deadline, const std::stop_token* stop) {
     lock_.acquire_restore(lock_.release_save());
     return false;
   }
-  detail::ConditionWaitOp op(*this);
+  detail::ConditionWaitOp op(*this, as);
   bool notified = false;
   {
     // One round: a claim is the notification; anything else ends the wait.

@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include <unordered_map>
 
+#include "weft/barrier.hpp"
 #include "weft/condition.hpp"
 #include "weft/detail/parker.hpp"
 #include "weft/event.hpp"
@@ -533,6 +534,8 @@ std::string_view kind_name(SourceKind k) noexcept {
       return "Queue(put)";
     case SourceKind::queue_join:
       return "Queue(join)";
+    case SourceKind::barrier:
+      return "Barrier";
     case SourceKind::other:
       break;
   }
@@ -1859,6 +1862,9 @@ void set_name(const Semaphore& p, std::string_view name) {
 void set_name(const Condition& p, std::string_view name) {
   set_name(&p, SourceKind::condition, name);
 }
+void set_name(const Barrier& p, std::string_view name) {
+  set_name(&p, SourceKind::barrier, name);
+}
 
 std::string name_of(const void* p) {
   detail::NameSnap ns;
@@ -2061,6 +2067,7 @@ std::string_view notifier_op(SourceKind woken_on) noexcept {
     case SourceKind::queue_join:
       return "task_done";
     case SourceKind::condition:
+    case SourceKind::barrier:
     case SourceKind::other:
       break;
   }

@@ -36,6 +36,7 @@
 #include "weft/condition.hpp"
 #include "weft/detail/atomic.hpp"
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/diag_hooks.hpp"
 #include "weft/lock.hpp"
 
 namespace weft {
@@ -46,16 +47,32 @@ struct AsyncAccess;
 
 class Barrier {
  public:
-  explicit Barrier(std::size_t parties, std::function<void()> action = {});
+  explicit Barrier(std::size_t parties, std::function<void()> action = {},
+                   SourceSite site = SourceSite::current());
   template <class Rep, class Period>
   Barrier(std::size_t parties, std::function<void()> action,
-          std::chrono::duration<Rep, Period> default_timeout)
-      : Barrier(parties, std::move(action)) {
+          std::chrono::duration<Rep, Period> default_timeout,
+          SourceSite site = SourceSite::current())
+      : Barrier(parties, std::move(action), site) {
+    default_timeout_ = Timeout(default_timeout);
+  }
+  // Barrier(n, nullptr): no action (std::function's nullptr), not a null name.
+  Barrier(std::size_t parties, std::nullptr_t, SourceSite site = SourceSite::current())
+      : Barrier(parties, std::function<void()>{}, site) {}
+  // A Barrier that diagnostics call `name` (weft/diagnostics.hpp): a thread in wait() is
+  // reported as waiting on it.
+  Barrier(std::size_t parties, Name name, std::function<void()> action = {},
+          SourceSite site = SourceSite::current());
+  template <class Rep, class Period>
+  Barrier(std::size_t parties, Name name, std::function<void()> action,
+          std::chrono::duration<Rep, Period> default_timeout,
+          SourceSite site = SourceSite::current())
+      : Barrier(parties, name, std::move(action), site) {
     default_timeout_ = Timeout(default_timeout);
   }
   Barrier(const Barrier&) = delete;
   Barrier& operator=(const Barrier&) = delete;
-  ~Barrier() = default;
+  ~Barrier() { detail::diag_destroyed(this); }
 
   std::size_t wait() { return wait_impl(default_timeout_, nullptr); }
   template <class Rep, class Period>
@@ -88,6 +105,8 @@ class Barrier {
   };
 
   std::size_t wait_impl(std::optional<Timeout> timeout, const std::stop_token* stop);
+  // What diagnostics report a wait on changed_ as: this Barrier.
+  detail::WaitTarget diag_target() const noexcept { return {detail::SourceKind::barrier, this}; }
 
   // A coroutine's wait (async.hpp), as wait_impl's steps between its Condition waits.
   struct AsyncArrival {

@@ -183,14 +183,18 @@ class Condition {
   friend struct detail::AsyncAccess;
 
   bool is_owned() const noexcept { return lock_.is_owned(); }
-  bool wait_slow(detail::Deadline deadline, const std::stop_token* stop);
+  // `as`: what diagnostics report the wait as, when not as this Condition's (a Barrier's
+  // waits are the Barrier's); the default (no object) is this Condition.
+  bool wait_slow(detail::Deadline deadline, const std::stop_token* stop,
+                 detail::WaitTarget as = {});
 
   template <class Pred>
-  bool wait_pred(Pred pred, detail::Deadline deadline, const std::stop_token* stop) {
+  bool wait_pred(Pred pred, detail::Deadline deadline, const std::stop_token* stop,
+                 detail::WaitTarget as = {}) {
     bool result = pred();
     while (!result) {
       if (deadline.expired() || (stop && stop->stop_requested())) break;
-      wait_slow(deadline, stop);
+      wait_slow(deadline, stop, as);
       result = pred();
     }
     return result;

@@ -49,6 +49,7 @@ class RLock;
 class Event;
 class Semaphore;
 class Condition;
+class Barrier;
 
 namespace diagnostics {
 
@@ -166,6 +167,7 @@ void set_name(const RLock& p, std::string_view name);
 void set_name(const Event& p, std::string_view name);
 void set_name(const Semaphore& p, std::string_view name);
 void set_name(const Condition& p, std::string_view name);
+void set_name(const Barrier& p, std::string_view name);
 // Any other object a wait reports (a queue: pass the queue).
 void set_name(const void* p, SourceKind kind, std::string_view name);
 std::string name_of(const void* p);  // empty if unnamed

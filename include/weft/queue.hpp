@@ -495,6 +495,10 @@ class BasicQueue {
   void diag_name(Name name, SourceSite site) noexcept {
     detail::diag_named(&core_, detail::SourceKind::queue_get, name, site);
   }
+  // An unnamed queue: its construction site, recorded while diagnostics are on.
+  void diag_site(SourceSite site) noexcept {
+    detail::diag_constructed(&core_, detail::SourceKind::queue_get, site);
+  }
 
   void put_impl(T& item, Deadline deadline, const std::stop_token* stop) {
     const Status s = core_.push(item, deadline, stop);
@@ -683,8 +687,10 @@ class TaskQueue : public BasicQueue<T, Storage> {
 template <class T>
 class Queue : public detail::TaskQueue<T, detail::FifoStorage<T>> {
  public:
-  explicit Queue(std::ptrdiff_t maxsize = 0)
-      : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {}
+  explicit Queue(std::ptrdiff_t maxsize = 0, SourceSite site = SourceSite::current())
+      : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {
+    this->diag_site(site);
+  }
   // A queue that diagnostics call `name` (weft/diagnostics.hpp).
   Queue(std::ptrdiff_t maxsize, Name name, SourceSite site = SourceSite::current())
       : detail::TaskQueue<T, detail::FifoStorage<T>>(maxsize) {
@@ -697,8 +703,10 @@ template <class T>
 class LifoQueue
     : public detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>> {
  public:
-  explicit LifoQueue(std::ptrdiff_t maxsize = 0)
-      : detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>>(maxsize) {}
+  explicit LifoQueue(std::ptrdiff_t maxsize = 0, SourceSite site = SourceSite::current())
+      : detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>>(maxsize) {
+    this->diag_site(site);
+  }
   LifoQueue(std::ptrdiff_t maxsize, Name name, SourceSite site = SourceSite::current())
       : detail::TaskQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, true>>>(maxsize) {
     this->diag_name(name, site);
@@ -714,8 +722,11 @@ class PriorityQueue
   using Base = detail::TaskQueue<T, detail::LockedStorage<T, detail::HeapContainer<T, Compare>>>;
 
  public:
-  explicit PriorityQueue(std::ptrdiff_t maxsize = 0, Compare comp = Compare())
-      : Base(maxsize, std::move(comp)) {}
+  explicit PriorityQueue(std::ptrdiff_t maxsize = 0, Compare comp = Compare(),
+                         SourceSite site = SourceSite::current())
+      : Base(maxsize, std::move(comp)) {
+    this->diag_site(site);
+  }
   PriorityQueue(std::ptrdiff_t maxsize, Name name, Compare comp = Compare(),
                 SourceSite site = SourceSite::current())
       : Base(maxsize, std::move(comp)) {
@@ -733,7 +744,8 @@ class SimpleQueue
 
  public:
   using value_type = T;
-  SimpleQueue() : Base(0) {}
+  // NOLINTNEXTLINE(google-explicit-constructor): a default constructor in practice.
+  SimpleQueue(SourceSite site = SourceSite::current()) : Base(0) { this->diag_site(site); }
   explicit SimpleQueue(Name name, SourceSite site = SourceSite::current()) : Base(0) {
     this->diag_name(name, site);
   }

@@ -9,8 +9,10 @@
 #include "weft/diagnostics.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -23,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include "diagnostics_helpers.hpp"
+#include "weft/barrier.hpp"
 #include "weft/condition.hpp"
 #include "weft/event.hpp"
 #include "weft/lock.hpp"
@@ -69,7 +72,40 @@ class Diagnostics : public ::testing::Test {
 };
 
 using weft::testing::await_checked;
+using weft::testing::await_checked_on;
+using weft::testing::printed;
 using weft::testing::thread_named;
+
+// "diagnostics_test.cpp:<line>", as the dump gives a construction site in this file.
+std::string here(int line) {
+  return "diagnostics_test.cpp:" + std::to_string(line);
+}
+
+// Checks that the thread named `thread` waits on one source, of kind `kind`, named `name`
+// ("": unnamed), constructed at `site`.
+void expect_waits_on(const std::string& thread, SourceKind kind, const std::string& name,
+                     const std::string& site) {
+  const auto w = thread_named(thread);
+  ASSERT_TRUE(w);
+  ASSERT_EQ(w->waits_on.size(), 1U);
+  EXPECT_EQ(w->waits_on[0].kind, kind) << thread;
+  EXPECT_EQ(w->waits_on[0].name, name) << thread;
+  EXPECT_EQ(w->waits_on[0].site, site) << thread;
+}
+
+// A thread named `name` blocks in q.get(): the dump shows the queue unnamed, constructed at
+// `line` of this file.
+template <class Q>
+void expect_get_waits_on_site(Q& q, const std::string& name, int line) {
+  std::thread t([&] {
+    diag::set_thread_name(name);
+    (void)q.get();
+  });
+  await_checked_on(name, SourceKind::queue_get);
+  expect_waits_on(name, SourceKind::queue_get, "", here(line));
+  q.put(1);
+  t.join();
+}
 
 // ---- names --------------------------------------------------------------------------------
 
@@ -115,6 +151,64 @@ TEST_F(Diagnostics, UnnamedPrimitiveIsIdentifiedByKindAddressAndSite) {
       << w->waits_on[0].site;
   e.set();
   t.join();
+}
+
+TEST_F(Diagnostics, BarrierWaitShowsAsTheNamedBarrier) {
+  {
+    const int line = __LINE__ + 1;
+    weft::Barrier b{2, "rendezvous"};
+    std::thread t([&] {
+      diag::set_thread_name("arriver");
+      EXPECT_EQ(b.wait(), 0U);
+    });
+    await_checked("arriver", &b);
+    expect_waits_on("arriver", SourceKind::barrier, "rendezvous", here(line));
+    const std::string dump = printed();
+    EXPECT_NE(dump.find("Barrier \"rendezvous\" @"), std::string::npos) << dump;
+    diag::set_name(b, "renamed");  // named later: the dump follows
+    expect_waits_on("arriver", SourceKind::barrier, "renamed", here(line));
+    EXPECT_EQ(b.wait(), 1U);
+    t.join();
+  }
+  std::optional<weft::Barrier> gone;
+  gone.emplace(1, "gone");
+  const void* addr = &*gone;  // an address only: name_of never dereferences it
+  EXPECT_EQ(diag::name_of(addr), "gone");
+  gone.reset();
+  EXPECT_EQ(diag::name_of(addr), "");  // dropped by ~Barrier
+}
+
+TEST_F(Diagnostics, UnnamedBarrierShowsItsConstructionSite) {
+  const int line = __LINE__ + 1;
+  weft::Barrier b{2, [] {}, std::chrono::hours(1)};
+  std::thread t([&] {
+    diag::set_thread_name("arriver");
+    (void)b.wait();
+  });
+  await_checked("arriver", &b);
+  expect_waits_on("arriver", SourceKind::barrier, "", here(line));
+  const std::string dump = printed();
+  EXPECT_NE(dump.find("Barrier @"), std::string::npos) << dump;
+  (void)b.wait();
+  t.join();
+}
+
+TEST_F(Diagnostics, UnnamedQueuesShowTheirConstructionSite) {
+  const int fifo = __LINE__ + 1;
+  weft::Queue<int> q;
+  expect_get_waits_on_site(q, "fifo-getter", fifo);
+  const int bounded = __LINE__ + 1;
+  weft::Queue<int> qb{4};
+  expect_get_waits_on_site(qb, "bounded-getter", bounded);
+  const int lifo = __LINE__ + 1;
+  weft::LifoQueue<int> lq{2};
+  expect_get_waits_on_site(lq, "lifo-getter", lifo);
+  const int prio = __LINE__ + 1;
+  weft::PriorityQueue<int, std::greater<>> pq{0, std::greater<>()};
+  expect_get_waits_on_site(pq, "priority-getter", prio);
+  const int simple = __LINE__ + 1;
+  weft::SimpleQueue<int> sq;
+  expect_get_waits_on_site(sq, "simple-getter", simple);
 }
 
 // ---- the dump -----------------------------------------------------------------------------

@@ -76,6 +76,7 @@ enum class SourceKind : std::uint8_t {
   queue_get,   // a queue's getters ("not empty")
   queue_put,   // a queue's putters ("not full")
   queue_join,  // a queue's joiners ("all tasks done")
+  barrier,     // a Barrier's waiters (its internal Condition's waits, reported as the Barrier's)
   other,       // an operation that does not say (a user's own source)
 };
 
