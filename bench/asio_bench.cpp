@@ -16,7 +16,8 @@
 // round (throughput: weft/channel; round trip: channel/weft), its median (min .. max).
 // Every trial checks that each item arrived once (count and sum).
 //
-// Usage: weft_asio_bench [--rounds R] [--items N] [--trips M] [--only TEXT]
+// Usage: weft_asio_bench [--rounds R] [--items N] [--trips M] [--only TEXT] [--contender weft|channel]
+// (--contender: run one side only, for callgrind: scripts/bench_asio.sh --callgrind)
 #include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -220,12 +221,14 @@ struct Row {
 int main(int argc, char** argv) {
   int rounds = 5;
   std::uint64_t items = 200000, trips = 20000;
-  std::string only;  // --only <text>: the rows whose name contains it
+  std::string only;       // --only <text>: the rows whose name contains it
+  std::string contender;  // --contender weft|channel: that side only (no ratios)
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
     if (std::strcmp(argv[i], "--rounds") == 0) rounds = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--items") == 0) items = std::strtoull(argv[i + 1], nullptr, 10);
     if (std::strcmp(argv[i], "--trips") == 0) trips = std::strtoull(argv[i + 1], nullptr, 10);
+    if (std::strcmp(argv[i], "--contender") == 0) contender = argv[i + 1];
   }
   std::vector<Row> rows;
   const struct {
@@ -262,6 +265,16 @@ int main(int argc, char** argv) {
     }
   }
   std::erase_if(rows, [&](const Row& row) { return row.name.find(only) == std::string::npos; });
+  if (!contender.empty()) {
+    if (contender != "weft" && contender != "channel") fail("--contender weft|channel");
+    for (int r = 0; r < rounds; ++r) {
+      for (Row& row : rows) {
+        std::printf("%s %s: %.3f\n", contender.c_str(), row.name.c_str(),
+                    contender == "weft" ? row.weft() : row.chan());
+      }
+    }
+    return 0;
+  }
   for (int r = 0; r < rounds; ++r) {
     for (Row& row : rows) {
       double w, c;
