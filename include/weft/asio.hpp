@@ -75,7 +75,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -171,10 +170,11 @@ class OpBase {
   Service* svc_;
   OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
   OpBase* next_op_ = nullptr;
-  State state_ = State::queued;        // (svc)
+  // Written under the service's mutex; run_step() takes a queued step with a CAS, without it.
+  std::atomic<State> state_{State::queued};
   std::optional<AsyncResume> next_;    // (svc) the step to run; empty: the first attempt
   bool stop_sent_ = false;             // (svc) the shutdown requested a stop
-  std::stop_source stop_;              // cancellation slot and shutdown
+  weft::detail::AsyncStop stop_;       // cancellation slot and shutdown
   std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
   std::coroutine_handle<> self_;       // the operation's driver coroutine
 };
@@ -191,16 +191,17 @@ class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
 
-  explicit Service(::asio::execution_context& ctx) : ::asio::execution_context::service(ctx) {
-    // Services shut down in the reverse order of their creation. Creating the timer service
-    // first makes this one shut down before it: the steady_timers of the operations it
-    // aborts are still usable then.
-    ::asio::use_service<::asio::detail::deadline_timer_service<::asio::detail::chrono_time_traits<
-        std::chrono::steady_clock, ::asio::wait_traits<std::chrono::steady_clock>>>>(ctx);
-  }
+  // The timer service is not created here: creating it starts the context's reactor, whose
+  // turn in the context's queue costs a poll (epoll_wait) per handler run, and a context
+  // without I/O would pay it for nothing. An operation's first timeout creates it. It may
+  // then shut down before this service (services shut down in the reverse order of their
+  // creation), and the aborted operations cancel and destroy their steady_timers after that:
+  // harmless, as the reactor's shutdown took every timer off its queues, and the queues go
+  // only with the services themselves, after every shutdown.
+  explicit Service(::asio::execution_context& ctx) : ::asio::execution_context::service(ctx) {}
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
-  ~Service() override = default;
+  ~Service() override { destroyed().fetch_add(1); }
 
   // A new operation: listed, and its first attempt posted. False if the context is shutting
   // down (the caller destroys the operation, handler included, without invoking it).
@@ -240,17 +241,34 @@ class Service final : public ::asio::execution_context::service {
     op.post_step();  // under the lock: shutdown() sees either queued (and runs it) or running
   }
 
-  // Run::operator(): on the executor.
-  void run_step(OpBase& op) noexcept {
-    std::optional<AsyncResume> f;
-    {
-      std::lock_guard<std::mutex> g(m_);
-      if (op.state_ != OpBase::State::queued) return;  // run by shutdown() already
-      op.state_ = OpBase::State::running;
-      f = op.next_;
-      op.next_.reset();
-    }
+  // Run::operator(): on the executor. No lock: the post that queued the step published
+  // next_, and the CAS decides between this and a shutdown() that runs the step itself.
+  static void run_step(OpBase& op) noexcept {
+    auto queued = OpBase::State::queued;
+    if (!op.state_.compare_exchange_strong(queued, OpBase::State::running)) return;
+    std::optional<AsyncResume> f = op.next_;
+    op.next_.reset();
     step(op, f);
+  }
+
+  // The service of `ctx`, looked up once per thread and context: use_service() takes the
+  // context's registry lock on every call. The cache is keyed by the context's address and
+  // by the count of services destroyed so far, so a context created where a destroyed one
+  // was is looked up afresh.
+  static Service& of(::asio::execution_context& ctx) {
+    struct Cache {
+      ::asio::execution_context* ctx = nullptr;
+      Service* svc = nullptr;
+      std::uint64_t epoch = 0;
+    };
+    thread_local Cache cache;
+    // acquire: pairs with the destructor's increment (a caller holding a context created
+    // after another was destroyed sees that destruction's count, or a later one).
+    const std::uint64_t e = destroyed().load(std::memory_order_acquire);
+    if (cache.ctx == &ctx && cache.epoch == e) return *cache.svc;
+    Service& svc = ::asio::use_service<Service>(ctx);
+    cache = {&ctx, &svc, e};
+    return svc;
   }
 
  private:
@@ -280,15 +298,20 @@ class Service final : public ::asio::execution_context::service {
         if (!o->stop_sent_ && waiting == nullptr) waiting = o;
       }
       if (ready != nullptr) {
+        // A step that a thread still in run() takes first makes it running: scan again.
+        auto seen = ready->state_.load();
+        if (seen == OpBase::State::running ||
+            !ready->state_.compare_exchange_strong(seen, OpBase::State::running)) {
+          continue;
+        }
         std::optional<AsyncResume> f = ready->next_;
         ready->next_.reset();
-        ready->state_ = OpBase::State::running;
         ready->stop_sent_ = true;
         g.unlock();
         // seq_cst: read by the step below on this thread; later readers are this thread too.
         ready->aborting_.store(true);
-        ready->stop_.request_stop();  // a round already decided: no effect
-        step(*ready, f);              // completes in abort mode and removes itself
+        ready->stop_.request();  // a round already decided: no effect
+        step(*ready, f);         // completes in abort mode and removes itself
         g.lock();
         continue;
       }
@@ -298,7 +321,7 @@ class Service final : public ::asio::execution_context::service {
         waiting->aborting_.store(true);
         // The stop callback aborts the round (or a claim won it): either way the decider
         // calls schedule(), which marks the operation pending.
-        waiting->stop_.request_stop();
+        waiting->stop_.request();
         g.lock();
         continue;
       }
@@ -306,6 +329,11 @@ class Service final : public ::asio::execution_context::service {
       // stop request (a notifier's wake step, right after it released the source's lock).
       changed_.wait(g);
     }
+  }
+
+  static std::atomic<std::uint64_t>& destroyed() noexcept {
+    static std::atomic<std::uint64_t> n{0};
+    return n;
   }
 
   std::mutex m_;
@@ -378,7 +406,7 @@ class Abortable : public Op {
 
  private:
   void check() const {
-    if (owner_->stop_.stop_requested()) throw Aborted{};
+    if (owner_->stop_.requested()) throw Aborted{};
   }
   const OpBase* owner_;
 };
@@ -478,7 +506,7 @@ class Promise final : public OpBase {
   }
 
   Sched& sched() noexcept { return sched_; }
-  std::stop_token token() const noexcept { return stop_.get_token(); }
+  weft::detail::AsyncStop* token() noexcept { return &stop_; }
   void set(Args args) { args_.emplace(std::move(args)); }
   // relaxed: stored by the shutting-down thread before it runs this operation's last step
   // itself; any other thread reads false (no step of this context runs during shutdown).
@@ -526,7 +554,7 @@ class Promise final : public OpBase {
     void operator()(::asio::cancellation_type_t type) const noexcept {
       if ((type & (::asio::cancellation_type::terminal | ::asio::cancellation_type::partial |
                    ::asio::cancellation_type::total)) != ::asio::cancellation_type::none) {
-        self->stop_.request_stop();
+        self->stop_.request();
       }
     }
   };
@@ -591,7 +619,7 @@ struct Initiation {
     using P = Promise<H, Args>;
     auto ex = ::asio::get_associated_executor(handler, ::asio::system_executor());
     ::asio::execution_context& ctx = ::asio::query(ex, ::asio::execution::context);
-    auto& svc = ::asio::use_service<Service>(ctx);
+    Service& svc = Service::of(ctx);
     Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler)}, std::move(make),
                            std::move(finish));
     d.h.promise().start(svc);
@@ -604,7 +632,7 @@ struct Make {
   bool biased = false;
   weft::detail::Deadline deadline = weft::detail::Deadline::never();
   std::tuple<Ops...> ops;
-  auto operator()(Sched& s, std::stop_token stop, const OpBase* owner) {
+  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, const OpBase* owner) {
     return std::apply(
         [&](Ops&... o) {
           return Await<Abortable<Ops>...>(s, biased, deadline, std::move(stop),
@@ -619,7 +647,7 @@ struct MakePut {
   Q* q = nullptr;
   weft::detail::Deadline deadline = weft::detail::Deadline::never();
   typename Q::value_type item;
-  auto operator()(Sched& s, std::stop_token stop, const OpBase* owner) {
+  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, const OpBase* owner) {
     using Op = weft::detail::PutOp<Q>;
     return Await<Abortable<Op>>(s, false, deadline, std::move(stop),
                                 Abortable<Op>(owner, Op(*q, item)));

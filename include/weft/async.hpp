@@ -172,6 +172,17 @@ concept TimedScheduler = Scheduler<S> && requires(S& s, AsyncTimer& t) {
 
 namespace detail {
 
+class AsyncStop;
+
+// How an operation is stopped: a std::stop_token (the generic API; default-constructed: it
+// cannot be), or an AsyncStop its integration owns (weft::asio: no allocation per operation).
+struct AsyncStopRef {
+  AsyncStopRef(std::stop_token t) noexcept : token(std::move(t)) {}  // NOLINT(*-explicit-*)
+  AsyncStopRef(AsyncStop* s) noexcept : inplace(s) {}                // NOLINT(*-explicit-*)
+  std::stop_token token;
+  AsyncStop* inplace = nullptr;
+};
+
 // The scheduler-independent half of an awaiting operation: the Waiter that notifiers claim,
 // the hand-over between the coroutine and whoever decides a round, and the round's
 // cancellation sources (stop callback, timer).
@@ -197,14 +208,15 @@ class AsyncWaitBase : public Waiter {
   // `stop`: a default-constructed token when the operation takes none.
   // `drop`: AsyncResume::drop(); null if the operation has no way to give up a scheduled
   // resumption (dropping one then ends the program with a message).
-  AsyncWaitBase(Hook schedule, Hook step, Deadline deadline, std::stop_token stop,
+  AsyncWaitBase(Hook schedule, Hook step, Deadline deadline, AsyncStopRef stop,
                 Hook drop = nullptr) noexcept
       : Waiter(&wake_step),
         deadline_(deadline),
         schedule_(schedule),
         step_(step),
         drop_(drop),
-        stop_(std::move(stop)),
+        stop_(std::move(stop.token)),
+        inplace_stop_(stop.inplace),
         timer_(this) {
     set_round_deadline(deadline);
   }
@@ -278,7 +290,11 @@ class AsyncWaitBase : public Waiter {
   // decide the round at once.
   template <class ArmTimer>
   void arm_cancellation(ArmTimer&& arm_timer) {
-    if (stop_.stop_possible()) on_stop_.emplace(stop_, OnStop{this});
+    if (inplace_stop_ != nullptr) {
+      attach_inplace_stop();
+    } else if (stop_.stop_possible()) {
+      on_stop_.emplace(stop_, OnStop{this});
+    }
     if (!deadline_.is_never()) {
       arm_timer(timer_);
       timer_armed_ = true;
@@ -292,6 +308,7 @@ class AsyncWaitBase : public Waiter {
       disarm_timer(timer_);
       timer_armed_ = false;
     }
+    if (inplace_stop_ != nullptr) detach_inplace_stop();
     on_stop_.reset();  // waits for a callback running on another thread
   }
 
@@ -315,7 +332,7 @@ class AsyncWaitBase : public Waiter {
     }
   }
 
-  bool stop_requested() const noexcept { return stop_.stop_requested(); }
+  inline bool stop_requested() const noexcept;
   static AsyncResume resume_of(AsyncWaitBase& a) noexcept { return AsyncResume(&a); }
 
   Deadline deadline_;
@@ -325,6 +342,10 @@ class AsyncWaitBase : public Waiter {
   friend void async_step(AsyncWaitBase& op) noexcept;
   friend void async_drop(AsyncWaitBase& op) noexcept;
   friend void async_timer_fired(AsyncWaitBase& op) noexcept;
+  friend class AsyncStop;
+
+  inline void attach_inplace_stop() noexcept;
+  inline void detach_inplace_stop() noexcept;
 
   static constexpr std::uint32_t kOwner = 1;
   static constexpr std::uint32_t kDecider = 2;
@@ -357,11 +378,84 @@ class AsyncWaitBase : public Waiter {
   Hook step_;      // the owner's next step once a decider scheduled it
   Hook drop_;      // instead of step_, when the scheduler will never run it (may be null)
   std::stop_token stop_;
+  AsyncStop* inplace_stop_;  // instead of stop_, when set
   std::optional<std::stop_callback<OnStop>> on_stop_;
   AsyncTimer timer_;
   bool timer_armed_ = false;
   Atomic<std::uint32_t> gate_{0};
 };
+
+// A stop source that lives in its owner (no allocation, unlike std::stop_source), with room
+// for one callback at a time: the abort of the round its operation is waiting in. weft::asio
+// keeps one per operation, requested by the cancellation slot or the context's shutdown.
+class AsyncStop {
+ public:
+  bool requested() const noexcept {
+    // acquire: a caller that sees the request sees what the requester did before it.
+    return (s_.load(std::memory_order_acquire) & kRequested) != 0;
+  }
+  // Requests the stop (once; later calls do nothing) and aborts the round of the attached
+  // awaiter, if any, here.
+  void request() noexcept {
+    std::uint32_t s = s_.load(std::memory_order_relaxed);
+    std::uint32_t next = 0;
+    do {
+      if ((s & kRequested) != 0) return;
+      next = s | kRequested | ((s & kAttached) != 0 ? kRunning : 0);
+      // acq_rel: acquire pairs with attach()'s release (target_ is set); release publishes
+      // what the requester did before to requested().
+    } while (
+        !s_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+    if ((s & kAttached) == 0) return;
+    target_->abort_round(Decision::cancelled());
+    // release: detach() waiting for this sees the abort's effects before the awaiter goes.
+    s_.fetch_and(~kRunning, std::memory_order_release);
+  }
+
+ private:
+  friend class AsyncWaitBase;
+  static constexpr std::uint32_t kRequested = 1;
+  static constexpr std::uint32_t kAttached = 2;
+  static constexpr std::uint32_t kRunning = 4;
+
+  // From now on a request aborts w's round; if one came first, the round is aborted here.
+  void attach(AsyncWaitBase* w) noexcept {
+    target_ = w;
+    // acq_rel: release publishes target_ to request(); acquire sees a request made before.
+    if ((s_.fetch_or(kAttached, std::memory_order_acq_rel) & kRequested) != 0) {
+      s_.fetch_and(~kAttached, std::memory_order_relaxed);  // no request() will read it now
+      w->abort_round(Decision::cancelled());
+    }
+  }
+  // When this returns, no request() runs the attached abort or will.
+  void detach() noexcept {
+    // acquire: a request() that saw kAttached set kRunning in the same RMW, seen here.
+    const std::uint32_t prev = s_.fetch_and(~kAttached, std::memory_order_acquire);
+    if ((prev & kAttached) == 0) return;
+    // Wake-up source: the request() running the abort on another thread clearing kRunning
+    // (it never waits for anything itself): spin, then yield.
+    for (int i = 0; (s_.load(std::memory_order_acquire) & kRunning) != 0; ++i) {
+      if (i < 64) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+  Atomic<std::uint32_t> s_{0};
+  AsyncWaitBase* target_ = nullptr;
+};
+
+inline bool AsyncWaitBase::stop_requested() const noexcept {
+  return inplace_stop_ != nullptr ? inplace_stop_->requested() : stop_.stop_requested();
+}
+inline void AsyncWaitBase::attach_inplace_stop() noexcept {
+  inplace_stop_->attach(this);
+}
+inline void AsyncWaitBase::detach_inplace_stop() noexcept {
+  inplace_stop_->detach();
+}
 
 // How an awaiting operation ended, when it performed nothing.
 enum class AsyncEnd : std::uint8_t { done, timed_out, cancelled };
@@ -375,7 +469,7 @@ class AsyncOp : public AsyncWaitBase {
  public:
   using Result = std::optional<SelectResult<Ops...>>;
 
-  AsyncOp(S& sched, bool biased, Deadline deadline, std::stop_token stop, Ops... ops)
+  AsyncOp(S& sched, bool biased, Deadline deadline, AsyncStopRef stop, Ops... ops)
       : AsyncWaitBase(&schedule_on, &step, deadline, std::move(stop), &drop),
         sched_(&sched),
         ops_(ops...),
@@ -912,8 +1006,7 @@ template <class S, class Body>
 class AsyncLockedWait : public AsyncWaitBase {
  public:
   // `holding`: the caller holds `lock` (Condition); otherwise the first step takes it.
-  AsyncLockedWait(S& sched, Lock& lock, Condition& cond, std::stop_token stop, bool holding,
-                  Body body)
+  AsyncLockedWait(S& sched, Lock& lock, Condition& cond, AsyncStopRef stop, bool holding, Body body)
       : AsyncWaitBase(&schedule_on, &step, Deadline::never(), std::move(stop), &drop),
         sched_(&sched),
         lock_(&lock),
