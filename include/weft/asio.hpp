@@ -30,14 +30,18 @@
 // drained), errc::operation_threw (an item's move or a comparator threw: nothing was taken,
 // the exception itself is not carried). On an error, a value argument is value-initialized.
 //
-// How an operation runs: the initiating function creates the operation (one allocation: its
-// state, which holds the handler, the generic awaiter of weft/async.hpp and, with a timeout,
-// an asio::steady_timer) and posts its first attempt to the handler's associated executor
-// (default: asio::system_executor; bind_executor picks another). Nothing is attempted inside
-// the initiating call. If the attempt cannot proceed, the operation registers on the
-// primitive like a parked thread; the thread or coroutine that makes it ready claims it and
-// posts its next step, again to that executor. The step that completes the operation invokes
-// the handler right there, on the executor, after freeing the operation's state. So:
+// How an operation runs: the initiating function creates the operation (one allocation,
+// recycled per thread: its state, which holds the handler, the generic awaiter of
+// weft/async.hpp and, with a timeout, an asio::steady_timer) and looks at the primitive
+// without taking anything. If nothing is ready, the operation registers on it like a parked
+// thread; the thread or coroutine that makes it ready claims it and posts its next step to
+// the handler's associated executor (default: asio::system_executor; bind_executor picks
+// another). If something is ready (or a timeout is to be armed), the initiating function
+// posts the first attempt there instead. The step that completes the operation invokes the
+// handler right there, on the executor, after freeing the operation's state. Steps are
+// posted as continuations (execution::relationship.continuation): an io_context runs one
+// posted from its own thread on that thread, after the current handler, without waking
+// another. So:
 //  - never inline: a handler never runs inside put(), set(), release() or the initiating
 //    function, only in a function the executor runs;
 //  - the operation counts as outstanding work on that executor until it completes
@@ -156,7 +160,8 @@ class OpBase {
 
  public:
   enum class State : std::uint8_t {
-    queued,   // a step is posted to the executor (next_: which; empty: the first attempt)
+    posting,  // schedule() is posting a step (next_: which); only run_step() may take it
+    queued,   // a step is posted to the executor (next_: which)
     running,  // a step runs, or the awaiter is registered and waits for a decider
     pending,  // decided while the context shuts down: the service runs next_ itself
   };
@@ -170,9 +175,10 @@ class OpBase {
   Service* svc_;
   OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
   OpBase* next_op_ = nullptr;
-  // Written under the service's mutex; run_step() takes a queued step with a CAS, without it.
-  std::atomic<State> state_{State::queued};
-  std::optional<AsyncResume> next_;    // (svc) the step to run; empty: the first attempt
+  // run_step() and shutdown() take a step with a CAS; schedule() hands one over without
+  // the service's mutex unless the context is shutting down.
+  std::atomic<State> state_{State::running};
+  std::optional<AsyncResume> next_;    // the step to run (written by schedule())
   bool stop_sent_ = false;             // (svc) the shutdown requested a stop
   weft::detail::AsyncStop stop_;       // cancellation slot and shutdown
   std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
@@ -203,16 +209,16 @@ class Service final : public ::asio::execution_context::service {
   Service& operator=(const Service&) = delete;
   ~Service() override { destroyed().fetch_add(1); }
 
-  // A new operation: listed, and its first attempt posted. False if the context is shutting
-  // down (the caller destroys the operation, handler included, without invoking it).
+  // A new operation: listed as running (the initiating call registers it next). False if
+  // the context is shutting down (the caller destroys the operation, handler included,
+  // without invoking it).
   bool add(OpBase& op) {
     std::lock_guard<std::mutex> g(m_);
     if (shutting_down_) return false;
     op.next_op_ = head_;
     if (head_ != nullptr) head_->prev_ = &op;
     head_ = &op;
-    op.state_ = OpBase::State::queued;
-    op.post_step();
+    op.state_ = OpBase::State::running;
     return true;
   }
   // The operation completed or was aborted; its state is freed next.
@@ -230,22 +236,33 @@ class Service final : public ::asio::execution_context::service {
   // weft's Scheduler::schedule for the operation (a decider's wake step, any thread): posts
   // the step; never runs it here.
   void schedule(OpBase& op, AsyncResume f) noexcept {
-    std::lock_guard<std::mutex> g(m_);
-    op.next_ = f;
-    if (shutting_down_) {
-      op.state_ = OpBase::State::pending;
+    op.next_ = f;  // published by the post, or to shutdown() by the state's store
+    if (!shutting_down_.load()) {
+      // posting: run_step() may take it, shutdown() may not (the post still uses op).
+      op.state_.store(OpBase::State::posting);
+      op.post_step();
+      auto posting = OpBase::State::posting;
+      // The step already runs (and op may be gone): nothing more to do.
+      if (!op.state_.compare_exchange_strong(posting, OpBase::State::queued)) return;
+      // seq_cst, with the CAS above: a shutdown() that began meanwhile either sees the
+      // operation queued, or is seen here and told to look again. op is not touched now.
+      if (!shutting_down_.load()) return;
+      std::lock_guard<std::mutex> g(m_);
       changed_.notify_all();
       return;
     }
-    op.state_ = OpBase::State::queued;
-    op.post_step();  // under the lock: shutdown() sees either queued (and runs it) or running
+    std::lock_guard<std::mutex> g(m_);
+    op.state_ = OpBase::State::pending;
+    changed_.notify_all();
   }
 
   // Run::operator(): on the executor. No lock: the post that queued the step published
   // next_, and the CAS decides between this and a shutdown() that runs the step itself.
   static void run_step(OpBase& op) noexcept {
-    auto queued = OpBase::State::queued;
-    if (!op.state_.compare_exchange_strong(queued, OpBase::State::running)) return;
+    auto s = op.state_.load();
+    do {
+      if (s != OpBase::State::queued && s != OpBase::State::posting) return;  // shutdown() ran it
+    } while (!op.state_.compare_exchange_weak(s, OpBase::State::running));
     std::optional<AsyncResume> f = op.next_;
     op.next_.reset();
     step(op, f);
@@ -291,7 +308,8 @@ class Service final : public ::asio::execution_context::service {
       OpBase* ready = nullptr;
       OpBase* waiting = nullptr;
       for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
-        if (o->state_ != OpBase::State::running) {
+        const OpBase::State st = o->state_.load();
+        if (st == OpBase::State::queued || st == OpBase::State::pending) {
           ready = o;
           break;
         }
@@ -300,7 +318,7 @@ class Service final : public ::asio::execution_context::service {
       if (ready != nullptr) {
         // A step that a thread still in run() takes first makes it running: scan again.
         auto seen = ready->state_.load();
-        if (seen == OpBase::State::running ||
+        if ((seen != OpBase::State::queued && seen != OpBase::State::pending) ||
             !ready->state_.compare_exchange_strong(seen, OpBase::State::running)) {
           continue;
         }
@@ -339,7 +357,7 @@ class Service final : public ::asio::execution_context::service {
   std::mutex m_;
   std::condition_variable changed_;
   OpBase* head_ = nullptr;
-  bool shutting_down_ = false;
+  std::atomic<bool> shutting_down_{false};  // written under m_
 };
 
 inline void Run::operator()() const noexcept {
@@ -418,6 +436,9 @@ class Await : public weft::detail::AsyncOp<Sched, Ops...> {
 
  public:
   using Base::Base;
+  // Resumed inside the initiating function: no attempt here (see AsyncOp::initiate).
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
   void await_resume() const noexcept {}
   using Base::end;
   using Base::result;
@@ -455,6 +476,12 @@ class Promise final : public OpBase {
   using Executor = ::asio::associated_executor_t<Handler, ::asio::system_executor>;
   using WorkExecutor = std::decay_t<decltype(::asio::prefer(
       std::declval<const Executor&>(), ::asio::execution::outstanding_work_t::tracked))>;
+  // What a step is posted to: never blocking, a continuation (see the top of this file).
+  // Made once: each require/prefer on a type-erased executor copies it, and each copy of
+  // a work-tracking executor counts the work again.
+  using PostExecutor = std::decay_t<decltype(::asio::prefer(
+      ::asio::require(std::declval<const WorkExecutor&>(), ::asio::execution::blocking.never),
+      ::asio::execution::relationship.continuation))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
@@ -467,8 +494,12 @@ class Promise final : public OpBase {
   Promise(Init& init, Rest&... /*make, finish*/)
       : OpBase(init.svc, &kHooks),
         handler_(std::move(init.handler)),
-        ex_(::asio::prefer(::asio::get_associated_executor(handler_, ::asio::system_executor()),
-                           ::asio::execution::outstanding_work_t::tracked)),
+        ex_(::asio::prefer(
+            ::asio::require(
+                ::asio::prefer(::asio::get_associated_executor(handler_, ::asio::system_executor()),
+                               ::asio::execution::outstanding_work_t::tracked),
+                ::asio::execution::blocking.never),
+            ::asio::execution::relationship.continuation)),
         sched_(this) {}
 
   // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
@@ -495,14 +526,16 @@ class Promise final : public OpBase {
   void return_void() const noexcept {}
   void unhandled_exception() const noexcept { std::terminate(); }  // drive() catches all
 
-  // After creation: the cancellation slot, then the first attempt (posted).
+  // After creation, in the initiating function: the cancellation slot, then the awaiter.
   void start(Service& svc) {
     slot_ = ::asio::get_associated_cancellation_slot(handler_);
     if (slot_.is_connected()) slot_.template emplace<OnCancel>(this);
     if (!svc.add(*this)) {
       if (slot_.is_connected()) slot_.clear();
       self_.destroy();
+      return;
     }
+    self_.resume();  // builds the awaiter, which registers or schedules its first attempt
   }
 
   Sched& sched() noexcept { return sched_; }
@@ -512,10 +545,13 @@ class Promise final : public OpBase {
   // itself; any other thread reads false (no step of this context runs during shutdown).
   bool is_aborting() const noexcept { return aborting_.load(std::memory_order_relaxed); }
 
-  void post() noexcept { ::asio::post(ex_, Run{this}); }
+  void post() noexcept { ::asio::execution::execute(ex_, Run{this}); }
 
   void arm(AsyncTimer& t) {
-    if (!timer_) timer_.emplace(::asio::any_io_executor(ex_));
+    if (!timer_) {
+      timer_.emplace(
+          ::asio::any_io_executor(::asio::prefer(ex_, ::asio::execution::relationship.fork)));
+    }
     timer_ctl_ = std::make_shared<TimerCtl>();
     timer_ctl_->t = &t;
     timer_->expires_at(t.deadline());
@@ -580,7 +616,7 @@ class Promise final : public OpBase {
   }
 
   Handler handler_;
-  WorkExecutor ex_;
+  PostExecutor ex_;  // tracks the work
   Sched sched_;
   Slot slot_;
   std::optional<Args> args_;

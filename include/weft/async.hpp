@@ -254,6 +254,20 @@ class AsyncWaitBase : public Waiter {
     return true;
   }
 
+  // The owner decided the round itself (or a decider came while it was arming) and must not
+  // carry on in its own call: it hands its continuation to the scheduler, as a decider would.
+  // The coroutine counts as suspended until the scheduler runs it.
+  void schedule_self() noexcept {
+    suspended_ = true;
+    // acq_rel, as owner_arrives(); a decider that arrived first sees kOwner only now and
+    // schedules nothing, so the owner does.
+    if ((gate_.fetch_or(kOwner, std::memory_order_acq_rel) & kDecider) != 0) {
+      schedule_(*this);
+    } else {
+      decider_arrives();  // the owner is the decider: the gate is now complete
+    }
+  }
+
   // The owner leaves a round that someone else decided, without being resumed: the decider
   // is told to schedule nothing, and its arrival is waited out.
   void owner_leaves() noexcept {
@@ -510,6 +524,54 @@ class AsyncOp : public AsyncWaitBase {
     }
   }
 
+ protected:
+  // Instead of await_ready()/await_suspend(), for an integration whose initiating call may
+  // neither complete the operation nor take anything (weft::asio: the handler must not run
+  // inside it, and a context destroyed before the completion runs must find nothing
+  // taken). Nothing is attempted here. When no source is ready, the operation registers
+  // and waits for a decider as after a failed attempt, so a waiting operation costs no
+  // extra scheduling; when one is ready (or a timeout is to be armed, which may throw),
+  // the first attempt is scheduled instead. The coroutine is suspended either way.
+  void initiate(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    arm_round();
+    if (!deadline_.is_never() || stop_requested()) {
+      first_attempt();
+      return;
+    }
+    std::size_t linked = 0;
+    Link last = Link::linked;
+    bool all = false;
+    try {
+      all = apply_ops(
+          [&](auto&... ops) { return link_all(nodes_, book_.position(), linked, last, ops...); });
+    } catch (...) {  // the scheduled attempt links again, and reports what it throws
+    }
+    if (!all) {
+      // Decide before unlinking, as run() does.
+      const bool withdrawn = abort(Decision::timed_out());
+      unlink_unclaimed(linked);
+      if (withdrawn) {
+        schedule_self();  // decided "timed out": the step makes one more attempt
+      } else if (arrive_or_suspend()) {
+        schedule_self();  // a claim raced the registrations and its decider came first
+      }
+      return;
+    }
+    arm_cancellation_on(*sched_);  // no timer: the stop callback only, which does not throw
+    // Suspended: wake-up sources are a notifier claiming one of the nodes and the stop
+    // callback; whichever decides the round arrives at the gate and schedules us.
+    if (arrive_or_suspend()) schedule_self();  // decided while we were arming
+  }
+
+ private:
+  // A round decided "timed out" at once: the scheduled step's decided() makes the attempt.
+  void first_attempt() noexcept {
+    abort(Decision::timed_out());
+    schedule_self();
+  }
+
+ public:
  protected:
   // For await_resume: the operation's exception, rethrown; the result (empty unless done).
   void rethrow_if_failed() const {
