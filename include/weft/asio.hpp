@@ -160,7 +160,6 @@ class OpBase {
 
  public:
   enum class State : std::uint8_t {
-    posting,  // schedule() is posting a step (next_: which); only run_step() may take it
     queued,   // a step is posted to the executor (next_: which)
     running,  // a step runs, or the awaiter is registered and waits for a decider
     pending,  // decided while the context shuts down: the service runs next_ itself
@@ -175,7 +174,7 @@ class OpBase {
   Service* svc_;
   OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
   OpBase* next_op_ = nullptr;
-  // run_step() and shutdown() take a step with a CAS; schedule() hands one over without
+  // run_step() and shutdown() take a queued step with a CAS; schedule() queues one without
   // the service's mutex unless the context is shutting down.
   std::atomic<State> state_{State::running};
   std::optional<AsyncResume> next_;    // the step to run (written by schedule())
@@ -236,21 +235,17 @@ class Service final : public ::asio::execution_context::service {
   // weft's Scheduler::schedule for the operation (a decider's wake step, any thread): posts
   // the step; never runs it here.
   void schedule(OpBase& op, AsyncResume f) noexcept {
-    op.next_ = f;  // published by the post, or to shutdown() by the state's store
+    op.next_ = f;  // published by the post, or to shutdown() under the mutex
+    // seq_cst, with shutdown()'s store of shutting_down_ and its load of posting_: either
+    // this sees the shutdown, or the shutdown waits for this post to be made.
+    posting_.fetch_add(1);
     if (!shutting_down_.load()) {
-      // posting: run_step() may take it, shutdown() may not (the post still uses op).
-      op.state_.store(OpBase::State::posting);
+      op.state_.store(OpBase::State::queued);
       op.post_step();
-      auto posting = OpBase::State::posting;
-      // The step already runs (and op may be gone): nothing more to do.
-      if (!op.state_.compare_exchange_strong(posting, OpBase::State::queued)) return;
-      // seq_cst, with the CAS above: a shutdown() that began meanwhile either sees the
-      // operation queued, or is seen here and told to look again. op is not touched now.
-      if (!shutting_down_.load()) return;
-      std::lock_guard<std::mutex> g(m_);
-      changed_.notify_all();
+      posting_.fetch_sub(1);  // the last access: op, and then the service, may be gone
       return;
     }
+    posting_.fetch_sub(1);  // op is listed: shutdown() waits for it below
     std::lock_guard<std::mutex> g(m_);
     op.state_ = OpBase::State::pending;
     changed_.notify_all();
@@ -259,10 +254,8 @@ class Service final : public ::asio::execution_context::service {
   // Run::operator(): on the executor. No lock: the post that queued the step published
   // next_, and the CAS decides between this and a shutdown() that runs the step itself.
   static void run_step(OpBase& op) noexcept {
-    auto s = op.state_.load();
-    do {
-      if (s != OpBase::State::queued && s != OpBase::State::posting) return;  // shutdown() ran it
-    } while (!op.state_.compare_exchange_weak(s, OpBase::State::running));
+    auto queued = OpBase::State::queued;
+    if (!op.state_.compare_exchange_strong(queued, OpBase::State::running)) return;
     std::optional<AsyncResume> f = op.next_;
     op.next_.reset();
     step(op, f);
@@ -304,7 +297,16 @@ class Service final : public ::asio::execution_context::service {
   void shutdown() override {
     std::unique_lock<std::mutex> g(m_);
     shutting_down_ = true;
-    while (head_ != nullptr) {
+    for (;;) {
+      // A schedule() that did not see shutting_down_ may still be posting (its op queued,
+      // the post not yet made): wait for it before running any step or returning.
+      // Wake-up source: that post's decrement, which is its last access (spin, yield).
+      while (posting_.load() != 0) {
+        g.unlock();
+        std::this_thread::yield();
+        g.lock();
+      }
+      if (head_ == nullptr) break;
       OpBase* ready = nullptr;
       OpBase* waiting = nullptr;
       for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
@@ -358,6 +360,7 @@ class Service final : public ::asio::execution_context::service {
   std::condition_variable changed_;
   OpBase* head_ = nullptr;
   std::atomic<bool> shutting_down_{false};  // written under m_
+  std::atomic<int> posting_{0};             // schedule() calls past their check of it
 };
 
 inline void Run::operator()() const noexcept {
@@ -474,14 +477,15 @@ struct ThisPromise {
 template <class Handler, class Args>
 class Promise final : public OpBase {
   using Executor = ::asio::associated_executor_t<Handler, ::asio::system_executor>;
-  using WorkExecutor = std::decay_t<decltype(::asio::prefer(
-      std::declval<const Executor&>(), ::asio::execution::outstanding_work_t::tracked))>;
-  // What a step is posted to: never blocking, a continuation (see the top of this file).
-  // Made once: each require/prefer on a type-erased executor copies it, and each copy of
-  // a work-tracking executor counts the work again.
+  // What a step is posted to: never blocking, a continuation (see the top of this file),
+  // counted as outstanding work. Made once per operation, the work counted last: each
+  // require/prefer copies a type-erased executor, and each copy of a work-tracking one
+  // counts the work again (an atomic increment, and a decrement when it goes).
   using PostExecutor = std::decay_t<decltype(::asio::prefer(
-      ::asio::require(std::declval<const WorkExecutor&>(), ::asio::execution::blocking.never),
-      ::asio::execution::relationship.continuation))>;
+      ::asio::prefer(
+          ::asio::require(std::declval<const Executor&>(), ::asio::execution::blocking.never),
+          ::asio::execution::relationship.continuation),
+      ::asio::execution::outstanding_work_t::tracked))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
@@ -494,12 +498,11 @@ class Promise final : public OpBase {
   Promise(Init& init, Rest&... /*make, finish*/)
       : OpBase(init.svc, &kHooks),
         handler_(std::move(init.handler)),
-        ex_(::asio::prefer(
-            ::asio::require(
-                ::asio::prefer(::asio::get_associated_executor(handler_, ::asio::system_executor()),
-                               ::asio::execution::outstanding_work_t::tracked),
-                ::asio::execution::blocking.never),
-            ::asio::execution::relationship.continuation)),
+        ex_(::asio::prefer(::asio::prefer(::asio::require(::asio::get_associated_executor(
+                                                              handler_, ::asio::system_executor()),
+                                                          ::asio::execution::blocking.never),
+                                          ::asio::execution::relationship.continuation),
+                           ::asio::execution::outstanding_work_t::tracked)),
         sched_(this) {}
 
   // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
