@@ -6,10 +6,33 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "weft/errors.hpp"
 
 namespace weft {
+
+namespace {
+
+// The barrier whose action runs on this thread (lock_ held), if any. The action may destroy
+// the frame of a coroutine waiting on that same barrier: its async_abandon() then already
+// holds lock_, and must not wait for it.
+thread_local const Barrier* t_in_action = nullptr;
+
+// Runs the action, with t_in_action naming the barrier meanwhile (restored on the way out:
+// an action may wait on another barrier, whose action runs here too).
+void run_action(const Barrier* b, const std::function<void()>& action) {
+  struct Scope {
+    explicit Scope(const Barrier* b) noexcept : prev(std::exchange(t_in_action, b)) {}
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    ~Scope() { t_in_action = prev; }
+    const Barrier* prev;
+  } scope(b);
+  action();
+}
+
+}  // namespace
 
 Barrier::Barrier(std::size_t parties, std::function<void()> action, SourceSite site)
     : parties_(parties), action_(std::move(action)) {
@@ -78,7 +101,7 @@ std::size_t Barrier::wait_impl(std::optional<Timeout> timeout, const std::stop_t
     std::size_t i = 0;
     for (Arrival* a = first_; a != nullptr; a = a->next) a->index = i++;
     try {
-      if (action_) action_();
+      if (action_) run_action(this, action_);
     } catch (...) {
       break_barrier();
       leave(me);
@@ -140,7 +163,7 @@ bool Barrier::async_step(AsyncArrival& a, bool stopped, detail::Deadline& wait_d
       for (Arrival* x = first_; x != nullptr; x = x->next) x->index = i++;
       a.arrived = false;  // it leaves below, whatever happens
       try {
-        if (action_) action_();
+        if (action_) run_action(this, action_);
       } catch (...) {
         break_barrier();
         leave(a.me);
@@ -177,9 +200,11 @@ bool Barrier::async_step(AsyncArrival& a, bool stopped, detail::Deadline& wait_d
 
 void Barrier::async_abandon(AsyncArrival& a) noexcept {
   if (!a.arrived) return;
+  // Inside this barrier's action, on the thread running it: lock_ is held here already.
+  const bool in_action = t_in_action == this;
   // Wake-up source: the release by the barrier's current holder (lock_ is held only for a
   // step of some wait, reset(), abort(), or the action): spin, then yield.
-  for (int i = 0; !lock_.try_lock(); ++i) {
+  for (int i = 0; !in_action && !lock_.try_lock(); ++i) {
     if (i < 64) {
       detail::cpu_relax();
     } else {
@@ -196,6 +221,7 @@ void Barrier::async_abandon(AsyncArrival& a) noexcept {
     } catch (...) {
     }
   }
+  if (in_action) return;  // the action's caller releases it
   try {
     lock_.release();
   } catch (...) {  // held by this call

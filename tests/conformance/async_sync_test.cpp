@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -753,6 +754,45 @@ TEST(AsyncBarrier, AStopRequestWithdrawsTheArrival) {
   EXPECT_EQ(b.wait(), 1u);
   s.run_pending();
   EXPECT_EQ(index, 0);
+}
+
+// The action runs with the barrier's lock held, and may destroy the frame of a coroutine
+// waiting on that same barrier: its arrival leaves the tripped cycle without waiting for the
+// lock (which the destroying thread holds), and the barrier opens for the next cycle.
+TEST(AsyncBarrier, AnActionMayDestroyAFrameWaitingOnTheBarrier) {
+  ManualScheduler s;
+  std::optional<Owned> victim;
+  int actions = 0;
+  weft::Barrier b(2, [&] {
+    ++actions;
+    victim.reset();  // suspended in async_wait(b): destroyed here
+  });
+  bool resumed = false;
+  auto co = [&]() -> Owned {
+    co_await weft::async_wait(b, s);
+    resumed = true;
+  };
+  victim.emplace(co());
+  EXPECT_EQ(b.n_waiting(), 1u);
+  std::atomic<bool> returned{false};
+  std::thread t([&] {
+    EXPECT_EQ(b.wait(), 1u);  // the last arrival: runs the action
+    returned = true;
+  });
+  ASSERT_TRUE(eventually([&] { return returned.load(); }));  // it used to spin for ever
+  t.join();
+  EXPECT_EQ(actions, 1);
+  EXPECT_FALSE(victim.has_value());
+  EXPECT_FALSE(resumed);
+  EXPECT_EQ(s.pending(), 0u);
+  EXPECT_EQ(b.n_waiting(), 0u);
+  EXPECT_FALSE(b.broken());
+  int index = -1;
+  barrier_party<Detached>(b, s, index);  // the next cycle: a coroutine and this thread
+  EXPECT_EQ(b.wait(), 1u);
+  s.run_pending();
+  EXPECT_EQ(index, 0);
+  EXPECT_EQ(actions, 2);
 }
 
 TEST(AsyncBarrier, AbortAndResetReachSuspendedCoroutines) {
