@@ -276,7 +276,7 @@ class Service final : public ::asio::execution_context::service {
     // after another was destroyed sees that destruction's count, or a later one).
     const std::uint64_t e = destroyed().load(std::memory_order_acquire);
     if (cache.ctx == &ctx && cache.epoch == e) return *cache.svc;
-    Service& svc = ::asio::use_service<Service>(ctx);
+    auto& svc = ::asio::use_service<Service>(ctx);
     cache = {&ctx, &svc, e};
     return svc;
   }
@@ -364,7 +364,7 @@ class Service final : public ::asio::execution_context::service {
 };
 
 inline void Run::operator()() const noexcept {
-  op->svc_->run_step(*op);
+  Service::run_step(*op);
 }
 
 // weft's TimedScheduler for one operation.
@@ -483,8 +483,8 @@ class Promise final : public OpBase {
   // counts the work again (an atomic increment, and a decrement when it goes).
   using PostExecutor = std::decay_t<decltype(::asio::prefer(
       ::asio::prefer(
-          ::asio::require(std::declval<const Executor&>(), ::asio::execution::blocking.never),
-          ::asio::execution::relationship.continuation),
+          ::asio::require(std::declval<const Executor&>(), ::asio::execution::blocking_t::never),
+          ::asio::execution::relationship_t::continuation),
       ::asio::execution::outstanding_work_t::tracked))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
@@ -500,8 +500,8 @@ class Promise final : public OpBase {
         handler_(std::move(init.handler)),
         ex_(::asio::prefer(::asio::prefer(::asio::require(::asio::get_associated_executor(
                                                               handler_, ::asio::system_executor()),
-                                                          ::asio::execution::blocking.never),
-                                          ::asio::execution::relationship.continuation),
+                                                          ::asio::execution::blocking_t::never),
+                                          ::asio::execution::relationship_t::continuation),
                            ::asio::execution::outstanding_work_t::tracked)),
         sched_(this) {}
 
@@ -553,7 +553,7 @@ class Promise final : public OpBase {
   void arm(AsyncTimer& t) {
     if (!timer_) {
       timer_.emplace(
-          ::asio::any_io_executor(::asio::prefer(ex_, ::asio::execution::relationship.fork)));
+          ::asio::any_io_executor(::asio::prefer(ex_, ::asio::execution::relationship_t::fork)));
     }
     timer_ctl_ = std::make_shared<TimerCtl>();
     timer_ctl_->t = &t;

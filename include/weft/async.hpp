@@ -551,11 +551,9 @@ class AsyncOp : public AsyncWaitBase {
       // Decide before unlinking, as run() does.
       const bool withdrawn = abort(Decision::timed_out());
       unlink_unclaimed(linked);
-      if (withdrawn) {
-        schedule_self();  // decided "timed out": the step makes one more attempt
-      } else if (arrive_or_suspend()) {
-        schedule_self();  // a claim raced the registrations and its decider came first
-      }
+      // Withdrawn: decided "timed out", and the step makes one more attempt. Otherwise a
+      // claim raced the registrations: its decider schedules us, unless it came first.
+      if (withdrawn || arrive_or_suspend()) schedule_self();
       return;
     }
     arm_cancellation_on(*sched_);  // no timer: the stop callback only, which does not throw
