@@ -867,7 +867,25 @@ struct DschedTask {
   };
 };
 
-// async_get(stop_token) racing put() and request_stop(): the item is got or stays queued.
+// weft::asio's way in (AsyncOp::initiate: register without trying, or schedule the first
+// attempt; an AsyncStop in place of a std::stop_token), as an awaiter.
+template <class... Ops>
+class InitiatedAwait : public weft::detail::AsyncOp<DschedScheduler, Ops...> {
+  using Base = weft::detail::AsyncOp<DschedScheduler, Ops...>;
+
+ public:
+  using Base::Base;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
+  auto await_resume() {
+    this->rethrow_if_failed();
+    return std::move(this->result());
+  }
+};
+
+// A coroutine's get racing put() and a stop request: the item is got or stays queued.
+// kInitiated false: async_get(stop_token). true: weft::asio's initiation and in-place stop.
+template <bool kInitiated>
 class AsyncQueueCancel : public dsched::Instance {
  public:
   void thread(int i) override {
@@ -878,7 +896,11 @@ class AsyncQueueCancel : public dsched::Instance {
       q.put(7);
     } else {
       stop_started = true;
-      dsched::request_stop(src);
+      if constexpr (kInitiated) {
+        inplace.request();
+      } else {
+        dsched::request_stop(src);
+      }
     }
   }
   void check() override {
@@ -888,11 +910,18 @@ class AsyncQueueCancel : public dsched::Instance {
   }
 
  private:
+  using Get = weft::detail::GetOp<weft::Queue<int>>;
   DschedTask consume() {
-    try {
-      got = co_await weft::async_get(q, sched, src.get_token()) == 7 ? 1 : 2;
-    } catch (const weft::Cancelled&) {
-      got = 0;
+    if constexpr (kInitiated) {
+      auto r = co_await InitiatedAwait<Get>(sched, false, weft::detail::Deadline::never(), &inplace,
+                                            Get(q));
+      got = r && std::get<0>(*r) == 7 ? 1 : r ? 2 : 0;
+    } else {
+      try {
+        got = co_await weft::async_get(q, sched, src.get_token()) == 7 ? 1 : 2;
+      } catch (const weft::Cancelled&) {
+        got = 0;
+      }
     }
     finished = true;
   }
@@ -900,6 +929,7 @@ class AsyncQueueCancel : public dsched::Instance {
   DschedScheduler sched;
   weft::Queue<int> q;
   std::stop_source src;
+  weft::detail::AsyncStop inplace;
   int got = -1;
   bool finished = false;
   bool stop_started = false;
@@ -1533,9 +1563,13 @@ const dsched::Register r11(make<SelectTwoQueues>(
 const dsched::Register r12(make<SelectMixedCancel>(
     "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
 
-const dsched::Register r12b(make<AsyncQueueCancel>(
+const dsched::Register r12b(make<AsyncQueueCancel<false>>(
     "async_queue_cancel",
     "a coroutine's async_get(stop_token) racing put() and request_stop(): exactly once", 3, 3000));
+const dsched::Register r12g(make<AsyncQueueCancel<true>>(
+    "async_initiate_stop",
+    "weft::asio's initiation (register, no attempt) and in-place stop racing put(): once", 3,
+    3000));
 const dsched::Register r12c(make<AsyncSemaphorePassOn>(
     "async_semaphore_pass_on",
     "release() racing the stop of one of two coroutine acquirers: the permit is never stranded", 3,
