@@ -127,7 +127,8 @@ class FifoStorage {
   template <class Out>
   PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
                          WakeBatch& woken) {
-    if constexpr (kRing && Out::kNothrow) {
+    static_assert(!kRing || Out::kNothrow, "a claimed ring position cannot be given back");
+    if constexpr (kRing) {
       if (ring_) return ring_->try_pop_many(out, max, done, notify, woken);
     }
     return locked_.try_pop_many(out, max, done, notify, woken);

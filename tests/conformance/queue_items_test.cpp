@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <type_traits>
@@ -28,6 +29,7 @@
 
 #include "queue_kinds.hpp"
 #include "sync_helpers.hpp"
+#include "weft/event.hpp"
 #include "weft/queue.hpp"
 #include "weft/select.hpp"
 
@@ -1116,6 +1118,109 @@ TEST(QueueBatches, RingPutManyWhoseConversionThrowsKeepsWhatWentIn) {
   src[2].boom = false;
   EXPECT_EQ(q.put_many(src.begin() + 2, src.end()), 2u);
   EXPECT_EQ(q.get_many(8), (std::vector<int>{1, 2, 3, 4}));
+}
+
+// An input iterator over ints that runs `on_advance(index)` in each ++, before it moves on:
+// an iterator that throws there, or a slow range.
+struct ScriptedIt {
+  using value_type = int;
+  using difference_type = std::ptrdiff_t;
+  const int* p = nullptr;
+  int index = 0;
+  std::function<void(int)>* on_advance = nullptr;
+  int operator*() const { return *p; }
+  ScriptedIt& operator++() {
+    if (on_advance != nullptr) (*on_advance)(index);
+    ++p;
+    ++index;
+    return *this;
+  }
+  void operator++(int) { ++*this; }
+  bool operator==(const ScriptedIt& o) const { return p == o.p; }
+};
+static_assert(std::input_iterator<ScriptedIt>);
+
+// Building an item throws in the middle of a range that is not contiguous (an iterator that
+// makes each item, as a view calling make_unique would): the items before it stay queued and
+// are counted, the call returns their count; the batch never reaches a state where it
+// cannot throw.
+struct MakingIt {
+  using value_type = IntPtr;
+  using difference_type = std::ptrdiff_t;
+  const int* p = nullptr;
+  IntPtr operator*() const {
+    if (*p == 2) throw Boom();
+    return std::make_unique<int>(*p);
+  }
+  MakingIt& operator++() {
+    ++p;
+    return *this;
+  }
+  void operator++(int) { ++p; }
+  bool operator==(const MakingIt& o) const { return p == o.p; }
+};
+static_assert(std::input_iterator<MakingIt>);
+
+TYPED_TEST(TaskItems, BatchFromAnIteratorThatThrowsKeepsWhatWentIn) {
+  const std::vector<int> ids = {0, 1, 2, 3};
+  const MakingIt end{ids.data() + ids.size()};
+  for (const std::ptrdiff_t maxsize : {0, 8}) {
+    auto q = make_queue<TypeParam, IntPtr>(maxsize);
+    EXPECT_EQ(q.put_many(MakingIt{ids.data()}, end), 2u) << maxsize;
+    EXPECT_EQ(q.qsize(), 2u);
+    EXPECT_EQ(q.unfinished_tasks(), 2u);
+    EXPECT_THROW((void)q.put_many(MakingIt{ids.data() + 2}, end), Boom);
+    EXPECT_EQ(q.qsize(), 2u);
+  }
+}
+
+// The iterator's ++ throws once an item is stored: that item is in the queue and counted,
+// as a task and in the returned count (a call that stored one does not throw).
+TYPED_TEST(TaskItems, BatchWhoseIteratorThrowsOnAdvanceCountsTheStoredItem) {
+  const std::vector<int> values = {10, 11, 12};
+  for (const std::ptrdiff_t maxsize : {0, 8}) {
+    for (int fail_at = 0; fail_at < 2; ++fail_at) {
+      auto q = make_queue<TypeParam, int>(maxsize);
+      std::function<void(int)> boom = [fail_at](int index) {
+        if (index == fail_at) throw Boom();
+      };
+      const ScriptedIt first{values.data(), 0, &boom};
+      const ScriptedIt last{values.data() + values.size(), 3, nullptr};
+      const auto stored = static_cast<std::size_t>(fail_at) + 1;
+      EXPECT_EQ(q.put_many(first, last), stored) << maxsize << " " << fail_at;
+      EXPECT_EQ(q.qsize(), stored);
+      EXPECT_EQ(q.unfinished_tasks(), stored);
+      for (std::size_t i = 0; i < stored; ++i) q.task_done();
+      EXPECT_THROW(q.task_done(), std::logic_error);
+    }
+  }
+}
+
+// A range read one item at a time wakes the getter of each item before it reads the next:
+// the caller's range may be slow, or wait for that getter.
+TEST(QueueBatches, EachGetterIsWokenBeforeTheRangeIsReadOn) {
+  for (const std::ptrdiff_t maxsize : {0, 8}) {
+    weft::Queue<int> q(maxsize);
+    weft::Event got_first;
+    std::atomic<int> first{-1};
+    Threads getter(1, [&](std::size_t) {
+      first = q.get();
+      got_first.set();
+    });
+    ASSERT_TRUE(weft_test::wait_blocked(getter.tids()));
+    bool woken_in_time = false;
+    std::function<void(int)> after = [&](int index) {
+      if (index == 0) woken_in_time = got_first.wait(30s);  // the getter has item 0 by now
+    };
+    const std::vector<int> values = {7, 8};
+    EXPECT_EQ(q.put_many(ScriptedIt{values.data(), 0, &after},
+                         ScriptedIt{values.data() + values.size(), 2, nullptr}),
+              2u);
+    getter.join();
+    EXPECT_TRUE(woken_in_time) << "maxsize " << maxsize << ": item 0's getter slept on";
+    EXPECT_EQ(first.load(), 7);
+    EXPECT_EQ(q.get(), 8);
+  }
 }
 
 // A comparator that throws in the middle of a batch: put_many keeps the items before it and

@@ -220,21 +220,14 @@ class Ring {
   // `done` has grown by the items pushed. The last stamp store is the last access to the
   // ring; the getters for the items are claimed before the first.
   template <class Feed>
-  PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify,
-                           WakeBatch& woken) noexcept(Feed::kNothrow) {
-    if constexpr (!Feed::kNothrow || !Feed::kSized) {
+  PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify, WakeBatch& woken) {
+    if constexpr (!Feed::kClaimRun) {
       // Each item built before its slot is claimed, one position at a time.
-      PushResult r = closed() ? PushResult::shut_down : PushResult::ok;
-      while (r == PushResult::ok && !feed.empty()) {
-        if (feed.with_next(
-                [&](T& item) { return (r = try_push(item, notify, woken)) == PushResult::ok; })) {
-          ++done;
-        }
-      }
-      return r;
+      return push_each(*this, feed, done, notify);
     } else {
-      const std::size_t want = feed.remaining();
+      const auto [items, want] = feed.run();  // may throw: nothing claimed yet
       Backoff backoff;
+      // relaxed: a guess, checked by the acquire stamp loads of scan() and by the CAS.
       std::uint64_t tail = tail_.load(std::memory_order_relaxed);
       std::size_t k = 0;
       for (;;) {
@@ -249,10 +242,10 @@ class Ring {
             return PushResult::full;
           }
           backoff.snooze();
-          tail = tail_.load(std::memory_order_relaxed);
+          tail = tail_.load(std::memory_order_relaxed);  // relaxed: a guess, as above
           continue;
         }
-        // seq_cst: see the header.
+        // seq_cst: see the header. relaxed on failure: the new guess is checked again.
         if (tail_.compare_exchange_weak(tail, position(count(tail) + k), std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
           break;
@@ -262,10 +255,9 @@ class Ring {
       // seq_cst flag load after the seq_cst CAS: the waiting handshake.
       if (notify != nullptr && notify->maybe_waiting()) [[unlikely]]
         notify->claim(woken, k);
-      // Lap by lap: within one, the positions and their slots are consecutive. The feed and
-      // the ring's constants are moved into locals: the release stores below would
-      // otherwise make the compiler reload them for every item.
-      Feed f = std::move(feed);
+      // Lap by lap: within one, the positions and their slots are consecutive. Only plain
+      // pointers and nothrow constructions run between the claim and the last publication.
+      auto item = items;
       const std::uint64_t skip = lap_unit_ - cap_;  // from one past the last index to index 0
       Slot* const slots = slots_.get();
       for (std::size_t left = k; left != 0;) {
@@ -274,17 +266,17 @@ class Ring {
         Slot* const end = slots + index + run;
         // Unrolled: the loop's own bookkeeping is then a fraction of an instruction per item.
 #pragma GCC unroll 4
-        for (Slot* slot = slots + index; slot != end; ++slot, ++tail) {
-          f.construct_next(slot->storage);
+        for (Slot* slot = slots + index; slot != end; ++slot, ++tail, ++item) {
+          Feed::construct_at(slot->storage, item);
           // release: publishes the item to the pop that acquires this stamp.
           slot->stamp.store(tail + 1, std::memory_order_release);
         }
         left -= run;
         if (index + run == cap_) tail += skip;
       }
-      feed = std::move(f);
       done += k;
-      return feed.empty() ? PushResult::ok : PushResult::full;
+      feed.advance(k);  // after the count: may throw (not for the usual iterators)
+      return k == want ? PushResult::ok : PushResult::full;
     }
   }
 
@@ -295,15 +287,19 @@ class Ring {
   PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
                          WakeBatch& woken) {
     static_assert(Out::kNothrow, "a claimed ring position cannot be given back");
+    if (max == 0) [[unlikely]]
+      return PopResult::ok;  // (scan() would find nothing to take, forever)
     Backoff backoff;
+    // relaxed: a guess, checked by the acquire stamp loads of scan() and by the CAS.
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     {
       // Room in `out` for what is queued now (may throw: nothing claimed yet); the claim
-      // below takes no more than that room. relaxed: a guess, as the loads at the top of
-      // try_push.
+      // below takes no more than that room. relaxed: a guess, as above (the two loads may
+      // be far apart: clamped to the capacity).
       const std::uint64_t t = count(tail_.load(std::memory_order_relaxed) & ~mark_);
       const std::uint64_t h = count(head);
-      const std::size_t queued = t > h ? static_cast<std::size_t>(t - h) : 1;
+      const std::size_t queued =
+          t > h ? static_cast<std::size_t>(std::min<std::uint64_t>(t - h, cap_)) : 1;
       max = std::min(max, out.prepare(std::min(max, queued)));
     }
     std::size_t k = 0;
@@ -319,10 +315,10 @@ class Ring {
           }
         }
         backoff.snooze();
-        head = head_.load(std::memory_order_relaxed);
+        head = head_.load(std::memory_order_relaxed);  // relaxed: a guess, as above
         continue;
       }
-      // seq_cst: see the header.
+      // seq_cst: see the header. relaxed on failure: the new guess is checked again.
       if (head_.compare_exchange_weak(head, position(count(head) + k), std::memory_order_seq_cst,
                                       std::memory_order_relaxed)) {
         break;

@@ -56,48 +56,99 @@ enum class PopResult { ok, empty, shut_down };  // shut_down: empty and closed
 
 // The items of a put_many: [it, end). An iterator whose reference is T&& (std::move_iterator)
 // gives items to move from (only once the storage took them); any other reference gives the
-// value a T is built from (a copy). The feed advances past an item only once it is stored.
+// value a T is built from (a copy). The caller counts an item as stored before it advances
+// the feed, so an iterator whose ++ throws cannot leave a stored item uncounted.
 template <class T, class It, class S>
 class BatchFeed {
   using Ref = std::iter_reference_t<It>;
+  // What the items are read through on the lock-free ring's claimed run: the iterator, or
+  // the one a std::move_iterator wraps.
+  template <class I>
+  struct Base {
+    using type = I;
+  };
+  template <class B>
+  struct Base<std::move_iterator<B>> {
+    using type = B;
+  };
+  using BaseIt = typename Base<It>::type;
 
  public:
   // Whether the items are moved from (else a T is built from each).
   static constexpr bool kMoves = std::is_same_v<Ref, T&&>;
-  // Whether a T can be built in place from an item without throwing (the ring claims its
-  // slots before it builds the items in them).
-  static constexpr bool kNothrow =
-      kMoves ? std::is_nothrow_move_constructible_v<T> : std::is_nothrow_constructible_v<T, Ref>;
-  static constexpr bool kSized = std::sized_sentinel_for<S, It>;
+  // Whether the ring may claim slots for a run of items before it builds them: only when
+  // nothing between the claim and the last publication can throw or wait on the caller.
+  // The items are then read through plain pointers (a contiguous range of known size), and
+  // a T is built from each without throwing; any other range goes one item at a time, each
+  // built before its slot is claimed.
+  static constexpr bool kClaimRun =
+      std::contiguous_iterator<BaseIt> && std::sized_sentinel_for<S, It> &&
+      (kMoves ? std::is_nothrow_move_constructible_v<T> : std::is_nothrow_constructible_v<T, Ref>);
 
   BatchFeed(It it, S end) : it_(std::move(it)), end_(std::move(end)) {}
   bool empty() const { return it_ == end_; }
-  std::size_t remaining() const requires kSized { return static_cast<std::size_t>(end_ - it_); }
-  // Builds a T from the current item at `where`, and advances.
-  void construct_next(void* where) noexcept(kNothrow) {
-    ::new (where) T(static_cast<Ref>(*it_));
-    ++it_;
+  // For kClaimRun: the items left, as a pointer and a count (read before anything is
+  // claimed: may throw).
+  auto run() const requires kClaimRun {
+    const auto n = static_cast<std::size_t>(end_ - it_);
+    if constexpr (std::is_same_v<It, BaseIt>) {
+      return std::pair{std::to_address(it_), n};
+    } else {
+      return std::pair{std::to_address(it_.base()), n};
+    }
+  }
+  // Builds a T at `where` from the item at `p` (a pointer from run()).
+  template <class P>
+  static void construct_at(void* where, P p) noexcept requires kClaimRun {
+    if constexpr (std::is_same_v<It, BaseIt>) {
+      ::new (where) T(*p);  // from Ref, an lvalue
+    } else {
+      ::new (where) T(std::move(*p));  // from Ref, the move_iterator's rvalue
+    }
   }
   // Calls f(T&) with the current item (moved from only if f stores it) or with a T built
-  // from it; advances iff f returns true.
+  // from it; returns what f returned. Does not advance.
   template <class F>
   bool with_next(F&& f) {
-    bool stored;
     if constexpr (kMoves) {
       T&& item = *it_;
-      stored = f(static_cast<T&>(item));
+      return f(static_cast<T&>(item));
     } else {
       T item(*it_);
-      stored = f(item);
+      return f(item);
     }
-    if (stored) ++it_;
-    return stored;
+  }
+  void advance() { ++it_; }
+  void advance(std::size_t n) {
+    std::ranges::advance(it_, static_cast<std::iter_difference_t<It>>(n));
   }
 
  private:
   It it_;
   S end_;
 };
+
+// A put_many's items one at a time through the storage's own try_push, for a range the
+// storage cannot take as one run (BatchFeed::kClaimRun false): each item is built before the
+// storage is touched, and its getter is woken before the caller's range is read again (the
+// range may be slow, throw, or use the queue itself).
+template <class Storage, class Feed>
+PushResult push_each(Storage& storage, Feed& feed, std::size_t& done, FlagSource* notify) {
+  PushResult r = storage.closed() ? PushResult::shut_down : PushResult::ok;
+  while (r == PushResult::ok && !feed.empty()) {
+    bool stored = false;
+    {
+      WakeBatch woken;  // wakes at the end of this scope, after the item's last access
+      stored = feed.with_next([&](auto& item) {
+        return (r = storage.try_push(item, notify, woken)) == PushResult::ok;
+      });
+    }
+    if (!stored) break;
+    ++done;  // counted before the feed advances (its ++ may throw)
+    feed.advance();
+  }
+  return r;
+}
 
 // Where a get_many's items go: appended to a vector (after a reserve, so that the ring's
 // appends cannot throw), or written through an output iterator.
@@ -125,8 +176,10 @@ class IteratorOut {
   explicit IteratorOut(Out out) noexcept(std::is_nothrow_move_constructible_v<Out>)
       : out_(std::move(out)) {}
   std::size_t prepare(std::size_t) noexcept { return static_cast<std::size_t>(-1); }
+  // The ring holds the iterator in a local while it empties a claimed run: its moves count.
   static constexpr bool kNothrow =
-      noexcept(*std::declval<Out&>() = std::declval<T&&>())&& noexcept(++std::declval<Out&>());
+      noexcept(*std::declval<Out&>() = std::declval<T&&>())&& noexcept(++std::declval<Out&>()) &&
+      std::is_nothrow_move_constructible_v<Out> && std::is_nothrow_move_assignable_v<Out>;
   void operator()(T&& item) noexcept(kNothrow) {
     *out_ = std::move(item);
     ++out_;
@@ -359,6 +412,8 @@ class LockedStorage {
   // for the items pushed are claimed inside the critical section (see try_push).
   template <class Feed>
   PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify, WakeBatch& woken) {
+    // Only a contiguous range of nothrow-built items is read under the lock.
+    if constexpr (!Feed::kClaimRun) return push_each(*this, feed, done, notify);
     WordLockGuard g(lock_);
     if (closed_) return PushResult::shut_down;
     // Publishes what was pushed, also when an item throws: declared after the guard, so it
@@ -370,7 +425,8 @@ class LockedStorage {
         items_.push(item, pushed_count_ + publish.n);
         return true;
       });
-      ++publish.n;
+      ++publish.n;  // stored: counted before the feed advances (its ++ may throw)
+      feed.advance();
     }
     return PushResult::ok;
   }
