@@ -332,9 +332,13 @@ class BasicQueue {
   }
 
   // ---- batches: put_many, get_many --------------------------------------------------------
-  // One call moves many items: a lock-free ring claims the positions of a whole batch with
-  // one atomic operation, a locked queue takes its lock once per batch, and a batch of k
-  // items wakes up to k waiters of the other side (after its last access to the queue).
+  // One call moves many items. From a contiguous range of items that a T is built from
+  // without throwing (a vector's or an array's, or move iterators over one), a lock-free
+  // ring claims the positions of a whole batch with one atomic operation and a locked queue
+  // takes its lock once. Any other range goes in one item at a time: each item built before
+  // the queue is touched, its getter woken before the range is read again (so the range may
+  // be slow, throw, or use the queue). A batch of k items wakes up to k waiters of the other
+  // side (after its last access to the queue).
   //
   // put_many(items) takes an input range, put_many(first, last) iterators. A T is built from
   // each item: a copy, or a move when the iterator yields T&& (std::make_move_iterator,
@@ -404,8 +408,9 @@ class BasicQueue {
     return put_many_impl(std::move(first), std::move(last), Deadline::poll(), nullptr);
   }
 
-  // get_many(n) returns 1..n items in get order, as many as are queued up to n: it waits for
-  // the first item only. get_many(out, n) appends them to a std::vector<T>& (reusing its
+  // get_many(n) returns 1..n items in get order, as many as are queued up to n (on the
+  // lock-free ring: those whose puts have finished, up to the first still in progress): it
+  // waits for the first item only. get_many(out, n) appends them to a std::vector<T>& (reusing its
   // capacity) or writes them through an output iterator, and returns how many. n == 0 throws
   // std::invalid_argument. Each item got is one task for task_done(), as for get().
   //
