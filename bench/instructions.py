@@ -44,7 +44,7 @@ def main():
     ap.add_argument("binary", help="weft_bench")
     ap.add_argument("specs", nargs="*", default=DEFAULT, help="WORKLOAD:N")
     ap.add_argument("--contender", default="weft")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # --contender before or after the specs
     status = 0
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.specs:
