@@ -411,6 +411,7 @@ class AsyncStop {
   // Requests the stop (once; later calls do nothing) and aborts the round of the attached
   // awaiter, if any, here.
   void request() noexcept {
+    // relaxed: the first guess of the CAS below, which orders what it must.
     std::uint32_t s = s_.load(std::memory_order_relaxed);
     std::uint32_t next = 0;
     do {

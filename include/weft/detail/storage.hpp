@@ -518,6 +518,7 @@ class LockedStorage {
     ~BatchPublish() {
       if (n == 0) return;
       if (notify != nullptr && notify->maybe_waiting()) notify->claim(woken, n);
+      // relaxed: a snapshot for qsize(), as in try_push; the lock orders everything else.
       s.size_.store(s.items_.size(), std::memory_order_relaxed);
       if (pushing) {
         s.pushed_count_ += n;
