@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Torture: long mixed workloads over every queue kind. Producers put with every put form
-// (blocking, timed, nowait, try, stop_token), consumers get with every get form and select,
+// (blocking, timed, nowait, try, stop_token) and put_many, consumers get with every get form,
+// get_many and select (of a get or a get_many),
 // a joiner waits in join() (timed, untimed, cancellable), a canceller fires stop requests at
 // random workers, and the main thread shuts the queue down in the middle (shutdown(false) or
 // shutdown(true), alternately). Every item is accounted for: each id is got exactly once,
@@ -99,6 +100,7 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
   const long quota = weft_test::scaled_count(static_cast<long>(weft_test::scaled(30000, 1500)));
   ASSERT_LT(quota, 1L << kIdBits);
   long items_moved = 0, puts_failed = 0, gets_failed = 0, stops_fired = 0;
+  std::atomic<long> batch_puts{0}, batch_gets{0};  // items through put_many / get_many
 
   for (int round = 0; round < 4; ++round) {
     const bool immediate = round % 2 == 1;
@@ -130,11 +132,57 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
         bool shut = false;
         while (seq < quota && !shut) {
           const int id = (p << kIdBits) | static_cast<int>(seq);
-          if (!item) item.emplace(id);
           const auto timeout = std::chrono::microseconds(rng() % 200);
+          const unsigned op = rng() % 10;
+          if (op >= 8 && !item) {
+            // A batch of the next 1..5 ids: the items put are the first n; the rest stay
+            // with us, not moved from, as does the whole batch when put_many throws.
+            const long b = std::min<long>(1 + static_cast<long>(rng() % 5), quota - seq);
+            std::vector<Item> batch;
+            for (long k = 0; k < b; ++k) batch.emplace_back(id + static_cast<int>(k));
+            auto first = std::make_move_iterator(batch.begin());
+            auto last = std::make_move_iterator(batch.end());
+            std::size_t n = 0;
+            try {
+              switch (rng() % 4) {
+                case 0:
+                  n = q->put_many(first, last);
+                  break;
+                case 1:
+                  n = q->put_many(first, last, timeout);
+                  break;
+                case 2:
+                  n = q->put_many_nowait(first, last);
+                  break;
+                default:
+                  n = q->put_many(first, last, cancel[w].token());
+                  break;
+              }
+            } catch (const weft::Full&) {
+            } catch (const weft::Cancelled&) {
+            } catch (const weft::ShutDown&) {
+              shut = true;
+            }
+            EXPECT_LE(n, batch.size());
+            for (std::size_t k = n; k < batch.size(); ++k) {
+              EXPECT_EQ(static_cast<int>(batch[k]), id + static_cast<int>(k))
+                  << "put_many took an item it did not count";
+            }
+            for (std::size_t k = 0; k < n; ++k) put_ok[w].add(id + static_cast<int>(k));
+            seq += static_cast<long>(n);
+            batch_puts += static_cast<long>(n);
+            if (n == 0) failed_puts.fetch_add(1, std::memory_order_relaxed);
+            if (n < batch.size()) {
+              if constexpr (kTasks) {
+                if (q->is_shutdown()) shut = true;
+              }
+            }
+            continue;
+          }
+          if (!item) item.emplace(id);
           bool ok = false;
           try {
-            switch (rng() % 8) {
+            switch (op % 8) {
               case 0:
                 q->put(std::move(*item));
                 ok = true;
@@ -187,12 +235,27 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
         if (--producers_left == 0) producers_done_flag = true;
       } else if (w < joiner) {
         const std::size_t c = w - kProducers;
+        // One item got: false once this consumer took its end marker (SimpleQueue).
+        auto take = [&](Item&& item) {
+          const int id = static_cast<int>(item);
+          if (id < 0) {  // SimpleQueue's end marker
+            ++poison_got;
+            return false;
+          }
+          EXPECT_EQ(seen[index_of(id)].fetch_add(1), 0) << "item " << id << " got twice";
+          got[c].add(id);
+          consumed.fetch_add(1, std::memory_order_relaxed);
+          if constexpr (kTasks) q->task_done();
+          return true;
+        };
         for (;;) {
           std::optional<Item> item;
+          std::vector<Item> many;
           bool shut = false;
           const auto timeout = std::chrono::microseconds(rng() % 200);
+          const std::size_t n = 1 + rng() % 4;
           try {
-            switch (rng() % 9) {
+            switch (rng() % 12) {
               case 0:
                 item.emplace(q->get());
                 break;
@@ -217,7 +280,7 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
               case 7:
                 item.emplace(q->get(1ms, cancel[w].token()));
                 break;
-              default: {
+              case 8: {
                 auto r = weft::select_for(timeout, cancel[w].token(), weft::get(*q));
                 if (r) {
                   auto& got_item = std::get<0>(*r);
@@ -229,6 +292,20 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
                 }
                 break;
               }
+              case 9:
+                many = q->get_many(n, timeout);
+                break;
+              case 10:
+                (void)q->get_many(many, n, cancel[w].token());
+                break;
+              default: {
+                auto r = weft::select_for(timeout, cancel[w].token(), weft::get_many(*q, n));
+                if (r) {
+                  many = std::move(std::get<0>(*r));
+                  if (many.empty()) shut = true;  // shut down and drained
+                }
+                break;
+              }
             }
           } catch (const weft::Empty&) {
           } catch (const weft::Cancelled&) {
@@ -236,15 +313,23 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
             shut = true;
           }
           if (item) {
-            const int id = static_cast<int>(*item);
-            if (id < 0) {  // SimpleQueue's end marker
-              ++poison_got;
-              return;
+            if (!take(std::move(*item))) return;
+            continue;
+          }
+          if (!many.empty()) {
+            EXPECT_LE(many.size(), n);
+            batch_gets += static_cast<long>(many.size());
+            bool ended = false;
+            for (Item& i : many) {
+              if (!ended) {
+                ended = !take(std::move(i));
+              } else {
+                // A second end marker in one batch belongs to another consumer: back it goes.
+                EXPECT_LT(static_cast<int>(i), 0) << "an item after the end marker";
+                q->put(std::move(i));
+              }
             }
-            EXPECT_EQ(seen[index_of(id)].fetch_add(1), 0) << "item " << id << " got twice";
-            got[c].add(id);
-            consumed.fetch_add(1, std::memory_order_relaxed);
-            if constexpr (kTasks) q->task_done();
+            if (ended) return;
             continue;
           }
           failed_gets.fetch_add(1, std::memory_order_relaxed);
@@ -352,6 +437,11 @@ TYPED_TEST(QueueTorture, MixedWorkloadLosesNothing) {
   weft_test::report_figure("torture_failed_puts", puts_failed);
   weft_test::report_figure("torture_failed_gets", gets_failed);
   weft_test::report_figure("torture_stops_fired", stops_fired);
+  weft_test::report_figure("torture_batch_puts", batch_puts.load());
+  weft_test::report_figure("torture_batch_gets", batch_gets.load());
+  // The batch paths ran (a fifth of the operations pick one; 0 means they were skipped).
+  EXPECT_GT(batch_puts.load(), 0);
+  EXPECT_GT(batch_gets.load(), 0);
 }
 
 }  // namespace
