@@ -54,6 +54,13 @@ mutants=(
   "morph_lost|src/lock.cpp|s/      woken.take_from\(deferred_\);\n      state\(\).fetch_and/      state().fetch_and/|condition_notify,condition_lifetime"
   # Lost decision: the owner returns on a claim before the waker's NOTIFIED (I2 broken).
   "no_wait_notified|src/parker.cpp|s/const Deadline d = undecided\(v\) \? deadline : Deadline::never\(\);/if (!undecided(v)) return v;\n    const Deadline d = deadline;/|event_13502,condition_notify"
+  # A batch get frees k slots but wakes one putter: the others wait for room that is there.
+  "batch_pop_wakes_one|include/weft/detail/ring.hpp|s/notify->claim\(woken, k\);\n    \/\/ Lap by lap, with locals/notify->claim(woken, 1);\n    \/\/ Lap by lap, with locals/|queue_batch_frees_room"
+  # A batch put publishes k items but wakes one getter.
+  "batch_push_wakes_one|include/weft/detail/ring.hpp|s/notify->claim\(woken, k\);\n      \/\/ Lap by lap: within one/notify->claim(woken, 1);\n      \/\/ Lap by lap: within one/|queue_batch_feeds_getters"
+  # A batch's scan checks only the first slot of each run: it claims a slot whose push (or
+  # pop) is still in flight.
+  "batch_scan_first_only|include/weft/detail/ring.hpp|s/if \(slot\[j\].stamp.load\(std::memory_order_acquire\) != first \+ j\)/if (j == 0 \&\& slot[j].stamp.load(std::memory_order_acquire) != first + j)/|queue_batches"
 )
 
 # A mutant that does not parse (a '|' inside the substitution must be written \x7c), names

@@ -1515,6 +1515,57 @@ class QueueBatches : public dsched::Instance {
   std::vector<int> got[2];
 };
 
+// One batch must wake every waiter it makes ready: a get_many(2) from a full ring(2) frees
+// room for both blocked putters (Put = false); a put_many of 2 into an empty ring(4) feeds both
+// blocked getters (Put = true). A waiter left blocked with its room or item there is a
+// deadlock.
+template <bool Put>
+class QueueBatchWakesAll : public dsched::Instance {
+ public:
+  QueueBatchWakesAll() {
+    if constexpr (!Put) {
+      q.put_nowait(1);
+      q.put_nowait(2);
+    }
+  }
+  void thread(int i) override {
+    if (i < 2) {
+      if constexpr (Put) {
+        got[i] = q.get();
+      } else {
+        q.put(10 + i);
+      }
+    } else if constexpr (Put) {
+      const std::vector<int> items = {10, 11};
+      const std::size_t n = q.put_many(items);
+      dsched::check(n == 2, "put_many returned " + str(static_cast<long>(n)));
+    } else {
+      batch = q.get_many(2);
+    }
+  }
+  void check() override {
+    if constexpr (Put) {
+      dsched::check(std::min(got[0], got[1]) == 10 && std::max(got[0], got[1]) == 11,
+                    "getters got " + str(got[0]) + " and " + str(got[1]));
+    } else {
+      dsched::check(batch == std::vector<int>{1, 2},
+                    "get_many(2) from a full queue got " + str(static_cast<long>(batch.size())));
+      const int a = q.get_nowait();
+      const int b = q.get_nowait();
+      dsched::check(std::min(a, b) == 10 && std::max(a, b) == 11, "the puts were lost");
+    }
+    dsched::check(q.qsize() == 0, "items left in the queue");
+    auto& core = weft::detail::SelectAccess::core(q);
+    check_waitqueue_quiet(core.not_empty(), "not_empty");
+    check_waitqueue_quiet(core.not_full(), "not_full");
+  }
+
+ private:
+  weft::Queue<int> q{Put ? 4 : 2};
+  int got[2] = {-1, -1};
+  std::vector<int> batch;
+};
+
 template <class T>
 dsched::Scenario make(std::string name, std::string what, int threads, int runs,
                       double event_rate = -1) {
@@ -1619,5 +1670,11 @@ const dsched::Register r23(make<QueueBatches<weft::Queue<int>>>(
 const dsched::Register r24(make<QueueBatches<weft::LifoQueue<int>>>(
     "lifo_batches", "LifoQueue(3): the same batches over the locked storage: exactly-once", 5,
     1000));
+const dsched::Register r25(make<QueueBatchWakesAll<false>>(
+    "queue_batch_frees_room", "get_many(2) from a full ring(2) wakes both blocked putters", 3,
+    1000));
+const dsched::Register r26(make<QueueBatchWakesAll<true>>(
+    "queue_batch_feeds_getters", "put_many of 2 into an empty ring(4) wakes both blocked getters",
+    3, 1000));
 
 }  // namespace
