@@ -69,12 +69,13 @@ void flush() {
 }
 
 // What the server did since the last flush(), per item (INFO commandstats). Only the
-// commands clients send count: Redis 7 also lists the commands a script calls, whose time
-// the script's own (evalsha) line already includes.
+// commands clients send count: Redis 7 also lists the commands a script or function calls,
+// whose time the script's own line (evalsha, fcall) already includes.
 ServerCost server_cost(std::int64_t items) {
-  static constexpr std::array<const char*, 8> kTopLevel = {
-      "cmdstat_evalsha:", "cmdstat_script|load:", "cmdstat_ping:",  "cmdstat_blpop:",
-      "cmdstat_blmove:",  "cmdstat_lpush:",       "cmdstat_brpop:", "cmdstat_rpop:"};
+  static constexpr std::array<const char*, 10> kTopLevel = {
+      "cmdstat_evalsha:", "cmdstat_script|load:", "cmdstat_fcall:",  "cmdstat_function|load:",
+      "cmdstat_ping:",    "cmdstat_blpop:",       "cmdstat_blmove:", "cmdstat_lpush:",
+      "cmdstat_brpop:",   "cmdstat_rpop:"};
   redisContext* c = connect_bare();
   auto* r = static_cast<redisReply*>(redisCommand(c, "INFO commandstats"));
   ServerCost cost;
@@ -87,7 +88,8 @@ ServerCost server_cost(std::int64_t items) {
     const double n = std::strtod(calls + 6, nullptr);
     cost.usec += std::strtod(usec + 6, nullptr);
     cost.commands += n;
-    if (std::strcmp(name, "cmdstat_evalsha:") == 0) cost.scripts += n;
+    if (std::strcmp(name, "cmdstat_evalsha:") == 0 || std::strcmp(name, "cmdstat_fcall:") == 0)
+      cost.scripts += n;
     if (name[8] == 'b') cost.waits += n;  // blpop, blmove, brpop
   }
   freeReplyObject(r);

@@ -5,11 +5,11 @@
 #
 #   bash scripts/redis_script_cost.sh [N]      (N commands per measurement, default 500)
 #
-# Prints, per command: PING, LPUSH, RPOP and an empty script (the floors), weft's put, get
-# and get carrying one acknowledgement (the consumer loop's script), and the cost of each
-# redis.call the hot paths make (ten in one script, minus the empty script, over ten).
-# The scripts are read from src/redis/scripts.hpp. Needs valgrind, redis-server,
-# redis-benchmark, python3.
+# Prints, per command: PING, LPUSH, RPOP, an empty EVALSHA script and an empty function (the
+# floors), weft's put, get and get carrying one acknowledgement (the consumer loop's call),
+# and the cost of each redis.call the hot paths make (ten in one function, minus the empty
+# function, over ten). The library is read from src/redis/scripts.hpp. Needs valgrind,
+# redis-server, redis-benchmark, python3.
 set -euo pipefail
 
 # shellcheck source=scripts/common.sh
@@ -26,19 +26,18 @@ server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$dir"' EXIT
 weft_wait_redis "$S" 600  # valgrind starts slowly
 
+# The library with version "c": functions weft_c_put, weft_c_get ...
 python3 - "$dir" <<'EOF'
 import re, sys
 src = open('src/redis/scripts.hpp').read()
-body = dict(re.findall(r'inline constexpr const char\* (k\w+) = R"LUA\((.*?)\)LUA";', src, re.S))
-for name in ('kInit', 'kPut', 'kGet'):
-    open(f'{sys.argv[1]}/{name}.lua', 'w').write(body['kPrelude'] + body[name])
+lib = re.search(r'inline constexpr const char\* kLibrary = R"LUA\((.*?)\)LUA";', src, re.S).group(1)
+open(f'{sys.argv[1]}/lib.lua', 'w').write(lib.replace('@V@', 'c'))
 EOF
 
 cli() { redis-cli -s "$S" "$@"; }
-# The server's timer (hz 1) and its sampling of keys with an expiry (the put ids') run by the
-# clock, not per command: off, so that the counts do not depend on how long a run takes.
+# The server's timer (hz 1) and its sampling of keys with an expiry (the put records') run by
+# the clock, not per command: off, so that the counts do not depend on how long a run takes.
 cli DEBUG SET-ACTIVE-EXPIRE 0 >/dev/null
-load() { cli SCRIPT LOAD "$(cat "$1")"; }
 # Instructions of the server per command while `$@` runs N times (commands from stdin when
 # the first argument is "-": one command per line, sent one at a time like a client does).
 count() {
@@ -51,13 +50,13 @@ count() {
   f="$(ls -t "$dir"/cg.out* | head -1)"
   echo $(($(awk '/^(summary|totals):/ {print $2; exit}' "$f") / N))
 }
-A=(1 'weft:{b}:meta' 'weft:{b}:' sessA 30000)
-init=$(load "$dir/kInit.lua")
-put=$(load "$dir/kPut.lua")
-get=$(load "$dir/kGet.lua")
-empty=$(cli SCRIPT LOAD "return 1")
-fresh() { cli FLUSHALL >/dev/null; cli EVALSHA "$init" "${A[@]}" fifo 0 >/dev/null; }
+cli FUNCTION LOAD REPLACE "$(cat "$dir/lib.lua")" >/dev/null
+A=(1 'weft:{b}:meta' sessA f0)
+fresh() { cli FLUSHALL >/dev/null; cli FCALL weft_c_init "${A[@]}" 30000 >/dev/null; }
 row() { printf '| %s | %s |\n' "$1" "$2"; }
+empty=$(cli SCRIPT LOAD "return 1")
+cli FUNCTION LOAD REPLACE "#!lua name=cost_empty
+redis.register_function('cost_empty', function(keys, args) return 1 end)" >/dev/null
 
 echo "| command (redis-benchmark, 1 client, $N each) | server instructions |"
 echo "|---|---:|"
@@ -65,35 +64,37 @@ fresh
 row "PING" "$(count PING)"
 row "LPUSH" "$(count LPUSH bare payload12345678)"
 row "RPOP" "$(count RPOP bare)"
-row "EVALSHA of \`return 1\` with put's 12 arguments" \
-  "$(count EVALSHA "$empty" "${A[@]}" 3600000 0 s1 p__rand_int__ 0 payload12345678 0)"
-row "weft put" "$(count EVALSHA "$put" "${A[@]}" 3600000 0 s1 p__rand_int__ 0 payload12345678 0)"
-row "weft get" "$(count EVALSHA "$get" "${A[@]}" s1 r__rand_int__ 1 0 0)"
+row "EVALSHA of \`return 1\` with put's 8 arguments" \
+  "$(count EVALSHA "$empty" "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
+row "FCALL of an empty function with put's 8 arguments" \
+  "$(count FCALL cost_empty "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
+row "weft put" "$(count FCALL weft_c_put "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
+row "weft get" "$(count FCALL weft_c_get "${A[@]}" 30000 s1 r__rand_int__ 1 -)"
 # A get that carries the acknowledgement of the previous item, one at a time as a consumer
 # sends it, less a PING sent the same way (the round trip's own cost).
 fresh
-for i in $(seq 1 $((N + 1))); do echo "EVALSHA $put ${A[*]} 3600000 0 s1 p$i 0 x 0"; done | cli >/dev/null
-cli EVALSHA "$get" "${A[@]}" s1 r0 1 0 0 >/dev/null
-acked=$(for i in $(seq 1 "$N"); do printf 'EVALSHA %s %s s1 r%d 1 0 0 %016d@sessA\n' "$get" "${A[*]}" "$i" "$i"; done | count -)
+for i in $(seq 1 $((N + 1))); do echo "FCALL weft_c_put ${A[*]} s1 p$i 0 x"; done | cli >/dev/null
+cli FCALL weft_c_get "${A[@]}" 30000 s1 r0 1 - >/dev/null
+acked=$(for i in $(seq 1 "$N"); do printf 'FCALL weft_c_get %s 30000 s1 r%d 1 - %016d@sessA\n' "${A[*]}" "$i" "$i"; done | count -)
 ping=$(for _ in $(seq 1 "$N"); do echo PING; done | count -)
 row "weft get + the previous item's ack" "$((acked - ping))"
 
 echo
-echo "| redis.call in a script (x10, less the empty script, /10) | server instructions |"
+echo "| redis.call in a function (x10, less the empty function, /10) | server instructions |"
 echo "|---|---:|"
 fresh
 cli ZADD 'weft:{b}:clients' 9999999999999 sessA >/dev/null
-base=$(count EVALSHA "$empty" "${A[@]}")
+base=$(count FCALL cost_empty "${A[@]}")
 call() {
-  local sha
-  sha=$(cli SCRIPT LOAD "for i = 1, 10 do $2 end return 1")
-  row "$1" "$((($(count EVALSHA "$sha" "${A[@]}") - base) / 10))"
+  cli FUNCTION LOAD REPLACE "#!lua name=cost_call
+redis.register_function('cost_call', function(keys, args) for i = 1, 10 do $2 end return 1 end)" >/dev/null
+  row "$1" "$((($(count FCALL cost_call "${A[@]}") - base) / 10))"
 }
 m="string.format('%016d', math.random(1000000000))"
-call "HMGET meta maxsize sd kind (every script)" "redis.call('HMGET', KEYS[1], 'maxsize', 'sd', 'kind')"
-call "HGET pr (put: idempotent retry)" "redis.call('HGET', 'weft:{b}:pr:sessA', 's1')"
+call "HGET meta sd (slow paths only)" "redis.call('HGET', keys[1], 'sd')"
+call "HGET pr (put: idempotent retry; a retry only)" "redis.call('HGET', 'weft:{b}:pr:sessA', 's1')"
 call "HSET pr (put: idempotent retry)" "redis.call('HSET', 'weft:{b}:pr:sessA', 's1', 'p1 1')"
-call "HINCRBY meta seq (put: order)" "redis.call('HINCRBY', KEYS[1], 'seq', 1)"
+call "HINCRBY meta seq (put: order, and shutdown)" "redis.call('HINCRBY', keys[1], 'seq', '1')"
 call "ZADD ready (put)" "redis.call('ZADD', 'weft:{b}:ready', 0, $m)"
 call "HSET items (put: payload)" "redis.call('HSET', 'weft:{b}:items', $m, 'payload12345678')"
 call "LLEN gtok (put: wake-ups)" "redis.call('LLEN', 'weft:{b}:gtok')"

@@ -34,6 +34,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// The library's functions (scripts.hpp), in the order of kFunctionNames.
 enum Script {
   kInit,
   kPut,
@@ -49,46 +50,22 @@ enum Script {
   kScriptCount
 };
 
-std::string script_source(Script s) {
-  const char* body = nullptr;
-  switch (s) {
-    case kInit:
-      body = lua::kInit;
-      break;
-    case kPut:
-      body = lua::kPut;
-      break;
-    case kGet:
-      body = lua::kGet;
-      break;
-    case kAck:
-      body = lua::kAck;
-      break;
-    case kJoin:
-      body = lua::kJoin;
-      break;
-    case kStat:
-      body = lua::kStat;
-      break;
-    case kShutdown:
-      body = lua::kShutdown;
-      break;
-    case kRenew:
-      body = lua::kRenew;
-      break;
-    case kLeave:
-      body = lua::kLeave;
-      break;
-    case kDestroy:
-      body = lua::kDestroy;
-      break;
-    case kNack:
-      body = lua::kRelease;
-      break;
-    case kScriptCount:
-      break;
-  }
-  return std::string(lua::kPrelude) + body;
+constexpr std::array<const char*, kScriptCount> kFunctionNames = {
+    "init",     "put",   "get",   "ack",     "join",   "stat",
+    "shutdown", "renew", "leave", "destroy", "release"};
+
+// FCALL's names of the functions, and the library's text (FUNCTION LOAD).
+const std::array<std::string, kScriptCount>& function_names() {
+  static const std::array<std::string, kScriptCount> names = [] {
+    std::array<std::string, kScriptCount> n;
+    for (std::size_t i = 0; i < n.size(); ++i) n[i] = lua::function_name(kFunctionNames[i]);
+    return n;
+  }();
+  return names;
+}
+const std::string& library_source() {
+  static const std::string source = lua::library_source();
+  return source;
 }
 
 struct ReplyDeleter {
@@ -105,6 +82,12 @@ struct Stopped {};
 
 bool starts_with(const redisReply* r, std::string_view p) {
   return std::string_view(r->str, r->len).substr(0, p.size()) == p;
+}
+
+// The reply to an FCALL of a function the server does not have (FUNCTION FLUSH, a server
+// restarted without its data, another cluster node).
+bool function_missing(const redisReply* r) {
+  return r->type == REDIS_REPLY_ERROR && starts_with(r, "ERR Function not found");
 }
 
 std::string random_hex(std::size_t n) {
@@ -208,6 +191,7 @@ struct Client::Impl {
   Options opt;
   std::string prefix;    // weft:{name}:
   std::string meta_key;  // weft:{name}:meta
+  std::string settings;  // kind letter and maxsize, every function's args[2] ("f0")
   std::string session = random_hex(16);
   // Ids unique within the session (so across clients with the session's 64 random bits):
   // put ids, get request ids, connection slots. Relaxed: only uniqueness matters.
@@ -220,8 +204,9 @@ struct Client::Impl {
   std::mutex addr_mu;
   Address addr;  // guarded by addr_mu
 
-  std::mutex sha_mu;
-  std::array<std::string, kScriptCount> sha;  // guarded by sha_mu; empty until loaded
+  // An acknowledgement's FCALL found no function: the library is loaded again before the
+  // next acknowledgements are written (call() does it for the command it runs).
+  std::atomic<bool> library_missing{false};
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Conn>> pool;  // idle connections; guarded by pool_mu
@@ -246,6 +231,8 @@ struct Client::Impl {
     prefix = "weft:{" + name + "}:";
     meta_key = prefix + "meta";
     lease_ms = std::to_string(opt.lease.count());
+    const char letter = kind == Kind::fifo ? 'f' : kind == Kind::lifo ? 'l' : 'p';
+    settings = letter + std::to_string(maxsize);
     addr = {opt.host, opt.port, opt.unix_socket};
   }
 
@@ -350,7 +337,7 @@ struct Client::Impl {
   }
 
   // One command on `c`, riding over transient errors until retry_deadline, following
-  // MOVED/ASK, reloading scripts after NOSCRIPT. `block` is the server-side block time of a
+  // MOVED/ASK, loading the function library when the server has not got it. `block` is the server-side block time of a
   // blocking command (added to the reply timeout). `retry_mark` (when nonzero) is the index
   // of an argument that gets an 'r' in front on the attempts after the first: the command
   // may have run before (a lost reply). Throws Stopped, Error, std::exception from the hook.
@@ -365,7 +352,6 @@ struct Client::Impl {
       if (stop != nullptr && stop->stop_requested()) throw Stopped{};
       try {
         if (c.ctx == nullptr) c.ctx = connect_to(current_address());
-        if (script != kScriptCount) args[1] = sha_of(c, script, retry_deadline);
         c.set_timeout(opt.command_timeout + block);
         Reply r;
         {
@@ -396,9 +382,8 @@ struct Client::Impl {
           ask_acks(c, to);  // acks a get carried came back unsent: they go first
           return ask(args, to, block, script, stop);
         }
-        if (starts_with(r.get(), "NOSCRIPT") && script != kScriptCount) {
-          std::lock_guard lock(sha_mu);
-          sha[script].clear();
+        if (function_missing(r.get()) && script != kScriptCount) {
+          load_library(c);
           continue;
         }
         if (starts_with(r.get(), "READONLY")) c.drop();  // a replica now: find the primary
@@ -430,7 +415,7 @@ struct Client::Impl {
   }
 
   // ASK redirection: ASKING then the command, once, on a connection to that node (which
-  // may not know the script yet: loaded there after NOSCRIPT, then asked again). A stop
+  // may not have the function library yet: loaded there, then asked again). A stop
   // request wakes a blocking command here as in call(): it shuts the socket down.
   Reply ask(const std::vector<std::string>& args, const Address& a, milliseconds block,
             Script script, const std::stop_token* stop = nullptr) {
@@ -449,11 +434,10 @@ struct Client::Impl {
         wake.emplace(*stop, std::function<void()>([fd] { ::shutdown(fd, SHUT_RDWR); }));
       r = once();
     }
-    if (r && r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "NOSCRIPT") &&
-        script != kScriptCount) {
-      // The same source has the same SHA1 on every node.
-      Reply loaded = command(ctx.get(), {"SCRIPT", "LOAD", script_source(script)});
-      if (loaded && loaded->type == REDIS_REPLY_STRING) r = once();
+    if (r && function_missing(r.get()) && script != kScriptCount) {
+      Reply loaded = command(ctx.get(), {"FUNCTION", "LOAD", library_source()});
+      if (loaded && (loaded->type == REDIS_REPLY_STRING || already_loaded(loaded.get())))
+        r = once();
     }
     if (!r && stop != nullptr && stop->stop_requested()) throw Stopped{};
     if (!r) throw Transient{"ASK redirection failed"};
@@ -465,12 +449,6 @@ struct Client::Impl {
   // stays unsent.
   void ask_acks(Conn& c, const Address& to) {
     if (c.acks.empty() || c.acks.back().sent) return;
-    std::string sha_ack;
-    {
-      std::lock_guard lock(sha_mu);
-      sha_ack = sha[kAck];
-    }
-    if (sha_ack.empty()) sha_ack = sha_of(c, kAck, Clock::time_point::max());
     std::size_t confirmed = 0;
     for (auto it = c.acks.begin(); it != c.acks.end();) {
       if (it->sent) {
@@ -478,7 +456,7 @@ struct Client::Impl {
         continue;
       }
       try {
-        ask(ack_argv(sha_ack, *it), to, milliseconds(0), kAck);
+        ask(ack_argv(*it), to, milliseconds(0), kAck);
       } catch (const Transient&) {
         ++it;
         continue;
@@ -490,8 +468,9 @@ struct Client::Impl {
   }
 
   // --- pipelined acknowledgements -----------------------------------------------------
-  std::vector<std::string> ack_argv(const std::string& sha_ack, const PendingAck& a) const {
-    std::vector<std::string> v = {"EVALSHA", sha_ack, "1", meta_key, prefix, session, lease_ms};
+  std::vector<std::string> ack_argv(const PendingAck& a) const {
+    std::vector<std::string> v = {"FCALL", function_names()[kAck], "1", meta_key, session,
+                                  settings};
     v.insert(v.end(), a.receipts.begin(), a.receipts.end());
     return v;
   }
@@ -517,13 +496,14 @@ struct Client::Impl {
     }
     redisAppendFormattedCommand(ctx, out.data(), out.size());
   }
-  // Appends the unsent acks to the output buffer (loading the ack script first if needed).
+  // Appends the unsent acks to the output buffer (loading the library first if an ack
+  // found it missing).
   void append_acks(Conn& c) {
     if (c.acks.empty() || c.acks.back().sent) return;
-    const std::string sha_ack = sha_of(c, kAck, Clock::time_point::max());
+    if (library_missing.load()) load_library(c);
     for (auto& a : c.acks) {
       if (a.sent) continue;
-      append(c.ctx, ack_argv(sha_ack, a));
+      append(c.ctx, ack_argv(a));
       a.sent = true;
     }
   }
@@ -545,12 +525,7 @@ struct Client::Impl {
       if (r && r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "ASK")) {
         // The slot is being migrated and the queue's keys are on the importing node.
         try {
-          std::string sha_ack;
-          {
-            std::lock_guard lock(sha_mu);
-            sha_ack = sha[kAck];
-          }
-          ask(ack_argv(sha_ack, a), parse_redirect(r.get()), milliseconds(0), kAck);
+          ask(ack_argv(a), parse_redirect(r.get()), milliseconds(0), kAck);
           ++confirmed;
           continue;
         } catch (const Transient&) {
@@ -565,11 +540,8 @@ struct Client::Impl {
         moved = true;
       }
       if (r && r->type == REDIS_REPLY_ERROR) {
-        // NOSCRIPT, LOADING, BUSY ...: send it again with the next command.
-        if (starts_with(r.get(), "NOSCRIPT")) {
-          std::lock_guard lock(sha_mu);
-          sha[kAck].clear();
-        }
+        // No function, LOADING, BUSY ...: send it again with the next command.
+        if (function_missing(r.get())) library_missing.store(true);
         a.sent = false;
         c.acks.push_back(std::move(a));
         continue;
@@ -668,39 +640,40 @@ struct Client::Impl {
     }
   }
 
-  std::string sha_of(Conn& c, Script s, Clock::time_point) {
-    {
-      std::lock_guard lock(sha_mu);
-      if (!sha[s].empty()) return sha[s];
-    }
+  // FUNCTION LOAD of the library (the server answers with an error when it has it already:
+  // its name carries its version, so it is this library).
+  static bool already_loaded(const redisReply* r) {
+    return r->type == REDIS_REPLY_ERROR &&
+           std::string_view(r->str, r->len).find("already exists") != std::string_view::npos;
+  }
+  void load_library(Conn& c) {
     c.set_timeout(opt.command_timeout);
+    library_missing.store(false);
     settle(c);  // replies of pipelined acks come first
-    Reply r = command(c.ctx, {"SCRIPT", "LOAD", script_source(s)});
+    Reply r = command(c.ctx, {"FUNCTION", "LOAD", library_source()});
     if (!r) {
       std::string what = c.ctx->errstr;
       c.drop();
+      library_missing.store(true);
       throw Transient{what};
     }
-    if (r->type != REDIS_REPLY_STRING) {
-      std::string what = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "?";
-      if (starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY")) throw Transient{what};
-      throw Error("weft::redis: SCRIPT LOAD: " + what);
-    }
-    std::lock_guard lock(sha_mu);
-    sha[s] = std::string(r->str, r->len);
-    return sha[s];
+    if (r->type == REDIS_REPLY_STRING || already_loaded(r.get())) return;
+    library_missing.store(true);
+    std::string what = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "?";
+    if (starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY")) throw Transient{what};
+    throw Error("weft::redis: FUNCTION LOAD: " + what);
   }
 
-  // Runs a script: EVALSHA <sha> 1 <meta> <prefix> <session> <lease> extra...
+  // Runs a function of the library: FCALL <name> 1 <meta> <session> <settings> extra...
   // `retry_mark`: as call()'s, an index into `extra` (0: none).
   Reply run(Conn& c, Script s, const std::vector<std::string>& extra,
             Clock::time_point retry_deadline, const std::stop_token* stop = nullptr,
             const std::string* session_override = nullptr, std::size_t retry_mark = 0) {
-    static constexpr std::size_t kFixed = 7;
+    static constexpr std::size_t kFixed = 6;
     std::vector<std::string> args;
     args.reserve(kFixed + extra.size());
-    args.insert(args.end(), {"EVALSHA", "", "1", meta_key, prefix,
-                             session_override != nullptr ? *session_override : session, lease_ms});
+    args.insert(args.end(), {"FCALL", function_names()[s], "1", meta_key,
+                             session_override != nullptr ? *session_override : session, settings});
     args.insert(args.end(), extra.begin(), extra.end());
     return call(c, std::move(args), retry_deadline, milliseconds(0), stop, s,
                 retry_mark != 0 ? kFixed + retry_mark : 0);
@@ -783,7 +756,7 @@ struct Client::Impl {
         lock.lock();
         continue;
       }
-      std::vector<std::string> extra = {std::to_string(opt.dedupe_window.count())};
+      std::vector<std::string> extra = {lease_ms, std::to_string(opt.dedupe_window.count())};
       for (auto& [slot, req] : orphans) {
         extra.push_back(slot);
         extra.push_back(req);
@@ -812,8 +785,7 @@ Client::Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options opti
     : impl_(std::make_unique<Impl>(std::move(name), kind, maxsize, std::move(options))) {
   Impl::Pooled p(impl_.get());
   const char* kname = kind == Kind::fifo ? "fifo" : kind == Kind::lifo ? "lifo" : "priority";
-  Reply r =
-      impl_->run(*p.conn, kInit, {kname, std::to_string(impl_->maxsize)}, impl_->retry_default());
+  Reply r = impl_->run(*p.conn, kInit, {impl_->lease_ms}, impl_->retry_default());
   const std::string stored_kind = as_string(element(r.get(), 0));
   const std::int64_t stored_max = as_int(element(r.get(), 1));
   if (stored_kind != kname || stored_max != impl_->maxsize) {
@@ -855,21 +827,27 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
   // One request id for the call, sent by every retry: the script records per connection
   // slot how many items of the slot's last request are in, and a retry skips those.
   Impl::Pooled p(impl_.get());
+  // Arguments: slot, request id, then the index in the request of the first item sent
+  // ("w" in front after a wake-up: the function passes it on; "r" in front, added by call(),
+  // on a retry), then the items: payloads, each followed by its priority for a priority
+  // queue.
+  const bool with_priority = im.kind == Kind::priority;
+  const std::size_t per_item = with_priority ? 2 : 1;
   std::vector<std::string> extra;
-  extra.reserve(5 + 2 * items.size());
-  extra.push_back(std::to_string(im.opt.dedupe_window.count()));
-  extra.emplace_back("0");  // "1" after a wake-up: the script passes it on
+  extra.reserve(3 + per_item * items.size());
   extra.push_back(p.conn->slot);
   extra.push_back(im.unique_id());
-  extra.emplace_back("0");  // the index in the request of the first item sent
+  extra.emplace_back("0");
   for (const auto& it : items) {
     extra.push_back(it.payload);
-    extra.push_back(format_double(it.priority));
+    if (with_priority) extra.push_back(format_double(it.priority));
   }
+  bool woken = false;
   try {
     for (;;) {
-      Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop, nullptr, 4);
-      extra[1] = "0";
+      if (woken) extra[2].insert(0, 1, 'w');
+      Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop, nullptr, 2);
+      woken = false;
       const std::string tag = as_string(element(r.get(), 0));
       if (tag == "OK") {
         done = items.size();
@@ -880,15 +858,13 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
       // Full after n more: those are in; the rest waits, sent again under the same request
       // (so a put that got in before a lost reply is not repeated).
       const auto n = static_cast<std::size_t>(as_int(element(r.get(), 2)));
-      if (n > 0) {
-        extra.erase(extra.begin() + 5, extra.begin() + 5 + static_cast<std::ptrdiff_t>(2 * n));
-        done += n;
-        extra[4] = std::to_string(done);
-      }
+      done += n;
+      extra.erase(extra.begin() + 3, extra.begin() + 3 + static_cast<std::ptrdiff_t>(per_item * n));
+      extra[2] = std::to_string(done);
       if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
       if (Clock::now() >= deadline) return Status::unavailable;
       if (im.wait_token(*p.conn, "ptok", false, deadline, as_int(element(r.get(), 1)), stop)) {
-        extra[1] = "1";
+        woken = true;
         im.hook("put:woken");
       }
     }
@@ -909,12 +885,14 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
       Reply r;
       try {
         maybe_leased = true;
-        // The fourth argument says whether this request may have run before (its reply
-        // lost): "0" now, "r0" on call()'s retries; only then does the script look for a
+        // The flags say whether this request may have run before (its reply lost): no "r"
+        // now, "r" in front on call()'s retries; only then does the function look for a
         // reply to replay (the items it holds from this request). A later pass of this loop
-        // (after a wait) follows an "E" reply: that attempt leased nothing.
-        r = im.run(*p.conn, kGet, {p.conn->slot, req, std::to_string(max), "0", woken ? "1" : "0"},
-                   im.retry_until(deadline), stop, nullptr, 3);
+        // (after a wait) follows an "E" reply: that attempt leased nothing. "w": woken by a
+        // token, the function passes the wake-up on.
+        r = im.run(*p.conn, kGet,
+                   {im.lease_ms, p.conn->slot, req, std::to_string(max), woken ? "w" : "-"},
+                   im.retry_until(deadline), stop, nullptr, 4);
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat

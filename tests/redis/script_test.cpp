@@ -1,4 +1,4 @@
-// tests/redis/script_test.cpp: the scripts' idempotency, driven directly (whitebox): a put
+// tests/redis/script_test.cpp: the library's idempotency, driven directly (whitebox): a put
 // retried with the same id adds nothing; a get retried with the same request id returns the
 // same item instead of leasing another; the heartbeat's release of an abandoned request puts
 // its item back. (The fault tests reach these paths by CLIENT KILL, at random moments; here
@@ -19,86 +19,111 @@ namespace lua = weft::redis::detail::lua;
 
 class Scripts : public ::testing::Test {
  protected:
-  std::string eval(const char* body, const std::vector<std::string>& extra,
+  void SetUp() override {
+    ASSERT_EQ(server_.cmd({"FUNCTION", "LOAD", lua::library_source()}),
+              "weft_" + lua::library_version());
+  }
+  // FCALL of the library's function `fn` on queue "w", with `settings` ("f0": FIFO,
+  // unbounded) as a client passes them.
+  std::string call(const char* fn, const std::vector<std::string>& extra,
                    const std::string& session = "sessionA") {
     std::vector<std::string> args = {
-        "EVAL", std::string(lua::kPrelude) + body, "1", "weft:{w}:meta", "weft:{w}:", session,
-        "30000"};
+        "FCALL", lua::function_name(fn), "1", "weft:{w}:meta", session, settings_};
     args.insert(args.end(), extra.begin(), extra.end());
     return server_.cmd(args);
   }
   RedisServer server_;
+  std::string settings_ = "f0";
 };
 
 TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
-  ASSERT_EQ(eval(lua::kInit, {"fifo", "0"}), "fifo\n0");
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "payload", "0"}), "OK\n1");
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p1", "r0", "payload", "0"}),
+  ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
+  EXPECT_EQ(call("put", {"s0", "p1", "0", "payload"}), "OK\n1");
+  EXPECT_EQ(call("put", {"s0", "p1", "r0", "payload"}),
             "OK\n1");  // the retry
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");  // one unfinished task
   // Even after the item was got and acknowledged, inside the dedupe window.
-  const std::string got = eval(lua::kGet, {"s0", "r1", "1"});
+  const std::string got = call("get", {"30000", "s0", "r1", "1", "-"});
   ASSERT_EQ(got.rfind("OK\n", 0), 0u) << got;
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
-  EXPECT_EQ(eval(lua::kAck, {receipt}), "1");
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p1", "r0", "payload", "0"}), "OK\n1");
+  EXPECT_EQ(call("ack", {receipt}), "1");
+  EXPECT_EQ(call("put", {"s0", "p1", "r0", "payload"}), "OK\n1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
   // The next request on the slot, retried from its second item (as after a reply "full
   // after 1"): what got in is not put again.
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p2", "0", "x", "0", "y", "0"}), "OK\n2");
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p2", "r1", "y", "0"}), "OK\n1");
+  EXPECT_EQ(call("put", {"s0", "p2", "0", "x", "y"}), "OK\n2");
+  EXPECT_EQ(call("put", {"s0", "p2", "r1", "y"}), "OK\n1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "2");
   // A request whose first item got in before the queue was full, retried whole.
   server_.cmd({"HSET", "weft:{w}:pr:sessionA", "s0", "p3 1"});
-  EXPECT_EQ(eval(lua::kPut, {"3600000", "0", "s0", "p3", "r0", "u", "0", "v", "0"}), "OK\n2");
+  EXPECT_EQ(call("put", {"s0", "p3", "r0", "u", "v"}), "OK\n2");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "3");
   // The record expires on its own (the heartbeat renews it).
   EXPECT_GT(std::stoll(server_.cmd({"PTTL", "weft:{w}:pr:sessionA"})), 0);
 }
 
 TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
-  ASSERT_EQ(eval(lua::kInit, {"fifo", "0"}), "fifo\n0");
-  eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "first", "0", "second", "0"});
-  const std::string once = eval(lua::kGet, {"s0", "r1", "1"});
-  const std::string again = eval(lua::kGet, {"s0", "r1", "1"});  // the reply was lost
+  ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
+  call("put", {"s0", "p1", "0", "first", "second"});
+  const std::string once = call("get", {"30000", "s0", "r1", "1", "-"});
+  const std::string again = call("get", {"30000", "s0", "r1", "1", "r-"});  // the reply was lost
   EXPECT_EQ(once, again);
   EXPECT_NE(once.find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");  // "second" still waits
   // A new request on that connection gets the next item.
-  EXPECT_NE(eval(lua::kGet, {"s0", "r2", "1"}).find("second"), std::string::npos);
+  EXPECT_NE(call("get", {"30000", "s0", "r2", "1", "-"}).find("second"), std::string::npos);
 }
 
 TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
-  ASSERT_EQ(eval(lua::kInit, {"fifo", "0"}), "fifo\n0");
-  eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "first", "0"});
-  ASSERT_NE(eval(lua::kGet, {"s0", "r1", "1"}).find("first"), std::string::npos);
+  ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
+  call("put", {"s0", "p1", "0", "first"});
+  ASSERT_NE(call("get", {"30000", "s0", "r1", "1", "-"}).find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   // The caller gave up without seeing the reply: the heartbeat releases (slot, request).
-  EXPECT_EQ(eval(lua::kRenew, {"3600000", "s0", "r1"}), "1");
+  EXPECT_EQ(call("renew", {"30000", "3600000", "s0", "r1"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:held:sessionA"}), "0");
   // Releasing a request whose items were delivered and acknowledged changes nothing.
-  const std::string got = eval(lua::kGet, {"s0", "r2", "1"});
+  const std::string got = call("get", {"30000", "s0", "r2", "1", "-"});
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
-  EXPECT_EQ(eval(lua::kAck, {receipt}), "1");
-  EXPECT_EQ(eval(lua::kRenew, {"3600000", "s0", "r2"}), "1");
+  EXPECT_EQ(call("ack", {receipt}), "1");
+  EXPECT_EQ(call("renew", {"30000", "3600000", "s0", "r2"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
 }
 
 TEST_F(Scripts, ExpiredSessionLosesItsItemsToRecovery) {
-  ASSERT_EQ(eval(lua::kInit, {"priority", "0"}), "priority\n0");
-  eval(lua::kPut, {"3600000", "0", "s0", "p1", "0", "low", "5", "high", "1"});
-  EXPECT_NE(eval(lua::kGet, {"s0", "r1", "1"}).find("high"), std::string::npos);
+  settings_ = "p0";
+  ASSERT_EQ(call("init", {"30000"}), "priority\n0");
+  call("put", {"s0", "p1", "0", "low", "5", "high", "1"});
+  EXPECT_NE(call("get", {"30000", "s0", "r1", "1", "-"}).find("high"), std::string::npos);
   // The session's lease ends now (as if its heartbeat had stopped).
   server_.cmd({"ZADD", "weft:{w}:clients", "0", "sessionA"});
-  const std::string stat = eval(lua::kStat, {}, "sessionB");
+  const std::string stat = call("stat", {}, "sessionB");
   EXPECT_EQ(stat.substr(0, stat.find('\n')), "2");  // both items wait again
   // ... in priority order, with their priorities.
-  const std::string got = eval(lua::kGet, {"s0", "r1", "1"}, "sessionB");
+  const std::string got = call("get", {"30000", "s0", "r1", "1", "-"}, "sessionB");
   EXPECT_NE(got.find("high"), std::string::npos) << got;
+}
+
+TEST_F(Scripts, PutAfterShutdownAddsNothing) {
+  settings_ = "f2";
+  ASSERT_EQ(call("init", {"30000"}), "fifo\n2");
+  EXPECT_EQ(call("put", {"s0", "p1", "0", "a"}), "OK\n1");
+  EXPECT_EQ(call("shutdown", {"0"}), "");
+  EXPECT_EQ(call("shutdown", {"0"}), "");  // twice: the mark on `seq` is added once
+  // Not full: the put learns it from its sequence number.
+  EXPECT_EQ(call("put", {"s0", "p2", "0", "b"}), "S");
+  EXPECT_EQ(call("put", {"s0", "p3", "0", "c"}), "S");
+  // Full: from the shutdown state.
+  server_.cmd({"ZADD", "weft:{w}:ready", "0", "0000000000000009"});
+  EXPECT_EQ(call("put", {"s0", "p4", "0", "d"}), "S");
+  EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "2");
+  EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");
+  // The queue drains: the item put before the shutdown is still got.
+  EXPECT_NE(call("get", {"30000", "s0", "r1", "1", "-"}).find("\na\n"), std::string::npos);
 }
 
 }  // namespace
