@@ -69,13 +69,13 @@ row "EVALSHA of \`return 1\` with put's 8 arguments" \
 row "FCALL of an empty function with put's 8 arguments" \
   "$(count FCALL cost_empty "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
 row "weft put" "$(count FCALL weft_c_put "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
-row "weft get" "$(count FCALL weft_c_get "${A[@]}" 30000 s1 r__rand_int__ 1 -)"
+row "weft get" "$(count FCALL weft_c_get "${A[@]}" 30000 "s1 r__rand_int__" -1)"
 # A get that carries the acknowledgement of the previous item, one at a time as a consumer
 # sends it, less a PING sent the same way (the round trip's own cost).
 fresh
 for i in $(seq 1 $((N + 1))); do echo "FCALL weft_c_put ${A[*]} s1 p$i 0 x"; done | cli >/dev/null
-cli FCALL weft_c_get "${A[@]}" 30000 s1 r0 1 - >/dev/null
-acked=$(for i in $(seq 1 "$N"); do printf 'FCALL weft_c_get %s 30000 s1 r%d 1 - %016d@sessA\n' "${A[*]}" "$i" "$i"; done | count -)
+cli FCALL weft_c_get "${A[@]}" 30000 "s1 r0" -1 >/dev/null
+acked=$(for i in $(seq 1 "$N"); do printf 'FCALL weft_c_get %s 30000 "s1 r%d" -1 %016d@sessA\n' "${A[*]}" "$i" "$i"; done | count -)
 ping=$(for _ in $(seq 1 "$N"); do echo PING; done | count -)
 row "weft get + the previous item's ack" "$((acked - ping))"
 

@@ -757,10 +757,7 @@ struct Client::Impl {
         continue;
       }
       std::vector<std::string> extra = {lease_ms, std::to_string(opt.dedupe_window.count())};
-      for (auto& [slot, req] : orphans) {
-        extra.push_back(slot);
-        extra.push_back(req);
-      }
+      for (auto& [slot, req] : orphans) extra.push_back(slot + ' ' + req);
       auto taken = std::move(orphans);
       orphans.clear();
       renormalize = false;
@@ -889,10 +886,11 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
         // now, "r" in front on call()'s retries; only then does the function look for a
         // reply to replay (the items it holds from this request). A later pass of this loop
         // (after a wait) follows an "E" reply: that attempt leased nothing. "w": woken by a
-        // token, the function passes the wake-up on.
-        r = im.run(*p.conn, kGet,
-                   {im.lease_ms, p.conn->slot, req, std::to_string(max), woken ? "w" : "-"},
-                   im.retry_until(deadline), stop, nullptr, 4);
+        // token, the function passes the wake-up on. Then how many items at most.
+        r = im.run(
+            *p.conn, kGet,
+            {im.lease_ms, p.conn->slot + ' ' + req, (woken ? "w" : "-") + std::to_string(max)},
+            im.retry_until(deadline), stop, nullptr, 2);
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat

@@ -221,17 +221,30 @@ local function wake_in()
   return math.max(tonumber(e[2]) - now(), 0) + 1
 end
 
--- Acknowledges the receipts args[i0..]: returns how many were still unacknowledged (now
--- done). Idempotent: a receipt already acknowledged counts 0.
-local function ack_from(args, i0)
-  if i0 > #args then return 0 end
+-- After acknowledgements: the joiners' token when no task is left.
+local function join_token()
+  if redis.call('HLEN', P .. 'items') == 0 then
+    local k = P .. 'jtok'
+    push_tokens(k, redis.call('LLEN', k), 1)
+  end
+end
+
+-- Acknowledges the receipts args[i0..]; returns how many were still unacknowledged (now
+-- done) and whether the caller's session held one of them (then it is in `clients`: a
+-- session's `held` hash exists only while it is registered). Idempotent: a receipt
+-- already acknowledged counts 0. Unless `defer_join`, tops the joiners' token up when no
+-- task is left; with it, the caller does (a get that leases an item knows some are left).
+local function ack_from(args, i0, defer_join)
+  if i0 > #args then return 0, false end
   local K_ITEMS = P .. 'items'
   local n = 0
+  local mine = false
   local was_ready = false
   for i = i0, #args do
     local m, o = split(args[i])
     if m then
       local was_held = redis.call('HDEL', held(o), m) == 1
+      if was_held and o == C then mine = true end
       if redis.call('HDEL', K_ITEMS, m) == 1 then
         n = n + 1
         if kind == PRIO then redis.call('HDEL', P .. 'score', m) end
@@ -240,12 +253,12 @@ local function ack_from(args, i0)
       end
     end
   end
-  if n > 0 and redis.call('HLEN', K_ITEMS) == 0 then
-    local k = P .. 'jtok'
-    push_tokens(k, redis.call('LLEN', k), 1)
+  if was_ready then
+    normalize()
+  elseif n > 0 and not defer_join then
+    join_token()
   end
-  if was_ready then normalize() end
-  return n
+  return n, mine
 end
 
 -- init: args[3] = lease ms. Stores the settings unless the queue has its own (the first
@@ -351,28 +364,31 @@ local function put(keys, args)
   return {'OK', n}
 end
 
--- get: args[3] = lease ms, args[4] = connection slot, args[5] = request id, args[6] = at
--- most this many items, args[7] = flags: 'r' when the request may have run before (its
--- reply lost: the items the session holds from this request are looked up and returned
--- again), 'w' when the caller was woken by a getters' token (it passes the wake-up on while
--- items are left: a list holds at most 64 tokens, and more getters may wait), '-' for
--- neither; args[8..] = receipts to acknowledge first, as `ack` does (the client's pending
+-- get: args[3] = lease ms, args[4] = the request's tag, "<connection slot> <request id>",
+-- args[5] = flags, then at most how many items: 'r' in front when the request may have run
+-- before (its reply lost: the items the session holds from this request are returned
+-- again), then 'w' when the caller was woken by a getters' token (it passes the wake-up on
+-- while items are left: a list holds at most 64 tokens, and more getters may wait) or '-';
+-- args[6..] = receipts to acknowledge first, as `ack` does (the client's pending
 -- task_done()s).
 -- Returns {'OK', receipt1, payload1, score1, ...}, {'S'} when shut down and empty,
--- {'E', wake_in} when empty. Each leased item is recorded in `held:<session>` with the get
--- that leased it, "<slot> <request id>" (one HSET per item, the lease and the replay record
--- in one).
+-- {'E', wake_in} when empty. Each leased item is recorded in `held:<session>` with the tag
+-- of the get that leased it (one HSET per item, the lease and the replay record in one).
 local function get(keys, args)
   begin(keys, args)
   LEASE = tonumber(args[3])
-  local slot, req, want, flags = args[4], args[5], args[6], args[7]
-  ack_from(args, 8)
+  local tag, flags = args[4], args[5]
+  local retry = string.byte(flags) == 114  -- 'r'
+  if retry then flags = string.sub(flags, 2) end
+  local woken = string.byte(flags) == 119  -- 'w'
+  local want = string.sub(flags, 2)
+  -- An item leased below leaves a task unfinished: the joiners' token waits for that.
+  local acked, mine = ack_from(args, 6, true)
   local K_READY = P .. 'ready'
   local K_ITEMS = P .. 'items'
-  local HELD = held(C)
-  local tag = slot .. ' ' .. req
   local out = {'OK'}
-  if string.find(flags, 'r', 1, true) then
+  if retry then
+    if acked > 0 then join_token() end
     local ms = leased_by(C, tag)
     if #ms > 0 then
       for _, w in ipairs(ms) do
@@ -392,13 +408,15 @@ local function get(keys, args)
     got = redis.call('ZPOPMIN', K_READY, want)
   end
   if #got == 0 then
-    normalize()
+    normalize()  -- the joiners' token too, for what was acknowledged above
     if shut() > 0 then return {'S'} end
     return {'E', wake_in()}
   end
   -- Leased only by a live session (one that recovery forgot registers again). ZRANK, not
   -- ZSCORE: an integer reply, where a score is formatted with snprintf and parsed back.
-  if not redis.call('ZRANK', P .. 'clients', C) then register() end
+  -- Not needed when the session held an item it acknowledged above.
+  if not mine and not redis.call('ZRANK', P .. 'clients', C) then register() end
+  local HELD = held(C)
   for i = 1, #got, 2 do
     local m = got[i]
     redis.call('HSET', HELD, m, tag)
@@ -406,7 +424,7 @@ local function get(keys, args)
     out[#out + 1] = redis.call('HGET', K_ITEMS, m)
     out[#out + 1] = got[i + 1]
   end
-  if string.find(flags, 'w', 1, true) then top_up_lazy(P .. 'gtok', nil, nil) end
+  if woken then top_up_lazy(P .. 'gtok', nil, nil) end
   if recovered then
     normalize()  -- what recover() put back may be for other waiters too
   elseif maxsize > 0 then
@@ -476,16 +494,16 @@ local function shutdown(keys, args)
 end
 
 -- renew (heartbeat): args[3] = lease ms, args[4] = dedupe window ms (the session's put
--- records live that long after its last heartbeat), args[5..] = (slot, request id) pairs
--- of gets whose caller gave up: their items go back to the queue. Returns 1.
+-- records live that long after its last heartbeat), args[5..] = tags of gets whose caller
+-- gave up: their items go back to the queue. Returns 1.
 local function renew(keys, args)
   begin(keys, args)
   LEASE = tonumber(args[3])
   recover()
   register()
   redis.call('PEXPIRE', pr(C), args[4])
-  for i = 5, #args, 2 do
-    for _, m in ipairs(leased_by(C, args[i] .. ' ' .. args[i + 1])) do
+  for i = 5, #args do
+    for _, m in ipairs(leased_by(C, args[i])) do
       redis.call('HDEL', held(C), m)
       requeue(m)
     end

@@ -44,7 +44,7 @@ TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");  // one unfinished task
   // Even after the item was got and acknowledged, inside the dedupe window.
-  const std::string got = call("get", {"30000", "s0", "r1", "1", "-"});
+  const std::string got = call("get", {"30000", "s0 r1", "-1"});
   ASSERT_EQ(got.rfind("OK\n", 0), 0u) << got;
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
   EXPECT_EQ(call("ack", {receipt}), "1");
@@ -67,29 +67,29 @@ TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
 TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
   ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
   call("put", {"s0", "p1", "0", "first", "second"});
-  const std::string once = call("get", {"30000", "s0", "r1", "1", "-"});
-  const std::string again = call("get", {"30000", "s0", "r1", "1", "r-"});  // the reply was lost
+  const std::string once = call("get", {"30000", "s0 r1", "-1"});
+  const std::string again = call("get", {"30000", "s0 r1", "r-1"});  // the reply was lost
   EXPECT_EQ(once, again);
   EXPECT_NE(once.find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");  // "second" still waits
   // A new request on that connection gets the next item.
-  EXPECT_NE(call("get", {"30000", "s0", "r2", "1", "-"}).find("second"), std::string::npos);
+  EXPECT_NE(call("get", {"30000", "s0 r2", "-1"}).find("second"), std::string::npos);
 }
 
 TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
   ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
   call("put", {"s0", "p1", "0", "first"});
-  ASSERT_NE(call("get", {"30000", "s0", "r1", "1", "-"}).find("first"), std::string::npos);
+  ASSERT_NE(call("get", {"30000", "s0 r1", "-1"}).find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   // The caller gave up without seeing the reply: the heartbeat releases (slot, request).
-  EXPECT_EQ(call("renew", {"30000", "3600000", "s0", "r1"}), "1");
+  EXPECT_EQ(call("renew", {"30000", "3600000", "s0 r1"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:held:sessionA"}), "0");
   // Releasing a request whose items were delivered and acknowledged changes nothing.
-  const std::string got = call("get", {"30000", "s0", "r2", "1", "-"});
+  const std::string got = call("get", {"30000", "s0 r2", "-1"});
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
   EXPECT_EQ(call("ack", {receipt}), "1");
-  EXPECT_EQ(call("renew", {"30000", "3600000", "s0", "r2"}), "1");
+  EXPECT_EQ(call("renew", {"30000", "3600000", "s0 r2"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
 }
@@ -98,13 +98,13 @@ TEST_F(Scripts, ExpiredSessionLosesItsItemsToRecovery) {
   settings_ = "p0";
   ASSERT_EQ(call("init", {"30000"}), "priority\n0");
   call("put", {"s0", "p1", "0", "low", "5", "high", "1"});
-  EXPECT_NE(call("get", {"30000", "s0", "r1", "1", "-"}).find("high"), std::string::npos);
+  EXPECT_NE(call("get", {"30000", "s0 r1", "-1"}).find("high"), std::string::npos);
   // The session's lease ends now (as if its heartbeat had stopped).
   server_.cmd({"ZADD", "weft:{w}:clients", "0", "sessionA"});
   const std::string stat = call("stat", {}, "sessionB");
   EXPECT_EQ(stat.substr(0, stat.find('\n')), "2");  // both items wait again
   // ... in priority order, with their priorities.
-  const std::string got = call("get", {"30000", "s0", "r1", "1", "-"}, "sessionB");
+  const std::string got = call("get", {"30000", "s0 r1", "-1"}, "sessionB");
   EXPECT_NE(got.find("high"), std::string::npos) << got;
 }
 
@@ -123,7 +123,7 @@ TEST_F(Scripts, PutAfterShutdownAddsNothing) {
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "2");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");
   // The queue drains: the item put before the shutdown is still got.
-  EXPECT_NE(call("get", {"30000", "s0", "r1", "1", "-"}).find("\na\n"), std::string::npos);
+  EXPECT_NE(call("get", {"30000", "s0 r1", "-1"}).find("\na\n"), std::string::npos);
 }
 
 }  // namespace
