@@ -64,18 +64,18 @@ fresh
 row "PING" "$(count PING)"
 row "LPUSH" "$(count LPUSH bare payload12345678)"
 row "RPOP" "$(count RPOP bare)"
-row "EVALSHA of \`return 1\` with put's 8 arguments" \
-  "$(count EVALSHA "$empty" "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
-row "FCALL of an empty function with put's 8 arguments" \
-  "$(count FCALL cost_empty "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
-row "weft put" "$(count FCALL weft_c_put "${A[@]}" s1 p__rand_int__ 0 payload12345678)"
-row "weft get" "$(count FCALL weft_c_get "${A[@]}" 30000 "s1 r__rand_int__" -1)"
+row "EVALSHA of \`return 1\` with put's 6 arguments" \
+  "$(count EVALSHA "$empty" "${A[@]}" "0 s1 p__rand_int__" payload12345678)"
+row "FCALL of an empty function with put's 6 arguments" \
+  "$(count FCALL cost_empty "${A[@]}" "0 s1 p__rand_int__" payload12345678)"
+row "weft put" "$(count FCALL weft_c_put "${A[@]}" "0 s1 p__rand_int__" payload12345678)"
+row "weft get" "$(count FCALL weft_c_get "${A[@]}" "1 30000 s1 r__rand_int__")"
 # A get that carries the acknowledgement of the previous item, one at a time as a consumer
 # sends it, less a PING sent the same way (the round trip's own cost).
 fresh
-for i in $(seq 1 $((N + 1))); do echo "FCALL weft_c_put ${A[*]} s1 p$i 0 x"; done | cli >/dev/null
-cli FCALL weft_c_get "${A[@]}" 30000 "s1 r0" -1 >/dev/null
-acked=$(for i in $(seq 1 "$N"); do printf 'FCALL weft_c_get %s 30000 "s1 r%d" -1 %016d@sessA\n' "${A[*]}" "$i" "$i"; done | count -)
+for i in $(seq 1 $((N + 1))); do echo "FCALL weft_c_put ${A[*]} \"0 s1 p$i\" x"; done | cli >/dev/null
+cli FCALL weft_c_get "${A[@]}" "1 30000 s1 r0" >/dev/null
+acked=$(for i in $(seq 1 "$N"); do printf 'FCALL weft_c_get %s "1 30000 s1 r%d" %016d\n' "${A[*]}" "$i" "$i"; done | count -)
 ping=$(for _ in $(seq 1 "$N"); do echo PING; done | count -)
 row "weft get + the previous item's ack" "$((acked - ping))"
 

@@ -468,10 +468,25 @@ struct Client::Impl {
   }
 
   // --- pipelined acknowledgements -----------------------------------------------------
+  // Receipts as the functions take them: this session's as the member alone.
+  void append_wire(std::vector<std::string>& v, const std::vector<std::string>& receipts) const {
+    for (const auto& r : receipts) {
+      if (r.size() == 17 + session.size() && r[16] == '@' && r.ends_with(session))
+        v.push_back(r.substr(0, 16));
+      else
+        v.push_back(r);
+    }
+  }
+  std::vector<std::string> wire(const std::vector<std::string>& receipts) const {
+    std::vector<std::string> v;
+    v.reserve(receipts.size());
+    append_wire(v, receipts);
+    return v;
+  }
   std::vector<std::string> ack_argv(const PendingAck& a) const {
     std::vector<std::string> v = {"FCALL", function_names()[kAck], "1", meta_key, session,
                                   settings};
-    v.insert(v.end(), a.receipts.begin(), a.receipts.end());
+    append_wire(v, a.receipts);
     return v;
   }
   // Writes the command into the output buffer, formatted here in one allocation (hiredis'
@@ -581,7 +596,7 @@ struct Client::Impl {
           ++it;
           continue;
         }
-        with_acks.insert(with_acks.end(), it->receipts.begin(), it->receipts.end());
+        append_wire(with_acks, it->receipts);
         folded.push_back(std::move(*it));
         it = c.acks.erase(it);
       }
@@ -665,10 +680,11 @@ struct Client::Impl {
   }
 
   // Runs a function of the library: FCALL <name> 1 <meta> <session> <settings> extra...
-  // `retry_mark`: as call()'s, an index into `extra` (0: none).
+  // `retry_mark`: as call()'s, an index into `extra` (kNoMark: none).
+  static constexpr std::size_t kNoMark = static_cast<std::size_t>(-1);
   Reply run(Conn& c, Script s, const std::vector<std::string>& extra,
             Clock::time_point retry_deadline, const std::stop_token* stop = nullptr,
-            const std::string* session_override = nullptr, std::size_t retry_mark = 0) {
+            const std::string* session_override = nullptr, std::size_t retry_mark = kNoMark) {
     static constexpr std::size_t kFixed = 6;
     std::vector<std::string> args;
     args.reserve(kFixed + extra.size());
@@ -676,7 +692,7 @@ struct Client::Impl {
                              session_override != nullptr ? *session_override : session, settings});
     args.insert(args.end(), extra.begin(), extra.end());
     return call(c, std::move(args), retry_deadline, milliseconds(0), stop, s,
-                retry_mark != 0 ? kFixed + retry_mark : 0);
+                retry_mark != kNoMark ? kFixed + retry_mark : 0);
   }
 
   Clock::time_point retry_until(Clock::time_point deadline) const {
@@ -824,17 +840,16 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
   // One request id for the call, sent by every retry: the script records per connection
   // slot how many items of the slot's last request are in, and a retry skips those.
   Impl::Pooled p(impl_.get());
-  // Arguments: slot, request id, then the index in the request of the first item sent
-  // ("w" in front after a wake-up: the function passes it on; "r" in front, added by call(),
-  // on a retry), then the items: payloads, each followed by its priority for a priority
-  // queue.
+  // Arguments: "<index> <slot> <request id>", the index in the request of the first item
+  // sent ("w" in front after a wake-up: the function passes it on; "r" in front, added by
+  // call(), on a retry); then the items: payloads, each followed by its priority for a
+  // priority queue.
   const bool with_priority = im.kind == Kind::priority;
   const std::size_t per_item = with_priority ? 2 : 1;
+  const std::string request = ' ' + p.conn->slot + ' ' + im.unique_id();
   std::vector<std::string> extra;
-  extra.reserve(3 + per_item * items.size());
-  extra.push_back(p.conn->slot);
-  extra.push_back(im.unique_id());
-  extra.emplace_back("0");
+  extra.reserve(1 + per_item * items.size());
+  extra.push_back("0" + request);
   for (const auto& it : items) {
     extra.push_back(it.payload);
     if (with_priority) extra.push_back(format_double(it.priority));
@@ -842,22 +857,22 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
   bool woken = false;
   try {
     for (;;) {
-      if (woken) extra[2].insert(0, 1, 'w');
-      Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop, nullptr, 2);
+      if (woken) extra[0].insert(0, 1, 'w');
+      Reply r = im.run(*p.conn, kPut, extra, im.retry_until(deadline), stop, nullptr, 0);
       woken = false;
-      const std::string tag = as_string(element(r.get(), 0));
-      if (tag == "OK") {
+      if (r->type == REDIS_REPLY_INTEGER) {  // all in
         done = items.size();
         im.hook("put:committed");
         return Status::ok;
       }
+      const std::string tag = as_string(element(r.get(), 0));
       if (tag == "S") return Status::shutdown;
       // Full after n more: those are in; the rest waits, sent again under the same request
       // (so a put that got in before a lost reply is not repeated).
       const auto n = static_cast<std::size_t>(as_int(element(r.get(), 2)));
       done += n;
-      extra.erase(extra.begin() + 3, extra.begin() + 3 + static_cast<std::ptrdiff_t>(per_item * n));
-      extra[2] = std::to_string(done);
+      extra.erase(extra.begin() + 1, extra.begin() + 1 + static_cast<std::ptrdiff_t>(per_item * n));
+      extra[0] = std::to_string(done) + request;
       if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
       if (Clock::now() >= deadline) return Status::unavailable;
       if (im.wait_token(*p.conn, "ptok", false, deadline, as_int(element(r.get(), 1)), stop)) {
@@ -882,15 +897,15 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
       Reply r;
       try {
         maybe_leased = true;
-        // The flags say whether this request may have run before (its reply lost): no "r"
-        // now, "r" in front on call()'s retries; only then does the function look for a
-        // reply to replay (the items it holds from this request). A later pass of this loop
-        // (after a wait) follows an "E" reply: that attempt leased nothing. "w": woken by a
-        // token, the function passes the wake-up on. Then how many items at most.
-        r = im.run(
-            *p.conn, kGet,
-            {im.lease_ms, p.conn->slot + ' ' + req, (woken ? "w" : "-") + std::to_string(max)},
-            im.retry_until(deadline), stop, nullptr, 2);
+        // "<count> <lease> <slot> <request id>". Flags in front: "r", added by call() on a
+        // retry, says that this request may have run before (its reply lost); only then does
+        // the function look for a reply to replay (the items it holds from this request). A
+        // later pass of this loop (after a wait) follows an "E" reply: that attempt leased
+        // nothing. "w": woken by a token, the function passes the wake-up on.
+        r = im.run(*p.conn, kGet,
+                   {(woken ? "w" : "") + std::to_string(max) + ' ' + im.lease_ms + ' ' +
+                    p.conn->slot + ' ' + req},
+                   im.retry_until(deadline), stop, nullptr, 0);
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat
@@ -910,7 +925,7 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
         out.reserve(out.size() + n);
         for (std::size_t i = 0; i < n; ++i) {
           RawItem it;
-          it.receipt = as_string(element(r.get(), 1 + 3 * i));
+          it.receipt = as_string(element(r.get(), 1 + 3 * i)) + '@' + im.session;
           it.payload = as_string(element(r.get(), 2 + 3 * i));
           const std::string sc = as_string(element(r.get(), 3 + 3 * i));
           std::from_chars(sc.data(), sc.data() + sc.size(), it.priority);
@@ -939,7 +954,7 @@ std::size_t Client::ack(const std::vector<std::string>& receipts) {
   auto& im = *impl_;
   im.forget_receipts(receipts);
   Impl::Pooled p(impl_.get());
-  Reply r = im.run(*p.conn, kAck, receipts, im.retry_default());
+  Reply r = im.run(*p.conn, kAck, im.wire(receipts), im.retry_default());
   return static_cast<std::size_t>(as_int(r.get()));
 }
 
@@ -975,7 +990,7 @@ void Client::ack_oldest(std::size_t n) {
   }
   try {
     Impl::Pooled p(impl_.get());
-    im.run(*p.conn, kAck, receipts, im.retry_default());
+    im.run(*p.conn, kAck, im.wire(receipts), im.retry_default());
   } catch (...) {
     std::lock_guard lock(im.state_mu);
     im.unacked.insert(im.unacked.begin(), std::make_move_iterator(receipts.begin()),
@@ -988,7 +1003,7 @@ void Client::release(const std::vector<std::string>& receipts) {
   auto& im = *impl_;
   im.forget_receipts(receipts);
   Impl::Pooled p(impl_.get());
-  im.run(*p.conn, kNack, receipts, im.retry_default());
+  im.run(*p.conn, kNack, im.wire(receipts), im.retry_default());
 }
 
 Status Client::join(Clock::time_point deadline, const std::stop_token* stop) {

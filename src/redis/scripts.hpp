@@ -87,8 +87,10 @@ end
 local function held(c) return P .. 'held:' .. c end
 local function pr(c) return P .. 'pr:' .. c end
 
--- A receipt "<16-digit member>@<session>": member, session (nil when malformed).
+-- A receipt "<16-digit member>@<session>": member, session (nil when malformed). A client
+-- sends the receipts of its own session as the member alone.
 local function split(receipt)
+  if #receipt == 16 then return receipt, C end
   if string.byte(receipt, 17) ~= 64 then return nil end  -- '@'
   return string.sub(receipt, 1, 16), string.sub(receipt, 18)
 end
@@ -192,7 +194,7 @@ end
 local function register()
   shut()
   if C == '' or gone then return end
-  if redis.call('ZADD', P .. 'clients', now() + LEASE, C) == 1 then
+  if redis.call('ZADD', P .. 'clients', now() + tonumber(LEASE), C) == 1 then
     del(held(C))
   end
 end
@@ -280,14 +282,15 @@ local function init(keys, args)
   return v
 end
 
--- put: args[3] = connection slot, args[4] = put request id, args[5] = the index in that
--- request of the first item below, with an 'r' in front when the attempt before may have
--- run (its reply lost), then a 'w' when the caller was woken by a putters' token (it passes
--- the wake-up on while room is left: a list holds at most 64 tokens, and more putters may
--- wait), then the payloads from args[6], each followed by its priority for a priority
--- queue.
--- Returns {'OK', n} when all n were put (or had been, by an earlier attempt of the same
--- request), {'S'} when shut down, {'F', wake_in, n} when full after n of them.
+-- put: args[3] = "<flags><index> <connection slot> <put request id>": flags 'r' when the
+-- attempt before may have run (its reply lost), 'w' when the caller was woken by a putters'
+-- token (it passes the wake-up on while room is left: a list holds at most 64 tokens, and
+-- more putters may wait); index: that of the first item below in the request. Then the
+-- payloads from args[4], each followed by its priority for a priority queue. (One argument
+-- for four: each argument of an FCALL costs the server more than the match that splits
+-- them.)
+-- Returns n when all n were put (or had been, by an earlier attempt of the same request),
+-- {'S'} when shut down, {'F', wake_in, n} when full after n of them.
 -- Idempotent retry: `pr:<session>` keeps, per connection slot, the slot's last put request
 -- that got items in: "<request id>" when all of them are in, "<request id> <count>" when
 -- the first count are. Only a retry reads it: a slot carries one request at a time, so its
@@ -296,11 +299,9 @@ end
 -- window, until then.
 local function put(keys, args)
   begin(keys, args)
-  local slot, preq, at = args[3], args[4], args[5]
-  local retry = string.byte(at) == 114  -- 'r'
-  if retry then at = string.sub(at, 2) end
-  local woken = string.byte(at) == 119  -- 'w'
-  if woken then at = string.sub(at, 2) end
+  local flags, at, slot, preq = string.match(args[3], '^(%a*)(%d+) (%S+) (%S+)$')
+  local retry = flags ~= '' and string.find(flags, 'r', 1, true)
+  local woken = flags ~= '' and string.find(flags, 'w', 1, true)
   local K_PR = pr(C)
   local had = 0
   if retry then
@@ -319,7 +320,7 @@ local function put(keys, args)
   local full, closed = false, false
   if maxsize > 0 then ready = redis.call('ZCARD', K_READY) end
   local step = kind == PRIO and 2 or 1
-  for i = 6, #args, step do
+  for i = 4, #args, step do
     if idx >= had then
       if maxsize > 0 and ready >= maxsize then
         full = true
@@ -361,29 +362,28 @@ local function put(keys, args)
   end
   top_up_lazy(P .. 'gtok', ready, nil)
   if woken and maxsize > 0 then top_up_lazy(P .. 'ptok', ready, maxsize) end
-  return {'OK', n}
+  return n
 end
 
--- get: args[3] = lease ms, args[4] = the request's tag, "<connection slot> <request id>",
--- args[5] = flags, then at most how many items: 'r' in front when the request may have run
--- before (its reply lost: the items the session holds from this request are returned
--- again), then 'w' when the caller was woken by a getters' token (it passes the wake-up on
--- while items are left: a list holds at most 64 tokens, and more getters may wait) or '-';
--- args[6..] = receipts to acknowledge first, as `ack` does (the client's pending
--- task_done()s).
--- Returns {'OK', receipt1, payload1, score1, ...}, {'S'} when shut down and empty,
--- {'E', wake_in} when empty. Each leased item is recorded in `held:<session>` with the tag
--- of the get that leased it (one HSET per item, the lease and the replay record in one).
+-- get: args[3] = "<flags><count> <lease ms> <connection slot> <request id>": flags 'r' when
+-- the request may have run before (its reply lost: the items the session holds from this
+-- request are returned again), 'w' when the caller was woken by a getters' token (it
+-- passes the wake-up on while items are left: a list holds at most 64 tokens, and more
+-- getters may wait); count: at most this many items. The slot and request id are the
+-- request's tag. args[4..] = receipts to acknowledge first, as `ack` does (the client's
+-- pending task_done()s).
+-- Returns {'OK', member1, payload1, score1, ...} (a receipt is member@session),
+-- {'S'} when shut down and empty, {'E', wake_in} when empty. Each leased item is recorded
+-- in `held:<session>` with the tag of the get that leased it (one HSET per item, the lease
+-- and the replay record in one).
 local function get(keys, args)
   begin(keys, args)
-  LEASE = tonumber(args[3])
-  local tag, flags = args[4], args[5]
-  local retry = string.byte(flags) == 114  -- 'r'
-  if retry then flags = string.sub(flags, 2) end
-  local woken = string.byte(flags) == 119  -- 'w'
-  local want = string.sub(flags, 2)
+  local flags, want, lease, tag = string.match(args[3], '^(%a*)(%d+) (%d+) (.+)$')
+  LEASE = lease
+  local retry = flags ~= '' and string.find(flags, 'r', 1, true)
+  local woken = flags ~= '' and string.find(flags, 'w', 1, true)
   -- An item leased below leaves a task unfinished: the joiners' token waits for that.
-  local acked, mine = ack_from(args, 6, true)
+  local acked, mine = ack_from(args, 4, true)
   local K_READY = P .. 'ready'
   local K_ITEMS = P .. 'items'
   local out = {'OK'}
@@ -392,7 +392,7 @@ local function get(keys, args)
     local ms = leased_by(C, tag)
     if #ms > 0 then
       for _, w in ipairs(ms) do
-        out[#out + 1] = w .. '@' .. C
+        out[#out + 1] = w
         out[#out + 1] = redis.call('HGET', K_ITEMS, w)
         out[#out + 1] = score_of(w)
       end
@@ -420,7 +420,7 @@ local function get(keys, args)
   for i = 1, #got, 2 do
     local m = got[i]
     redis.call('HSET', HELD, m, tag)
-    out[#out + 1] = m .. '@' .. C
+    out[#out + 1] = m
     out[#out + 1] = redis.call('HGET', K_ITEMS, m)
     out[#out + 1] = got[i + 1]
   end

@@ -38,27 +38,27 @@ class Scripts : public ::testing::Test {
 
 TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
   ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
-  EXPECT_EQ(call("put", {"s0", "p1", "0", "payload"}), "OK\n1");
-  EXPECT_EQ(call("put", {"s0", "p1", "r0", "payload"}),
-            "OK\n1");  // the retry
+  EXPECT_EQ(call("put", {"0 s0 p1", "payload"}), "1");
+  EXPECT_EQ(call("put", {"r0 s0 p1", "payload"}),
+            "1");  // the retry
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");  // one unfinished task
   // Even after the item was got and acknowledged, inside the dedupe window.
-  const std::string got = call("get", {"30000", "s0 r1", "-1"});
+  const std::string got = call("get", {"1 30000 s0 r1"});
   ASSERT_EQ(got.rfind("OK\n", 0), 0u) << got;
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
   EXPECT_EQ(call("ack", {receipt}), "1");
-  EXPECT_EQ(call("put", {"s0", "p1", "r0", "payload"}), "OK\n1");
+  EXPECT_EQ(call("put", {"r0 s0 p1", "payload"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");
   // The next request on the slot, retried from its second item (as after a reply "full
   // after 1"): what got in is not put again.
-  EXPECT_EQ(call("put", {"s0", "p2", "0", "x", "y"}), "OK\n2");
-  EXPECT_EQ(call("put", {"s0", "p2", "r1", "y"}), "OK\n1");
+  EXPECT_EQ(call("put", {"0 s0 p2", "x", "y"}), "2");
+  EXPECT_EQ(call("put", {"r1 s0 p2", "y"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "2");
   // A request whose first item got in before the queue was full, retried whole.
   server_.cmd({"HSET", "weft:{w}:pr:sessionA", "s0", "p3 1"});
-  EXPECT_EQ(call("put", {"s0", "p3", "r0", "u", "v"}), "OK\n2");
+  EXPECT_EQ(call("put", {"r0 s0 p3", "u", "v"}), "2");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "3");
   // The record expires on its own (the heartbeat renews it).
   EXPECT_GT(std::stoll(server_.cmd({"PTTL", "weft:{w}:pr:sessionA"})), 0);
@@ -66,27 +66,27 @@ TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
 
 TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
   ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
-  call("put", {"s0", "p1", "0", "first", "second"});
-  const std::string once = call("get", {"30000", "s0 r1", "-1"});
-  const std::string again = call("get", {"30000", "s0 r1", "r-1"});  // the reply was lost
+  call("put", {"0 s0 p1", "first", "second"});
+  const std::string once = call("get", {"1 30000 s0 r1"});
+  const std::string again = call("get", {"r1 30000 s0 r1"});  // the reply was lost
   EXPECT_EQ(once, again);
   EXPECT_NE(once.find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");  // "second" still waits
   // A new request on that connection gets the next item.
-  EXPECT_NE(call("get", {"30000", "s0 r2", "-1"}).find("second"), std::string::npos);
+  EXPECT_NE(call("get", {"1 30000 s0 r2"}).find("second"), std::string::npos);
 }
 
 TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
   ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
-  call("put", {"s0", "p1", "0", "first"});
-  ASSERT_NE(call("get", {"30000", "s0 r1", "-1"}).find("first"), std::string::npos);
+  call("put", {"0 s0 p1", "first"});
+  ASSERT_NE(call("get", {"1 30000 s0 r1"}).find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
   // The caller gave up without seeing the reply: the heartbeat releases (slot, request).
   EXPECT_EQ(call("renew", {"30000", "3600000", "s0 r1"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:held:sessionA"}), "0");
   // Releasing a request whose items were delivered and acknowledged changes nothing.
-  const std::string got = call("get", {"30000", "s0 r2", "-1"});
+  const std::string got = call("get", {"1 30000 s0 r2"});
   const std::string receipt = got.substr(3, got.find('\n', 3) - 3);
   EXPECT_EQ(call("ack", {receipt}), "1");
   EXPECT_EQ(call("renew", {"30000", "3600000", "s0 r2"}), "1");
@@ -97,33 +97,33 @@ TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
 TEST_F(Scripts, ExpiredSessionLosesItsItemsToRecovery) {
   settings_ = "p0";
   ASSERT_EQ(call("init", {"30000"}), "priority\n0");
-  call("put", {"s0", "p1", "0", "low", "5", "high", "1"});
-  EXPECT_NE(call("get", {"30000", "s0 r1", "-1"}).find("high"), std::string::npos);
+  call("put", {"0 s0 p1", "low", "5", "high", "1"});
+  EXPECT_NE(call("get", {"1 30000 s0 r1"}).find("high"), std::string::npos);
   // The session's lease ends now (as if its heartbeat had stopped).
   server_.cmd({"ZADD", "weft:{w}:clients", "0", "sessionA"});
   const std::string stat = call("stat", {}, "sessionB");
   EXPECT_EQ(stat.substr(0, stat.find('\n')), "2");  // both items wait again
   // ... in priority order, with their priorities.
-  const std::string got = call("get", {"30000", "s0 r1", "-1"}, "sessionB");
+  const std::string got = call("get", {"1 30000 s0 r1"}, "sessionB");
   EXPECT_NE(got.find("high"), std::string::npos) << got;
 }
 
 TEST_F(Scripts, PutAfterShutdownAddsNothing) {
   settings_ = "f2";
   ASSERT_EQ(call("init", {"30000"}), "fifo\n2");
-  EXPECT_EQ(call("put", {"s0", "p1", "0", "a"}), "OK\n1");
+  EXPECT_EQ(call("put", {"0 s0 p1", "a"}), "1");
   EXPECT_EQ(call("shutdown", {"0"}), "");
   EXPECT_EQ(call("shutdown", {"0"}), "");  // twice: the mark on `seq` is added once
   // Not full: the put learns it from its sequence number.
-  EXPECT_EQ(call("put", {"s0", "p2", "0", "b"}), "S");
-  EXPECT_EQ(call("put", {"s0", "p3", "0", "c"}), "S");
+  EXPECT_EQ(call("put", {"0 s0 p2", "b"}), "S");
+  EXPECT_EQ(call("put", {"0 s0 p3", "c"}), "S");
   // Full: from the shutdown state.
   server_.cmd({"ZADD", "weft:{w}:ready", "0", "0000000000000009"});
-  EXPECT_EQ(call("put", {"s0", "p4", "0", "d"}), "S");
+  EXPECT_EQ(call("put", {"0 s0 p4", "d"}), "S");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "2");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");
   // The queue drains: the item put before the shutdown is still got.
-  EXPECT_NE(call("get", {"30000", "s0 r1", "-1"}).find("\na\n"), std::string::npos);
+  EXPECT_NE(call("get", {"1 30000 s0 r1"}).find("\na\n"), std::string::npos);
 }
 
 }  // namespace
