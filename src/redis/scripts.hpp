@@ -76,6 +76,13 @@ local function shut()
   return sd
 end
 
+-- Marks `seq` as shut down (once): every later put's HINCRBY returns SD_MARK or more.
+local function mark_seq()
+  if (tonumber(redis.call('HGET', K_META, 'seq')) or 0) < SD_MARK then
+    redis.call('HINCRBY', K_META, 'seq', SD_MARK_S)
+  end
+end
+
 local function now()
   if not now_ms then
     local t = redis.call('TIME')
@@ -276,6 +283,8 @@ local function init(keys, args)
   local v = redis.call('HMGET', K_META, 'kind', 'maxsize')
   kind = string.byte(v[1])
   maxsize = tonumber(v[2])
+  -- The mark follows `sd`, also for a queue whose `sd` was written without it.
+  if shut() > 0 then mark_seq() end
   recover()
   register()
   normalize()
@@ -476,9 +485,7 @@ local function shutdown(keys, args)
     sd = want
     redis.call('HSET', K_META, 'sd', tostring(want))
   end
-  if (tonumber(redis.call('HGET', K_META, 'seq')) or 0) < SD_MARK then
-    redis.call('HINCRBY', K_META, 'seq', SD_MARK_S)
-  end
+  mark_seq()
   local out = {}
   if imm then
     local K_READY = P .. 'ready'
