@@ -2,8 +2,8 @@
 //
 // Threads: callers take a connection from a pool for the length of one operation; a
 // heartbeat thread with its own connection renews the session's lease and releases the
-// items of gets whose callers gave up after an unknown outcome. The Lua scripts are in
-// scripts.hpp; the protocol is in docs/redis.md.
+// items of gets whose callers gave up after an unknown outcome. The Lua function library is
+// in scripts.hpp; the protocol is in docs/redis.md.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -150,8 +150,9 @@ struct Address {
 // lost reply); it survives reconnects.
 //
 // `acks` are pipelined task_done()s (Options::pipeline_task_done), queued unsent: the
-// connection's next command carries them (a get inside its script; any other command
-// behind them as ack scripts of their own, `sent`, their replies read before its reply).
+// connection's next command carries them (a get inside its function call; any other
+// command behind them as ack calls of their own, `sent`, their replies read before its
+// reply).
 // A dropped connection marks them unsent: they are sent again (acks are idempotent).
 struct PendingAck {
   std::vector<std::string> receipts;
@@ -212,10 +213,10 @@ struct Client::Impl {
   std::vector<std::unique_ptr<Conn>> pool;  // idle connections; guarded by pool_mu
 
   std::mutex state_mu;
-  std::deque<std::string> unacked;                           // guarded by state_mu
-  std::vector<std::pair<std::string, std::string>> orphans;  // (slot, request); state_mu
-  bool renormalize = false;                                  // guarded by state_mu
-  std::size_t unconfirmed = 0;  // pipelined acks not yet confirmed; state_mu
+  std::deque<std::string> unacked;   // guarded by state_mu
+  std::vector<std::string> orphans;  // tags "<slot> <request id>"; guarded by state_mu
+  bool renormalize = false;          // guarded by state_mu
+  std::size_t unconfirmed = 0;       // pipelined acks not yet confirmed; state_mu
   // When the heartbeat sends the unsent acks of idle connections (max: none waits);
   // set by the first task_done() after a flush. Guarded by state_mu.
   Clock::time_point ack_flush_at = Clock::time_point::max();
@@ -337,10 +338,11 @@ struct Client::Impl {
   }
 
   // One command on `c`, riding over transient errors until retry_deadline, following
-  // MOVED/ASK, loading the function library when the server has not got it. `block` is the server-side block time of a
-  // blocking command (added to the reply timeout). `retry_mark` (when nonzero) is the index
-  // of an argument that gets an 'r' in front on the attempts after the first: the command
-  // may have run before (a lost reply). Throws Stopped, Error, std::exception from the hook.
+  // MOVED/ASK, loading the function library when the server has not got it. `block` is the
+  // server-side block time of a blocking command (added to the reply timeout). `retry_mark`
+  // (when nonzero) is the index of an argument that gets an 'r' in front on the attempts
+  // after the first: the command may have run before (a lost reply). Throws Stopped, Error,
+  // std::exception from the hook.
   Reply call(Conn& c, std::vector<std::string> args, Clock::time_point retry_deadline,
              milliseconds block, const std::stop_token* stop, Script script = kScriptCount,
              std::size_t retry_mark = 0) {
@@ -387,7 +389,7 @@ struct Client::Impl {
           continue;
         }
         if (starts_with(r.get(), "READONLY")) c.drop();  // a replica now: find the primary
-        // A script that touched a key of a slot being migrated fails at that command
+        // A function that touched a key of a slot being migrated fails at that command
         // ("... non local key ..."); it is retried like TRYAGAIN.
         const bool migrating =
             std::string_view(r->str, r->len).find("non local key") != std::string_view::npos;
@@ -583,9 +585,9 @@ struct Client::Impl {
     if (c.replies_pending() && !read_ack_replies(c)) throw Transient{"connection lost"};
   }
   // One command, behind the connection's pending acks (one round trip for all). With
-  // `fold` (the get script) the unsent acks go inside the command, as its trailing
-  // arguments, rather than as scripts of their own: confirmed by its reply, unsent again
-  // when it fails (they are idempotent; a script cut short may have applied some).
+  // `fold` (the get function) the unsent acks go inside the command, as its trailing
+  // arguments, rather than as calls of their own: confirmed by its reply, unsent again
+  // when it fails (they are idempotent; a call cut short may have applied some).
   Reply exchange(Conn& c, const std::vector<std::string>& args, bool fold) {
     std::vector<PendingAck> folded;
     std::vector<std::string> with_acks;
@@ -601,7 +603,7 @@ struct Client::Impl {
         it = c.acks.erase(it);
       }
     }
-    // No unsent ack is left when folding, so append_acks cannot throw (no SCRIPT LOAD).
+    // No unsent ack is left when folding, so append_acks cannot throw (no FUNCTION LOAD).
     append_acks(c);
     append(c.ctx, folded.empty() ? args : with_acks);
     Reply r;
@@ -703,7 +705,7 @@ struct Client::Impl {
 
   // Blocks on a token list for at most min(deadline, wake_in, max_block). A stop request
   // wakes it (shutting the socket down); the token it may have taken is restored by the
-  // heartbeat's next script.
+  // heartbeat's next call.
   bool wait_token(Conn& c, const std::string& list, bool rotate, Clock::time_point deadline,
                   std::int64_t wake_in_ms, const std::stop_token* stop) {
     auto now = Clock::now();
@@ -773,7 +775,7 @@ struct Client::Impl {
         continue;
       }
       std::vector<std::string> extra = {lease_ms, std::to_string(opt.dedupe_window.count())};
-      for (auto& [slot, req] : orphans) extra.push_back(slot + ' ' + req);
+      extra.insert(extra.end(), orphans.begin(), orphans.end());
       auto taken = std::move(orphans);
       orphans.clear();
       renormalize = false;
@@ -837,7 +839,7 @@ Status Client::put(const std::vector<RawPut>& items, Clock::time_point deadline,
     if (std::isnan(it.priority))
       throw std::invalid_argument("weft::redis: a priority must be a number, not NaN");
   }
-  // One request id for the call, sent by every retry: the script records per connection
+  // One request id for the call, sent by every retry: the function records per connection
   // slot how many items of the slot's last request are in, and a retry skips those.
   Impl::Pooled p(impl_.get());
   // Arguments: "<index> <slot> <request id>", the index in the request of the first item
@@ -890,8 +892,11 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
   auto& im = *impl_;
   const std::string req = "r" + im.unique_id();
   Impl::Pooled p(impl_.get());
-  bool maybe_leased = false;  // a get script may have run without our seeing its reply
-  bool woken = false;         // by a token: the script passes the wake-up on
+  // The request's tag, "<slot> <request id>": its items are recorded under it.
+  const std::string tag = p.conn->slot + ' ' + req;
+  const std::string request = std::to_string(max) + ' ' + im.lease_ms + ' ' + tag;
+  bool maybe_leased = false;  // a get function may have run without our seeing its reply
+  bool woken = false;         // by a token: the function passes the wake-up on
   try {
     for (;;) {
       Reply r;
@@ -902,17 +907,15 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
         // the function look for a reply to replay (the items it holds from this request). A
         // later pass of this loop (after a wait) follows an "E" reply: that attempt leased
         // nothing. "w": woken by a token, the function passes the wake-up on.
-        r = im.run(*p.conn, kGet,
-                   {(woken ? "w" : "") + std::to_string(max) + ' ' + im.lease_ms + ' ' +
-                    p.conn->slot + ' ' + req},
-                   im.retry_until(deadline), stop, nullptr, 0);
+        r = im.run(*p.conn, kGet, {woken ? 'w' + request : request}, im.retry_until(deadline), stop,
+                   nullptr, 0);
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat
           // releases them (found by slot and request id); this connection's later gets go
           // under a new slot.
           std::lock_guard lock(im.state_mu);
-          im.orphans.emplace_back(p.conn->slot, req);
+          im.orphans.push_back(tag);
           p.conn->slot = "s" + im.unique_id();
         }
         im.heartbeat_cv.notify_all();
@@ -973,7 +976,7 @@ void Client::ack_oldest(std::size_t n) {
   if (receipts.empty()) return;
   if (im.opt.pipeline_task_done) {
     // Queued on an idle connection, unsent: the next command there carries it (a get
-    // inside its script), or the heartbeat thread sends it ack_delay from now.
+    // inside its function call), or the heartbeat thread sends it ack_delay from now.
     Impl::Pooled p(impl_.get());
     p.conn->acks.push_back(PendingAck{std::move(receipts), false});
     bool arm = false;
