@@ -7,10 +7,12 @@
 #include <atomic>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -183,11 +185,19 @@ TEST(RedisFaults, ClientKillLosesNothingAndDuplicatesNothing) {
 // cluster node that never had it): every client loads it again, pipelined acks included.
 TEST(RedisFaults, FunctionFlushMidRun) {
   RedisServer s;
+  int flushes = 0;
   auto seen = run_with_disturbance(s.options(2000ms), "f_flush", 1500, 100, [&] {
     EXPECT_EQ(s.cmd({"FUNCTION", "FLUSH"}), "OK");
+    ++flushes;
   });
   ASSERT_EQ(seen.size(), 1500u);
   for (auto& [id, times] : seen) EXPECT_EQ(times, 1) << "id " << id;
+  // Loaded at the start and again after every flush (items moved after each).
+  const std::string stats = s.cmd({"INFO", "commandstats"});
+  const std::string field = "cmdstat_function|load:calls=";
+  const auto at = stats.find(field);
+  ASSERT_NE(at, std::string::npos) << stats;
+  EXPECT_GT(std::strtoll(stats.c_str() + at + field.size(), nullptr, 10), flushes);
 }
 
 TEST(RedisFaults, ServerKilledAndRestartedFromAofAfterOutageLongerThanLease) {
