@@ -37,9 +37,11 @@ namespace {
 using namespace std::chrono_literals;
 using weft_test::Detached;
 using weft_test::eventually;
+using weft_test::FailingTimerScheduler;
 using weft_test::ManualScheduler;
 using weft_test::Owned;
 using weft_test::PoolScheduler;
+using weft_test::UntimedScheduler;
 
 #if defined(WEFT_SANITIZED)
 constexpr int kRounds = 300;
@@ -48,21 +50,6 @@ constexpr int kItems = 3000;
 constexpr int kRounds = 3000;
 constexpr int kItems = 30000;
 #endif
-
-// A scheduler without a timer.
-struct UntimedScheduler {
-  ManualScheduler* inner;
-  void schedule(weft::AsyncResume f) const noexcept { inner->schedule(f); }
-};
-static_assert(weft::Scheduler<UntimedScheduler> && !weft::TimedScheduler<UntimedScheduler>);
-
-// A timed scheduler whose arm_timer throws.
-struct FailingTimerScheduler {
-  ManualScheduler* inner;
-  void schedule(weft::AsyncResume f) const noexcept { inner->schedule(f); }
-  void arm_timer(weft::AsyncTimer& /*t*/) { throw std::runtime_error("no timer"); }
-  void disarm_timer(weft::AsyncTimer& /*t*/) noexcept {}
-};
 
 // A coroutine that takes `l`, waits once on `c` (over l), sets `out` to 1 if notified (0 if
 // not) and releases `l`. Task: Detached, or Owned for the tests that destroy it.

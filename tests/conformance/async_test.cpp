@@ -36,6 +36,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using weft_test::Detached;
+using weft_test::FailingTimerScheduler;
 using weft_test::ManualScheduler;
 using weft_test::Owned;
 using weft_test::PoolScheduler;
@@ -47,17 +48,6 @@ constexpr int kItems = 4000;
 constexpr int kRounds = 3000;
 constexpr int kItems = 40000;
 #endif
-
-// Waits (really: with a generous bound) until pred() holds.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::seconds limit = 20s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 static_assert(weft::Scheduler<ManualScheduler>);
 static_assert(weft::TimedScheduler<ManualScheduler>);
@@ -371,13 +361,9 @@ TEST(AsyncException, ThrowingRetryPassesTheWakeUpOn) {
 
 // A scheduler whose timers cannot be armed: the operation fails with that exception and has
 // withdrawn from the queue.
-class NoTimerScheduler : public ManualScheduler {
- public:
-  void arm_timer(weft::AsyncTimer&) { throw std::runtime_error("no timer"); }
-};
-
 TEST(AsyncException, ArmTimerThrowsTakesNothing) {
-  NoTimerScheduler s;
+  ManualScheduler m;
+  FailingTimerScheduler s{&m};
   weft::Queue<int> q;
   bool threw = false;
   auto c = [&]() -> Detached {
@@ -390,7 +376,7 @@ TEST(AsyncException, ArmTimerThrowsTakesNothing) {
   c();
   EXPECT_TRUE(threw);
   q.put(1);
-  EXPECT_EQ(s.pending(), 0u);
+  EXPECT_EQ(m.pending(), 0u);
   EXPECT_EQ(q.qsize(), 1u);
 }
 

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -179,6 +180,23 @@ class PoolScheduler {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };
+
+// A scheduler without a timer (a weft::Scheduler, not a TimedScheduler): queues on `inner`.
+struct UntimedScheduler {
+  ManualScheduler* inner;
+  void schedule(weft::AsyncResume f) const noexcept { inner->schedule(f); }
+};
+static_assert(weft::Scheduler<UntimedScheduler> && !weft::TimedScheduler<UntimedScheduler>);
+
+// A timed scheduler whose arm_timer() throws (the operation then fails with that exception
+// and takes nothing): queues on `inner`.
+struct FailingTimerScheduler {
+  ManualScheduler* inner;
+  void schedule(weft::AsyncResume f) const noexcept { inner->schedule(f); }
+  void arm_timer(weft::AsyncTimer& /*t*/) { throw std::runtime_error("no timer"); }
+  void disarm_timer(weft::AsyncTimer& /*t*/) noexcept {}
+};
+static_assert(weft::TimedScheduler<FailingTimerScheduler>);
 
 // Starts at once; frees its frame when it finishes. An escaping exception ends the test
 // program (tests catch what they expect inside the coroutine).
