@@ -71,6 +71,7 @@
 #include <asio/system_executor.hpp>
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <coroutine>
 #include <cstddef>
@@ -96,6 +97,7 @@ enum class errc {
   shut_down = 1,    // the queue is shut down (a get: and drained)
   timed_out = 2,    // the timeout passed first: nothing was taken
   operation_threw,  // an item's move or a comparator threw: nothing was taken
+  broken_barrier,   // the Barrier is broken (or broke: a timeout, abort(), reset())
 };
 
 inline const std::error_category& category() noexcept {
@@ -108,7 +110,9 @@ inline const std::error_category& category() noexcept {
         case errc::timed_out:
           return "timed out";
         case errc::operation_threw:
-          return "an item's move or a comparator threw; nothing was taken";
+          return "an item's move, a comparator, a predicate or a barrier action threw";
+        case errc::broken_barrier:
+          return "the barrier is broken";
       }
       return "unknown weft error";
     }
@@ -152,6 +156,7 @@ class OpBase {
     void (*post_step)(OpBase&) noexcept;  // posts Run{op} to the handler's executor
     void (*arm_timer)(OpBase&, AsyncTimer&);
     void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
+    void (*destroy)(OpBase&) noexcept;  // unlists the operation, frees it, handler uncalled
   };
 
  protected:
@@ -168,6 +173,7 @@ class OpBase {
   void post_step() noexcept { hooks_->post_step(*this); }
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
+  void destroy() noexcept { hooks_->destroy(*this); }
 
   const Hooks* hooks_;
 
@@ -181,7 +187,11 @@ class OpBase {
   bool stop_sent_ = false;             // (svc) the shutdown requested a stop
   weft::detail::AsyncStop stop_;       // cancellation slot and shutdown
   std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
-  std::coroutine_handle<> self_;       // the operation's driver coroutine
+  // Set when the awaiter is built: in abort mode, its step is dropped (AsyncResume::drop)
+  // rather than run, and the frame freed. A Condition or Barrier wait: run, it would take
+  // the lock again (a Condition's: for a handler that will never release it).
+  bool drop_on_abort_ = false;
+  std::coroutine_handle<> self_;  // the operation's driver coroutine
 };
 
 // What the executor runs: the operation's next step.
@@ -256,7 +266,7 @@ class Service final : public ::asio::execution_context::service {
   static void run_step(OpBase& op) noexcept {
     auto queued = OpBase::State::queued;
     if (!op.state_.compare_exchange_strong(queued, OpBase::State::running)) return;
-    std::optional<AsyncResume> f = op.next_;
+    const AsyncResume f = *op.next_;  // queued: schedule() set it
     op.next_.reset();
     step(op, f);
   }
@@ -282,12 +292,17 @@ class Service final : public ::asio::execution_context::service {
   }
 
  private:
-  static void step(OpBase& op, std::optional<AsyncResume> f) noexcept {
-    if (f) {
-      (*f)();  // may complete the operation: op is not touched after this
-    } else {
-      op.self_.resume();
+  // Runs the step `f` of `op`; in abort mode (the shutdown, on its own thread) an operation
+  // that drops its step instead gives up what it was handed and is freed.
+  static void step(OpBase& op, AsyncResume f) noexcept {
+    // relaxed: stored by this thread (the shutdown's) before it runs the step; a thread in
+    // run() reads false (no step of this context runs once its shutdown began).
+    if (op.drop_on_abort_ && op.aborting_.load(std::memory_order_relaxed)) {
+      f.drop();
+      op.destroy();
+      return;
     }
+    f();  // may complete the operation: op is not touched after this
   }
 
   // The context is going away (its destructor), and no thread runs it any more. Every live
@@ -324,7 +339,7 @@ class Service final : public ::asio::execution_context::service {
             !ready->state_.compare_exchange_strong(seen, OpBase::State::running)) {
           continue;
         }
-        std::optional<AsyncResume> f = ready->next_;
+        const AsyncResume f = *ready->next_;  // queued or pending: schedule() set it
         ready->next_.reset();
         ready->stop_sent_ = true;
         g.unlock();
@@ -585,7 +600,13 @@ class Promise final : public OpBase {
   static void post_of(OpBase& op) noexcept { static_cast<Promise&>(op).post(); }
   static void arm_of(OpBase& op, AsyncTimer& t) { static_cast<Promise&>(op).arm(t); }
   static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
-  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of};
+  static void destroy_of(OpBase& op) noexcept {
+    auto& p = static_cast<Promise&>(op);
+    p.svc_->remove(p);
+    if (p.slot_.is_connected()) p.slot_.clear();
+    p.self_.destroy();  // the handler with it, not invoked
+  }
+  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of};
 
   struct OnCancel {
     explicit OnCancel(Promise* p) noexcept : self(p) {}
@@ -658,6 +679,7 @@ struct Initiation {
     using P = Promise<H, Args>;
     auto ex = ::asio::get_associated_executor(handler, ::asio::system_executor());
     ::asio::execution_context& ctx = ::asio::query(ex, ::asio::execution::context);
+    if constexpr (requires { make.precheck(); }) make.precheck();  // throws: nothing started
     Service& svc = Service::of(ctx);
     Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler)}, std::move(make),
                            std::move(finish));
@@ -671,7 +693,7 @@ struct Make {
   bool biased = false;
   weft::detail::Deadline deadline = weft::detail::Deadline::never();
   std::tuple<Ops...> ops;
-  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, const OpBase* owner) {
+  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* owner) {
     return std::apply(
         [&](Ops&... o) {
           return Await<Abortable<Ops>...>(s, biased, deadline, std::move(stop),
@@ -686,7 +708,7 @@ struct MakePut {
   Q* q = nullptr;
   weft::detail::Deadline deadline = weft::detail::Deadline::never();
   typename Q::value_type item;
-  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, const OpBase* owner) {
+  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* owner) {
     using Op = weft::detail::PutOp<Q>;
     return Await<Abortable<Op>>(s, false, deadline, std::move(stop),
                                 Abortable<Op>(owner, Op(*q, item)));
@@ -735,6 +757,111 @@ struct SelectFinish {
   Args failed(std::error_code e) const { return {e, V{}}; }
 };
 
+// ---- Condition and Barrier: the generic layer's locked wait ------------------------------------
+
+// weft/async.hpp's wait over a Lock and a Condition, started by a posted step. Its result:
+// what the operation threw, and the body (which knows how the wait ended).
+template <class Body>
+class LockedAwait : public weft::detail::AsyncLockedWait<Sched, Body> {
+  using Base = weft::detail::AsyncLockedWait<Sched, Body>;
+
+ public:
+  struct Result {
+    std::exception_ptr error;
+    Body* body;
+  };
+  using Base::Base;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
+  void await_resume() const noexcept {}
+  void rethrow_if_failed() const noexcept {}  // the Finish maps the error itself
+  Result result() noexcept { return {Base::error(), &Base::body()}; }
+  weft::detail::AsyncEnd end() const noexcept { return weft::detail::AsyncEnd::done; }
+};
+
+template <class Body>
+struct MakeLocked {
+  weft::Lock* lock = nullptr;
+  weft::Condition* cond = nullptr;
+  bool holding = false;  // the caller holds `lock` (a Condition wait)
+  Body body;
+  void precheck() const {
+    if constexpr (requires { body.precheck(); }) body.precheck();
+  }
+  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* owner) {
+    // Aborted by the shutdown, the wait is dropped, not run: run, a Condition wait would take
+    // the user's Lock again for a handler that will never release it.
+    owner->drop_on_abort_ = true;
+    return LockedAwait<Body>(s, *lock, *cond, std::move(stop), holding, std::move(body));
+  }
+};
+
+// Condition::wait(): how the wait ended.
+struct ConditionWaitBody : weft::detail::AsyncConditionWait {
+  weft::detail::AsyncWaitEnd end = weft::detail::AsyncWaitEnd::none;
+  void precheck() const { weft::detail::check_condition_lock(*c, *l); }
+  bool step(weft::detail::AsyncWaitEnd last, bool stopped, weft::detail::Deadline& wait_deadline) {
+    const bool first = !checked;
+    const bool over = AsyncConditionWait::step(last, stopped, wait_deadline);
+    if (!first) end = last;
+    return over;
+  }
+  std::error_code error() const noexcept {
+    switch (end) {
+      case weft::detail::AsyncWaitEnd::notified:
+        return {};
+      case weft::detail::AsyncWaitEnd::cancelled:
+        return ::asio::error::operation_aborted;
+      default:
+        return errc::timed_out;
+    }
+  }
+};
+// Condition::wait_for(pred): pred()'s last value decides; if false, the stop or the timeout.
+template <class Pred>
+struct ConditionWaitForBody : weft::detail::AsyncConditionWaitFor<Pred> {
+  using Base = weft::detail::AsyncConditionWaitFor<Pred>;
+  bool stopped_at_end = false;
+  void precheck() const { weft::detail::check_condition_lock(*this->c, *this->l); }
+  bool step(weft::detail::AsyncWaitEnd last, bool stopped, weft::detail::Deadline& wait_deadline) {
+    stopped_at_end = stopped;
+    return Base::step(last, stopped, wait_deadline);
+  }
+  std::error_code error() const noexcept {
+    if (this->value) return {};
+    if (stopped_at_end) return ::asio::error::operation_aborted;
+    return errc::timed_out;
+  }
+};
+
+// Maps the wait's outcome to the completion's arguments.
+struct ConditionFinish {
+  using Args = std::tuple<std::error_code>;
+  template <class R>
+  Args operator()(const R& r, weft::detail::AsyncEnd) const {
+    if (r.error) return {errc::operation_threw};  // the predicate threw; the lock is held
+    return {r.body->error()};
+  }
+  Args failed(std::error_code e) const { return {e}; }
+};
+struct BarrierFinish {
+  using Args = std::tuple<std::error_code, std::size_t>;
+  template <class R>
+  Args operator()(const R& r, weft::detail::AsyncEnd) const {
+    if (!r.error) return {std::error_code(), r.body->result()};
+    try {
+      std::rethrow_exception(r.error);
+    } catch (const BrokenBarrierError&) {
+      return {errc::broken_barrier, 0};
+    } catch (const Cancelled&) {
+      return {::asio::error::operation_aborted, 0};
+    } catch (...) {
+      return {errc::operation_threw, 0};  // the action threw (the barrier is broken)
+    }
+  }
+  Args failed(std::error_code e) const { return {e, 0}; }
+};
+
 template <class Sig, class Args, class Token, class Mk, class Finish>
 auto initiate(Token&& token, Mk make, Finish finish) {
   return ::asio::async_initiate<Token, Sig>(Initiation<Args>{}, token, std::move(make),
@@ -772,6 +899,19 @@ template <class Op, class Token>
 auto done(Op op, weft::detail::Deadline d, Token&& token) {
   return initiate<void(std::error_code), DoneFinish::Args>(std::forward<Token>(token),
                                                            Make<Op>{false, d, {op}}, DoneFinish{});
+}
+
+template <class Token>
+auto barrier_wait(Barrier& b, std::optional<weft::detail::AsyncAccess::BarrierTimeout> timeout,
+                  Token&& token) {
+  using Body = weft::detail::AsyncBarrierWait;
+  Body body{&b, {}};
+  body.a.timeout = timeout;
+  return initiate<void(std::error_code, std::size_t), BarrierFinish::Args>(
+      std::forward<Token>(token),
+      MakeLocked<Body>{&weft::detail::AsyncAccess::lock_of(b),
+                       &weft::detail::AsyncAccess::changed_of(b), false, std::move(body)},
+      BarrierFinish{});
 }
 
 template <class... Ops>
@@ -904,6 +1044,78 @@ auto async_acquire(Lock& l, const Time& timeout, Token&& token) {
 // the executor: not awaitable. Use a Lock.
 template <class... Args>
 void async_acquire(RLock&, Args&&...) = delete;
+
+// ---- condition and barrier -------------------------------------------------------------------
+
+// Condition::wait() for a handler's chain that holds `lock`, the weft::Lock the Condition was
+// built over: registers, releases the lock, waits for a notify, takes the lock again and
+// completes; the lock is held again whatever the error (timed_out, operation_aborted). A
+// Condition over an RLock (the default) is not awaitable. Throws std::logic_error (nothing
+// started) if `lock` is not the Condition's or is not held when the operation starts.
+template <class Token>
+auto async_wait(Condition& c, Lock& lock, Token&& token) {
+  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
+      std::forward<Token>(token),
+      detail::MakeLocked<detail::ConditionWaitBody>{
+          &lock, &c, true,
+          detail::ConditionWaitBody{{{&c, &lock, weft::detail::Deadline::never()}}}},
+      detail::ConditionFinish{});
+}
+template <detail::TimeArg Time, class Token>
+auto async_wait(Condition& c, Lock& lock, const Time& timeout, Token&& token) {
+  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
+      std::forward<Token>(token),
+      detail::MakeLocked<detail::ConditionWaitBody>{
+          &lock, &c, true,
+          detail::ConditionWaitBody{{{&c, &lock, detail::deadline_of(false, timeout)}}}},
+      detail::ConditionFinish{});
+}
+// Condition::wait_for(pred): completes once pred() (called with the lock held, on the
+// executor) is true; timed_out or operation_aborted if it is still false then. The lock is
+// held again in every case.
+template <class Pred, class Token>
+requires std::predicate<Pred&>
+auto async_wait_for(Condition& c, Lock& lock, Pred pred, Token&& token) {
+  using Body = detail::ConditionWaitForBody<Pred>;
+  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
+      std::forward<Token>(token),
+      detail::MakeLocked<Body>{
+          &lock, &c, true, Body{{{&c, &lock, weft::detail::Deadline::never()}, std::move(pred)}}},
+      detail::ConditionFinish{});
+}
+template <class Pred, detail::TimeArg Time, class Token>
+requires std::predicate<Pred&>
+auto async_wait_for(Condition& c, Lock& lock, Pred pred, const Time& timeout, Token&& token) {
+  using Body = detail::ConditionWaitForBody<Pred>;
+  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
+      std::forward<Token>(token),
+      detail::MakeLocked<Body>{
+          &lock, &c, true,
+          Body{{{&c, &lock, detail::deadline_of(false, timeout)}, std::move(pred)}}},
+      detail::ConditionFinish{});
+}
+// An RLock belongs to a thread; a handler may run on any thread of the executor.
+template <class... Args>
+void async_wait(Condition&, RLock&, Args&&...) = delete;
+template <class... Args>
+void async_wait_for(Condition&, RLock&, Args&&...) = delete;
+
+// Barrier::wait(): completes with the party's index in the cycle, or errc::broken_barrier
+// (the barrier broke: a timeout, abort(), reset(), or an action that threw:
+// errc::operation_threw for the party that ran it), or operation_aborted (cancelled before
+// the barrier tripped: the arrival is withdrawn). The timeout counts from the arrival; without
+// one, the barrier's default timeout. The action runs in the handler's chain of the party that
+// arrives last, on its executor. Thread and handler parties mix freely.
+template <class Token>
+auto async_wait(Barrier& b, Token&& token) {
+  return detail::barrier_wait(b, weft::detail::AsyncAccess::default_timeout(b),
+                              std::forward<Token>(token));
+}
+template <class Rep, class Period, class Token>
+auto async_wait(Barrier& b, std::chrono::duration<Rep, Period> timeout, Token&& token) {
+  return detail::barrier_wait(b, weft::detail::AsyncAccess::BarrierTimeout(timeout),
+                              std::forward<Token>(token));
+}
 
 // ---- select ------------------------------------------------------------------------------
 

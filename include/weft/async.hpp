@@ -1096,6 +1096,22 @@ class AsyncLockedWait : public AsyncWaitBase {
     return body_.result();
   }
 
+ protected:
+  // Instead of await_suspend(), for an integration whose initiating call must neither run
+  // the operation nor take anything (weft::asio): the first step is scheduled, and nothing
+  // else happens here. The round is decided at once (by the owner), so the only party that
+  // resumes the coroutine is the scheduler, through that step.
+  void initiate(std::coroutine_handle<> h) noexcept {
+    handle_ = h;
+    initial_ = true;
+    arm_round();
+    abort(Decision::timed_out());
+    schedule_self();
+  }
+  // For await_resume() of such an integration: what the operation threw, and the body.
+  const std::exception_ptr& error() const noexcept { return error_; }
+  Body& body() noexcept { return body_; }
+
  private:
   enum class Stage : std::uint8_t { acquire, acquiring, locked, waiting };
 
@@ -1265,13 +1281,21 @@ class AsyncLockedWait : public AsyncWaitBase {
   // The scheduler runs this (AsyncResume).
   static void step(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncLockedWait&>(base);
-    self.scheduled_round();
+    if (std::exchange(self.initial_, false)) {
+      self.suspended_ = false;  // initiate()'s step: no round to finish
+    } else {
+      self.scheduled_round();
+    }
     if (self.run()) self.handle_.resume();  // the last access: the coroutine may destroy us
   }
   // AsyncResume::drop().
   static void drop(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncLockedWait&>(base);
-    if (self.scheduled_round()) self.give_back_lock();
+    if (std::exchange(self.initial_, false)) {
+      self.suspended_ = false;  // initiate()'s step, dropped: nothing was done yet
+    } else if (self.scheduled_round()) {
+      self.give_back_lock();
+    }
     self.gone();
   }
   static void schedule_on(AsyncWaitBase& base) noexcept {
@@ -1290,6 +1314,7 @@ class AsyncLockedWait : public AsyncWaitBase {
   AsyncWaitEnd last_ = AsyncWaitEnd::none;
   bool holding_;              // this operation holds the lock
   bool notify_held_ = false;  // notified, and the body has not heard of it yet
+  bool initial_ = false;      // initiate() scheduled the first step, which has not run
 };
 
 inline void check_condition_lock(const Condition& c, const Lock& l) {

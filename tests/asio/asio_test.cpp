@@ -832,4 +832,315 @@ TEST(AsioJoin, CompletesWhenThreadsFinishTheTasks) {
   io.finish();
 }
 
+// ---- Condition --------------------------------------------------------------------------------
+
+// Registered before the lock is released, woken only through the executor (not inside
+// notify() nor the release its wake-up is deferred to), and holding the lock again when the
+// handler runs.
+TEST(AsioCondition, NotifiedHoldingTheLockAgainNeverInline) {
+  asio::io_context ctx;
+  weft::Lock lock;
+  weft::Condition cv(lock);
+  bool held_in_handler = false;
+  Outcome o;
+  lock.acquire();
+  weft::asio::async_wait(cv, lock, asio::bind_executor(ctx, [&](std::error_code ec) {
+                           o.done = true;
+                           o.ec = ec;
+                           held_in_handler = lock.locked();
+                         }));
+  EXPECT_TRUE(lock.locked());  // the initiating call released nothing: the step does
+  ctx.poll();
+  ASSERT_FALSE(o.done);
+  EXPECT_FALSE(lock.locked());  // registered, then released
+  lock.acquire();
+  cv.notify();
+  lock.release();
+  EXPECT_FALSE(o.done);
+  ctx.poll();
+  ASSERT_TRUE(o.done);
+  EXPECT_FALSE(o.ec);
+  EXPECT_TRUE(held_in_handler);
+  EXPECT_TRUE(lock.locked());
+  lock.release();
+}
+
+// Bad input: the lock must be the Condition's, held; checked by the initiating call, which
+// then starts nothing. A Condition over an RLock does not compile (async_wait is deleted).
+TEST(AsioCondition, WrongOrUnheldLockThrowsAndStartsNothing) {
+  asio::io_context ctx;
+  weft::Lock lock, other;
+  weft::Condition cv(lock);
+  Outcome o;
+  EXPECT_THROW(weft::asio::async_wait(cv, lock, record(ctx, o)), std::logic_error);
+  other.acquire();
+  EXPECT_THROW(weft::asio::async_wait(cv, other, record(ctx, o)), std::logic_error);
+  EXPECT_EQ(ctx.poll(), 0U);
+  EXPECT_FALSE(o.done);
+  EXPECT_TRUE(other.locked());
+  other.release();
+}
+
+TEST(AsioCondition, TimeoutAndCancellationHoldTheLockAgain) {
+  asio::io_context ctx;
+  weft::Lock lock;
+  weft::Condition cv(lock);
+  Outcome timed, cancelled, pred_timed;
+  lock.acquire();
+  weft::asio::async_wait(cv, lock, 1ms, record(ctx, timed));
+  ctx.run();
+  ASSERT_TRUE(timed.done);
+  EXPECT_EQ(timed.ec, weft::asio::errc::timed_out);
+  EXPECT_TRUE(lock.locked());
+
+  asio::cancellation_signal sig;
+  weft::asio::async_wait(cv, lock,
+                         asio::bind_cancellation_slot(sig.slot(), record(ctx, cancelled)));
+  ctx.restart();
+  ctx.poll();
+  ASSERT_FALSE(cancelled.done);
+  EXPECT_FALSE(lock.locked());
+  sig.emit(asio::cancellation_type::terminal);
+  ctx.poll();
+  ASSERT_TRUE(cancelled.done);
+  EXPECT_EQ(cancelled.ec, asio::error::operation_aborted);
+  EXPECT_TRUE(lock.locked());
+
+  int calls = 0;
+  weft::asio::async_wait_for(
+      cv, lock, [&] { return ++calls > 100; }, 1ms, record(ctx, pred_timed));
+  ctx.restart();
+  ctx.run();
+  ASSERT_TRUE(pred_timed.done);
+  EXPECT_EQ(pred_timed.ec, weft::asio::errc::timed_out);
+  EXPECT_TRUE(lock.locked());
+  lock.release();
+}
+
+// A waiter cancelled before the notify takes nothing: the notify goes to the next waiter.
+TEST(AsioCondition, CancelledWaiterLeavesTheNotifyToTheNext) {
+  asio::io_context ctx;
+  weft::Lock lock;
+  weft::Condition cv(lock);
+  asio::cancellation_signal sig;
+  Outcome a, c;
+  lock.acquire();
+  weft::asio::async_wait(cv, lock, asio::bind_cancellation_slot(sig.slot(), record(ctx, a)));
+  ctx.poll();  // a registered, the lock released
+  lock.acquire();
+  weft::asio::async_wait(cv, lock, record(ctx, c));
+  ctx.poll();  // c registered behind a
+  sig.emit(asio::cancellation_type::terminal);
+  lock.acquire();
+  cv.notify();  // a withdrew: claims c
+  lock.release();
+  ctx.poll();  // a retakes the lock, completes, ...
+  ASSERT_TRUE(a.done);
+  EXPECT_EQ(a.ec, asio::error::operation_aborted);
+  EXPECT_FALSE(c.done);  // ... and c waits for it
+  lock.release();
+  ctx.poll();
+  ASSERT_TRUE(c.done);
+  EXPECT_FALSE(c.ec);
+  lock.release();
+}
+
+// A predicate wait fed by a thread: the handler runs once pred() holds, with the lock held.
+TEST(AsioCondition, WaitForAPredicateFedByAThread) {
+  IoThreads io(1);
+  weft::Lock lock;
+  weft::Condition cv(lock);
+  int value = 0;
+  weft::Event done;
+  std::error_code ec;
+  int seen = -1;
+  asio::co_spawn(
+      io.ctx,
+      [&]() -> asio::awaitable<void> {
+        co_await weft::asio::async_acquire(lock, use_awaitable);
+        auto [e] = co_await weft::asio::async_wait_for(
+            cv, lock, [&] { return value >= 50; }, asio::experimental::as_tuple(use_awaitable));
+        ec = e;
+        seen = value;
+        lock.release();
+        done.set();
+      },
+      asio::detached);
+  for (int i = 0; i < 50; ++i) {
+    lock.acquire();
+    ++value;
+    cv.notify_all();
+    lock.release();
+  }
+  done.wait();
+  io.finish();
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(seen, 50);
+}
+
+// The context destroyed with a Condition waiter whose notify is queued: the handler is not
+// invoked, the lock is not taken for it, and the notify passes on to a waiter elsewhere.
+TEST(AsioCondition, ShutdownPassesAQueuedNotifyOn) {
+  weft::Lock lock;
+  weft::Condition cv(lock);
+  std::atomic<int> invoked{0};
+  asio::io_context other;
+  Outcome c, waiting;
+  {
+    asio::io_context ctx;
+    lock.acquire();
+    weft::asio::async_wait(
+        cv, lock, asio::bind_executor(ctx, [&](std::error_code) { invoked.fetch_add(1); }));
+    ctx.poll();
+    lock.acquire();
+    weft::asio::async_wait(
+        cv, lock, 1h, asio::bind_executor(ctx, [&](std::error_code) { invoked.fetch_add(1); }));
+    ctx.poll();  // two waiters on ctx
+    lock.acquire();
+    weft::asio::async_wait(cv, lock, record(other, c));
+    other.poll();  // and one on other, last
+    lock.acquire();
+    cv.notify();     // claims ctx's first waiter
+    lock.release();  // its step is queued on ctx
+  }                  // ~io_context
+  EXPECT_EQ(invoked.load(), 0);
+  EXPECT_FALSE(lock.locked());
+  other.poll();  // ctx's second waiter withdrew; the notify reached c
+  ASSERT_TRUE(c.done);
+  EXPECT_FALSE(c.ec);
+  EXPECT_TRUE(lock.locked());
+  lock.release();
+}
+
+// ---- Barrier ----------------------------------------------------------------------------------
+
+// Two coroutine parties and one thread party, many cycles on a two-thread io_context: each
+// cycle gives the indices 0, 1, 2 once, and the action runs once per cycle.
+TEST(AsioBarrier, CoroutinesAndAThreadCycleTogether) {
+  constexpr int kCycles = 300 / kScale;
+  std::atomic<int> actions{0};
+  weft::Barrier b(3, [&] { actions.fetch_add(1); });
+  std::vector<std::atomic<int>> index_sum(kCycles);
+  std::latch coroutines_done(2);
+  IoThreads io(2);
+  for (int p = 0; p < 2; ++p) {
+    asio::co_spawn(
+        io.ctx,
+        [&]() -> asio::awaitable<void> {
+          for (int i = 0; i < kCycles; ++i) {
+            const std::size_t idx = co_await weft::asio::async_wait(b, use_awaitable);
+            index_sum[static_cast<std::size_t>(i)].fetch_add(1 << (2 * idx));
+          }
+          coroutines_done.count_down();
+        },
+        asio::detached);
+  }
+  for (int i = 0; i < kCycles; ++i) {
+    const std::size_t idx = b.wait();
+    index_sum[static_cast<std::size_t>(i)].fetch_add(1 << (2 * idx));
+  }
+  coroutines_done.wait();
+  io.finish();
+  EXPECT_EQ(actions.load(), kCycles);
+  for (int i = 0; i < kCycles; ++i) {
+    EXPECT_EQ(index_sum[static_cast<std::size_t>(i)].load(), 1 + 4 + 16) << i;  // 0, 1, 2
+  }
+}
+
+// The last party's trip does not run the waiting handler; nor does the initiating call of
+// the last party itself.
+TEST(AsioBarrier, NeverInline) {
+  asio::io_context ctx;
+  auto work = asio::make_work_guard(ctx);
+  weft::Barrier two(2);
+  Outcome first, last;
+  weft::asio::async_wait(two, record_value<std::size_t>(ctx, first));
+  ctx.poll();
+  ASSERT_FALSE(first.done);
+  EXPECT_EQ(two.n_waiting(), 1U);
+  EXPECT_EQ(two.wait(), 1U);  // the thread trips the barrier
+  EXPECT_FALSE(first.done);
+  ctx.poll();
+  ASSERT_TRUE(first.done);
+  EXPECT_FALSE(first.ec);
+  EXPECT_EQ(first.value, 0);
+
+  weft::Barrier one(1);
+  weft::asio::async_wait(one, record_value<std::size_t>(ctx, last));
+  EXPECT_FALSE(last.done);
+  ctx.poll();
+  ASSERT_TRUE(last.done);
+  EXPECT_FALSE(last.ec);
+}
+
+// A timeout breaks the barrier, as Barrier::wait(timeout) does; a cancellation before the
+// trip withdraws the arrival and leaves the barrier whole.
+TEST(AsioBarrier, TimeoutBreaksCancellationWithdraws) {
+  asio::io_context ctx;
+  weft::Barrier b(2);
+  asio::cancellation_signal sig;
+  Outcome cancelled, timed;
+  weft::asio::async_wait(
+      b, asio::bind_cancellation_slot(sig.slot(), record_value<std::size_t>(ctx, cancelled)));
+  ctx.poll();
+  EXPECT_EQ(b.n_waiting(), 1U);
+  sig.emit(asio::cancellation_type::terminal);
+  ctx.poll();
+  ASSERT_TRUE(cancelled.done);
+  EXPECT_EQ(cancelled.ec, asio::error::operation_aborted);
+  EXPECT_EQ(b.n_waiting(), 0U);
+  EXPECT_FALSE(b.broken());
+
+  weft::asio::async_wait(b, 1ms, record_value<std::size_t>(ctx, timed));
+  ctx.restart();
+  ctx.run();
+  ASSERT_TRUE(timed.done);
+  EXPECT_EQ(timed.ec, weft::asio::errc::broken_barrier);
+  EXPECT_TRUE(b.broken());
+  EXPECT_THROW(b.wait(), weft::BrokenBarrierError);
+}
+
+TEST(AsioBarrier, AbortCompletesWaitersWithBrokenBarrier) {
+  asio::io_context ctx;
+  weft::Barrier b(3);
+  Outcome a, c;
+  weft::asio::async_wait(b, record_value<std::size_t>(ctx, a));
+  weft::asio::async_wait(b, record_value<std::size_t>(ctx, c));
+  ctx.poll();
+  EXPECT_EQ(b.n_waiting(), 2U);
+  b.abort();
+  EXPECT_FALSE(a.done || c.done);
+  ctx.poll();
+  ASSERT_TRUE(a.done && c.done);
+  EXPECT_EQ(a.ec, weft::asio::errc::broken_barrier);
+  EXPECT_EQ(c.ec, weft::asio::errc::broken_barrier);
+}
+
+// The context destroyed with waiting parties: their arrivals are withdrawn, no handler runs,
+// and the barrier works on for the threads.
+TEST(AsioBarrier, ShutdownWithdrawsWaitingParties) {
+  weft::Barrier b(3);
+  std::atomic<int> invoked{0};
+  {
+    asio::io_context ctx;
+    const auto count = [&] {
+      return asio::bind_executor(ctx, [&](std::error_code, std::size_t) { invoked.fetch_add(1); });
+    };
+    weft::asio::async_wait(b, count());
+    weft::asio::async_wait(b, 1h, count());
+    weft::asio::async_wait(b, count());  // queued, its first step never run
+    ctx.poll_one();
+    ctx.poll_one();
+    EXPECT_EQ(b.n_waiting(), 2U);
+  }
+  EXPECT_EQ(invoked.load(), 0);
+  EXPECT_EQ(b.n_waiting(), 0U);
+  EXPECT_FALSE(b.broken());
+  std::thread t([&] { b.wait(); });
+  std::thread u([&] { b.wait(); });
+  EXPECT_LT(b.wait(), 3U);
+  t.join();
+  u.join();
+}
+
 }  // namespace
