@@ -65,6 +65,7 @@
 #include <asio/error.hpp>
 #include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/recycling_allocator.hpp>
 #include <asio/steady_timer.hpp>
@@ -145,7 +146,7 @@ struct Aborted {};
 class Service;
 
 // The part of one operation's state that the service and the weft scheduler face need.
-// Fields marked (svc) are guarded by the service's mutex.
+// Fields marked (svc) are guarded by the service's lock.
 class OpBase {
  public:
   OpBase(const OpBase&) = delete;
@@ -181,7 +182,7 @@ class OpBase {
   OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
   OpBase* next_op_ = nullptr;
   // run_step() and shutdown() take a queued step with a CAS; schedule() queues one without
-  // the service's mutex unless the context is shutting down.
+  // the service's lock unless the context is shutting down.
   std::atomic<State> state_{State::running};
   std::optional<AsyncResume> next_;    // the step to run (written by schedule())
   bool stop_sent_ = false;             // (svc) the shutdown requested a stop
@@ -222,7 +223,7 @@ class Service final : public ::asio::execution_context::service {
   // the context is shutting down (the caller destroys the operation, handler included,
   // without invoking it).
   bool add(OpBase& op) {
-    std::lock_guard<std::mutex> g(m_);
+    weft::detail::WordLockGuard g(m_);
     if (shutting_down_) return false;
     op.next_op_ = head_;
     if (head_ != nullptr) head_->prev_ = &op;
@@ -232,7 +233,7 @@ class Service final : public ::asio::execution_context::service {
   }
   // The operation completed or was aborted; its state is freed next.
   void remove(OpBase& op) noexcept {
-    std::lock_guard<std::mutex> g(m_);
+    weft::detail::WordLockGuard g(m_);
     if (op.prev_ != nullptr) {
       op.prev_->next_op_ = op.next_op_;
     } else {
@@ -245,7 +246,7 @@ class Service final : public ::asio::execution_context::service {
   // weft's Scheduler::schedule for the operation (a decider's wake step, any thread): posts
   // the step; never runs it here.
   void schedule(OpBase& op, AsyncResume f) noexcept {
-    op.next_ = f;  // published by the post, or to shutdown() under the mutex
+    op.next_ = f;  // published by the post, or to shutdown() under the lock
     // seq_cst, with shutdown()'s store of shutting_down_ and its load of posting_: either
     // this sees the shutdown, or the shutdown waits for this post to be made.
     posting_.fetch_add(1);
@@ -256,7 +257,7 @@ class Service final : public ::asio::execution_context::service {
       return;
     }
     posting_.fetch_sub(1);  // op is listed: shutdown() waits for it below
-    std::lock_guard<std::mutex> g(m_);
+    weft::detail::WordLockGuard g(m_);
     op.state_ = OpBase::State::pending;
     changed_.notify_all();
   }
@@ -310,7 +311,7 @@ class Service final : public ::asio::execution_context::service {
   // waits gets a stop request (its decider schedules it: pending), one that is queued or
   // pending runs its step here, in abort mode, which takes nothing and frees the operation.
   void shutdown() override {
-    std::unique_lock<std::mutex> g(m_);
+    std::unique_lock<weft::detail::WordLock> g(m_);
     shutting_down_ = true;
     for (;;) {
       // A schedule() that did not see shutting_down_ may still be posting (its op queued,
@@ -371,8 +372,10 @@ class Service final : public ::asio::execution_context::service {
     return n;
   }
 
-  std::mutex m_;
-  std::condition_variable changed_;
+  // The list's lock: held for a few pointer writes (add, remove) or by shutdown() between
+  // its scans; weft's own word lock, whose uncontended path is one CAS and one exchange.
+  weft::detail::WordLock m_;
+  std::condition_variable_any changed_;  // with m_: a scan's wait in shutdown()
   OpBase* head_ = nullptr;
   std::atomic<bool> shutting_down_{false};  // written under m_
   std::atomic<int> posting_{0};             // schedule() calls past their check of it
@@ -496,29 +499,40 @@ class Promise final : public OpBase {
   // counted as outstanding work. Made once per operation, the work counted last: each
   // require/prefer copies a type-erased executor, and each copy of a work-tracking one
   // counts the work again (an atomic increment, and a decrement when it goes).
-  using PostExecutor = std::decay_t<decltype(::asio::prefer(
-      ::asio::prefer(
-          ::asio::require(std::declval<const Executor&>(), ::asio::execution::blocking_t::never),
-          ::asio::execution::relationship_t::continuation),
-      ::asio::execution::outstanding_work_t::tracked))>;
+  template <class Ex>
+  static auto post_executor(const Ex& ex) {
+    return ::asio::prefer(::asio::prefer(::asio::require(ex, ::asio::execution::blocking_t::never),
+                                         ::asio::execution::relationship_t::continuation),
+                          ::asio::execution::outstanding_work_t::tracked);
+  }
+  using PostExecutor = std::decay_t<decltype(post_executor(std::declval<const Executor&>()))>;
+  // An any_io_executor (use_awaitable's, co_spawn's) usually wraps an io_context's executor:
+  // then the step is posted through that executor's own type, which requires and prefers
+  // by setting bits, where the type-erased one copies itself through its function table.
+  static constexpr bool kErased = std::is_same_v<Executor, ::asio::any_io_executor>;
+  using IoExecutor = ::asio::io_context::executor_type;
+  using IoPostExecutor = std::decay_t<decltype(post_executor(std::declval<const IoExecutor&>()))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
   struct Init {
     Service* svc;
     Handler handler;
+    const ::asio::io_context::executor_type* io;  // what an any_io_executor wraps, if that
   };
 
   template <class... Rest>
   Promise(Init& init, Rest&... /*make, finish*/)
-      : OpBase(init.svc, &kHooks),
-        handler_(std::move(init.handler)),
-        ex_(::asio::prefer(::asio::prefer(::asio::require(::asio::get_associated_executor(
-                                                              handler_, ::asio::system_executor()),
-                                                          ::asio::execution::blocking_t::never),
-                                          ::asio::execution::relationship_t::continuation),
-                           ::asio::execution::outstanding_work_t::tracked)),
-        sched_(this) {}
+      : OpBase(init.svc, &kHooks), handler_(std::move(init.handler)), sched_(this) {
+    if constexpr (kErased) {
+      if (init.io != nullptr) {
+        io_ex_.emplace(post_executor(*init.io));
+        return;
+      }
+    }
+    ex_.emplace(
+        post_executor(::asio::get_associated_executor(handler_, ::asio::system_executor())));
+  }
 
   // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
   // operations does: a thread that completes operations reuses what it freed.
@@ -563,12 +577,28 @@ class Promise final : public OpBase {
   // itself; any other thread reads false (no step of this context runs during shutdown).
   bool is_aborting() const noexcept { return aborting_.load(std::memory_order_relaxed); }
 
-  void post() noexcept { ::asio::execution::execute(ex_, Run{this}); }
+  void post() noexcept {
+    if constexpr (kErased) {
+      if (io_ex_) {
+        ::asio::execution::execute(*io_ex_, Run{this});
+        return;
+      }
+    }
+    ::asio::execution::execute(*ex_, Run{this});
+  }
 
   void arm(AsyncTimer& t) {
     if (!timer_) {
-      timer_.emplace(
-          ::asio::any_io_executor(::asio::prefer(ex_, ::asio::execution::relationship_t::fork)));
+      if constexpr (kErased) {
+        if (io_ex_) {
+          timer_.emplace(::asio::any_io_executor(
+              ::asio::prefer(*io_ex_, ::asio::execution::relationship_t::fork)));
+        }
+      }
+      if (!timer_) {
+        timer_.emplace(
+            ::asio::any_io_executor(::asio::prefer(*ex_, ::asio::execution::relationship_t::fork)));
+      }
     }
     timer_ctl_ = std::make_shared<TimerCtl>();
     timer_ctl_->t = &t;
@@ -640,7 +670,9 @@ class Promise final : public OpBase {
   }
 
   Handler handler_;
-  PostExecutor ex_;  // tracks the work
+  // What steps are posted to; either tracks the work.
+  std::optional<PostExecutor> ex_;
+  std::optional<IoPostExecutor> io_ex_;  // instead of ex_, when kErased wraps an io_context
   Sched sched_;
   Slot slot_;
   std::optional<Args> args_;
@@ -678,11 +710,16 @@ struct Initiation {
     using H = std::decay_t<Handler>;
     using P = Promise<H, Args>;
     auto ex = ::asio::get_associated_executor(handler, ::asio::system_executor());
-    ::asio::execution_context& ctx = ::asio::query(ex, ::asio::execution::context);
+    const ::asio::io_context::executor_type* io = nullptr;
+    if constexpr (std::is_same_v<decltype(ex), ::asio::any_io_executor>) {
+      io = ex.template target<::asio::io_context::executor_type>();
+    }
+    ::asio::execution_context& ctx =
+        io != nullptr ? io->context() : ::asio::query(ex, ::asio::execution::context);
     if constexpr (requires { make.precheck(); }) make.precheck();  // throws: nothing started
     Service& svc = Service::of(ctx);
-    Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler)}, std::move(make),
-                           std::move(finish));
+    Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler), io},
+                           std::move(make), std::move(finish));
     d.h.promise().start(svc);
   }
 };

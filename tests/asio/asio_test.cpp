@@ -574,6 +574,37 @@ TEST(AsioShutdown, DestroyingTheContextAbortsPendingOperations) {
   ev.set();
 }
 
+// Operations whose first step is still queued when the context goes (ready ones, and ones
+// with a timeout): nothing taken, no handler invoked, the coroutine frame destroyed.
+TEST(AsioShutdown, QueuedFirstStepsTakeNothing) {
+  weft::Queue<int> q;
+  q.put(1);
+  weft::Semaphore sem(1);
+  std::atomic<int> invoked{0};
+  std::atomic<int> frames_destroyed{0};
+  {
+    asio::io_context ctx;
+    const auto count = [&] {
+      return asio::bind_executor(ctx, [&](auto&&...) { invoked.fetch_add(1); });
+    };
+    asio::co_spawn(
+        ctx,
+        [&]() -> asio::awaitable<void> {
+          FrameGuard guard(&frames_destroyed);
+          co_await weft::asio::async_get(q, use_awaitable);
+          invoked.fetch_add(1);
+        },
+        asio::detached);
+    ctx.poll_one();  // the coroutine starts; its get posts its first attempt
+    weft::asio::async_get(q, 1h, count());
+    weft::asio::async_acquire(sem, count());
+  }
+  EXPECT_EQ(invoked.load(), 0);
+  EXPECT_EQ(frames_destroyed.load(), 1);
+  EXPECT_EQ(q.qsize(), 1U);
+  EXPECT_TRUE(sem.acquire(false));
+}
+
 // ---- never inline ---------------------------------------------------------------------------
 
 // A handler runs neither inside the initiating call (even when the operation can complete
