@@ -18,15 +18,7 @@ cd "$WEFT_ROOT"
 
 weft_ensure_packages release
 BDIR="$WEFT_ROOT/build/bench-asio"
-GEN="$(weft_generator)"
-if [ -f "$BDIR/CMakeCache.txt" ] && ! grep -qx "CMAKE_GENERATOR:INTERNAL=$GEN" "$BDIR/CMakeCache.txt"; then
-  rm -rf "$BDIR"
-fi
-cmake -S "$WEFT_ROOT" -B "$BDIR" -G "$GEN" \
-  -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
-  -DWEFT_BUILD_BENCHMARKS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF \
-  -DWEFT_INSTALL=OFF -DWEFT_SANITIZE= -DWEFT_REDIS=OFF -DWEFT_ASIO=ON >/dev/null
-cmake --build "$BDIR" -j "$WEFT_JOBS" --target weft_asio_bench >/dev/null
+weft_build_bench bench-asio weft_asio_bench -DWEFT_REDIS=OFF -DWEFT_ASIO=ON
 
 weft_log "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs; commit $(git rev-parse --short HEAD)"
 if [ "${1:-}" != --callgrind ]; then

@@ -17,15 +17,7 @@ cd "$WEFT_ROOT"
 
 weft_ensure_packages release
 BDIR="$WEFT_ROOT/build/bench-redis"
-GEN="$(weft_generator)"
-if [ -f "$BDIR/CMakeCache.txt" ] && ! grep -qx "CMAKE_GENERATOR:INTERNAL=$GEN" "$BDIR/CMakeCache.txt"; then
-  rm -rf "$BDIR"
-fi
-cmake -S "$WEFT_ROOT" -B "$BDIR" -G "$GEN" \
-  -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
-  -DWEFT_BUILD_BENCHMARKS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF \
-  -DWEFT_INSTALL=OFF -DWEFT_SANITIZE= >/dev/null
-cmake --build "$BDIR" -j "$WEFT_JOBS" --target weft_redis_bench >/dev/null
+weft_build_bench bench-redis weft_redis_bench
 
 dir="$(mktemp -d /tmp/weft-redis-bench-XXXXXX)"
 sock="$dir/redis.sock"

@@ -154,6 +154,23 @@ weft_generator() {
   fi
 }
 
+# weft_build_bench <dir> <target> [cmake args...]: configures build/<dir> for a benchmark
+# (Release, -O2, benchmarks only, no tests or examples) and builds <target> there. A build
+# dir made with another generator is started afresh.
+weft_build_bench() {
+  local bdir="$WEFT_ROOT/build/$1" target="$2" gen
+  shift 2
+  gen="$(weft_generator)"
+  if [ -f "$bdir/CMakeCache.txt" ] && ! grep -qx "CMAKE_GENERATOR:INTERNAL=$gen" "$bdir/CMakeCache.txt"; then
+    rm -rf "$bdir"
+  fi
+  cmake -S "$WEFT_ROOT" -B "$bdir" -G "$gen" \
+    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+    -DWEFT_BUILD_BENCHMARKS=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_EXAMPLES=OFF \
+    -DWEFT_INSTALL=OFF -DWEFT_SANITIZE= "$@" >/dev/null
+  cmake --build "$bdir" -j "$WEFT_JOBS" --target "$target" >/dev/null
+}
+
 # The C++ compiler a configured build directory uses.
 weft_configured_cxx() {
   sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$1/CMakeCache.txt" 2>/dev/null
