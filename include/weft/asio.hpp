@@ -23,12 +23,16 @@
 //   async_join(q, token)                 void(std::error_code)
 //   async_wait(event, token)             void(std::error_code)
 //   async_acquire(semaphore|lock, token) void(std::error_code)         RLock: not awaitable (a thread owns it)
+//   async_wait(condition, lock, token)   void(std::error_code)         the caller holds `lock` (a weft::Lock, the
+//   async_wait_for(condition, lock, pred, token)                         Condition's); held again on completion
+//   async_wait(barrier, token)           void(std::error_code, std::size_t)  the index; a timeout is a duration
 //   async_select(ops..., token)          void(std::error_code, std::variant<...>)  select.hpp's operations
 //   async_select_for(timeout, ops..., token), async_select_until(deadline, ops..., token)
 // Errors: asio::error::operation_aborted (cancelled through the handler's cancellation slot),
 // weft::asio::errc::timed_out, errc::shut_down (the queue is shut down: a get once it is
-// drained), errc::operation_threw (an item's move or a comparator threw: nothing was taken,
-// the exception itself is not carried). On an error, a value argument is value-initialized.
+// drained), errc::operation_threw (an item's move, a comparator, a predicate or a barrier
+// action threw: nothing was taken, the exception itself is not carried),
+// errc::broken_barrier. On an error, a value argument is value-initialized.
 //
 // How an operation runs: the initiating function creates the operation (one allocation,
 // recycled per thread: its state, which holds the handler, the generic awaiter of
@@ -362,7 +366,9 @@ class Service final : public ::asio::execution_context::service {
         continue;
       }
       // Wake-up source: schedule() by the decider of a round that a claim won before the
-      // stop request (a notifier's wake step, right after it released the source's lock).
+      // stop request (a notifier's wake step, right after it released the source's lock),
+      // or of a round a stop does not decide: a Condition wait taking its Lock again,
+      // decided by the release of that Lock.
       changed_.wait(g);
     }
   }
