@@ -953,7 +953,7 @@ auto barrier_wait(Barrier& b, std::optional<weft::detail::AsyncAccess::BarrierTi
   return initiate<void(std::error_code, std::size_t), BarrierFinish::Args>(
       std::forward<Token>(token),
       MakeLocked<Body>{&weft::detail::AsyncAccess::lock_of(b),
-                       &weft::detail::AsyncAccess::changed_of(b), false, std::move(body)},
+                       &weft::detail::AsyncAccess::changed_of(b), false, body},
       BarrierFinish{});
 }
 
