@@ -7,23 +7,25 @@
 #include <deque>
 
 #include "queue_workloads.hpp"
+#include "scale_workloads.hpp"
 #include "sync_workloads.hpp"
 
 namespace {
 
+template <class T>
 class AbslQueue {
  public:
   explicit AbslQueue(std::size_t cap) : cap_(cap) {}
-  void put(std::uint64_t v) {
+  void put(T v) {
     absl::MutexLock g(&m_);
     while (cap_ != 0 && items_.size() >= cap_) not_full_.Wait(&m_);
-    items_.push_back(v);
+    items_.push_back(std::move(v));
     not_empty_.Signal();
   }
-  std::uint64_t get() {
+  T get() {
     absl::MutexLock g(&m_);
     while (items_.empty()) not_empty_.Wait(&m_);
-    const std::uint64_t v = items_.front();
+    T v = std::move(items_.front());
     items_.pop_front();
     if (cap_ != 0) not_full_.Signal();
     return v;
@@ -33,23 +35,25 @@ class AbslQueue {
   const std::size_t cap_;
   absl::Mutex m_;
   absl::CondVar not_empty_, not_full_;
-  std::deque<std::uint64_t> items_;
+  std::deque<T> items_;
 };
 
-struct Absl {
-  using Queue = AbslQueue;
+template <class T>
+struct AbslOf {
+  using Queue = AbslQueue<T>;
   static std::unique_ptr<Queue> make(std::size_t cap) { return std::make_unique<Queue>(cap); }
   struct Producer {
     explicit Producer(Queue& q) : q_(q) {}
-    void push(std::uint64_t v) { q_.put(v); }
+    void push(T v) { q_.put(std::move(v)); }
     Queue& q_;
   };
   struct Consumer {
     explicit Consumer(Queue& q) : q_(q) {}
-    std::uint64_t pop() { return q_.get(); }
+    T pop() { return q_.get(); }
     Queue& q_;
   };
 };
+using Absl = AbslOf<std::uint64_t>;
 
 // Round trip with one-shot Notifications: trip i uses ping[i] and pong[i].
 bench::Result notification_rt(std::uint64_t trips) {
@@ -128,6 +132,7 @@ const bool registered = [] {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   bench::register_queue<Absl>(
       "absl", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
+  bench::register_scaling<AbslOf>("absl", true);
   bench::registry().push_back(
       {"event_rt", "absl", [](const bench::Params& p) { return notification_rt(p.n); }});
   bench::registry().push_back(

@@ -6,21 +6,23 @@
 #include <boost/thread/concurrent_queues/sync_queue.hpp>
 
 #include "queue_workloads.hpp"
+#include "scale_workloads.hpp"
 
 namespace {
 
 template <class Q>
 struct BoostAdapter {
   using Queue = Q;
+  using T = typename Q::value_type;
   struct Producer {
     explicit Producer(Queue& q) : q_(q) {}
-    void push(std::uint64_t v) { q_.push(v); }
+    void push(T v) { q_.push(std::move(v)); }
     Queue& q_;
   };
   struct Consumer {
     explicit Consumer(Queue& q) : q_(q) {}
-    std::uint64_t pop() {
-      std::uint64_t v;
+    T pop() {
+      T v;
       q_.pull(v);
       return v;
     }
@@ -28,9 +30,12 @@ struct BoostAdapter {
   };
 };
 
-struct BoostBounded : BoostAdapter<boost::concurrent::sync_bounded_queue<std::uint64_t>> {
+template <class T>
+struct BoostBoundedOf : BoostAdapter<boost::concurrent::sync_bounded_queue<T>> {
+  using Queue = boost::concurrent::sync_bounded_queue<T>;
   static std::unique_ptr<Queue> make(std::size_t cap) { return std::make_unique<Queue>(cap); }
 };
+using BoostBounded = BoostBoundedOf<std::uint64_t>;
 
 struct BoostUnbounded : BoostAdapter<boost::concurrent::sync_queue<std::uint64_t>> {
   static std::unique_ptr<Queue> make(std::size_t) { return std::make_unique<Queue>(); }
@@ -40,6 +45,7 @@ const bool registered = [] {
   bench::register_queue<BoostBounded>(
       "boost", {.spsc = true, .mpmc = true, .pingpong = true, .fanin1 = true});
   bench::register_queue<BoostUnbounded>("boost", {.unbounded = true});
+  bench::register_scaling<BoostBoundedOf>("boost", true);
   return true;
 }();
 

@@ -6,20 +6,22 @@
 #include <readerwriterqueue/readerwritercircularbuffer.h>
 
 #include "queue_workloads.hpp"
+#include "scale_workloads.hpp"
 
 namespace {
 
-struct McConcurrent {
-  using Queue = moodycamel::BlockingConcurrentQueue<std::uint64_t>;
+template <class T>
+struct McConcurrentOf {
+  using Queue = moodycamel::BlockingConcurrentQueue<T>;
   static std::unique_ptr<Queue> make(std::size_t cap) {
     return std::make_unique<Queue>(cap != 0 ? cap : 1024);
   }
   struct Producer {
     explicit Producer(Queue& q) : q_(q), tok_(q) {}
-    void push(std::uint64_t v) {
-      if (!q_.enqueue(tok_, v)) bench::fail("moodycamel enqueue: allocation failed");
+    void push(T v) {
+      if (!q_.enqueue(tok_, std::move(v))) bench::fail("moodycamel enqueue: allocation failed");
     }
-    void push_many(const std::uint64_t* items, std::size_t n) {
+    void push_many(const T* items, std::size_t n) {
       if (!q_.enqueue_bulk(tok_, items, n))
         bench::fail("moodycamel enqueue_bulk: allocation failed");
     }
@@ -28,19 +30,18 @@ struct McConcurrent {
   };
   struct Consumer {
     explicit Consumer(Queue& q) : q_(q), tok_(q) {}
-    std::uint64_t pop() {
-      std::uint64_t v;
+    T pop() {
+      T v;
       q_.wait_dequeue(tok_, v);
       return v;
     }
     // wait_dequeue_bulk: try_dequeue_bulk, then the semaphore wait while empty.
-    std::size_t pop_many(std::uint64_t* out, std::size_t max) {
-      return q_.wait_dequeue_bulk(tok_, out, max);
-    }
+    std::size_t pop_many(T* out, std::size_t max) { return q_.wait_dequeue_bulk(tok_, out, max); }
     Queue& q_;
     moodycamel::ConsumerToken tok_;
   };
 };
+using McConcurrent = McConcurrentOf<std::uint64_t>;
 
 struct McCircular {
   using Queue = moodycamel::BlockingReaderWriterCircularBuffer<std::uint64_t>;
@@ -69,6 +70,7 @@ const bool registered = [] {
                                                  .fanin1 = true,
                                                  .batch = true});
   bench::register_queue<McCircular>("mc_rwcb", {.spsc = true, .pingpong = true});
+  bench::register_scaling<McConcurrentOf>("mc_bcq", false);
   return true;
 }();
 

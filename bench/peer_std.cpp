@@ -9,23 +9,25 @@
 #include <mutex>
 
 #include "queue_workloads.hpp"
+#include "scale_workloads.hpp"
 #include "sync_workloads.hpp"
 
 namespace {
 
+template <class T>
 class TutorialQueue {
  public:
   explicit TutorialQueue(std::size_t cap) : cap_(cap) {}
-  void put(std::uint64_t v) {
+  void put(T v) {
     std::unique_lock<std::mutex> lk(m_);
     not_full_.wait(lk, [&] { return cap_ == 0 || items_.size() < cap_; });
-    items_.push_back(v);
+    items_.push_back(std::move(v));
     not_empty_.notify_one();
   }
-  std::uint64_t get() {
+  T get() {
     std::unique_lock<std::mutex> lk(m_);
     not_empty_.wait(lk, [&] { return !items_.empty(); });
-    const std::uint64_t v = items_.front();
+    T v = std::move(items_.front());
     items_.pop_front();
     if (cap_ != 0) not_full_.notify_one();
     return v;
@@ -35,23 +37,25 @@ class TutorialQueue {
   const std::size_t cap_;
   std::mutex m_;
   std::condition_variable not_empty_, not_full_;
-  std::deque<std::uint64_t> items_;
+  std::deque<T> items_;
 };
 
-struct StdQueue {
-  using Queue = TutorialQueue;
+template <class T>
+struct StdQueueOf {
+  using Queue = TutorialQueue<T>;
   static std::unique_ptr<Queue> make(std::size_t cap) { return std::make_unique<Queue>(cap); }
   struct Producer {
     explicit Producer(Queue& q) : q_(q) {}
-    void push(std::uint64_t v) { q_.put(v); }
+    void push(T v) { q_.put(std::move(v)); }
     Queue& q_;
   };
   struct Consumer {
     explicit Consumer(Queue& q) : q_(q) {}
-    std::uint64_t pop() { return q_.get(); }
+    T pop() { return q_.get(); }
     Queue& q_;
   };
 };
+using StdQueue = StdQueueOf<std::uint64_t>;
 
 struct TutorialEvent {
   std::mutex m;
@@ -111,6 +115,7 @@ struct StdMutex {
 const bool registered = [] {
   bench::register_queue<StdQueue>(
       "std", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
+  bench::register_scaling<StdQueueOf>("std", true);
   bench::register_event<TutorialEvent>("std");
   bench::register_event<AtomicWaitEvent>("atomic_wait");
   bench::register_condition<StdCondition>("std");

@@ -4,11 +4,13 @@
 #include <tbb/concurrent_queue.h>
 
 #include "queue_workloads.hpp"
+#include "scale_workloads.hpp"
 
 namespace {
 
-struct Tbb {
-  using Queue = tbb::concurrent_bounded_queue<std::uint64_t>;
+template <class T>
+struct TbbOf {
+  using Queue = tbb::concurrent_bounded_queue<T>;
   static std::unique_ptr<Queue> make(std::size_t cap) {
     auto q = std::make_unique<Queue>();
     if (cap != 0) q->set_capacity(static_cast<std::ptrdiff_t>(cap));
@@ -16,23 +18,25 @@ struct Tbb {
   }
   struct Producer {
     explicit Producer(Queue& q) : q_(q) {}
-    void push(std::uint64_t v) { q_.push(v); }
+    void push(T v) { q_.push(std::move(v)); }
     Queue& q_;
   };
   struct Consumer {
     explicit Consumer(Queue& q) : q_(q) {}
-    std::uint64_t pop() {
-      std::uint64_t v;
+    T pop() {
+      T v;
       q_.pop(v);
       return v;
     }
     Queue& q_;
   };
 };
+using Tbb = TbbOf<std::uint64_t>;
 
 const bool registered = [] {
   bench::register_queue<Tbb>(
       "tbb", {.spsc = true, .mpmc = true, .unbounded = true, .pingpong = true, .fanin1 = true});
+  bench::register_scaling<TbbOf>("tbb", true);
   return true;
 }();
 

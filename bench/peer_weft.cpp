@@ -4,6 +4,7 @@
 #include <weft/weft.hpp>
 
 #include "queue_workloads.hpp"
+#include "scale_workloads.hpp"
 #include "sync_workloads.hpp"
 
 namespace {
@@ -11,29 +12,44 @@ namespace {
 template <class Q>
 struct WeftQueueAdapter {
   using Queue = Q;
+  using T = typename Q::value_type;
   struct Producer {
     explicit Producer(Queue& q) : q_(q) {}
-    void push(std::uint64_t v) { q_.put(std::uint64_t{v}); }  // a prvalue: put(T&&)
+    void push(T v) { q_.put(std::move(v)); }  // put(T&&)
     void push_many(const std::uint64_t* items, std::size_t n) { q_.put_many(items, items + n); }
     Queue& q_;
   };
   struct Consumer {
     explicit Consumer(Queue& q) : q_(q) {}
-    std::uint64_t pop() { return q_.get(); }
+    T pop() { return q_.get(); }
     std::size_t pop_many(std::uint64_t* out, std::size_t max) { return q_.get_many(out, max); }
     Queue& q_;
   };
 };
 
-struct WeftQueue : WeftQueueAdapter<weft::Queue<std::uint64_t>> {
+template <class T>
+struct WeftQueueOf : WeftQueueAdapter<weft::Queue<T>> {
+  using Queue = weft::Queue<T>;
   static std::unique_ptr<Queue> make(std::size_t cap) {
     return std::make_unique<Queue>(static_cast<std::ptrdiff_t>(cap));
   }
 };
+using WeftQueue = WeftQueueOf<std::uint64_t>;
 
-struct WeftSimpleQueue : WeftQueueAdapter<weft::SimpleQueue<std::uint64_t>> {
+// weft::Queue with capacity 0: unbounded (for the memory rows).
+template <class T>
+struct WeftUnboundedOf : WeftQueueOf<T> {
+  static std::unique_ptr<weft::Queue<T>> make(std::size_t) {
+    return std::make_unique<weft::Queue<T>>();
+  }
+};
+
+template <class T>
+struct WeftSimpleQueueOf : WeftQueueAdapter<weft::SimpleQueue<T>> {
+  using Queue = weft::SimpleQueue<T>;
   static std::unique_ptr<Queue> make(std::size_t) { return std::make_unique<Queue>(); }
 };
+using WeftSimpleQueue = WeftSimpleQueueOf<std::uint64_t>;
 
 struct WeftEvent {
   weft::Event e;
@@ -81,6 +97,9 @@ const bool registered = [] {
                                             .fanin1 = true,
                                             .batch = true});
   bench::register_queue<WeftSimpleQueue>("weft_simple", {.unbounded = true});
+  bench::register_scaling<WeftQueueOf>("weft", true);
+  bench::register_scaling<WeftUnboundedOf>("weft_unbounded", false);
+  bench::register_scaling<WeftSimpleQueueOf>("weft_simple", false, false);
   bench::register_event<WeftEvent>("weft");
   bench::register_condition<WeftCondition>("weft");
   bench::register_condition<WeftConditionRLock>("weft_rlock");

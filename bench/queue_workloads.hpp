@@ -6,6 +6,8 @@
 //     static std::unique_ptr<Queue> make(std::size_t capacity);   // 0: unbounded
 //     struct Producer { explicit Producer(Queue&); void push(std::uint64_t); };
 //     struct Consumer { explicit Consumer(Queue&); std::uint64_t pop(); };   // blocking
+// Most adapters are instances of a template over the item type (WeftQueueOf<T>, ...) with
+// push(T) and T pop(), which scale_workloads.hpp instantiates with larger items.
 // (Producer/Consumer exist so that moodycamel's per-thread tokens can be used, which is how
 // its author recommends running it.) For the batch workload, Producer also has
 // `void push_many(const std::uint64_t* items, std::size_t n)` (all of them, blocking while
@@ -14,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -25,42 +28,100 @@
 
 namespace bench {
 
-// P producers put items 1..n, C consumers get exactly their quota each; the clock runs from
-// the gate to the last join. Checks count, sum and sum of squares of what arrived.
-template <class A>
-Result run_mpmc(std::uint64_t n, int producers, int consumers, std::size_t capacity) {
-  auto q = A::make(capacity);
+// Runs `producers` threads of producer(p, gate) and `consumers` threads of consumer(c, gate);
+// each calls gate.arrive_and_wait() when it is ready to start its measured loop. Returns the
+// seconds from the gate's opening to the last join.
+template <class ProducerFn, class ConsumerFn>
+double run_threads(int producers, int consumers, ProducerFn producer, ConsumerFn consumer) {
   Gate gate(producers + consumers);
-  std::vector<Tally> tallies(static_cast<std::size_t>(consumers));
   std::vector<std::thread> threads;
-  for (int p = 0; p < producers; ++p) {
-    threads.emplace_back([&, p] {
-      typename A::Producer prod(*q);
-      const std::uint64_t count = items_of(n, p, producers);
-      gate.arrive_and_wait();
-      std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
-      for (std::uint64_t i = 0; i < count; ++i, v += static_cast<std::uint64_t>(producers)) {
-        prod.push(v);
-      }
-    });
-  }
-  for (int c = 0; c < consumers; ++c) {
-    threads.emplace_back([&, c] {
-      typename A::Consumer cons(*q);
-      const std::uint64_t quota = quota_of(n, c, consumers);
-      Tally t;
-      gate.arrive_and_wait();
-      for (std::uint64_t i = 0; i < quota; ++i) t.add(cons.pop());
-      tallies[static_cast<std::size_t>(c)] = t;
-    });
-  }
+  for (int p = 0; p < producers; ++p) threads.emplace_back([&, p] { producer(p, gate); });
+  for (int c = 0; c < consumers; ++c) threads.emplace_back([&, c] { consumer(c, gate); });
   gate.open();
   for (auto& t : threads) t.join();
-  const double s = gate.close();
+  return gate.close();
+}
+
+// How the workloads read and write an item of type T (specialized for other item types in
+// scale_workloads.hpp): the value checked on arrival.
+template <class T>
+struct ItemTraits {
+  static std::uint64_t value(std::uint64_t v) { return v; }
+  static void set(std::uint64_t& item, std::uint64_t v) { item = v; }
+};
+
+inline std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// With Timed, every item whose value is a multiple of kLatencyEvery is timed.
+inline constexpr std::uint64_t kLatencyEvery = 64;
+
+// P producers put items 1..n, C consumers get exactly their quota each; the clock runs from
+// the gate to the last join. Checks count, sum and sum of squares of what arrived.
+// T is the item type (A's); with Timed, the result's `extra` also holds the latency
+// percentiles (p50_us, p99_us, ...) of every kLatencyEvery-th item, from just before its put
+// to just after the get that returned it. The sampled item's value indexes the two time
+// arrays: one producer writes its put time, one consumer its get time, and the joins order
+// both before they are read.
+template <class A, class T = std::uint64_t, bool Timed = false>
+Result run_mpmc(std::uint64_t n, int producers, int consumers, std::size_t capacity) {
+  using Traits = ItemTraits<T>;
+  auto q = A::make(capacity);
+  std::vector<Tally> tallies(static_cast<std::size_t>(consumers));
+  std::vector<std::int64_t> put_ns, got_ns;
+  if constexpr (Timed) {
+    put_ns.resize(n / kLatencyEvery + 1);
+    got_ns.resize(n / kLatencyEvery + 1);
+  }
+  const double s = run_threads(
+      producers, consumers,
+      [&](int p, Gate& gate) {
+        typename A::Producer prod(*q);
+        const std::uint64_t count = items_of(n, p, producers);
+        T item{};
+        gate.arrive_and_wait();
+        std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
+        for (std::uint64_t i = 0; i < count; ++i, v += static_cast<std::uint64_t>(producers)) {
+          Traits::set(item, v);
+          if constexpr (Timed) {
+            if (v % kLatencyEvery == 0) put_ns[v / kLatencyEvery] = now_ns();
+          }
+          prod.push(item);
+        }
+      },
+      [&](int c, Gate& gate) {
+        typename A::Consumer cons(*q);
+        const std::uint64_t quota = quota_of(n, c, consumers);
+        Tally t;
+        gate.arrive_and_wait();
+        for (std::uint64_t i = 0; i < quota; ++i) {
+          const std::uint64_t v = Traits::value(cons.pop());
+          if constexpr (Timed) {
+            if (v % kLatencyEvery == 0) got_ns[v / kLatencyEvery] = now_ns();
+          }
+          t.add(v);
+        }
+        tallies[static_cast<std::size_t>(c)] = t;
+      });
   Tally total;
   for (auto& t : tallies) total.merge(t);
   check_items(total, n, "queue workload");
-  return throughput(n, s);
+  Result r = throughput(n, s);
+  if constexpr (Timed) {
+    std::vector<std::int64_t> samples;
+    for (std::uint64_t k = 1; k <= n / kLatencyEvery; ++k) {
+      samples.push_back(got_ns[k] - put_ns[k]);
+    }
+    if (!samples.empty()) {
+      Result lat;
+      fill_latency(lat, samples);
+      r.extra = lat.extra;
+      r.extra["samples"] = static_cast<double>(samples.size());
+    }
+  }
+  return r;
 }
 
 // As run_mpmc, in batches: each producer puts its items `batch` at a time, each consumer takes
@@ -69,43 +130,38 @@ template <class A>
 Result run_batch(std::uint64_t n, int producers, int consumers, std::size_t capacity,
                  std::size_t batch) {
   auto q = A::make(capacity);
-  Gate gate(producers + consumers);
   std::vector<Tally> tallies(static_cast<std::size_t>(consumers));
-  std::vector<std::thread> threads;
-  for (int p = 0; p < producers; ++p) {
-    threads.emplace_back([&, p] {
-      typename A::Producer prod(*q);
-      const std::uint64_t count = items_of(n, p, producers);
-      std::vector<std::uint64_t> buf(batch);
-      gate.arrive_and_wait();
-      std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
-      for (std::uint64_t i = 0; i < count;) {
-        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(batch, count - i));
-        for (std::size_t j = 0; j < k; ++j, v += static_cast<std::uint64_t>(producers)) buf[j] = v;
-        prod.push_many(buf.data(), k);
-        i += k;
-      }
-    });
-  }
-  for (int c = 0; c < consumers; ++c) {
-    threads.emplace_back([&, c] {
-      typename A::Consumer cons(*q);
-      const std::uint64_t quota = quota_of(n, c, consumers);
-      std::vector<std::uint64_t> buf(batch);
-      Tally t;
-      gate.arrive_and_wait();
-      for (std::uint64_t i = 0; i < quota;) {
-        const std::size_t max = static_cast<std::size_t>(std::min<std::uint64_t>(batch, quota - i));
-        const std::size_t k = cons.pop_many(buf.data(), max);
-        for (std::size_t j = 0; j < k; ++j) t.add(buf[j]);
-        i += k;
-      }
-      tallies[static_cast<std::size_t>(c)] = t;
-    });
-  }
-  gate.open();
-  for (auto& t : threads) t.join();
-  const double s = gate.close();
+  const double s = run_threads(
+      producers, consumers,
+      [&](int p, Gate& gate) {
+        typename A::Producer prod(*q);
+        const std::uint64_t count = items_of(n, p, producers);
+        std::vector<std::uint64_t> buf(batch);
+        gate.arrive_and_wait();
+        std::uint64_t v = static_cast<std::uint64_t>(p) + 1;
+        for (std::uint64_t i = 0; i < count;) {
+          const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(batch, count - i));
+          for (std::size_t j = 0; j < k; ++j, v += static_cast<std::uint64_t>(producers)) {
+            buf[j] = v;
+          }
+          prod.push_many(buf.data(), k);
+          i += k;
+        }
+      },
+      [&](int c, Gate& gate) {
+        typename A::Consumer cons(*q);
+        const std::uint64_t quota = quota_of(n, c, consumers);
+        std::vector<std::uint64_t> buf(batch);
+        Tally t;
+        gate.arrive_and_wait();
+        for (std::uint64_t i = 0; i < quota;) {
+          const auto max = static_cast<std::size_t>(std::min<std::uint64_t>(batch, quota - i));
+          const std::size_t k = cons.pop_many(buf.data(), max);
+          for (std::size_t j = 0; j < k; ++j) t.add(buf[j]);
+          i += k;
+        }
+        tallies[static_cast<std::size_t>(c)] = t;
+      });
   Tally total;
   for (auto& t : tallies) total.merge(t);
   check_items(total, n, "batch workload");

@@ -4,6 +4,9 @@
 #
 #   bash scripts/bench.sh            full run (5 interleaved rounds + callgrind), < 10 minutes
 #   bash scripts/bench.sh --quick    smoke run (2 short rounds, little callgrind), ~1 minute
+#   bash scripts/bench.sh --scale    how cost grows (bench/scale.py: threads, item size,
+#                                    capacity, memory) instead of the suite; --scale --quick
+#                                    is its smoke run
 #
 # Then the Python package against the standard library (bench/python_bench.py: weft.Queue vs
 # queue.Queue, SimpleQueue, threading's Event/Lock/RLock/Condition; interleaved rounds,
@@ -26,8 +29,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$WEFT_ROOT"
 
 case "${1:-}" in
-  -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
+
+# --scale: bench/scale.py instead of the suite, without the Python package.
+scale=0
+if [ "${1:-}" = --scale ]; then
+  scale=1
+  shift
+  export WEFT_BENCH_PYTHON=0
+fi
 
 # --- packages ------------------------------------------------------------------------------
 BENCH_PACKAGES=(
@@ -88,6 +99,9 @@ if awk -v l="$load1" 'BEGIN { exit !(l >= 1.0) }'; then
   weft_log "WARNING: load average $load1 >= 1.0: other work is running, wall-time numbers will be noisy"
 fi
 
+if [ "$scale" = 1 ]; then
+  exec "$RUN_PY" "$WEFT_ROOT/bench/scale.py" --bin "$BDIR/bench/weft_bench" "$@"
+fi
 "$RUN_PY" "$WEFT_ROOT/bench/run.py" --bin "$BDIR/bench/weft_bench" "$@"
 
 # --- the Python package --------------------------------------------------------------------
