@@ -105,6 +105,9 @@ def py_single(kind, label):
 
 
 SPIN = "atomic_queue (spins)"
+# bench/event_table.cpp: a prototype, not a peer (waiters in a global table keyed by address).
+TABLE = "prototype: flag in the Event, waiters in a 256-bucket address-keyed table"
+TABLE_1 = "the same prototype with 1 bucket (every Event collides)"
 
 WORKLOADS = [
     Workload("spsc", "SPSC, bounded 1024: 1 producer -> 1 consumer [M items/s]", [
@@ -169,6 +172,8 @@ WORKLOADS = [
     Workload("event_rt", "Event round trip: set -> wait -> clear, and back [us, median]", [
         W("weft", "weft::Event"),
         P("atomic_wait", "std::atomic<bool>::wait/notify_all (C++20 atomic wait)"),
+        P("table", TABLE),
+        P("table_1", TABLE_1),
         P("absl", "absl::Notification (one-shot: a fresh pair per trip)"),
         P("std", "bool + std::mutex + condition_variable (hand-written)"),
     ] + py_single("event", "threading.Event"), n0=2000, py_n0=1000, min_n=500, max_n=200000),
@@ -187,6 +192,8 @@ WORKLOADS = [
     Workload("event_set_clear", "Event.set() + clear(), nobody waiting [ns per pair]", [
         W("weft", "weft::Event"),
         P("atomic_wait", "std::atomic<bool> store + notify_all, store"),
+        P("table", TABLE),
+        P("table_1", TABLE_1),
         P("std", "bool + std::mutex + condition_variable (hand-written)"),
     ] + py_single("event", "threading.Event"), n0=1_000_000, py_n0=100000, max_n=500_000_000),
     Workload("cond_notify_idle", "Condition.notify() with nobody waiting, lock held [ns]", [
