@@ -101,7 +101,11 @@ class TableEvent {
   void clear() noexcept { flag_.store(0, std::memory_order_relaxed); }
 
   void wait() {
-    if (is_set()) return;
+    if (!is_set()) wait_slow();
+  }
+
+ private:
+  [[gnu::noinline]] void wait_slow() {
     Parker& me = Parker::current();
     Bucket& b = Table<Buckets>::of(this);
     for (;;) {
@@ -127,7 +131,6 @@ class TableEvent {
     }
   }
 
- private:
   // Claims every waiter of `key` under the bucket's lock, wakes them after unlocking.
   [[gnu::noinline]] static void wake_all(Bucket& b, const void* key) noexcept {
     std::array<Parker*, 64> woken{};

@@ -73,7 +73,9 @@ def commit():
     try:
         h = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+        # Dirty if what is built or runs differs from the commit (docs do not count).
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no",
+                                "--", "include", "src", "bench", "CMakeLists.txt"],
                                capture_output=True, text=True).stdout.strip()
         return h + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

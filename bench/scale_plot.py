@@ -15,7 +15,7 @@ import math
 import os
 import sys
 
-WEFT_COLORS = ["#d62728", "#7f0000"]
+WEFT_COLORS = ["#d62728", "#7f0000", "#ff9896"]
 PEER_COLORS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf", "#e377c2"]
 
 PANEL_W, PANEL_H = 300, 230
@@ -43,7 +43,8 @@ def styles(contenders):
     out, kw, kp = {}, 0, 0
     for c in contenders:
         if c["family"] == "weft":
-            out[c["id"]] = (WEFT_COLORS[kw % 2], 2.4 if kw == 0 else 1.8, "" if kw == 0 else "6,3")
+            out[c["id"]] = (WEFT_COLORS[kw % len(WEFT_COLORS)], 2.4 if kw == 0 else 1.8,
+                            "" if kw == 0 else "6,3")
             kw += 1
         else:
             out[c["id"]] = (PEER_COLORS[kp % len(PEER_COLORS)], 1.3, "")
@@ -182,8 +183,9 @@ def memory_figure(data, path):
     if not contenders:
         return False
     st = styles(contenders)
-    panels = [("item_heap", "heap per queued item (bytes; a ring: per slot, allocated up front)",
-               lambda m: max(m.get("item_heap", 0), m.get("slot_heap", 0))),
+    panels = [("item", "bytes per queued item: the largest of heap per item, heap per slot "
+               "(a ring's, allocated up front) and resident per item",
+               lambda m: max(m.get("item_heap", 0), m.get("slot_heap", 0), m.get("item_rss", 0))),
               ("blocked", "per thread blocked in get(), beyond a bare futex wait (bytes)",
                lambda m: max(m.get("blocked_heap", 0), m.get("blocked_rss", 0), 0))]
     rowh, labelw, barw = 18, 330, 260
