@@ -6,12 +6,14 @@ blocked in get() cost in memory.
 
     bash scripts/bench.sh --scale [--quick]          (installs, builds, then runs this)
     python3 bench/scale.py --bin build/bench/bench/weft_bench [--quick] [--rounds N]
+        [--update-docs]
 
 Each sweep point is one weft_bench workload (bench/scale_workloads.hpp says what each
 measures). The method is run.py's: one process per trial, a calibration pass (also the
 warm-up), then interleaved rounds (every contender of a point back to back, the order
 rotated each round), medians with min .. max. Writes scale.json and scale.md (in --out,
-default build/bench/results/) and the SVG plots (bench/scale_plot.py) into --img.
+default build/bench/results/) and the SVG plots (bench/scale_plot.py) into --img;
+--update-docs also puts scale.md's tables between the scale markers of docs/benchmarks.md.
 """
 
 import argparse
@@ -148,6 +150,8 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated sweeps: threads,bytes,capacity,memory")
     ap.add_argument("--out", default=None, help="directory for scale.json and scale.md")
     ap.add_argument("--img", default=os.path.join(ROOT, "docs", "img"))
+    ap.add_argument("--update-docs", action="store_true",
+                    help="also replace the tables between the scale markers of docs/benchmarks.md")
     args = ap.parse_args()
 
     rounds = args.rounds or (1 if args.quick else 5)
@@ -249,6 +253,17 @@ def main():
     for p in scale_plot.plot_all(data, args.img):
         log(f"plot: {os.path.relpath(p, ROOT)}")
     log(f"results: {os.path.relpath(os.path.join(outdir, 'scale.json'), ROOT)} (and scale.md)")
+    if args.update_docs:
+        doc = os.path.join(ROOT, "docs", "benchmarks.md")
+        text = open(doc).read()
+        b, e = "<!-- scale:begin -->", "<!-- scale:end -->"
+        if b in text and e in text:
+            text = text[:text.index(b) + len(b)] + "\n" + md + "\n" + text[text.index(e):]
+            with open(doc, "w") as f:
+                f.write(text)
+            log("docs/benchmarks.md: scale tables replaced")
+        else:
+            log("docs/benchmarks.md has no scale markers: not updated")
 
 
 if __name__ == "__main__":

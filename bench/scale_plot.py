@@ -184,11 +184,14 @@ def memory_figure(data, path):
         return False
     st = styles(contenders)
     panels = [("item", "bytes per queued item: the largest of heap per item, heap per slot "
-               "(a ring's, allocated up front) and resident per item",
+               "(allocated up front) and resident per item",
                lambda m: max(m.get("item_heap", 0), m.get("slot_heap", 0), m.get("item_rss", 0))),
-              ("blocked", "per thread blocked in get(), beyond a bare futex wait (bytes)",
-               lambda m: max(m.get("blocked_heap", 0), m.get("blocked_rss", 0), 0))]
-    rowh, labelw, barw = 18, 330, 260
+              ("blocked", "bytes per thread blocked in get(), beyond a bare futex wait: the "
+               "larger of heap and resident",
+               lambda m: max(m.get("blocked_heap", 0), m.get("blocked_rss", 0), 0)),
+              ("stack", "stack bytes of a thread blocked in get(), beyond a bare futex wait",
+               lambda m: max(m.get("blocked_stack", 0) - m.get("futex_stack", 0), 0))]
+    rowh, labelw, barw = 18, 330, 330
     body = [f'<text x="10" y="22" font-size="14" font-weight="bold">Memory</text>',
             f'<text x="10" y="38" font-size="11" fill="#555">{esc(data["meta"]["caption"])}</text>']
     y = 60
@@ -204,12 +207,13 @@ def memory_figure(data, path):
             w = barw * v / top
             body.append(f'<rect x="{labelw + 6}" y="{y + 3}" width="{w:.1f}" height="{rowh - 5}" '
                         f'fill="{color}"/>')
+            text = f"{v:.0f}" if v >= 100 else f"{v:.3g}"
             body.append(f'<text x="{labelw + 10 + w:.1f}" y="{y + 13}" font-size="11">'
-                        f'{v:.3g}</text>')
+                        f'{text}</text>')
             y += rowh
         y += 24
     with open(path, "w") as f_out:
-        f_out.write(svg(labelw + barw + 80, y, body))
+        f_out.write(svg(labelw + barw + 120, y, body))
     return True
 
 
