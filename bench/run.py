@@ -707,6 +707,20 @@ def cpu_model():
     return platform.processor() or "?"
 
 
+def update_docs(marker, md):
+    """Replaces what stands between <!-- MARKER:begin --> and <!-- MARKER:end --> in
+    docs/benchmarks.md with `md`."""
+    doc = os.path.join(ROOT, "docs", "benchmarks.md")
+    text = open(doc).read()
+    b, e = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    if b in text and e in text:
+        text = text[:text.index(b) + len(b)] + "\n" + md + "\n" + text[text.index(e):]
+        open(doc, "w").write(text)
+        log(f"docs/benchmarks.md: {marker} section replaced")
+    else:
+        log(f"docs/benchmarks.md has no {marker} markers: not updated")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="path to weft_bench")
@@ -829,15 +843,7 @@ def main():
     log(f"results: {os.path.relpath(os.path.join(outdir, 'results.md'), ROOT)} (and results.json)")
 
     if args.update_docs:
-        doc = os.path.join(ROOT, "docs", "benchmarks.md")
-        text = open(doc).read()
-        b, e = "<!-- results:begin -->", "<!-- results:end -->"
-        if b in text and e in text:
-            text = text[:text.index(b) + len(b)] + "\n" + md + "\n" + text[text.index(e):]
-            open(doc, "w").write(text)
-            log("docs/benchmarks.md: results section replaced")
-        else:
-            log("docs/benchmarks.md has no results markers: not updated")
+        update_docs("results", md)
 
 
 if __name__ == "__main__":

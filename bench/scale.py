@@ -254,16 +254,7 @@ def main():
         log(f"plot: {os.path.relpath(p, ROOT)}")
     log(f"results: {os.path.relpath(os.path.join(outdir, 'scale.json'), ROOT)} (and scale.md)")
     if args.update_docs:
-        doc = os.path.join(ROOT, "docs", "benchmarks.md")
-        text = open(doc).read()
-        b, e = "<!-- scale:begin -->", "<!-- scale:end -->"
-        if b in text and e in text:
-            text = text[:text.index(b) + len(b)] + "\n" + md + "\n" + text[text.index(e):]
-            with open(doc, "w") as f:
-                f.write(text)
-            log("docs/benchmarks.md: scale tables replaced")
-        else:
-            log("docs/benchmarks.md has no scale markers: not updated")
+        suite.update_docs("scale", md)
 
 
 if __name__ == "__main__":
