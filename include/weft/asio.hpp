@@ -23,16 +23,16 @@
 //   async_join(q, token)                 void(std::error_code)
 //   async_wait(event, token)             void(std::error_code)
 //   async_acquire(semaphore|lock, token) void(std::error_code)         RLock: not awaitable (a thread owns it)
-//   async_wait(condition, lock, token)   void(std::error_code)         the caller holds `lock` (a weft::Lock, the
-//   async_wait_for(condition, lock, pred, token)                         Condition's); held again on completion
 //   async_wait(barrier, token)           void(std::error_code, std::size_t)  the index; a timeout is a duration
 //   async_select(ops..., token)          void(std::error_code, std::variant<...>)  select.hpp's operations
 //   async_select_for(timeout, ops..., token), async_select_until(deadline, ops..., token)
+// A Condition has no weft::asio form; the generic layer (weft/async.hpp) awaits one on a
+// scheduler of your own.
 // Errors: asio::error::operation_aborted (cancelled through the handler's cancellation slot),
 // weft::asio::errc::timed_out, errc::shut_down (the queue is shut down: a get once it is
-// drained), errc::operation_threw (an item's move, a comparator, a predicate or a barrier
-// action threw: nothing was taken, the exception itself is not carried),
-// errc::broken_barrier. On an error, a value argument is value-initialized.
+// drained), errc::operation_threw (an item's move, a comparator or a barrier action threw:
+// nothing was taken, the exception itself is not carried), errc::broken_barrier. On an
+// error, a value argument is value-initialized.
 //
 // How an operation runs: the initiating function creates the operation (one allocation,
 // recycled per thread: its state, which holds the handler, the generic awaiter of
@@ -115,7 +115,7 @@ inline const std::error_category& category() noexcept {
         case errc::timed_out:
           return "timed out";
         case errc::operation_threw:
-          return "an item's move, a comparator, a predicate or a barrier action threw";
+          return "an item's move, a comparator or a barrier action threw";
         case errc::broken_barrier:
           return "the barrier is broken";
       }
@@ -193,8 +193,8 @@ class OpBase {
   weft::detail::AsyncStop stop_;       // cancellation slot and shutdown
   std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
   // Set when the awaiter is built: in abort mode, its step is dropped (AsyncResume::drop)
-  // rather than run, and the frame freed. A Condition or Barrier wait: run, it would take
-  // the lock again (a Condition's: for a handler that will never release it).
+  // rather than run, and the frame freed. A Barrier wait: run, it would take the Barrier's
+  // lock again for a handler that will never run.
   bool drop_on_abort_ = false;
   std::coroutine_handle<> self_;  // the operation's driver coroutine
 };
@@ -367,8 +367,9 @@ class Service final : public ::asio::execution_context::service {
       }
       // Wake-up source: schedule() by the decider of a round that a claim won before the
       // stop request (a notifier's wake step, right after it released the source's lock),
-      // or of a round a stop does not decide: a Condition wait taking its Lock again,
-      // decided by the release of that Lock.
+      // or of a round a stop does not decide: a Barrier wait taking the Barrier's lock
+      // again, decided by that lock's release (it is held only inside Barrier's calls and
+      // steps, never across a suspension).
       changed_.wait(g);
     }
   }
@@ -800,7 +801,7 @@ struct SelectFinish {
   Args failed(std::error_code e) const { return {e, V{}}; }
 };
 
-// ---- Condition and Barrier: the generic layer's locked wait ------------------------------------
+// ---- Barrier: the generic layer's locked wait ---------------------------------------------------
 
 // weft/async.hpp's wait over a Lock and a Condition, started by a posted step. Its result:
 // what the operation threw, and the body (which knows how the wait ended).
@@ -826,67 +827,18 @@ template <class Body>
 struct MakeLocked {
   weft::Lock* lock = nullptr;
   weft::Condition* cond = nullptr;
-  bool holding = false;  // the caller holds `lock` (a Condition wait)
   Body body;
   void precheck() const {
     if constexpr (requires { body.precheck(); }) body.precheck();
   }
   auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* owner) {
-    // Aborted by the shutdown, the wait is dropped, not run: run, a Condition wait would take
-    // the user's Lock again for a handler that will never release it.
+    // Aborted by the shutdown, the wait is dropped, not run: run, it would take the
+    // Barrier's lock again for a handler that will never run.
     owner->drop_on_abort_ = true;
-    return LockedAwait<Body>(s, *lock, *cond, std::move(stop), holding, std::move(body));
+    return LockedAwait<Body>(s, *lock, *cond, std::move(stop), false, std::move(body));
   }
 };
 
-// Condition::wait(): how the wait ended.
-struct ConditionWaitBody : weft::detail::AsyncConditionWait {
-  weft::detail::AsyncWaitEnd end = weft::detail::AsyncWaitEnd::none;
-  void precheck() const { weft::detail::check_condition_lock(*c, *l); }
-  bool step(weft::detail::AsyncWaitEnd last, bool stopped, weft::detail::Deadline& wait_deadline) {
-    const bool first = !checked;
-    const bool over = AsyncConditionWait::step(last, stopped, wait_deadline);
-    if (!first) end = last;
-    return over;
-  }
-  std::error_code error() const noexcept {
-    switch (end) {
-      case weft::detail::AsyncWaitEnd::notified:
-        return {};
-      case weft::detail::AsyncWaitEnd::cancelled:
-        return ::asio::error::operation_aborted;
-      default:
-        return errc::timed_out;
-    }
-  }
-};
-// Condition::wait_for(pred): pred()'s last value decides; if false, the stop or the timeout.
-template <class Pred>
-struct ConditionWaitForBody : weft::detail::AsyncConditionWaitFor<Pred> {
-  using Base = weft::detail::AsyncConditionWaitFor<Pred>;
-  bool stopped_at_end = false;
-  void precheck() const { weft::detail::check_condition_lock(*this->c, *this->l); }
-  bool step(weft::detail::AsyncWaitEnd last, bool stopped, weft::detail::Deadline& wait_deadline) {
-    stopped_at_end = stopped;
-    return Base::step(last, stopped, wait_deadline);
-  }
-  std::error_code error() const noexcept {
-    if (this->value) return {};
-    if (stopped_at_end) return ::asio::error::operation_aborted;
-    return errc::timed_out;
-  }
-};
-
-// Maps the wait's outcome to the completion's arguments.
-struct ConditionFinish {
-  using Args = std::tuple<std::error_code>;
-  template <class R>
-  Args operator()(const R& r, weft::detail::AsyncEnd) const {
-    if (r.error) return {errc::operation_threw};  // the predicate threw; the lock is held
-    return {r.body->error()};
-  }
-  Args failed(std::error_code e) const { return {e}; }
-};
 struct BarrierFinish {
   using Args = std::tuple<std::error_code, std::size_t>;
   template <class R>
@@ -953,7 +905,7 @@ auto barrier_wait(Barrier& b, std::optional<weft::detail::AsyncAccess::BarrierTi
   return initiate<void(std::error_code, std::size_t), BarrierFinish::Args>(
       std::forward<Token>(token),
       MakeLocked<Body>{&weft::detail::AsyncAccess::lock_of(b),
-                       &weft::detail::AsyncAccess::changed_of(b), false, body},
+                       &weft::detail::AsyncAccess::changed_of(b), body},
       BarrierFinish{});
 }
 
@@ -1088,60 +1040,7 @@ auto async_acquire(Lock& l, const Time& timeout, Token&& token) {
 template <class... Args>
 void async_acquire(RLock&, Args&&...) = delete;
 
-// ---- condition and barrier -------------------------------------------------------------------
-
-// Condition::wait() for a handler's chain that holds `lock`, the weft::Lock the Condition was
-// built over: registers, releases the lock, waits for a notify, takes the lock again and
-// completes; the lock is held again whatever the error (timed_out, operation_aborted). A
-// Condition over an RLock (the default) is not awaitable. Throws std::logic_error (nothing
-// started) if `lock` is not the Condition's or is not held when the operation starts.
-template <class Token>
-auto async_wait(Condition& c, Lock& lock, Token&& token) {
-  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
-      std::forward<Token>(token),
-      detail::MakeLocked<detail::ConditionWaitBody>{
-          &lock, &c, true,
-          detail::ConditionWaitBody{{{&c, &lock, weft::detail::Deadline::never()}}}},
-      detail::ConditionFinish{});
-}
-template <detail::TimeArg Time, class Token>
-auto async_wait(Condition& c, Lock& lock, const Time& timeout, Token&& token) {
-  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
-      std::forward<Token>(token),
-      detail::MakeLocked<detail::ConditionWaitBody>{
-          &lock, &c, true,
-          detail::ConditionWaitBody{{{&c, &lock, detail::deadline_of(false, timeout)}}}},
-      detail::ConditionFinish{});
-}
-// Condition::wait_for(pred): completes once pred() (called with the lock held, on the
-// executor) is true; timed_out or operation_aborted if it is still false then. The lock is
-// held again in every case.
-template <class Pred, class Token>
-requires std::predicate<Pred&>
-auto async_wait_for(Condition& c, Lock& lock, Pred pred, Token&& token) {
-  using Body = detail::ConditionWaitForBody<Pred>;
-  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
-      std::forward<Token>(token),
-      detail::MakeLocked<Body>{
-          &lock, &c, true, Body{{{&c, &lock, weft::detail::Deadline::never()}, std::move(pred)}}},
-      detail::ConditionFinish{});
-}
-template <class Pred, detail::TimeArg Time, class Token>
-requires std::predicate<Pred&>
-auto async_wait_for(Condition& c, Lock& lock, Pred pred, const Time& timeout, Token&& token) {
-  using Body = detail::ConditionWaitForBody<Pred>;
-  return detail::initiate<void(std::error_code), detail::ConditionFinish::Args>(
-      std::forward<Token>(token),
-      detail::MakeLocked<Body>{
-          &lock, &c, true,
-          Body{{{&c, &lock, detail::deadline_of(false, timeout)}, std::move(pred)}}},
-      detail::ConditionFinish{});
-}
-// An RLock belongs to a thread; a handler may run on any thread of the executor.
-template <class... Args>
-void async_wait(Condition&, RLock&, Args&&...) = delete;
-template <class... Args>
-void async_wait_for(Condition&, RLock&, Args&&...) = delete;
+// ---- barrier ------------------------------------------------------------------------------------
 
 // Barrier::wait(): completes with the party's index in the cycle, or errc::broken_barrier
 // (the barrier broke: a timeout, abort(), reset(), or an action that threw:
