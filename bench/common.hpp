@@ -145,6 +145,16 @@ class CpuTimer {
   double t0_ = 0;
 };
 
+// A single-thread microbenchmark's result: nanoseconds per operation.
+inline Result per_op(std::uint64_t n, double seconds) {
+  Result r;
+  r.unit = "ns/op";
+  r.n = n;
+  r.seconds = seconds;
+  r.value = seconds * 1e9 / static_cast<double>(n);
+  return r;
+}
+
 // ---- item checks ----------------------------------------------------------------------------
 // Items are the values 1..n (never 0: atomic_queue reserves 0 as its empty marker), split
 // among producers; consumers accumulate count, sum and sum of squares (mod 2^64).

@@ -54,15 +54,6 @@ Result run_event_rt(std::uint64_t trips) {
   return r;
 }
 
-inline Result per_op(std::uint64_t n, double seconds) {
-  Result r;
-  r.unit = "ns/op";
-  r.n = n;
-  r.seconds = seconds;
-  r.value = seconds * 1e9 / static_cast<double>(n);
-  return r;
-}
-
 // Single-thread costs with nobody waiting.
 template <class E>
 Result run_event_is_set(std::uint64_t n) {

@@ -38,11 +38,14 @@
 //    nothing (no item taken, no put made, no permit held).
 //  - Fairness: among operations ready at once, the one performed is chosen uniformly at
 //    random, so no source starves; with weft::biased, the earliest ready argument wins.
+//  - Ready first: a select whose operation can proceed performs it without registering
+//    anywhere; a queue whose lock-free look says empty (full, for a put) is not even tried.
 //  - No polling: a blocked select sleeps, registered on every source, until one of them
 //    changes; a source nobody selects on pays nothing for select's existence.
 //  - Negative timeouts throw std::invalid_argument (as for the queues).
 #pragma once
 
+#include <bit>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -101,6 +104,7 @@ class GetOp
   explicit GetOp(Q& q) noexcept
       : QueueGetOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)) {}
 
+  bool ready_hint() noexcept { return core_->pop_hint(); }
   // Builds the result with emit(args...) straight from the queued item (one move: if it
   // throws, the item stays queued).
   template <class Emit>
@@ -138,6 +142,7 @@ class GetManyOp
   GetManyOp(Q& q, std::size_t n) noexcept
       : QueueGetOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)), n_(n) {}
 
+  bool ready_hint() noexcept { return core_->pop_hint(); }
   bool try_fire(result_type& out) {
     VectorOut<typename Q::value_type> sink(out);
     return core_->try_pop_many(sink, n_).status != Status::timed_out;  // timed_out: empty
@@ -158,6 +163,7 @@ class PutOp
   PutOp(Q& q, typename Q::value_type& item) noexcept
       : QueuePutOp<Core>(SelectAccess::core(q)), core_(&SelectAccess::core(q)), item_(&item) {}
 
+  bool ready_hint() noexcept { return core_->push_hint(); }
   bool try_fire(result_type& out) {
     const PushResult r = core_->try_push(*item_);
     out = (r == PushResult::ok);
@@ -254,6 +260,11 @@ struct AnyEmitter {
 //                                    re-reading the flag
 //   void pass_on() noexcept          gives a wake-up to another waiter of the source, for
 //                                    when the attempt after a wake-up threw
+//   bool ready_hint() noexcept       a cheap look (no lock) before select's first attempt:
+//                                    false only if try_fire would surely fail now, and
+//                                    never false for a change the caller has synchronized
+//                                    with (select then skips the attempt; a select that
+//                                    registers re-checks through link() as always)
 //
 // The source's notifier, after making the source ready, claims a registered node and wakes
 // its waiter (weft::WaitSource::notify_one / notify_all). A woken select tries the woken
@@ -295,8 +306,10 @@ inline std::uint32_t select_random() noexcept {
 #if defined(WEFT_DETERMINISTIC_SCHEDULER)
   return weft_dsched_random();
 #else
-  thread_local std::uint32_t state =
-      static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&state) >> 4) | 1u;
+  // Zero-initialized (no guard on each call); seeded from its address on first use.
+  thread_local std::uint32_t state = 0;
+  if (state == 0) [[unlikely]]
+    state = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&state) >> 4) | 1u;
   state ^= state << 13;
   state ^= state >> 17;
   state ^= state << 5;
@@ -326,50 +339,46 @@ class Selector {
   // std::optional<Result>. Every return returns `out`, so the compilers elide it (NRVO) and
   // the operation builds its result right in the caller's object: an item got moves once,
   // from the queue into the result (tested with an item whose second move would throw).
+  //
+  // Ready first: one attempt at the operations whose sources may be ready, before anything
+  // is registered (inline, no wait loop); only a select that finds none ready goes on to
+  // wait(), out of line. An exception from this attempt needs no bookkeeping: no wake-up
+  // has been claimed yet. Flattened: the attempt (the hints, the chosen operation's pop or
+  // push) is compiled into run() itself rather than called, as a plain get's pop is into
+  // get() (callgrind, select over two queues with one ready: 134 instructions a call
+  // against 159 without; bench/select_bench.cpp).
   template <class Out>
-  Out run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
+  [[gnu::flatten]] Out run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
     Out out{};
     if (stop != nullptr && stop->stop_requested()) return out;
-    // The one wait loop (wait_loop.hpp) over the N operations. If the attempt after a claim
-    // throws (an item's move, a comparator), the loop passes the wake-up on.
-    WaitLoop loop(deadline, stop);
-    for (;;) {
-      try {
-        if (try_all(is_biased, out)) return out;
-      } catch (...) {
-        loop.pass_on_claim();
-        throw;
-      }
-      const Round r = std::apply([&loop](auto&... ops) { return loop.wait(ops...); }, ops_);
-      // The source that claimed us announced a change: perform its operation first.
-      try {
-        if (r.claimed() && fire_after_claim(r.index(), out)) return out;
-      } catch (...) {
-        loop.pass_on_claim();
-        throw;
-      }
-      if (r.ended()) return out;  // timed out or stopped: nothing happened
-    }
+    if (try_all(is_biased, out)) return out;
+    wait(is_biased, deadline, stop, out);
+    return out;
   }
 
-  // One attempt at every operation, in a fresh random order (a random start alone would
-  // favour an operation that follows one that is not ready), or in argument order when
-  // biased; true when one was performed (its result is in `out`). Also the coroutine
+  // One attempt at the operations that may proceed now, uniformly at random among them
+  // (or the earliest, when biased); true when one was performed (its result is in `out`).
+  // An operation whose source says it is surely not ready (ready_hint(): a queue that is
+  // empty and open, for a get) is not attempted: its attempt would fail, and costs several
+  // times the hint's loads. The hint is a snapshot: a queue it calls not ready was empty
+  // (full, for a put) and open when read, and every change the caller synchronized with
+  // before the call is in it (so try_select never misses an item put before it); a later
+  // change is found by the next attempt or, for a select that goes on to wait, by the
+  // re-check after registering (the handshake of wait_source.hpp). Also the coroutine
   // awaiter's attempt (async.hpp).
+  //
+  // The order is drawn lazily, one operation at a time, uniformly among those not yet
+  // looked at: a uniformly random permutation, so the first ready operation in it is
+  // uniform among the ready ones, and a select whose first pick is ready looks at no other
+  // source (in a fan-in whose queues are all busy, the others' positions stay in their
+  // producers' caches).
   template <class Out>
   bool try_all(bool is_biased, Out& out) {
-    std::size_t order[N];
-    for (std::size_t k = 0; k < N; ++k) order[k] = k;
-    if (!is_biased) {
-      for (std::size_t k = N - 1; k > 0; --k) {
-        const std::size_t j = select_random() % (k + 1);
-        const std::size_t t = order[k];
-        order[k] = order[j];
-        order[j] = t;
-      }
-    }
-    for (std::size_t k = 0; k < N; ++k) {
-      if (fire<false>(order[k], out)) return true;
+    Mask left = kAll;
+    for (std::uint32_t n = N; n != 0; --n) {  // n: the bits set in left
+      const std::size_t i = is_biased ? lowest(left) : pick(left, n);
+      if (fire<false>(i, out)) return true;
+      left &= ~(Mask{1} << i);
     }
     return false;
   }
@@ -381,11 +390,64 @@ class Selector {
   std::tuple<Ops&...>& ops() noexcept {
     return ops_;
   }
+
+ private:
+  // The rest of run(), once no operation was ready: the one wait loop (wait_loop.hpp) over
+  // the N operations, and after each round an attempt at all of them, the claimed one first.
+  // If the attempt after a claim throws (an item's move, a comparator), the loop passes the
+  // wake-up on. Leaves `out` as it was when the deadline passed or a stop came first.
+  template <class Out>
+  [[gnu::noinline]] void wait(bool is_biased, Deadline deadline, const std::stop_token* stop,
+                              Out& out) {
+    WaitLoop loop(deadline, stop);
+    for (;;) {
+      const Round r = std::apply([&loop](auto&... ops) { return loop.wait(ops...); }, ops_);
+      try {
+        // The source that claimed us announced a change: perform its operation first.
+        if (r.claimed() && fire_after_claim(r.index(), out)) return;
+        if (r.ended()) return;  // timed out or stopped: nothing happened
+        if (try_all(is_biased, out)) return;
+      } catch (...) {
+        loop.pass_on_claim();
+        throw;
+      }
+    }
+  }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
- private:
+  // The candidates of one attempt, one bit per operation.
+  using Mask = std::uint64_t;
+  static_assert(N <= 64, "weft::select takes at most 64 operations");
+
+  static constexpr Mask kAll = N == 64 ? ~Mask{0} : (Mask{1} << N) - 1;
+  template <class Op>
+  static bool ready_hint(Op& op) noexcept {
+    if constexpr (requires { op.ready_hint(); }) {
+      return op.ready_hint();
+    } else {
+      return true;  // no hint: always attempted
+    }
+  }
+  static std::size_t lowest(Mask m) noexcept {
+    return static_cast<std::size_t>(std::countr_zero(m));
+  }
+  // One of the n set bits of m, uniformly at random (no random number when n is 1). The
+  // k-th bit for k = random * n / 2^32: a multiplication where `%` would divide (its bias,
+  // under n / 2^32, is far below what any test of fairness could see); and no popcount,
+  // which is a library call on a portable build.
+  static std::size_t pick(Mask m, std::uint32_t n) noexcept {
+    if (n == 1) return lowest(m);
+    for (auto k = static_cast<std::uint32_t>((std::uint64_t{select_random()} * n) >> 32); k > 0;
+         --k) {
+      m &= m - 1;
+    }
+    return lowest(m);
+  }
+
+  // The attempt of operation i (a compare chain over the indices), after a claim (Claimed:
+  // no hint, and Event's fire_claimed) or not (the hint first).
   template <bool Claimed, std::size_t I = 0, class Out>
   bool fire(std::size_t i, Out& out) {
     if constexpr (I == N) {
@@ -393,6 +455,9 @@ class Selector {
     } else {
       if (i != I) return fire<Claimed, I + 1>(i, out);
       auto& op = std::get<I>(ops_);
+      if constexpr (!Claimed) {
+        if (!ready_hint(op)) return false;  // surely not ready: not worth the attempt
+      }
       if constexpr (requires(Emitter<I, Out> e) { op.try_fire_into(e); }) {
         // Built in place (a get: the item moves once, from the queue into the result).
         Emitter<I, Out> emit{out};

@@ -116,6 +116,48 @@ TEST(SelectCustomSource, NotReadyMeansNothingHappens) {
   EXPECT_EQ(box.count(), 0);
 }
 
+// An operation with the optional ready_hint(): select does not try an operation whose hint
+// says "not ready", tries it when the hint says "maybe", and a blocked select still wakes
+// for it (the hint plays no part in the registration).
+class HintedTicket : public TakeTicket {
+ public:
+  HintedTicket(TicketBox& box, int id, int& attempts)
+      : TakeTicket(box, id), attempts_(&attempts), box_(&box) {}
+  bool ready_hint() noexcept { return box_->ready(); }
+  bool try_fire(int& out) {
+    ++*attempts_;
+    return TakeTicket::try_fire(out);
+  }
+
+ private:
+  int* attempts_;
+  TicketBox* box_;
+};
+static_assert(weft::SelectOperation<HintedTicket>);
+
+TEST(SelectCustomSource, AnOperationItsHintCallsNotReadyIsNotTried) {
+  TicketBox box;
+  weft::Queue<int> q;
+  int attempts = 0;
+  EXPECT_FALSE(weft::try_select(HintedTicket(box, 1, attempts), weft::get(q)));
+  EXPECT_EQ(attempts, 0);
+  box.add();
+  auto r = weft::try_select(HintedTicket(box, 1, attempts), weft::get(q));
+  ASSERT_TRUE(r && r->index() == 0u);
+  EXPECT_EQ(attempts, 1);
+  int woken_attempts = 0;  // read after join()
+  Threads t(1, [&](std::size_t) {
+    auto w =
+        weft::select_for(weft_test::kPatience, HintedTicket(box, 2, woken_attempts), weft::get(q));
+    EXPECT_TRUE(w && w->index() == 0u && std::get<0>(*w) == 2);
+  });
+  ASSERT_TRUE(blocked(t));
+  box.add();
+  t.join();
+  EXPECT_GE(woken_attempts, 1);
+  EXPECT_EQ(box.count(), 0);
+}
+
 TEST(SelectCustomSource, BlockedSelectWakesForTheUserSource) {
   TicketBox box;
   weft::Queue<int> q;

@@ -1398,4 +1398,176 @@ TEST(SelectNoEffect, JthreadStopsASelectLoop) {
   EXPECT_TRUE(jobs.empty());
 }
 
+// =========================================================================================
+// Ready first: the attempt before registering skips the sources whose lock-free hint says
+// "empty and open" (a get) or "full and open" (a put). It must never skip a ready one.
+// =========================================================================================
+
+// One item in one queue of each kind, the others empty: a try_select over all of them finds
+// it, whichever kind holds it (each kind's hint: the ring's positions, the locked storages'
+// size snapshot).
+TEST(SelectReadyFirst, TheOneReadyQueueIsFoundWhateverItsKind) {
+  for (int holder = 0; holder < 6; ++holder) {
+    weft::Queue<int> ring(4);
+    weft::Queue<int> deque;           // unbounded: the locked deque
+    weft::Queue<Fragile> fragile(4);  // bounded, but locked: Fragile's move may throw
+    weft::LifoQueue<int> lifo;
+    weft::PriorityQueue<int> prio;
+    weft::SimpleQueue<int> simple;
+    switch (holder) {
+      case 0:
+        ring.put(1);
+        break;
+      case 1:
+        deque.put(1);
+        break;
+      case 2:
+        fragile.put(Fragile(1));
+        break;
+      case 3:
+        lifo.put(1);
+        break;
+      case 4:
+        prio.put(1);
+        break;
+      case 5:
+        simple.put(1);
+        break;
+    }
+    auto r = weft::try_select(weft::get(ring), weft::get(deque), weft::get(fragile),
+                              weft::get(lifo), weft::get(prio), weft::get(simple));
+    ASSERT_TRUE(r.has_value()) << "holder " << holder;
+    ASSERT_EQ(r->index(), static_cast<std::size_t>(holder));
+    std::visit(
+        [&](auto& item) {
+          ASSERT_TRUE(item.has_value()) << "holder " << holder;
+          if constexpr (std::is_same_v<std::decay_t<decltype(*item)>, Fragile>) {
+            EXPECT_EQ(item->value(), 1);
+          } else {
+            EXPECT_EQ(*item, 1);
+          }
+        },
+        *r);
+    EXPECT_FALSE(weft::try_select(weft::get(ring), weft::get(deque), weft::get(fragile),
+                                  weft::get(lifo), weft::get(prio), weft::get(simple))
+                     .has_value());
+  }
+}
+
+// A shut-down, drained queue is ready (its get fires with nullopt), although it is empty:
+// its hint must not skip it, for the ring and for a locked storage.
+TEST(SelectReadyFirst, AShutDownEmptyQueueIsReady) {
+  weft::Queue<int> ring(4), open_ring(4);
+  weft::LifoQueue<int> lifo, open_lifo;
+  ring.shutdown();
+  lifo.shutdown();
+  auto r = weft::try_select(weft::get(open_ring), weft::get(ring));
+  ASSERT_TRUE(r && r->index() == 1u);
+  EXPECT_FALSE(std::get<1>(*r).has_value());
+  auto l = weft::try_select(weft::get(open_lifo), weft::get(lifo));
+  ASSERT_TRUE(l && l->index() == 1u);
+  EXPECT_FALSE(std::get<1>(*l).has_value());
+}
+
+// A put is skipped only while its queue is full and open: room made, or a shutdown (the put
+// fires false and keeps the item), makes it ready again.
+TEST(SelectReadyFirst, APutIsSkippedOnlyWhileItsQueueIsFullAndOpen) {
+  weft::Queue<int> ring(1), never(1);
+  weft::LifoQueue<int> lifo(1);
+  ring.put(0);
+  lifo.put(0);
+  int a = 1, b = 2;
+  EXPECT_FALSE(
+      weft::try_select(weft::get(never), weft::put(ring, a), weft::put(lifo, b)).has_value());
+  EXPECT_EQ(ring.get(), 0);
+  auto r = weft::try_select(weft::get(never), weft::put(ring, a), weft::put(lifo, b));
+  ASSERT_TRUE(r && r->index() == 1u && std::get<1>(*r));
+  lifo.shutdown();
+  auto s = weft::try_select(weft::get(never), weft::put(ring, a), weft::put(lifo, b));
+  ASSERT_TRUE(s && s->index() == 2u);
+  EXPECT_FALSE(std::get<2>(*s));
+  EXPECT_EQ(b, 2);  // not moved from
+}
+
+// An item whose put happened before the try_select (through an Event) is found: the hint is
+// a snapshot, but never older than what the caller has synchronized with.
+TEST(SelectReadyFirst, AnItemPutBeforeTheCallIsAlwaysFound) {
+  constexpr int kRounds = 2000;
+  weft::Queue<int> ring(2), never(2);
+  weft::LifoQueue<int> lifo(2);
+  weft::Event put_done, taken;
+  int missed = 0;  // read after join()
+  Threads t(1, [&](std::size_t) {
+    for (int i = 0; i < kRounds; ++i) {
+      put_done.wait();
+      put_done.clear();
+      auto r = weft::try_select(weft::get(never), weft::get(ring), weft::get(lifo));
+      if (!r || r->index() == 0) ++missed;
+      taken.set();
+    }
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    if (i % 2 == 0) {
+      ring.put(i);  // the ring's hint
+    } else {
+      lifo.put(i);  // the locked storage's
+    }
+    put_done.set();
+    taken.wait();
+    taken.clear();
+  }
+  t.join();
+  EXPECT_EQ(missed, 0);
+}
+
+// Selecting consumers compete with plain getters on the same queues, with producers into
+// small queues (so everyone waits, registers and is woken): every item is got exactly once.
+TEST(SelectReadyFirst, SelectsAndPlainGettersCompeteAndEveryItemIsGotOnce) {
+  constexpr int kPerProducer = static_cast<int>(weft_test::scaled(20000, 4000));
+  weft::Queue<int> a(4), b(4);
+  std::vector<std::vector<int>> got(4);
+  {
+    Threads consumers(4, [&](std::size_t k) {
+      if (k < 2) {  // selects, one unbiased, one biased
+        bool a_open = true, b_open = true;
+        while (a_open && b_open) {
+          auto r = k == 0 ? weft::select(weft::get(a), weft::get(b))
+                          : weft::select(weft::biased, weft::get(b), weft::get(a));
+          auto& v = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+          const bool from_a = (r.index() == 0) == (k == 0);
+          if (v) {
+            got[k].push_back(*v);
+          } else {
+            (from_a ? a_open : b_open) = false;
+          }
+        }
+        weft::Queue<int>& rest = a_open ? a : b;
+        try {
+          for (;;) got[k].push_back(rest.get());
+        } catch (const weft::ShutDown&) {
+        }
+      } else {  // plain getters, one per queue
+        weft::Queue<int>& q = k == 2 ? a : b;
+        try {
+          for (;;) got[k].push_back(q.get());
+        } catch (const weft::ShutDown&) {
+        }
+      }
+    });
+    {
+      Threads producers(2, [&](std::size_t p) {
+        weft::Queue<int>& q = p == 0 ? a : b;
+        for (int i = 0; i < kPerProducer; ++i) q.put(static_cast<int>(p) * kPerProducer + i);
+      });
+    }
+    a.shutdown();
+    b.shutdown();
+  }
+  std::vector<int> all;
+  for (auto& g : got) all.insert(all.end(), g.begin(), g.end());
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(2 * kPerProducer));
+  for (int i = 0; i < 2 * kPerProducer; ++i) ASSERT_EQ(all[static_cast<std::size_t>(i)], i);
+}
+
 }  // namespace

@@ -758,6 +758,47 @@ class SelectTwoQueues : public dsched::Instance {
   std::vector<int> got[2];
 };
 
+// select's ready-first attempt (its hints skip a queue they see empty) racing a producer and
+// a plain getter: the select may find the items in its first attempt, or find both queues
+// empty, register, and be claimed by either put, while the plain getter waits on `a` too.
+// Each item is got once; a put that claims the select (which then takes the other queue's
+// item) leaves its own item to the plain getter, which must still be woken.
+class SelectReadyFirst : public dsched::Instance {
+ public:
+  void thread(int i) override {
+    if (i == 0) {
+      auto r = weft::select(weft::get(a), weft::get(b));
+      auto& v = r.index() == 0 ? std::get<0>(r) : std::get<1>(r);
+      dsched::check(v.has_value(), "select fired with nothing (queues open)");
+      got.push_back(*v);
+    } else if (i == 1) {
+      a.put(1);
+      b.put(2);
+      a.put(3);
+    } else {
+      got_plain = a.get();
+    }
+  }
+  void check() override {
+    std::vector<int> all = got;
+    all.push_back(got_plain);
+    while (auto v = a.try_get()) all.push_back(*v);
+    while (auto v = b.try_get()) all.push_back(*v);
+    std::sort(all.begin(), all.end());
+    dsched::check(all == std::vector<int>{1, 2, 3}, "items lost or duplicated");
+    for (weft::Queue<int>* q : {&a, &b}) {
+      auto& core = weft::detail::SelectAccess::core(*q);
+      check_waitqueue_quiet(core.not_empty(), "not_empty");
+      check_waitqueue_quiet(core.not_full(), "not_full");
+    }
+  }
+
+ private:
+  weft::Queue<int> a{2}, b{1};
+  std::vector<int> got;
+  int got_plain = 0;
+};
+
 // select over a queue, an event and a semaphore, with a stop token: exactly one operation
 // takes effect per select, and a cancelled select takes nothing.
 class SelectMixedCancel : public dsched::Instance {
@@ -1611,6 +1652,10 @@ const dsched::Register r10(make<QueueCancel>("queue_cancel",
                                              2000));
 const dsched::Register r11(make<SelectTwoQueues>(
     "select_two_queues", "two selectors over two queues, shutdown: exactly-once", 5, 1000));
+const dsched::Register r11b(make<SelectReadyFirst>(
+    "select_ready_first",
+    "select's hinted first attempt racing puts and a plain getter on the same queue: once", 3,
+    3000));
 const dsched::Register r12(make<SelectMixedCancel>(
     "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
 

@@ -98,6 +98,22 @@ class QueueCore {
   // Re-checks for the waiting handshake: could a push / a pop proceed (or fail for good)?
   bool push_ready() noexcept { return !storage_.full_and_open(); }
   bool pop_ready() noexcept { return !storage_.empty_and_open(); }
+  // Hints for select's first attempt (select.hpp), lock-free: false only when the storage
+  // was seen empty (full, for a push) and open; a storage without hints says true.
+  bool pop_hint() noexcept {
+    if constexpr (requires { storage_.pop_hint(); }) {
+      return storage_.pop_hint();
+    } else {
+      return true;
+    }
+  }
+  bool push_hint() noexcept {
+    if constexpr (requires { storage_.push_hint(); }) {
+      return storage_.push_hint();
+    } else {
+      return true;
+    }
+  }
 
   // Moves from `item` only when it returns ok.
   Status push(T& item, Deadline deadline, const std::stop_token* stop) {

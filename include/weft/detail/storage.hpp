@@ -458,6 +458,12 @@ class LockedStorage {
     WordLockGuard g(lock_);
     return !closed_ && cap_ != 0 && items_.size() >= cap_;
   }
+  // select's hints (queue_core.hpp), without the lock: false only when the snapshot says
+  // empty (full) and open. The relaxed loads of size() and closed() are enough: a change the
+  // caller synchronized with happens before them, so coherence shows it (or a later value);
+  // a stale "maybe" costs only an attempt under the lock.
+  bool pop_hint() const noexcept { return size() != 0 || closed(); }
+  bool push_hint() const noexcept { return cap_ == 0 || size() < cap_ || closed(); }
 
   // A snapshot for qsize()/empty()/full(), without the lock.
   std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
