@@ -1655,7 +1655,7 @@ const dsched::Register r11(make<SelectTwoQueues>(
 const dsched::Register r11b(make<SelectReadyFirst>(
     "select_ready_first",
     "select's hinted first attempt racing puts and a plain getter on the same queue: once", 3,
-    3000));
+    2000));
 const dsched::Register r12(make<SelectMixedCancel>(
     "select_mixed_cancel", "select(queue, semaphore, stop): one effect per select", 3, 2000));
 
