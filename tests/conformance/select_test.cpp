@@ -1492,7 +1492,7 @@ TEST(SelectReadyFirst, APutIsSkippedOnlyWhileItsQueueIsFullAndOpen) {
 // An item whose put happened before the try_select (through an Event) is found: the hint is
 // a snapshot, but never older than what the caller has synchronized with.
 TEST(SelectReadyFirst, AnItemPutBeforeTheCallIsAlwaysFound) {
-  constexpr int kRounds = 2000;
+  constexpr int kRounds = static_cast<int>(weft_test::scaled(2000, 300));
   weft::Queue<int> ring(2), never(2);
   weft::LifoQueue<int> lifo(2);
   weft::Event put_done, taken;
