@@ -39,12 +39,14 @@
 //  - Fairness: among operations ready at once, the one performed is chosen uniformly at
 //    random, so no source starves; with weft::biased, the earliest ready argument wins.
 //  - Ready first: a select whose operation can proceed performs it without registering
-//    anywhere; a queue whose lock-free look says empty (full, for a put) is not even tried.
+//    anywhere; a queue whose lock-free look says empty and open (full and open, for a put)
+//    is not even tried.
 //  - No polling: a blocked select sleeps, registered on every source, until one of them
 //    changes; a source nobody selects on pays nothing for select's existence.
 //  - Negative timeouts throw std::invalid_argument (as for the queues).
 #pragma once
 
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <concepts>
@@ -306,10 +308,18 @@ inline std::uint32_t select_random() noexcept {
 #if defined(WEFT_DETERMINISTIC_SCHEDULER)
   return weft_dsched_random();
 #else
-  // Zero-initialized (no guard on each call); seeded from its address on first use.
+  // Zero-initialized (no guard on each call); seeded on first use from its address and a
+  // count of the threads seeded so far: glibc gives a new thread the stack (and so the TLS
+  // address) of one that exited, and the address alone would repeat a joined thread's picks.
+  // relaxed: only the counter's values need to differ, not their order.
   thread_local std::uint32_t state = 0;
-  if (state == 0) [[unlikely]]
-    state = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&state) >> 4) | 1u;
+  if (state == 0) [[unlikely]] {
+    static std::atomic<std::uint32_t> threads{0};
+    const std::uint32_t n = threads.fetch_add(1, std::memory_order_relaxed);
+    state = (static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&state) >> 4) ^
+             (n * 0x9E3779B9u)) |
+            1u;
+  }
   state ^= state << 13;
   state ^= state >> 17;
   state ^= state << 5;
@@ -425,6 +435,7 @@ class Selector {
   template <class Op>
   static bool ready_hint(Op& op) noexcept {
     if constexpr (requires { op.ready_hint(); }) {
+      static_assert(noexcept(op.ready_hint()), "a select operation's ready_hint() is noexcept");
       return op.ready_hint();
     } else {
       return true;  // no hint: always attempted

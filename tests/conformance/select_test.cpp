@@ -901,6 +901,24 @@ TEST(SelectFairness, FairAcrossThreads) {
   }
 }
 
+// Threads started one after another, each making one select: glibc hands a new thread the
+// stack, and so the thread_local generator's address, of one that exited. Each first pick
+// must still be a fresh draw, not the joined thread's again.
+TEST(SelectFairness, FairAcrossThreadsStartedOneAfterAnother) {
+  constexpr int kThreads = 400;
+  IntQ a, b;
+  for (int i = 0; i < kThreads; ++i) {
+    a.put(i);
+    b.put(i);
+  }
+  int count[2] = {0, 0};
+  for (int i = 0; i < kThreads; ++i) {
+    std::thread t([&] { ++count[weft::select(weft::get(a), weft::get(b)).index()]; });
+    t.join();
+  }
+  EXPECT_TRUE(share_between(count[0], kThreads, 0.3, 0.7)) << count[0] << " of " << kThreads;
+}
+
 TEST(SelectFairness, BiasedAlwaysPicksTheFirstReady) {
   IntQ a, b;
   for (int i = 0; i < 1000; ++i) {
