@@ -20,6 +20,7 @@
 #include <random>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 #include <utility>
@@ -90,6 +91,19 @@ bool function_missing(const redisReply* r) {
   return r->type == REDIS_REPLY_ERROR && starts_with(r, "ERR Function not found");
 }
 
+// Errors that pass: a server loading its data or busy in a script, a replica (READONLY: a
+// failover; the caller reconnects), a cluster without quorum or a primary (CLUSTERDOWN,
+// MASTERDOWN), a slot being migrated (TRYAGAIN; inside a function, a key of such a slot
+// fails with "... non local key ...").
+bool transient_error(const redisReply* r) {
+  if (r->type != REDIS_REPLY_ERROR) return false;
+  for (const std::string_view p :
+       {"LOADING", "BUSY", "TRYAGAIN", "READONLY", "CLUSTERDOWN", "MASTERDOWN"}) {
+    if (starts_with(r, p)) return true;
+  }
+  return std::string_view(r->str, r->len).find("non local key") != std::string_view::npos;
+}
+
 std::string random_hex(std::size_t n) {
   static thread_local std::mt19937_64 gen([] {
     std::random_device rd;
@@ -113,8 +127,10 @@ std::int64_t as_int(const redisReply* r) {
   if (r->type == REDIS_REPLY_INTEGER) return r->integer;
   if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
     std::int64_t v = 0;
-    std::from_chars(r->str, r->str + r->len, v);
-    return v;
+    const auto [end, ec] = std::from_chars(r->str, r->str + r->len, v);
+    if (ec == std::errc() && end == r->str + r->len && r->len > 0) return v;
+    throw Error("weft::redis: malformed reply (expected an integer, got \"" +
+                std::string(r->str, std::min<std::size_t>(r->len, 40)) + "\")");
   }
   throw Error("weft::redis: malformed reply (expected an integer)");
 }
@@ -348,6 +364,7 @@ struct Client::Impl {
              std::size_t retry_mark = 0) {
     milliseconds backoff(2);
     std::string last;
+    bool reloaded = false;  // the library was loaded once in this call
     for (bool first = true;; first = false) {
       if (!first && retry_mark != 0 && !args.at(retry_mark).starts_with('r'))
         args[retry_mark].insert(0, 1, 'r');
@@ -385,18 +402,18 @@ struct Client::Impl {
           return ask(args, to, block, script, stop);
         }
         if (function_missing(r.get()) && script != kScriptCount) {
-          load_library(c);
-          continue;
+          load_library(c);  // its transient failures wait below like the command's
+          if (!reloaded) {
+            reloaded = true;
+            continue;
+          }
+          // Gone again since the last load (FUNCTION FLUSH in a loop, a failover): retried
+          // with backoff, within the deadline.
+          throw Transient{"the function library went missing again"};
         }
         if (starts_with(r.get(), "READONLY")) c.drop();  // a replica now: find the primary
-        // A function that touched a key of a slot being migrated fails at that command
-        // ("... non local key ..."); it is retried like TRYAGAIN.
-        const bool migrating =
-            std::string_view(r->str, r->len).find("non local key") != std::string_view::npos;
-        if (migrating || starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY") ||
-            starts_with(r.get(), "TRYAGAIN") || starts_with(r.get(), "READONLY") ||
-            starts_with(r.get(), "CLUSTERDOWN") || starts_with(r.get(), "MASTERDOWN"))
-          throw Transient{std::string(r->str, r->len)};
+        if (transient_error(r.get())) throw Transient{std::string(r->str, r->len)};
+        if (starts_with(r.get(), "OOM")) throw out_of_memory(args, r.get());
         throw Error("weft::redis: " + args[0] + ": " + std::string(r->str, r->len));
       } catch (const Transient& t) {
         last = t.what;
@@ -414,6 +431,20 @@ struct Client::Impl {
       }
       backoff = std::min(backoff * 2, milliseconds(200));
     }
+  }
+
+  // An -OOM reply: the server refuses commands that may grow memory (a put's function; a
+  // BLMOVE).
+  static OutOfMemory out_of_memory(const std::vector<std::string>& args, const redisReply* r) {
+    std::string what = args[0];
+    if (args[0] == "FCALL") {
+      const auto& names = function_names();
+      const auto it = std::find(names.begin(), names.end(), args.at(1));
+      if (it != names.end()) what = kFunctionNames[static_cast<std::size_t>(it - names.begin())];
+    }
+    return OutOfMemory("weft::redis: " + what +
+                       " refused: the server is out of memory (maxmemory reached): " +
+                       std::string(r->str, r->len));
   }
 
   // ASK redirection: ASKING then the command, once, on a connection to that node (which
@@ -443,6 +474,8 @@ struct Client::Impl {
     }
     if (!r && stop != nullptr && stop->stop_requested()) throw Stopped{};
     if (!r) throw Transient{"ASK redirection failed"};
+    if (r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "OOM"))
+      throw out_of_memory(args, r.get());
     if (r->type == REDIS_REPLY_ERROR) throw Transient{std::string(r->str, r->len)};
     return r;
   }
@@ -663,21 +696,40 @@ struct Client::Impl {
     return r->type == REDIS_REPLY_ERROR &&
            std::string_view(r->str, r->len).find("already exists") != std::string_view::npos;
   }
+  // Transient failures (the server's errors as call() classifies them, and OOM: a server
+  // out of memory refuses FUNCTION LOAD) throw Transient; the caller retries within its
+  // deadline. The connection's socket timeout is the caller's again on return (a blocking
+  // command may follow, its block time in its timeout).
   void load_library(Conn& c) {
+    const milliseconds callers = c.timeout;
     c.set_timeout(opt.command_timeout);
     library_missing.store(false);
-    settle(c);  // replies of pipelined acks come first
-    Reply r = command(c.ctx, {"FUNCTION", "LOAD", library_source()});
+    Reply r;
+    try {
+      settle(c);  // replies of pipelined acks come first
+      r = command(c.ctx, {"FUNCTION", "LOAD", library_source()});
+    } catch (...) {
+      library_missing.store(true);
+      throw;
+    }
     if (!r) {
       std::string what = c.ctx->errstr;
       c.drop();
       library_missing.store(true);
       throw Transient{what};
     }
-    if (r->type == REDIS_REPLY_STRING || already_loaded(r.get())) return;
+    if (r->type == REDIS_REPLY_STRING || already_loaded(r.get())) {
+      if (callers.count() >= 0) c.set_timeout(callers);
+      return;
+    }
     library_missing.store(true);
     std::string what = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "?";
-    if (starts_with(r.get(), "LOADING") || starts_with(r.get(), "BUSY")) throw Transient{what};
+    if (r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "READONLY")) c.drop();
+    if (r->type == REDIS_REPLY_ERROR && (transient_error(r.get()) || starts_with(r.get(), "OOM"))) {
+      if (c.ctx != nullptr && callers.count() >= 0) c.set_timeout(callers);
+      throw Transient{what};
+    }
+    if (callers.count() >= 0) c.set_timeout(callers);
     throw Error("weft::redis: FUNCTION LOAD: " + what);
   }
 
@@ -801,6 +853,14 @@ Client::Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options opti
   Impl::Pooled p(impl_.get());
   const char* kname = kind == Kind::fifo ? "fifo" : kind == Kind::lifo ? "lifo" : "priority";
   Reply r = impl_->run(*p.conn, kInit, {impl_->lease_ms}, impl_->retry_default());
+  const std::string stored_proto = as_string(element(r.get(), 2));
+  if (stored_proto != lua::kProtocol) {
+    throw Error("weft::redis: queue '" + impl_->name + "' was made by clients of " +
+                (stored_proto.empty() ? std::string("an earlier protocol (none stored)")
+                                      : "protocol " + stored_proto) +
+                ", this one speaks protocol " + lua::kProtocol +
+                ": all clients of one queue must run the same protocol version");
+  }
   const std::string stored_kind = as_string(element(r.get(), 0));
   const std::int64_t stored_max = as_int(element(r.get(), 1));
   if (stored_kind != kname || stored_max != impl_->maxsize) {

@@ -43,9 +43,16 @@
 
 namespace weft::redis::detail::lua {
 
-// "@V@" stands for the library's version (library_source()).
+// The protocol version (PROTO in kLibrary): every client of one queue must speak the same.
+// Raised whenever the keys' layout or meaning changes.
+inline constexpr const char* kProtocol = "2";
+
+// "@V@" stands for the library's version, "@P@" for kProtocol (library_source()).
 inline constexpr const char* kLibrary = R"LUA(#!lua name=weft_@V@
 local TOKENS = 64
+-- The protocol version: the layout of the queue's keys and what the functions expect of
+-- them. Stored in meta by the client that makes the queue; init refuses any other.
+local PROTO = '@P@'
 -- Added to `seq` by shutdown: a put's HINCRBY of `seq` returns at least this once the queue
 -- is shut down. 2^52: sequence numbers stay below it, exact in a Lua number and 16 digits.
 local SD_MARK = 4503599627370496
@@ -271,18 +278,30 @@ local function ack_from(args, i0, defer_join)
 end
 
 -- init: args[3] = lease ms. Stores the settings unless the queue has its own (the first
--- client's). Returns {kind, maxsize} as stored ("fifo", "lifo", "priority").
+-- client's), with the protocol version (PROTO) of the client that makes the queue. Returns
+-- {kind, maxsize, protocol} as stored ("fifo", "lifo", "priority"; protocol '' for a queue
+-- made by a build that stored none); when the protocol is not PROTO, the caller is not
+-- registered and nothing else changes.
 local function init(keys, args)
   begin(keys, args)
   LEASE = tonumber(args[3])
   local names = {[FIFO] = 'fifo', [LIFO] = 'lifo', [PRIO] = 'priority'}
-  redis.call('HSETNX', K_META, 'kind', names[kind])
-  redis.call('HSETNX', K_META, 'maxsize', tostring(maxsize))
+  if redis.call('HSETNX', K_META, 'kind', names[kind]) == 1 then
+    redis.call('HSET', K_META, 'proto', PROTO)
+  end
+  local proto = redis.call('HGET', K_META, 'proto') or ''
+  if proto ~= PROTO then
+    local v = redis.call('HMGET', K_META, 'kind', 'maxsize')
+    return {v[1] or '', v[2] or '', proto}
+  end
+  -- The client's decimal text, not tostring(maxsize): Lua formats a number with "%.14g",
+  -- 1e+14 for 10^14.
+  redis.call('HSETNX', K_META, 'maxsize', string.sub(args[2], 2))
   redis.call('HSETNX', K_META, 'sd', '0')
   redis.call('HSETNX', K_META, 'seq', '0')
-  local v = redis.call('HMGET', K_META, 'kind', 'maxsize')
+  local v = redis.call('HMGET', K_META, 'kind', 'maxsize', 'proto')
   kind = string.byte(v[1])
-  maxsize = tonumber(v[2])
+  maxsize = tonumber(v[2]) or 0  -- not a number: the client refuses what it reads
   -- The mark follows `sd`, also for a queue whose `sd` was written without it.
   if shut() > 0 then mark_seq() end
   recover()
@@ -305,7 +324,7 @@ end
 -- the first count are. Only a retry reads it: a slot carries one request at a time, so its
 -- last one is the only one a retry can be of. The hash expires the client's dedupe window
 -- after the session's last heartbeat (renew); a put that makes it sets an hour, the default
--- window, until then.
+-- window, until then (a hash that has an expiry keeps it).
 local function put(keys, args)
   begin(keys, args)
   local flags, at, slot, preq = string.match(args[3], '^(%a*)(%d+) (%S+) (%S+)$')
@@ -362,7 +381,8 @@ local function put(keys, args)
   if idx > math.max(first, had) then
     local v = preq
     if full then v = preq .. ' ' .. idx end
-    if redis.call('HSET', K_PR, slot, v) == 1 then redis.call('PEXPIRE', K_PR, '3600000') end
+    -- NX: a hash the heartbeat gave the client's window keeps it.
+    if redis.call('HSET', K_PR, slot, v) == 1 then redis.call('PEXPIRE', K_PR, '3600000', 'NX') end
   end
   if full then
     recover()
@@ -473,7 +493,9 @@ local function stat(keys, args)
   begin(keys, args)
   recover()
   local ready, uf = normalize()
-  return {ready, uf, shut(), uf - ready, maxsize, redis.call('ZCARD', P .. 'clients')}
+  -- maxsize as stored (decimal text): a Lua number above 2^53 is not exact.
+  local max = redis.call('HGET', K_META, 'maxsize') or string.sub(args[2], 2)
+  return {ready, uf, shut(), uf - ready, max, redis.call('ZCARD', P .. 'clients')}
 end
 
 -- shutdown: args[3] = '1' for immediate. Returns the payloads removed, in get order.
@@ -541,17 +563,25 @@ local function destroy(keys, args)
 end
 
 local F = 'weft_@V@_'
-redis.register_function(F .. 'init', init)
-redis.register_function(F .. 'put', put)
-redis.register_function(F .. 'get', get)
-redis.register_function(F .. 'ack', ack)
-redis.register_function(F .. 'release', release)
-redis.register_function(F .. 'join', join)
-redis.register_function(F .. 'stat', stat)
-redis.register_function(F .. 'shutdown', shutdown)
-redis.register_function(F .. 'renew', renew)
-redis.register_function(F .. 'leave', leave)
-redis.register_function(F .. 'destroy', destroy)
+-- Every function but put may run when the server is out of memory (maxmemory reached under
+-- noeviction): they remove, read or renew what exists, so that consumers can drain a full
+-- server (a lease renewed, a session registered, a get's record of what it leased: a few
+-- bytes each). Redis refuses a put there with an -OOM error (the client's OutOfMemory).
+local function fn(name, callback, flags)
+  redis.register_function{function_name = F .. name, callback = callback, flags = flags}
+end
+local OOM_OK = {'allow-oom'}
+fn('init', init, OOM_OK)
+fn('put', put, {})
+fn('get', get, OOM_OK)
+fn('ack', ack, OOM_OK)
+fn('release', release, OOM_OK)
+fn('join', join, OOM_OK)
+fn('stat', stat, OOM_OK)
+fn('shutdown', shutdown, OOM_OK)
+fn('renew', renew, OOM_OK)
+fn('leave', leave, OOM_OK)
+fn('destroy', destroy, OOM_OK)
 )LUA";
 
 // The library's version: 16 hex digits of the FNV-1a hash of kLibrary.
@@ -573,6 +603,7 @@ inline std::string library_source() {
   std::string s = kLibrary;
   for (std::size_t at = s.find("@V@"); at != std::string::npos; at = s.find("@V@", at))
     s.replace(at, 3, v);
+  s.replace(s.find("@P@"), 3, kProtocol);
   return s;
 }
 

@@ -3,7 +3,7 @@
 // exact): a consumer killed after get and before task_done; a consumer and a producer killed
 // between their blocking wait and the commit; CLIENT KILL; redis-server SIGKILLed and
 // restarted from its AOF after an outage longer than a lease; a client SIGSTOPped past its
-// lease; FUNCTION FLUSH mid-run; a load of many producer and consumer processes.
+// lease; FUNCTION FLUSH mid-run; FUNCTION LOAD refused for a while; a load of many producer and consumer processes.
 #include <atomic>
 #include <csignal>
 #include <cstdint>
@@ -198,6 +198,42 @@ TEST(RedisFaults, FunctionFlushMidRun) {
   const auto at = stats.find(field);
   ASSERT_NE(at, std::string::npos) << stats;
   EXPECT_GT(std::strtoll(stats.c_str() + at + field.size(), nullptr, 10), flushes);
+}
+
+// How many commands the server refused with -OOM.
+std::int64_t oom_errors(const RedisServer& s) {
+  const std::string stats = s.cmd({"INFO", "errorstats"});
+  const std::string field = "errorstat_OOM:count=";
+  const auto at = stats.find(field);
+  return at == std::string::npos ? 0 : std::strtoll(stats.c_str() + at + field.size(), nullptr, 10);
+}
+
+// FUNCTION LOAD refused for a while (here -OOM: the server is over maxmemory after a
+// FUNCTION FLUSH) is retried within the caller's deadline, as the command's own transient
+// errors are, and the call goes on once the server takes it.
+TEST(RedisFaults, FunctionLoadRefusedForAWhileIsRetried) {
+  RedisServer s;
+  Ids q("f_load", s.options(60s));  // no heartbeat during the test: the get loads alone
+  q.put(1);
+  ASSERT_EQ(s.cmd({"CONFIG", "SET", "maxmemory", "1"}), "OK");
+  ASSERT_EQ(s.cmd({"FUNCTION", "FLUSH"}), "OK");
+  std::atomic<bool> got{false};
+  std::thread consumer([&] {
+    try {
+      EXPECT_EQ(q.get(30s), 1);
+      got = true;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "get: " << e.what();
+    }
+  });
+  // Refused more than once: the get retries its FUNCTION LOAD.
+  EXPECT_TRUE(eventually([&] { return oom_errors(s) >= 3; })) << oom_errors(s);
+  EXPECT_FALSE(got.load());
+  EXPECT_EQ(s.cmd({"CONFIG", "SET", "maxmemory", "0"}), "OK");
+  consumer.join();
+  EXPECT_TRUE(got.load());
+  q.task_done();
+  expect_settled(q);
 }
 
 TEST(RedisFaults, ServerKilledAndRestartedFromAofAfterOutageLongerThanLease) {

@@ -129,6 +129,98 @@ TEST(RedisQueue, KindOrMaxsizeMismatchIsRejected) {
   EXPECT_EQ(q.get(), 1);
 }
 
+// maxsize is kept as the client's decimal text: a second client with the same large
+// maxsize agrees with the first, and stats report it exactly.
+TEST(RedisQueue, LargeMaxsizeIsStoredExactly) {
+  RedisServer s;
+  for (const std::ptrdiff_t max :
+       {std::ptrdiff_t{100'000'000'000'000}, std::numeric_limits<std::ptrdiff_t>::max()}) {
+    const std::string name = "big" + std::to_string(max);
+    Ids q(name, max, s.options());
+    EXPECT_EQ(s.cmd({"HGET", "weft:{" + name + "}:meta", "maxsize"}), std::to_string(max));
+    Ids again(name, max, s.options());
+    EXPECT_EQ(again.maxsize(), max);
+    q.put(7);
+    EXPECT_FALSE(q.full());  // from the server's stats: its maxsize
+    EXPECT_EQ(again.get(), 7);
+  }
+}
+
+// Out of memory (maxmemory reached, noeviction): a put is refused with OutOfMemory; gets and
+// task_done() still run, and drain the queue.
+TEST(RedisQueue, OutOfMemoryRefusesPutsWhileGetsDrain) {
+  RedisServer s;
+  Queue<std::string> q("oom", s.options());
+  const std::string big(64 * 1024, 'x');
+  std::size_t in = 0;
+  for (; in < 4; ++in) q.put(big);
+  const std::int64_t used = s.info("used_memory");
+  ASSERT_GT(used, 0);
+  ASSERT_EQ(s.cmd({"CONFIG", "SET", "maxmemory", std::to_string(used + 256 * 1024)}), "OK");
+  bool refused = false;
+  for (int i = 0; i < 64 && !refused; ++i) {
+    try {
+      q.put(big);
+      ++in;
+    } catch (const OutOfMemory& e) {
+      refused = true;
+      EXPECT_NE(std::string(e.what()).find("put refused: the server is out of memory"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  ASSERT_TRUE(refused) << "used_memory " << s.info("used_memory") << " never passed maxmemory";
+  EXPECT_EQ(q.qsize(), in);
+  for (std::size_t i = 0; i < in; ++i) {
+    EXPECT_EQ(q.get(), big);
+    q.task_done();
+  }
+  q.join();
+  EXPECT_TRUE(q.empty());
+  ASSERT_EQ(s.cmd({"CONFIG", "SET", "maxmemory", "0"}), "OK");
+  q.put("after");
+  EXPECT_EQ(q.get(), "after");
+}
+
+// A queue whose stored protocol version is not this client's (or that has none: made by an
+// earlier build) is refused with a clear error, and the refused client leaves no session.
+TEST(RedisQueue, OtherProtocolVersionIsRefused) {
+  RedisServer s;
+  Ids q("proto", s.options());
+  q.put(1);
+  const std::string meta = "weft:{proto}:meta";
+  ASSERT_EQ(s.cmd({"HGET", meta, "proto"}), "2");
+  for (const bool none : {false, true}) {
+    if (none)
+      ASSERT_EQ(s.cmd({"HDEL", meta, "proto"}), "1");
+    else
+      ASSERT_EQ(s.cmd({"HSET", meta, "proto", "1"}), "0");
+    try {
+      Ids other("proto", s.options());
+      ADD_FAILURE() << "a queue of another protocol was opened";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("same protocol version"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(s.cmd({"ZCARD", "weft:{proto}:clients"}), "1");  // q's session alone
+  }
+  ASSERT_EQ(s.cmd({"HSET", meta, "proto", "2"}), "1");
+  Ids again("proto", s.options());
+  EXPECT_EQ(again.get(), 1);
+}
+
+// A malformed reply is a clear error, not a number read from its first digits.
+TEST(RedisQueue, MalformedMaxsizeInMetaIsAnError) {
+  RedisServer s;
+  { Ids q("bad", 12, s.options()); }
+  ASSERT_EQ(s.cmd({"HSET", "weft:{bad}:meta", "maxsize", "12x"}), "0");
+  try {
+    Ids q("bad", 12, s.options());
+    ADD_FAILURE() << "a malformed maxsize was read as 12";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed reply"), std::string::npos) << e.what();
+  }
+}
+
 TEST(RedisQueue, BlockedGetWokenByPutInAnotherProcess) {
   RedisServer s;
   Ids q("wake_get", s.options());

@@ -37,7 +37,7 @@ class Scripts : public ::testing::Test {
 };
 
 TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
-  ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
+  ASSERT_EQ(call("init", {"30000"}), std::string("fifo\n0\n") + lua::kProtocol);
   EXPECT_EQ(call("put", {"0 s0 p1", "payload"}), "1");
   EXPECT_EQ(call("put", {"r0 s0 p1", "payload"}),
             "1");  // the retry
@@ -65,7 +65,7 @@ TEST_F(Scripts, PutRetriedWithTheSameIdAddsNothing) {
 }
 
 TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
-  ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
+  ASSERT_EQ(call("init", {"30000"}), std::string("fifo\n0\n") + lua::kProtocol);
   call("put", {"0 s0 p1", "first", "second"});
   const std::string once = call("get", {"1 30000 s0 r1"});
   const std::string again = call("get", {"r1 30000 s0 r1"});  // the reply was lost
@@ -77,7 +77,7 @@ TEST_F(Scripts, GetRetriedWithTheSameRequestIdReturnsTheSameItem) {
 }
 
 TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
-  ASSERT_EQ(call("init", {"30000"}), "fifo\n0");
+  ASSERT_EQ(call("init", {"30000"}), std::string("fifo\n0\n") + lua::kProtocol);
   call("put", {"0 s0 p1", "first"});
   ASSERT_NE(call("get", {"1 30000 s0 r1"}).find("first"), std::string::npos);
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "0");
@@ -96,7 +96,7 @@ TEST_F(Scripts, AbandonedRequestIsReleasedByTheHeartbeat) {
 
 TEST_F(Scripts, ExpiredSessionLosesItsItemsToRecovery) {
   settings_ = "p0";
-  ASSERT_EQ(call("init", {"30000"}), "priority\n0");
+  ASSERT_EQ(call("init", {"30000"}), std::string("priority\n0\n") + lua::kProtocol);
   call("put", {"0 s0 p1", "low", "5", "high", "1"});
   EXPECT_NE(call("get", {"1 30000 s0 r1"}).find("high"), std::string::npos);
   // The session's lease ends now (as if its heartbeat had stopped).
@@ -108,9 +108,22 @@ TEST_F(Scripts, ExpiredSessionLosesItsItemsToRecovery) {
   EXPECT_NE(got.find("high"), std::string::npos) << got;
 }
 
+// The put records live the client's dedupe window after its last heartbeat: a put that
+// adds a connection slot's record keeps a longer window than its default hour.
+TEST_F(Scripts, PutRecordKeepsALongerDedupeWindow) {
+  ASSERT_EQ(call("init", {"30000"}), std::string("fifo\n0\n") + lua::kProtocol);
+  EXPECT_EQ(call("put", {"0 s0 p1", "a"}), "1");
+  const auto ttl = [&] { return std::stoll(server_.cmd({"PTTL", "weft:{w}:pr:sessionA"})); };
+  EXPECT_LE(ttl(), 3600000);
+  EXPECT_EQ(call("renew", {"30000", "7200000"}), "1");  // a two-hour window
+  EXPECT_GT(ttl(), 3600000);
+  EXPECT_EQ(call("put", {"0 s1 p2", "b"}), "1");  // another slot: a new record
+  EXPECT_GT(ttl(), 3600000);
+}
+
 TEST_F(Scripts, PutAfterShutdownAddsNothing) {
   settings_ = "f2";
-  ASSERT_EQ(call("init", {"30000"}), "fifo\n2");
+  ASSERT_EQ(call("init", {"30000"}), std::string("fifo\n2\n") + lua::kProtocol);
   EXPECT_EQ(call("put", {"0 s0 p1", "a"}), "1");
   EXPECT_EQ(call("shutdown", {"0"}), "");
   EXPECT_EQ(call("shutdown", {"0"}), "");  // twice: the mark on `seq` is added once

@@ -24,6 +24,15 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The server refused to add: it is out of memory (used_memory above maxmemory, under the
+// noeviction policy weft::redis needs). Only a put is refused so; gets, task_done(),
+// release, join, stats, shutdown and destroy still run, so consumers can drain the queue.
+// Thrown at once, not retried: memory comes back only when someone removes items.
+class OutOfMemory : public Error {
+ public:
+  using Error::Error;
+};
+
 // How to reach the server and how the queue behaves across failures.
 struct Options {
   // TCP address, used when unix_socket is empty. Redis Cluster: any node; the client
