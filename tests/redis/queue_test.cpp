@@ -151,12 +151,13 @@ TEST(RedisQueue, LargeMaxsizeIsStoredExactly) {
 TEST(RedisQueue, OutOfMemoryRefusesPutsWhileGetsDrain) {
   RedisServer s;
   Queue<std::string> q("oom", s.options());
-  const std::string big(64 * 1024, 'x');
+  const std::string big(std::size_t{64} * 1024, 'x');
   std::size_t in = 0;
   for (; in < 4; ++in) q.put(big);
   const std::int64_t used = s.info("used_memory");
   ASSERT_GT(used, 0);
-  ASSERT_EQ(s.cmd({"CONFIG", "SET", "maxmemory", std::to_string(used + 256 * 1024)}), "OK");
+  ASSERT_EQ(s.cmd({"CONFIG", "SET", "maxmemory", std::to_string(used + std::int64_t{256} * 1024)}),
+            "OK");
   bool refused = false;
   for (int i = 0; i < 64 && !refused; ++i) {
     try {
