@@ -1073,13 +1073,22 @@ Status Client::join(Clock::time_point deadline, const std::stop_token* stop) {
   auto& im = *impl_;
   im.confirm_all();
   Impl::Pooled p(impl_.get());
+  // The joiners' token is rotated (BLMOVE), left for the other joiners, except when the
+  // server is out of memory: it refuses BLMOVE then, not BLPOP. A token BLPOP took is put
+  // back by the join function's normalization, which wakes the next joiner.
+  bool rotate = true;
   try {
     for (;;) {
       Reply r = im.run(*p.conn, kJoin, {}, im.retry_until(deadline), stop);
       if (as_int(element(r.get(), 0)) == 0) return Status::ok;
       if (stop != nullptr && stop->stop_requested()) return Status::cancelled;
       if (Clock::now() >= deadline) return Status::unavailable;
-      im.wait_token(*p.conn, "jtok", true, deadline, as_int(element(r.get(), 1)), stop);
+      try {
+        im.wait_token(*p.conn, "jtok", rotate, deadline, as_int(element(r.get(), 1)), stop);
+      } catch (const OutOfMemory&) {
+        if (!rotate) throw;
+        rotate = false;
+      }
     }
   } catch (const Stopped&) {
     return Status::cancelled;

@@ -172,11 +172,19 @@ TEST(RedisQueue, OutOfMemoryRefusesPutsWhileGetsDrain) {
   }
   ASSERT_TRUE(refused) << "used_memory " << s.info("used_memory") << " never passed maxmemory";
   EXPECT_EQ(q.qsize(), in);
-  for (std::size_t i = 0; i < in; ++i) {
-    EXPECT_EQ(q.get(), big);
-    q.task_done();
-  }
-  q.join();
+  for (std::size_t i = 0; i < in; ++i) EXPECT_EQ(q.get(), big);
+  // A join that has to wait waits (the server, still out of memory, refuses BLMOVE), woken
+  // by the task_done()s.
+  std::thread joiner([&] {
+    try {
+      q.join();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "join: " << e.what();
+    }
+  });
+  await_blocked(s, 1);
+  for (std::size_t i = 0; i < in; ++i) q.task_done();
+  joiner.join();
   EXPECT_TRUE(q.empty());
   ASSERT_EQ(s.cmd({"CONFIG", "SET", "maxmemory", "0"}), "OK");
   q.put("after");
