@@ -953,8 +953,8 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
   const std::string req = "r" + im.unique_id();
   Impl::Pooled p(impl_.get());
   // The request's tag, "<slot> <request id>": its items are recorded under it.
-  const std::string tag = p.conn->slot + ' ' + req;
-  const std::string request = std::to_string(max) + ' ' + im.lease_ms + ' ' + tag;
+  const std::string request_tag = p.conn->slot + ' ' + req;
+  const std::string request = std::to_string(max) + ' ' + im.lease_ms + ' ' + request_tag;
   bool maybe_leased = false;  // a get function may have run without our seeing its reply
   bool woken = false;         // by a token: the function passes the wake-up on
   try {
@@ -975,7 +975,7 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
           // releases them (found by slot and request id); this connection's later gets go
           // under a new slot.
           std::lock_guard lock(im.state_mu);
-          im.orphans.push_back(tag);
+          im.orphans.push_back(request_tag);
           p.conn->slot = "s" + im.unique_id();
         }
         im.heartbeat_cv.notify_all();
