@@ -355,8 +355,8 @@ class Selector {
   // wait(), out of line. An exception from this attempt needs no bookkeeping: no wake-up
   // has been claimed yet. Flattened: the attempt (the hints, the chosen operation's pop or
   // push) is compiled into run() itself rather than called. Measured with callgrind on one
-  // ready queue among empty ones (a loop like bench/select_bench.cpp's select_ready): over
-  // four queues 216 instructions a call against 243 without; over two, 136 against 130.
+  // ready queue among empty ones (bench/select_bench.cpp's select_ready): over four queues
+  // 198 instructions a call against 260 without; over two, 121 against 169.
   template <class Out>
   [[gnu::flatten]] Out run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
     Out out{};
@@ -369,8 +369,8 @@ class Selector {
   // One attempt at the operations that may proceed now, uniformly at random among them
   // (or the earliest, when biased); true when one was performed (its result is in `out`).
   // An operation whose source says it is surely not ready (ready_hint(): a queue that is
-  // empty and open, for a get) is not attempted: its attempt would fail, and costs several
-  // times the hint's loads. The hint is a snapshot: a queue it calls not ready was empty
+  // empty and open, for a get) is not attempted: its attempt would fail, and costs more than
+  // the hint's loads. The hint is a snapshot: a queue it calls not ready was empty
   // (full, for a put) and open when read, and every change the caller synchronized with
   // before the call is in it (so try_select never misses an item put before it); a later
   // change is found by the next attempt or, for a select that goes on to wait, by the
@@ -381,16 +381,12 @@ class Selector {
   // looked at: a uniformly random permutation, so the first ready operation in it is
   // uniform among the ready ones, and a select whose first pick is ready looks at no other
   // source (in a fan-in whose queues are all busy, the others' positions stay in their
-  // producers' caches).
+  // producers' caches). The first pick, among all N, is a multiplication alone, with no walk
+  // over the bits (whose trip count, random, the branch predictor cannot learn).
   template <class Out>
   bool try_all(bool is_biased, Out& out) {
-    Mask left = kAll;
-    for (std::uint32_t n = N; n != 0; --n) {  // n: the bits set in left
-      const std::size_t i = is_biased ? lowest(left) : pick(left, n);
-      if (fire<false>(i, out)) return true;
-      left &= ~(Mask{1} << i);
-    }
-    return false;
+    const std::size_t first = is_biased ? 0 : first_pick();
+    return fire<false>(first, out) || try_from(first, is_biased, out);
   }
   // The attempt of operation i after a notifier claimed it.
   template <class Out>
@@ -402,6 +398,18 @@ class Selector {
   }
 
  private:
+  // The order after its first pick `first` (which was attempted and did not proceed).
+  template <class Out>
+  bool try_from(std::size_t first, bool is_biased, Out& out) {
+    Mask left = kAll & ~(Mask{1} << first);
+    for (std::uint32_t n = N - 1; n != 0; --n) {  // n: the bits set in left
+      const std::size_t i = is_biased ? lowest(left) : pick(left, n);
+      if (fire<false>(i, out)) return true;
+      left &= ~(Mask{1} << i);
+    }
+    return false;
+  }
+
   // The rest of run(), once no operation was ready: the one wait loop (wait_loop.hpp) over
   // the N operations, and after each round an attempt at all of them, the claimed one first.
   // If the attempt after a claim throws (an item's move, a comparator), the loop passes the
@@ -443,6 +451,14 @@ class Selector {
   }
   static std::size_t lowest(Mask m) noexcept {
     return static_cast<std::size_t>(std::countr_zero(m));
+  }
+  // The first pick of the order: uniform among all N (the k-th of N set bits is k).
+  static std::size_t first_pick() noexcept {
+    if constexpr (N == 1) {
+      return 0;
+    } else {
+      return static_cast<std::size_t>((std::uint64_t{select_random()} * N) >> 32);
+    }
   }
   // One of the n set bits of m, uniformly at random (no random number when n is 1). The
   // k-th bit for k = random * n / 2^32: a multiplication where `%` would divide (its bias,
