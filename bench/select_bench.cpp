@@ -22,6 +22,8 @@
 //   select2       weft::select(get(q), get(empty)): one of two sources ready
 //   select2_biased  the same with weft::biased (q first)
 //   select4       weft::select over q and 3 empty queues
+//   select4_all   weft::select over 4 queues that all hold items (n split among them): the
+//                 busy fan-in's consumer without its producers, every pick ready
 #include <array>
 #include <condition_variable>
 #include <deque>
@@ -186,16 +188,24 @@ Result idle_select(std::uint64_t n, Idle mode) {
   return bench::throughput(n, s);
 }
 
-enum class Ready { get, select2, select2_biased, select4 };
+enum class Ready { get, select2, select2_biased, select4, select4_all };
 
 // One function per mode, so that each loop is compiled on its own (as a caller's would be).
 template <Ready kMode>
 Result select_ready(std::uint64_t n) {
   weft::Queue<std::uint64_t> q(static_cast<std::ptrdiff_t>(n));
-  std::array<weft::Queue<std::uint64_t>, 3> empty{weft::Queue<std::uint64_t>(1024),
-                                                  weft::Queue<std::uint64_t>(1024),
-                                                  weft::Queue<std::uint64_t>(1024)};
-  for (std::uint64_t v = 1; v <= n; ++v) q.put(std::uint64_t{v});
+  const auto others = static_cast<std::ptrdiff_t>(kMode == Ready::select4_all ? n : 1024);
+  std::array<weft::Queue<std::uint64_t>, 3> empty{weft::Queue<std::uint64_t>(others),
+                                                  weft::Queue<std::uint64_t>(others),
+                                                  weft::Queue<std::uint64_t>(others)};
+  if constexpr (kMode == Ready::select4_all) {
+    // n / 4 items in each queue: every pick is ready until the first queue runs dry, a few
+    // hundred items before the end for n = 200000.
+    std::array<weft::Queue<std::uint64_t>*, 4> all{&q, &empty[0], &empty[1], &empty[2]};
+    for (std::uint64_t v = 1; v <= n; ++v) all[v % 4]->put_nowait(std::uint64_t{v});
+  } else {
+    for (std::uint64_t v = 1; v <= n; ++v) q.put(std::uint64_t{v});
+  }
   const auto value = [](auto& r) { return std::visit([](auto& item) { return *item; }, r); };
   Tally t;
   bench::CpuTimer timer;
@@ -209,7 +219,7 @@ Result select_ready(std::uint64_t n) {
     } else if constexpr (kMode == Ready::select2_biased) {
       auto r = weft::select(weft::biased, weft::get(q), weft::get(empty[0]));
       t.add(value(r));
-    } else {
+    } else {  // select4, select4_all
       auto r =
           weft::select(weft::get(q), weft::get(empty[0]), weft::get(empty[1]), weft::get(empty[2]));
       t.add(value(r));
@@ -240,6 +250,8 @@ const bool registered = [] {
                [](const bench::Params& p) { return select_ready<Ready::select2_biased>(p.n); }});
   r.push_back({"select_ready", "select4",
                [](const bench::Params& p) { return select_ready<Ready::select4>(p.n); }});
+  r.push_back({"select_ready", "select4_all",
+               [](const bench::Params& p) { return select_ready<Ready::select4_all>(p.n); }});
   return true;
 }();
 
