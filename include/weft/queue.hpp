@@ -63,6 +63,7 @@
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/queue_core.hpp"
 #include "weft/detail/ring.hpp"
+#include "weft/detail/segment_list.hpp"
 #include "weft/detail/storage.hpp"
 #include "weft/errors.hpp"
 
@@ -72,26 +73,39 @@ namespace detail {
 
 struct SelectAccess;
 
-// Queue's storage: the lock-free ring when bounded (up to Ring<T>::max_capacity(), 4 MiB of
-// slots) and T moves without throwing, otherwise a locked deque. Chosen once, at
-// construction.
-template <class T>
+// Queue's and SimpleQueue's storage, chosen once, at construction: when T moves without
+// throwing, the lock-free ring if bounded (up to Ring<T>::max_capacity(), 4 MiB of slots) and
+// the lock-free segment list if unbounded (segment_list.hpp; Slots per segment); otherwise,
+// and for a larger maxsize, a locked deque.
+template <class T, std::size_t Slots = kDefaultSegmentSlots>
 class FifoStorage {
-  static constexpr bool kRing = std::is_nothrow_move_constructible_v<T>;
+  static constexpr bool kLockFree = std::is_nothrow_move_constructible_v<T>;
   using Locked = LockedStorage<T, DequeContainer<T, false>>;
+  // Placeholders when T's move may throw, so that neither lock-free storage is instantiated.
+  using RingT = std::conditional_t<kLockFree, Ring<T>, int>;
+  using ListT = std::conditional_t<kLockFree, SegmentList<T, Slots>, int>;
 
  public:
-  explicit FifoStorage(std::size_t cap) : locked_(cap) {
-    if constexpr (kRing) {
-      if (cap != 0 && cap <= Ring<T>::max_capacity()) ring_ = std::make_unique<Ring<T>>(cap);
+  explicit FifoStorage(std::size_t cap) {
+    if constexpr (kLockFree) {
+      if (cap == 0) {
+        list_ = std::make_unique<ListT>();
+        return;
+      }
+      if (cap <= Ring<T>::max_capacity()) {
+        ring_ = std::make_unique<RingT>(cap);
+        return;
+      }
     }
+    locked_.emplace(cap);
   }
 
 #define WEFT_FIFO_DISPATCH(call)   \
-  if constexpr (kRing) {           \
+  if constexpr (kLockFree) {       \
     if (ring_) return ring_->call; \
+    if (list_) return list_->call; \
   }                                \
-  return locked_.call
+  return locked_->call
 
   PushResult try_push(T& item, FlagSource* notify, WakeBatch& woken) {
     WEFT_FIFO_DISPATCH(try_push(item, notify, woken));
@@ -135,76 +149,105 @@ class FifoStorage {
   PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify, WakeBatch& woken) {
     WEFT_FIFO_DISPATCH(try_push_many(feed, done, notify, woken));
   }
-  // The ring cannot give a claimed position back: its sink must not throw (BasicQueue's
-  // get_many checks that at compile time, see kPopSinkMustNotThrow).
+  // The lock-free storages cannot give a claimed position back: their sink must not throw
+  // (BasicQueue's get_many checks that at compile time, see kPopSinkMustNotThrow).
   template <class Out>
   PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
                          WakeBatch& woken) {
-    static_assert(!kRing || Out::kNothrow, "a claimed ring position cannot be given back");
-    if constexpr (kRing) {
+    static_assert(!kLockFree || Out::kNothrow, "a claimed position cannot be given back");
+    if constexpr (kLockFree) {
       if (ring_) return ring_->try_pop_many(out, max, done, notify, woken);
+      if (list_) return list_->try_pop_many(out, max, done, notify, woken);
     }
-    return locked_.try_pop_many(out, max, done, notify, woken);
+    return locked_->try_pop_many(out, max, done, notify, woken);
   }
 #undef WEFT_FIFO_DISPATCH
 
-  // Whether a get_many's sink must not throw (the ring may be in use).
-  static constexpr bool kPopSinkMustNotThrow = kRing;
+  // Whether a get_many's sink must not throw (a lock-free storage may be in use).
+  static constexpr bool kPopSinkMustNotThrow = kLockFree;
+
+  // The segment list, if this queue uses it (tests).
+  const ListT* segment_list() const noexcept {
+    return list_.get();
+  }
 
  private:
-  // The ring's ticket or the locked deque's, whichever this queue uses (storage.hpp): one
-  // of the two lives in the union, as is_ring_ says.
+  // The ticket of whichever storage this queue uses (storage.hpp): one of the three lives in
+  // the union, as kind_ says.
   class DispatchTicket {
-    using RingTicket = typename Ring<T>::PopTicket;
+    using RingTicket = typename RingT::PopTicket;
+    using ListTicket = typename ListT::PopTicket;
     using LockedTicket = typename Locked::PopTicket;
+    enum class Kind : unsigned char { ring, list, locked };
 
    public:
     DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
-        : is_ring_(s.ring_ != nullptr) {
-      if (is_ring_) [[likely]] {
+        : kind_(s.ring_   ? Kind::ring
+                : s.list_ ? Kind::list
+                          : Kind::locked) {
+      if (kind_ == Kind::ring) {
         ::new (&ring_) RingTicket(*s.ring_, notify, woken);
+      } else if (kind_ == Kind::list) [[likely]] {
+        ::new (&list_) ListTicket(*s.list_, notify, woken);
       } else {
-        ::new (&locked_) LockedTicket(s.locked_, notify, woken);
+        ::new (&locked_) LockedTicket(*s.locked_, notify, woken);
       }
     }
     DispatchTicket(const DispatchTicket&) = delete;
     DispatchTicket& operator=(const DispatchTicket&) = delete;
     ~DispatchTicket() {
-      if (is_ring_) {
-        ring_.~RingTicket();
-      } else {
-        locked_.~LockedTicket();
+      switch (kind_) {
+        case Kind::ring:
+          ring_.~RingTicket();
+          break;
+        case Kind::list:
+          list_.~ListTicket();
+          break;
+        case Kind::locked:
+          locked_.~LockedTicket();
+          break;
       }
     }
-    PopResult status() const noexcept { return is_ring_ ? ring_.status() : locked_.status(); }
+    PopResult status() const noexcept {
+      switch (kind_) {
+        case Kind::ring:
+          return ring_.status();
+        case Kind::list:
+          return list_.status();
+        case Kind::locked:
+          break;
+      }
+      return locked_.status();
+    }
     template <class Sink>
     decltype(auto) take(Sink& sink) {
-      if (is_ring_) return ring_.take(sink);
+      if (kind_ == Kind::ring) return ring_.take(sink);
+      if (kind_ == Kind::list) return list_.take(sink);
       return locked_.take(sink);
     }
 
    private:
-    const bool is_ring_;
+    const Kind kind_;
     union {
       RingTicket ring_;
+      ListTicket list_;
       LockedTicket locked_;
     };
   };
-  // Without a ring: the locked deque's ticket.
+  // Without the lock-free storages: the locked deque's ticket.
   class LockedTicket : public Locked::PopTicket {
    public:
     LockedTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
-        : Locked::PopTicket(s.locked_, notify, woken) {}
+        : Locked::PopTicket(*s.locked_, notify, woken) {}
   };
 
  public:
-  using PopTicket = std::conditional_t<kRing, DispatchTicket, LockedTicket>;
+  using PopTicket = std::conditional_t<kLockFree, DispatchTicket, LockedTicket>;
 
  private:
-  // Set iff bounded and kRing; a placeholder otherwise, so Ring<T> is never instantiated for
-  // a T that could throw while moving.
-  std::conditional_t<kRing, std::unique_ptr<Ring<T>>, std::unique_ptr<int>> ring_;
-  Locked locked_;  // used otherwise
+  std::unique_ptr<RingT> ring_;   // bounded, kLockFree, up to Ring<T>::max_capacity()
+  std::unique_ptr<ListT> list_;   // unbounded, kLockFree
+  std::optional<Locked> locked_;  // otherwise
 };
 
 // What put_many and get_many accept (queue.hpp's BasicQueue).
@@ -543,10 +586,11 @@ class BasicQueue {
       r = core_.pop_many(sink, n, deadline, stop);
     } else {
       using Sink = detail::IteratorOut<T, std::remove_cvref_t<Out>>;
-      static_assert(Sink::kNothrow || !Storage::kPopSinkMustNotThrow,
-                    "weft: get_many into an output iterator whose assignment may throw: a "
-                    "bounded Queue of nothrow-movable items cannot put an item back; use the "
-                    "std::vector<T>& form");
+      static_assert(
+          Sink::kNothrow || !Storage::kPopSinkMustNotThrow,
+          "weft: get_many into an output iterator whose assignment may throw: a "
+          "Queue or SimpleQueue of nothrow-movable items cannot put an item back; use the "
+          "std::vector<T>& form");
       Sink sink(std::move(out));
       r = core_.pop_many(sink, n, deadline, stop);
     }
@@ -755,9 +799,8 @@ class PriorityQueue
 
 // Unbounded FIFO without task tracking or shutdown (Python: queue.SimpleQueue).
 template <class T>
-class SimpleQueue
-    : private detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>> {
-  using Base = detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>>;
+class SimpleQueue : private detail::BasicQueue<T, detail::FifoStorage<T>> {
+  using Base = detail::BasicQueue<T, detail::FifoStorage<T>>;
 
   friend struct detail::SelectAccess;
 

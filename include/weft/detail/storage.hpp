@@ -150,6 +150,24 @@ PushResult push_each(Storage& storage, Feed& feed, std::size_t& done, FlagSource
   return r;
 }
 
+// drain() of a lock-free storage, after its close(): pops everything through its own
+// tickets, waiting out pushes that claimed a position before the close. Cannot throw once
+// `out` has room (T moves without throwing).
+template <class Storage, class T>
+void drain_by_tickets(Storage& storage, std::vector<T>& out) {
+  struct Append {
+    std::vector<T>& out;
+    void take(T&& item) noexcept { out.push_back(std::move(item)); }
+  } append{out};
+  out.reserve(out.size() + storage.size());
+  WakeBatch none;
+  for (;;) {
+    typename Storage::PopTicket t(storage, nullptr, none);
+    if (t.status() != PopResult::ok) return;
+    t.take(append);
+  }
+}
+
 // Where a get_many's items go: appended to a vector (after a reserve, so that the ring's
 // appends cannot throw), or written through an output iterator.
 // Both are small values that the ring copies into a local while it works (and back).
