@@ -11,12 +11,15 @@
 //  - Nothing is lost: a put that fails (Full, ShutDown, Cancelled, a timeout, or an exception
 //    from T's constructors, the comparator or the allocator) leaves the queue unchanged and
 //    the item with the caller; shutdown(true) returns the items it removed.
-//  - A put that finds room and a get that finds an item make no system call. A bounded
-//    Queue of a nothrow-movable T is lock-free on that path (Vyukov's ring, see
-//    detail/ring.hpp; up to 4 MiB of slots, allocated at construction: a larger maxsize
-//    gets the locked deque); the other queues take a short internal lock. A thread that must wait
-//    spins briefly, then sleeps in the kernel until an operation that lets it proceed wakes
-//    it: a put wakes one getter, a get wakes one putter, shutdown wakes all.
+//  - A put that finds room and a get that finds an item make no system call. A Queue or
+//    SimpleQueue of a nothrow-movable T is lock-free on that path: bounded, Vyukov's ring
+//    (detail/ring.hpp; up to 4 MiB of slots, allocated at construction: a larger maxsize
+//    gets the locked deque); unbounded, a list of 31-item segments (detail/segment_list.hpp)
+//    whose memory follows its contents (a drained queue keeps at most three segments; a
+//    queue that stays within the segments it has allocates nothing). The other queues take
+//    a short internal lock. A thread that must wait spins briefly, then sleeps in the kernel
+//    until an operation that lets it proceed wakes it: a put wakes one getter, a get wakes
+//    one putter, shutdown wakes all.
 //  - Negative timeouts throw std::invalid_argument (Python: ValueError) on every form that
 //    takes one; duration::max() waits forever; deadlines use the monotonic clock.
 //  - After shutdown(): puts throw ShutDown; gets return what is left, then throw ShutDown
@@ -477,8 +480,8 @@ class BasicQueue {
   // exception comes from a batch that got nothing.
   //
   // Writing through an output iterator may throw only where the item can stay queued: a
-  // Queue of nothrow-movable items (the lock-free ring claims items before it moves them
-  // out) requires an iterator whose assignment and increment are noexcept (a pointer, a
+  // Queue or SimpleQueue of nothrow-movable items (their lock-free storages claim items
+  // before they move them out) requires an iterator whose assignment and increment are noexcept (a pointer, a
   // span's iterator); for a back_inserter use the vector form.
   std::vector<T> get_many(std::size_t n) { return get_many_vector(n, Deadline::never(), nullptr); }
   template <class Rep, class Period>

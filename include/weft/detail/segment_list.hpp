@@ -352,10 +352,10 @@ class SegmentList {
  private:
   // Positions claimed by one pop or pop batch: [pos, pos + n) in `seg`; n == 0: none (status).
   struct Claim {
-    Segment* seg;
-    std::uint64_t pos;
-    std::size_t n;
-    PopResult status;
+    Segment* seg = nullptr;
+    std::uint64_t pos = 0;
+    std::size_t n = 0;
+    PopResult status = PopResult::empty;
   };
 
   // A segment taken for a claim of a segment's last slot, returned if not used.
@@ -383,43 +383,66 @@ class SegmentList {
   // Claims up to `want` (>= 1) positions from head_, all in the head segment and all claimed
   // by pushes; or reports empty / shut_down.
   Claim claim_pop(std::size_t want) noexcept {
-    Backoff backoff;
-    // acquire: the segment loaded next is then the one installed for this position.
+    // First attempt straight-line (no Backoff): the uncontended case.
+    // acquire: the segment loaded after it is then the one installed for this position.
     std::uint64_t head = head_.load(std::memory_order_acquire);
+    Claim c;
+    if (try_claim_pop(head, want, c) == Attempt::done) [[likely]]
+      return c;
+    return claim_pop_slow(want);
+  }
+  [[gnu::noinline]] Claim claim_pop_slow(std::size_t want) noexcept {
+    Backoff backoff;
+    std::uint64_t head = head_.load(std::memory_order_acquire);  // acquire: as in claim_pop
+    Claim c;
     for (;;) {
-      const std::uint64_t hint = head & kMark;
-      const std::uint64_t pos = head & ~kMark;
-      const std::uint64_t offset = pos % kLap;
-      if (offset == Slots) {
-        // Hand-over: wakes when the last slot's claimer stores head_ (install_head).
-        backoff.snooze();
-        head = head_.load(std::memory_order_acquire);
-        continue;
+      switch (try_claim_pop(head, want, c)) {
+        case Attempt::done:
+          return c;
+        case Attempt::handover:
+          // Wakes when the last slot's claimer stores head_ (install_head).
+          backoff.snooze();
+          head = head_.load(std::memory_order_acquire);  // acquire: as in claim_pop
+          break;
+        case Attempt::lost:
+          backoff.spin();  // the failed CAS reloaded head
+          break;
       }
-      std::uint64_t n = Slots - offset;  // with the hint: every slot to the segment's end
-      std::uint64_t next_hint = hint;
-      if (hint == 0) {
-        const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
-        const std::uint64_t queued = count(tail & ~kMark) - count(pos);
-        if (queued == 0) {
-          return {nullptr, 0, 0, (tail & kMark) ? PopResult::shut_down : PopResult::empty};
-        }
-        if (queued >= n) {
-          next_hint = kMark;  // every slot of this segment has been claimed by a push
-        } else {
-          n = queued;
-        }
-      }
-      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, want));
-      Segment* const seg = head_seg_.load(std::memory_order_acquire);  // acquire: as above
-      // seq_cst: the waiting handshake. acquire on failure: the new position is used as above.
-      if (head_.compare_exchange_weak(head, (pos + k) | next_hint, std::memory_order_seq_cst,
-                                      std::memory_order_acquire)) {
-        if (offset + k == Slots) install_head(seg, pos + k);
-        return {seg, pos, k, PopResult::ok};
-      }
-      backoff.spin();
     }
+  }
+  enum class Attempt { done, handover, lost };
+  // One claim attempt from `head`: done (c is the claim, or says empty / shut_down), a
+  // hand-over position (retry later), or a lost CAS (head is reloaded).
+  Attempt try_claim_pop(std::uint64_t& head, std::size_t want, Claim& c) noexcept {
+    const std::uint64_t hint = head & kMark;
+    const std::uint64_t pos = head & ~kMark;
+    const std::uint64_t offset = pos % kLap;
+    if (offset == Slots) return Attempt::handover;
+    std::uint64_t n = Slots - offset;  // with the hint: every slot to the segment's end
+    std::uint64_t next_hint = hint;
+    if (hint == 0) {
+      const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+      const std::uint64_t queued = count(tail & ~kMark) - count(pos);
+      if (queued == 0) [[unlikely]] {
+        c = {nullptr, 0, 0, (tail & kMark) ? PopResult::shut_down : PopResult::empty};
+        return Attempt::done;
+      }
+      if (queued >= n) {
+        next_hint = kMark;  // every slot of this segment has been claimed by a push
+      } else {
+        n = queued;
+      }
+    }
+    const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, want));
+    Segment* const seg = head_seg_.load(std::memory_order_acquire);  // acquire: as above
+    // seq_cst: the waiting handshake. acquire on failure: the new position is used as above.
+    if (!head_.compare_exchange_weak(head, (pos + k) | next_hint, std::memory_order_seq_cst,
+                                     std::memory_order_acquire)) {
+      return Attempt::lost;
+    }
+    if (offset + k == Slots) install_head(seg, pos + k);
+    c = {seg, pos, k, PopResult::ok};
+    return Attempt::done;
   }
 
   // The claimer of `seg`'s last push slot: makes `next` the tail segment and leaves the
