@@ -103,7 +103,7 @@ class SegmentList {
  public:
   // `cap` must be 0: the list is unbounded. Allocates the first segment (may throw).
   explicit SegmentList(std::size_t /*cap*/ = 0) {
-    Segment* const first = new Segment;
+    auto* const first = new Segment;
     head_seg_.store(first, std::memory_order_relaxed);  // relaxed: not shared yet
     tail_seg_.store(first, std::memory_order_relaxed);
   }
@@ -433,7 +433,7 @@ class SegmentList {
         n = queued;
       }
     }
-    const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, want));
+    const auto k = static_cast<std::size_t>(std::min<std::uint64_t>(n, want));
     Segment* const seg = head_seg_.load(std::memory_order_acquire);  // acquire: as above
     // seq_cst: the waiting handshake. acquire on failure: the new position is used as above.
     if (!head_.compare_exchange_weak(head, (pos + k) | next_hint, std::memory_order_seq_cst,
@@ -510,7 +510,7 @@ class SegmentList {
       // acquire: the reset the retiring pop (or the returning push) made before its release.
       if (Segment* const s = spare.exchange(nullptr, std::memory_order_acquire)) return s;
     }
-    Segment* const s = new Segment;
+    auto* const s = new Segment;
     // relaxed: a statistic for tests.
     allocated_.fetch_add(1, std::memory_order_relaxed);
     return s;
