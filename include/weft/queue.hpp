@@ -184,7 +184,9 @@ class FifoStorage {
     enum class Kind : unsigned char { ring, list, locked };
 
    public:
-    DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
+    // always_inline: with three storages g++ would outline this constructor (an extra ~40
+    // instructions per pop of the ring, callgrind `spsc`).
+    [[gnu::always_inline]] DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
         : kind_(s.ring_   ? Kind::ring
                 : s.list_ ? Kind::list
                           : Kind::locked) {
