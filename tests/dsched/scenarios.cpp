@@ -1755,10 +1755,10 @@ const dsched::Register r26(make<QueueBatchWakesAll<true>>(
     "queue_batch_feeds_getters", "put_many of 2 into an empty ring(4) wakes both blocked getters",
     3, 1000));
 
-const dsched::Register r25(make<QueueBatches<SegmentQueue<1>, 0, true>>(
+const dsched::Register r27(make<QueueBatches<SegmentQueue<1>, 0, true>>(
     "segment_handover",
     "segment list of 1-slot segments: the same batches, shutdown(true): once, in order", 5, 1000));
-const dsched::Register r26(make<QueueBatches<SegmentQueue<3>, 0, true>>(
+const dsched::Register r28(make<QueueBatches<SegmentQueue<3>, 0, true>>(
     "segment_batches",
     "segment list of 3-slot segments: batches within and across segments, shutdown(true)", 5,
     1000));
