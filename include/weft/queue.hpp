@@ -119,18 +119,20 @@ class FifoStorage {
   bool full_and_open() noexcept {
     WEFT_FIFO_DISPATCH(full_and_open());
   }
-  // select's hints (queue_core.hpp): the ring's re-checks are lock-free already.
+  // select's hints (queue_core.hpp): the lock-free storages' re-checks are lock-free already.
   bool pop_hint() noexcept {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return !ring_->empty_and_open();
+      if (list_) return !list_->empty_and_open();
     }
-    return locked_.pop_hint();
+    return locked_->pop_hint();
   }
   bool push_hint() noexcept {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return !ring_->full_and_open();
+      if (list_) return true;  // unbounded
     }
-    return locked_.push_hint();
+    return locked_->push_hint();
   }
   std::size_t size() const noexcept {
     WEFT_FIFO_DISPATCH(size());
