@@ -78,24 +78,26 @@ struct SelectAccess;
 
 // Queue's and SimpleQueue's storage, chosen once, at construction: when T moves without
 // throwing, the lock-free ring if bounded (up to Ring<T>::max_capacity(), 4 MiB of slots) and
-// the lock-free segment list if unbounded (segment_list.hpp; Slots per segment); otherwise,
-// and for a larger maxsize, a locked deque.
-template <class T, std::size_t Slots = kDefaultSegmentSlots>
+// the lock-free segment list if unbounded (segment_list.hpp; Slots per segment, 0 for items
+// too large for it); otherwise, and for a larger maxsize, a locked deque.
+template <class T, std::size_t Slots = segment_slots<T>()>
 class FifoStorage {
   static constexpr bool kLockFree = std::is_nothrow_move_constructible_v<T>;
+  static constexpr bool kList = kLockFree && Slots != 0;
   using Locked = LockedStorage<T, DequeContainer<T, false>>;
   // Placeholders when T's move may throw, so that neither lock-free storage is instantiated.
+  // (Without kList the list's type is instantiated, with one slot, and never constructed.)
   using RingT = std::conditional_t<kLockFree, Ring<T>, int>;
-  using ListT = std::conditional_t<kLockFree, SegmentList<T, Slots>, int>;
+  using ListT = std::conditional_t<kLockFree, SegmentList<T, Slots == 0 ? 1 : Slots>, int>;
 
  public:
   explicit FifoStorage(std::size_t cap) {
     if constexpr (kLockFree) {
-      if (cap == 0) {
+      if (cap == 0 && kList) {
         list_ = std::make_unique<ListT>();
         return;
       }
-      if (cap <= Ring<T>::max_capacity()) {
+      if (cap != 0 && cap <= Ring<T>::max_capacity()) {
         ring_ = std::make_unique<RingT>(cap);
         return;
       }
@@ -178,7 +180,9 @@ class FifoStorage {
 
  private:
   // The ticket of whichever storage this queue uses (storage.hpp): one of the three lives in
-  // the union, as kind_ says.
+  // the union, as kind_ says. The locked deque's half (a bounded queue beyond the ring's
+  // maximum) is out of line: with all three inline g++ outlines this ticket or
+  // QueueCore::pop instead (callgrind `spsc`: ~40 instructions more per get of the ring).
   class DispatchTicket {
     using RingTicket = typename RingT::PopTicket;
     using ListTicket = typename ListT::PopTicket;
@@ -186,8 +190,6 @@ class FifoStorage {
     enum class Kind : unsigned char { ring, list, locked };
 
    public:
-    // always_inline: with three storages g++ would outline this constructor (an extra ~40
-    // instructions per pop of the ring, callgrind `spsc`).
     [[gnu::always_inline]] DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
         : kind_(s.ring_   ? Kind::ring
                 : s.list_ ? Kind::list
@@ -197,43 +199,44 @@ class FifoStorage {
       } else if (kind_ == Kind::list) [[likely]] {
         ::new (&list_) ListTicket(*s.list_, notify, woken);
       } else {
-        ::new (&locked_) LockedTicket(*s.locked_, notify, woken);
+        make_locked(s, notify, woken);
       }
     }
     DispatchTicket(const DispatchTicket&) = delete;
     DispatchTicket& operator=(const DispatchTicket&) = delete;
     ~DispatchTicket() {
-      switch (kind_) {
-        case Kind::ring:
-          ring_.~RingTicket();
-          break;
-        case Kind::list:
-          list_.~ListTicket();
-          break;
-        case Kind::locked:
-          locked_.~LockedTicket();
-          break;
+      if (kind_ == Kind::ring) {
+        ring_.~RingTicket();
+      } else if (kind_ == Kind::list) [[likely]] {
+        list_.~ListTicket();
+      } else {
+        end_locked();
       }
     }
     PopResult status() const noexcept {
-      switch (kind_) {
-        case Kind::ring:
-          return ring_.status();
-        case Kind::list:
-          return list_.status();
-        case Kind::locked:
-          break;
-      }
+      if (kind_ == Kind::ring) return ring_.status();
+      if (kind_ == Kind::list) [[likely]]
+        return list_.status();
       return locked_.status();
     }
     template <class Sink>
     decltype(auto) take(Sink& sink) {
       if (kind_ == Kind::ring) return ring_.take(sink);
-      if (kind_ == Kind::list) return list_.take(sink);
-      return locked_.take(sink);
+      if (kind_ == Kind::list) [[likely]]
+        return list_.take(sink);
+      return take_locked(sink);
     }
 
    private:
+    [[gnu::noinline]] void make_locked(FifoStorage& s, FlagSource* notify, WakeBatch& woken) {
+      ::new (&locked_) LockedTicket(*s.locked_, notify, woken);
+    }
+    [[gnu::noinline]] void end_locked() noexcept { locked_.~LockedTicket(); }
+    template <class Sink>
+    [[gnu::noinline]] decltype(auto) take_locked(Sink& sink) {
+      return locked_.take(sink);
+    }
+
     const Kind kind_;
     union {
       RingTicket ring_;
@@ -253,7 +256,7 @@ class FifoStorage {
 
  private:
   std::unique_ptr<RingT> ring_;   // bounded, kLockFree, up to Ring<T>::max_capacity()
-  std::unique_ptr<ListT> list_;   // unbounded, kLockFree
+  std::unique_ptr<ListT> list_;   // unbounded, kList
   std::optional<Locked> locked_;  // otherwise
 };
 

@@ -158,13 +158,14 @@ struct SimpleKind {
 };
 
 // weft::Queue's own class over segment lists of `Slots` slots (3, 1: a hand-over every few
-// items, every item) instead of the default 31: unbounded, it is the segment list; bounded,
+// items, every item) instead of the default (segment_slots<T>()): unbounded, it is the segment list; bounded,
 // the same ring as FifoKind.
 template <class T, std::size_t Slots>
 class SegmentQueue : public weft::detail::TaskQueue<T, weft::detail::FifoStorage<T, Slots>> {
  public:
   explicit SegmentQueue(std::ptrdiff_t maxsize = 0)
       : weft::detail::TaskQueue<T, weft::detail::FifoStorage<T, Slots>>(maxsize) {}
+  static constexpr std::size_t kSlots = Slots;
   // Segments allocated now (in the list, spare, or in a push's hands); 0 if not a list.
   std::size_t segments_allocated() const {
     const auto* list = this->core_.storage().segment_list();

@@ -4,7 +4,9 @@
 // across segment hand-overs, move-only items, batches that span segments, shutdown(true)
 // over several segments, the destructor, recycling (a steady state allocates no segment, a
 // drained queue keeps at most three) and per-producer order under racing producers and
-// consumers. Segments of 1, 3 and the default 31 slots (queue_kinds.hpp's SegmentQueue).
+// consumers; get_many's cost; which items get the list. Segments of 1, 3, 31 and the
+// default slots (255 for int; queue_kinds.hpp's SegmentQueue).
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -27,8 +29,8 @@ using weft_test::Threads;
 
 template <class Q>
 class SegmentList : public ::testing::Test {};
-using Queues = ::testing::Types<SegmentQueue<int, 1>, SegmentQueue<int, 3>,
-                                SegmentQueue<int, weft::detail::kDefaultSegmentSlots>>;
+using Queues = ::testing::Types<SegmentQueue<int, 1>, SegmentQueue<int, 3>, SegmentQueue<int, 31>,
+                                SegmentQueue<int, weft::detail::segment_slots<int>()>>;
 TYPED_TEST_SUITE(SegmentList, Queues);
 
 // A drained queue keeps its head segment and at most two spares.
@@ -97,6 +99,56 @@ TYPED_TEST(SegmentList, ShutdownImmediateTakesEverySegmentInOrder) {
   EXPECT_LE(q.segments_allocated(), kDrainedSegments);
 }
 
+// An item that counts its moves (nothrow, so that the queue uses the list).
+struct Counted {
+  static inline std::size_t moves = 0;
+  int v = 0;
+  explicit Counted(int x) noexcept : v(x) {}
+  Counted(Counted&& o) noexcept : v(o.v) { ++moves; }
+  Counted& operator=(Counted&& o) noexcept {
+    v = o.v;
+    ++moves;
+    return *this;
+  }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+  ~Counted() = default;
+};
+
+// get_many into a vector reserves once for what is queued: each item moves once into the
+// vector, not again at every segment's run (a reserve per run moved the vector's contents
+// each time: quadratic in the batch).
+TEST(SegmentListItems, GetManyMovesEachItemOnce) {
+  SegmentQueue<Counted, 3> q;
+  constexpr int kItems = 600;  // 200 segments
+  for (int i = 0; i < kItems; ++i) q.put(Counted{i});
+  Counted::moves = 0;
+  std::vector<Counted> out = q.get_many(kItems);
+  ASSERT_EQ(out.size(), static_cast<std::size_t>(kItems));
+  for (int i = 0; i < kItems; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)].v, i);
+  EXPECT_LE(Counted::moves, 2u * kItems);
+}
+
+// Segments of about 4 KiB: many small items per segment, the locked deque for large items.
+TEST(SegmentListItems, SegmentSizeFollowsTheItem) {
+  using weft::detail::segment_slots;
+  static_assert(segment_slots<char>() == 255);
+  static_assert(segment_slots<std::uint64_t>() == 255);
+  static_assert(segment_slots<std::array<std::byte, 24>>() == 127);
+  static_assert(segment_slots<std::array<std::byte, 500>>() == 7);
+  static_assert(segment_slots<std::array<std::byte, 600>>() == 0);
+  SegmentQueue<std::uint64_t, segment_slots<std::uint64_t>()> small;
+  EXPECT_EQ(small.segments_allocated(), 1u);
+  // 64 KiB items: the locked deque, which allocates nothing up front.
+  using Big = std::array<std::byte, 65536>;
+  SegmentQueue<Big, segment_slots<Big>()> big;
+  EXPECT_EQ(big.segments_allocated(), 0u);
+  auto item = std::make_unique<Big>();
+  big.put(Big(*item));
+  EXPECT_EQ(big.qsize(), 1u);
+  (void)big.get();
+}
+
 TEST(SegmentListItems, MoveOnlyItemsAndTheDestructor) {
   auto owner = std::make_shared<int>(7);
   {
@@ -119,8 +171,9 @@ TEST(SegmentListItems, MoveOnlyItemsAndTheDestructor) {
 // its first round; one that grew gives back all but kDrainedSegments when drained.
 TYPED_TEST(SegmentList, SteadyStateAllocatesNoSegment) {
   TypeParam q;
-  for (int i = 0; i < 100; ++i) {  // past a few segment ends: a retired segment is a spare
-    q.put(int{i});
+  // Past two segment ends: a retired segment is a spare.
+  for (std::size_t i = 0; i < 2 * TypeParam::kSlots + 2; ++i) {
+    q.put(static_cast<int>(i));
     (void)q.get();
   }
   const std::size_t warm = q.segments_allocated();
@@ -132,7 +185,7 @@ TYPED_TEST(SegmentList, SteadyStateAllocatesNoSegment) {
   }
   for (int burst = 0; burst < 50; ++burst) {
     for (int i = 0; i < 1000; ++i) q.put(int{i});
-    EXPECT_GE(q.segments_allocated(), 1000u / 31);
+    EXPECT_GE(q.segments_allocated(), (1000 + TypeParam::kSlots - 1) / TypeParam::kSlots);
     for (int i = 0; i < 1000; ++i) ASSERT_EQ(q.get(), i);
     ASSERT_LE(q.segments_allocated(), kDrainedSegments);
   }

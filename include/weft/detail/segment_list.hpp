@@ -34,13 +34,16 @@
 //    to touch the segment (every push to it published before its pop acquired the stamp; the
 //    last-slot consumer read `next` before its increment), so it resets the segment and gives
 //    it to one of kSpares spare places, or frees it if they are full.
-//  - A push that will claim a segment's last slot takes its successor (a spare, or a new
-//    allocation, which may throw bad_alloc) *before* its CAS: an allocation failure leaves the
-//    queue untouched, and nothing can fail after a claim. A segment taken and not used goes
-//    back before the push publishes its item.
+//  - A push that will claim a segment's last slot takes its successor *before* its CAS: a
+//    spare, or else, if tail_ has not moved meanwhile, a new allocation, which may throw
+//    bad_alloc. So an allocation failure leaves the queue untouched, nothing can fail after a
+//    claim, and a push that lost the race for the last slot (tail_ moved) goes on without
+//    allocating. A segment taken and not used goes back before the push publishes its item.
 // Memory: the segments between head and tail (at most ceil(n / Slots) + 1 for n items
-// queued), up to kSpares spares, and one in the hands of each push at a segment boundary.
-// Steady state allocates nothing: a retired segment is the next one installed.
+// queued, plus those still held by a pop that has claimed a slot and not finished it), up to
+// kSpares spares, and one in the hands of each push at a segment boundary. A queue that
+// stays within the segments it has allocates nothing: a retired segment is the next one
+// installed.
 //
 // Waits inside an operation (all Backoff: spin, then yield), with their wake-up sources:
 //  - a push or pop at a hand-over position: the claimer of the last slot, which installs the
@@ -75,10 +78,21 @@
 
 namespace weft::detail {
 
-// Slots per segment of an unbounded Queue: 31, so that a position's offset is a mask (kLap 32).
-inline constexpr std::size_t kDefaultSegmentSlots = 31;
+// Slots per segment of an unbounded Queue of T: 2^k - 1 for the largest k whose 2^k slots
+// (an item and its 8-byte stamp each) fit in 4 KiB, so that a position's offset is a mask
+// and a segment's allocation and retirement are shared by many items (255 items of up to 8
+// bytes, 127 of up to 24, ...). 0 when fewer than 7 would fit (items over ~500 bytes): a
+// segment would then hold too few items to pay for itself, and FifoStorage (queue.hpp) uses
+// the locked deque.
+template <class T>
+constexpr std::size_t segment_slots() noexcept {
+  constexpr std::size_t align = alignof(T) > 8 ? alignof(T) : 8;
+  constexpr std::size_t slot = (8 + sizeof(T) + align - 1) / align * align;
+  constexpr std::size_t fit = slot > 4096 ? 0 : std::bit_floor(std::size_t{4096} / slot);
+  return fit >= 8 ? fit - 1 : 0;
+}
 
-template <class T, std::size_t Slots = kDefaultSegmentSlots>
+template <class T, std::size_t Slots = segment_slots<T>()>
 class SegmentList {
   static_assert(std::is_nothrow_move_constructible_v<T>);
   static_assert(Slots >= 1 && std::has_single_bit(Slots + 1), "Slots + 1 is a power of two");
@@ -167,7 +181,10 @@ class SegmentList {
         continue;
       }
       const bool last = offset + 1 == Slots;
-      if (last && spare.seg == nullptr) spare.seg = take_spare();      // may throw: nothing claimed
+      if (last && spare.seg == nullptr) {
+        spare.seg = successor_for(tail);     // may throw: nothing claimed
+        if (spare.seg == nullptr) continue;  // tail_ moved on: `tail` is reloaded
+      }
       Segment* const seg = tail_seg_.load(std::memory_order_acquire);  // acquire: as in try_push
       // acquire on failure: the reloaded position is used as above.
       if (tail_.compare_exchange_weak(tail, tail + 1, std::memory_order_seq_cst,
@@ -187,7 +204,7 @@ class SegmentList {
   class PopTicket {
    public:
     PopTicket(SegmentList& l, FlagSource* notify, WakeBatch& woken) noexcept : l_(l) {
-      const Claim c = l.claim_pop(1);
+      const Claim c = l.claim_one();
       if (c.n == 0) {
         status_ = c.status;
         return;
@@ -248,7 +265,10 @@ class SegmentList {
             continue;
           }
           k = std::min<std::size_t>(want, Slots - offset);
-          if (offset + k == Slots && spare.seg == nullptr) spare.seg = take_spare();  // may throw
+          if (offset + k == Slots && spare.seg == nullptr) {
+            spare.seg = successor_for(tail);     // may throw: nothing claimed in this round
+            if (spare.seg == nullptr) continue;  // tail_ moved on: `tail` is reloaded
+          }
           seg = tail_seg_.load(std::memory_order_acquire);  // acquire: as in try_push
           // acquire on failure: as in try_push_slow.
           if (tail_.compare_exchange_weak(tail, tail + k, std::memory_order_seq_cst,
@@ -282,11 +302,14 @@ class SegmentList {
   PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
                          WakeBatch& woken) {
     static_assert(Out::kNothrow, "a claimed position cannot be given back");
+    if (max == 0) [[unlikely]]
+      return PopResult::ok;
+    // Room in `out` for what is queued now, once (may throw: nothing claimed yet); the
+    // rounds below take no more than that room.
+    max = std::min(max, out.prepare(std::min(max, std::max<std::size_t>(size(), 1))));
     std::size_t got = 0;
     while (got < max) {
-      // Room in `out` for a segment's run (may throw: nothing claimed in this round).
-      const std::size_t room = out.prepare(std::min<std::size_t>(max - got, Slots));
-      const Claim c = claim_pop(std::min(max - got, room));
+      const Claim c = claim_pop(max - got);
       if (c.n == 0) {
         if (got != 0) break;
         return c.status;
@@ -378,6 +401,29 @@ class SegmentList {
     ::new (slot.storage) T(std::move(item));
     // release: publishes the item to the pop that acquires this stamp.
     slot.stamp.store(pos + 1, std::memory_order_release);
+  }
+
+  // Claims one position (PopTicket): inline, a slot that is not its segment's last, with one
+  // CAS and no position arithmetic; anything else (a segment's last slot, a hand-over, an
+  // empty or closed list, a lost CAS) goes to claim_pop_slow.
+  Claim claim_one() noexcept {
+    // acquire: the segment loaded after it is then the one installed for this position.
+    std::uint64_t head = head_.load(std::memory_order_acquire);
+    const std::uint64_t pos = head & ~kMark;
+    if (pos % kLap + 1 < Slots) [[likely]] {
+      // A push has claimed `pos` if the hint says so for its whole segment, or if tail_ has
+      // passed it (positions only grow, and `pos` is no hand-over position).
+      if ((head & kMark) != 0 || (tail_.load(std::memory_order_seq_cst) & ~kMark) > pos) {
+        Segment* const seg = head_seg_.load(std::memory_order_acquire);  // acquire: as above
+        // seq_cst: the waiting handshake. relaxed on failure: the slow path loads again.
+        // head + 1 keeps the hint: it stays true until install_head moves head_ on.
+        if (head_.compare_exchange_strong(head, head + 1, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed)) [[likely]] {
+          return {seg, pos, 1, PopResult::ok};
+        }
+      }
+    }
+    return claim_pop_slow(1);
   }
 
   // Claims up to `want` (>= 1) positions from head_, all in the head segment and all claimed
@@ -502,18 +548,40 @@ class SegmentList {
     }
   }
 
-  // A spare segment, or a new one (may throw bad_alloc).
-  Segment* take_spare() {
+  // The successor segment for a push about to claim the last slot at `tail`: a spare; else,
+  // if tail_ is still at `tail`, a new segment (may throw bad_alloc: the queue needs one to
+  // go past `tail`); else nullptr with `tail` reloaded, so that the pushes that lose the race
+  // for a segment's last slot neither allocate nor fail for a segment the queue did not need.
+  Segment* successor_for(std::uint64_t& tail) {
+    if (Segment* const s = take_spare()) return s;
+    // acquire: as in try_push (the caller goes on from the reloaded position).
+    const std::uint64_t now = tail_.load(std::memory_order_acquire);
+    if (now != tail) {
+      tail = now;
+      return nullptr;
+    }
+    try {
+      auto* const s = new Segment;
+      // relaxed: a statistic for tests.
+      allocated_.fetch_add(1, std::memory_order_relaxed);
+      return s;
+    } catch (const std::bad_alloc&) {
+      // acquire: as above.
+      const std::uint64_t again = tail_.load(std::memory_order_acquire);
+      if (again == tail) throw;  // still needed: the put fails, nothing claimed
+      tail = again;
+      return nullptr;
+    }
+  }
+  // A spare segment, or nullptr.
+  Segment* take_spare() noexcept {
     for (auto& spare : spares_) {
       // relaxed: a guess; the exchange decides.
       if (spare.load(std::memory_order_relaxed) == nullptr) continue;
       // acquire: the reset the retiring pop (or the returning push) made before its release.
       if (Segment* const s = spare.exchange(nullptr, std::memory_order_acquire)) return s;
     }
-    auto* const s = new Segment;
-    // relaxed: a statistic for tests.
-    allocated_.fetch_add(1, std::memory_order_relaxed);
-    return s;
+    return nullptr;
   }
   // Keeps a free segment as a spare, or frees it when the spares are taken.
   void keep(Segment* s) noexcept {
