@@ -14,9 +14,9 @@
 //  - A put that finds room and a get that finds an item make no system call. A Queue or
 //    SimpleQueue of a nothrow-movable T is lock-free on that path: bounded, Vyukov's ring
 //    (detail/ring.hpp; up to 4 MiB of slots, allocated at construction: a larger maxsize
-//    gets the locked deque); unbounded, a list of 31-item segments (detail/segment_list.hpp)
-//    whose memory follows its contents (a drained queue keeps at most three segments; a
-//    queue that stays within the segments it has allocates nothing). The other queues take
+//    gets the locked deque); unbounded, a list of ~4 KiB segments (detail/segment_list.hpp;
+//    items over ~500 bytes: the locked deque) whose memory follows its contents (a drained
+//    queue keeps at most three segments; one within its segments allocates nothing). Others take
 //    a short internal lock. A thread that must wait spins briefly, then sleeps in the kernel
 //    until an operation that lets it proceed wakes it: a put wakes one getter, a get wakes
 //    one putter, shutdown wakes all.
@@ -179,14 +179,15 @@ class FifoStorage {
   }
 
  private:
-  // The ticket of whichever storage this queue uses (storage.hpp): one of the three lives in
-  // the union, as kind_ says. The locked deque's half (a bounded queue beyond the ring's
-  // maximum) is out of line: with all three inline g++ outlines this ticket or
-  // QueueCore::pop instead (callgrind `spsc`: ~40 instructions more per get of the ring).
+  // The ticket of whichever storage this queue uses (storage.hpp): the ring's, the list's, or
+  // the locked deque's state, in the union, as kind_ says. The deque (a bounded queue beyond
+  // the ring's maximum) is reached through out-of-line calls that take scalars only: with
+  // its ticket inline g++ outlines this one or QueueCore::pop (~40 instructions more per get
+  // of the ring, callgrind `spsc`), and with a pointer to the ticket passed out of line the
+  // ticket must live in memory instead of registers (~16 more).
   class DispatchTicket {
     using RingTicket = typename RingT::PopTicket;
     using ListTicket = typename ListT::PopTicket;
-    using LockedTicket = typename Locked::PopTicket;
     enum class Kind : unsigned char { ring, list, locked };
 
    public:
@@ -199,7 +200,9 @@ class FifoStorage {
       } else if (kind_ == Kind::list) [[likely]] {
         ::new (&list_) ListTicket(*s.list_, notify, woken);
       } else {
-        make_locked(s, notify, woken);
+        Locked* const l = &*s.locked_;
+        const PopResult r = locked_begin(l, notify, woken);
+        ::new (&locked_) LockedState{l, r, false};
       }
     }
     DispatchTicket(const DispatchTicket&) = delete;
@@ -209,39 +212,42 @@ class FifoStorage {
         ring_.~RingTicket();
       } else if (kind_ == Kind::list) [[likely]] {
         list_.~ListTicket();
-      } else {
-        end_locked();
+      } else if (locked_.status == PopResult::ok) {
+        locked_end(locked_.storage, locked_.taken);
       }
     }
     PopResult status() const noexcept {
       if (kind_ == Kind::ring) return ring_.status();
       if (kind_ == Kind::list) [[likely]]
         return list_.status();
-      return locked_.status();
+      return locked_.status;
     }
     template <class Sink>
     decltype(auto) take(Sink& sink) {
       if (kind_ == Kind::ring) return ring_.take(sink);
       if (kind_ == Kind::list) [[likely]]
         return list_.take(sink);
-      return take_locked(sink);
+      locked_.taken = true;
+      return sink.take(std::move(locked_.storage->pop_item()));
     }
 
    private:
-    [[gnu::noinline]] void make_locked(FifoStorage& s, FlagSource* notify, WakeBatch& woken) {
-      ::new (&locked_) LockedTicket(*s.locked_, notify, woken);
+    struct LockedState {
+      Locked* storage;
+      PopResult status;
+      bool taken;
+    };
+    [[gnu::noinline]] static PopResult locked_begin(Locked* l, FlagSource* notify,
+                                                    WakeBatch& woken) noexcept {
+      return l->pop_begin(notify, woken);
     }
-    [[gnu::noinline]] void end_locked() noexcept { locked_.~LockedTicket(); }
-    template <class Sink>
-    [[gnu::noinline]] decltype(auto) take_locked(Sink& sink) {
-      return locked_.take(sink);
-    }
+    [[gnu::noinline]] static void locked_end(Locked* l, bool taken) noexcept { l->pop_end(taken); }
 
     const Kind kind_;
     union {
       RingTicket ring_;
       ListTicket list_;
-      LockedTicket locked_;
+      LockedState locked_;
     };
   };
   // Without the lock-free storages: the locked deque's ticket.

@@ -426,6 +426,31 @@ class LockedStorage {
     int uncaught_ = 0;
   };
 
+  // The pop ticket as three calls whose state is the caller's scalars (FifoStorage keeps its
+  // ticket in registers: a ticket whose address reaches an out-of-line call cannot be).
+  // For a T that moves without throwing and a container without a plan (the deque).
+  // pop_begin takes lock_ and reports; unless ok it has unlocked again. On ok: pop_item is
+  // the item in place, and pop_end(taken) removes it if it was taken, then unlocks.
+  PopResult pop_begin(FlagSource* notify, WakeBatch& woken) noexcept {
+    static_assert(!kMoveMayThrow && std::is_empty_v<typename Container::PopPlan>);
+    lock_.lock();
+    if (items_.size() == 0) {
+      const PopResult r = closed_ ? PopResult::shut_down : PopResult::empty;
+      lock_.unlock();
+      return r;
+    }
+    if (notify != nullptr) notify->claim_one(woken);
+    return PopResult::ok;
+  }
+  T& pop_item() noexcept { return items_.front({}); }
+  void pop_end(bool taken) noexcept {
+    if (taken) {
+      items_.commit_pop({});
+      size_.store(items_.size(), std::memory_order_relaxed);  // relaxed: as in PopTicket
+    }
+    lock_.unlock();
+  }
+
   // Pushes items from `feed` while there is room, under one lock acquisition; the waiters
   // for the items pushed are claimed inside the critical section (see try_push).
   template <class Feed>
