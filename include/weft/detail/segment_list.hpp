@@ -51,7 +51,10 @@
 //  - a pop whose slot was claimed but not yet written: the push that claimed it, which
 //    stores the stamp right after its nothrow move;
 //  - the last slot's pop, waiting for `next`: the last slot's push, as above.
-// The ring (ring.hpp) waits for the same two of them, before its CAS instead of after.
+// The ring (ring.hpp) waits for the same two of them, before its CAS instead of after. These
+// waits have no deadline: a get with a timeout that has claimed a slot waits for that slot's
+// push even past its deadline (the push is between its CAS and its stamp store, a few
+// instructions, unless it is preempted there).
 //
 // Memory ordering: the CASes on head_ and tail_ and the loads in empty_and_open() are seq_cst
 // for the waiting layer's handshake, as in ring.hpp; the stamps publish items (release /
@@ -155,7 +158,11 @@ class SegmentList {
     // acquire: the segment loaded next is then the one installed for this position (the
     // installer stores tail_seg_ before it moves tail_ on with release).
     std::uint64_t tail = tail_.load(std::memory_order_acquire);
-    Segment* seg = tail_seg_.load(std::memory_order_acquire);  // acquire: its reset contents
+    // acquire: if the segment is recycled, the pops that read and destroyed its previous
+    // items did so before its retirement (finish()'s acq_rel count), which keep() released,
+    // take_spare() acquired and install_tail() released with tail_seg_: this push's write to
+    // its slot comes after them. (Also the segment's reset `next` and count.)
+    Segment* seg = tail_seg_.load(std::memory_order_acquire);
     const std::uint64_t offset = tail % kLap;  // (the mark is bit 63: a multiple of kLap)
     // seq_cst: the waiting handshake. relaxed on failure: the slow path loads again.
     if ((tail & kMark) == 0 && offset + 1 < Slots &&
