@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// weft itself: Queue (ring when bounded, locked deque when unbounded), SimpleQueue, Event,
+// weft itself: Queue (ring when bounded, segment list when unbounded), SimpleQueue, Event,
 // Condition over a Lock, Lock, RLock.
 #include <weft/weft.hpp>
 

@@ -211,6 +211,8 @@ Result run_pingpong(std::uint64_t trips, std::size_t capacity) {
 //   spsc       1 producer, 1 consumer, capacity 1024
 //   mpmc       4 producers, 4 consumers, capacity 1024 (8 threads on the 2-core machine)
 //   unbounded  2 producers, 2 consumers, unbounded
+//   unbounded_spsc, unbounded_mpmc
+//              1 producer and 1 consumer, 4 producers and 4 consumers, unbounded
 //   pingpong   round trip through two queues of capacity 16
 //   fanin1     4 producers, 1 consumer, one shared queue of capacity 1024 (the baseline of
 //              the select fan-in workload)
@@ -234,6 +236,10 @@ void register_queue(const std::string& contender, QueueWorkloads w) {
   if (w.unbounded) {
     registry().push_back(
         {"unbounded", contender, [](const Params& p) { return run_mpmc<A>(p.n, 2, 2, 0); }});
+    registry().push_back(
+        {"unbounded_spsc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 1, 1, 0); }});
+    registry().push_back(
+        {"unbounded_mpmc", contender, [](const Params& p) { return run_mpmc<A>(p.n, 4, 4, 0); }});
   }
   if (w.pingpong) {
     registry().push_back(

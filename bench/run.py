@@ -109,6 +109,19 @@ SPIN = "atomic_queue (spins)"
 TABLE = "prototype: flag in the Event, waiters in a 256-bucket address-keyed table"
 TABLE_1 = "the same prototype with 1 bucket (every Event collides)"
 
+
+def unbounded_contenders():
+    return [
+        W("weft", "weft::Queue (unbounded: segment list)"),
+        W("weft_simple", "weft::SimpleQueue"),
+        P("mc_bcq", "moodycamel BlockingConcurrentQueue"),
+        P("boost", "boost::sync_queue"),
+        P("tbb", "tbb::concurrent_bounded_queue (unbounded)"),
+        P("absl", "absl::Mutex + CondVar + deque"),
+        P("std", "std::mutex + condition_variable + deque (hand-written)"),
+    ]
+
+
 WORKLOADS = [
     Workload("spsc", "SPSC, bounded 1024: 1 producer -> 1 consumer [M items/s]", [
         W("weft", "weft::Queue"),
@@ -129,15 +142,12 @@ WORKLOADS = [
         P("std", "std::mutex + condition_variable + deque (hand-written)"),
         P("atomicq", SPIN, spins=True),
     ] + py_queue(("queue",)), n0=100000),
-    Workload("unbounded", "MPMC, unbounded: 2 producers -> 2 consumers [M items/s]", [
-        W("weft", "weft::Queue (unbounded: locked deque)"),
-        W("weft_simple", "weft::SimpleQueue"),
-        P("mc_bcq", "moodycamel BlockingConcurrentQueue"),
-        P("boost", "boost::sync_queue"),
-        P("tbb", "tbb::concurrent_bounded_queue (unbounded)"),
-        P("absl", "absl::Mutex + CondVar + deque"),
-        P("std", "std::mutex + condition_variable + deque (hand-written)"),
-    ] + py_queue(), n0=100000),
+    Workload("unbounded_spsc", "SPSC, unbounded: 1 producer -> 1 consumer [M items/s]",
+             unbounded_contenders(), n0=200000),
+    Workload("unbounded", "MPMC, unbounded: 2 producers -> 2 consumers [M items/s]",
+             unbounded_contenders() + py_queue(), n0=100000),
+    Workload("unbounded_mpmc", "MPMC, unbounded: 4 producers -> 4 consumers, 8 threads on 2 cores [M items/s]",
+             unbounded_contenders(), n0=100000),
     Workload("batch", "Batches of 64, bounded 1024: 1 producer -> 1 consumer, put_many/get_many [M items/s]", [
         W("weft", "weft::Queue put_many / get_many"),
         P("mc_bcq", "moodycamel BlockingConcurrentQueue enqueue_bulk / wait_dequeue_bulk (unbounded)"),
@@ -222,6 +232,9 @@ CALLGRIND = {
     "spsc": ["weft", "mc_rwcb", "mc_bcq", "boost", "tbb", "absl", "std", "atomicq"],
     "mpmc": ["weft", "mc_bcq", "boost", "tbb", "absl", "std", "atomicq"],
     "batch": ["weft", "mc_bcq"],
+    "unbounded_spsc": ["weft", "mc_bcq", "boost", "tbb", "absl", "std"],
+    "unbounded": ["weft", "mc_bcq", "boost", "tbb", "absl", "std"],
+    "unbounded_mpmc": ["weft", "mc_bcq", "boost", "tbb", "absl", "std"],
 }
 
 

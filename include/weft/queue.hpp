@@ -11,12 +11,15 @@
 //  - Nothing is lost: a put that fails (Full, ShutDown, Cancelled, a timeout, or an exception
 //    from T's constructors, the comparator or the allocator) leaves the queue unchanged and
 //    the item with the caller; shutdown(true) returns the items it removed.
-//  - A put that finds room and a get that finds an item make no system call. A bounded
-//    Queue of a nothrow-movable T is lock-free on that path (Vyukov's ring, see
-//    detail/ring.hpp; up to 4 MiB of slots, allocated at construction: a larger maxsize
-//    gets the locked deque); the other queues take a short internal lock. A thread that must wait
-//    spins briefly, then sleeps in the kernel until an operation that lets it proceed wakes
-//    it: a put wakes one getter, a get wakes one putter, shutdown wakes all.
+//  - A put that finds room and a get that finds an item make no system call. A Queue or
+//    SimpleQueue of a nothrow-movable T is lock-free on that path: bounded, Vyukov's ring
+//    (detail/ring.hpp; up to 4 MiB of slots, allocated at construction: a larger maxsize
+//    gets the locked deque); unbounded, a list of ~4 KiB segments (detail/segment_list.hpp;
+//    items over ~500 bytes: the locked deque) whose memory follows its contents (a drained
+//    queue keeps at most three segments; one within its segments allocates nothing). Others take
+//    a short internal lock. A thread that must wait spins briefly, then sleeps in the kernel
+//    until an operation that lets it proceed wakes it: a put wakes one getter, a get wakes
+//    one putter, shutdown wakes all.
 //  - Negative timeouts throw std::invalid_argument (Python: ValueError) on every form that
 //    takes one; duration::max() waits forever; deadlines use the monotonic clock.
 //  - After shutdown(): puts throw ShutDown; gets return what is left, then throw ShutDown
@@ -63,6 +66,7 @@
 #include "weft/detail/deadline.hpp"
 #include "weft/detail/queue_core.hpp"
 #include "weft/detail/ring.hpp"
+#include "weft/detail/segment_list.hpp"
 #include "weft/detail/storage.hpp"
 #include "weft/errors.hpp"
 
@@ -72,26 +76,41 @@ namespace detail {
 
 struct SelectAccess;
 
-// Queue's storage: the lock-free ring when bounded (up to Ring<T>::max_capacity(), 4 MiB of
-// slots) and T moves without throwing, otherwise a locked deque. Chosen once, at
-// construction.
-template <class T>
+// Queue's and SimpleQueue's storage, chosen once, at construction: when T moves without
+// throwing, the lock-free ring if bounded (up to Ring<T>::max_capacity(), 4 MiB of slots) and
+// the lock-free segment list if unbounded (segment_list.hpp; Slots per segment, 0 for items
+// too large for it); otherwise, and for a larger maxsize, a locked deque.
+template <class T, std::size_t Slots = segment_slots<T>()>
 class FifoStorage {
-  static constexpr bool kRing = std::is_nothrow_move_constructible_v<T>;
+  static constexpr bool kLockFree = std::is_nothrow_move_constructible_v<T>;
+  static constexpr bool kList = kLockFree && Slots != 0;
   using Locked = LockedStorage<T, DequeContainer<T, false>>;
+  // Placeholders when T's move may throw, so that neither lock-free storage is instantiated.
+  // (Without kList the list's type is instantiated, with one slot, and never constructed.)
+  using RingT = std::conditional_t<kLockFree, Ring<T>, int>;
+  using ListT = std::conditional_t<kLockFree, SegmentList<T, Slots == 0 ? 1 : Slots>, int>;
 
  public:
-  explicit FifoStorage(std::size_t cap) : locked_(cap) {
-    if constexpr (kRing) {
-      if (cap != 0 && cap <= Ring<T>::max_capacity()) ring_ = std::make_unique<Ring<T>>(cap);
+  explicit FifoStorage(std::size_t cap) {
+    if constexpr (kLockFree) {
+      if (cap == 0 && kList) {
+        list_ = std::make_unique<ListT>();
+        return;
+      }
+      if (cap != 0 && cap <= Ring<T>::max_capacity()) {
+        ring_ = std::make_unique<RingT>(cap);
+        return;
+      }
     }
+    locked_.emplace(cap);
   }
 
 #define WEFT_FIFO_DISPATCH(call)   \
-  if constexpr (kRing) {           \
+  if constexpr (kLockFree) {       \
     if (ring_) return ring_->call; \
+    if (list_) return list_->call; \
   }                                \
-  return locked_.call
+  return locked_->call
 
   PushResult try_push(T& item, FlagSource* notify, WakeBatch& woken) {
     WEFT_FIFO_DISPATCH(try_push(item, notify, woken));
@@ -102,18 +121,20 @@ class FifoStorage {
   bool full_and_open() noexcept {
     WEFT_FIFO_DISPATCH(full_and_open());
   }
-  // select's hints (queue_core.hpp): the ring's re-checks are lock-free already.
+  // select's hints (queue_core.hpp): the lock-free storages' re-checks are lock-free already.
   bool pop_hint() noexcept {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return !ring_->empty_and_open();
+      if (list_) return !list_->empty_and_open();
     }
-    return locked_.pop_hint();
+    return locked_->pop_hint();
   }
   bool push_hint() noexcept {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return !ring_->full_and_open();
+      if (list_) return true;  // unbounded
     }
-    return locked_.push_hint();
+    return locked_->push_hint();
   }
   std::size_t size() const noexcept {
     WEFT_FIFO_DISPATCH(size());
@@ -135,76 +156,114 @@ class FifoStorage {
   PushResult try_push_many(Feed& feed, std::size_t& done, FlagSource* notify, WakeBatch& woken) {
     WEFT_FIFO_DISPATCH(try_push_many(feed, done, notify, woken));
   }
-  // The ring cannot give a claimed position back: its sink must not throw (BasicQueue's
-  // get_many checks that at compile time, see kPopSinkMustNotThrow).
+  // The lock-free storages cannot give a claimed position back: their sink must not throw
+  // (BasicQueue's get_many checks that at compile time, see kPopSinkMustNotThrow).
   template <class Out>
   PopResult try_pop_many(Out& out, std::size_t max, std::size_t& done, FlagSource* notify,
                          WakeBatch& woken) {
-    static_assert(!kRing || Out::kNothrow, "a claimed ring position cannot be given back");
-    if constexpr (kRing) {
+    static_assert(!kLockFree || Out::kNothrow, "a claimed position cannot be given back");
+    if constexpr (kLockFree) {
       if (ring_) return ring_->try_pop_many(out, max, done, notify, woken);
+      if (list_) return list_->try_pop_many(out, max, done, notify, woken);
     }
-    return locked_.try_pop_many(out, max, done, notify, woken);
+    return locked_->try_pop_many(out, max, done, notify, woken);
   }
 #undef WEFT_FIFO_DISPATCH
 
-  // Whether a get_many's sink must not throw (the ring may be in use).
-  static constexpr bool kPopSinkMustNotThrow = kRing;
+  // Whether a get_many's sink must not throw (a lock-free storage may be in use).
+  static constexpr bool kPopSinkMustNotThrow = kLockFree;
+
+  // The segment list, if this queue uses it (tests).
+  const ListT* segment_list() const noexcept {
+    return list_.get();
+  }
 
  private:
-  // The ring's ticket or the locked deque's, whichever this queue uses (storage.hpp): one
-  // of the two lives in the union, as is_ring_ says.
+  // The ticket of whichever storage this queue uses (storage.hpp): the ring's, the list's, or
+  // the locked deque's state, in the union, as kind_ says. The deque (a bounded queue beyond
+  // the ring's maximum) is reached through out-of-line calls that take scalars only: with
+  // its ticket inline g++ outlines this one or QueueCore::pop (~40 instructions more per get
+  // of the ring, callgrind `spsc`), and with a pointer to the ticket passed out of line the
+  // ticket must live in memory instead of registers (~16 more).
   class DispatchTicket {
-    using RingTicket = typename Ring<T>::PopTicket;
-    using LockedTicket = typename Locked::PopTicket;
+    using RingTicket = typename RingT::PopTicket;
+    using ListTicket = typename ListT::PopTicket;
+    enum class Kind : unsigned char { ring, list, locked };
 
    public:
-    DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
-        : is_ring_(s.ring_ != nullptr) {
-      if (is_ring_) [[likely]] {
+    [[gnu::always_inline]] DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
+        : kind_(s.ring_   ? Kind::ring
+                : s.list_ ? Kind::list
+                          : Kind::locked) {
+      if (kind_ == Kind::ring) {
         ::new (&ring_) RingTicket(*s.ring_, notify, woken);
+      } else if (kind_ == Kind::list) [[likely]] {
+        ::new (&list_) ListTicket(*s.list_, notify, woken);
       } else {
-        ::new (&locked_) LockedTicket(s.locked_, notify, woken);
+        Locked* const l = &*s.locked_;
+        const PopResult r = locked_begin(l, notify, woken);
+        ::new (&locked_) LockedState{l, r, false};
       }
     }
     DispatchTicket(const DispatchTicket&) = delete;
     DispatchTicket& operator=(const DispatchTicket&) = delete;
     ~DispatchTicket() {
-      if (is_ring_) {
+      if (kind_ == Kind::ring) {
         ring_.~RingTicket();
-      } else {
-        locked_.~LockedTicket();
+      } else if (kind_ == Kind::list) [[likely]] {
+        list_.~ListTicket();
+      } else if (locked_.status == PopResult::ok) {
+        locked_end(locked_.storage, locked_.taken);
       }
     }
-    PopResult status() const noexcept { return is_ring_ ? ring_.status() : locked_.status(); }
+    PopResult status() const noexcept {
+      if (kind_ == Kind::ring) return ring_.status();
+      if (kind_ == Kind::list) [[likely]]
+        return list_.status();
+      return locked_.status;
+    }
     template <class Sink>
     decltype(auto) take(Sink& sink) {
-      if (is_ring_) return ring_.take(sink);
-      return locked_.take(sink);
+      if (kind_ == Kind::ring) return ring_.take(sink);
+      if (kind_ == Kind::list) [[likely]]
+        return list_.take(sink);
+      locked_.taken = true;
+      return sink.take(std::move(locked_.storage->pop_item()));
     }
 
    private:
-    const bool is_ring_;
+    struct LockedState {
+      Locked* storage;
+      PopResult status;
+      bool taken;
+    };
+    [[gnu::noinline]] static PopResult locked_begin(Locked* l, FlagSource* notify,
+                                                    WakeBatch& woken) noexcept {
+      return l->pop_begin(notify, woken);
+    }
+    [[gnu::noinline]] static void locked_end(Locked* l, bool taken) noexcept { l->pop_end(taken); }
+
+    const Kind kind_;
     union {
       RingTicket ring_;
-      LockedTicket locked_;
+      ListTicket list_;
+      LockedState locked_;
     };
   };
-  // Without a ring: the locked deque's ticket.
+  // Without the lock-free storages: the locked deque's ticket.
   class LockedTicket : public Locked::PopTicket {
    public:
     LockedTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
-        : Locked::PopTicket(s.locked_, notify, woken) {}
+        : Locked::PopTicket(*s.locked_, notify, woken) {}
   };
 
  public:
-  using PopTicket = std::conditional_t<kRing, DispatchTicket, LockedTicket>;
+  using PopTicket = std::conditional_t<kLockFree, DispatchTicket, LockedTicket>;
 
  private:
-  // Set iff bounded and kRing; a placeholder otherwise, so Ring<T> is never instantiated for
-  // a T that could throw while moving.
-  std::conditional_t<kRing, std::unique_ptr<Ring<T>>, std::unique_ptr<int>> ring_;
-  Locked locked_;  // used otherwise
+  std::unique_ptr<RingT> ring_;   // bounded, kLockFree, up to Ring<T>::max_capacity()
+  std::unique_ptr<ListT> list_;   // unbounded, kList
+  std::optional<Locked> locked_;  // otherwise
 };
 
 // What put_many and get_many accept (queue.hpp's BasicQueue).
@@ -434,8 +493,8 @@ class BasicQueue {
   // exception comes from a batch that got nothing.
   //
   // Writing through an output iterator may throw only where the item can stay queued: a
-  // Queue of nothrow-movable items (the lock-free ring claims items before it moves them
-  // out) requires an iterator whose assignment and increment are noexcept (a pointer, a
+  // Queue or SimpleQueue of nothrow-movable items (their lock-free storages claim items
+  // before they move them out) requires an iterator whose assignment and increment are noexcept (a pointer, a
   // span's iterator); for a back_inserter use the vector form.
   std::vector<T> get_many(std::size_t n) { return get_many_vector(n, Deadline::never(), nullptr); }
   template <class Rep, class Period>
@@ -543,10 +602,11 @@ class BasicQueue {
       r = core_.pop_many(sink, n, deadline, stop);
     } else {
       using Sink = detail::IteratorOut<T, std::remove_cvref_t<Out>>;
-      static_assert(Sink::kNothrow || !Storage::kPopSinkMustNotThrow,
-                    "weft: get_many into an output iterator whose assignment may throw: a "
-                    "bounded Queue of nothrow-movable items cannot put an item back; use the "
-                    "std::vector<T>& form");
+      static_assert(
+          Sink::kNothrow || !Storage::kPopSinkMustNotThrow,
+          "weft: get_many into an output iterator whose assignment may throw: a "
+          "Queue or SimpleQueue of nothrow-movable items cannot put an item back; use the "
+          "std::vector<T>& form");
       Sink sink(std::move(out));
       r = core_.pop_many(sink, n, deadline, stop);
     }
@@ -755,9 +815,8 @@ class PriorityQueue
 
 // Unbounded FIFO without task tracking or shutdown (Python: queue.SimpleQueue).
 template <class T>
-class SimpleQueue
-    : private detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>> {
-  using Base = detail::BasicQueue<T, detail::LockedStorage<T, detail::DequeContainer<T, false>>>;
+class SimpleQueue : private detail::BasicQueue<T, detail::FifoStorage<T>> {
+  using Base = detail::BasicQueue<T, detail::FifoStorage<T>>;
 
   friend struct detail::SelectAccess;
 

@@ -61,6 +61,11 @@ mutants=(
   # A batch's scan checks only the first slot of each run: it claims a slot whose push (or
   # pop) is still in flight.
   "batch_scan_first_only|include/weft/detail/ring.hpp|s/if \(slot\[j\].stamp.load\(std::memory_order_acquire\) != first \+ j\)/if (j == 0 \&\& slot[j].stamp.load(std::memory_order_acquire) != first + j)/|queue_batches"
+  # The segment list's hint ("every slot of the head segment was claimed by a push") set
+  # without checking the tail: pops claim positions no push has claimed.
+  "segment_hint_always|include/weft/detail/segment_list.hpp|s/if \(queued >= n\) \{/if (true) {/|segment_handover,segment_batches"
+  # A pop does not wait out a segment hand-over: it claims the hand-over position itself.
+  "segment_handover_skip|include/weft/detail/segment_list.hpp|s/if \(offset == Slots\) return Attempt::handover;/(void)0;/|segment_handover,segment_batches"
 )
 
 # A mutant that does not parse (a '|' inside the substitution must be written \x7c), names

@@ -1494,13 +1494,38 @@ class AsyncAbandonLifetime : public dsched::Instance {
   bool woken = false;
 };
 
-// Batches over a queue of capacity 3: a put_many of 5 (so it waits for room mid-batch) and
-// single puts race a get_many(2) and single gets, then shutdown once the producers are done:
-// every item is delivered exactly once, nobody stays blocked, and over the ring (Q =
-// Queue<int>, whose batches claim several positions with one CAS) each consumer sees each
-// producer's items in order. Q is the ring Queue<int> or the locked LifoQueue<int>.
+// weft::Queue's class over a segment list of `Slots` slots (queue.hpp's FifoStorage) instead
+// of the default 31, so that a few items cross several segment hand-overs.
+template <std::size_t Slots>
+class SegmentQueue : public weft::detail::TaskQueue<int, weft::detail::FifoStorage<int, Slots>> {
+ public:
+  explicit SegmentQueue(std::ptrdiff_t maxsize)
+      : weft::detail::TaskQueue<int, weft::detail::FifoStorage<int, Slots>>(maxsize) {}
+  std::size_t segments() const {
+    return this->core_.storage().segment_list()->segments_allocated();
+  }
+};
 template <class Q>
+inline constexpr bool kIsSegmentQueue = false;
+template <std::size_t Slots>
+inline constexpr bool kIsSegmentQueue<SegmentQueue<Slots>> = true;
+
+// Batches: a put_many of 5 and single puts race a get_many(2) and single gets, then shutdown
+// once the producers are done: every item is delivered exactly once, nobody stays blocked,
+// and over the lock-free storages (whose batches claim several positions with one CAS) each
+// consumer sees each producer's items in order.
+//  - Q = Queue<int>, Max 3: the ring; the put_many waits for room mid-batch.
+//  - Q = LifoQueue<int>, Max 3: the locked storage.
+//  - Q = SegmentQueue<1 or 3>, Max 0, Immediate: the segment list with segments of 1 or 3
+//    slots, every position or every few a hand-over, each segment retired by whichever getter
+//    finishes its last slot and recycled by the next push to reach a segment's end; the
+//    shutdown is shutdown(true), whose drain races the getters (what it removes counts as
+//    delivered, in order per producer), and at the end the list keeps at most three
+//    segments (its head and two spares).
+template <class Q, std::ptrdiff_t Max = 3, bool Immediate = false>
 class QueueBatches : public dsched::Instance {
+  static constexpr bool kFifo = !std::is_same_v<Q, weft::LifoQueue<int>>;
+
  public:
   void thread(int i) override {
     if (i == 0) {
@@ -1525,7 +1550,11 @@ class QueueBatches : public dsched::Instance {
       }
     } else {
       dsched::await([] { return dsched::thread_finished(0) && dsched::thread_finished(1); });
-      q.shutdown();
+      if constexpr (Immediate) {
+        got[2] = q.shutdown(true);
+      } else {
+        q.shutdown();
+      }
     }
   }
   void check() override {
@@ -1535,7 +1564,7 @@ class QueueBatches : public dsched::Instance {
       for (int v : g) {
         ++seen[v];
         const int p = v / 100 - 1;
-        if constexpr (std::is_same_v<Q, weft::Queue<int>>) {
+        if constexpr (kFifo) {
           dsched::check(v > last[p], "producer " + str(p) + "'s items out of order");
         }
         last[p] = v;
@@ -1546,14 +1575,18 @@ class QueueBatches : public dsched::Instance {
     }
     dsched::check(seen.size() == 7, "unexpected items delivered");
     dsched::check(q.qsize() == 0, "items left in the queue");
+    if constexpr (kIsSegmentQueue<Q>) {
+      dsched::check(q.segments() <= 3,
+                    "segments kept: " + str(static_cast<long>(q.segments())) + " (at most 3)");
+    }
     auto& core = weft::detail::SelectAccess::core(q);
     check_waitqueue_quiet(core.not_empty(), "not_empty");
     check_waitqueue_quiet(core.not_full(), "not_full");
   }
 
  private:
-  Q q{3};
-  std::vector<int> got[2];
+  Q q{Max};
+  std::vector<int> got[3];
 };
 
 // One batch must wake every waiter it makes ready: a get_many(2) from a full ring(2) frees
@@ -1721,5 +1754,13 @@ const dsched::Register r25(make<QueueBatchWakesAll<false>>(
 const dsched::Register r26(make<QueueBatchWakesAll<true>>(
     "queue_batch_feeds_getters", "put_many of 2 into an empty ring(4) wakes both blocked getters",
     3, 1000));
+
+const dsched::Register r27(make<QueueBatches<SegmentQueue<1>, 0, true>>(
+    "segment_handover",
+    "segment list of 1-slot segments: the same batches, shutdown(true): once, in order", 5, 1000));
+const dsched::Register r28(make<QueueBatches<SegmentQueue<3>, 0, true>>(
+    "segment_batches",
+    "segment list of 3-slot segments: batches within and across segments, shutdown(true)", 5,
+    1000));
 
 }  // namespace

@@ -140,8 +140,10 @@ void put_in_form(Q& q, std::string& item, PutForm form, std::stop_token st) {
 
 template <class Kind>
 class PutFaults : public ::testing::Test {};
-// Unbounded weft::Queue<std::string> is the locked deque (the bounded one is the ring, which
-// allocates nothing after construction: checked below).
+// Unbounded weft::Queue<std::string> and SimpleQueue<std::string> are the segment list, which
+// allocates a segment (31 slots) when a put reaches a segment's last slot and no spare is
+// left; the bounded Queue is the ring, which allocates nothing after construction (checked
+// below).
 using AllocatingKinds = ::testing::Types<weft_test::FifoKind, weft_test::LifoKind,
                                          weft_test::PriorityKind, weft_test::SimpleKind>;
 TYPED_TEST_SUITE(PutFaults, AllocatingKinds, weft_test::KindNames);
@@ -219,6 +221,81 @@ TEST(RingFaults, RingPutAndGetDoNotAllocate) {
     }
     EXPECT_EQ(count.count(), 0);
   }
+}
+
+// The segment list keeps its retired segments as spares (two): a put-get steady state and
+// bursts that span up to three segments allocate nothing once the queue has grown to them.
+TEST(SegmentListFaults, SteadyStateDoesNotAllocate) {
+  SKIP_WITHOUT_ALLOC_FAULTS();
+  weft::Queue<std::string> q;
+  std::vector<std::string> items;
+  for (int i = 0; i < 40; ++i) items.push_back(item_name(i));
+  auto burst = [&] {
+    for (auto& item : items) q.put(std::move(item));
+    for (auto& item : items) item = q.get();
+  };
+  // Grows the queue to the segments a burst needs from any start: a burst spans up to three
+  // segments, and 31 bursts of 40 start at every offset of a 31-slot segment.
+  for (int i = 0; i < 31; ++i) burst();
+  {
+    AllocFaults count;
+    for (int round = 0; round < 50; ++round) burst();
+    for (int round = 0; round < 200; ++round) {
+      q.put(std::move(items[0]));
+      items[0] = q.get();
+    }
+    EXPECT_EQ(count.count(), 0);
+  }
+  EXPECT_EQ(items[39], item_name(39));
+}
+
+// A put_many whose run reaches a segment's end allocates the next segment before it claims
+// the run: if that fails, the runs already put stay (and are counted), the rest stay with
+// the caller, and the queue goes on working.
+TEST(SegmentListFaults, PutManyKeepsWhatWentInBeforeAFailedSegment) {
+  SKIP_WITHOUT_ALLOC_FAULTS();
+  long injected = 0;
+  for (int fill = 0; fill < 4; ++fill) {
+    SCOPED_TRACE(::testing::Message() << "fill " << fill);
+    injected += sweep([&](long n) {
+      weft_test::SegmentQueue<std::string, 3> q;
+      std::vector<std::string> expected;
+      for (int i = 0; i < fill; ++i) {
+        q.put(item_name(i));
+        expected.push_back(item_name(i));
+      }
+      std::vector<std::string> batch;
+      for (int i = 0; i < 8; ++i) batch.push_back(item_name(100 + i));
+      std::size_t put = 0;
+      bool threw = false;
+      {
+        AllocFaults faults(n);
+        try {
+          put = q.put_many(std::make_move_iterator(batch.begin()),
+                           std::make_move_iterator(batch.end()));
+        } catch (const std::bad_alloc&) {
+          threw = true;
+        }
+        if (!faults.failed()) {
+          EXPECT_EQ(put, batch.size());
+          return false;
+        }
+      }
+      EXPECT_EQ(threw, put == 0) << "only a batch that put nothing throws";
+      EXPECT_LT(put, batch.size());
+      EXPECT_EQ(q.qsize(), expected.size() + put);
+      EXPECT_EQ(q.unfinished_tasks(), expected.size() + put);
+      for (std::size_t i = put; i < batch.size(); ++i) {
+        EXPECT_EQ(batch[i], item_name(100 + static_cast<int>(i))) << "an item not put was taken";
+      }
+      for (int i = 0; i < 8; ++i) expected.push_back(item_name(100 + i));
+      for (std::size_t i = put; i < batch.size(); ++i) q.put(std::move(batch[i]));
+      EXPECT_EQ(drain(q), expected);
+      return true;
+    });
+    if (::testing::Test::HasFailure()) return;
+  }
+  EXPECT_GT(injected, 0);
 }
 
 // ---- shutdown(true) ----------------------------------------------------------------------

@@ -602,4 +602,35 @@ TYPED_TEST(QueueStress, ShutdownReleasesEveryBlockedThread) {
   }
 }
 
+// ---- the segment list's boundaries ------------------------------------------------------
+// The unbounded configurations again over segments of 3 and of 1 slot (queue_kinds.hpp's
+// SegmentQueue): a segment hand-over (and a retirement) every few items or at every item,
+// raced by every form, batches and both shutdowns. The default segments (31 slots) are
+// QueueStress's Queue and SimpleQueue.
+template <class Kind>
+class SegmentStress : public ::testing::Test {};
+using SegmentKinds =
+    ::testing::Types<weft_test::FifoSegmentsKind<3>, weft_test::FifoSegmentsKind<1>>;
+TYPED_TEST_SUITE(SegmentStress, SegmentKinds, weft_test::KindNames);
+
+TYPED_TEST(SegmentStress, Unbounded) {
+  run_mpmc<TypeParam>({.maxsize = 0});
+}
+TYPED_TEST(SegmentStress, ManyThreads) {
+  run_mpmc<TypeParam>(
+      {.maxsize = 0, .producers = 8, .consumers = 8, .per_producer = scaled(3000, 300)});
+}
+TYPED_TEST(SegmentStress, ShutdownMidway) {
+  run_mpmc<TypeParam>({.maxsize = 0, .ending = Ending::shutdown});
+}
+TYPED_TEST(SegmentStress, ShutdownImmediateMidway) {
+  run_mpmc<TypeParam>({.maxsize = 0, .ending = Ending::shutdown_immediate});
+}
+TYPED_TEST(SegmentStress, BatchesMixedWithSingles) {
+  run_mpmc<TypeParam>({.maxsize = 0, .batches = true});
+}
+TYPED_TEST(SegmentStress, BatchesWithShutdownImmediateMidway) {
+  run_mpmc<TypeParam>({.maxsize = 0, .ending = Ending::shutdown_immediate, .batches = true});
+}
+
 }  // namespace

@@ -157,6 +157,34 @@ struct SimpleKind {
   static constexpr bool kTasks = false;
 };
 
+// weft::Queue's own class over segment lists of `Slots` slots (3, 1: a hand-over every few
+// items, every item) instead of the default (segment_slots<T>()): unbounded, it is the segment list; bounded,
+// the same ring as FifoKind.
+template <class T, std::size_t Slots>
+class SegmentQueue : public weft::detail::TaskQueue<T, weft::detail::FifoStorage<T, Slots>> {
+ public:
+  explicit SegmentQueue(std::ptrdiff_t maxsize = 0)
+      : weft::detail::TaskQueue<T, weft::detail::FifoStorage<T, Slots>>(maxsize) {}
+  static constexpr std::size_t kSlots = Slots;
+  // Segments allocated now (in the list, spare, or in a push's hands); 0 if not a list.
+  std::size_t segments_allocated() const {
+    const auto* list = this->core_.storage().segment_list();
+    return list != nullptr ? list->segments_allocated() : 0;
+  }
+};
+
+template <std::size_t Slots>
+struct FifoSegmentsKind {
+  static constexpr const char* kName = Slots == 1 ? "QueueSegments1" : "QueueSegments3";
+  template <class T>
+  using QueueOf = SegmentQueue<T, Slots>;
+  template <class V>
+  using ItemOf = V;
+  using Item = int;
+  static constexpr Order kOrder = Order::fifo;
+  static constexpr bool kTasks = true;
+};
+
 // For TYPED_TEST_SUITE's third argument: test names read "Queue", "LifoQueue", ...
 struct KindNames {
   template <class Kind>

@@ -360,6 +360,8 @@ class QueueCore {
   FlagSource& not_empty() noexcept { return not_empty_; }
   FlagSource& not_full() noexcept { return not_full_; }
   FlagSource& joiners() noexcept { return joiners_; }
+  // The storage, read-only (tests, select).
+  const Storage& storage() const noexcept { return storage_; }
 
   // Whether every task is done, read under the joiners' lock, so that a join that sees it
   // has synchronized with the task_done() that finished the last task (see task_done()).

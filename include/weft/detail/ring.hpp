@@ -388,17 +388,7 @@ class Ring {
   // After close(): pops everything, waiting out pushes that claimed a position before it.
   // Cannot throw once `out` has room (T moves without throwing).
   void drain(std::vector<T>& out) {
-    struct Append {
-      std::vector<T>& out;
-      void take(T&& item) noexcept { out.push_back(std::move(item)); }
-    } append{out};
-    out.reserve(out.size() + size());
-    WakeBatch none;
-    for (;;) {
-      PopTicket t(*this, nullptr, none);
-      if (t.status() != PopResult::ok) return;
-      t.take(append);
-    }
+    drain_by_tickets(*this, out);
   }
 
   std::size_t capacity() const noexcept {

@@ -150,6 +150,24 @@ PushResult push_each(Storage& storage, Feed& feed, std::size_t& done, FlagSource
   return r;
 }
 
+// drain() of a lock-free storage, after its close(): pops everything through its own
+// tickets, waiting out pushes that claimed a position before the close. Cannot throw once
+// `out` has room (T moves without throwing).
+template <class Storage, class T>
+void drain_by_tickets(Storage& storage, std::vector<T>& out) {
+  struct Append {
+    std::vector<T>& out;
+    void take(T&& item) noexcept { out.push_back(std::move(item)); }
+  } append{out};
+  out.reserve(out.size() + storage.size());
+  WakeBatch none;
+  for (;;) {
+    typename Storage::PopTicket t(storage, nullptr, none);
+    if (t.status() != PopResult::ok) return;
+    t.take(append);
+  }
+}
+
 // Where a get_many's items go: appended to a vector (after a reserve, so that the ring's
 // appends cannot throw), or written through an output iterator.
 // Both are small values that the ring copies into a local while it works (and back).
@@ -407,6 +425,31 @@ class LockedStorage {
     bool taken_ = false;
     int uncaught_ = 0;
   };
+
+  // The pop ticket as three calls whose state is the caller's scalars (FifoStorage keeps its
+  // ticket in registers: a ticket whose address reaches an out-of-line call cannot be).
+  // For a T that moves without throwing and a container without a plan (the deque).
+  // pop_begin takes lock_ and reports; unless ok it has unlocked again. On ok: pop_item is
+  // the item in place, and pop_end(taken) removes it if it was taken, then unlocks.
+  PopResult pop_begin(FlagSource* notify, WakeBatch& woken) noexcept {
+    static_assert(!kMoveMayThrow && std::is_empty_v<typename Container::PopPlan>);
+    lock_.lock();
+    if (items_.size() == 0) {
+      const PopResult r = closed_ ? PopResult::shut_down : PopResult::empty;
+      lock_.unlock();
+      return r;
+    }
+    if (notify != nullptr) notify->claim_one(woken);
+    return PopResult::ok;
+  }
+  T& pop_item() noexcept { return items_.front({}); }
+  void pop_end(bool taken) noexcept {
+    if (taken) {
+      items_.commit_pop({});
+      size_.store(items_.size(), std::memory_order_relaxed);  // relaxed: as in PopTicket
+    }
+    lock_.unlock();
+  }
 
   // Pushes items from `feed` while there is room, under one lock acquisition; the waiters
   // for the items pushed are claimed inside the critical section (see try_push).
