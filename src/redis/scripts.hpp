@@ -3,15 +3,24 @@
 //
 // One library of Redis 7 functions, loaded with FUNCTION LOAD and run with FCALL. Its helpers
 // are made once, when the library is loaded, not on every call as an EVAL script's would be.
-// The library's name and its functions' carry a version, a hash of this text
+// The library's name and its functions' carry the protocol version and a hash of this text
 // (library_version()), so that clients of different weft builds sharing a server each run
-// their own: `weft_<version>` with functions `weft_<version>_<name>`.
+// their own: `weft_p<protocol>_<hash>` (library_name()) with functions
+// `weft_p<protocol>_<hash>_<name>`. The client that loads the library deletes those of
+// older protocols (Client, load_library()): their clients are refused by every queue of
+// this protocol, and a client still running one loads its own again when it finds it gone.
 //
 // Arguments of every function: keys[1] = the queue's meta hash "weft:{name}:meta" (declares
 // the slot; the other keys' prefix is taken from it); args[1] = session id, args[2] = the
 // queue's settings, as the client checked them against the queue's at init: its kind, 'f'
-// (FIFO), 'l' (LIFO) or 'p' (priority), then maxsize ("f0", "p1000"); the function's own
-// arguments follow from args[3].
+// (FIFO), 'l' (LIFO) or 'p' (priority), then maxsize, a space and the queue's generation
+// ("f0 9c1e...", "p1000 07ab..."); the function's own arguments follow from args[3].
+//
+// The generation is a random id the client that makes the queue writes into meta at init.
+// Every function but init refuses a call whose generation is not the queue's (a queue
+// destroyed, or destroyed and made again, perhaps with other settings) with an error
+// "WEFTGONE ...": a client is bound to the one queue it opened; its kind, maxsize, receipts
+// and put records mean nothing to another queue of the same name.
 //
 // Each call starts with begin(), which sets the library's per-call state (the locals below,
 // reset on every call: Redis runs one function at a time). The shutdown state `sd` is read
@@ -45,9 +54,10 @@ namespace weft::redis::detail::lua {
 
 // The protocol version (PROTO in kLibrary): every client of one queue must speak the same.
 // Raised whenever the keys' layout or meaning changes.
-inline constexpr const char* kProtocol = "2";
+inline constexpr const char* kProtocol = "3";
 
-// "@V@" stands for the library's version, "@P@" for kProtocol (library_source()).
+// "@V@" stands for "p<kProtocol>_<library_version()>", "@P@" for kProtocol
+// (library_source()).
 inline constexpr const char* kLibrary = R"LUA(#!lua name=weft_@V@
 local TOKENS = 64
 -- The protocol version: the layout of the queue's keys and what the functions expect of
@@ -63,13 +73,21 @@ local FIFO, LIFO, PRIO = 102, 108, 112  -- string.byte of 'f', 'l', 'p'
 local K_META, P, C, kind, maxsize, LEASE
 local sd, gone, now_ms  -- read when first needed (shut(), now())
 
-local function begin(keys, args)
+-- Sets the per-call state from the arguments. Unless `any_generation` (init), refuses the
+-- call (an error reply, nothing changed) when the queue's generation is not the caller's:
+-- the queue it opened was destroyed (and perhaps made again).
+local function begin(keys, args, any_generation)
   K_META = keys[1]
   P = string.sub(K_META, 1, -5)  -- "weft:{name}:meta" -> "weft:{name}:"
   C = args[1]
-  kind = string.byte(args[2])
-  maxsize = tonumber(string.sub(args[2], 2)) or 0
+  local s = args[2]
+  kind = string.byte(s)
+  local sp = string.find(s, ' ', 2, true)
+  maxsize = tonumber(string.sub(s, 2, (sp or 0) - 1)) or 0
   LEASE, sd, gone, now_ms = nil, nil, nil, nil
+  if not any_generation and redis.call('HGET', K_META, 'gen') ~= string.sub(s, (sp or #s) + 1) then
+    error({err = 'WEFTGONE the queue was destroyed or made again since this client opened it'})
+  end
 end
 
 -- The shutdown state: 0 open, 1 shut down, 2 shut down immediately. `gone`: the queue has
@@ -277,29 +295,30 @@ local function ack_from(args, i0, defer_join)
   return n, mine
 end
 
--- init: args[3] = lease ms. Stores the settings unless the queue has its own (the first
--- client's), with the protocol version (PROTO) of the client that makes the queue. Returns
--- {kind, maxsize, protocol} as stored ("fifo", "lifo", "priority"; protocol '' for a queue
--- made by a build that stored none); when the protocol is not PROTO, the caller is not
--- registered and nothing else changes.
+-- init: args[2] = the settings without a generation, args[3] = lease ms, args[4] = a new
+-- random generation. Stores the settings unless the queue has its own (the first client's),
+-- with the protocol version (PROTO) and the generation of the client that makes the queue.
+-- Returns {kind, maxsize, protocol, generation} as stored ("fifo", "lifo", "priority";
+-- protocol '' for a queue made by a build that stored none); when the protocol is not
+-- PROTO, the caller is not registered and nothing else changes.
 local function init(keys, args)
-  begin(keys, args)
+  begin(keys, args, true)
   LEASE = tonumber(args[3])
   local names = {[FIFO] = 'fifo', [LIFO] = 'lifo', [PRIO] = 'priority'}
   if redis.call('HSETNX', K_META, 'kind', names[kind]) == 1 then
-    redis.call('HSET', K_META, 'proto', PROTO)
+    redis.call('HSET', K_META, 'proto', PROTO, 'gen', args[4])
   end
   local proto = redis.call('HGET', K_META, 'proto') or ''
   if proto ~= PROTO then
     local v = redis.call('HMGET', K_META, 'kind', 'maxsize')
-    return {v[1] or '', v[2] or '', proto}
+    return {v[1] or '', v[2] or '', proto, ''}
   end
   -- The client's decimal text, not tostring(maxsize): Lua formats a number with "%.14g",
   -- 1e+14 for 10^14.
-  redis.call('HSETNX', K_META, 'maxsize', string.sub(args[2], 2))
+  redis.call('HSETNX', K_META, 'maxsize', string.match(args[2], '^.(%d+)'))
   redis.call('HSETNX', K_META, 'sd', '0')
   redis.call('HSETNX', K_META, 'seq', '0')
-  local v = redis.call('HMGET', K_META, 'kind', 'maxsize', 'proto')
+  local v = redis.call('HMGET', K_META, 'kind', 'maxsize', 'proto', 'gen')
   kind = string.byte(v[1])
   maxsize = tonumber(v[2]) or 0  -- not a number: the client refuses what it reads
   -- The mark follows `sd`, also for a queue whose `sd` was written without it.
@@ -494,14 +513,32 @@ local function stat(keys, args)
   recover()
   local ready, uf = normalize()
   -- maxsize as stored (decimal text): a Lua number above 2^53 is not exact.
-  local max = redis.call('HGET', K_META, 'maxsize') or string.sub(args[2], 2)
+  local max = redis.call('HGET', K_META, 'maxsize')
   return {ready, uf, shut(), uf - ready, max, redis.call('ZCARD', P .. 'clients')}
 end
 
--- shutdown: args[3] = '1' for immediate. Returns the payloads removed, in get order.
+-- shutdown: args[3] = "<flags><immediate> <request id> <keep ms>": immediate '1' or '0';
+-- flags 'r' when the attempt before may have run (its reply lost). Returns the payloads
+-- removed, in get order.
+-- Idempotent retry: an immediate shutdown that removed items records them, under its
+-- request id, in `sdo:<session>` (fields "<id>" = count, "<id>:<i>" = payload i), which
+-- expires `keep` ms later (longer than the client retries) or when the session leaves; a
+-- retry returns them again. A retry that finds no record runs again: the first run, if it
+-- ran, removed nothing, and after it nothing can be ready (puts are refused, a dead
+-- session's items are dropped).
 local function shutdown(keys, args)
   begin(keys, args)
-  local imm = args[3] == '1'
+  local flags, what, id, keep = string.match(args[3], '^(%a*)(%d) (%S+) (%d+)$')
+  local imm = what == '1'
+  local K_SDO = P .. 'sdo:' .. C
+  if imm and flags ~= '' then
+    local n = tonumber(redis.call('HGET', K_SDO, id))
+    if n then
+      local out = {}
+      for i = 1, n do out[i] = redis.call('HGET', K_SDO, id .. ':' .. i) end
+      return out
+    end
+  end
   local want = imm and 2 or 1
   if shut() < want then
     sd = want
@@ -516,6 +553,12 @@ local function shutdown(keys, args)
       drop(m)
     end
     redis.call('DEL', K_READY)
+    if #out > 0 then
+      -- One HSET per item: unpack() of a long table exceeds Lua's stack.
+      for i, p in ipairs(out) do redis.call('HSET', K_SDO, id .. ':' .. i, p) end
+      redis.call('HSET', K_SDO, id, tostring(#out))
+      redis.call('PEXPIRE', K_SDO, keep)
+    end
   end
   recover()
   normalize()
@@ -546,7 +589,7 @@ end
 local function leave(keys, args)
   begin(keys, args)
   forget(C)
-  redis.call('DEL', pr(C))
+  del(pr(C), P .. 'sdo:' .. C)
   normalize()
   return 1
 end
@@ -555,7 +598,7 @@ end
 local function destroy(keys, args)
   begin(keys, args)
   for _, c in ipairs(redis.call('ZRANGE', P .. 'clients', 0, -1)) do
-    del(held(c), pr(c))
+    del(held(c), pr(c), P .. 'sdo:' .. c)
   end
   del(K_META, P .. 'ready', P .. 'items', P .. 'score', P .. 'clients', P .. 'gtok',
       P .. 'ptok', P .. 'jtok')
@@ -584,7 +627,7 @@ fn('leave', leave, OOM_OK)
 fn('destroy', destroy, OOM_OK)
 )LUA";
 
-// The library's version: 16 hex digits of the FNV-1a hash of kLibrary.
+// The library's text version: 16 hex digits of the FNV-1a hash of kLibrary.
 inline std::string library_version() {
   std::uint64_t h = 14695981039346656037ULL;
   for (const char* p = kLibrary; *p != '\0'; ++p) {
@@ -597,9 +640,14 @@ inline std::string library_version() {
   return v;
 }
 
+// The library's name: "weft_p<protocol>_<text version>".
+inline std::string library_name() {
+  return std::string("weft_p") + kProtocol + "_" + library_version();
+}
+
 // The text FUNCTION LOAD takes: kLibrary with its version filled in.
 inline std::string library_source() {
-  const std::string v = library_version();
+  const std::string v = std::string("p") + kProtocol + "_" + library_version();
   std::string s = kLibrary;
   for (std::size_t at = s.find("@V@"); at != std::string::npos; at = s.find("@V@", at))
     s.replace(at, 3, v);
@@ -609,7 +657,7 @@ inline std::string library_source() {
 
 // The name FCALL takes for the library's function `name` ("put", "get" ...).
 inline std::string function_name(const char* name) {
-  return "weft_" + library_version() + "_" + name;
+  return library_name() + "_" + name;
 }
 
 }  // namespace weft::redis::detail::lua

@@ -12,10 +12,12 @@
 #include <gtest/gtest.h>
 
 #include "harness.hpp"
+#include "redis/scripts.hpp"
 
 namespace weft::redis::testing {
 namespace {
 
+namespace lua = weft::redis::detail::lua;
 using Ids = Queue<std::int64_t>;
 
 std::vector<std::string> common_args(const RedisServer& s, const std::string& q,
@@ -198,7 +200,7 @@ TEST(RedisQueue, OtherProtocolVersionIsRefused) {
   Ids q("proto", s.options());
   q.put(1);
   const std::string meta = "weft:{proto}:meta";
-  ASSERT_EQ(s.cmd({"HGET", meta, "proto"}), "2");
+  ASSERT_EQ(s.cmd({"HGET", meta, "proto"}), "3");
   for (const bool none : {false, true}) {
     if (none)
       ASSERT_EQ(s.cmd({"HDEL", meta, "proto"}), "1");
@@ -212,9 +214,67 @@ TEST(RedisQueue, OtherProtocolVersionIsRefused) {
     }
     EXPECT_EQ(s.cmd({"ZCARD", "weft:{proto}:clients"}), "1");  // q's session alone
   }
-  ASSERT_EQ(s.cmd({"HSET", meta, "proto", "2"}), "1");
+  ASSERT_EQ(s.cmd({"HSET", meta, "proto", "3"}), "1");
   Ids again("proto", s.options());
   EXPECT_EQ(again.get(), 1);
+}
+
+// A queue destroyed and made again (here as another kind, with a maxsize) is not served to
+// the clients of the old one: each of their calls throws QueueGone and changes nothing; an
+// acknowledgement of an item got from the old queue does not finish the new queue's item
+// of the same sequence number.
+TEST(RedisQueue, QueueMadeAgainIsNotServedToClientsOfTheOldOne) {
+  RedisServer s;
+  Ids old("again", s.options());
+  old.put(1);
+  old.put(2);
+  EXPECT_EQ(old.get(), 1);
+  {
+    Ids other("again", s.options());
+    other.destroy();
+  }
+  LifoQueue<std::int64_t> fresh("again", 1, s.options());
+  fresh.put(10);
+  EXPECT_THROW(old.put(3), QueueGone);
+  EXPECT_THROW(old.get_nowait(), QueueGone);
+  old.task_done();  // pipelined: refused when it is sent
+  EXPECT_THROW(old.qsize(), QueueGone);
+  EXPECT_THROW(old.shutdown(true), QueueGone);
+  EXPECT_THROW(old.destroy(), QueueGone);
+  EXPECT_EQ(fresh.qsize(), 1u);
+  EXPECT_TRUE(fresh.full());
+  EXPECT_EQ(fresh.unfinished_tasks(), 1u);
+  EXPECT_EQ(fresh.get(), 10);
+  fresh.task_done();
+  EXPECT_EQ(fresh.unfinished_tasks(), 0u);
+}
+
+// The first client that loads this build's library deletes the libraries of older
+// protocols, and leaves this protocol's other builds', newer protocols' and other
+// libraries. A client of an old protocol loads its own again (as after FUNCTION FLUSH).
+TEST(RedisQueue, OlderProtocolsLibrariesAreDeleted) {
+  RedisServer s;
+  const std::string ours = lua::kProtocol;
+  const std::string same = "weft_p" + ours + "_0123456789abcdef";
+  const std::vector<std::string> old = {"weft_0123456789abcdef", "weft_p2_0123456789abcdef"};
+  const std::vector<std::string> kept = {same, "weft_p99_0123456789abcdef", "mylib"};
+  const auto load = [&](const std::string& lib) {
+    return s.cmd({"FUNCTION", "LOAD",
+                  "#!lua name=" + lib + "\nredis.register_function('" + lib +
+                      "_f', function() return 1 end)"});
+  };
+  const auto runs = [&](const std::string& lib) {
+    return s.cmd({"FCALL", lib + "_f", "0"}) == "1";
+  };
+  for (const auto& lib : old) ASSERT_EQ(load(lib), lib);
+  for (const auto& lib : kept) ASSERT_EQ(load(lib), lib);
+  Ids q("libs", s.options());
+  for (const auto& lib : old) EXPECT_FALSE(runs(lib)) << lib;
+  for (const auto& lib : kept) EXPECT_TRUE(runs(lib)) << lib;
+  EXPECT_EQ(load(old[1]), old[1]);
+  q.put(1);
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_TRUE(runs(old[1]));  // no client of this build loaded its library again
 }
 
 // A malformed reply is a clear error, not a number read from its first digits.
