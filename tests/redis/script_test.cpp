@@ -158,7 +158,8 @@ TEST_F(Scripts, ImmediateShutdownRetriedReturnsTheRemovedItems) {
 }
 
 // A call that names another generation than the queue's (a queue destroyed and made again)
-// is refused, and changes nothing.
+// is refused, and changes nothing. The caller is a session of the old queue (sessionZ):
+// the new one's sessions are all of its generation.
 TEST_F(Scripts, CallOfAnotherGenerationIsRefused) {
   ASSERT_EQ(call("init", {"30000", "g1"}), std::string("fifo\n0\n") + lua::kProtocol + "\ng1");
   EXPECT_EQ(call("put", {"0 s0 p1", "a"}), "1");
@@ -171,12 +172,16 @@ TEST_F(Scripts, CallOfAnotherGenerationIsRefused) {
            {"shutdown", {"1 d1 60000"}},
            {"renew", {"30000", "3600000"}},
            {"destroy", {}}}) {
-    const std::string r = call(fn, extra);
+    const std::string r = call(fn, extra, "sessionZ");
     EXPECT_EQ(r.rfind("ERR:WEFTGONE", 0), 0u) << fn << ": " << r;
   }
   settings_ = "f0";  // none
-  EXPECT_EQ(call("put", {"0 s0 p3", "c"}).rfind("ERR:WEFTGONE", 0), 0u);
+  EXPECT_EQ(call("put", {"0 s0 p3", "c"}, "sessionZ").rfind("ERR:WEFTGONE", 0), 0u);
+  const std::string meta = server_.cmd({"HGETALL", "weft:{w}:meta"});
+  EXPECT_EQ(meta.find("seq:g0"), std::string::npos) << meta;  // the put's HINCRBY undone
+  EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:meta"}), "6") << meta;
   EXPECT_EQ(server_.cmd({"HGET", "weft:{w}:meta", "gen"}), "g1");
+  EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:clients"}), "1");  // sessionZ not registered
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "1");
   EXPECT_EQ(server_.cmd({"ZCARD", "weft:{w}:ready"}), "1");
 }
