@@ -572,24 +572,19 @@ end
 -- shutdown: args[3] = "<flags><immediate> <request id> <keep ms>": immediate '1' or '0';
 -- flags 'r' when the attempt before may have run (its reply lost). Returns the payloads
 -- removed, in get order.
--- Idempotent retry: an immediate shutdown that removed items records them, under its
--- request id, in `sdo:<session>` (fields "<id>" = count, "<id>:<i>" = payload i), which
--- expires `keep` ms later (longer than the client retries) or when the session leaves; a
--- retry returns them again. A retry that finds no record runs again: the first run, if it
--- ran, removed nothing, and after it nothing can be ready (puts are refused, a dead
--- session's items are dropped).
+-- Idempotent retry: only one immediate shutdown of a queue can remove items (after it
+-- nothing can be ready: puts are refused, a dead session's items are dropped). It records
+-- them in the list `sdo`: "<session> <request id>", then the payloads; the list expires
+-- `keep` ms later (longer than the client retries), or goes when that session leaves. A
+-- retry of that request returns them again (one LRANGE). A retry that finds no record of
+-- its own runs again, and removes nothing: its first run, if it ran, removed nothing.
 local function shutdown(keys, args)
   begin(keys, args)
   local flags, what, id, keep = s_match(args[3], '^(%a*)(%d) (%S+) (%d+)$')
   local imm = what == '1'
-  local K_SDO = P .. 'sdo:' .. C
-  if imm and flags ~= '' then
-    local n = to_num(r_call('HGET', K_SDO, id))
-    if n then
-      local out = {}
-      for i = 1, n do out[i] = r_call('HGET', K_SDO, id .. ':' .. i) end
-      return out
-    end
+  local K_SDO = P .. 'sdo'
+  if imm and flags ~= '' and r_call('LINDEX', K_SDO, 0) == C .. ' ' .. id then
+    return r_call('LRANGE', K_SDO, 1, -1)
   end
   local want = imm and 2 or 1
   if shut() < want then
@@ -606,9 +601,9 @@ local function shutdown(keys, args)
     end
     r_call('DEL', K_READY)
     if #out > 0 then
-      -- One HSET per item: unpack() of a long table exceeds Lua's stack.
-      for i, p in i_pairs(out) do r_call('HSET', K_SDO, id .. ':' .. i, p) end
-      r_call('HSET', K_SDO, id, to_str(#out))
+      r_call('RPUSH', K_SDO, C .. ' ' .. id)
+      -- 1000 at a time: unpack() of a long table exceeds Lua's stack.
+      for i = 1, #out, 1000 do r_call('RPUSH', K_SDO, t_unpack(out, i, m_min(i + 999, #out))) end
       r_call('PEXPIRE', K_SDO, keep)
     end
   end
@@ -641,7 +636,10 @@ end
 local function leave(keys, args)
   begin(keys, args)
   forget(C)
-  del(pr(C), P .. 'sdo:' .. C)
+  del(pr(C))
+  local K_SDO = P .. 'sdo'
+  local owner = r_call('LINDEX', K_SDO, 0)
+  if owner and s_sub(owner, 1, #C + 1) == C .. ' ' then del(K_SDO) end
   normalize()
   return 1
 end
@@ -650,10 +648,10 @@ end
 local function destroy(keys, args)
   begin(keys, args)
   for _, c in i_pairs(r_call('ZRANGE', P .. 'clients', 0, -1)) do
-    del(held(c), pr(c), P .. 'sdo:' .. c)
+    del(held(c), pr(c))
   end
   del(K_META, P .. 'ready', P .. 'items', P .. 'score', P .. 'clients', P .. 'gtok',
-      P .. 'ptok', P .. 'jtok')
+      P .. 'ptok', P .. 'jtok', P .. 'sdo')
   return 1
 end
 

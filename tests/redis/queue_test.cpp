@@ -468,6 +468,37 @@ TEST(RedisQueue, ShutdownImmediateRemovesItemsAndReleasesJoin) {
   EXPECT_EQ(j.line(), "joined");
 }
 
+// shutdown(true) whose reply is lost: the client's read times out while the server still
+// runs the function (its command_timeout, 20 ms, is shorter than the removal of 20000
+// items), it reconnects and retries, and the retry returns the items the first run removed.
+TEST(RedisQueue, ShutdownImmediateWhoseReplyIsLostReturnsItsItems) {
+  RedisServer s;
+  constexpr std::int64_t kItems = 20000;
+  {
+    Ids filler("sd_lost", s.options());
+    std::vector<std::int64_t> batch;
+    for (std::int64_t i = 0; i < kItems; ++i) {
+      batch.push_back(i);
+      if (batch.size() == 1000) {
+        ASSERT_EQ(filler.put_many(batch), batch.size());
+        batch.clear();
+      }
+    }
+  }
+  // A lease of a minute: no heartbeat connects while the test counts connections.
+  Options o = s.options(60s);
+  o.command_timeout = 20ms;
+  Ids q("sd_lost", o);
+  const std::int64_t connections = s.info("total_connections_received");
+  const auto removed = q.shutdown(true);
+  // The first reply was lost: the client connected again (the test's own INFO connects
+  // once more).
+  EXPECT_GT(s.info("total_connections_received"), connections + 1);
+  ASSERT_EQ(removed.size(), static_cast<std::size_t>(kItems));
+  for (std::int64_t i = 0; i < kItems; ++i) ASSERT_EQ(removed[static_cast<std::size_t>(i)], i);
+  EXPECT_EQ(q.unfinished_tasks(), 0u);
+}
+
 TEST(RedisQueue, ShutdownImmediateWakesBlockedGettersAndPutters) {
   RedisServer s;
   Ids q("sd_imm_wake", 1, s.options());

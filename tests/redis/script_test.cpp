@@ -149,12 +149,16 @@ TEST_F(Scripts, ImmediateShutdownRetriedReturnsTheRemovedItems) {
   EXPECT_EQ(call("shutdown", {"1 d2 60000"}), "");       // a new request
   EXPECT_EQ(call("shutdown", {"r1 d2 60000"}), "");
   EXPECT_EQ(server_.cmd({"HLEN", "weft:{w}:items"}), "0");  // removed, counted as done
-  const auto ttl = std::stoll(server_.cmd({"PTTL", "weft:{w}:sdo:sessionA"}));
+  const auto ttl = std::stoll(server_.cmd({"PTTL", "weft:{w}:sdo"}));
   EXPECT_GT(ttl, 0);
   EXPECT_LE(ttl, 60000);
-  // The record goes with the session.
+  // Another session's retry of a request of the same id gets nothing of it.
+  EXPECT_EQ(call("shutdown", {"r1 d1 60000"}, "sessionB"), "");
+  // The record goes with the session that made it.
+  EXPECT_EQ(call("leave", {}, "sessionB"), "1");
+  EXPECT_EQ(server_.cmd({"EXISTS", "weft:{w}:sdo"}), "1");
   EXPECT_EQ(call("leave", {}), "1");
-  EXPECT_EQ(server_.cmd({"EXISTS", "weft:{w}:sdo:sessionA"}), "0");
+  EXPECT_EQ(server_.cmd({"EXISTS", "weft:{w}:sdo"}), "0");
 }
 
 // A call that names another generation than the queue's (a queue destroyed and made again)
