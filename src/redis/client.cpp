@@ -884,11 +884,15 @@ struct Client::Impl {
   // Renews the lease every lease/3 (next_beat), and at once when a caller asks for a
   // renormalization or left an orphaned get; sends the acks task_done() left unsent on
   // idle connections at ack_flush_at.
+  // After a failed beat, nothing is urgent until the next beat: a refused or failing renew
+  // is not sent again at once. When the queue is gone (QueueGone), the heartbeat ends: there
+  // is no lease to renew, and the orphans' items went with the queue.
   void heartbeat_loop(std::stop_token st) {
     Conn c;
     std::unique_lock lock(state_mu);
     auto next_beat = Clock::now() + opt.lease / 3;
-    const auto urgent = [&] { return renormalize || !orphans.empty(); };
+    bool failed = false;  // the last beat failed: wait for the next
+    const auto urgent = [&] { return !failed && (renormalize || !orphans.empty()); };
     while (!st.stop_requested()) {
       // Wake-up sources: next_beat, ack_flush_at, request_renormalize() and an orphaned
       // get (notify heartbeat_cv under state_mu's protocol), the stop request.
@@ -918,13 +922,19 @@ struct Client::Impl {
       try {
         flush_idle_acks(Clock::now() + opt.lease / 3, true);
         run(c, kRenew, extra, Clock::now() + opt.lease / 3, &st);
+      } catch (const QueueGone&) {
+        lock.lock();
+        orphans.clear();
+        return;
       } catch (...) {
-        // Unreachable server or stop: keep the orphans for the next beat.
+        // Unreachable server, another error, or stop: keep the orphans for the next beat.
         lock.lock();
         orphans.insert(orphans.end(), taken.begin(), taken.end());
+        failed = true;
         continue;
       }
       lock.lock();
+      failed = false;
     }
   }
 };
@@ -1053,6 +1063,10 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
         // nothing. "w": woken by a token, the function passes the wake-up on.
         r = im.run(*p.conn, kGet, {woken ? 'w' + request : request}, im.retry_until(deadline), stop,
                    nullptr, 0);
+      } catch (const QueueGone&) {
+        // Refused before the function wrote anything: this request leased nothing (and a
+        // lost attempt's items went with the queue).
+        throw;
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat

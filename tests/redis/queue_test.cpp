@@ -249,6 +249,34 @@ TEST(RedisQueue, QueueMadeAgainIsNotServedToClientsOfTheOldOne) {
   EXPECT_EQ(fresh.unfinished_tasks(), 0u);
 }
 
+// FCALLs the server has run (INFO commandstats).
+std::int64_t fcalls(const RedisServer& s) {
+  const std::string all = s.cmd({"INFO", "commandstats"});
+  const auto at = all.find("cmdstat_fcall:calls=");
+  if (at == std::string::npos) return 0;
+  return std::strtoll(all.c_str() + at + 20, nullptr, 10);
+}
+
+// A client whose get was refused (QueueGone) sends nothing more on its own: the get left no
+// orphan to release and its heartbeat stops renewing. Over three beats the server runs no
+// FCALL (the new queue's client has gone: its session stays, unrenewed).
+TEST(RedisQueue, ClientOfAGoneQueueStopsItsHeartbeat) {
+  RedisServer s;
+  const auto lease = 300ms;
+  Ids old("hb", s.options(lease));
+  old.put(1);
+  {
+    Ids other("hb", s.options(lease));
+    other.destroy();
+  }
+  { Ids fresh("hb", s.options(lease)); }
+  EXPECT_THROW(old.get_nowait(), QueueGone);
+  EXPECT_THROW(old.get(10ms), QueueGone);
+  const std::int64_t before = fcalls(s);
+  std::this_thread::sleep_for(lease);  // the window measured: three beats
+  EXPECT_LE(fcalls(s) - before, 1);
+}
+
 // The first client that loads this build's library deletes the libraries of older
 // protocols, and leaves this protocol's other builds', newer protocols' and other
 // libraries. A client of an old protocol loads its own again (as after FUNCTION FLUSH).
