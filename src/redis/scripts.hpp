@@ -644,14 +644,19 @@ local function leave(keys, args)
   return 1
 end
 
--- destroy: deletes every key of the queue (sessions' keys included). Returns 1.
+-- destroy: deletes every key of the queue (sessions' keys included), meta last: a destroy
+-- cut short leaves meta, and the next destroy finishes it. Refused when meta holds another
+-- generation; without meta (a destroy whose reply was lost, retried; one cut short before
+-- meta went) it deletes what is left and succeeds. Returns 1.
 local function destroy(keys, args)
-  begin(keys, args)
+  begin(keys, args, true)
+  local g = r_call('HGET', K_META, 'gen')
+  if g and g ~= G then refuse() end
   for _, c in i_pairs(r_call('ZRANGE', P .. 'clients', 0, -1)) do
     del(held(c), pr(c))
   end
-  del(K_META, P .. 'ready', P .. 'items', P .. 'score', P .. 'clients', P .. 'gtok',
-      P .. 'ptok', P .. 'jtok', P .. 'sdo')
+  del(P .. 'ready', P .. 'items', P .. 'score', P .. 'clients', P .. 'gtok', P .. 'ptok',
+      P .. 'jtok', P .. 'sdo', K_META)
   return 1
 end
 

@@ -277,6 +277,21 @@ TEST(RedisQueue, ClientOfAGoneQueueStopsItsHeartbeat) {
   EXPECT_LE(fcalls(s) - before, 1);
 }
 
+// destroy() is idempotent: a destroy that finds the queue gone (its reply lost and retried,
+// or cut short after meta went) deletes what is left and succeeds.
+TEST(RedisQueue, DestroyFinishesAndRepeats) {
+  RedisServer s;
+  Ids q("del", s.options());
+  q.put(1);
+  EXPECT_EQ(q.get(), 1);  // a held item: the session's keys too
+  q.put(2);
+  ASSERT_EQ(s.cmd({"DEL", "weft:{del}:meta"}), "1");
+  q.destroy();
+  EXPECT_EQ(s.cmd({"DBSIZE"}), "0");
+  q.destroy();
+  EXPECT_EQ(s.cmd({"DBSIZE"}), "0");
+}
+
 // The first client that loads this build's library deletes the libraries of older
 // protocols, and leaves this protocol's other builds', newer protocols' and other
 // libraries. A client of an old protocol loads its own again (as after FUNCTION FLUSH).
