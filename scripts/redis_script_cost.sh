@@ -51,8 +51,10 @@ count() {
   echo $(($(awk '/^(summary|totals):/ {print $2; exit}' "$f") / N))
 }
 cli FUNCTION LOAD REPLACE "$(cat "$dir/lib.lua")" >/dev/null
-A=(1 'weft:{b}:meta' sessA f0)
-fresh() { cli FLUSHALL >/dev/null; cli FCALL weft_c_init "${A[@]}" 30000 >/dev/null; }
+# Settings "f0 g1": FIFO, unbounded, the queue's generation g1 (init writes it).
+A=(1 'weft:{b}:meta' sessA 'f0 g1')
+AQ="1 weft:{b}:meta sessA \"f0 g1\""  # the same, quoted for redis-cli's stdin
+fresh() { cli FLUSHALL >/dev/null; cli FCALL weft_c_init "${A[@]}" 30000 g1 >/dev/null; }
 row() { printf '| %s | %s |\n' "$1" "$2"; }
 empty=$(cli SCRIPT LOAD "return 1")
 cli FUNCTION LOAD REPLACE "#!lua name=cost_empty
@@ -73,9 +75,9 @@ row "weft get" "$(count FCALL weft_c_get "${A[@]}" "1 30000 s1 r__rand_int__")"
 # A get that carries the acknowledgement of the previous item, one at a time as a consumer
 # sends it, less a PING sent the same way (the round trip's own cost).
 fresh
-for i in $(seq 1 $((N + 1))); do echo "FCALL weft_c_put ${A[*]} \"0 s1 p$i\" x"; done | cli >/dev/null
+for i in $(seq 1 $((N + 1))); do echo "FCALL weft_c_put $AQ \"0 s1 p$i\" x"; done | cli >/dev/null
 cli FCALL weft_c_get "${A[@]}" "1 30000 s1 r0" >/dev/null
-acked=$(for i in $(seq 1 "$N"); do printf 'FCALL weft_c_get %s "1 30000 s1 r%d" %016d\n' "${A[*]}" "$i" "$i"; done | count -)
+acked=$(for i in $(seq 1 "$N"); do printf 'FCALL weft_c_get %s "1 30000 s1 r%d" %016d\n' "$AQ" "$i" "$i"; done | count -)
 ping=$(for _ in $(seq 1 "$N"); do echo PING; done | count -)
 row "weft get + the previous item's ack" "$((acked - ping))"
 

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <hiredis/hiredis.h>
@@ -95,6 +96,12 @@ bool function_missing(const redisReply* r) {
 // failover; the caller reconnects), a cluster without quorum or a primary (CLUSTERDOWN,
 // MASTERDOWN), a slot being migrated (TRYAGAIN; inside a function, a key of such a slot
 // fails with "... non local key ...").
+// A function's refusal of a call for a queue that is not the one the client opened
+// (scripts.hpp, begin()).
+bool queue_gone(const redisReply* r) {
+  return r->type == REDIS_REPLY_ERROR && starts_with(r, "WEFTGONE");
+}
+
 bool transient_error(const redisReply* r) {
   if (r->type != REDIS_REPLY_ERROR) return false;
   for (const std::string_view p :
@@ -208,7 +215,9 @@ struct Client::Impl {
   Options opt;
   std::string prefix;    // weft:{name}:
   std::string meta_key;  // weft:{name}:meta
-  std::string settings;  // kind letter and maxsize, every function's args[2] ("f0")
+  // Kind letter, maxsize, a space and the queue's generation (set at init): every
+  // function's args[2] ("f0 9c1e...").
+  std::string settings;
   std::string session = random_hex(16);
   // Ids unique within the session (so across clients with the session's 64 random bits):
   // put ids, get request ids, connection slots. Relaxed: only uniqueness matters.
@@ -411,6 +420,7 @@ struct Client::Impl {
           // with backoff, within the deadline.
           throw Transient{"the function library went missing again"};
         }
+        if (queue_gone(r.get())) throw gone();
         if (starts_with(r.get(), "READONLY")) c.drop();  // a replica now: find the primary
         if (transient_error(r.get())) throw Transient{std::string(r->str, r->len)};
         if (starts_with(r.get(), "OOM")) throw out_of_memory(args, r.get());
@@ -431,6 +441,12 @@ struct Client::Impl {
       }
       backoff = std::min(backoff * 2, milliseconds(200));
     }
+  }
+
+  QueueGone gone() const {
+    return QueueGone("weft::redis: queue '" + name +
+                     "' was destroyed (and perhaps made again) since this client opened it; "
+                     "open a new client");
   }
 
   // An -OOM reply: the server refuses commands that may grow memory (a put's function; a
@@ -476,6 +492,7 @@ struct Client::Impl {
     if (!r) throw Transient{"ASK redirection failed"};
     if (r->type == REDIS_REPLY_ERROR && starts_with(r.get(), "OOM"))
       throw out_of_memory(args, r.get());
+    if (queue_gone(r.get())) throw gone();
     if (r->type == REDIS_REPLY_ERROR) throw Transient{std::string(r->str, r->len)};
     return r;
   }
@@ -492,6 +509,8 @@ struct Client::Impl {
       }
       try {
         ask(ack_argv(*it), to, milliseconds(0), kAck);
+      } catch (const QueueGone&) {
+        // Dropped, as in read_ack_replies().
       } catch (const Transient&) {
         ++it;
         continue;
@@ -578,6 +597,9 @@ struct Client::Impl {
           ask(ack_argv(a), parse_redirect(r.get()), milliseconds(0), kAck);
           ++confirmed;
           continue;
+        } catch (const QueueGone&) {
+          ++confirmed;  // dropped, as below
+          continue;
         } catch (const Transient&) {
           // Sent again with the next command.
         }
@@ -588,6 +610,11 @@ struct Client::Impl {
         std::lock_guard lock(addr_mu);
         addr = to;
         moved = true;
+      }
+      if (r && queue_gone(r.get())) {
+        // The queue it acknowledges is gone: dropped (the next call says so).
+        ++confirmed;
+        continue;
       }
       if (r && r->type == REDIS_REPLY_ERROR) {
         // No function, LOADING, BUSY ...: send it again with the next command.
@@ -690,6 +717,58 @@ struct Client::Impl {
     }
   }
 
+  // Whether `lib` is a weft library of a protocol older than this client's: "weft_<16 hex>"
+  // (protocols 1 and 2 did not name theirs) or "weft_p<protocol>_<16 hex>".
+  static bool older_library(std::string_view lib) {
+    const auto hex = [](std::string_view h) {
+      return h.size() == 16 && std::all_of(h.begin(), h.end(), [](char ch) {
+               return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+             });
+    };
+    if (!lib.starts_with("weft_")) return false;
+    lib.remove_prefix(5);
+    if (hex(lib)) return true;
+    if (!lib.starts_with('p')) return false;
+    const auto us = lib.find('_');
+    if (us == std::string_view::npos || !hex(lib.substr(us + 1))) return false;
+    int proto = 0;
+    const auto [end, ec] = std::from_chars(lib.data() + 1, lib.data() + us, proto);
+    return ec == std::errc() && end == lib.data() + us && proto < std::atoi(lua::kProtocol);
+  }
+  // Deletes the weft libraries of older protocols from the server: no queue of this
+  // protocol serves their clients, and a client still running one (on a queue of its own
+  // protocol) finds its functions missing and loads them again, once per server. Newer
+  // protocols' are left, so that two versions side by side do not delete each other's in
+  // turn. Best effort: a refusal (a replica, a cluster node down) leaves them.
+  void delete_older_libraries(Conn& c) {
+    Reply list = command(c.ctx, {"FUNCTION", "LIST", "LIBRARYNAME", "weft_*"});
+    if (!list) {
+      std::string what = c.ctx->errstr;
+      c.drop();
+      throw Transient{what};
+    }
+    if (list->type != REDIS_REPLY_ARRAY) return;
+    std::vector<std::string> old;
+    for (std::size_t i = 0; i < list->elements; ++i) {
+      const redisReply* lib = list->element[i];
+      if (lib->type != REDIS_REPLY_ARRAY) continue;
+      for (std::size_t k = 0; k + 1 < lib->elements; k += 2) {
+        const redisReply* key = lib->element[k];
+        const redisReply* val = lib->element[k + 1];
+        if (key->type == REDIS_REPLY_STRING && starts_with(key, "library_name") &&
+            val->type == REDIS_REPLY_STRING && older_library({val->str, val->len}))
+          old.emplace_back(val->str, val->len);
+      }
+    }
+    for (const auto& lib : old) {
+      if (!command(c.ctx, {"FUNCTION", "DELETE", lib})) {
+        std::string what = c.ctx->errstr;
+        c.drop();
+        throw Transient{what};
+      }
+    }
+  }
+
   // FUNCTION LOAD of the library (the server answers with an error when it has it already:
   // its name carries its version, so it is this library).
   static bool already_loaded(const redisReply* r) {
@@ -719,6 +798,8 @@ struct Client::Impl {
       throw Transient{what};
     }
     if (r->type == REDIS_REPLY_STRING || already_loaded(r.get())) {
+      // The first client of this library on the server removes the older protocols'.
+      if (r->type == REDIS_REPLY_STRING) delete_older_libraries(c);
       if (callers.count() >= 0) c.set_timeout(callers);
       return;
     }
@@ -803,11 +884,15 @@ struct Client::Impl {
   // Renews the lease every lease/3 (next_beat), and at once when a caller asks for a
   // renormalization or left an orphaned get; sends the acks task_done() left unsent on
   // idle connections at ack_flush_at.
+  // After a failed beat, nothing is urgent until the next beat: a refused or failing renew
+  // is not sent again at once. When the queue is gone (QueueGone), the heartbeat ends: there
+  // is no lease to renew, and the orphans' items went with the queue.
   void heartbeat_loop(std::stop_token st) {
     Conn c;
     std::unique_lock lock(state_mu);
     auto next_beat = Clock::now() + opt.lease / 3;
-    const auto urgent = [&] { return renormalize || !orphans.empty(); };
+    bool failed = false;  // the last beat failed: wait for the next
+    const auto urgent = [&] { return !failed && (renormalize || !orphans.empty()); };
     while (!st.stop_requested()) {
       // Wake-up sources: next_beat, ack_flush_at, request_renormalize() and an orphaned
       // get (notify heartbeat_cv under state_mu's protocol), the stop request.
@@ -837,13 +922,19 @@ struct Client::Impl {
       try {
         flush_idle_acks(Clock::now() + opt.lease / 3, true);
         run(c, kRenew, extra, Clock::now() + opt.lease / 3, &st);
+      } catch (const QueueGone&) {
+        lock.lock();
+        orphans.clear();
+        return;
       } catch (...) {
-        // Unreachable server or stop: keep the orphans for the next beat.
+        // Unreachable server, another error, or stop: keep the orphans for the next beat.
         lock.lock();
         orphans.insert(orphans.end(), taken.begin(), taken.end());
+        failed = true;
         continue;
       }
       lock.lock();
+      failed = false;
     }
   }
 };
@@ -852,7 +943,8 @@ Client::Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options opti
     : impl_(std::make_unique<Impl>(std::move(name), kind, maxsize, std::move(options))) {
   Impl::Pooled p(impl_.get());
   const char* kname = kind == Kind::fifo ? "fifo" : kind == Kind::lifo ? "lifo" : "priority";
-  Reply r = impl_->run(*p.conn, kInit, {impl_->lease_ms}, impl_->retry_default());
+  // A generation for the queue, should this client make it (init keeps the queue's own).
+  Reply r = impl_->run(*p.conn, kInit, {impl_->lease_ms, random_hex(16)}, impl_->retry_default());
   const std::string stored_proto = as_string(element(r.get(), 2));
   if (stored_proto != lua::kProtocol) {
     throw Error("weft::redis: queue '" + impl_->name + "' was made by clients of " +
@@ -861,6 +953,8 @@ Client::Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options opti
                 ", this one speaks protocol " + lua::kProtocol +
                 ": all clients of one queue must run the same protocol version");
   }
+  // Every later call names the queue's generation: the functions refuse it for another.
+  impl_->settings += ' ' + as_string(element(r.get(), 3));
   const std::string stored_kind = as_string(element(r.get(), 0));
   const std::int64_t stored_max = as_int(element(r.get(), 1));
   if (stored_kind != kname || stored_max != impl_->maxsize) {
@@ -969,6 +1063,10 @@ Status Client::get(std::size_t max, std::vector<RawItem>& out, Clock::time_point
         // nothing. "w": woken by a token, the function passes the wake-up on.
         r = im.run(*p.conn, kGet, {woken ? 'w' + request : request}, im.retry_until(deadline), stop,
                    nullptr, 0);
+      } catch (const QueueGone&) {
+        // Refused before the function wrote anything: this request leased nothing (and a
+        // lost attempt's items went with the queue).
+        throw;
       } catch (...) {
         if (maybe_leased) {
           // Unknown outcome: the server may hold items for this request. The heartbeat
@@ -1098,7 +1196,13 @@ Status Client::join(Clock::time_point deadline, const std::stop_token* stop) {
 std::vector<std::string> Client::shutdown(bool immediate) {
   auto& im = *impl_;
   Impl::Pooled p(impl_.get());
-  Reply r = im.run(*p.conn, kShutdown, {immediate ? "1" : "0"}, im.retry_default());
+  // "<immediate> <request id> <keep ms>" (an 'r' in front on a retry): the removed items
+  // are kept under the request id for longer than this call retries, and a retry gets
+  // them (a lost reply loses none).
+  const auto keep = im.opt.retry_max + 2 * im.opt.command_timeout + milliseconds(1000);
+  const std::string request = std::string(immediate ? "1 " : "0 ") + "d" + im.unique_id() + ' ' +
+                              std::to_string(keep.count());
+  Reply r = im.run(*p.conn, kShutdown, {request}, im.retry_default(), nullptr, nullptr, 0);
   std::vector<std::string> out;
   if (r->type != REDIS_REPLY_ARRAY) throw Error("weft::redis: malformed reply to shutdown");
   out.reserve(r->elements);

@@ -12,10 +12,12 @@
 #include <gtest/gtest.h>
 
 #include "harness.hpp"
+#include "redis/scripts.hpp"
 
 namespace weft::redis::testing {
 namespace {
 
+namespace lua = weft::redis::detail::lua;
 using Ids = Queue<std::int64_t>;
 
 std::vector<std::string> common_args(const RedisServer& s, const std::string& q,
@@ -198,7 +200,7 @@ TEST(RedisQueue, OtherProtocolVersionIsRefused) {
   Ids q("proto", s.options());
   q.put(1);
   const std::string meta = "weft:{proto}:meta";
-  ASSERT_EQ(s.cmd({"HGET", meta, "proto"}), "2");
+  ASSERT_EQ(s.cmd({"HGET", meta, "proto"}), "3");
   for (const bool none : {false, true}) {
     if (none)
       ASSERT_EQ(s.cmd({"HDEL", meta, "proto"}), "1");
@@ -212,9 +214,110 @@ TEST(RedisQueue, OtherProtocolVersionIsRefused) {
     }
     EXPECT_EQ(s.cmd({"ZCARD", "weft:{proto}:clients"}), "1");  // q's session alone
   }
-  ASSERT_EQ(s.cmd({"HSET", meta, "proto", "2"}), "1");
+  ASSERT_EQ(s.cmd({"HSET", meta, "proto", "3"}), "1");
   Ids again("proto", s.options());
   EXPECT_EQ(again.get(), 1);
+}
+
+// A queue destroyed and made again (here as another kind, with a maxsize) is not served to
+// the clients of the old one: each of their calls throws QueueGone and changes nothing; an
+// acknowledgement of an item got from the old queue does not finish the new queue's item
+// of the same sequence number.
+TEST(RedisQueue, QueueMadeAgainIsNotServedToClientsOfTheOldOne) {
+  RedisServer s;
+  Ids old("again", s.options());
+  old.put(1);
+  old.put(2);
+  EXPECT_EQ(old.get(), 1);
+  {
+    Ids other("again", s.options());
+    other.destroy();
+  }
+  LifoQueue<std::int64_t> fresh("again", 1, s.options());
+  fresh.put(10);
+  EXPECT_THROW(old.put(3), QueueGone);
+  EXPECT_THROW(old.get_nowait(), QueueGone);
+  old.task_done();  // pipelined: refused when it is sent
+  EXPECT_THROW(old.qsize(), QueueGone);
+  EXPECT_THROW(old.shutdown(true), QueueGone);
+  EXPECT_THROW(old.destroy(), QueueGone);
+  EXPECT_EQ(fresh.qsize(), 1u);
+  EXPECT_TRUE(fresh.full());
+  EXPECT_EQ(fresh.unfinished_tasks(), 1u);
+  EXPECT_EQ(fresh.get(), 10);
+  fresh.task_done();
+  EXPECT_EQ(fresh.unfinished_tasks(), 0u);
+}
+
+// FCALLs the server has run (INFO commandstats).
+std::int64_t fcalls(const RedisServer& s) {
+  const std::string all = s.cmd({"INFO", "commandstats"});
+  const auto at = all.find("cmdstat_fcall:calls=");
+  if (at == std::string::npos) return 0;
+  return std::strtoll(all.c_str() + at + 20, nullptr, 10);
+}
+
+// A client whose get was refused (QueueGone) sends nothing more on its own: the get left no
+// orphan to release and its heartbeat stops renewing. Over three beats the server runs no
+// FCALL (the new queue's client has gone: its session stays, unrenewed).
+TEST(RedisQueue, ClientOfAGoneQueueStopsItsHeartbeat) {
+  RedisServer s;
+  const auto lease = 300ms;
+  Ids old("hb", s.options(lease));
+  old.put(1);
+  {
+    Ids other("hb", s.options(lease));
+    other.destroy();
+  }
+  { Ids fresh("hb", s.options(lease)); }
+  EXPECT_THROW(old.get_nowait(), QueueGone);
+  EXPECT_THROW(old.get(10ms), QueueGone);
+  const std::int64_t before = fcalls(s);
+  std::this_thread::sleep_for(lease);  // the window measured: three beats
+  EXPECT_LE(fcalls(s) - before, 1);
+}
+
+// destroy() is idempotent: a destroy that finds the queue gone (its reply lost and retried,
+// or cut short after meta went) deletes what is left and succeeds.
+TEST(RedisQueue, DestroyFinishesAndRepeats) {
+  RedisServer s;
+  Ids q("del", s.options());
+  q.put(1);
+  EXPECT_EQ(q.get(), 1);  // a held item: the session's keys too
+  q.put(2);
+  ASSERT_EQ(s.cmd({"DEL", "weft:{del}:meta"}), "1");
+  q.destroy();
+  EXPECT_EQ(s.cmd({"DBSIZE"}), "0");
+  q.destroy();
+  EXPECT_EQ(s.cmd({"DBSIZE"}), "0");
+}
+
+// The first client that loads this build's library deletes the libraries of older
+// protocols, and leaves this protocol's other builds', newer protocols' and other
+// libraries. A client of an old protocol loads its own again (as after FUNCTION FLUSH).
+TEST(RedisQueue, OlderProtocolsLibrariesAreDeleted) {
+  RedisServer s;
+  const std::string ours = lua::kProtocol;
+  const std::string same = "weft_p" + ours + "_0123456789abcdef";
+  const std::vector<std::string> old = {"weft_0123456789abcdef", "weft_p2_0123456789abcdef"};
+  const std::vector<std::string> kept = {same, "weft_p99_0123456789abcdef", "mylib"};
+  const auto load = [&](const std::string& lib) {
+    return s.cmd({"FUNCTION", "LOAD",
+                  "#!lua name=" + lib + "\nredis.register_function('" + lib +
+                      "_f', function() return 1 end)"});
+  };
+  const auto runs = [&](const std::string& lib) {
+    return s.cmd({"FCALL", lib + "_f", "0"}) == "1";
+  };
+  for (const auto& lib : old) ASSERT_EQ(load(lib), lib);
+  for (const auto& lib : kept) ASSERT_EQ(load(lib), lib);
+  Ids q("libs", s.options());
+  for (const auto& lib : old) EXPECT_FALSE(runs(lib)) << lib;
+  for (const auto& lib : kept) EXPECT_TRUE(runs(lib)) << lib;
+  EXPECT_EQ(load(old[1]), old[1]);
+  q.put(1);
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_TRUE(runs(old[1]));  // no client of this build loaded its library again
 }
 
 // A malformed reply is a clear error, not a number read from its first digits.
@@ -406,6 +509,37 @@ TEST(RedisQueue, ShutdownImmediateRemovesItemsAndReleasesJoin) {
   EXPECT_THROW(q.get_nowait(), ShutDown);
   q.task_done();
   EXPECT_EQ(j.line(), "joined");
+}
+
+// shutdown(true) whose reply is lost: the client's read times out while the server still
+// runs the function (its command_timeout, 20 ms, is shorter than the removal of 20000
+// items), it reconnects and retries, and the retry returns the items the first run removed.
+TEST(RedisQueue, ShutdownImmediateWhoseReplyIsLostReturnsItsItems) {
+  RedisServer s;
+  constexpr std::int64_t kItems = 20000;
+  {
+    Ids filler("sd_lost", s.options());
+    std::vector<std::int64_t> batch;
+    for (std::int64_t i = 0; i < kItems; ++i) {
+      batch.push_back(i);
+      if (batch.size() == 1000) {
+        ASSERT_EQ(filler.put_many(batch), batch.size());
+        batch.clear();
+      }
+    }
+  }
+  // A lease of a minute: no heartbeat connects while the test counts connections.
+  Options o = s.options(60s);
+  o.command_timeout = 20ms;
+  Ids q("sd_lost", o);
+  const std::int64_t connections = s.info("total_connections_received");
+  const auto removed = q.shutdown(true);
+  // The first reply was lost: the client connected again (the test's own INFO connects
+  // once more).
+  EXPECT_GT(s.info("total_connections_received"), connections + 1);
+  ASSERT_EQ(removed.size(), static_cast<std::size_t>(kItems));
+  for (std::int64_t i = 0; i < kItems; ++i) ASSERT_EQ(removed[static_cast<std::size_t>(i)], i);
+  EXPECT_EQ(q.unfinished_tasks(), 0u);
 }
 
 TEST(RedisQueue, ShutdownImmediateWakesBlockedGettersAndPutters) {

@@ -33,6 +33,16 @@ class OutOfMemory : public Error {
   using Error::Error;
 };
 
+// The queue this client opened is gone: destroyed, or destroyed and made again (perhaps
+// with another kind or maxsize) by another client. Thrown by every later call of this
+// client, which did nothing (the server refuses it); nothing of the new queue is touched by
+// it, not even an acknowledgement of an item got from the old one. Open a new client to
+// use the new queue.
+class QueueGone : public Error {
+ public:
+  using Error::Error;
+};
+
 // How to reach the server and how the queue behaves across failures.
 struct Options {
   // TCP address, used when unix_socket is empty. Redis Cluster: any node; the client

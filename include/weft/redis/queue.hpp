@@ -16,7 +16,9 @@
 //     call's deadline (Options::retry_min / retry_max for calls without one);
 //     qsize/empty/full/unfinished_tasks are not noexcept.
 //   * shutdown(true) removes the items waiting for a get (not the leased ones) and returns
-//     them to the caller.
+//     them to the caller (again, if its reply was lost and it retried).
+//   * a queue object serves the one queue it opened: after that queue is destroyed (and
+//     perhaps made again under its name), each call throws weft::redis::QueueGone.
 //
 // Items are stored as bytes by a codec: a type C with
 //     static std::string C::encode(const T&);
