@@ -203,6 +203,10 @@ class OpBase {
   std::coroutine_handle<> self_;  // the operation's driver coroutine
 };
 
+// What an operation without a std::stop_token passes where one would go: nothing to
+// carry through async_initiate (use_awaitable stores its arguments), nothing to test.
+struct NoStop {};
+
 // What the executor runs: the operation's next step.
 struct Run {
   OpBase* op;
@@ -573,10 +577,13 @@ class Promise final : public OpBase {
   // then the awaiter. A stop already requested is recorded here (the callback runs at once)
   // and seen by the awaiter, which then posts its first attempt: that attempt takes nothing
   // and completes with operation_aborted.
-  void start(Service& svc, std::stop_token stop) {
+  template <class Stop>
+  void start(Service& svc, Stop stop) {
     slot_ = ::asio::get_associated_cancellation_slot(handler_);
     if (slot_.is_connected()) slot_.template emplace<OnCancel>(this);
-    if (stop.stop_possible()) on_stop_token_.emplace(std::move(stop), OnStopToken{this});
+    if constexpr (std::is_same_v<Stop, std::stop_token>) {
+      if (stop.stop_possible()) on_stop_token_.emplace(std::move(stop), OnStopToken{this});
+    }
     if (!svc.add(*this)) {
       detach_stop_sources();
       self_.destroy();
@@ -734,8 +741,8 @@ Driver<P> drive(typename P::Init init, Make make, Finish finish) {
 
 template <class Args>
 struct Initiation {
-  template <class Handler, class Make, class Finish>
-  void operator()(Handler&& handler, Make make, Finish finish, std::stop_token stop) const {
+  template <class Handler, class Make, class Finish, class Stop>
+  void operator()(Handler&& handler, Make make, Finish finish, Stop stop) const {
     using H = std::decay_t<Handler>;
     using P = Promise<H, Args>;
     auto ex = ::asio::get_associated_executor(handler, ::asio::system_executor());
@@ -879,8 +886,8 @@ struct BarrierFinish {
   Args failed(std::error_code e) const { return {e, 0}; }
 };
 
-template <class Sig, class Args, class Token, class Mk, class Finish>
-auto initiate(Token&& token, Mk make, Finish finish, std::stop_token stop) {
+template <class Sig, class Args, class Token, class Mk, class Finish, class Stop>
+auto initiate(Token&& token, Mk make, Finish finish, Stop stop) {
   return ::asio::async_initiate<Token, Sig>(Initiation<Args>{}, token, std::move(make),
                                             std::move(finish), std::move(stop));
 }
@@ -896,6 +903,10 @@ template <class T>
 concept Option = TimeArg<T> || StopArg<T>;
 
 using Options = weft::detail::AsyncOptions;  // a deadline (default: never) and a stop_token
+struct NoOptions {                           // the forms called without options
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
+  NoStop stop;
+};
 
 // The queues reject a negative timeout (std::invalid_argument, thrown by the initiating
 // function); the other primitives treat it as "poll", as their blocking calls do.
@@ -907,8 +918,8 @@ Options options_of(bool reject_negative, const Opts&... opts) {
   return weft::detail::async_options(reject_negative, opts...);
 }
 
-template <class Q, class Token>
-auto get(Q& q, Options o, Token&& token) {
+template <class Q, class O, class Token>
+auto get(Q& q, O o, Token&& token) {
   using T = typename Q::value_type;
   static_assert(std::is_default_constructible_v<T>,
                 "weft::asio::async_get completes with (error_code, T): T must be "
@@ -919,22 +930,22 @@ auto get(Q& q, Options o, Token&& token) {
       Make<weft::detail::GetOp<Q>>{false, o.deadline, {weft::detail::GetOp<Q>(q)}}, F{},
       std::move(o.stop));
 }
-template <class Q, class Token>
-auto put(Q& q, typename Q::value_type&& item, Options o, Token&& token) {
+template <class Q, class O, class Token>
+auto put(Q& q, typename Q::value_type&& item, O o, Token&& token) {
   return initiate<void(std::error_code), PutFinish::Args>(
       std::forward<Token>(token), MakePut<Q>{&q, o.deadline, std::move(item)}, PutFinish{},
       std::move(o.stop));
 }
-template <class Op, class Token>
-auto done(Op op, Options o, Token&& token) {
+template <class Op, class O, class Token>
+auto done(Op op, O o, Token&& token) {
   return initiate<void(std::error_code), DoneFinish::Args>(std::forward<Token>(token),
                                                            Make<Op>{false, o.deadline, {op}},
                                                            DoneFinish{}, std::move(o.stop));
 }
 
-template <class Token>
+template <class Stop, class Token>
 auto barrier_wait(Barrier& b, std::optional<weft::detail::AsyncAccess::BarrierTimeout> timeout,
-                  std::stop_token stop, Token&& token) {
+                  Stop stop, Token&& token) {
   using Body = weft::detail::AsyncBarrierWait;
   Body body{&b, {}};
   body.a.timeout = timeout;
@@ -1036,7 +1047,7 @@ requires requires {
   typename Q::value_type;
 }
 auto async_get(Q& q, Token&& token) {
-  return detail::get(q, {}, std::forward<Token>(token));
+  return detail::get(q, detail::NoOptions{}, std::forward<Token>(token));
 }
 template <class Q, detail::Option A, class Token>
 requires requires {
@@ -1058,7 +1069,7 @@ requires requires {
   typename Q::value_type;
 }
 auto async_put(Q& q, typename Q::value_type item, Token&& token) {
-  return detail::put(q, std::move(item), {}, std::forward<Token>(token));
+  return detail::put(q, std::move(item), detail::NoOptions{}, std::forward<Token>(token));
 }
 template <class Q, detail::Option A, class Token>
 requires requires {
@@ -1081,7 +1092,7 @@ requires requires(Q& q) {
   q.join();
 }
 auto async_join(Q& q, Token&& token) {
-  return detail::done(weft::detail::JoinOp<Q>(q), {}, std::forward<Token>(token));
+  return detail::done(weft::detail::JoinOp<Q>(q), detail::NoOptions{}, std::forward<Token>(token));
 }
 template <class Q, detail::Option A, class Token>
 requires requires(Q& q) {
@@ -1104,7 +1115,7 @@ auto async_join(Q& q, const A& a, const B& b, Token&& token) {
 
 template <class Token>
 auto async_wait(Event& e, Token&& token) {
-  return detail::done(weft::detail::EventOp(e), {}, std::forward<Token>(token));
+  return detail::done(weft::detail::EventOp(e), detail::NoOptions{}, std::forward<Token>(token));
 }
 template <detail::Option A, class Token>
 auto async_wait(Event& e, const A& a, Token&& token) {
@@ -1119,7 +1130,7 @@ auto async_wait(Event& e, const A& a, const B& b, Token&& token) {
 
 template <class Token>
 auto async_acquire(Semaphore& s, Token&& token) {
-  return detail::done(weft::detail::AcquireOp(s), {}, std::forward<Token>(token));
+  return detail::done(weft::detail::AcquireOp(s), detail::NoOptions{}, std::forward<Token>(token));
 }
 template <detail::Option A, class Token>
 auto async_acquire(Semaphore& s, const A& a, Token&& token) {
@@ -1135,7 +1146,7 @@ auto async_acquire(Semaphore& s, const A& a, const B& b, Token&& token) {
 // anywhere.
 template <class Token>
 auto async_acquire(Lock& l, Token&& token) {
-  return detail::done(weft::detail::LockOp(l), {}, std::forward<Token>(token));
+  return detail::done(weft::detail::LockOp(l), detail::NoOptions{}, std::forward<Token>(token));
 }
 template <detail::Option A, class Token>
 auto async_acquire(Lock& l, const A& a, Token&& token) {
@@ -1164,7 +1175,7 @@ void async_acquire(RLock&, Args&&...) = delete;
 // std::stop_token, in either order.
 template <class Token>
 auto async_wait(Barrier& b, Token&& token) {
-  return detail::barrier_wait(b, weft::detail::AsyncAccess::default_timeout(b), std::stop_token(),
+  return detail::barrier_wait(b, weft::detail::AsyncAccess::default_timeout(b), detail::NoStop{},
                               std::forward<Token>(token));
 }
 template <detail::Option A, class Token>
