@@ -16,8 +16,9 @@
 //     // A racing timer loses nothing: a get that lost the race took no item.
 //     auto r = co_await (weft::asio::async_get(jobs, use_awaitable) || timer.async_wait(use_awaitable));
 //
-// Operations and their completion signatures (each also takes a timeout, a
-// std::chrono::duration, or a deadline, a std::chrono::time_point, before the token):
+// Operations and their completion signatures (each also takes, before the token, a timeout,
+// a std::chrono::duration, or a deadline, a std::chrono::time_point, and a std::stop_token,
+// either or both, in either order):
 //   async_get(q, token)                  void(std::error_code, T)      any queue kind; T default-constructible
 //   async_put(q, item, token)            void(std::error_code)         the operation owns `item`
 //   async_join(q, token)                 void(std::error_code)
@@ -26,9 +27,11 @@
 //   async_wait(barrier, token)           void(std::error_code, std::size_t)  the index; a timeout is a duration
 //   async_select(ops..., token)          void(std::error_code, std::variant<...>)  select.hpp's operations
 //   async_select_for(timeout, ops..., token), async_select_until(deadline, ops..., token)
+//   (a select's stop_token comes before its operations: async_select(stop, ops..., token))
 // A Condition has no weft::asio form; the generic layer (weft/async.hpp) awaits one on a
 // scheduler of your own.
-// Errors: asio::error::operation_aborted (cancelled through the handler's cancellation slot),
+// Errors: asio::error::operation_aborted (cancelled: the handler's cancellation slot, or a
+// stop requested on the operation's std::stop_token, before or after the initiating call),
 // weft::asio::errc::timed_out, errc::shut_down (the queue is shut down: a get once it is
 // drained), errc::operation_threw (an item's move, a comparator or a barrier action threw:
 // nothing was taken, the exception itself is not carried), errc::broken_barrier. On an
@@ -85,6 +88,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -198,6 +202,10 @@ class OpBase {
   bool drop_on_abort_ = false;
   std::coroutine_handle<> self_;  // the operation's driver coroutine
 };
+
+// What an operation without a std::stop_token passes where one would go: nothing to
+// carry through async_initiate (use_awaitable stores its arguments), nothing to test.
+struct NoStop {};
 
 // What the executor runs: the operation's next step.
 struct Run {
@@ -565,12 +573,19 @@ class Promise final : public OpBase {
   void return_void() const noexcept {}
   void unhandled_exception() const noexcept { std::terminate(); }  // drive() catches all
 
-  // After creation, in the initiating function: the cancellation slot, then the awaiter.
-  void start(Service& svc) {
+  // After creation, in the initiating function: the cancellation slot and the stop token,
+  // then the awaiter. A stop already requested is recorded here (the callback runs at once)
+  // and seen by the awaiter, which then posts its first attempt: that attempt takes nothing
+  // and completes with operation_aborted.
+  template <class Stop>
+  void start(Service& svc, Stop stop) {
     slot_ = ::asio::get_associated_cancellation_slot(handler_);
     if (slot_.is_connected()) slot_.template emplace<OnCancel>(this);
+    if constexpr (std::is_same_v<Stop, std::stop_token>) {
+      if (stop.stop_possible()) on_stop_token_.emplace(std::move(stop), OnStopToken{this});
+    }
     if (!svc.add(*this)) {
-      if (slot_.is_connected()) slot_.clear();
+      detach_stop_sources();
       self_.destroy();
       return;
     }
@@ -640,7 +655,7 @@ class Promise final : public OpBase {
   static void destroy_of(OpBase& op) noexcept {
     auto& p = static_cast<Promise&>(op);
     p.svc_->remove(p);
-    if (p.slot_.is_connected()) p.slot_.clear();
+    p.detach_stop_sources();
     p.self_.destroy();  // the handler with it, not invoked
   }
   static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of};
@@ -655,6 +670,19 @@ class Promise final : public OpBase {
       }
     }
   };
+  // A std::stop_token's request: the same as a slot's cancellation.
+  struct OnStopToken {
+    Promise* self;
+    void operator()() const noexcept { self->stop_.request(); }
+  };
+  // Neither the slot's handler nor the stop callback runs once this returns (the callback's
+  // destructor waits for a request_stop() running it on another thread: that run only
+  // records the request and aborts a round, never waits for this thread).
+  void detach_stop_sources() noexcept {
+    if (slot_.is_connected()) slot_.clear();
+    on_stop_token_.reset();
+  }
+
   struct TimerCtl {
     static constexpr int kArmed = 0, kFiring = 1, kFired = 2, kDisarmed = 3;
     std::atomic<int> state{kArmed};
@@ -665,7 +693,7 @@ class Promise final : public OpBase {
   // invokes the handler unless the context is shutting down.
   void complete(std::coroutine_handle<Promise> h) noexcept {
     svc_->remove(*this);
-    if (slot_.is_connected()) slot_.clear();
+    detach_stop_sources();
     if (is_aborting() || !args_) {
       h.destroy();  // the handler is destroyed, not invoked
       return;
@@ -682,6 +710,7 @@ class Promise final : public OpBase {
   std::optional<IoPostExecutor> io_ex_;  // instead of ex_, when kErased wraps an io_context
   Sched sched_;
   Slot slot_;
+  std::optional<std::stop_callback<OnStopToken>> on_stop_token_;
   std::optional<Args> args_;
   std::optional<::asio::steady_timer> timer_;
   std::shared_ptr<TimerCtl> timer_ctl_;
@@ -712,8 +741,8 @@ Driver<P> drive(typename P::Init init, Make make, Finish finish) {
 
 template <class Args>
 struct Initiation {
-  template <class Handler, class Make, class Finish>
-  void operator()(Handler&& handler, Make make, Finish finish) const {
+  template <class Handler, class Make, class Finish, class Stop>
+  void operator()(Handler&& handler, Make make, Finish finish, Stop stop) const {
     using H = std::decay_t<Handler>;
     using P = Promise<H, Args>;
     auto ex = ::asio::get_associated_executor(handler, ::asio::system_executor());
@@ -727,7 +756,7 @@ struct Initiation {
     Service& svc = Service::of(ctx);
     Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler), io},
                            std::move(make), std::move(finish));
-    d.h.promise().start(svc);
+    d.h.promise().start(svc, std::move(stop));
   }
 };
 
@@ -857,25 +886,40 @@ struct BarrierFinish {
   Args failed(std::error_code e) const { return {e, 0}; }
 };
 
-template <class Sig, class Args, class Token, class Mk, class Finish>
-auto initiate(Token&& token, Mk make, Finish finish) {
+template <class Sig, class Args, class Token, class Mk, class Finish, class Stop>
+auto initiate(Token&& token, Mk make, Finish finish, Stop stop) {
   return ::asio::async_initiate<Token, Sig>(Initiation<Args>{}, token, std::move(make),
-                                            std::move(finish));
+                                            std::move(finish), std::move(stop));
 }
 
 template <class T>
 concept TimeArg = weft::detail::IsDuration<std::remove_cvref_t<T>>::value ||
     weft::detail::IsTimePoint<std::remove_cvref_t<T>>::value;
+template <class T>
+concept StopArg = std::same_as<std::remove_cvref_t<T>, std::stop_token>;
+// What an operation takes between its object (and item) and the token: a timeout or a
+// deadline, a std::stop_token, or one of each in either order.
+template <class T>
+concept Option = TimeArg<T> || StopArg<T>;
+
+using Options = weft::detail::AsyncOptions;  // a deadline (default: never) and a stop_token
+struct NoOptions {                           // the forms called without options
+  weft::detail::Deadline deadline = weft::detail::Deadline::never();
+  NoStop stop;
+};
 
 // The queues reject a negative timeout (std::invalid_argument, thrown by the initiating
 // function); the other primitives treat it as "poll", as their blocking calls do.
-template <class Time>
-weft::detail::Deadline deadline_of(bool reject_negative, const Time& t) {
-  return weft::detail::async_options(reject_negative, t).deadline;
+template <class... Opts>
+Options options_of(bool reject_negative, const Opts&... opts) {
+  static_assert((TimeArg<Opts> + ... + 0) <= 1 && (StopArg<Opts> + ... + 0) <= 1,
+                "weft::asio: an operation takes at most one timeout or deadline and at most "
+                "one std::stop_token");
+  return weft::detail::async_options(reject_negative, opts...);
 }
 
-template <class Q, class Token>
-auto get(Q& q, weft::detail::Deadline d, Token&& token) {
+template <class Q, class O, class Token>
+auto get(Q& q, O o, Token&& token) {
   using T = typename Q::value_type;
   static_assert(std::is_default_constructible_v<T>,
                 "weft::asio::async_get completes with (error_code, T): T must be "
@@ -883,22 +927,25 @@ auto get(Q& q, weft::detail::Deadline d, Token&& token) {
   using F = GetFinish<T>;
   return initiate<void(std::error_code, T), typename F::Args>(
       std::forward<Token>(token),
-      Make<weft::detail::GetOp<Q>>{false, d, {weft::detail::GetOp<Q>(q)}}, F{});
+      Make<weft::detail::GetOp<Q>>{false, o.deadline, {weft::detail::GetOp<Q>(q)}}, F{},
+      std::move(o.stop));
 }
-template <class Q, class Token>
-auto put(Q& q, typename Q::value_type&& item, weft::detail::Deadline d, Token&& token) {
+template <class Q, class O, class Token>
+auto put(Q& q, typename Q::value_type&& item, O o, Token&& token) {
   return initiate<void(std::error_code), PutFinish::Args>(
-      std::forward<Token>(token), MakePut<Q>{&q, d, std::move(item)}, PutFinish{});
+      std::forward<Token>(token), MakePut<Q>{&q, o.deadline, std::move(item)}, PutFinish{},
+      std::move(o.stop));
 }
-template <class Op, class Token>
-auto done(Op op, weft::detail::Deadline d, Token&& token) {
+template <class Op, class O, class Token>
+auto done(Op op, O o, Token&& token) {
   return initiate<void(std::error_code), DoneFinish::Args>(std::forward<Token>(token),
-                                                           Make<Op>{false, d, {op}}, DoneFinish{});
+                                                           Make<Op>{false, o.deadline, {op}},
+                                                           DoneFinish{}, std::move(o.stop));
 }
 
-template <class Token>
+template <class Stop, class Token>
 auto barrier_wait(Barrier& b, std::optional<weft::detail::AsyncAccess::BarrierTimeout> timeout,
-                  Token&& token) {
+                  Stop stop, Token&& token) {
   using Body = weft::detail::AsyncBarrierWait;
   Body body{&b, {}};
   body.a.timeout = timeout;
@@ -906,13 +953,37 @@ auto barrier_wait(Barrier& b, std::optional<weft::detail::AsyncAccess::BarrierTi
       std::forward<Token>(token),
       MakeLocked<Body>{&weft::detail::AsyncAccess::lock_of(b),
                        &weft::detail::AsyncAccess::changed_of(b), body},
-      BarrierFinish{});
+      BarrierFinish{}, std::move(stop));
+}
+// A Barrier's options: a timeout (from the arrival on; none: the barrier's default) and a
+// std::stop_token, in either order.
+template <class... Opts>
+auto barrier_options(Barrier& b, const Opts&... opts) {
+  static_assert(
+      ((weft::detail::IsDuration<std::remove_cvref_t<Opts>>::value || StopArg<Opts>)&&...),
+      "weft::asio::async_wait(barrier, ...): a timeout (std::chrono::duration, from "
+      "the arrival on) and a std::stop_token; a Barrier takes no deadline");
+  static_assert((StopArg<Opts> + ... + 0) <= 1 && (TimeArg<Opts> + ... + 0) <= 1,
+                "weft::asio::async_wait(barrier, ...): at most one timeout and one stop_token");
+  std::pair<std::optional<weft::detail::AsyncAccess::BarrierTimeout>, std::stop_token> r{
+      weft::detail::AsyncAccess::default_timeout(b), std::stop_token()};
+  const auto one = [&](const auto& opt) {
+    if constexpr (StopArg<decltype(opt)>) {
+      r.second = opt;
+    } else {
+      r.first = weft::detail::AsyncAccess::BarrierTimeout(opt);
+    }
+  };
+  (one(opts), ...);
+  static_cast<void>(one);
+  return r;
 }
 
 template <class... Ops>
 struct SelectInitiator {
   bool biased = false;
   weft::detail::Deadline deadline = weft::detail::Deadline::never();
+  std::stop_token stop;
   static_assert((!std::is_same_v<Ops, weft::detail::RLockOp> && ...),
                 "weft::asio::async_select: an RLock is owned by a thread, and a handler may "
                 "run on any thread of the executor; use a Lock");
@@ -921,7 +992,7 @@ struct SelectInitiator {
     using V = std::variant<typename Ops::result_type...>;
     using F = SelectFinish<V>;
     return initiate<void(std::error_code, V), typename F::Args>(
-        std::forward<Token>(token), Make<Ops...>{biased, deadline, {ops...}}, F{});
+        std::forward<Token>(token), Make<Ops...>{biased, deadline, {ops...}}, F{}, stop);
   }
 };
 // Splits (ops..., token) and calls f(token, ops...).
@@ -930,16 +1001,29 @@ auto token_last(F f, Tuple&& t, std::index_sequence<I...>) {
   constexpr std::size_t N = std::tuple_size_v<std::remove_reference_t<Tuple>>;
   return f(std::get<N - 1>(std::forward<Tuple>(t)), std::get<I>(std::forward<Tuple>(t))...);
 }
-template <class... Args>
-auto select(bool biased, weft::detail::Deadline d, Args&&... args) {
-  static_assert(sizeof...(Args) >= 2, "weft::asio::async_select(ops..., token)");
-  auto t = std::forward_as_tuple(std::forward<Args>(args)...);
-  return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    using Tuple = decltype(t);
-    using Init = SelectInitiator<std::decay_t<std::tuple_element_t<I, Tuple>>...>;
-    return token_last(Init{biased, d}, std::move(t), std::index_sequence<I...>{});
+// (ops..., token), or (stop_token, ops..., token).
+template <class First, class... Args>
+auto select(bool biased, weft::detail::Deadline d, First&& first, Args&&... args) {
+  if constexpr (StopArg<First>) {
+    static_assert(sizeof...(Args) >= 2, "weft::asio::async_select(stop_token, ops..., token)");
+    auto t = std::forward_as_tuple(std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      using Tuple = decltype(t);
+      using Init = SelectInitiator<std::decay_t<std::tuple_element_t<I, Tuple>>...>;
+      return token_last(Init{biased, d, std::forward<First>(first)}, std::move(t),
+                        std::index_sequence<I...>{});
+    }
+    (std::make_index_sequence<sizeof...(Args) - 1>{});
+  } else {
+    static_assert(sizeof...(Args) >= 1, "weft::asio::async_select(ops..., token)");
+    auto t = std::forward_as_tuple(std::forward<First>(first), std::forward<Args>(args)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      using Tuple = decltype(t);
+      using Init = SelectInitiator<std::decay_t<std::tuple_element_t<I, Tuple>>...>;
+      return token_last(Init{biased, d, {}}, std::move(t), std::index_sequence<I...>{});
+    }
+    (std::make_index_sequence<sizeof...(Args)>{});
   }
-  (std::make_index_sequence<sizeof...(Args) - 1>{});
 }
 
 }  // namespace detail
@@ -950,20 +1034,34 @@ namespace weft {
 namespace asio {
 
 // ---- queues ------------------------------------------------------------------------------
+//
+// Each form takes, between its arguments and the completion token, no option, one, or two
+// (detail::Option): a timeout (std::chrono::duration) or a deadline (std::chrono::time_point),
+// and a std::stop_token, in either order. A stop request cancels the operation as its
+// handler's cancellation slot does: it takes nothing, a wake-up it had passes on, and it
+// completes with operation_aborted (also when the stop was requested before the initiating
+// call; the handler still runs only on the executor, never inside that call).
 
 template <class Q, class Token>
 requires requires {
   typename Q::value_type;
 }
 auto async_get(Q& q, Token&& token) {
-  return detail::get(q, weft::detail::Deadline::never(), std::forward<Token>(token));
+  return detail::get(q, detail::NoOptions{}, std::forward<Token>(token));
 }
-template <class Q, detail::TimeArg Time, class Token>
+template <class Q, detail::Option A, class Token>
 requires requires {
   typename Q::value_type;
 }
-auto async_get(Q& q, const Time& timeout, Token&& token) {
-  return detail::get(q, detail::deadline_of(true, timeout), std::forward<Token>(token));
+auto async_get(Q& q, const A& a, Token&& token) {
+  return detail::get(q, detail::options_of(true, a), std::forward<Token>(token));
+}
+template <class Q, detail::Option A, detail::Option B, class Token>
+requires requires {
+  typename Q::value_type;
+}
+auto async_get(Q& q, const A& a, const B& b, Token&& token) {
+  return detail::get(q, detail::options_of(true, a, b), std::forward<Token>(token));
 }
 
 template <class Q, class Token>
@@ -971,15 +1069,21 @@ requires requires {
   typename Q::value_type;
 }
 auto async_put(Q& q, typename Q::value_type item, Token&& token) {
-  return detail::put(q, std::move(item), weft::detail::Deadline::never(),
-                     std::forward<Token>(token));
+  return detail::put(q, std::move(item), detail::NoOptions{}, std::forward<Token>(token));
 }
-template <class Q, detail::TimeArg Time, class Token>
+template <class Q, detail::Option A, class Token>
 requires requires {
   typename Q::value_type;
 }
-auto async_put(Q& q, typename Q::value_type item, const Time& timeout, Token&& token) {
-  return detail::put(q, std::move(item), detail::deadline_of(true, timeout),
+auto async_put(Q& q, typename Q::value_type item, const A& a, Token&& token) {
+  return detail::put(q, std::move(item), detail::options_of(true, a), std::forward<Token>(token));
+}
+template <class Q, detail::Option A, detail::Option B, class Token>
+requires requires {
+  typename Q::value_type;
+}
+auto async_put(Q& q, typename Q::value_type item, const A& a, const B& b, Token&& token) {
+  return detail::put(q, std::move(item), detail::options_of(true, a, b),
                      std::forward<Token>(token));
 }
 
@@ -988,15 +1092,22 @@ requires requires(Q& q) {
   q.join();
 }
 auto async_join(Q& q, Token&& token) {
-  return detail::done(weft::detail::JoinOp<Q>(q), weft::detail::Deadline::never(),
-                      std::forward<Token>(token));
+  return detail::done(weft::detail::JoinOp<Q>(q), detail::NoOptions{}, std::forward<Token>(token));
 }
-template <class Q, detail::TimeArg Time, class Token>
+template <class Q, detail::Option A, class Token>
 requires requires(Q& q) {
   q.join();
 }
-auto async_join(Q& q, const Time& timeout, Token&& token) {
-  return detail::done(weft::detail::JoinOp<Q>(q), detail::deadline_of(true, timeout),
+auto async_join(Q& q, const A& a, Token&& token) {
+  return detail::done(weft::detail::JoinOp<Q>(q), detail::options_of(true, a),
+                      std::forward<Token>(token));
+}
+template <class Q, detail::Option A, detail::Option B, class Token>
+requires requires(Q& q) {
+  q.join();
+}
+auto async_join(Q& q, const A& a, const B& b, Token&& token) {
+  return detail::done(weft::detail::JoinOp<Q>(q), detail::options_of(true, a, b),
                       std::forward<Token>(token));
 }
 
@@ -1004,35 +1115,47 @@ auto async_join(Q& q, const Time& timeout, Token&& token) {
 
 template <class Token>
 auto async_wait(Event& e, Token&& token) {
-  return detail::done(weft::detail::EventOp(e), weft::detail::Deadline::never(),
+  return detail::done(weft::detail::EventOp(e), detail::NoOptions{}, std::forward<Token>(token));
+}
+template <detail::Option A, class Token>
+auto async_wait(Event& e, const A& a, Token&& token) {
+  return detail::done(weft::detail::EventOp(e), detail::options_of(false, a),
                       std::forward<Token>(token));
 }
-template <detail::TimeArg Time, class Token>
-auto async_wait(Event& e, const Time& timeout, Token&& token) {
-  return detail::done(weft::detail::EventOp(e), detail::deadline_of(false, timeout),
+template <detail::Option A, detail::Option B, class Token>
+auto async_wait(Event& e, const A& a, const B& b, Token&& token) {
+  return detail::done(weft::detail::EventOp(e), detail::options_of(false, a, b),
                       std::forward<Token>(token));
 }
 
 template <class Token>
 auto async_acquire(Semaphore& s, Token&& token) {
-  return detail::done(weft::detail::AcquireOp(s), weft::detail::Deadline::never(),
+  return detail::done(weft::detail::AcquireOp(s), detail::NoOptions{}, std::forward<Token>(token));
+}
+template <detail::Option A, class Token>
+auto async_acquire(Semaphore& s, const A& a, Token&& token) {
+  return detail::done(weft::detail::AcquireOp(s), detail::options_of(false, a),
                       std::forward<Token>(token));
 }
-template <detail::TimeArg Time, class Token>
-auto async_acquire(Semaphore& s, const Time& timeout, Token&& token) {
-  return detail::done(weft::detail::AcquireOp(s), detail::deadline_of(false, timeout),
+template <detail::Option A, detail::Option B, class Token>
+auto async_acquire(Semaphore& s, const A& a, const B& b, Token&& token) {
+  return detail::done(weft::detail::AcquireOp(s), detail::options_of(false, a, b),
                       std::forward<Token>(token));
 }
 // The lock is held by nobody in particular once the operation completes: release it from
 // anywhere.
 template <class Token>
 auto async_acquire(Lock& l, Token&& token) {
-  return detail::done(weft::detail::LockOp(l), weft::detail::Deadline::never(),
+  return detail::done(weft::detail::LockOp(l), detail::NoOptions{}, std::forward<Token>(token));
+}
+template <detail::Option A, class Token>
+auto async_acquire(Lock& l, const A& a, Token&& token) {
+  return detail::done(weft::detail::LockOp(l), detail::options_of(false, a),
                       std::forward<Token>(token));
 }
-template <detail::TimeArg Time, class Token>
-auto async_acquire(Lock& l, const Time& timeout, Token&& token) {
-  return detail::done(weft::detail::LockOp(l), detail::deadline_of(false, timeout),
+template <detail::Option A, detail::Option B, class Token>
+auto async_acquire(Lock& l, const A& a, const B& b, Token&& token) {
+  return detail::done(weft::detail::LockOp(l), detail::options_of(false, a, b),
                       std::forward<Token>(token));
 }
 // RLock counts re-entries of the thread that owns it, and a handler may run on any thread of
@@ -1044,26 +1167,34 @@ void async_acquire(RLock&, Args&&...) = delete;
 
 // Barrier::wait(): completes with the party's index in the cycle, or errc::broken_barrier
 // (the barrier broke: a timeout, abort(), reset(), or an action that threw:
-// errc::operation_threw for the party that ran it), or operation_aborted (cancelled before
-// the barrier tripped: the arrival is withdrawn). The timeout counts from the arrival; without
-// one, the barrier's default timeout. The action runs in the handler's chain of the party that
-// arrives last, on its executor. Thread and handler parties mix freely.
+// errc::operation_threw for the party that ran it), or operation_aborted (cancelled, through
+// the slot or the stop_token, before the barrier tripped: the arrival is withdrawn). The
+// timeout counts from the arrival; without one, the barrier's default timeout. The action
+// runs in the handler's chain of the party that arrives last, on its executor. Thread and
+// handler parties mix freely. Options: a timeout (a duration; no deadline) and a
+// std::stop_token, in either order.
 template <class Token>
 auto async_wait(Barrier& b, Token&& token) {
-  return detail::barrier_wait(b, weft::detail::AsyncAccess::default_timeout(b),
+  return detail::barrier_wait(b, weft::detail::AsyncAccess::default_timeout(b), detail::NoStop{},
                               std::forward<Token>(token));
 }
-template <class Rep, class Period, class Token>
-auto async_wait(Barrier& b, std::chrono::duration<Rep, Period> timeout, Token&& token) {
-  return detail::barrier_wait(b, weft::detail::AsyncAccess::BarrierTimeout(timeout),
-                              std::forward<Token>(token));
+template <detail::Option A, class Token>
+auto async_wait(Barrier& b, const A& a, Token&& token) {
+  auto [timeout, stop] = detail::barrier_options(b, a);
+  return detail::barrier_wait(b, timeout, std::move(stop), std::forward<Token>(token));
+}
+template <detail::Option A, detail::Option B, class Token>
+auto async_wait(Barrier& b, const A& a, const B& b2, Token&& token) {
+  auto [timeout, stop] = detail::barrier_options(b, a, b2);
+  return detail::barrier_wait(b, timeout, std::move(stop), std::forward<Token>(token));
 }
 
 // ---- select ------------------------------------------------------------------------------
 
 // async_select(ops..., token): performs exactly one of select.hpp's operations
 // (weft::get, put, wait, acquire, join); completes with its index and result in a variant.
-// Cancelled: operation_aborted, and nothing was performed.
+// Cancelled (through the slot, or a std::stop_token given first: async_select(stop, ops...,
+// token)): operation_aborted, and nothing was performed.
 template <class... Args>
 auto async_select(Args&&... args) {
   return detail::select(false, weft::detail::Deadline::never(), std::forward<Args>(args)...);
@@ -1072,7 +1203,8 @@ template <class... Args>
 auto async_select(biased_t, Args&&... args) {
   return detail::select(true, weft::detail::Deadline::never(), std::forward<Args>(args)...);
 }
-// errc::timed_out if none was ready in time.
+// errc::timed_out if none was ready in time. A std::stop_token may follow the timeout
+// (the deadline).
 template <class Rep, class Period, class... Args>
 auto async_select_for(std::chrono::duration<Rep, Period> timeout, Args&&... args) {
   return detail::select(false, weft::detail::select_deadline(timeout), std::forward<Args>(args)...);

@@ -35,6 +35,7 @@
 #include <optional>
 #include <random>
 #include <stdexcept>
+#include <stop_token>
 #include <system_error>
 #include <thread>
 #include <variant>
@@ -437,6 +438,307 @@ TEST(AsioCancel, CancelRacingPutReleaseAndSet) {
   }
   io.finish();
   EXPECT_EQ(got + aborted, kRounds);
+}
+
+// ---- std::stop_token --------------------------------------------------------------------------
+
+// Every queue kind: a waiting get, and a waiting put on the bounded kinds (its timeout and
+// stop_token in the other order), stopped from this thread: request_stop() runs no handler;
+// the executor completes each with operation_aborted, and nothing was taken or put. A get
+// whose token was stopped before the initiating call takes nothing even with an item ready.
+TYPED_TEST(AsioQueueKinds, StopTokenAbortsGetAndPutTakingNothing) {
+  using Item = typename TypeParam::Item;
+  asio::io_context ctx;
+  auto q = weft_test::new_queue<TypeParam>(1);
+  std::stop_source stop_get;
+  Outcome waiting;
+  weft::asio::async_get(*q, stop_get.get_token(), record_value<Item>(ctx, waiting));
+  ctx.poll();
+  ASSERT_FALSE(waiting.done);
+  stop_get.request_stop();
+  EXPECT_FALSE(waiting.done);  // never inside request_stop()
+  ctx.poll();
+  ASSERT_TRUE(waiting.done);
+  EXPECT_EQ(waiting.ec, asio::error::operation_aborted);
+
+  q->put(Item(7));
+  Outcome early;
+  weft::asio::async_get(*q, 1h, stop_get.get_token(), record_value<Item>(ctx, early));
+  EXPECT_FALSE(early.done);  // never inside the initiating call
+  ctx.restart();             // the last poll ran out of work
+  ctx.poll();
+  ASSERT_TRUE(early.done);
+  EXPECT_EQ(early.ec, asio::error::operation_aborted);
+  EXPECT_EQ(q->qsize(), 1U);
+
+  if constexpr (TypeParam::kTasks) {  // bounded, and full
+    std::stop_source stop_put;
+    Outcome put;
+    weft::asio::async_put(*q, Item(8), stop_put.get_token(), 1h, record(ctx, put));
+    ctx.restart();
+    ctx.poll();
+    ASSERT_FALSE(put.done);
+    stop_put.request_stop();
+    EXPECT_FALSE(put.done);
+    ctx.poll();
+    ASSERT_TRUE(put.done);
+    EXPECT_EQ(put.ec, asio::error::operation_aborted);
+    EXPECT_EQ(q->unfinished_tasks(), 1U);  // only the 7: the stopped put counted nothing
+  }
+  EXPECT_EQ(static_cast<int>(q->get_nowait()), 7);
+  EXPECT_EQ(q->qsize(), 0U);
+}
+
+// The other forms, waiting and then stopped: each completes on the executor with
+// operation_aborted and holds nothing (no permit, no lock, no barrier arrival).
+TEST(AsioStop, EveryOtherFormAbortsHoldingNothing) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  q.put(1);  // an unfinished task: a join waits
+  weft::Event ev;
+  weft::Semaphore sem(0);
+  weft::Lock lock;
+  lock.acquire();
+  weft::Barrier b(2);
+  std::stop_source stop;
+  Outcome join, wait, acquire, locked, party, select;
+  weft::asio::async_join(q, stop.get_token(), record(ctx, join));
+  weft::asio::async_wait(ev, stop.get_token(), record(ctx, wait));
+  weft::asio::async_acquire(sem, stop.get_token(), record(ctx, acquire));
+  weft::asio::async_acquire(lock, 1h, stop.get_token(), record(ctx, locked));
+  weft::asio::async_wait(b, stop.get_token(), 1h, record_value<std::size_t>(ctx, party));
+  weft::asio::async_select(stop.get_token(), weft::get(q), weft::acquire(sem),
+                           asio::bind_executor(ctx, [&](std::error_code ec, auto) {
+                             select.done = true;
+                             select.ec = ec;
+                           }));
+  ctx.poll();
+  EXPECT_EQ(b.n_waiting(), 1U);
+  for (const Outcome* o : {&join, &wait, &acquire, &locked, &party}) ASSERT_FALSE(o->done);
+  ASSERT_TRUE(select.done);  // q had an item
+  EXPECT_FALSE(select.ec);
+  stop.request_stop();
+  for (const Outcome* o : {&join, &wait, &acquire, &locked, &party}) EXPECT_FALSE(o->done);
+  ctx.poll();
+  for (const Outcome* o : {&join, &wait, &acquire, &locked, &party}) {
+    ASSERT_TRUE(o->done);
+    EXPECT_EQ(o->ec, asio::error::operation_aborted);
+  }
+  EXPECT_EQ(b.n_waiting(), 0U);
+  EXPECT_FALSE(b.broken());
+  sem.release();
+  EXPECT_TRUE(sem.acquire(false));  // nobody took the permit
+  lock.release();
+  EXPECT_FALSE(lock.locked());  // the stopped acquire holds nothing
+}
+
+// A stop requested before the initiating call, every source ready: each operation completes
+// on the executor with operation_aborted and takes nothing.
+TEST(AsioStop, StoppedBeforeInitiationTakesNothing) {
+  asio::io_context ctx;
+  weft::Queue<int> q(1);
+  weft::Event ev;
+  ev.set();
+  weft::Semaphore sem(1);
+  weft::Lock lock;
+  weft::Barrier b(1);
+  std::stop_source stop;
+  stop.request_stop();
+  Outcome put, join, wait, acquire, locked, party, select;
+  weft::asio::async_put(q, 1, stop.get_token(), record(ctx, put));
+  weft::asio::async_join(q, stop.get_token(), record(ctx, join));
+  weft::asio::async_wait(ev, stop.get_token(), record(ctx, wait));
+  weft::asio::async_acquire(sem, stop.get_token(), record(ctx, acquire));
+  weft::asio::async_acquire(lock, stop.get_token(), record(ctx, locked));
+  weft::asio::async_wait(b, stop.get_token(), record_value<std::size_t>(ctx, party));
+  weft::asio::async_select_for(1h, stop.get_token(), weft::acquire(sem), weft::wait(ev),
+                               asio::bind_executor(ctx, [&](std::error_code ec, auto) {
+                                 select.done = true;
+                                 select.ec = ec;
+                               }));
+  const std::vector<const Outcome*> all{&put, &join, &wait, &acquire, &locked, &party, &select};
+  for (const Outcome* o : all) EXPECT_FALSE(o->done);
+  ctx.poll();
+  for (const Outcome* o : all) {
+    ASSERT_TRUE(o->done);
+    EXPECT_EQ(o->ec, asio::error::operation_aborted);
+  }
+  EXPECT_EQ(q.qsize(), 0U);
+  EXPECT_TRUE(sem.acquire(false));
+  EXPECT_FALSE(lock.locked());
+  EXPECT_FALSE(b.broken());
+}
+
+// A get, an acquire and a Lock acquire claimed by a put or release and then stopped before
+// their steps ran: the claim passes on to the next waiter.
+TEST(AsioStop, ClaimedThenStoppedPassesTheWakeUpOn) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  weft::Semaphore sem(0);
+  weft::Lock lock;
+  lock.acquire();
+  std::stop_source stop;
+  Outcome get1, get2, acq1, acq2, lock1, lock2;
+  weft::asio::async_get(q, stop.get_token(), record_value<int>(ctx, get1));
+  weft::asio::async_get(q, record_value<int>(ctx, get2));
+  weft::asio::async_acquire(sem, stop.get_token(), record(ctx, acq1));
+  weft::asio::async_acquire(sem, record(ctx, acq2));
+  weft::asio::async_acquire(lock, stop.get_token(), record(ctx, lock1));
+  weft::asio::async_acquire(lock, record(ctx, lock2));
+  ctx.poll();  // all registered, the stoppable ones first
+  q.put(42);
+  sem.release();
+  lock.release();  // each claims its first waiter
+  stop.request_stop();
+  ctx.poll();
+  for (const Outcome* o : {&get1, &acq1, &lock1}) {
+    ASSERT_TRUE(o->done);
+    EXPECT_EQ(o->ec, asio::error::operation_aborted);
+  }
+  for (const Outcome* o : {&get2, &acq2, &lock2}) {
+    ASSERT_TRUE(o->done);
+    EXPECT_FALSE(o->ec);
+  }
+  EXPECT_EQ(get2.value, 42);
+  EXPECT_EQ(q.qsize(), 0U);
+  EXPECT_FALSE(sem.acquire(false));  // acq2 holds the one permit
+  EXPECT_TRUE(lock.locked());        // held by lock2's completion
+  lock.release();
+}
+
+// A stop requested from a thread of its own while this thread puts, releases or gets, over
+// thousands of rounds: each operation either completed with what it took, or was aborted
+// and took nothing; the counts add up exactly.
+TEST(AsioStop, StopRacingPutReleaseAndGetCountsExactly) {
+  constexpr int kRounds = 2000 / kScale;
+  IoThreads io(1);
+  weft::Queue<int> q;
+  weft::Queue<int> full(1);
+  weft::Semaphore sem(0);
+  weft::Lock lock;
+  std::vector<std::stop_source> stops(kRounds);
+  std::barrier<> go(3);  // the initiating handler, this thread, the stopper
+  std::thread stopper([&] {
+    for (int round = 0; round < kRounds; ++round) {
+      go.arrive_and_wait();
+      // A varying head start for the other side (up to some microseconds), so that both
+      // orders happen: the stop first, or the completion first.
+      for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
+      stops[static_cast<std::size_t>(round)].request_stop();
+    }
+  });
+  int completed = 0, aborted = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const int which = round % 4;
+    const std::stop_token token = stops[static_cast<std::size_t>(round)].get_token();
+    weft::Event done;
+    std::error_code ec;
+    int value = -1;
+    if (which == 2) full.put(-1);
+    if (which == 3) lock.acquire();
+    asio::post(io.ctx, [&] {
+      auto h = asio::bind_executor(io.ctx, [&](std::error_code e) {
+        ec = e;
+        done.set();
+      });
+      switch (which) {
+        case 0:
+          weft::asio::async_get(q, token,
+                                asio::bind_executor(io.ctx, [&](std::error_code e, int v) {
+                                  ec = e;
+                                  value = v;
+                                  done.set();
+                                }));
+          break;
+        case 1:
+          weft::asio::async_acquire(sem, token, std::move(h));
+          break;
+        case 2:
+          weft::asio::async_put(full, round, token, std::move(h));
+          break;
+        default:
+          weft::asio::async_acquire(lock, token, std::move(h));
+          break;
+      }
+      go.arrive_and_wait();
+    });
+    go.arrive_and_wait();
+    switch (which) {
+      case 0:
+        q.put(round);
+        break;
+      case 1:
+        sem.release();
+        break;
+      case 2:
+        ASSERT_EQ(full.get(), -1);
+        break;
+      default:
+        lock.release();
+        break;
+    }
+    done.wait();  // Wake-up source: the handler, on the io thread
+    if (!ec) {
+      ++completed;
+      if (which == 0) {
+        EXPECT_EQ(value, round);
+      }
+      if (which == 1) {  // the operation holds it
+        EXPECT_FALSE(sem.acquire(false));
+      }
+      if (which == 2) {  // put once
+        EXPECT_EQ(full.get_nowait(), round);
+      }
+      if (which == 3) {
+        EXPECT_TRUE(lock.locked());  // the operation holds it
+        lock.release();
+      }
+    } else {
+      ASSERT_EQ(ec, asio::error::operation_aborted);
+      ++aborted;
+      if (which == 0) {  // still queued
+        EXPECT_EQ(q.get_nowait(), round);
+      }
+      if (which == 1) {  // still free
+        EXPECT_TRUE(sem.acquire(false));
+      }
+      if (which == 3) {  // still free
+        EXPECT_FALSE(lock.locked());
+      }
+    }
+    ASSERT_EQ(q.qsize(), 0U);
+    ASSERT_EQ(full.qsize(), 0U);
+    ASSERT_FALSE(lock.locked());
+  }
+  stopper.join();
+  io.finish();
+  EXPECT_EQ(completed + aborted, kRounds);
+  RecordProperty("completed", completed);  // how the races went (--gtest_output=xml)
+  RecordProperty("aborted", aborted);
+}
+
+// The io_context is destroyed with operations waiting under a stop_token: they are
+// aborted without being invoked, and a stop requested afterwards touches nothing of theirs
+// (ASan checks that the callback went with them).
+TEST(AsioStop, ShutdownDetachesTheStopCallback) {
+  weft::Queue<int> q;
+  weft::Semaphore sem(0);
+  std::stop_source stop;
+  bool invoked = false;
+  {
+    asio::io_context ctx;
+    weft::asio::async_get(q, stop.get_token(),
+                          asio::bind_executor(ctx, [&](std::error_code, int) { invoked = true; }));
+    weft::asio::async_acquire(sem, 1h, stop.get_token(),
+                              asio::bind_executor(ctx, [&](std::error_code) { invoked = true; }));
+    ctx.poll();
+  }
+  stop.request_stop();
+  EXPECT_FALSE(invoked);
+  q.put(1);
+  sem.release();
+  EXPECT_EQ(q.get_nowait(), 1);  // nobody took them
+  EXPECT_TRUE(sem.acquire(false));
 }
 
 // ---- timeouts -------------------------------------------------------------------------------
