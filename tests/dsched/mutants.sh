@@ -66,6 +66,16 @@ mutants=(
   "segment_hint_always|include/weft/detail/segment_list.hpp|s/if \(queued >= n\) \{/if (true) {/|segment_handover,segment_batches"
   # A pop does not wait out a segment hand-over: it claims the hand-over position itself.
   "segment_handover_skip|include/weft/detail/segment_list.hpp|s/if \(offset == Slots\) return Attempt::handover;/(void)0;/|segment_handover,segment_batches"
+  # A single pop's fast path (claim_one) does not check that a push has claimed its position.
+  "segment_claim_unpushed|include/weft/detail/segment_list.hpp|s/if \(\(head & kMark\) != 0 \x7c\x7c \(tail_/if (true \x7c\x7c (tail_/|segment_batches,segment_shutdown_race"
+  # A segment is retired (reset, recycled or freed) when Slots - 1 of its pops are done: the
+  # last pop still reads it.
+  "segment_retire_early|include/weft/detail/segment_list.hpp|s/\) \+ n ==\n(\s+)Slots\) \{/) + n ==\n\${1}Slots - 1) {/|segment_handover,segment_batches"
+  # Leaving the hand-over position drops the closed mark that close() set meanwhile: pushes
+  # go on after the shutdown.
+  "segment_tail_drops_mark|include/weft/detail/segment_list.hpp|s/tail_.fetch_add\(1, std::memory_order_release\);/tail_.store((tail_.load(std::memory_order_relaxed) \& ~kMark) + 1, std::memory_order_release);/|segment_close_race,segment_shutdown_race"
+  # A single push's fast path takes a segment's last slot, so nobody installs the successor.
+  "segment_push_fast_last|include/weft/detail/segment_list.hpp|s/offset \+ 1 < Slots \&\&/offset + 1 <= Slots \&\&/|segment_handover,segment_batches"
 )
 
 # A mutant that does not parse (a '|' inside the substitution must be written \x7c), names

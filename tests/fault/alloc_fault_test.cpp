@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <latch>
 #include <memory>
@@ -141,8 +142,8 @@ void put_in_form(Q& q, std::string& item, PutForm form, std::stop_token st) {
 template <class Kind>
 class PutFaults : public ::testing::Test {};
 // Unbounded weft::Queue<std::string> and SimpleQueue<std::string> are the segment list, which
-// allocates a segment (31 slots) when a put reaches a segment's last slot and no spare is
-// left; the bounded Queue is the ring, which allocates nothing after construction (checked
+// allocates a segment (segment_slots<std::string>() slots: 63) when a put reaches a segment's
+// last slot and no spare is left; the bounded Queue is the ring, which allocates nothing after construction (checked
 // below).
 using AllocatingKinds = ::testing::Types<weft_test::FifoKind, weft_test::LifoKind,
                                          weft_test::PriorityKind, weft_test::SimpleKind>;
@@ -228,25 +229,35 @@ TEST(RingFaults, RingPutAndGetDoNotAllocate) {
 TEST(SegmentListFaults, SteadyStateDoesNotAllocate) {
   SKIP_WITHOUT_ALLOC_FAULTS();
   weft::Queue<std::string> q;
+  // A burst of Slots + 2 items spans three segments when it starts at a segment's last slot.
+  // Slots is odd (2^k - 1), so Slots bursts start at every offset of a segment.
+  constexpr int kSlots = static_cast<int>(weft::detail::segment_slots<std::string>());
+  static_assert(kSlots >= 3 && kSlots % 2 == 1);
+  constexpr int kBurst = kSlots + 2;
   std::vector<std::string> items;
-  for (int i = 0; i < 40; ++i) items.push_back(item_name(i));
+  for (int i = 0; i < kBurst; ++i) items.push_back(item_name(i));
+  int spans_three = 0;  // bursts that started at a segment's last slot
+  std::uint64_t start = 0;
   auto burst = [&] {
+    if (start % kSlots == kSlots - 1) ++spans_three;
+    start += kBurst;
     for (auto& item : items) q.put(std::move(item));
     for (auto& item : items) item = q.get();
   };
-  // Grows the queue to the segments a burst needs from any start: a burst spans up to three
-  // segments, and 31 bursts of 40 start at every offset of a 31-slot segment.
-  for (int i = 0; i < 31; ++i) burst();
+  // Grows the queue to the segments a burst needs from any start.
+  for (int i = 0; i < kSlots; ++i) burst();
+  ASSERT_EQ(spans_three, 1);
   {
     AllocFaults count;
-    for (int round = 0; round < 50; ++round) burst();
+    for (int round = 0; round < kSlots; ++round) burst();
     for (int round = 0; round < 200; ++round) {
       q.put(std::move(items[0]));
       items[0] = q.get();
     }
     EXPECT_EQ(count.count(), 0);
   }
-  EXPECT_EQ(items[39], item_name(39));
+  EXPECT_EQ(spans_three, 2);
+  EXPECT_EQ(items[kBurst - 1], item_name(kBurst - 1));
 }
 
 // A put_many whose run reaches a segment's end allocates the next segment before it claims

@@ -605,8 +605,8 @@ TYPED_TEST(QueueStress, ShutdownReleasesEveryBlockedThread) {
 // ---- the segment list's boundaries ------------------------------------------------------
 // The unbounded configurations again over segments of 3 and of 1 slot (queue_kinds.hpp's
 // SegmentQueue): a segment hand-over (and a retirement) every few items or at every item,
-// raced by every form, batches and both shutdowns. The default segments (31 slots) are
-// QueueStress's Queue and SimpleQueue.
+// raced by every form, batches and both shutdowns. The default segments
+// (segment_slots<T>(): 255 slots for an int) are QueueStress's Queue and SimpleQueue.
 template <class Kind>
 class SegmentStress : public ::testing::Test {};
 using SegmentKinds =
