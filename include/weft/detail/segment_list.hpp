@@ -191,13 +191,16 @@ class SegmentList {
       if (last && spare.seg == nullptr) {
         spare.seg = successor_for(tail);     // may throw: nothing claimed
         if (spare.seg == nullptr) continue;  // tail_ moved on: `tail` is reloaded
+      } else if (!last && spare.seg != nullptr) {
+        // A spare taken for a last slot another push won: returned (perhaps freed) now,
+        // before a claim, never between a claim and its publication, where a pop waits.
+        spare.give_back();
       }
       Segment* const seg = tail_seg_.load(std::memory_order_acquire);  // acquire: as in try_push
       // acquire on failure: the reloaded position is used as above.
       if (tail_.compare_exchange_weak(tail, tail + 1, std::memory_order_seq_cst,
                                       std::memory_order_acquire)) {
-        if (last) install_tail(seg, spare.release());
-        spare.give_back();  // before the publication, the last access
+        if (last) install_tail(seg, spare.release());  // else no spare is held
         publish_one(seg->slots[offset], tail, item, notify, woken);
         return PushResult::ok;
       }
@@ -275,6 +278,8 @@ class SegmentList {
           if (offset + k == Slots && spare.seg == nullptr) {
             spare.seg = successor_for(tail);     // may throw: nothing claimed in this round
             if (spare.seg == nullptr) continue;  // tail_ moved on: `tail` is reloaded
+          } else if (offset + k != Slots && spare.seg != nullptr) {
+            spare.give_back();  // as in try_push_slow: never between claim and publication
           }
           seg = tail_seg_.load(std::memory_order_acquire);  // acquire: as in try_push
           // acquire on failure: as in try_push_slow.
@@ -284,8 +289,7 @@ class SegmentList {
           }
           backoff.spin();
         }
-        if (offset + k == Slots) install_tail(seg, spare.release());
-        spare.give_back();
+        if (offset + k == Slots) install_tail(seg, spare.release());  // else no spare is held
         // seq_cst flag load after the seq_cst CAS: the waiting handshake.
         if (notify != nullptr && notify->maybe_waiting()) [[unlikely]]
           notify->claim(woken, k);
