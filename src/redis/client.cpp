@@ -218,6 +218,9 @@ struct Client::Impl {
   // Kind letter, maxsize, a space and the queue's generation (set at init): every
   // function's args[2] ("f0 9c1e...").
   std::string settings;
+  // ":<generation>" (set at init): the suffix of the queue's token lists, so that a client
+  // of an older generation never takes a token meant for this one.
+  std::string token_suffix;
   std::string session = random_hex(16);
   // Ids unique within the session (so across clients with the session's 64 random bits):
   // put ids, get request ids, connection slots. Relaxed: only uniqueness matters.
@@ -836,7 +839,7 @@ struct Client::Impl {
   }
   Clock::time_point retry_default() const { return Clock::now() + opt.retry_max; }
 
-  // Blocks on a token list for at most min(deadline, wake_in, max_block). A stop request
+  // Blocks on a token list ("gtok", "ptok", "jtok" of the client's generation) for at most min(deadline, wake_in, max_block). A stop request
   // wakes it (shutting the socket down); the token it may have taken is restored by the
   // heartbeat's next call.
   bool wait_token(Conn& c, const std::string& list, bool rotate, Clock::time_point deadline,
@@ -850,10 +853,11 @@ struct Client::Impl {
     std::array<char, 32> secs{};
     std::snprintf(secs.data(), secs.size(), "%.3f", static_cast<double>(block.count()) / 1000.0);
     std::vector<std::string> args;
+    const std::string key = prefix + list + token_suffix;
     if (rotate)
-      args = {"BLMOVE", prefix + list, prefix + list, "LEFT", "RIGHT", secs.data()};
+      args = {"BLMOVE", key, key, "LEFT", "RIGHT", secs.data()};
     else
-      args = {"BLPOP", prefix + list, secs.data()};
+      args = {"BLPOP", key, secs.data()};
     try {
       Reply r = call(c, std::move(args), retry_until(deadline), block, stop);
       return r->type != REDIS_REPLY_NIL;
@@ -954,7 +958,9 @@ Client::Client(std::string name, Kind kind, std::ptrdiff_t maxsize, Options opti
                 ": all clients of one queue must run the same protocol version");
   }
   // Every later call names the queue's generation: the functions refuse it for another.
-  impl_->settings += ' ' + as_string(element(r.get(), 3));
+  const std::string gen = as_string(element(r.get(), 3));
+  impl_->settings += ' ' + gen;
+  impl_->token_suffix = ':' + gen;
   const std::string stored_kind = as_string(element(r.get(), 0));
   const std::int64_t stored_max = as_int(element(r.get(), 1));
   if (stored_kind != kname || stored_max != impl_->maxsize) {

@@ -91,6 +91,7 @@ end
 
 -- Per call (begin()).
 local K_META, P, C, kind, maxsize, LEASE, G, SEQ
+local GTOK, PTOK, JTOK  -- the token lists of generation G (set_gen())
 local proven  -- the caller's generation is the queue's
 local sd, gone, now_ms  -- read when first needed (shut(), now())
 
@@ -107,6 +108,14 @@ local function check()
   end
 end
 
+-- The caller's generation and the keys named by it: the sequence number's field and the
+-- token lists (a client of an older generation, still blocked on its own list, takes no
+-- token of this one).
+local function set_gen(g)
+  G, SEQ = g, 'seq:' .. g
+  GTOK, PTOK, JTOK = P .. 'gtok:' .. g, P .. 'ptok:' .. g, P .. 'jtok:' .. g
+end
+
 -- Sets the per-call state from the arguments, and checks the generation unless `lazy`
 -- (init: none yet; put and get: proven on the way, see above).
 local function begin(keys, args, lazy)
@@ -118,8 +127,7 @@ local function begin(keys, args, lazy)
   kind = s_byte(s)
   local sp = s_find(s, ' ', 2, true)
   maxsize = to_num(s_sub(s, 2, (sp or 0) - 1)) or 0
-  G = s_sub(s, (sp or #s) + 1)
-  SEQ = 'seq:' .. G
+  set_gen(s_sub(s, (sp or #s) + 1))
   LEASE, sd, gone, now_ms, proven = nil, nil, nil, nil, false
   if not lazy then check() end
 end
@@ -272,13 +280,13 @@ local function normalize()
   local s = shut()
   if gone then return 0, 0 end
   local ready = r_call('ZCARD', P .. 'ready')
-  if s > 0 then adjust(P .. 'gtok', TOKENS) else adjust(P .. 'gtok', m_min(ready, TOKENS)) end
+  if s > 0 then adjust(GTOK, TOKENS) else adjust(GTOK, m_min(ready, TOKENS)) end
   if maxsize > 0 then
-    if s > 0 then adjust(P .. 'ptok', TOKENS)
-    else adjust(P .. 'ptok', m_min(m_max(maxsize - ready, 0), TOKENS)) end
+    if s > 0 then adjust(PTOK, TOKENS)
+    else adjust(PTOK, m_min(m_max(maxsize - ready, 0), TOKENS)) end
   end
   local uf = r_call('HLEN', P .. 'items')
-  if uf == 0 then adjust(P .. 'jtok', 1) else adjust(P .. 'jtok', 0) end
+  if uf == 0 then adjust(JTOK, 1) else adjust(JTOK, 0) end
   return ready, uf
 end
 
@@ -292,7 +300,7 @@ end
 -- After acknowledgements: the joiners' token when no task is left.
 local function join_token()
   if r_call('HLEN', P .. 'items') == 0 then
-    local k = P .. 'jtok'
+    local k = JTOK
     push_tokens(k, r_call('LLEN', k), 1)
   end
 end
@@ -358,8 +366,8 @@ local function init(keys, args)
   r_call('HSETNX', K_META, 'maxsize', s_match(args[2], '^.(%d+)'))
   r_call('HSETNX', K_META, 'sd', '0')
   local v = r_call('HMGET', K_META, 'kind', 'maxsize', 'proto', 'gen')
-  G, proven = v[4], true
-  SEQ = 'seq:' .. G
+  set_gen(v[4])
+  proven = true
   r_call('HSETNX', K_META, SEQ, '1')  -- 1: see put
   kind = s_byte(v[1])
   maxsize = to_num(v[2]) or 0  -- not a number: the client refuses what it reads
@@ -457,8 +465,8 @@ local function put(keys, args)
     normalize()
     return {'F', wake_in(), n}
   end
-  top_up_lazy(P .. 'gtok', ready, nil)
-  if woken and maxsize > 0 then top_up_lazy(P .. 'ptok', ready, maxsize) end
+  top_up_lazy(GTOK, ready, nil)
+  if woken and maxsize > 0 then top_up_lazy(PTOK, ready, maxsize) end
   return n
 end
 
@@ -524,12 +532,12 @@ local function get(keys, args)
     out[#out + 1] = r_call('HGET', K_ITEMS, m)
     out[#out + 1] = got[i + 1]
   end
-  if woken then top_up_lazy(P .. 'gtok', nil, nil) end
+  if woken then top_up_lazy(GTOK, nil, nil) end
   if recovered then
     normalize()  -- what recover() put back may be for other waiters too
   elseif maxsize > 0 then
     -- After a shutdown too: the putters it woke each normalize (64 tokens) in their put.
-    top_up_lazy(P .. 'ptok', nil, maxsize)
+    top_up_lazy(PTOK, nil, maxsize)
   end
   return out
 end
@@ -655,8 +663,8 @@ local function destroy(keys, args)
   for _, c in i_pairs(r_call('ZRANGE', P .. 'clients', 0, -1)) do
     del(held(c), pr(c))
   end
-  del(P .. 'ready', P .. 'items', P .. 'score', P .. 'clients', P .. 'gtok', P .. 'ptok',
-      P .. 'jtok', P .. 'sdo', K_META)
+  del(P .. 'ready', P .. 'items', P .. 'score', P .. 'clients', GTOK, PTOK, JTOK, P .. 'sdo',
+      K_META)
   return 1
 end
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -275,6 +276,39 @@ TEST(RedisQueue, ClientOfAGoneQueueStopsItsHeartbeat) {
   const std::int64_t before = fcalls(s);
   std::this_thread::sleep_for(lease);  // the window measured: three beats
   EXPECT_LE(fcalls(s) - before, 1);
+}
+
+// A getter of the old queue, still blocked, takes no wake-up token of the queue made again
+// under its name: the new queue's getter is woken by the put at once, long before its
+// heartbeat or max_block would wake it (a long lease: the first beat is 10 s away).
+TEST(RedisQueue, BlockedClientOfTheOldQueueTakesNoTokenOfTheNewOne) {
+  RedisServer s;
+  const Options o = s.options(30000ms);
+  Ids old("tok", o);
+  std::stop_source stop_old;
+  std::atomic<bool> old_woken{false};
+  std::jthread blocked_old([&] {
+    try {
+      EXPECT_EQ(old.try_get(stop_old.get_token()), std::nullopt);
+    } catch (const QueueGone&) {
+      old_woken = true;  // it took a token (refused then)
+    }
+  });
+  await_blocked(s, 1);
+  {
+    Ids other("tok", o);
+    other.destroy();
+  }
+  Ids fresh("tok", o);
+  std::optional<std::int64_t> got;
+  std::jthread blocked_new([&] { got = fresh.try_get(3s); });
+  await_blocked(s, 2);
+  fresh.put(7);
+  blocked_new.join();
+  EXPECT_EQ(got, std::optional<std::int64_t>(7));
+  stop_old.request_stop();
+  blocked_old.join();
+  EXPECT_FALSE(old_woken.load());
 }
 
 // destroy() is idempotent: a destroy that finds the queue gone (its reply lost and retried,
