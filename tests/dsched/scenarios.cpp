@@ -1594,9 +1594,10 @@ class QueueBatches : public dsched::Instance {
         dsched::check(seen[v] == 1, "item " + str(v) + " delivered " + str(seen[v]) + " times");
       }
     }
-    dsched::check(seen.size() == static_cast<std::size_t>(put[0] + put[1]),
-                  "items delivered that were not put (put_many " + str(put[0]) + ", puts " +
-                      str(put[1]) + ", delivered " + str(static_cast<long>(seen.size())) + ")");
+    dsched::check(
+        seen.size() == static_cast<std::size_t>(put[0]) + static_cast<std::size_t>(put[1]),
+        "items delivered that were not put (put_many " + str(put[0]) + ", puts " + str(put[1]) +
+            ", delivered " + str(static_cast<long>(seen.size())) + ")");
     dsched::check(q.qsize() == 0, "items left in the queue");
     if constexpr (kIsSegmentQueue<Q>) {
       dsched::check(q.segments() <= 3,
