@@ -354,8 +354,8 @@ class Ring {
 
   // Re-checks for the waiting handshake (seq_cst loads of the positions), also select's
   // hints (queue.hpp). Each answers true only if the ring was empty (full) and open at one
-  // instant of the seq_cst order between its two loads. Both positions only grow and
-  // head <= tail.
+  // instant of the seq_cst order: at one of its two loads, t1 and t2. Both positions only
+  // grow, and head <= tail.
   //
   // Empty: head first, then tail. If head(t1) == tail(t2), then head(t2), between the two,
   // equals tail(t2): the ring was empty at t2, where the closed bit was read. (Tail first
