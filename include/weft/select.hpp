@@ -354,9 +354,7 @@ class Selector {
   // is registered (inline, no wait loop); only a select that finds none ready goes on to
   // wait(), out of line. An exception from this attempt needs no bookkeeping: no wake-up
   // has been claimed yet. Flattened: the attempt (the hints, the chosen operation's pop or
-  // push) is compiled into run() itself rather than called. Measured with callgrind on one
-  // ready queue among empty ones (bench/select_bench.cpp's select_ready): over four queues
-  // 198 instructions a call against 260 without; over two, 121 against 169.
+  // push) is compiled into run() itself rather than called.
   template <class Out>
   [[gnu::flatten]] Out run(bool is_biased, Deadline deadline, const std::stop_token* stop) {
     Out out{};
@@ -370,12 +368,15 @@ class Selector {
   // (or the earliest, when biased); true when one was performed (its result is in `out`).
   // An operation whose source says it is surely not ready (ready_hint(): a queue that is
   // empty and open, for a get) is not attempted: its attempt would fail, and costs more than
-  // the hint's loads. The hint is a snapshot: a queue it calls not ready was empty
-  // (full, for a put) and open when read, and every change the caller synchronized with
-  // before the call is in it (so try_select never misses an item put before it); a later
-  // change is found by the next attempt or, for a select that goes on to wait, by the
-  // re-check after registering (the handshake of wait_source.hpp). Also the coroutine
-  // awaiter's attempt (async.hpp).
+  // the hint's loads. What a "not ready" hint guarantees: every change the caller
+  // synchronized with before the call is in it (so try_select never misses an item put
+  // before it); for a lock-free queue (the ring, the segment list) the queue was empty
+  // (full, for a put) and open at one instant during the hint's loads (ring.hpp's
+  // empty_and_open); for a locked queue its two relaxed loads saw a size of 0 (the
+  // capacity) and not closed, each a value no older than the caller's last synchronized
+  // change, but not one snapshot of both. A later change is found by the next attempt or,
+  // for a select that goes on to wait, by the re-check after registering (the handshake of
+  // wait_source.hpp). Also the coroutine awaiter's attempt (async.hpp).
   //
   // The order is drawn lazily, one operation at a time, uniformly among those not yet
   // looked at: a uniformly random permutation, so the first ready operation in it is

@@ -852,6 +852,22 @@ TEST(SelectFairness, TwoAlwaysReadyQueuesShareEvenly) {
   EXPECT_TRUE(share_between(count[1], kFairRounds, 0.4, 0.6));
 }
 
+// More than two operations, all ready: the first pick is uniform among all N.
+TEST(SelectFairness, FourAlwaysReadyQueuesShareEvenly) {
+  IntQ q[4];
+  for (int i = 0; i < kFairRounds; ++i) {
+    for (IntQ& each : q) each.put(i);
+  }
+  int count[4] = {0, 0, 0, 0};
+  for (int i = 0; i < kFairRounds; ++i) {
+    ++count[weft::select(weft::get(q[0]), weft::get(q[1]), weft::get(q[2]), weft::get(q[3]))
+                .index()];
+  }
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_TRUE(share_between(count[k], kFairRounds, 0.2, 0.3)) << "operation " << k;
+  }
+}
+
 TEST(SelectFairness, EventAndSemaphoreShareEvenly) {
   weft::Event e;
   e.set();
@@ -932,6 +948,23 @@ TEST(SelectFairness, BiasedAlwaysPicksTheFirstReady) {
   EXPECT_TRUE(a.empty());
   // Once the first is empty, the second.
   EXPECT_EQ(weft::select(weft::biased, weft::get(a), weft::get(b)).index(), 1u);
+}
+
+// Biased over three with the first not ready: the attempts after the first go in argument
+// order, so the second is performed every time while it has items.
+TEST(SelectFairness, BiasedSkipsANotReadyFirstToTheSecond) {
+  IntQ never, a, b;
+  for (int i = 0; i < 1000; ++i) {
+    a.put(i);
+    b.put(i);
+  }
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(weft::select(weft::biased, weft::get(never), weft::get(a), weft::get(b)).index(), 1u)
+        << "round " << i;
+  }
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(b.qsize(), 1000u);
+  EXPECT_TRUE(never.empty());
 }
 
 // =========================================================================================

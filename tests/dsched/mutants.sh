@@ -76,6 +76,11 @@ mutants=(
   "segment_tail_drops_mark|include/weft/detail/segment_list.hpp|s/tail_.fetch_add\(1, std::memory_order_release\);/tail_.store((tail_.load(std::memory_order_relaxed) \& ~kMark) + 1, std::memory_order_release);/|segment_close_race,segment_shutdown_race"
   # A single push's fast path takes a segment's last slot, so nobody installs the successor.
   "segment_push_fast_last|include/weft/detail/segment_list.hpp|s/offset \+ 1 < Slots \&\&/offset + 1 <= Slots \&\&/|segment_handover,segment_batches"
+  # The ring's "empty and open" check loads tail before head: a put and a get between the
+  # loads make them match although the ring held an item throughout.
+  "ring_empty_tail_first|include/weft/detail/ring.hpp|s/(    const std::uint64_t head = head_.load\(std::memory_order_seq_cst\);\n)(    const std::uint64_t tail = tail_.load\(std::memory_order_seq_cst\);\n)(    return \(tail & mark_\) == 0 && tail == head;)/\${2}\${1}\${3}/|select_hint_ring"
+  # The same in the segment list.
+  "segment_empty_tail_first|include/weft/detail/segment_list.hpp|s/(    const std::uint64_t head = head_.load\(std::memory_order_seq_cst\);\n)(    const std::uint64_t tail = tail_.load\(std::memory_order_seq_cst\);\n)(    return \(tail & kMark\) == 0 && count)/\${2}\${1}\${3}/|select_hint_segments"
 )
 
 # A mutant that does not parse (a '|' inside the substitution must be written \x7c), names

@@ -1665,6 +1665,62 @@ class QueueBatchWakesAll : public dsched::Instance {
   std::vector<int> batch;
 };
 
+// A "not ready" hint is true at one instant: try_select(get(q)) returns nothing only if q
+// was empty at some point during the call. q starts with one item; a putter adds one and a
+// getter takes one, so with a hint that loads tail before head the put and the get can both
+// land between its two loads, which then match although q held an item throughout. A ghost
+// count, raised after a put returns and lowered before a get starts (raised again if the
+// get found nothing), is never above the queue's size; the selector records its least
+// value during its call, and when it found nothing, that least value must be 0.
+template <class Q, std::ptrdiff_t Max>
+class SelectHintInstant : public dsched::Instance {
+ public:
+  SelectHintInstant() { q.put(0); }
+  void thread(int i) override {
+    if (i == 0) {
+      in_call = true;
+      least = ghost;
+      auto r = weft::try_select(weft::get(q));
+      in_call = false;
+      if (r) {
+        got.push_back(*std::get<0>(*r));
+        note(-1);  // late, but only a call that found nothing is checked
+      } else {
+        dsched::check(least == 0,
+                      "try_select found nothing while the queue held an item at "
+                      "every instant of its call");
+      }
+    } else if (i == 1) {
+      q.put(1);
+      note(+1);
+    } else {
+      note(-1);
+      if (auto v = q.try_get()) {
+        got.push_back(*v);
+      } else {
+        note(+1);
+      }
+    }
+  }
+  void check() override {
+    std::vector<int> all = got;
+    while (auto v = q.try_get()) all.push_back(*v);
+    std::sort(all.begin(), all.end());
+    dsched::check(all == std::vector<int>{0, 1}, "items lost or duplicated");
+  }
+
+ private:
+  void note(int d) {
+    ghost += d;
+    if (in_call) least = std::min(least, ghost);
+  }
+  Q q{Max};
+  std::vector<int> got;
+  int ghost = 1;
+  int least = 1;
+  bool in_call = false;
+};
+
 template <class T>
 dsched::Scenario make(std::string name, std::string what, int threads, int runs,
                       double event_rate = -1) {
@@ -1794,6 +1850,14 @@ const dsched::Register r29(make<QueueBatches<SegmentQueue<1>, 0, true, true>>(
 const dsched::Register r30(make<QueueBatches<SegmentQueue<3>, 0, false, true>>(
     "segment_shutdown_race",
     "3-slot segments: shutdown() cuts put_many at a segment's end: exact account, in order", 5,
+    1000));
+
+const dsched::Register r31(make<SelectHintInstant<weft::Queue<int>, 4>>(
+    "select_hint_ring",
+    "try_select(get) on a ring while a put and a get race: nothing only if it was empty", 3, 1000));
+const dsched::Register r32(make<SelectHintInstant<SegmentQueue<3>, 0>>(
+    "select_hint_segments",
+    "try_select(get) on a segment list while a put and a get race: nothing only if empty", 3,
     1000));
 
 }  // namespace

@@ -99,7 +99,8 @@ class QueueCore {
   bool push_ready() noexcept { return !storage_.full_and_open(); }
   bool pop_ready() noexcept { return !storage_.empty_and_open(); }
   // Hints for select's first attempt (select.hpp), lock-free: false only when the storage
-  // was seen empty (full, for a push) and open; a storage without hints says true.
+  // was seen empty (full, for a push) and open (what that guarantees, per storage: the
+  // comment on Selector::try_all); a storage without hints says true.
   bool pop_hint() noexcept {
     if constexpr (requires { storage_.pop_hint(); }) {
       return storage_.pop_hint();

@@ -352,12 +352,25 @@ class Ring {
     return PopResult::ok;
   }
 
-  // Re-checks for the waiting handshake (seq_cst loads of the positions).
+  // Re-checks for the waiting handshake (seq_cst loads of the positions), also select's
+  // hints (queue.hpp). Each answers true only if the ring was empty (full) and open at one
+  // instant of the seq_cst order: at one of its two loads, t1 and t2. Both positions only
+  // grow, and head <= tail.
+  //
+  // Empty: head first, then tail. If head(t1) == tail(t2), then head(t2), between the two,
+  // equals tail(t2): the ring was empty at t2, where the closed bit was read. (Tail first
+  // would not do: a push and then a pop between the loads make them equal although the ring
+  // held an item throughout.) A push whose CAS follows the tail load sees the waiter's
+  // announcement, made before it.
   bool empty_and_open() const noexcept {
-    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
     const std::uint64_t head = head_.load(std::memory_order_seq_cst);
+    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
     return (tail & mark_) == 0 && tail == head;
   }
+  // Full: tail first, then head. If head(t2) + lap == tail(t1), then head(t1), no later than
+  // head(t2), is a lap behind tail(t1): the ring was full at t1, where the closed bit was
+  // read, so full and open held together at t1. A pop whose CAS follows the head load sees
+  // the waiter's announcement.
   bool full_and_open() const noexcept {
     const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
     const std::uint64_t head = head_.load(std::memory_order_seq_cst);

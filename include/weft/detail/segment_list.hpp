@@ -343,10 +343,15 @@ class SegmentList {
     return PopResult::ok;
   }
 
-  // Re-checks for the waiting handshake (seq_cst loads of the positions).
+  // Re-checks for the waiting handshake (seq_cst loads of the positions), also select's
+  // hint (queue.hpp). True only if the list was empty and open at the tail load: head
+  // first, then tail, as in ring.hpp. A pop claims only positions a push has claimed, so
+  // head <= tail; if head(t1) == tail(t2), then head(t2) equals tail(t2), empty at t2, where
+  // the closed bit was read. A push whose CAS follows the tail load sees the waiter's
+  // announcement, made before it.
   bool empty_and_open() const noexcept {
-    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
     const std::uint64_t head = head_.load(std::memory_order_seq_cst);
+    const std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
     return (tail & kMark) == 0 && count(tail) == count(head & ~kMark);
   }
   static constexpr bool full_and_open() noexcept {

@@ -501,10 +501,12 @@ class LockedStorage {
     WordLockGuard g(lock_);
     return !closed_ && cap_ != 0 && items_.size() >= cap_;
   }
-  // select's hints (queue_core.hpp), without the lock: false only when the snapshot says
-  // empty (full) and open. The relaxed loads of size() and closed() are enough: a change the
-  // caller synchronized with happens before them, so coherence shows it (or a later value);
-  // a stale "maybe" costs only an attempt under the lock.
+  // select's hints (queue_core.hpp), without the lock: false only when size() read 0 (the
+  // capacity) and closed() read false. Two relaxed loads, not one snapshot: each value is
+  // one the queue had, no older than a change the caller synchronized with (that change
+  // happens before the load, so coherence shows it or a later value), but the two need not
+  // hold at one instant. That is enough for select: it never misses an item or a close the
+  // caller synchronized with, and a stale "maybe" costs only an attempt under the lock.
   bool pop_hint() const noexcept { return size() != 0 || closed(); }
   bool push_hint() const noexcept { return cap_ == 0 || size() < cap_ || closed(); }
 
