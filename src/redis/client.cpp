@@ -390,7 +390,7 @@ struct Client::Impl {
           std::optional<std::stop_callback<std::function<void()>>> wake;
           if (stop != nullptr && block.count() > 0)
             wake.emplace(*stop, std::function<void()>([fd] { ::shutdown(fd, SHUT_RDWR); }));
-          r = exchange(c, args, script == kGet);
+          r = exchange(c, args, script == kGet, script == kShutdown ? "shutdown:sent" : nullptr);
         }
         if (!r) {
           last = c.ctx != nullptr ? c.ctx->errstr : "connection lost";
@@ -651,7 +651,10 @@ struct Client::Impl {
   // `fold` (the get function) the unsent acks go inside the command, as its trailing
   // arguments, rather than as calls of their own: confirmed by its reply, unsent again
   // when it fails (they are idempotent; a call cut short may have applied some).
-  Reply exchange(Conn& c, const std::vector<std::string>& args, bool fold) {
+  // `sent_point` (when not null): the command is written out in full, then the fault hook
+  // is called with it, before any reply is read.
+  Reply exchange(Conn& c, const std::vector<std::string>& args, bool fold,
+                 const char* sent_point = nullptr) {
     std::vector<PendingAck> folded;
     std::vector<std::string> with_acks;
     if (fold && !c.acks.empty() && !c.acks.back().sent) {
@@ -670,6 +673,13 @@ struct Client::Impl {
     append_acks(c);
     append(c.ctx, folded.empty() ? args : with_acks);
     Reply r;
+    if (sent_point != nullptr) {
+      // No ack is folded here (fold is for the get function only): nothing to put back.
+      for (int done = 0; done == 0;) {
+        if (redisBufferWrite(c.ctx, &done) != REDIS_OK) return r;
+      }
+      hook(sent_point);
+    }
     if (read_ack_replies(c)) {
       void* raw = nullptr;
       if (redisGetReply(c.ctx, &raw) == REDIS_OK) r.reset(static_cast<redisReply*>(raw));
