@@ -1214,8 +1214,12 @@ std::vector<std::string> Client::shutdown(bool immediate) {
   Impl::Pooled p(impl_.get());
   // "<immediate> <request id> <keep ms>" (an 'r' in front on a retry): the removed items
   // are kept under the request id for longer than this call retries, and a retry gets
-  // them (a lost reply loses none).
-  const auto keep = im.opt.retry_max + 2 * im.opt.command_timeout + milliseconds(1000);
+  // them (a lost reply loses none). The expiry runs on the server's clock, and a late
+  // retry may first reconnect (connect_timeout, then AUTH and SELECT): the margin is
+  // generous, twice all of it and a minute more. leave() and destroy() delete the record
+  // anyway, so it costs little.
+  const auto keep = 2 * (im.opt.retry_max + im.opt.connect_timeout + 3 * im.opt.command_timeout) +
+                    milliseconds(60000);
   const std::string request = std::string(immediate ? "1 " : "0 ") + "d" + im.unique_id() + ' ' +
                               std::to_string(keep.count());
   Reply r = im.run(*p.conn, kShutdown, {request}, im.retry_default(), nullptr, nullptr, 0);
