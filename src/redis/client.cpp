@@ -92,16 +92,16 @@ bool function_missing(const redisReply* r) {
   return r->type == REDIS_REPLY_ERROR && starts_with(r, "ERR Function not found");
 }
 
-// Errors that pass: a server loading its data or busy in a script, a replica (READONLY: a
-// failover; the caller reconnects), a cluster without quorum or a primary (CLUSTERDOWN,
-// MASTERDOWN), a slot being migrated (TRYAGAIN; inside a function, a key of such a slot
-// fails with "... non local key ...").
 // A function's refusal of a call for a queue that is not the one the client opened
 // (scripts.hpp, begin()).
 bool queue_gone(const redisReply* r) {
   return r->type == REDIS_REPLY_ERROR && starts_with(r, "WEFTGONE");
 }
 
+// Errors that pass: a server loading its data or busy in a script, a replica (READONLY: a
+// failover; the caller reconnects), a cluster without quorum or a primary (CLUSTERDOWN,
+// MASTERDOWN), a slot being migrated (TRYAGAIN; inside a function, a key of such a slot
+// fails with "... non local key ...").
 bool transient_error(const redisReply* r) {
   if (r->type != REDIS_REPLY_ERROR) return false;
   for (const std::string_view p :
