@@ -92,16 +92,16 @@ bool function_missing(const redisReply* r) {
   return r->type == REDIS_REPLY_ERROR && starts_with(r, "ERR Function not found");
 }
 
-// Errors that pass: a server loading its data or busy in a script, a replica (READONLY: a
-// failover; the caller reconnects), a cluster without quorum or a primary (CLUSTERDOWN,
-// MASTERDOWN), a slot being migrated (TRYAGAIN; inside a function, a key of such a slot
-// fails with "... non local key ...").
 // A function's refusal of a call for a queue that is not the one the client opened
 // (scripts.hpp, begin()).
 bool queue_gone(const redisReply* r) {
   return r->type == REDIS_REPLY_ERROR && starts_with(r, "WEFTGONE");
 }
 
+// Errors that pass: a server loading its data or busy in a script, a replica (READONLY: a
+// failover; the caller reconnects), a cluster without quorum or a primary (CLUSTERDOWN,
+// MASTERDOWN), a slot being migrated (TRYAGAIN; inside a function, a key of such a slot
+// fails with "... non local key ...").
 bool transient_error(const redisReply* r) {
   if (r->type != REDIS_REPLY_ERROR) return false;
   for (const std::string_view p :
@@ -390,7 +390,7 @@ struct Client::Impl {
           std::optional<std::stop_callback<std::function<void()>>> wake;
           if (stop != nullptr && block.count() > 0)
             wake.emplace(*stop, std::function<void()>([fd] { ::shutdown(fd, SHUT_RDWR); }));
-          r = exchange(c, args, script == kGet);
+          r = exchange(c, args, script == kGet, script == kShutdown ? "shutdown:sent" : nullptr);
         }
         if (!r) {
           last = c.ctx != nullptr ? c.ctx->errstr : "connection lost";
@@ -651,7 +651,10 @@ struct Client::Impl {
   // `fold` (the get function) the unsent acks go inside the command, as its trailing
   // arguments, rather than as calls of their own: confirmed by its reply, unsent again
   // when it fails (they are idempotent; a call cut short may have applied some).
-  Reply exchange(Conn& c, const std::vector<std::string>& args, bool fold) {
+  // `sent_point` (when not null): the command is written out in full, then the fault hook
+  // is called with it, before any reply is read.
+  Reply exchange(Conn& c, const std::vector<std::string>& args, bool fold,
+                 const char* sent_point = nullptr) {
     std::vector<PendingAck> folded;
     std::vector<std::string> with_acks;
     if (fold && !c.acks.empty() && !c.acks.back().sent) {
@@ -670,6 +673,13 @@ struct Client::Impl {
     append_acks(c);
     append(c.ctx, folded.empty() ? args : with_acks);
     Reply r;
+    if (sent_point != nullptr) {
+      // No ack is folded here (fold is for the get function only): nothing to put back.
+      for (int done = 0; done == 0;) {
+        if (redisBufferWrite(c.ctx, &done) != REDIS_OK) return r;
+      }
+      hook(sent_point);
+    }
     if (read_ack_replies(c)) {
       void* raw = nullptr;
       if (redisGetReply(c.ctx, &raw) == REDIS_OK) r.reset(static_cast<redisReply*>(raw));
@@ -1204,8 +1214,12 @@ std::vector<std::string> Client::shutdown(bool immediate) {
   Impl::Pooled p(impl_.get());
   // "<immediate> <request id> <keep ms>" (an 'r' in front on a retry): the removed items
   // are kept under the request id for longer than this call retries, and a retry gets
-  // them (a lost reply loses none).
-  const auto keep = im.opt.retry_max + 2 * im.opt.command_timeout + milliseconds(1000);
+  // them (a lost reply loses none). The expiry runs on the server's clock, and a late
+  // retry may first reconnect (connect_timeout, then AUTH and SELECT): the margin is
+  // generous, twice all of it and a minute more. leave() and destroy() delete the record
+  // anyway, so it costs little.
+  const auto keep = 2 * (im.opt.retry_max + im.opt.connect_timeout + 3 * im.opt.command_timeout) +
+                    milliseconds(60000);
   const std::string request = std::string(immediate ? "1 " : "0 ") + "d" + im.unique_id() + ' ' +
                               std::to_string(keep.count());
   Reply r = im.run(*p.conn, kShutdown, {request}, im.retry_default(), nullptr, nullptr, 0);

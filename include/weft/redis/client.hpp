@@ -86,7 +86,8 @@ struct Options {
   bool pipeline_task_done = true;
   std::chrono::milliseconds ack_delay{2};
   // Testing: called with the name of a point a call passes ("get:woken", "put:woken",
-  // "get:leased", "put:committed"); a test can stop or kill the process there.
+  // "get:leased", "put:committed"; "shutdown:sent": the shutdown command is written out,
+  // its reply not yet read, on every attempt); a test can stop or kill the process there.
   std::function<void(std::string_view)> fault_hook;
 };
 
