@@ -752,20 +752,15 @@ TEST(AsioStop, StopRacingPutReleaseAndGetBalancesTheLedger) {
 // operations waiting under it: the stop either aborted them first (the handlers never run:
 // the context is gone before they could) or found them already destroyed; no handler is
 // invoked and nothing is taken. ASan and TSan watch the callback's removal.
-// Disabled: under ASan and TSan (100 rounds) it hangs within seconds, with this thread in
-// the final sync.wait() and the stopper thread gone, which should not be possible; the
-// cause is not found yet (release passes). Run it with --gtest_also_run_disabled_tests.
-TEST(AsioStop, DISABLED_StopRacingContextDestructionTakesNothing) {
+TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
   constexpr int kRounds = 400 / kScale;
   weft::Queue<int> q;
   weft::Semaphore sem(0);
-  weft::Barrier sync(2);
-  std::atomic<bool> quit{false};
+  weft::Barrier sync(2);  // once a round: both sides run every round, failures included
   std::vector<std::stop_source> stops(kRounds);
   std::thread stopper([&] {
-    for (int round = 0;; ++round) {
+    for (int round = 0; round < kRounds; ++round) {
       sync.wait();
-      if (quit.load()) return;
       for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
       stops[static_cast<std::size_t>(round)].request_stop();
     }
@@ -788,10 +783,7 @@ TEST(AsioStop, DISABLED_StopRacingContextDestructionTakesNothing) {
     sem.release();
     EXPECT_EQ(q.get_nowait(), round);  // nobody took them
     EXPECT_TRUE(sem.acquire(false));
-    if (::testing::Test::HasFailure()) break;
   }
-  quit.store(true);
-  sync.wait();
   stopper.join();
 }
 
