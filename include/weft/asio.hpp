@@ -31,7 +31,8 @@
 // A Condition has no weft::asio form; the generic layer (weft/async.hpp) awaits one on a
 // scheduler of your own.
 // Errors: asio::error::operation_aborted (cancelled: the handler's cancellation slot, or a
-// stop requested on the operation's std::stop_token, before or after the initiating call),
+// stop requested on the operation's std::stop_token, before or after the initiating call;
+// a Barrier already broken reports errc::broken_barrier instead, as Barrier::wait does),
 // weft::asio::errc::timed_out, errc::shut_down (the queue is shut down: a get once it is
 // drained), errc::operation_threw (an item's move, a comparator or a barrier action threw:
 // nothing was taken, the exception itself is not carried), errc::broken_barrier. On an
@@ -194,7 +195,7 @@ class OpBase {
   std::atomic<State> state_{State::running};
   std::optional<AsyncResume> next_;    // the step to run (written by schedule())
   bool stop_sent_ = false;             // (svc) the shutdown requested a stop
-  weft::detail::AsyncStop stop_;       // cancellation slot and shutdown
+  weft::detail::AsyncStop stop_;       // cancellation slot, stop_token and shutdown
   std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
   // Set when the awaiter is built: in abort mode, its step is dropped (AsyncResume::drop)
   // rather than run, and the frame freed. A Barrier wait: run, it would take the Barrier's
@@ -413,7 +414,8 @@ class Sched {
 };
 
 // select.hpp's operation Op, whose attempts throw Aborted once the operation is cancelled
-// (through its slot, or by the context's shutdown), and whose claim a Semaphore or Lock
+// (through its slot, a stop requested on its std::stop_token from any thread, or by the
+// context's shutdown), and whose claim a Semaphore or Lock
 // passes on by taking and giving back what it announced.
 //
 // An attempt after a cancellation request takes nothing, even when a claim came first: the
@@ -677,7 +679,9 @@ class Promise final : public OpBase {
   };
   // Neither the slot's handler nor the stop callback runs once this returns (the callback's
   // destructor waits for a request_stop() running it on another thread: that run only
-  // records the request and aborts a round, never waits for this thread).
+  // records the request and aborts a round, never waits for this thread; at most it takes
+  // the service's word lock briefly during a shutdown, or the executor's queue lock to
+  // post, and neither is held by anyone waiting here).
   void detach_stop_sources() noexcept {
     if (slot_.is_connected()) slot_.clear();
     on_stop_token_.reset();

@@ -401,7 +401,10 @@ class AsyncWaitBase : public Waiter {
 
 // A stop source that lives in its owner (no allocation, unlike std::stop_source), with room
 // for one callback at a time: the abort of the round its operation is waiting in. weft::asio
-// keeps one per operation, requested by the cancellation slot or the context's shutdown.
+// keeps one per operation, requested by the cancellation slot or the context's shutdown
+// (both on the operation's executor), or by a std::stop_token's stop_callback, on whatever
+// thread calls request_stop(), at any time: that requester is why request() and detach()
+// below agree through one atomic word.
 class AsyncStop {
  public:
   bool requested() const noexcept {
@@ -447,8 +450,10 @@ class AsyncStop {
     // acquire: a request() that saw kAttached set kRunning in the same RMW, seen here.
     const std::uint32_t prev = s_.fetch_and(~kAttached, std::memory_order_acquire);
     if ((prev & kAttached) == 0) return;
-    // Wake-up source: the request() running the abort on another thread clearing kRunning
-    // (it never waits for anything itself): spin, then yield.
+    // Wake-up source: the request() running the abort on another thread clearing kRunning.
+    // It never waits for this thread: at most it takes a lock briefly to schedule the
+    // operation (weft::asio's service lock during a shutdown, which is never held while
+    // waiting here, or the executor's queue lock). Spin, then yield.
     for (int i = 0; (s_.load(std::memory_order_acquire) & kRunning) != 0; ++i) {
       if (i < 64) {
         cpu_relax();
