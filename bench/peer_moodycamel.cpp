@@ -78,7 +78,8 @@ const bool registered = [] {
                                                  .unbounded = true,
                                                  .pingpong = true,
                                                  .fanin1 = true,
-                                                 .batch = true});
+                                                 .batch = true,
+                                                 .batch_unbounded = true});
   bench::register_queue<McCircular>("mc_rwcb", {.spsc = true, .pingpong = true});
   return true;
 }();

@@ -107,7 +107,8 @@ const bool registered = [] {
                                             .unbounded = true,
                                             .pingpong = true,
                                             .fanin1 = true,
-                                            .batch = true});
+                                            .batch = true,
+                                            .batch_unbounded = true});
   bench::register_queue<WeftSimpleQueue>("weft_simple", {.unbounded = true});
   bench::register_event<WeftEvent>("weft");
   bench::register_condition<WeftCondition>("weft");

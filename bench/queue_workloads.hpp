@@ -218,9 +218,11 @@ Result run_pingpong(std::uint64_t trips, std::size_t capacity) {
 //              the select fan-in workload)
 //   batch      1 producer, 1 consumer, capacity 1024, batches of 64 (push_many/pop_many)
 //   batch_mpmc 2 producers, 2 consumers, capacity 1024, batches of 64
+//   batch_unbounded, batch_unbounded_mpmc
+//              the same two, unbounded (capacity 0)
 struct QueueWorkloads {
   bool spsc = false, mpmc = false, unbounded = false, pingpong = false, fanin1 = false;
-  bool batch = false;
+  bool batch = false, batch_unbounded = false;
 };
 
 template <class A>
@@ -255,6 +257,12 @@ void register_queue(const std::string& contender, QueueWorkloads w) {
           {"batch", contender, [](const Params& p) { return run_batch<A>(p.n, 1, 1, 1024, 64); }});
       registry().push_back({"batch_mpmc", contender,
                             [](const Params& p) { return run_batch<A>(p.n, 2, 2, 1024, 64); }});
+    }
+    if (w.batch_unbounded) {
+      registry().push_back({"batch_unbounded", contender,
+                            [](const Params& p) { return run_batch<A>(p.n, 1, 1, 0, 64); }});
+      registry().push_back({"batch_unbounded_mpmc", contender,
+                            [](const Params& p) { return run_batch<A>(p.n, 2, 2, 0, 64); }});
     }
   }
   if (w.fanin1) {

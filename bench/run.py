@@ -156,6 +156,14 @@ WORKLOADS = [
         W("weft", "weft::Queue put_many / get_many"),
         P("mc_bcq", "moodycamel BlockingConcurrentQueue enqueue_bulk / wait_dequeue_bulk (unbounded)"),
     ], n0=1000000),
+    Workload("batch_unbounded", "Batches of 64, unbounded: 1 producer -> 1 consumer, put_many/get_many [M items/s]", [
+        W("weft", "weft::Queue (unbounded: segment list) put_many / get_many"),
+        P("mc_bcq", "moodycamel BlockingConcurrentQueue enqueue_bulk / wait_dequeue_bulk"),
+    ], n0=1000000),
+    Workload("batch_unbounded_mpmc", "Batches of 64, unbounded: 2 producers -> 2 consumers [M items/s]", [
+        W("weft", "weft::Queue (unbounded: segment list) put_many / get_many"),
+        P("mc_bcq", "moodycamel BlockingConcurrentQueue enqueue_bulk / wait_dequeue_bulk"),
+    ], n0=1000000),
     Workload("pingpong", "Ping-pong round trip through two queues of capacity 16 [us, median]", [
         W("weft", "weft::Queue"),
         P("mc_rwcb", "moodycamel BlockingReaderWriterCircularBuffer"),
@@ -232,6 +240,7 @@ CALLGRIND = {
     "spsc": ["weft", "mc_rwcb", "mc_bcq", "boost", "tbb", "absl", "std", "atomicq"],
     "mpmc": ["weft", "mc_bcq", "boost", "tbb", "absl", "std", "atomicq"],
     "batch": ["weft", "mc_bcq"],
+    "batch_unbounded": ["weft", "mc_bcq"],
     "unbounded_spsc": ["weft", "mc_bcq", "boost", "tbb", "absl", "std"],
     "unbounded": ["weft", "mc_bcq", "boost", "tbb", "absl", "std"],
     "unbounded_mpmc": ["weft", "mc_bcq", "boost", "tbb", "absl", "std"],
