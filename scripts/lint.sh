@@ -79,11 +79,13 @@ weft_log "clang-tidy (${#tus[@]} + ${#bench_tus[@]} translation units, -j$WEFT_J
 tidy=("$CLANG_TIDY" --quiet --warnings-as-errors='*' --extra-arg=-D_Py_USE_GCC_BUILTIN_ATOMICS=1)
 quiet() { grep -v -E '^[0-9]+ warnings? generated\.$'; }
 set +e
-# "-p <database> <file>" per TU, three arguments to each clang-tidy.
-{ for t in "${tus[@]}"; do printf -- '-p\n%s\n%s\n' "$bdir" "$t"; done
-  for t in "${bench_tus[@]}"; do printf -- '-p\n%s\n%s\n' "$bench_dir" "$t"; done; } |
+# "-p <database> <file>" per TU, three arguments to each clang-tidy; the largest files first,
+# so that no long TU is left to run alone at the end while the other cores idle.
+{ for t in "${tus[@]}"; do printf '%s\t%s\t%s\n' "$(stat -c %s "$t")" "$bdir" "$t"; done
+  for t in "${bench_tus[@]}"; do printf '%s\t%s\t%s\n' "$(stat -c %s "$t")" "$bench_dir" "$t"; done; } |
+  sort -t $'\t' -k1,1nr | while IFS=$'\t' read -r _ db tu; do printf -- '-p\n%s\n%s\n' "$db" "$tu"; done |
   xargs -d '\n' -P "$WEFT_JOBS" -n 3 "${tidy[@]}" 2>&1 | quiet
-[ "${PIPESTATUS[1]}" -eq 0 ] || status=1
+[ "${PIPESTATUS[3]}" -eq 0 ] || status=1
 # The portable futex fallback (the other half of src/futex.cpp; the configuration "portable"
 # of scripts/test.sh builds it).
 weft_log "clang-tidy (src/futex.cpp with -DWEFT_PORTABLE_FUTEX)"
