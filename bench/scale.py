@@ -35,7 +35,7 @@ ROOT = os.path.dirname(HERE)
 
 CONTENDERS = [
     {"id": "weft", "label": "weft::Queue (ring)", "family": "weft"},
-    {"id": "weft_unbounded", "label": "weft::Queue, unbounded (locked deque)", "family": "weft"},
+    {"id": "weft_unbounded", "label": "weft::Queue, unbounded (segment list)", "family": "weft"},
     {"id": "weft_simple", "label": "weft::SimpleQueue", "family": "weft", "memory_only": True},
     {"id": "mc_bcq", "label": "moodycamel BlockingConcurrentQueue (unbounded)", "family": "peer"},
     {"id": "absl", "label": "absl::Mutex + CondVar + deque", "family": "peer"},
