@@ -168,11 +168,13 @@ class QueueCore {
         // which depends on the whole translation unit, even on WEFT_USDT), and a ticket
         // whose address reaches a call lives in memory: ~16 instructions more per get of
         // the ring or the list (callgrind `spsc`, `unbounded_spsc`).
+        // Place's members are {} (not = default: that would delete them, Ticket's are not
+        // trivial).
         union Place {
-          Place() noexcept {}
+          Place() noexcept {}  // NOLINT(modernize-use-equals-default): see above
           Place(const Place&) = delete;
           Place& operator=(const Place&) = delete;
-          ~Place() {}
+          ~Place() {}  // NOLINT(modernize-use-equals-default): see above
           Ticket ticket;
         } place;
         Ticket& ticket = *::new (&place.ticket) Ticket(storage_, putters(), woken);
