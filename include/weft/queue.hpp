@@ -191,6 +191,9 @@ class FifoStorage {
     enum class Kind : unsigned char { ring, list, locked };
 
    public:
+    // Nothing to release unless status() is ok (QueueCore::pop): the ring's and the list's
+    // tickets hold a slot only then, and locked_begin has unlocked again unless ok.
+    static constexpr bool kInertUnlessOk = true;
     [[gnu::always_inline]] DispatchTicket(FifoStorage& s, FlagSource* notify, WakeBatch& woken)
         : kind_(s.ring_   ? Kind::ring
                 : s.list_ ? Kind::list
