@@ -148,8 +148,8 @@ namespace weft {
 namespace asio {
 namespace detail {
 
-// Thrown by an operation's attempt once the context is shutting down: the awaiter's step
-// then passes on a wake-up it was given (weft/async.hpp) and ends without taking anything.
+// Thrown by an operation's attempt once it is cancelled: the awaiter's step then passes on a
+// wake-up it was given (weft/async.hpp) and ends without taking anything.
 struct Aborted {};
 
 class Service;
@@ -163,10 +163,10 @@ class OpBase {
 
   // What depends on the handler's executor type, supplied by the Promise.
   struct Hooks {
-    void (*post_step)(OpBase&) noexcept;  // posts Run{op} to the handler's executor
+    void (*post_step)(OpBase&) noexcept;  // posts Run(op), which owns the operation
     void (*arm_timer)(OpBase&, AsyncTimer&);
     void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
-    void (*destroy)(OpBase&) noexcept;  // unlists the operation, frees it, handler uncalled
+    void (*destroy)(OpBase&) noexcept;  // frees the operation, handler uncalled (not listed)
   };
 
  protected:
@@ -174,33 +174,39 @@ class OpBase {
   ~OpBase() = default;  // the frame destroys its Promise, never an OpBase
 
  public:
-  enum class State : std::uint8_t {
-    queued,   // a step is posted to the executor (next_: which)
-    running,  // a step runs, or the awaiter is registered and waits for a decider
-    pending,  // decided while the context shuts down: the service runs next_ itself
-  };
-
   void post_step() noexcept { hooks_->post_step(*this); }
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
+  // Run's call, on the executor: the step next_.
+  void run_step() noexcept {
+    const AsyncResume f = *next_;  // set before the post that queued this step
+    next_.reset();
+    f();  // may complete the operation: op is not touched after this
+  }
+  // The step next_ will never run: it gives up what it was handed, and the operation is
+  // freed, its handler destroyed without being invoked.
+  void drop_step() noexcept {
+    const AsyncResume f = *next_;
+    next_.reset();
+    f.drop();
+    destroy();
+  }
 
   const Hooks* hooks_;
 
   Service* svc_;
-  OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
+  OpBase* prev_ = nullptr;  // (svc) the service's list: the operations that wait
   OpBase* next_op_ = nullptr;
-  // run_step() and shutdown() take a queued step with a CAS; schedule() queues one without
-  // the service's lock unless the context is shutting down.
-  std::atomic<State> state_{State::running};
-  std::optional<AsyncResume> next_;    // the step to run (written by schedule())
-  bool stop_sent_ = false;             // (svc) the shutdown requested a stop
-  weft::detail::AsyncStop stop_;       // cancellation slot, stop_token and shutdown
-  std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
-  // Set when the awaiter is built: in abort mode, its step is dropped (AsyncResume::drop)
-  // rather than run, and the frame freed. A Barrier wait: run, it would take the Barrier's
-  // lock again for a handler that will never run.
-  bool drop_on_abort_ = false;
+  // (svc) Listed: registered and waiting for a decider (or carrying on after being decided
+  // while arming). Read without the lock by the owner, and by a decider after the gate.
+  bool listed_ = false;
+  bool pending_ = false;    // (svc) decided during the shutdown: the shutdown drops next_
+  bool stop_sent_ = false;  // (svc) the shutdown requested a stop
+  // The step to run (written by the owner or the decider before the post, or before the
+  // service's lock is released, which publishes it).
+  std::optional<AsyncResume> next_;
+  weft::detail::AsyncStop stop_;  // cancellation slot, stop_token and shutdown
   std::coroutine_handle<> self_;  // the operation's driver coroutine
 };
 
@@ -208,14 +214,28 @@ class OpBase {
 // carry through async_initiate (use_awaitable stores its arguments), nothing to test.
 struct NoStop {};
 
-// What the executor runs: the operation's next step.
-struct Run {
-  OpBase* op;
-  void operator()() const noexcept;
+// What the executor runs: the operation's next step. It owns the operation while queued:
+// destroyed without being called (the executor shut down and destroys what it had queued),
+// it hands the operation to the service, which drops the step (Service::abandoned).
+class Run {
+ public:
+  explicit Run(OpBase* op) noexcept : op_(op) {}
+  Run(Run&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+  Run& operator=(Run&&) = delete;
+  ~Run();
+  void operator()() noexcept { std::exchange(op_, nullptr)->run_step(); }
+
+ private:
+  OpBase* op_;
 };
 
-// One per execution context: the live operations, so that the context's shutdown can abort
-// them before the context destroys the steps it had queued.
+// One per execution context: the operations that wait (registered on a primitive, waiting
+// for a decider), so that the context's shutdown can abort them before the context goes.
+// An operation whose step is queued is not listed: its Run owns it, and the executor that
+// destroys the Run without calling it (its shutdown) gives the operation back here, to be
+// dropped. One that runs is not listed either: no step runs while the context shuts down.
 class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
@@ -232,57 +252,63 @@ class Service final : public ::asio::execution_context::service {
   Service& operator=(const Service&) = delete;
   ~Service() override { destroyed().fetch_add(1); }
 
-  // A new operation: listed as running (the initiating call registers it next). False if
-  // the context is shutting down (the caller destroys the operation, handler included,
-  // without invoking it).
-  bool add(OpBase& op) {
+  // The initiating function: true once the shutdown began (then the operation is destroyed,
+  // handler included, without being invoked). relaxed: the shutdown runs on the thread that
+  // destroys the context; an initiation that may see it runs on that thread too (a
+  // handler's destructor), and any other would use a context being destroyed.
+  bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_relaxed); }
+
+  // The owner (weft's will_suspend hook): registered, and about to arrive at the gate, after
+  // which a decider may schedule it from any thread.
+  void list(OpBase& op) noexcept {
+    if (op.listed_) return;  // decided while arming last time, and not scheduled since
     weft::detail::WordLockGuard g(m_);
-    if (shutting_down_) return false;
-    op.next_op_ = head_;
-    if (head_ != nullptr) head_->prev_ = &op;
-    head_ = &op;
-    op.state_ = OpBase::State::running;
-    return true;
+    link(op);
   }
-  // The operation completed or was aborted; its state is freed next.
-  void remove(OpBase& op) noexcept {
+  // The operation completes (on the executor) while still listed.
+  void unlist(OpBase& op) noexcept {
     weft::detail::WordLockGuard g(m_);
-    if (op.prev_ != nullptr) {
-      op.prev_->next_op_ = op.next_op_;
-    } else {
-      head_ = op.next_op_;
-    }
-    if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
-    if (shutting_down_) changed_.notify_all();
+    unlink(op);
   }
 
-  // weft's Scheduler::schedule for the operation (a decider's wake step, any thread): posts
-  // the step; never runs it here.
+  // weft's Scheduler::schedule for a listed operation (a decider's wake step, any thread):
+  // unlists it and posts its step; never runs it here. During the shutdown it marks it
+  // pending instead, and the shutdown drops the step.
   void schedule(OpBase& op, AsyncResume f) noexcept {
-    op.next_ = f;  // published by the post, or to shutdown() under the lock
-    // seq_cst, with shutdown()'s store of shutting_down_ and its load of posting_: either
-    // this sees the shutdown, or the shutdown waits for this post to be made.
-    posting_.fetch_add(1);
-    if (!shutting_down_.load()) {
-      op.state_.store(OpBase::State::queued);
-      op.post_step();
-      posting_.fetch_sub(1);  // the last access: op, and then the service, may be gone
-      return;
+    op.next_ = f;  // published by the post, or to shutdown() by the lock
+    {
+      weft::detail::WordLockGuard g(m_);
+      if (shutting_down_.load(std::memory_order_relaxed)) {  // relaxed: written under m_
+        op.pending_ = true;
+        changed_.notify_all();
+        return;
+      }
+      unlink(op);
+      // relaxed: under m_, which the shutdown takes before it reads posting_ (see there).
+      posting_.fetch_add(1, std::memory_order_relaxed);
     }
-    posting_.fetch_sub(1);  // op is listed: shutdown() waits for it below
-    weft::detail::WordLockGuard g(m_);
-    op.state_ = OpBase::State::pending;
-    changed_.notify_all();
+    op.post_step();
+    // release: the shutdown's acquire load of 0 sees the post made. The last access: op,
+    // and then the service, may be gone.
+    posting_.fetch_sub(1, std::memory_order_release);
   }
 
-  // Run::operator(): on the executor. No lock: the post that queued the step published
-  // next_, and the CAS decides between this and a shutdown() that runs the step itself.
-  static void run_step(OpBase& op) noexcept {
-    auto queued = OpBase::State::queued;
-    if (!op.state_.compare_exchange_strong(queued, OpBase::State::running)) return;
-    const AsyncResume f = *op.next_;  // queued: schedule() set it
-    op.next_.reset();
-    step(op, f);
+  // Run's destructor: the executor destroyed op's step without running it. Before the end
+  // of this service's shutdown (an executor that shut down first: a strand whose service was
+  // created after this one, maybe inside a decider's post), op is listed as pending and the
+  // shutdown drops it; after it (the context's scheduler destroying its queue), here.
+  static void abandoned(OpBase& op) noexcept {
+    Service& svc = *op.svc_;
+    {
+      weft::detail::WordLockGuard g(svc.m_);
+      if (!svc.finished_) {
+        svc.link(op);
+        op.pending_ = true;
+        svc.changed_.notify_all();
+        return;
+      }
+    }
+    op.drop_step();
   }
 
   // The service of `ctx`, looked up once per thread and context: use_service() takes the
@@ -306,70 +332,64 @@ class Service final : public ::asio::execution_context::service {
   }
 
  private:
-  // Runs the step `f` of `op`; in abort mode (the shutdown, on its own thread) an operation
-  // that drops its step instead gives up what it was handed and is freed.
-  static void step(OpBase& op, AsyncResume f) noexcept {
-    // relaxed: stored by this thread (the shutdown's) before it runs the step; a thread in
-    // run() reads false (no step of this context runs once its shutdown began).
-    if (op.drop_on_abort_ && op.aborting_.load(std::memory_order_relaxed)) {
-      f.drop();
-      op.destroy();
-      return;
+  void link(OpBase& op) noexcept {  // under m_
+    op.prev_ = nullptr;
+    op.next_op_ = head_;
+    if (head_ != nullptr) head_->prev_ = &op;
+    head_ = &op;
+    op.listed_ = true;
+  }
+  void unlink(OpBase& op) noexcept {  // under m_
+    if (op.prev_ != nullptr) {
+      op.prev_->next_op_ = op.next_op_;
+    } else {
+      head_ = op.next_op_;
     }
-    f();  // may complete the operation: op is not touched after this
+    if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
+    op.listed_ = false;
   }
 
-  // The context is going away (its destructor), and no thread runs it any more. Every live
-  // operation is aborted here, while the steps the context had queued still exist: one that
-  // waits gets a stop request (its decider schedules it: pending), one that is queued or
-  // pending runs its step here, in abort mode, which takes nothing and frees the operation.
+  // The context is going away (its destructor), and no thread runs it any more. Every
+  // listed operation is aborted here: one that waits gets a stop request (its decider
+  // schedules it: pending), and a pending one's step is dropped here, which takes nothing,
+  // passes on a wake-up it was handed, unregisters and frees the operation, its handler
+  // destroyed without being invoked. The steps the context still has queued own their
+  // operations: destroyed by the context afterwards, they drop them (Run, abandoned()).
   void shutdown() override {
     std::unique_lock<weft::detail::WordLock> g(m_);
-    shutting_down_ = true;
+    shutting_down_.store(true, std::memory_order_relaxed);  // relaxed: read under m_
     for (;;) {
-      // A schedule() that did not see shutting_down_ may still be posting (its op queued,
-      // the post not yet made): wait for it before running any step or returning.
-      // Wake-up source: that post's decrement, which is its last access (spin, yield).
-      while (posting_.load() != 0) {
+      // A schedule() that unlisted its operation before shutting_down_ was set may still be
+      // posting it: wait for that post (its Run is then queued, or given back here).
+      // acquire: pairs with schedule()'s release decrement. Wake-up source: that decrement,
+      // its last access (spin, yield).
+      while (posting_.load(std::memory_order_acquire) != 0) {
         g.unlock();
         std::this_thread::yield();
         g.lock();
       }
       if (head_ == nullptr) break;
-      OpBase* ready = nullptr;
+      OpBase* pending = nullptr;
       OpBase* waiting = nullptr;
       for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
-        const OpBase::State st = o->state_.load();
-        if (st == OpBase::State::queued || st == OpBase::State::pending) {
-          ready = o;
+        if (o->pending_) {
+          pending = o;
           break;
         }
         if (!o->stop_sent_ && waiting == nullptr) waiting = o;
       }
-      if (ready != nullptr) {
-        // A step that a thread still in run() takes first makes it running: scan again.
-        auto seen = ready->state_.load();
-        if ((seen != OpBase::State::queued && seen != OpBase::State::pending) ||
-            !ready->state_.compare_exchange_strong(seen, OpBase::State::running)) {
-          continue;
-        }
-        const AsyncResume f = *ready->next_;  // queued or pending: schedule() set it
-        ready->next_.reset();
-        ready->stop_sent_ = true;
+      if (pending != nullptr) {
+        unlink(*pending);
         g.unlock();
-        // seq_cst: read by the step below on this thread; later readers are this thread too.
-        ready->aborting_.store(true);
-        ready->stop_.request();  // a round already decided: no effect
-        step(*ready, f);         // completes in abort mode and removes itself
+        pending->drop_step();  // may claim another listed operation: it becomes pending
         g.lock();
         continue;
       }
       if (waiting != nullptr) {
         waiting->stop_sent_ = true;
         g.unlock();
-        waiting->aborting_.store(true);
         // The stop callback aborts the round (or a claim won it): either way the decider
-        // calls schedule(), which marks the operation pending.
+        // calls schedule(), which marks the operation pending. Listed, it stays alive.
         waiting->stop_.request();
         g.lock();
         continue;
@@ -378,9 +398,11 @@ class Service final : public ::asio::execution_context::service {
       // stop request (a notifier's wake step, right after it released the source's lock),
       // or of a round a stop does not decide: a Barrier wait taking the Barrier's lock
       // again, decided by that lock's release (it is held only inside Barrier's calls and
-      // steps, never across a suspension).
+      // steps, never across a suspension); or abandoned() by an executor's destruction of
+      // a step (a post made by a schedule() just before the shutdown began).
       changed_.wait(g);
     }
+    finished_ = true;
   }
 
   static std::atomic<std::uint64_t>& destroyed() noexcept {
@@ -388,17 +410,19 @@ class Service final : public ::asio::execution_context::service {
     return n;
   }
 
-  // The list's lock: held for a few pointer writes (add, remove) or by shutdown() between
-  // its scans; weft's own word lock, whose uncontended path is one CAS and one exchange.
+  // The list's lock: held for a few pointer writes (list, schedule) or by shutdown()
+  // between its scans; weft's own word lock, whose uncontended path is one CAS and one
+  // exchange.
   weft::detail::WordLock m_;
   std::condition_variable_any changed_;  // with m_: a scan's wait in shutdown()
   OpBase* head_ = nullptr;
   std::atomic<bool> shutting_down_{false};  // written under m_
-  std::atomic<int> posting_{0};             // schedule() calls past their check of it
+  bool finished_ = false;                   // (m_) shutdown() returned
+  std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
 };
 
-inline void Run::operator()() const noexcept {
-  Service::run_step(*op);
+inline Run::~Run() {
+  if (op_ != nullptr) Service::abandoned(*op_);
 }
 
 // weft's TimedScheduler for one operation.
@@ -408,6 +432,14 @@ class Sched {
   void schedule(AsyncResume f) noexcept { op_->svc_->schedule(*op_, f); }
   void arm_timer(AsyncTimer& t) { op_->arm_timer(t); }
   void disarm_timer(AsyncTimer& t) noexcept { op_->disarm_timer(t); }
+  // weft/async.hpp's hook: the owner is about to wait; listed from now on.
+  void will_suspend() noexcept { op_->svc_->list(*op_); }
+  // The first step, when initiate() registered nothing: the owner posts it, unlisted (the
+  // initiating function, which no shutdown runs beside).
+  void post_first(AsyncResume f) noexcept {
+    op_->next_ = f;  // published by the post
+    op_->post_step();
+  }
 
  private:
   OpBase* op_;
@@ -476,7 +508,9 @@ class Await : public weft::detail::AsyncOp<Sched, Ops...> {
   using Base::Base;
   // Resumed inside the initiating function: no attempt here (see AsyncOp::initiate).
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    if (Base::initiate(h)) Base::scheduler().post_first(Base::resume_of(*this));
+  }
   void await_resume() const noexcept {}
   using Base::end;
   using Base::result;
@@ -578,37 +612,34 @@ class Promise final : public OpBase {
   // After creation, in the initiating function: the cancellation slot and the stop token,
   // then the awaiter. A stop already requested is recorded here (the callback runs at once)
   // and seen by the awaiter, which then posts its first attempt: that attempt takes nothing
-  // and completes with operation_aborted.
+  // and completes with operation_aborted. Started while the context shuts down (from a
+  // handler's destructor), the operation is destroyed at once, its handler uninvoked.
   template <class Stop>
   void start(Service& svc, Stop stop) {
+    if (svc.shutting_down()) {
+      self_.destroy();
+      return;
+    }
     slot_ = ::asio::get_associated_cancellation_slot(handler_);
     if (slot_.is_connected()) slot_.template emplace<OnCancel>(this);
     if constexpr (std::is_same_v<Stop, std::stop_token>) {
       if (stop.stop_possible()) on_stop_token_.emplace(std::move(stop), OnStopToken{this});
     }
-    if (!svc.add(*this)) {
-      detach_stop_sources();
-      self_.destroy();
-      return;
-    }
-    self_.resume();  // builds the awaiter, which registers or schedules its first attempt
+    self_.resume();  // builds the awaiter, which registers or posts its first attempt
   }
 
   Sched& sched() noexcept { return sched_; }
   weft::detail::AsyncStop* token() noexcept { return &stop_; }
   void set(Args args) { args_.emplace(std::move(args)); }
-  // relaxed: stored by the shutting-down thread before it runs this operation's last step
-  // itself; any other thread reads false (no step of this context runs during shutdown).
-  bool is_aborting() const noexcept { return aborting_.load(std::memory_order_relaxed); }
 
   void post() noexcept {
     if constexpr (kErased) {
       if (io_ex_) {
-        ::asio::execution::execute(*io_ex_, Run{this});
+        ::asio::execution::execute(*io_ex_, Run(this));
         return;
       }
     }
-    ::asio::execution::execute(*ex_, Run{this});
+    ::asio::execution::execute(*ex_, Run(this));
   }
 
   void arm(AsyncTimer& t) {
@@ -656,7 +687,6 @@ class Promise final : public OpBase {
   static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
   static void destroy_of(OpBase& op) noexcept {
     auto& p = static_cast<Promise&>(op);
-    p.svc_->remove(p);
     p.detach_stop_sources();
     p.self_.destroy();  // the handler with it, not invoked
   }
@@ -693,12 +723,11 @@ class Promise final : public OpBase {
     AsyncTimer* t = nullptr;
   };
 
-  // Final suspension, on the executor (or in the shutdown, aborting): frees the state, then
-  // invokes the handler unless the context is shutting down.
+  // Final suspension, on the executor: frees the state, then invokes the handler.
   void complete(std::coroutine_handle<Promise> h) noexcept {
-    svc_->remove(*this);
+    if (listed_) svc_->unlist(*this);  // decided while arming, and carried on
     detach_stop_sources();
-    if (is_aborting() || !args_) {
+    if (!args_) {
       h.destroy();  // the handler is destroyed, not invoked
       return;
     }
@@ -849,7 +878,9 @@ class LockedAwait : public weft::detail::AsyncLockedWait<Sched, Body> {
   };
   using Base::Base;
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    if (Base::initiate(h)) Base::scheduler().post_first(Base::resume_of(*this));
+  }
   void await_resume() const noexcept {}
   void rethrow_if_failed() const noexcept {}  // the Finish maps the error itself
   Result result() noexcept { return {Base::error(), &Base::body()}; }
@@ -864,10 +895,7 @@ struct MakeLocked {
   void precheck() const {
     if constexpr (requires { body.precheck(); }) body.precheck();
   }
-  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* owner) {
-    // Aborted by the shutdown, the wait is dropped, not run: run, it would take the
-    // Barrier's lock again for a handler that will never run.
-    owner->drop_on_abort_ = true;
+  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* /*owner*/) {
     return LockedAwait<Body>(s, *lock, *cond, std::move(stop), false, std::move(body));
   }
 };
