@@ -167,6 +167,7 @@ class OpBase {
     void (*arm_timer)(OpBase&, AsyncTimer&);
     void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
     void (*destroy)(OpBase&) noexcept;  // frees the operation, handler uncalled (not listed)
+    void (*work)(OpBase&, bool hold) noexcept;  // counts it as outstanding work, or stops
   };
 
  protected:
@@ -178,8 +179,13 @@ class OpBase {
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
-  // Run's call, on the executor: the step next_.
+  // Run's call, on the executor: the step next_. A waiter stops counting as work here, in
+  // a step the context counts until it returns (the count cannot drop to 0).
   void run_step() noexcept {
+    if (holds_work_) {
+      holds_work_ = false;
+      hooks_->work(*this, false);
+    }
     const AsyncResume f = *next_;  // set before the post that queued this step
     next_.reset();
     f();  // may complete the operation: op is not touched after this
@@ -203,6 +209,9 @@ class OpBase {
   bool listed_ = false;
   bool pending_ = false;    // (svc) decided during the shutdown: the shutdown drops next_
   bool stop_sent_ = false;  // (svc) the shutdown requested a stop
+  // Counts as the context's outstanding work (a waiter: from its listing to its next step).
+  // The owner's, like listed_ (its decider, and the shutdown, never touch it).
+  bool holds_work_ = false;
   // The step to run (written by the owner or the decider before the post, or before the
   // service's lock is released, which publishes it).
   std::optional<AsyncResume> next_;
@@ -259,8 +268,13 @@ class Service final : public ::asio::execution_context::service {
   bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_relaxed); }
 
   // The owner (weft's will_suspend hook): registered, and about to arrive at the gate, after
-  // which a decider may schedule it from any thread.
+  // which a decider may schedule it from any thread. It counts as outstanding work from
+  // here until its next step runs (or it is dropped).
   void list(OpBase& op) noexcept {
+    if (!op.holds_work_) {
+      op.holds_work_ = true;
+      op.hooks_->work(op, true);
+    }
     if (op.listed_) return;  // decided while arming last time, and not scheduled since
     weft::detail::WordLockGuard g(m_);
     link(op);
@@ -547,22 +561,31 @@ template <class Handler, class Args>
 class Promise final : public OpBase {
   using Executor = ::asio::associated_executor_t<Handler, ::asio::system_executor>;
   // What a step is posted to: never blocking, a continuation (see the top of this file),
-  // counted as outstanding work. Made once per operation, the work counted last: each
-  // require/prefer copies a type-erased executor, and each copy of a work-tracking one
-  // counts the work again (an atomic increment, and a decrement when it goes).
+  // made once per operation. It does not track work: a posted or running step is the
+  // context's outstanding work already (as any submitted function is), so only an operation
+  // that waits holds a work-tracking copy (work_executor(), while listed). Each copy of a
+  // tracking executor counts the work again: an atomic increment on the context's counter,
+  // shared by its threads, and a decrement when it goes.
   template <class Ex>
   static auto post_executor(const Ex& ex) {
     return ::asio::prefer(::asio::prefer(::asio::require(ex, ::asio::execution::blocking_t::never),
                                          ::asio::execution::relationship_t::continuation),
-                          ::asio::execution::outstanding_work_t::tracked);
+                          ::asio::execution::outstanding_work_t::untracked);
+  }
+  template <class Ex>
+  static auto work_executor(const Ex& ex) {
+    return ::asio::prefer(ex, ::asio::execution::outstanding_work_t::tracked);
   }
   using PostExecutor = std::decay_t<decltype(post_executor(std::declval<const Executor&>()))>;
+  using WorkExecutor = std::decay_t<decltype(work_executor(std::declval<const PostExecutor&>()))>;
   // An any_io_executor (use_awaitable's, co_spawn's) usually wraps an io_context's executor:
   // then the step is posted through that executor's own type, which requires and prefers
   // by setting bits, where the type-erased one copies itself through its function table.
   static constexpr bool kErased = std::is_same_v<Executor, ::asio::any_io_executor>;
   using IoExecutor = ::asio::io_context::executor_type;
   using IoPostExecutor = std::decay_t<decltype(post_executor(std::declval<const IoExecutor&>()))>;
+  using IoWorkExecutor =
+      std::decay_t<decltype(work_executor(std::declval<const IoPostExecutor&>()))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
@@ -685,12 +708,31 @@ class Promise final : public OpBase {
   static void post_of(OpBase& op) noexcept { static_cast<Promise&>(op).post(); }
   static void arm_of(OpBase& op, AsyncTimer& t) { static_cast<Promise&>(op).arm(t); }
   static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
+  // Counts the operation as outstanding work (it is about to wait), or stops counting it.
+  static void work_of(OpBase& op, bool hold) noexcept {
+    auto& p = static_cast<Promise&>(op);
+    if constexpr (kErased) {
+      if (p.io_ex_) {
+        if (hold) {
+          p.io_work_.emplace(work_executor(*p.io_ex_));
+        } else {
+          p.io_work_.reset();
+        }
+        return;
+      }
+    }
+    if (hold) {
+      p.work_.emplace(work_executor(*p.ex_));
+    } else {
+      p.work_.reset();
+    }
+  }
   static void destroy_of(OpBase& op) noexcept {
     auto& p = static_cast<Promise&>(op);
     p.detach_stop_sources();
     p.self_.destroy();  // the handler with it, not invoked
   }
-  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of};
+  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of, &work_of};
 
   struct OnCancel {
     explicit OnCancel(Promise* p) noexcept : self(p) {}
@@ -741,6 +783,8 @@ class Promise final : public OpBase {
   // What steps are posted to; either tracks the work.
   std::optional<PostExecutor> ex_;
   std::optional<IoPostExecutor> io_ex_;  // instead of ex_, when kErased wraps an io_context
+  std::optional<WorkExecutor> work_;     // while waiting: the outstanding work
+  std::optional<IoWorkExecutor> io_work_;
   Sched sched_;
   Slot slot_;
   std::optional<std::stop_callback<OnStopToken>> on_stop_token_;
