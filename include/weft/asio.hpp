@@ -41,27 +41,33 @@
 // How an operation runs: the initiating function creates the operation (one allocation,
 // recycled per thread: its state, which holds the handler, the generic awaiter of
 // weft/async.hpp and, with a timeout, an asio::steady_timer) and looks at the primitive
-// without taking anything. If nothing is ready, the operation registers on it like a parked
-// thread; the thread or coroutine that makes it ready claims it and posts its next step to
-// the handler's associated executor (default: asio::system_executor; bind_executor picks
-// another). If something is ready (or a timeout is to be armed), the initiating function
-// posts the first attempt there instead. The step that completes the operation invokes the
-// handler right there, on the executor, after freeing the operation's state. Steps are
-// posted as continuations (execution::relationship.continuation): an io_context runs one
-// posted from its own thread on that thread, after the current handler, without waking
-// another. So:
+// without taking anything. If something may be ready (a queue's look without its lock, or
+// the registration finding the source ready), or a timeout is to be armed, it posts the
+// first attempt to the handler's associated executor (default: asio::system_executor;
+// bind_executor picks another), registering nowhere. Otherwise the operation registers on
+// the primitive like a parked thread, and is listed in the context's weft service (below);
+// the thread or coroutine that makes it ready claims it and posts its next step there. A
+// posted step owns the operation (it is listed nowhere). The step that completes the
+// operation invokes the handler right there, on the executor, after freeing the operation's
+// state. Steps are posted as continuations (execution::relationship.continuation): an
+// io_context runs one posted from its own thread on that thread, after the current handler,
+// without waking another. So:
 //  - never inline: a handler never runs inside put(), set(), release() or the initiating
 //    function, only in a function the executor runs;
 //  - the operation counts as outstanding work on that executor until it completes
-//    (io_context::run() does not return while a weft operation waits);
+//    (io_context::run() does not return while a weft operation waits): a posted or running
+//    step is the context's work, and an operation that waits holds a work-tracking executor;
 //  - terminal, partial and total cancellation all mean the same: the operation takes nothing
 //    (no item taken, no put made, no permit or lock held) and a wake-up it had been given
 //    passes on to the next waiter; it completes with operation_aborted. A timeout likewise;
 //  - shutdown: when the execution context of the executor is destroyed (io_context's
-//    destructor), every pending weft operation is aborted first: it takes nothing, passes on
-//    any wake-up, unregisters, and its handler is destroyed without being invoked (Asio's
-//    rule for a context that goes away). The primitives themselves may outlive the context
-//    or not, as for threads.
+//    destructor), every pending weft operation is aborted: it takes nothing, passes on any
+//    wake-up, unregisters, and its handler is destroyed without being invoked (Asio's rule
+//    for a context that goes away). The service's shutdown stops every listed (waiting)
+//    operation and drops the step its decider schedules; a step the context (or a strand)
+//    still has queued is dropped when the executor destroys it unrun (weft's
+//    AsyncResume::drop(): a first attempt has nothing to give up). The primitives themselves
+//    may outlive the context or not, as for threads.
 //  - the lifetime rule: a handler may destroy the primitive it waited on.
 #pragma once
 
@@ -240,6 +246,32 @@ class Run {
   OpBase* op_;
 };
 
+// The service's lock: held for a few pointer writes (list, schedule, abandoned) or by the
+// shutdown between its scans. Uncontended, one exchange takes it and a plain store releases
+// it (weft's WordLock releases with an exchange, to learn whether anyone sleeps).
+class ListLock {
+ public:
+  void lock() noexcept {
+    // acquire: sees what the previous holder wrote under the lock.
+    while (locked_.exchange(true, std::memory_order_acquire)) {
+      // Wake-up source: the holder's unlock() (a few pointer writes away, or the end of a
+      // shutdown scan). relaxed: only a hint to try the exchange again. Spin, then yield.
+      for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
+        if (i < 64) {
+          weft::detail::cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  // release: publishes the holder's writes to the next lock().
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
 // One per execution context: the operations that wait (registered on a primitive, waiting
 // for a decider), so that the context's shutdown can abort them before the context goes.
 // An operation whose step is queued is not listed: its Run owns it, and the executor that
@@ -276,12 +308,12 @@ class Service final : public ::asio::execution_context::service {
       op.hooks_->work(op, true);
     }
     if (op.listed_) return;  // decided while arming last time, and not scheduled since
-    weft::detail::WordLockGuard g(m_);
+    std::lock_guard<ListLock> g(m_);
     link(op);
   }
   // The operation completes (on the executor) while still listed.
   void unlist(OpBase& op) noexcept {
-    weft::detail::WordLockGuard g(m_);
+    std::lock_guard<ListLock> g(m_);
     unlink(op);
   }
 
@@ -291,7 +323,7 @@ class Service final : public ::asio::execution_context::service {
   void schedule(OpBase& op, AsyncResume f) noexcept {
     op.next_ = f;  // published by the post, or to shutdown() by the lock
     {
-      weft::detail::WordLockGuard g(m_);
+      std::lock_guard<ListLock> g(m_);
       if (shutting_down_.load(std::memory_order_relaxed)) {  // relaxed: written under m_
         op.pending_ = true;
         changed_.notify_all();
@@ -314,7 +346,7 @@ class Service final : public ::asio::execution_context::service {
   static void abandoned(OpBase& op) noexcept {
     Service& svc = *op.svc_;
     {
-      weft::detail::WordLockGuard g(svc.m_);
+      std::lock_guard<ListLock> g(svc.m_);
       if (!svc.finished_) {
         svc.link(op);
         op.pending_ = true;
@@ -370,7 +402,7 @@ class Service final : public ::asio::execution_context::service {
   // destroyed without being invoked. The steps the context still has queued own their
   // operations: destroyed by the context afterwards, they drop them (Run, abandoned()).
   void shutdown() override {
-    std::unique_lock<weft::detail::WordLock> g(m_);
+    std::unique_lock<ListLock> g(m_);
     shutting_down_.store(true, std::memory_order_relaxed);  // relaxed: read under m_
     for (;;) {
       // A schedule() that unlisted its operation before shutting_down_ was set may still be
@@ -424,10 +456,7 @@ class Service final : public ::asio::execution_context::service {
     return n;
   }
 
-  // The list's lock: held for a few pointer writes (list, schedule) or by shutdown()
-  // between its scans; weft's own word lock, whose uncontended path is one CAS and one
-  // exchange.
-  weft::detail::WordLock m_;
+  ListLock m_;
   std::condition_variable_any changed_;  // with m_: a scan's wait in shutdown()
   OpBase* head_ = nullptr;
   std::atomic<bool> shutting_down_{false};  // written under m_
@@ -752,8 +781,8 @@ class Promise final : public OpBase {
   // Neither the slot's handler nor the stop callback runs once this returns (the callback's
   // destructor waits for a request_stop() running it on another thread: that run only
   // records the request and aborts a round, never waits for this thread; at most it takes
-  // the service's word lock briefly during a shutdown, or the executor's queue lock to
-  // post, and neither is held by anyone waiting here).
+  // the service's list lock briefly to schedule, or the executor's queue lock to post, and
+  // neither is held by anyone waiting here).
   void detach_stop_sources() noexcept {
     if (slot_.is_connected()) slot_.clear();
     on_stop_token_.reset();

@@ -452,7 +452,7 @@ class AsyncStop {
     if ((prev & kAttached) == 0) return;
     // Wake-up source: the request() running the abort on another thread clearing kRunning.
     // It never waits for this thread: at most it takes a lock briefly to schedule the
-    // operation (weft::asio's service lock during a shutdown, which is never held while
+    // operation (weft::asio's service lock, held for a few pointer writes and never while
     // waiting here, or the executor's queue lock). Spin, then yield.
     for (int i = 0; (s_.load(std::memory_order_acquire) & kRunning) != 0; ++i) {
       if (i < 64) {
@@ -601,7 +601,7 @@ class AsyncOp : public AsyncWaitBase {
   // The scheduler's optional hook (weft::asio): the owner is registered and about to arrive
   // at the gate, after which a decider may call schedule() from any thread.
   void will_suspend() noexcept {
-    if constexpr (requires(S& s) { s.will_suspend(); }) sched_->will_suspend();
+    if constexpr (requires(S & s) { s.will_suspend(); }) sched_->will_suspend();
   }
 
  public:
@@ -694,8 +694,8 @@ class AsyncOp : public AsyncWaitBase {
     bool complete = true;
     try {
       // initiate()'s first step: no round was armed, the attempt comes first.
-      complete = std::exchange(self.initial_, false) ? self.run(true)
-                                                     : self.decided() || self.run(true);
+      complete =
+          std::exchange(self.initial_, false) ? self.run(true) : self.decided() || self.run(true);
     } catch (...) {
       self.book_.pass_on();
       self.error_ = std::current_exception();
@@ -1345,7 +1345,7 @@ class AsyncLockedWait : public AsyncWaitBase {
   }
   // As AsyncOp::will_suspend().
   void will_suspend() noexcept {
-    if constexpr (requires(S& s) { s.will_suspend(); }) sched_->will_suspend();
+    if constexpr (requires(S & s) { s.will_suspend(); }) sched_->will_suspend();
   }
   S* sched_;
   Lock* lock_;

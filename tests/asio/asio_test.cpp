@@ -325,7 +325,8 @@ TEST(AsioCancel, CancelledWhileTheFirstAttemptIsQueuedTakesNothing) {
   std::stop_source stop;
   weft::Queue<int> roomy(2);
   Outcome get, put, acq, lk;
-  weft::asio::async_get(q, asio::bind_cancellation_slot(sig_get.slot(), record_value<int>(ctx, get)));
+  weft::asio::async_get(q,
+                        asio::bind_cancellation_slot(sig_get.slot(), record_value<int>(ctx, get)));
   weft::asio::async_put(roomy, 5, asio::bind_cancellation_slot(sig_put.slot(), record(ctx, put)));
   weft::asio::async_acquire(sem, stop.get_token(), record(ctx, acq));
   weft::asio::async_acquire(lock, asio::bind_cancellation_slot(sig_lock.slot(), record(ctx, lk)));
@@ -1210,7 +1211,7 @@ TEST(AsioShutdown, StepsQueuedOnAStrandAreDroppedInEitherOrder) {
       ctx.restart();
       if (weft_first) strand.emplace(asio::make_strand(ctx));
       weft::asio::async_get(q_claim, asio::bind_executor(*strand, counter));
-      ctx.poll();  // registered
+      ctx.poll();                                                           // registered
       weft::asio::async_get(ready, asio::bind_executor(*strand, counter));  // queued
       weft::asio::async_get(q_claim, record_value<int>(other, other_get));
       other.poll();    // registered behind the strand's getter
