@@ -558,7 +558,9 @@ class AsyncOp : public AsyncWaitBase {
     } catch (...) {  // the first step links again, and reports what it throws
     }
     if (!all) {
-      if (linked == 0) {  // ready (or threw) before anything was linked: nothing to decide
+      // Nothing was ever linked (a source ready at once): nothing can have been claimed. A
+      // node linked and withdrawn again (Link::withdrawn) may have been claimed meanwhile.
+      if (linked == 0 && last == Link::ready) {
         initial_ = true;
         return true;
       }
