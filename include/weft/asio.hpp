@@ -185,17 +185,8 @@ class OpBase {
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
-  // Run's call, on the executor: the step next_. A waiter stops counting as work here, in
-  // a step the context counts until it returns (the count cannot drop to 0).
-  void run_step() noexcept {
-    if (holds_work_) {
-      holds_work_ = false;
-      hooks_->work(*this, false);
-    }
-    const AsyncResume f = *next_;  // set before the post that queued this step
-    next_.reset();
-    f();  // may complete the operation: op is not touched after this
-  }
+  // Run's call, on the executor: the step next_ (defined after Service).
+  inline void run_step() noexcept;
   // The step next_ will never run: it gives up what it was handed, and the operation is
   // freed, its handler destroyed without being invoked.
   void drop_step() noexcept {
@@ -211,9 +202,21 @@ class OpBase {
   OpBase* prev_ = nullptr;  // (svc) the service's list: the operations that wait
   OpBase* next_op_ = nullptr;
   // (svc) Listed: registered and waiting for a decider (or carrying on after being decided
-  // while arming). Read without the lock by the owner, and by a decider after the gate.
+  // while arming). Read without the lock by the owner: its other writers are a decider
+  // after the gate (schedule(), ordered before the owner by the gate and then the post) and
+  // the shutdown (no step runs then).
   bool listed_ = false;
-  bool pending_ = false;    // (svc) decided during the shutdown: the shutdown drops next_
+  bool pending_ = false;  // (svc) decided during the shutdown: the shutdown drops next_
+  // A Barrier wait: stays listed while its step is queued (queued_), and the shutdown drops
+  // that step itself. Its lock round has no stop: only a release decides it, and a claim
+  // handed to a queued step must pass on before the shutdown waits for that round, not when
+  // the context's scheduler destroys the step after the shutdown. Set when the awaiter is
+  // built.
+  bool keep_listed_ = false;
+  // (svc) keep_listed_, and schedule() posted its step, which has not run. Read without the
+  // lock by the Run built by that post, on the posting thread, and by the step (the post
+  // publishes it; no shutdown runs beside a step).
+  bool queued_ = false;
   bool stop_sent_ = false;  // (svc) the shutdown requested a stop
   // Counts as the context's outstanding work (a waiter: from its listing to its next step).
   // The owner's, like listed_ (its decider, and the shutdown, never touch it).
@@ -234,8 +237,8 @@ struct NoStop {};
 // it hands the operation to the service, which drops the step (Service::abandoned).
 class Run {
  public:
-  explicit Run(OpBase* op) noexcept : op_(op) {}
-  Run(Run&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+  explicit Run(OpBase* op) noexcept : op_(op), listed_(op->queued_) {}
+  Run(Run&& o) noexcept : op_(std::exchange(o.op_, nullptr)), listed_(o.listed_) {}
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
   Run& operator=(Run&&) = delete;
@@ -244,6 +247,7 @@ class Run {
 
  private:
   OpBase* op_;
+  bool listed_;  // op stays listed while queued: the service's shutdown drops it, not this
 };
 
 // The service's lock: held for a few pointer writes (list, schedule, abandoned) or by the
@@ -276,7 +280,9 @@ class ListLock {
 // for a decider), so that the context's shutdown can abort them before the context goes.
 // An operation whose step is queued is not listed: its Run owns it, and the executor that
 // destroys the Run without calling it (its shutdown) gives the operation back here, to be
-// dropped. One that runs is not listed either: no step runs while the context shuts down.
+// dropped (a Barrier wait stays listed while its step is queued: OpBase::keep_listed_). One
+// that runs may still be listed (decided while arming, it carried on) until it is scheduled
+// or completes: harmless, as no step runs while the context shuts down.
 class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
@@ -329,7 +335,11 @@ class Service final : public ::asio::execution_context::service {
         changed_.notify_all();
         return;
       }
-      unlink(op);
+      if (op.keep_listed_) {
+        op.queued_ = true;  // listed until its step runs (or the shutdown drops it)
+      } else {
+        unlink(op);
+      }
       // relaxed: under m_, which the shutdown takes before it reads posting_ (see there).
       posting_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -393,6 +403,7 @@ class Service final : public ::asio::execution_context::service {
     }
     if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
     op.listed_ = false;
+    op.queued_ = false;
   }
 
   // The context is going away (its destructor), and no thread runs it any more. Every
@@ -403,7 +414,8 @@ class Service final : public ::asio::execution_context::service {
   // operations: destroyed by the context afterwards, they drop them (Run, abandoned()).
   void shutdown() override {
     std::unique_lock<ListLock> g(m_);
-    shutting_down_.store(true, std::memory_order_relaxed);  // relaxed: read under m_
+    // relaxed: read under m_, or by shutting_down() (see there).
+    shutting_down_.store(true, std::memory_order_relaxed);
     for (;;) {
       // A schedule() that unlisted its operation before shutting_down_ was set may still be
       // posting it: wait for that post (its Run is then queued, or given back here).
@@ -418,7 +430,7 @@ class Service final : public ::asio::execution_context::service {
       OpBase* pending = nullptr;
       OpBase* waiting = nullptr;
       for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
-        if (o->pending_) {
+        if (o->pending_ || o->queued_) {
           pending = o;
           break;
         }
@@ -444,8 +456,10 @@ class Service final : public ::asio::execution_context::service {
       // stop request (a notifier's wake step, right after it released the source's lock),
       // or of a round a stop does not decide: a Barrier wait taking the Barrier's lock
       // again, decided by that lock's release (it is held only inside Barrier's calls and
-      // steps, never across a suspension); or abandoned() by an executor's destruction of
-      // a step (a post made by a schedule() just before the shutdown began).
+      // steps, never across a suspension; a claim handed to a queued Barrier step passes on
+      // when this shutdown drops that step, as it stays listed); or abandoned() by an
+      // executor's destruction of a step (a post made by a schedule() just before the
+      // shutdown began).
       changed_.wait(g);
     }
     finished_ = true;
@@ -464,8 +478,21 @@ class Service final : public ::asio::execution_context::service {
   std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
 };
 
+// Run's call, on the executor: the step next_. A waiter stops counting as work here, in
+// a step the context counts until it returns (the count cannot drop to 0).
+inline void OpBase::run_step() noexcept {
+  if (queued_) svc_->unlist(*this);
+  if (holds_work_) {
+    holds_work_ = false;
+    hooks_->work(*this, false);
+  }
+  const AsyncResume f = *next_;  // set before the post that queued this step
+  next_.reset();
+  f();  // may complete the operation: op is not touched after this
+}
+
 inline Run::~Run() {
-  if (op_ != nullptr) Service::abandoned(*op_);
+  if (op_ != nullptr && !listed_) Service::abandoned(*op_);
 }
 
 // weft's TimedScheduler for one operation.
@@ -968,7 +995,8 @@ struct MakeLocked {
   void precheck() const {
     if constexpr (requires { body.precheck(); }) body.precheck();
   }
-  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* /*owner*/) {
+  auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* owner) {
+    owner->keep_listed_ = true;  // see OpBase::keep_listed_
     return LockedAwait<Body>(s, *lock, *cond, std::move(stop), false, std::move(body));
   }
 };

@@ -1591,6 +1591,39 @@ TEST(AsioBarrier, AbortCompletesWaitersWithBrokenBarrier) {
 
 // The context destroyed with waiting parties: their arrivals are withdrawn, no handler runs,
 // and the barrier works on for the threads.
+// Two Barrier waits registered on the Barrier's lock (a thread holds it); its release
+// claims the first, whose step is then queued, and the context goes before that step runs.
+// The second's lock round takes no stop: only the claim's passing on decides it, so the
+// shutdown drops the queued step itself (on the context, and on a strand whose service
+// shuts down after weft's), and returns. No handler runs, and the lock is free.
+TEST(AsioBarrier, ShutdownPassesOnALockClaimQueuedInAStep) {
+  for (const bool on_strand : {false, true}) {
+    SCOPED_TRACE(on_strand ? "on a strand" : "on the context");
+    weft::Barrier b(3);
+    weft::Lock& lock = weft::detail::AsyncAccess::lock_of(b);
+    std::atomic<int> invoked{0};
+    {
+      asio::io_context ctx;
+      std::optional<asio::strand<asio::io_context::executor_type>> strand;
+      if (on_strand) strand.emplace(asio::make_strand(ctx));  // its service before weft's
+      const auto h = [&invoked](auto&&...) { invoked.fetch_add(1); };
+      lock.acquire();
+      for (int i = 0; i < 2; ++i) {
+        if (on_strand) {
+          weft::asio::async_wait(b, asio::bind_executor(*strand, h));
+        } else {
+          weft::asio::async_wait(b, asio::bind_executor(ctx, h));
+        }
+      }
+      ctx.poll();      // both first steps ran: registered on the lock
+      lock.release();  // claims the first: its step is queued
+      EXPECT_EQ(invoked.load(), 0);
+    }  // ~io_context: must return
+    EXPECT_EQ(invoked.load(), 0);
+    EXPECT_FALSE(lock.locked());
+  }
+}
+
 TEST(AsioBarrier, ShutdownWithdrawsWaitingParties) {
   weft::Barrier b(3);
   std::atomic<int> invoked{0};
