@@ -542,7 +542,7 @@ class AsyncOp : public AsyncWaitBase {
   // Otherwise the operation registers and waits for a decider as after a failed attempt
   // (false): a waiting operation costs no extra scheduling. The coroutine is suspended
   // either way.
-  bool initiate(std::coroutine_handle<> h) noexcept {
+  [[nodiscard]] bool initiate(std::coroutine_handle<> h) noexcept {
     handle_ = h;
     if (!deadline_.is_never() || stop_requested() || hinted_ready()) {
       initial_ = true;
@@ -1143,7 +1143,7 @@ class AsyncLockedWait : public AsyncWaitBase {
   // the operation nor take anything (weft::asio): nothing happens here but the record that
   // the first step has not run. Returns true, as AsyncOp::initiate() does when it registered
   // nothing: the caller hands resume_of(*this) to its scheduler, and that step begins.
-  bool initiate(std::coroutine_handle<> h) noexcept {
+  [[nodiscard]] bool initiate(std::coroutine_handle<> h) noexcept {
     handle_ = h;
     initial_ = true;
     return true;
