@@ -185,8 +185,20 @@ class OpBase {
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
-  // Run's call, on the executor: the step next_ (defined after Service).
-  inline void run_step() noexcept;
+  // Run's call, on the executor: the step next_. A waiter stops counting as work here, in
+  // a step the context counts until it returns (the count cannot drop to 0).
+  void run_step() noexcept {
+    if (queued_) [[unlikely]]
+      unlist_queued();  // a Barrier wait's (keep_listed_)
+    if (holds_work_) {
+      holds_work_ = false;
+      hooks_->work(*this, false);
+    }
+    const AsyncResume f = *next_;  // set before the post that queued this step
+    next_.reset();
+    f();  // may complete the operation: op is not touched after this
+  }
+  inline void unlist_queued() noexcept;  // after Service
   // The step next_ will never run: it gives up what it was handed, and the operation is
   // freed, its handler destroyed without being invoked.
   void drop_step() noexcept {
@@ -242,10 +254,14 @@ class Run {
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
   Run& operator=(Run&&) = delete;
-  ~Run();
+  ~Run() {
+    if (op_ != nullptr && !listed_) [[unlikely]]
+      abandoned(op_);  // destroyed unrun
+  }
   void operator()() noexcept { std::exchange(op_, nullptr)->run_step(); }
 
  private:
+  static void abandoned(OpBase* op) noexcept;  // after Service
   OpBase* op_;
   bool listed_;  // op stays listed while queued: the service's shutdown drops it, not this
 };
@@ -478,21 +494,11 @@ class Service final : public ::asio::execution_context::service {
   std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
 };
 
-// Run's call, on the executor: the step next_. A waiter stops counting as work here, in
-// a step the context counts until it returns (the count cannot drop to 0).
-inline void OpBase::run_step() noexcept {
-  if (queued_) svc_->unlist(*this);
-  if (holds_work_) {
-    holds_work_ = false;
-    hooks_->work(*this, false);
-  }
-  const AsyncResume f = *next_;  // set before the post that queued this step
-  next_.reset();
-  f();  // may complete the operation: op is not touched after this
+inline void Run::abandoned(OpBase* op) noexcept {
+  Service::abandoned(*op);
 }
-
-inline Run::~Run() {
-  if (op_ != nullptr && !listed_) Service::abandoned(*op_);
+inline void OpBase::unlist_queued() noexcept {
+  svc_->unlist(*this);
 }
 
 // weft's TimedScheduler for one operation.

@@ -1589,9 +1589,7 @@ TEST(AsioBarrier, AbortCompletesWaitersWithBrokenBarrier) {
   EXPECT_EQ(c.ec, weft::asio::errc::broken_barrier);
 }
 
-// The context destroyed with waiting parties: their arrivals are withdrawn, no handler runs,
-// and the barrier works on for the threads.
-// Two Barrier waits registered on the Barrier's lock (a thread holds it); its release
+// Two Barrier waits registered on the Barrier's lock (the test holds it); its release
 // claims the first, whose step is then queued, and the context goes before that step runs.
 // The second's lock round takes no stop: only the claim's passing on decides it, so the
 // shutdown drops the queued step itself (on the context, and on a strand whose service
@@ -1624,6 +1622,8 @@ TEST(AsioBarrier, ShutdownPassesOnALockClaimQueuedInAStep) {
   }
 }
 
+// The context destroyed with waiting parties: their arrivals are withdrawn, no handler runs,
+// and the barrier works on for the threads.
 TEST(AsioBarrier, ShutdownWithdrawsWaitingParties) {
   weft::Barrier b(3);
   std::atomic<int> invoked{0};
