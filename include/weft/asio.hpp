@@ -668,6 +668,13 @@ class Promise final : public OpBase {
     }
     ex_.emplace(
         post_executor(::asio::get_associated_executor(handler_, ::asio::system_executor())));
+    if constexpr (kErased) {
+      // A type-erased executor that wraps no io_context (a strand's, say) makes a tracked
+      // copy by building a new target, which may allocate: made here, where an exception
+      // can still leave the initiating function, and held for the operation's life, rather
+      // than in work_of(), which must not throw.
+      work_.emplace(work_executor(*ex_));
+    }
   }
 
   // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
@@ -782,6 +789,7 @@ class Promise final : public OpBase {
         }
         return;
       }
+      return;  // held since the constructor
     }
     if (hold) {
       p.work_.emplace(work_executor(*p.ex_));

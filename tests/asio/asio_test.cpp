@@ -1594,6 +1594,49 @@ TEST(AsioBarrier, AbortCompletesWaitersWithBrokenBarrier) {
 // The second's lock round takes no stop: only the claim's passing on decides it, so the
 // shutdown drops the queued step itself (on the context, and on a strand whose service
 // shuts down after weft's), and returns. No handler runs, and the lock is free.
+// Outstanding work: a get that waits keeps io_context::run() from returning, and one that
+// completed leaves no work behind. poll() runs what is ready and stops the context when no
+// work is left, so stopped() after it says whether the waiting get holds work.
+TEST(AsioWork, AWaitingGetHoldsTheContextsWorkUntilItCompletes) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  int got = 0;
+  weft::asio::async_get(q, asio::bind_executor(ctx, [&got](std::error_code ec, int v) {
+                          EXPECT_FALSE(ec);
+                          got = v;
+                        }));
+  ctx.poll();  // the first attempt found nothing: registered
+  EXPECT_FALSE(ctx.stopped());
+  q.put(7);
+  ctx.run();  // returns once the get has completed: no work left
+  EXPECT_EQ(got, 7);
+  EXPECT_TRUE(ctx.stopped());
+}
+
+// The same from a coroutine on a strand through use_awaitable: a type-erased executor that
+// wraps no io_context, whose work is counted for the operation's whole life. A get that
+// finds its item ready, and one that waits.
+TEST(AsioWork, ACoroutineOnAStrandHoldsWorkWhileItsGetWaits) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  q.put(1);
+  std::vector<int> got;
+  asio::co_spawn(
+      asio::make_strand(ctx),
+      [&]() -> asio::awaitable<void> {
+        got.push_back(co_await weft::asio::async_get(q, asio::use_awaitable));  // ready
+        got.push_back(co_await weft::asio::async_get(q, asio::use_awaitable));  // waits
+      },
+      asio::detached);
+  ctx.poll();  // the first get completed; the second registered
+  EXPECT_EQ(got, std::vector<int>{1});
+  EXPECT_FALSE(ctx.stopped());
+  q.put(2);
+  ctx.run();
+  EXPECT_EQ(got, (std::vector<int>{1, 2}));
+  EXPECT_TRUE(ctx.stopped());
+}
+
 TEST(AsioBarrier, ShutdownPassesOnALockClaimQueuedInAStep) {
   for (const bool on_strand : {false, true}) {
     SCOPED_TRACE(on_strand ? "on a strand" : "on the context");
