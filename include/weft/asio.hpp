@@ -41,27 +41,33 @@
 // How an operation runs: the initiating function creates the operation (one allocation,
 // recycled per thread: its state, which holds the handler, the generic awaiter of
 // weft/async.hpp and, with a timeout, an asio::steady_timer) and looks at the primitive
-// without taking anything. If nothing is ready, the operation registers on it like a parked
-// thread; the thread or coroutine that makes it ready claims it and posts its next step to
-// the handler's associated executor (default: asio::system_executor; bind_executor picks
-// another). If something is ready (or a timeout is to be armed), the initiating function
-// posts the first attempt there instead. The step that completes the operation invokes the
-// handler right there, on the executor, after freeing the operation's state. Steps are
-// posted as continuations (execution::relationship.continuation): an io_context runs one
-// posted from its own thread on that thread, after the current handler, without waking
-// another. So:
+// without taking anything. If something may be ready (a queue's look without its lock, or
+// the registration finding the source ready), or a timeout is to be armed, it posts the
+// first attempt to the handler's associated executor (default: asio::system_executor;
+// bind_executor picks another), registering nowhere. Otherwise the operation registers on
+// the primitive like a parked thread, and is listed in the context's weft service (below);
+// the thread or coroutine that makes it ready claims it and posts its next step there. A
+// posted step owns the operation (it is listed nowhere). The step that completes the
+// operation invokes the handler right there, on the executor, after freeing the operation's
+// state. Steps are posted as continuations (execution::relationship.continuation): an
+// io_context runs one posted from its own thread on that thread, after the current handler,
+// without waking another. So:
 //  - never inline: a handler never runs inside put(), set(), release() or the initiating
 //    function, only in a function the executor runs;
 //  - the operation counts as outstanding work on that executor until it completes
-//    (io_context::run() does not return while a weft operation waits);
+//    (io_context::run() does not return while a weft operation waits): a posted or running
+//    step is the context's work, and an operation that waits holds a work-tracking executor;
 //  - terminal, partial and total cancellation all mean the same: the operation takes nothing
 //    (no item taken, no put made, no permit or lock held) and a wake-up it had been given
 //    passes on to the next waiter; it completes with operation_aborted. A timeout likewise;
 //  - shutdown: when the execution context of the executor is destroyed (io_context's
-//    destructor), every pending weft operation is aborted first: it takes nothing, passes on
-//    any wake-up, unregisters, and its handler is destroyed without being invoked (Asio's
-//    rule for a context that goes away). The primitives themselves may outlive the context
-//    or not, as for threads.
+//    destructor), every pending weft operation is aborted: it takes nothing, passes on any
+//    wake-up, unregisters, and its handler is destroyed without being invoked (Asio's rule
+//    for a context that goes away). The service's shutdown stops every listed (waiting)
+//    operation and drops the step its decider schedules; a step the context (or a strand)
+//    still has queued is dropped when the executor destroys it unrun (weft's
+//    AsyncResume::drop(): a first attempt has nothing to give up). The primitives themselves
+//    may outlive the context or not, as for threads.
 //  - the lifetime rule: a handler may destroy the primitive it waited on.
 #pragma once
 
@@ -148,8 +154,8 @@ namespace weft {
 namespace asio {
 namespace detail {
 
-// Thrown by an operation's attempt once the context is shutting down: the awaiter's step
-// then passes on a wake-up it was given (weft/async.hpp) and ends without taking anything.
+// Thrown by an operation's attempt once it is cancelled: the awaiter's step then passes on a
+// wake-up it was given (weft/async.hpp) and ends without taking anything.
 struct Aborted {};
 
 class Service;
@@ -163,10 +169,11 @@ class OpBase {
 
   // What depends on the handler's executor type, supplied by the Promise.
   struct Hooks {
-    void (*post_step)(OpBase&) noexcept;  // posts Run{op} to the handler's executor
+    void (*post_step)(OpBase&) noexcept;  // posts Run(op), which owns the operation
     void (*arm_timer)(OpBase&, AsyncTimer&);
     void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
-    void (*destroy)(OpBase&) noexcept;  // unlists the operation, frees it, handler uncalled
+    void (*destroy)(OpBase&) noexcept;  // frees the operation, handler uncalled (not listed)
+    void (*work)(OpBase&, bool hold) noexcept;  // counts it as outstanding work, or stops
   };
 
  protected:
@@ -174,33 +181,62 @@ class OpBase {
   ~OpBase() = default;  // the frame destroys its Promise, never an OpBase
 
  public:
-  enum class State : std::uint8_t {
-    queued,   // a step is posted to the executor (next_: which)
-    running,  // a step runs, or the awaiter is registered and waits for a decider
-    pending,  // decided while the context shuts down: the service runs next_ itself
-  };
-
   void post_step() noexcept { hooks_->post_step(*this); }
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
+  // Run's call, on the executor: the step next_. A waiter stops counting as work here, in
+  // a step the context counts until it returns (the count cannot drop to 0).
+  void run_step() noexcept {
+    if (queued_) [[unlikely]]
+      unlist_queued();  // a Barrier wait's (keep_listed_)
+    if (holds_work_) {
+      holds_work_ = false;
+      hooks_->work(*this, false);
+    }
+    const AsyncResume f = *next_;  // set before the post that queued this step
+    next_.reset();
+    f();  // may complete the operation: op is not touched after this
+  }
+  inline void unlist_queued() noexcept;  // after Service
+  // The step next_ will never run: it gives up what it was handed, and the operation is
+  // freed, its handler destroyed without being invoked.
+  void drop_step() noexcept {
+    const AsyncResume f = *next_;
+    next_.reset();
+    f.drop();
+    destroy();
+  }
 
   const Hooks* hooks_;
 
   Service* svc_;
-  OpBase* prev_ = nullptr;  // (svc) the service's list of live operations
+  OpBase* prev_ = nullptr;  // (svc) the service's list: the operations that wait
   OpBase* next_op_ = nullptr;
-  // run_step() and shutdown() take a queued step with a CAS; schedule() queues one without
-  // the service's lock unless the context is shutting down.
-  std::atomic<State> state_{State::running};
-  std::optional<AsyncResume> next_;    // the step to run (written by schedule())
-  bool stop_sent_ = false;             // (svc) the shutdown requested a stop
-  weft::detail::AsyncStop stop_;       // cancellation slot, stop_token and shutdown
-  std::atomic<bool> aborting_{false};  // the context shuts down: attempts throw Aborted
-  // Set when the awaiter is built: in abort mode, its step is dropped (AsyncResume::drop)
-  // rather than run, and the frame freed. A Barrier wait: run, it would take the Barrier's
-  // lock again for a handler that will never run.
-  bool drop_on_abort_ = false;
+  // (svc) Listed: registered and waiting for a decider (or carrying on after being decided
+  // while arming). Read without the lock by the owner: its other writers are a decider
+  // after the gate (schedule(), ordered before the owner by the gate and then the post) and
+  // the shutdown (no step runs then).
+  bool listed_ = false;
+  bool pending_ = false;  // (svc) decided during the shutdown: the shutdown drops next_
+  // A Barrier wait: stays listed while its step is queued (queued_), and the shutdown drops
+  // that step itself. Its lock round has no stop: only a release decides it, and a claim
+  // handed to a queued step must pass on before the shutdown waits for that round, not when
+  // the context's scheduler destroys the step after the shutdown. Set when the awaiter is
+  // built.
+  bool keep_listed_ = false;
+  // (svc) keep_listed_, and schedule() posted its step, which has not run. Read without the
+  // lock by the Run built by that post, on the posting thread, and by the step (the post
+  // publishes it; no shutdown runs beside a step).
+  bool queued_ = false;
+  bool stop_sent_ = false;  // (svc) the shutdown requested a stop
+  // Counts as the context's outstanding work (a waiter: from its listing to its next step).
+  // The owner's, like listed_ (its decider, and the shutdown, never touch it).
+  bool holds_work_ = false;
+  // The step to run (written by the owner or the decider before the post, or before the
+  // service's lock is released, which publishes it).
+  std::optional<AsyncResume> next_;
+  weft::detail::AsyncStop stop_;  // cancellation slot, stop_token and shutdown
   std::coroutine_handle<> self_;  // the operation's driver coroutine
 };
 
@@ -208,14 +244,61 @@ class OpBase {
 // carry through async_initiate (use_awaitable stores its arguments), nothing to test.
 struct NoStop {};
 
-// What the executor runs: the operation's next step.
-struct Run {
-  OpBase* op;
-  void operator()() const noexcept;
+// What the executor runs: the operation's next step. It owns the operation while queued:
+// destroyed without being called (the executor shut down and destroys what it had queued),
+// it hands the operation to the service, which drops the step (Service::abandoned).
+class Run {
+ public:
+  explicit Run(OpBase* op) noexcept : op_(op), listed_(op->queued_) {}
+  Run(Run&& o) noexcept : op_(std::exchange(o.op_, nullptr)), listed_(o.listed_) {}
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+  Run& operator=(Run&&) = delete;
+  ~Run() {
+    if (op_ != nullptr && !listed_) [[unlikely]]
+      abandoned(op_);  // destroyed unrun
+  }
+  void operator()() noexcept { std::exchange(op_, nullptr)->run_step(); }
+
+ private:
+  static void abandoned(OpBase* op) noexcept;  // after Service
+  OpBase* op_;
+  bool listed_;  // op stays listed while queued: the service's shutdown drops it, not this
 };
 
-// One per execution context: the live operations, so that the context's shutdown can abort
-// them before the context destroys the steps it had queued.
+// The service's lock: held for a few pointer writes (list, schedule, abandoned) or by the
+// shutdown between its scans. Uncontended, one exchange takes it and a plain store releases
+// it (weft's WordLock releases with an exchange, to learn whether anyone sleeps).
+class ListLock {
+ public:
+  void lock() noexcept {
+    // acquire: sees what the previous holder wrote under the lock.
+    while (locked_.exchange(true, std::memory_order_acquire)) {
+      // Wake-up source: the holder's unlock() (a few pointer writes away, or the end of a
+      // shutdown scan). relaxed: only a hint to try the exchange again. Spin, then yield.
+      for (int i = 0; locked_.load(std::memory_order_relaxed); ++i) {
+        if (i < 64) {
+          weft::detail::cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  // release: publishes the holder's writes to the next lock().
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
+// One per execution context: the operations that wait (registered on a primitive, waiting
+// for a decider), so that the context's shutdown can abort them before the context goes.
+// An operation whose step is queued is not listed: its Run owns it, and the executor that
+// destroys the Run without calling it (its shutdown) gives the operation back here, to be
+// dropped (a Barrier wait stays listed while its step is queued: OpBase::keep_listed_). One
+// that runs may still be listed (decided while arming, it carried on) until it is scheduled
+// or completes: harmless, as no step runs while the context shuts down.
 class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
@@ -232,57 +315,72 @@ class Service final : public ::asio::execution_context::service {
   Service& operator=(const Service&) = delete;
   ~Service() override { destroyed().fetch_add(1); }
 
-  // A new operation: listed as running (the initiating call registers it next). False if
-  // the context is shutting down (the caller destroys the operation, handler included,
-  // without invoking it).
-  bool add(OpBase& op) {
-    weft::detail::WordLockGuard g(m_);
-    if (shutting_down_) return false;
-    op.next_op_ = head_;
-    if (head_ != nullptr) head_->prev_ = &op;
-    head_ = &op;
-    op.state_ = OpBase::State::running;
-    return true;
-  }
-  // The operation completed or was aborted; its state is freed next.
-  void remove(OpBase& op) noexcept {
-    weft::detail::WordLockGuard g(m_);
-    if (op.prev_ != nullptr) {
-      op.prev_->next_op_ = op.next_op_;
-    } else {
-      head_ = op.next_op_;
+  // The initiating function: true once the shutdown began (then the operation is destroyed,
+  // handler included, without being invoked). relaxed: the shutdown runs on the thread that
+  // destroys the context; an initiation that may see it runs on that thread too (a
+  // handler's destructor), and any other would use a context being destroyed.
+  bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_relaxed); }
+
+  // The owner (weft's will_suspend hook): registered, and about to arrive at the gate, after
+  // which a decider may schedule it from any thread. It counts as outstanding work from
+  // here until its next step runs (or it is dropped).
+  void list(OpBase& op) noexcept {
+    if (!op.holds_work_) {
+      op.holds_work_ = true;
+      op.hooks_->work(op, true);
     }
-    if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
-    if (shutting_down_) changed_.notify_all();
+    if (op.listed_) return;  // decided while arming last time, and not scheduled since
+    std::lock_guard<ListLock> g(m_);
+    link(op);
+  }
+  // The operation completes (on the executor) while still listed.
+  void unlist(OpBase& op) noexcept {
+    std::lock_guard<ListLock> g(m_);
+    unlink(op);
   }
 
-  // weft's Scheduler::schedule for the operation (a decider's wake step, any thread): posts
-  // the step; never runs it here.
+  // weft's Scheduler::schedule for a listed operation (a decider's wake step, any thread):
+  // unlists it and posts its step; never runs it here. During the shutdown it marks it
+  // pending instead, and the shutdown drops the step.
   void schedule(OpBase& op, AsyncResume f) noexcept {
-    op.next_ = f;  // published by the post, or to shutdown() under the lock
-    // seq_cst, with shutdown()'s store of shutting_down_ and its load of posting_: either
-    // this sees the shutdown, or the shutdown waits for this post to be made.
-    posting_.fetch_add(1);
-    if (!shutting_down_.load()) {
-      op.state_.store(OpBase::State::queued);
-      op.post_step();
-      posting_.fetch_sub(1);  // the last access: op, and then the service, may be gone
-      return;
+    op.next_ = f;  // published by the post, or to shutdown() by the lock
+    {
+      std::lock_guard<ListLock> g(m_);
+      if (shutting_down_.load(std::memory_order_relaxed)) {  // relaxed: written under m_
+        op.pending_ = true;
+        changed_.notify_all();
+        return;
+      }
+      if (op.keep_listed_) {
+        op.queued_ = true;  // listed until its step runs (or the shutdown drops it)
+      } else {
+        unlink(op);
+      }
+      // relaxed: under m_, which the shutdown takes before it reads posting_ (see there).
+      posting_.fetch_add(1, std::memory_order_relaxed);
     }
-    posting_.fetch_sub(1);  // op is listed: shutdown() waits for it below
-    weft::detail::WordLockGuard g(m_);
-    op.state_ = OpBase::State::pending;
-    changed_.notify_all();
+    op.post_step();
+    // release: the shutdown's acquire load of 0 sees the post made. The last access: op,
+    // and then the service, may be gone.
+    posting_.fetch_sub(1, std::memory_order_release);
   }
 
-  // Run::operator(): on the executor. No lock: the post that queued the step published
-  // next_, and the CAS decides between this and a shutdown() that runs the step itself.
-  static void run_step(OpBase& op) noexcept {
-    auto queued = OpBase::State::queued;
-    if (!op.state_.compare_exchange_strong(queued, OpBase::State::running)) return;
-    const AsyncResume f = *op.next_;  // queued: schedule() set it
-    op.next_.reset();
-    step(op, f);
+  // Run's destructor: the executor destroyed op's step without running it. Before the end
+  // of this service's shutdown (an executor that shut down first: a strand whose service was
+  // created after this one, maybe inside a decider's post), op is listed as pending and the
+  // shutdown drops it; after it (the context's scheduler destroying its queue), here.
+  static void abandoned(OpBase& op) noexcept {
+    Service& svc = *op.svc_;
+    {
+      std::lock_guard<ListLock> g(svc.m_);
+      if (!svc.finished_) {
+        svc.link(op);
+        op.pending_ = true;
+        svc.changed_.notify_all();
+        return;
+      }
+    }
+    op.drop_step();
   }
 
   // The service of `ctx`, looked up once per thread and context: use_service() takes the
@@ -306,70 +404,66 @@ class Service final : public ::asio::execution_context::service {
   }
 
  private:
-  // Runs the step `f` of `op`; in abort mode (the shutdown, on its own thread) an operation
-  // that drops its step instead gives up what it was handed and is freed.
-  static void step(OpBase& op, AsyncResume f) noexcept {
-    // relaxed: stored by this thread (the shutdown's) before it runs the step; a thread in
-    // run() reads false (no step of this context runs once its shutdown began).
-    if (op.drop_on_abort_ && op.aborting_.load(std::memory_order_relaxed)) {
-      f.drop();
-      op.destroy();
-      return;
+  void link(OpBase& op) noexcept {  // under m_
+    op.prev_ = nullptr;
+    op.next_op_ = head_;
+    if (head_ != nullptr) head_->prev_ = &op;
+    head_ = &op;
+    op.listed_ = true;
+  }
+  void unlink(OpBase& op) noexcept {  // under m_
+    if (op.prev_ != nullptr) {
+      op.prev_->next_op_ = op.next_op_;
+    } else {
+      head_ = op.next_op_;
     }
-    f();  // may complete the operation: op is not touched after this
+    if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
+    op.listed_ = false;
+    op.queued_ = false;
   }
 
-  // The context is going away (its destructor), and no thread runs it any more. Every live
-  // operation is aborted here, while the steps the context had queued still exist: one that
-  // waits gets a stop request (its decider schedules it: pending), one that is queued or
-  // pending runs its step here, in abort mode, which takes nothing and frees the operation.
+  // The context is going away (its destructor), and no thread runs it any more. Every
+  // listed operation is aborted here: one that waits gets a stop request (its decider
+  // schedules it: pending), and a pending one's step is dropped here, which takes nothing,
+  // passes on a wake-up it was handed, unregisters and frees the operation, its handler
+  // destroyed without being invoked. The steps the context still has queued own their
+  // operations: destroyed by the context afterwards, they drop them (Run, abandoned()).
   void shutdown() override {
-    std::unique_lock<weft::detail::WordLock> g(m_);
-    shutting_down_ = true;
+    std::unique_lock<ListLock> g(m_);
+    // relaxed: read under m_, or by shutting_down() (see there).
+    shutting_down_.store(true, std::memory_order_relaxed);
     for (;;) {
-      // A schedule() that did not see shutting_down_ may still be posting (its op queued,
-      // the post not yet made): wait for it before running any step or returning.
-      // Wake-up source: that post's decrement, which is its last access (spin, yield).
-      while (posting_.load() != 0) {
+      // A schedule() that unlisted its operation before shutting_down_ was set may still be
+      // posting it: wait for that post (its Run is then queued, or given back here).
+      // acquire: pairs with schedule()'s release decrement. Wake-up source: that decrement,
+      // its last access (spin, yield).
+      while (posting_.load(std::memory_order_acquire) != 0) {
         g.unlock();
         std::this_thread::yield();
         g.lock();
       }
       if (head_ == nullptr) break;
-      OpBase* ready = nullptr;
+      OpBase* pending = nullptr;
       OpBase* waiting = nullptr;
       for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
-        const OpBase::State st = o->state_.load();
-        if (st == OpBase::State::queued || st == OpBase::State::pending) {
-          ready = o;
+        if (o->pending_ || o->queued_) {
+          pending = o;
           break;
         }
         if (!o->stop_sent_ && waiting == nullptr) waiting = o;
       }
-      if (ready != nullptr) {
-        // A step that a thread still in run() takes first makes it running: scan again.
-        auto seen = ready->state_.load();
-        if ((seen != OpBase::State::queued && seen != OpBase::State::pending) ||
-            !ready->state_.compare_exchange_strong(seen, OpBase::State::running)) {
-          continue;
-        }
-        const AsyncResume f = *ready->next_;  // queued or pending: schedule() set it
-        ready->next_.reset();
-        ready->stop_sent_ = true;
+      if (pending != nullptr) {
+        unlink(*pending);
         g.unlock();
-        // seq_cst: read by the step below on this thread; later readers are this thread too.
-        ready->aborting_.store(true);
-        ready->stop_.request();  // a round already decided: no effect
-        step(*ready, f);         // completes in abort mode and removes itself
+        pending->drop_step();  // may claim another listed operation: it becomes pending
         g.lock();
         continue;
       }
       if (waiting != nullptr) {
         waiting->stop_sent_ = true;
         g.unlock();
-        waiting->aborting_.store(true);
         // The stop callback aborts the round (or a claim won it): either way the decider
-        // calls schedule(), which marks the operation pending.
+        // calls schedule(), which marks the operation pending. Listed, it stays alive.
         waiting->stop_.request();
         g.lock();
         continue;
@@ -378,9 +472,13 @@ class Service final : public ::asio::execution_context::service {
       // stop request (a notifier's wake step, right after it released the source's lock),
       // or of a round a stop does not decide: a Barrier wait taking the Barrier's lock
       // again, decided by that lock's release (it is held only inside Barrier's calls and
-      // steps, never across a suspension).
+      // steps, never across a suspension; a claim handed to a queued Barrier step passes on
+      // when this shutdown drops that step, as it stays listed); or abandoned() by an
+      // executor's destruction of a step (a post made by a schedule() just before the
+      // shutdown began).
       changed_.wait(g);
     }
+    finished_ = true;
   }
 
   static std::atomic<std::uint64_t>& destroyed() noexcept {
@@ -388,17 +486,19 @@ class Service final : public ::asio::execution_context::service {
     return n;
   }
 
-  // The list's lock: held for a few pointer writes (add, remove) or by shutdown() between
-  // its scans; weft's own word lock, whose uncontended path is one CAS and one exchange.
-  weft::detail::WordLock m_;
+  ListLock m_;
   std::condition_variable_any changed_;  // with m_: a scan's wait in shutdown()
   OpBase* head_ = nullptr;
   std::atomic<bool> shutting_down_{false};  // written under m_
-  std::atomic<int> posting_{0};             // schedule() calls past their check of it
+  bool finished_ = false;                   // (m_) shutdown() returned
+  std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
 };
 
-inline void Run::operator()() const noexcept {
-  Service::run_step(*op);
+inline void Run::abandoned(OpBase* op) noexcept {
+  Service::abandoned(*op);
+}
+inline void OpBase::unlist_queued() noexcept {
+  svc_->unlist(*this);
 }
 
 // weft's TimedScheduler for one operation.
@@ -408,6 +508,14 @@ class Sched {
   void schedule(AsyncResume f) noexcept { op_->svc_->schedule(*op_, f); }
   void arm_timer(AsyncTimer& t) { op_->arm_timer(t); }
   void disarm_timer(AsyncTimer& t) noexcept { op_->disarm_timer(t); }
+  // weft/async.hpp's hook: the owner is about to wait; listed from now on.
+  void will_suspend() noexcept { op_->svc_->list(*op_); }
+  // The first step, when initiate() registered nothing: the owner posts it, unlisted (the
+  // initiating function, which no shutdown runs beside).
+  void post_first(AsyncResume f) noexcept {
+    op_->next_ = f;  // published by the post
+    op_->post_step();
+  }
 
  private:
   OpBase* op_;
@@ -476,7 +584,9 @@ class Await : public weft::detail::AsyncOp<Sched, Ops...> {
   using Base::Base;
   // Resumed inside the initiating function: no attempt here (see AsyncOp::initiate).
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    if (Base::initiate(h)) Base::scheduler().post_first(Base::resume_of(*this));
+  }
   void await_resume() const noexcept {}
   using Base::end;
   using Base::result;
@@ -513,22 +623,31 @@ template <class Handler, class Args>
 class Promise final : public OpBase {
   using Executor = ::asio::associated_executor_t<Handler, ::asio::system_executor>;
   // What a step is posted to: never blocking, a continuation (see the top of this file),
-  // counted as outstanding work. Made once per operation, the work counted last: each
-  // require/prefer copies a type-erased executor, and each copy of a work-tracking one
-  // counts the work again (an atomic increment, and a decrement when it goes).
+  // made once per operation. It does not track work: a posted or running step is the
+  // context's outstanding work already (as any submitted function is), so only an operation
+  // that waits holds a work-tracking copy (work_executor(), while listed). Each copy of a
+  // tracking executor counts the work again: an atomic increment on the context's counter,
+  // shared by its threads, and a decrement when it goes.
   template <class Ex>
   static auto post_executor(const Ex& ex) {
     return ::asio::prefer(::asio::prefer(::asio::require(ex, ::asio::execution::blocking_t::never),
                                          ::asio::execution::relationship_t::continuation),
-                          ::asio::execution::outstanding_work_t::tracked);
+                          ::asio::execution::outstanding_work_t::untracked);
+  }
+  template <class Ex>
+  static auto work_executor(const Ex& ex) {
+    return ::asio::prefer(ex, ::asio::execution::outstanding_work_t::tracked);
   }
   using PostExecutor = std::decay_t<decltype(post_executor(std::declval<const Executor&>()))>;
+  using WorkExecutor = std::decay_t<decltype(work_executor(std::declval<const PostExecutor&>()))>;
   // An any_io_executor (use_awaitable's, co_spawn's) usually wraps an io_context's executor:
   // then the step is posted through that executor's own type, which requires and prefers
   // by setting bits, where the type-erased one copies itself through its function table.
   static constexpr bool kErased = std::is_same_v<Executor, ::asio::any_io_executor>;
   using IoExecutor = ::asio::io_context::executor_type;
   using IoPostExecutor = std::decay_t<decltype(post_executor(std::declval<const IoExecutor&>()))>;
+  using IoWorkExecutor =
+      std::decay_t<decltype(work_executor(std::declval<const IoPostExecutor&>()))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
@@ -549,6 +668,13 @@ class Promise final : public OpBase {
     }
     ex_.emplace(
         post_executor(::asio::get_associated_executor(handler_, ::asio::system_executor())));
+    if constexpr (kErased) {
+      // A type-erased executor that wraps no io_context (a strand's, say) makes a tracked
+      // copy by building a new target, which may allocate: made here, where an exception
+      // can still leave the initiating function, and held for the operation's life, rather
+      // than in work_of(), which must not throw.
+      work_.emplace(work_executor(*ex_));
+    }
   }
 
   // The frame comes from Asio's per-thread recycling allocator, as the memory of Asio's own
@@ -578,37 +704,34 @@ class Promise final : public OpBase {
   // After creation, in the initiating function: the cancellation slot and the stop token,
   // then the awaiter. A stop already requested is recorded here (the callback runs at once)
   // and seen by the awaiter, which then posts its first attempt: that attempt takes nothing
-  // and completes with operation_aborted.
+  // and completes with operation_aborted. Started while the context shuts down (from a
+  // handler's destructor), the operation is destroyed at once, its handler uninvoked.
   template <class Stop>
   void start(Service& svc, Stop stop) {
+    if (svc.shutting_down()) {
+      self_.destroy();
+      return;
+    }
     slot_ = ::asio::get_associated_cancellation_slot(handler_);
     if (slot_.is_connected()) slot_.template emplace<OnCancel>(this);
     if constexpr (std::is_same_v<Stop, std::stop_token>) {
       if (stop.stop_possible()) on_stop_token_.emplace(std::move(stop), OnStopToken{this});
     }
-    if (!svc.add(*this)) {
-      detach_stop_sources();
-      self_.destroy();
-      return;
-    }
-    self_.resume();  // builds the awaiter, which registers or schedules its first attempt
+    self_.resume();  // builds the awaiter, which registers or posts its first attempt
   }
 
   Sched& sched() noexcept { return sched_; }
   weft::detail::AsyncStop* token() noexcept { return &stop_; }
   void set(Args args) { args_.emplace(std::move(args)); }
-  // relaxed: stored by the shutting-down thread before it runs this operation's last step
-  // itself; any other thread reads false (no step of this context runs during shutdown).
-  bool is_aborting() const noexcept { return aborting_.load(std::memory_order_relaxed); }
 
   void post() noexcept {
     if constexpr (kErased) {
       if (io_ex_) {
-        ::asio::execution::execute(*io_ex_, Run{this});
+        ::asio::execution::execute(*io_ex_, Run(this));
         return;
       }
     }
-    ::asio::execution::execute(*ex_, Run{this});
+    ::asio::execution::execute(*ex_, Run(this));
   }
 
   void arm(AsyncTimer& t) {
@@ -654,13 +777,32 @@ class Promise final : public OpBase {
   static void post_of(OpBase& op) noexcept { static_cast<Promise&>(op).post(); }
   static void arm_of(OpBase& op, AsyncTimer& t) { static_cast<Promise&>(op).arm(t); }
   static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
+  // Counts the operation as outstanding work (it is about to wait), or stops counting it.
+  static void work_of(OpBase& op, bool hold) noexcept {
+    auto& p = static_cast<Promise&>(op);
+    if constexpr (kErased) {
+      if (p.io_ex_) {
+        if (hold) {
+          p.io_work_.emplace(work_executor(*p.io_ex_));
+        } else {
+          p.io_work_.reset();
+        }
+        return;
+      }
+      return;  // held since the constructor
+    }
+    if (hold) {
+      p.work_.emplace(work_executor(*p.ex_));
+    } else {
+      p.work_.reset();
+    }
+  }
   static void destroy_of(OpBase& op) noexcept {
     auto& p = static_cast<Promise&>(op);
-    p.svc_->remove(p);
     p.detach_stop_sources();
     p.self_.destroy();  // the handler with it, not invoked
   }
-  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of};
+  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of, &work_of};
 
   struct OnCancel {
     explicit OnCancel(Promise* p) noexcept : self(p) {}
@@ -680,8 +822,8 @@ class Promise final : public OpBase {
   // Neither the slot's handler nor the stop callback runs once this returns (the callback's
   // destructor waits for a request_stop() running it on another thread: that run only
   // records the request and aborts a round, never waits for this thread; at most it takes
-  // the service's word lock briefly during a shutdown, or the executor's queue lock to
-  // post, and neither is held by anyone waiting here).
+  // the service's list lock briefly to schedule, or the executor's queue lock to post, and
+  // neither is held by anyone waiting here).
   void detach_stop_sources() noexcept {
     if (slot_.is_connected()) slot_.clear();
     on_stop_token_.reset();
@@ -693,12 +835,11 @@ class Promise final : public OpBase {
     AsyncTimer* t = nullptr;
   };
 
-  // Final suspension, on the executor (or in the shutdown, aborting): frees the state, then
-  // invokes the handler unless the context is shutting down.
+  // Final suspension, on the executor: frees the state, then invokes the handler.
   void complete(std::coroutine_handle<Promise> h) noexcept {
-    svc_->remove(*this);
+    if (listed_) svc_->unlist(*this);  // decided while arming, and carried on
     detach_stop_sources();
-    if (is_aborting() || !args_) {
+    if (!args_) {
       h.destroy();  // the handler is destroyed, not invoked
       return;
     }
@@ -712,6 +853,8 @@ class Promise final : public OpBase {
   // What steps are posted to; either tracks the work.
   std::optional<PostExecutor> ex_;
   std::optional<IoPostExecutor> io_ex_;  // instead of ex_, when kErased wraps an io_context
+  std::optional<WorkExecutor> work_;     // while waiting: the outstanding work
+  std::optional<IoWorkExecutor> io_work_;
   Sched sched_;
   Slot slot_;
   std::optional<std::stop_callback<OnStopToken>> on_stop_token_;
@@ -849,7 +992,9 @@ class LockedAwait : public weft::detail::AsyncLockedWait<Sched, Body> {
   };
   using Base::Base;
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    if (Base::initiate(h)) Base::scheduler().post_first(Base::resume_of(*this));
+  }
   void await_resume() const noexcept {}
   void rethrow_if_failed() const noexcept {}  // the Finish maps the error itself
   Result result() noexcept { return {Base::error(), &Base::body()}; }
@@ -865,9 +1010,7 @@ struct MakeLocked {
     if constexpr (requires { body.precheck(); }) body.precheck();
   }
   auto operator()(Sched& s, weft::detail::AsyncStopRef stop, OpBase* owner) {
-    // Aborted by the shutdown, the wait is dropped, not run: run, it would take the
-    // Barrier's lock again for a handler that will never run.
-    owner->drop_on_abort_ = true;
+    owner->keep_listed_ = true;  // see OpBase::keep_listed_
     return LockedAwait<Body>(s, *lock, *cond, std::move(stop), false, std::move(body));
   }
 };

@@ -452,7 +452,7 @@ class AsyncStop {
     if ((prev & kAttached) == 0) return;
     // Wake-up source: the request() running the abort on another thread clearing kRunning.
     // It never waits for this thread: at most it takes a lock briefly to schedule the
-    // operation (weft::asio's service lock during a shutdown, which is never held while
+    // operation (weft::asio's service lock, held for a few pointer writes and never while
     // waiting here, or the executor's queue lock). Spin, then yield.
     for (int i = 0; (s_.load(std::memory_order_acquire) & kRunning) != 0; ++i) {
       if (i < 64) {
@@ -534,45 +534,76 @@ class AsyncOp : public AsyncWaitBase {
   // Instead of await_ready()/await_suspend(), for an integration whose initiating call may
   // neither complete the operation nor take anything (weft::asio: the handler must not run
   // inside it, and a context destroyed before the completion runs must find nothing
-  // taken). Nothing is attempted here. When no source is ready, the operation registers
-  // and waits for a decider as after a failed attempt, so a waiting operation costs no
-  // extra scheduling; when one is ready (or a timeout is to be armed, which may throw),
-  // the first attempt is scheduled instead. The coroutine is suspended either way.
-  void initiate(std::coroutine_handle<> h) noexcept {
+  // taken). Nothing is attempted here. Returns true when nothing was registered: the caller
+  // then hands resume_of(*this) to its scheduler itself, and that first step makes the first
+  // attempt (no round, no gate: nobody else can decide anything). So it is when a source may
+  // be ready (its ready_hint(), a look without a lock, or its registration finding it ready),
+  // when a timeout is to be armed (which may throw) or a stop was already requested.
+  // Otherwise the operation registers and waits for a decider as after a failed attempt
+  // (false): a waiting operation costs no extra scheduling. The coroutine is suspended
+  // either way.
+  [[nodiscard]] bool initiate(std::coroutine_handle<> h) noexcept {
     handle_ = h;
-    arm_round();
-    if (!deadline_.is_never() || stop_requested()) {
-      first_attempt();
-      return;
+    if (!deadline_.is_never() || stop_requested() || hinted_ready()) {
+      initial_ = true;
+      return true;
     }
+    arm_round();
     std::size_t linked = 0;
     Link last = Link::linked;
     bool all = false;
     try {
       all = apply_ops(
           [&](auto&... ops) { return link_all(nodes_, book_.position(), linked, last, ops...); });
-    } catch (...) {  // the scheduled attempt links again, and reports what it throws
+    } catch (...) {  // the first step links again, and reports what it throws
     }
     if (!all) {
+      // Nothing was ever linked (a source ready at once): nothing can have been claimed. A
+      // node linked and withdrawn again (Link::withdrawn) may have been claimed meanwhile.
+      if (linked == 0 && last == Link::ready) {
+        initial_ = true;
+        return true;
+      }
       // Decide before unlinking, as run() does.
       const bool withdrawn = abort(Decision::timed_out());
       unlink_unclaimed(linked);
-      // Withdrawn: decided "timed out", and the step makes one more attempt. Otherwise a
-      // claim raced the registrations: its decider schedules us, unless it came first.
-      if (withdrawn || arrive_or_suspend()) schedule_self();
-      return;
+      if (withdrawn) {  // nobody claimed us: the first step makes the attempt
+        initial_ = true;
+        return true;
+      }
+      // A claim raced the registrations: its decider schedules us, unless it came first.
+      will_suspend();
+      if (arrive_or_suspend()) schedule_self();
+      return false;
     }
     arm_cancellation_on(*sched_);  // no timer: the stop callback only, which does not throw
     // Suspended: wake-up sources are a notifier claiming one of the nodes and the stop
     // callback; whichever decides the round arrives at the gate and schedules us.
+    will_suspend();
     if (arrive_or_suspend()) schedule_self();  // decided while we were arming
+    return false;
   }
+  S& scheduler() noexcept { return *sched_; }
 
  private:
-  // A round decided "timed out" at once: the scheduled step's decided() makes the attempt.
-  void first_attempt() noexcept {
-    abort(Decision::timed_out());
-    schedule_self();
+  // Some source with a ready_hint() says it may be ready (one without a hint says nothing:
+  // its registration looks under the source's lock).
+  bool hinted_ready() noexcept {
+    return apply_ops([](auto&... ops) {
+      const auto one = [](auto& op) noexcept {
+        if constexpr (requires { op.ready_hint(); }) {
+          return op.ready_hint();
+        } else {
+          return false;
+        }
+      };
+      return (one(ops) || ...);
+    });
+  }
+  // The scheduler's optional hook (weft::asio): the owner is registered and about to arrive
+  // at the gate, after which a decider may call schedule() from any thread.
+  void will_suspend() noexcept {
+    if constexpr (requires(S & s) { s.will_suspend(); }) sched_->will_suspend();
   }
 
  public:
@@ -619,6 +650,7 @@ class AsyncOp : public AsyncWaitBase {
         unlink_unclaimed(linked);
         if (withdrawn) continue;  // withdrawn before anyone claimed us
         // A claim raced the abandoned registrations: its wake step arrives at the gate.
+        will_suspend();
         if (!arrive_or_suspend()) return false;  // it will schedule us
         if (decided()) return true;
         continue;
@@ -631,6 +663,7 @@ class AsyncOp : public AsyncWaitBase {
       }
       // Suspended: wake-up sources are a notifier claiming one of the nodes, the stop
       // callback, the timer; whichever decides the round arrives at the gate.
+      will_suspend();
       if (!arrive_or_suspend()) return false;
       if (decided()) return true;  // decided while we were arming: carry on inline
     }
@@ -662,7 +695,9 @@ class AsyncOp : public AsyncWaitBase {
     self.suspended_ = false;
     bool complete = true;
     try {
-      complete = self.decided() || self.run(true);
+      // initiate()'s first step: no round was armed, the attempt comes first.
+      complete =
+          std::exchange(self.initial_, false) ? self.run(true) : self.decided() || self.run(true);
     } catch (...) {
       self.book_.pass_on();
       self.error_ = std::current_exception();
@@ -675,6 +710,7 @@ class AsyncOp : public AsyncWaitBase {
   static void drop(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncOp&>(base);
     self.suspended_ = false;  // the frame's destruction, if it comes, has nothing to undo
+    if (std::exchange(self.initial_, false)) return;  // initiate()'s: nothing registered
     self.disarm_cancellation_on(*self.sched_);
     self.pass_on_claim();
     self.unlink_unclaimed(N);
@@ -747,6 +783,7 @@ class AsyncOp : public AsyncWaitBase {
   std::coroutine_handle<> handle_;
   AsyncEnd end_ = AsyncEnd::done;
   bool biased_;
+  bool initial_ = false;  // initiate() left the first step to its caller; it has not run
 };
 
 // ---- options: timeout, deadline, stop_token, in any order ----------------------------------
@@ -1103,16 +1140,15 @@ class AsyncLockedWait : public AsyncWaitBase {
 
  protected:
   // Instead of await_suspend(), for an integration whose initiating call must neither run
-  // the operation nor take anything (weft::asio): the first step is scheduled, and nothing
-  // else happens here. The round is decided at once (by the owner), so the only party that
-  // resumes the coroutine is the scheduler, through that step.
-  void initiate(std::coroutine_handle<> h) noexcept {
+  // the operation nor take anything (weft::asio): nothing happens here but the record that
+  // the first step has not run. Returns true, as AsyncOp::initiate() does when it registered
+  // nothing: the caller hands resume_of(*this) to its scheduler, and that step begins.
+  [[nodiscard]] bool initiate(std::coroutine_handle<> h) noexcept {
     handle_ = h;
     initial_ = true;
-    arm_round();
-    abort(Decision::timed_out());
-    schedule_self();
+    return true;
   }
+  S& scheduler() noexcept { return *sched_; }
   // For await_resume() of such an integration: what the operation threw, and the body.
   const std::exception_ptr& error() const noexcept { return error_; }
   Body& body() noexcept { return body_; }
@@ -1159,6 +1195,7 @@ class AsyncLockedWait : public AsyncWaitBase {
       stage_ = Stage::acquiring;
       // Suspended. Wake-up source: a release claiming node_ (nothing else: the lock is taken
       // again unconditionally, as a thread's Condition wait does).
+      will_suspend();
       if (!arrive_or_suspend()) return false;
       lock_decided();
     }
@@ -1198,6 +1235,7 @@ class AsyncLockedWait : public AsyncWaitBase {
     }
     // Suspended. Wake-up sources: a notify claiming node_ (its wake step deferred to the
     // release that frees the lock), the stop callback, the timer.
+    will_suspend();
     if (!arrive_or_suspend()) return false;
     wait_decided();
     return true;
@@ -1306,6 +1344,10 @@ class AsyncLockedWait : public AsyncWaitBase {
   static void schedule_on(AsyncWaitBase& base) noexcept {
     auto& self = static_cast<AsyncLockedWait&>(base);
     self.sched_->schedule(resume_of(base));
+  }
+  // As AsyncOp::will_suspend().
+  void will_suspend() noexcept {
+    if constexpr (requires(S & s) { s.will_suspend(); }) sched_->will_suspend();
   }
   S* sched_;
   Lock* lock_;

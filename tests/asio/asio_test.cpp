@@ -312,6 +312,42 @@ TEST(AsioCancel, ClaimedThenCancelledGetPassesTheItemOn) {
   EXPECT_EQ(q.qsize(), 0U);
 }
 
+// An operation that can proceed at once posts its first attempt without registering; a
+// cancellation (slot or stop_token) made while that attempt is queued wins: the attempt
+// takes nothing, and the handler runs on the executor with operation_aborted.
+TEST(AsioCancel, CancelledWhileTheFirstAttemptIsQueuedTakesNothing) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  q.put(1);
+  weft::Semaphore sem(1);
+  weft::Lock lock;
+  asio::cancellation_signal sig_get, sig_put, sig_lock;
+  std::stop_source stop;
+  weft::Queue<int> roomy(2);
+  Outcome get, put, acq, lk;
+  weft::asio::async_get(q,
+                        asio::bind_cancellation_slot(sig_get.slot(), record_value<int>(ctx, get)));
+  weft::asio::async_put(roomy, 5, asio::bind_cancellation_slot(sig_put.slot(), record(ctx, put)));
+  weft::asio::async_acquire(sem, stop.get_token(), record(ctx, acq));
+  weft::asio::async_acquire(lock, asio::bind_cancellation_slot(sig_lock.slot(), record(ctx, lk)));
+  EXPECT_FALSE(get.done || put.done || acq.done || lk.done);  // never inline
+  sig_get.emit(asio::cancellation_type::terminal);
+  sig_put.emit(asio::cancellation_type::partial);
+  stop.request_stop();
+  sig_lock.emit(asio::cancellation_type::total);
+  EXPECT_FALSE(get.done || put.done || acq.done || lk.done);
+  ctx.poll();
+  ASSERT_TRUE(get.done && put.done && acq.done && lk.done);
+  EXPECT_EQ(get.ec, asio::error::operation_aborted);
+  EXPECT_EQ(put.ec, asio::error::operation_aborted);
+  EXPECT_EQ(acq.ec, asio::error::operation_aborted);
+  EXPECT_EQ(lk.ec, asio::error::operation_aborted);
+  EXPECT_EQ(q.qsize(), 1U);
+  EXPECT_EQ(roomy.qsize(), 0U);
+  EXPECT_TRUE(sem.acquire(false));
+  EXPECT_FALSE(lock.locked());
+}
+
 TEST(AsioCancel, ClaimedThenCancelledAcquirePassesThePermitOn) {
   asio::io_context ctx;
   weft::Semaphore sem(0);
@@ -787,6 +823,43 @@ TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
   stopper.join();
 }
 
+// The same race while the operations' first attempts are still queued (their sources were
+// ready, so nothing registered): the context's destruction drops the queued steps, the stop
+// finds the operations aborted or already freed, nothing is taken and no handler runs.
+TEST(AsioStop, StopRacingTheDestructionOfQueuedFirstAttemptsTakesNothing) {
+  constexpr int kRounds = 400 / kScale;
+  weft::Queue<int> q;
+  weft::Semaphore sem(0);
+  weft::Barrier sync(2);  // once a round: both sides run every round, failures included
+  std::vector<std::stop_source> stops(kRounds);
+  std::thread stopper([&] {
+    for (int round = 0; round < kRounds; ++round) {
+      sync.wait();
+      for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
+      stops[static_cast<std::size_t>(round)].request_stop();
+    }
+  });
+  int invoked = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::stop_token token = stops[static_cast<std::size_t>(round)].get_token();
+    q.put(round);
+    sem.release();
+    {
+      asio::io_context ctx;
+      weft::asio::async_get(q, token,
+                            asio::bind_executor(ctx, [&](std::error_code, int) { ++invoked; }));
+      weft::asio::async_acquire(sem, token,
+                                asio::bind_executor(ctx, [&](std::error_code) { ++invoked; }));
+      sync.wait();
+      // ~io_context here, with both first attempts queued, racing the request
+    }
+    EXPECT_EQ(invoked, 0) << "round " << round;
+    EXPECT_EQ(q.get_nowait(), round);  // nobody took them
+    EXPECT_TRUE(sem.acquire(false));
+  }
+  stopper.join();
+}
+
 // A select waiting on an empty queue and a zero semaphore, then stopped: it completes on
 // the executor with operation_aborted, and neither source lost anything.
 TEST(AsioStop, SelectStoppedWhileWaitingTakesNothing) {
@@ -1108,6 +1181,50 @@ TEST(AsioShutdown, QueuedFirstStepsTakeNothing) {
   EXPECT_EQ(frames_destroyed.load(), 1);
   EXPECT_EQ(q.qsize(), 1U);
   EXPECT_TRUE(sem.acquire(false));
+}
+
+// Steps queued on a strand when the context goes: a first attempt (its source was ready)
+// and a claimed getter's step. When weft's service was created first, the strand's service
+// shuts down before it and destroys the steps, which hand their operations back to weft's
+// shutdown; otherwise the context's scheduler destroys them after weft's shutdown. Either
+// way nothing is taken, no handler runs, and the claim passes on.
+TEST(AsioShutdown, StepsQueuedOnAStrandAreDroppedInEitherOrder) {
+  for (const bool weft_first : {true, false}) {
+    SCOPED_TRACE(weft_first ? "weft's service first" : "the strand's service first");
+    weft::Queue<int> ready;
+    ready.put(1);
+    weft::Queue<int> q_claim;
+    std::atomic<int> invoked{0};
+    const auto counter = [&invoked](auto&&...) { invoked.fetch_add(1); };
+    asio::io_context other;
+    Outcome other_get;
+    {
+      asio::io_context ctx;
+      std::optional<asio::strand<asio::io_context::executor_type>> strand;
+      if (!weft_first) strand.emplace(asio::make_strand(ctx));
+      weft::Event set;
+      set.set();
+      Outcome first;
+      weft::asio::async_wait(set, record(ctx, first));  // creates weft's service
+      ctx.poll();
+      ASSERT_TRUE(first.done);
+      ctx.restart();
+      if (weft_first) strand.emplace(asio::make_strand(ctx));
+      weft::asio::async_get(q_claim, asio::bind_executor(*strand, counter));
+      ctx.poll();                                                           // registered
+      weft::asio::async_get(ready, asio::bind_executor(*strand, counter));  // queued
+      weft::asio::async_get(q_claim, record_value<int>(other, other_get));
+      other.poll();    // registered behind the strand's getter
+      q_claim.put(7);  // claims the strand's getter: its step is queued on the strand
+      EXPECT_EQ(invoked.load(), 0);
+    }  // ~io_context
+    EXPECT_EQ(invoked.load(), 0);
+    EXPECT_EQ(ready.qsize(), 1U);
+    other.poll();
+    ASSERT_TRUE(other_get.done);
+    EXPECT_FALSE(other_get.ec);
+    EXPECT_EQ(other_get.value, 7);
+  }
 }
 
 // ---- never inline ---------------------------------------------------------------------------
@@ -1470,6 +1587,82 @@ TEST(AsioBarrier, AbortCompletesWaitersWithBrokenBarrier) {
   ASSERT_TRUE(a.done && c.done);
   EXPECT_EQ(a.ec, weft::asio::errc::broken_barrier);
   EXPECT_EQ(c.ec, weft::asio::errc::broken_barrier);
+}
+
+// Two Barrier waits registered on the Barrier's lock (the test holds it); its release
+// claims the first, whose step is then queued, and the context goes before that step runs.
+// The second's lock round takes no stop: only the claim's passing on decides it, so the
+// shutdown drops the queued step itself (on the context, and on a strand whose service
+// shuts down after weft's), and returns. No handler runs, and the lock is free.
+// Outstanding work: a get that waits keeps io_context::run() from returning, and one that
+// completed leaves no work behind. poll() runs what is ready and stops the context when no
+// work is left, so stopped() after it says whether the waiting get holds work.
+TEST(AsioWork, AWaitingGetHoldsTheContextsWorkUntilItCompletes) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  int got = 0;
+  weft::asio::async_get(q, asio::bind_executor(ctx, [&got](std::error_code ec, int v) {
+                          EXPECT_FALSE(ec);
+                          got = v;
+                        }));
+  ctx.poll();  // the first attempt found nothing: registered
+  EXPECT_FALSE(ctx.stopped());
+  q.put(7);
+  ctx.run();  // returns once the get has completed: no work left
+  EXPECT_EQ(got, 7);
+  EXPECT_TRUE(ctx.stopped());
+}
+
+// The same from a coroutine on a strand through use_awaitable: a type-erased executor that
+// wraps no io_context, whose work is counted for the operation's whole life. A get that
+// finds its item ready, and one that waits.
+TEST(AsioWork, ACoroutineOnAStrandHoldsWorkWhileItsGetWaits) {
+  asio::io_context ctx;
+  weft::Queue<int> q;
+  q.put(1);
+  std::vector<int> got;
+  asio::co_spawn(
+      asio::make_strand(ctx),
+      [&]() -> asio::awaitable<void> {
+        got.push_back(co_await weft::asio::async_get(q, asio::use_awaitable));  // ready
+        got.push_back(co_await weft::asio::async_get(q, asio::use_awaitable));  // waits
+      },
+      asio::detached);
+  ctx.poll();  // the first get completed; the second registered
+  EXPECT_EQ(got, std::vector<int>{1});
+  EXPECT_FALSE(ctx.stopped());
+  q.put(2);
+  ctx.run();
+  EXPECT_EQ(got, (std::vector<int>{1, 2}));
+  EXPECT_TRUE(ctx.stopped());
+}
+
+TEST(AsioBarrier, ShutdownPassesOnALockClaimQueuedInAStep) {
+  for (const bool on_strand : {false, true}) {
+    SCOPED_TRACE(on_strand ? "on a strand" : "on the context");
+    weft::Barrier b(3);
+    weft::Lock& lock = weft::detail::AsyncAccess::lock_of(b);
+    std::atomic<int> invoked{0};
+    {
+      asio::io_context ctx;
+      std::optional<asio::strand<asio::io_context::executor_type>> strand;
+      if (on_strand) strand.emplace(asio::make_strand(ctx));  // its service before weft's
+      const auto h = [&invoked](auto&&...) { invoked.fetch_add(1); };
+      lock.acquire();
+      for (int i = 0; i < 2; ++i) {
+        if (on_strand) {
+          weft::asio::async_wait(b, asio::bind_executor(*strand, h));
+        } else {
+          weft::asio::async_wait(b, asio::bind_executor(ctx, h));
+        }
+      }
+      ctx.poll();      // both first steps ran: registered on the lock
+      lock.release();  // claims the first: its step is queued
+      EXPECT_EQ(invoked.load(), 0);
+    }  // ~io_context: must return
+    EXPECT_EQ(invoked.load(), 0);
+    EXPECT_FALSE(lock.locked());
+  }
 }
 
 // The context destroyed with waiting parties: their arrivals are withdrawn, no handler runs,

@@ -908,8 +908,9 @@ struct DschedTask {
   };
 };
 
-// weft::asio's way in (AsyncOp::initiate: register without trying, or schedule the first
-// attempt; an AsyncStop in place of a std::stop_token), as an awaiter.
+// weft::asio's way in (AsyncOp::initiate: register without trying, or leave the first
+// attempt to the caller, which schedules it; an AsyncStop in place of a std::stop_token), as
+// an awaiter.
 template <class... Ops>
 class InitiatedAwait : public weft::detail::AsyncOp<DschedScheduler, Ops...> {
   using Base = weft::detail::AsyncOp<DschedScheduler, Ops...>;
@@ -917,7 +918,9 @@ class InitiatedAwait : public weft::detail::AsyncOp<DschedScheduler, Ops...> {
  public:
   using Base::Base;
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { Base::initiate(h); }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    if (Base::initiate(h)) Base::scheduler().schedule(Base::resume_of(*this));
+  }
   auto await_resume() {
     this->rethrow_if_failed();
     return std::move(this->result());
