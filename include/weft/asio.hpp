@@ -174,6 +174,9 @@ class OpBase {
     void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
     void (*destroy)(OpBase&) noexcept;  // frees the operation, handler uncalled (not listed)
     void (*work)(OpBase&, bool hold) noexcept;  // counts it as outstanding work, or stops
+    // The calling thread runs the executor's context (inside its run()): that context's
+    // destruction, and so the service's shutdown, cannot be under way.
+    bool (*runs_here)(const OpBase&) noexcept;
   };
 
  protected:
@@ -182,6 +185,7 @@ class OpBase {
 
  public:
   void post_step() noexcept { hooks_->post_step(*this); }
+  bool runs_here() const noexcept { return hooks_->runs_here(*this); }
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
@@ -341,9 +345,13 @@ class Service final : public ::asio::execution_context::service {
 
   // weft's Scheduler::schedule for a listed operation (a decider's wake step, any thread):
   // unlists it and posts its step; never runs it here. During the shutdown it marks it
-  // pending instead, and the shutdown drops the step.
+  // pending instead, and the shutdown drops the step. A decider on a thread that runs the
+  // operation's context (a coroutine's put waking a coroutine's get) posts uncounted: the
+  // shutdown runs in the context's destructor, which cannot begin while this thread is
+  // inside the context's run(), so no shutdown waits for this post.
   void schedule(OpBase& op, AsyncResume f) noexcept {
     op.next_ = f;  // published by the post, or to shutdown() by the lock
+    const bool counted = !op.runs_here();
     {
       std::lock_guard<ListLock> g(m_);
       if (shutting_down_.load(std::memory_order_relaxed)) {  // relaxed: written under m_
@@ -357,12 +365,12 @@ class Service final : public ::asio::execution_context::service {
         unlink(op);
       }
       // relaxed: under m_, which the shutdown takes before it reads posting_ (see there).
-      posting_.fetch_add(1, std::memory_order_relaxed);
+      if (counted) posting_.fetch_add(1, std::memory_order_relaxed);
     }
     op.post_step();
     // release: the shutdown's acquire load of 0 sees the post made. The last access: op,
     // and then the service, may be gone.
-    posting_.fetch_sub(1, std::memory_order_release);
+    if (counted) posting_.fetch_sub(1, std::memory_order_release);
   }
 
   // Run's destructor: the executor destroyed op's step without running it. Before the end
@@ -651,15 +659,17 @@ class Promise final : public OpBase {
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
+  // drive()'s parameter, copied into the frame: the handler stays where the initiating
+  // function holds it until the constructor below moves it into handler_, once.
   struct Init {
     Service* svc;
-    Handler handler;
+    Handler* handler;
     const ::asio::io_context::executor_type* io;  // what an any_io_executor wraps, if that
   };
 
   template <class... Rest>
   Promise(Init& init, Rest&... /*make, finish*/)
-      : OpBase(init.svc, &kHooks), handler_(std::move(init.handler)), sched_(this) {
+      : OpBase(init.svc, &kHooks), handler_(std::move(*init.handler)), sched_(this) {
     if constexpr (kErased) {
       if (init.io != nullptr) {
         io_ex_.emplace(post_executor(*init.io));
@@ -802,7 +812,22 @@ class Promise final : public OpBase {
     p.detach_stop_sources();
     p.self_.destroy();  // the handler with it, not invoked
   }
-  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of, &work_of};
+  // Only an executor that can tell (an io_context's, a strand's, a thread_pool's) says yes.
+  static bool runs_here_of(const OpBase& op) noexcept {
+    const auto& p = static_cast<const Promise&>(op);
+    if constexpr (kErased) {
+      if (p.io_ex_) return p.io_ex_->running_in_this_thread();
+    }
+    if constexpr (requires(const PostExecutor& e) {
+                    { e.running_in_this_thread() } -> std::convertible_to<bool>;
+                  }) {
+      return p.ex_->running_in_this_thread();
+    } else {
+      return false;
+    }
+  }
+  static constexpr Hooks kHooks{&post_of,    &arm_of,  &disarm_of,
+                                &destroy_of, &work_of, &runs_here_of};
 
   struct OnCancel {
     explicit OnCancel(Promise* p) noexcept : self(p) {}
@@ -901,8 +926,15 @@ struct Initiation {
         io != nullptr ? io->context() : ::asio::query(ex, ::asio::execution::context);
     if constexpr (requires { make.precheck(); }) make.precheck();  // throws: nothing started
     Service& svc = Service::of(ctx);
-    Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler), io},
-                           std::move(make), std::move(finish));
+    // The Promise moves the handler from here: an lvalue handler is copied first.
+    H* h = nullptr;
+    std::optional<H> copy;
+    if constexpr (std::is_lvalue_reference_v<Handler>) {
+      h = &copy.emplace(handler);
+    } else {
+      h = &handler;
+    }
+    Driver<P> d = drive<P>(typename P::Init{&svc, h, io}, std::move(make), std::move(finish));
     d.h.promise().start(svc, std::move(stop));
   }
 };
