@@ -160,9 +160,31 @@ struct Aborted {};
 
 class Service;
 
+// A link in one of the service's lists: circular, around a sentinel, so that an operation
+// leaves whichever list holds it in constant time without knowing which.
+struct ListNode {
+  ListNode() noexcept = default;
+  ListNode(const ListNode&) = delete;
+  ListNode& operator=(const ListNode&) = delete;
+  bool empty() const noexcept { return lnext_ == this; }  // a sentinel's list
+  void push(ListNode& n) noexcept {  // a sentinel's: n goes last
+    n.lprev_ = lprev_;
+    n.lnext_ = this;
+    lprev_->lnext_ = &n;
+    lprev_ = &n;
+  }
+  void leave() noexcept {
+    lprev_->lnext_ = lnext_;
+    lnext_->lprev_ = lprev_;
+    lprev_ = lnext_ = this;
+  }
+  ListNode* lprev_ = this;
+  ListNode* lnext_ = this;
+};
+
 // The part of one operation's state that the service and the weft scheduler face need.
 // Fields marked (svc) are guarded by the service's lock.
-class OpBase {
+class OpBase : public ListNode {
  public:
   OpBase(const OpBase&) = delete;
   OpBase& operator=(const OpBase&) = delete;
@@ -215,14 +237,11 @@ class OpBase {
   const Hooks* hooks_;
 
   Service* svc_;
-  OpBase* prev_ = nullptr;  // (svc) the service's list: the operations that wait
-  OpBase* next_op_ = nullptr;
-  // (svc) Listed: registered and waiting for a decider (or carrying on after being decided
+  // (svc) Listed (on one of the service's lists, through the ListNode base): registered and waiting for a decider (or carrying on after being decided
   // while arming). Read without the lock by the owner: its other writers are a decider
   // after the gate (schedule(), ordered before the owner by the gate and then the post) and
   // the shutdown (no step runs then).
   bool listed_ = false;
-  bool pending_ = false;  // (svc) decided during the shutdown: the shutdown drops next_
   // A Barrier wait: stays listed while its step is queued (queued_), and the shutdown drops
   // that step itself. Its lock round has no stop: only a release decides it, and a claim
   // handed to a queued step must pass on before the shutdown waits for that round, not when
@@ -233,7 +252,6 @@ class OpBase {
   // lock by the Run built by that post, on the posting thread, and by the step (the post
   // publishes it; no shutdown runs beside a step).
   bool queued_ = false;
-  bool stop_sent_ = false;  // (svc) the shutdown requested a stop
   // Counts as the context's outstanding work (a waiter: from its listing to its next step).
   // The owner's, like listed_ (its decider, and the shutdown, never touch it).
   bool holds_work_ = false;
@@ -303,6 +321,11 @@ class ListLock {
 // dropped (a Barrier wait stays listed while its step is queued: OpBase::keep_listed_). One
 // that runs may still be listed (decided while arming, it carried on) until it is scheduled
 // or completes: harmless, as no step runs while the context shuts down.
+// Three lists, each operation on at most one: waiting_ (listed by list()), stopped_ (the
+// shutdown requested their stop, and their deciders have not scheduled them yet) and
+// dropping_ (steps that the shutdown drops: a Barrier wait's queued step, an operation
+// decided during the shutdown, a step an executor gave back). The shutdown takes each
+// operation from the front of a list, so it handles each a bounded number of times.
 class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
@@ -344,8 +367,8 @@ class Service final : public ::asio::execution_context::service {
   }
 
   // weft's Scheduler::schedule for a listed operation (a decider's wake step, any thread):
-  // unlists it and posts its step; never runs it here. During the shutdown it marks it
-  // pending instead, and the shutdown drops the step. A decider on a thread that runs the
+  // unlists it and posts its step; never runs it here. During the shutdown it moves it to
+  // dropping_ instead, and the shutdown drops the step. A decider on a thread that runs the
   // operation's context (a coroutine's put waking a coroutine's get) posts uncounted: the
   // shutdown runs in the context's destructor, which cannot begin while this thread is
   // inside the context's run(), so no shutdown waits for this post.
@@ -355,12 +378,15 @@ class Service final : public ::asio::execution_context::service {
     {
       std::lock_guard<ListLock> g(m_);
       if (shutting_down_.load(std::memory_order_relaxed)) {  // relaxed: written under m_
-        op.pending_ = true;
+        op.leave();
+        dropping_.push(op);
         changed_.notify_all();
         return;
       }
       if (op.keep_listed_) {
         op.queued_ = true;  // listed until its step runs (or the shutdown drops it)
+        op.leave();
+        dropping_.push(op);
       } else {
         unlink(op);
       }
@@ -375,15 +401,15 @@ class Service final : public ::asio::execution_context::service {
 
   // Run's destructor: the executor destroyed op's step without running it. Before the end
   // of this service's shutdown (an executor that shut down first: a strand whose service was
-  // created after this one, maybe inside a decider's post), op is listed as pending and the
+  // created after this one, maybe inside a decider's post), op goes on dropping_ and the
   // shutdown drops it; after it (the context's scheduler destroying its queue), here.
   static void abandoned(OpBase& op) noexcept {
     Service& svc = *op.svc_;
     {
       std::lock_guard<ListLock> g(svc.m_);
       if (!svc.finished_) {
-        svc.link(op);
-        op.pending_ = true;
+        op.listed_ = true;
+        svc.dropping_.push(op);
         svc.changed_.notify_all();
         return;
       }
@@ -413,26 +439,19 @@ class Service final : public ::asio::execution_context::service {
 
  private:
   void link(OpBase& op) noexcept {  // under m_
-    op.prev_ = nullptr;
-    op.next_op_ = head_;
-    if (head_ != nullptr) head_->prev_ = &op;
-    head_ = &op;
+    waiting_.push(op);
     op.listed_ = true;
   }
-  void unlink(OpBase& op) noexcept {  // under m_
-    if (op.prev_ != nullptr) {
-      op.prev_->next_op_ = op.next_op_;
-    } else {
-      head_ = op.next_op_;
-    }
-    if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
+  void unlink(OpBase& op) noexcept {  // under m_: off whichever list holds it
+    op.leave();
     op.listed_ = false;
     op.queued_ = false;
   }
+  static OpBase& front(ListNode& list) noexcept { return static_cast<OpBase&>(*list.lnext_); }
 
   // The context is going away (its destructor), and no thread runs it any more. Every
   // listed operation is aborted here: one that waits gets a stop request (its decider
-  // schedules it: pending), and a pending one's step is dropped here, which takes nothing,
+  // schedules it: dropping_), and a step on dropping_ is dropped here, which takes nothing,
   // passes on a wake-up it was handed, unregisters and frees the operation, its handler
   // destroyed without being invoked. The steps the context still has queued own their
   // operations: destroyed by the context afterwards, they drop them (Run, abandoned()).
@@ -450,32 +469,26 @@ class Service final : public ::asio::execution_context::service {
         std::this_thread::yield();
         g.lock();
       }
-      if (head_ == nullptr) break;
-      OpBase* pending = nullptr;
-      OpBase* waiting = nullptr;
-      for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
-        if (o->pending_ || o->queued_) {
-          pending = o;
-          break;
-        }
-        if (!o->stop_sent_ && waiting == nullptr) waiting = o;
-      }
-      if (pending != nullptr) {
-        unlink(*pending);
+      if (!dropping_.empty()) {
+        OpBase& op = front(dropping_);
+        unlink(op);
         g.unlock();
-        pending->drop_step();  // may claim another listed operation: it becomes pending
+        op.drop_step();  // may claim another listed operation: it goes to dropping_
         g.lock();
         continue;
       }
-      if (waiting != nullptr) {
-        waiting->stop_sent_ = true;
+      if (!waiting_.empty()) {
+        OpBase& op = front(waiting_);
+        op.leave();
+        stopped_.push(op);
         g.unlock();
         // The stop callback aborts the round (or a claim won it): either way the decider
-        // calls schedule(), which marks the operation pending. Listed, it stays alive.
-        waiting->stop_.request();
+        // calls schedule(), which moves the operation to dropping_. Listed, it stays alive.
+        op.stop_.request();
         g.lock();
         continue;
       }
+      if (stopped_.empty()) break;
       // Wake-up source: schedule() by the decider of a round that a claim won before the
       // stop request (a notifier's wake step, right after it released the source's lock),
       // or of a round a stop does not decide: a Barrier wait taking the Barrier's lock
@@ -496,7 +509,9 @@ class Service final : public ::asio::execution_context::service {
 
   ListLock m_;
   std::condition_variable_any changed_;  // with m_: a scan's wait in shutdown()
-  OpBase* head_ = nullptr;
+  ListNode waiting_;   // (m_) registered, waiting for a decider
+  ListNode stopped_;   // (m_) during the shutdown: stop requested, not yet scheduled
+  ListNode dropping_;  // (m_) steps the shutdown drops (and Barrier steps queued)
   std::atomic<bool> shutting_down_{false};  // written under m_
   bool finished_ = false;                   // (m_) shutdown() returned
   std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
