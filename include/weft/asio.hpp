@@ -220,11 +220,14 @@ class OpBase : public ListNode {
       holds_work_ = false;
       hooks_->work(*this, false);
     }
+    Service* svc = svc_;
     const AsyncResume f = *next_;  // set before the post that queued this step
     next_.reset();
     f();  // may complete the operation: op is not touched after this
+    after_step(*svc);  // the service lives while its context runs this step
   }
-  inline void unlist_queued() noexcept;  // after Service
+  inline void unlist_queued() noexcept;         // after Service
+  static inline void after_step(Service& svc) noexcept;  // after Service
   // The step next_ will never run: it gives up what it was handed, and the operation is
   // freed, its handler destroyed without being invoked.
   void drop_step() noexcept {
@@ -237,11 +240,16 @@ class OpBase : public ListNode {
   const Hooks* hooks_;
 
   Service* svc_;
-  // (svc) Listed (on one of the service's lists, through the ListNode base): registered and waiting for a decider (or carrying on after being decided
-  // while arming). Read without the lock by the owner: its other writers are a decider
-  // after the gate (schedule(), ordered before the owner by the gate and then the post) and
-  // the shutdown (no step runs then).
+  // The io_context whose executor the steps are posted to, or null (another executor): set
+  // by the constructor.
+  ::asio::io_context* io_ = nullptr;
+  // (svc) Listed (on one of the service's lists, through the ListNode base): registered and
+  // waiting for a decider (or carrying on after being decided while arming). Read without
+  // the lock by the owner: its other writers are a decider after the gate (schedule(),
+  // ordered before the owner by the gate and then the post) and the shutdown (no step runs
+  // then).
   bool listed_ = false;
+  bool waiting_ = false;  // (svc) on the service's waiting_ list
   // A Barrier wait: stays listed while its step is queued (queued_), and the shutdown drops
   // that step itself. Its lock round has no stop: only a release decides it, and a claim
   // handed to a queued step must pass on before the shutdown waits for that round, not when
@@ -252,8 +260,10 @@ class OpBase : public ListNode {
   // lock by the Run built by that post, on the posting thread, and by the step (the post
   // publishes it; no shutdown runs beside a step).
   bool queued_ = false;
-  // Counts as the context's outstanding work (a waiter: from its listing to its next step).
-  // The owner's, like listed_ (its decider, and the shutdown, never touch it).
+  // Counts as the context's outstanding work (a waiter: from its listing to its next step),
+  // on a context that is not an io_context (on an io_context the service counts the work
+  // of its waiters: Service::list()). The owner's, like listed_ (its decider, and the
+  // shutdown, never touch it).
   bool holds_work_ = false;
   // The step to run (written by the owner or the decider before the post, or before the
   // service's lock is released, which publishes it).
@@ -329,6 +339,10 @@ class ListLock {
 class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
+  // An io_context's executor that counts as its outstanding work while it exists.
+  using TrackedIo = std::decay_t<decltype(::asio::prefer(
+      std::declval<::asio::io_context&>().get_executor(),
+      ::asio::execution::outstanding_work.tracked))>;
 
   // The timer service is not created here: creating it starts the context's reactor, whose
   // turn in the context's queue costs a poll (epoll_wait) per handler run, and a context
@@ -350,15 +364,41 @@ class Service final : public ::asio::execution_context::service {
 
   // The owner (weft's will_suspend hook): registered, and about to arrive at the gate, after
   // which a decider may schedule it from any thread. It counts as outstanding work from
-  // here until its next step runs (or it is dropped).
+  // here until its next step runs (or it is dropped). For an operation posted to an
+  // io_context's executor (OpBase::io_) the service holds one count of the context's work
+  // for all its waiters: taken when such an operation lists itself and none is held, and
+  // given back by a step that finds no operation waiting (after_step()), so that
+  // operations waiting in turn (a ping-pong between coroutines) hand the count on without
+  // touching the context's counter. Any other waiter holds a work-tracking copy of its
+  // executor.
   void list(OpBase& op) noexcept {
-    if (!op.holds_work_) {
+    if (op.io_ == nullptr && !op.holds_work_) {
       op.holds_work_ = true;
       op.hooks_->work(op, true);
     }
     if (op.listed_) return;  // decided while arming last time, and not scheduled since
     std::lock_guard<ListLock> g(m_);
     link(op);
+    if (op.io_ != nullptr && !io_work_) io_work_.emplace(tracked(*op.io_));  // an increment
+  }
+  // A step ran on this context (OpBase::run_step): when no operation waits, the waiters'
+  // work count goes back, so that run() returns once nothing else is left. Every
+  // operation that leaves waiting_ outside the shutdown (a decider's schedule(), a
+  // completion while listed) does so before a step of this context ends, which calls this.
+  void after_step() noexcept {
+    // relaxed: a hint; a step that reads a stale non-zero count leaves the release to the
+    // step of the operation whose schedule() emptied the list, which runs after that
+    // schedule() released m_ (the executor's queue orders them) and reads it again.
+    if (waiting_n_.load(std::memory_order_relaxed) != 0) return;
+    std::optional<TrackedIo> w;
+    {
+      std::lock_guard<ListLock> g(m_);
+      if (waiting_n_.load(std::memory_order_relaxed) != 0 || !io_work_) return;
+      w.emplace(std::move(*io_work_));
+      io_work_.reset();
+    }
+    // w's destructor: the atomic decrement, outside m_ (it may stop the context, which
+    // takes the context's own lock).
   }
   // The operation completes (on the executor) while still listed.
   void unlist(OpBase& op) noexcept {
@@ -378,14 +418,14 @@ class Service final : public ::asio::execution_context::service {
     {
       std::lock_guard<ListLock> g(m_);
       if (shutting_down_.load(std::memory_order_relaxed)) {  // relaxed: written under m_
-        op.leave();
+        leave_list(op);
         dropping_.push(op);
         changed_.notify_all();
         return;
       }
       if (op.keep_listed_) {
         op.queued_ = true;  // listed until its step runs (or the shutdown drops it)
-        op.leave();
+        leave_list(op);
         dropping_.push(op);
       } else {
         unlink(op);
@@ -438,12 +478,26 @@ class Service final : public ::asio::execution_context::service {
   }
 
  private:
+  static TrackedIo tracked(::asio::io_context& io) noexcept {
+    return ::asio::prefer(io.get_executor(), ::asio::execution::outstanding_work.tracked);
+  }
   void link(OpBase& op) noexcept {  // under m_
     waiting_.push(op);
+    op.waiting_ = true;
+    // relaxed: written under m_; read without it only as after_step()'s hint.
+    waiting_n_.store(waiting_n_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     op.listed_ = true;
   }
-  void unlink(OpBase& op) noexcept {  // under m_: off whichever list holds it
+  void leave_list(OpBase& op) noexcept {  // under m_: off whichever list holds it
+    if (op.waiting_) {
+      op.waiting_ = false;
+      // relaxed: as in link().
+      waiting_n_.store(waiting_n_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    }
     op.leave();
+  }
+  void unlink(OpBase& op) noexcept {  // under m_
+    leave_list(op);
     op.listed_ = false;
     op.queued_ = false;
   }
@@ -479,7 +533,7 @@ class Service final : public ::asio::execution_context::service {
       }
       if (!waiting_.empty()) {
         OpBase& op = front(waiting_);
-        op.leave();
+        leave_list(op);
         stopped_.push(op);
         g.unlock();
         // The stop callback aborts the round (or a claim won it): either way the decider
@@ -500,6 +554,12 @@ class Service final : public ::asio::execution_context::service {
       changed_.wait(g);
     }
     finished_ = true;
+    std::optional<TrackedIo> w;  // the waiters' work count, given back outside m_
+    if (io_work_) {
+      w.emplace(std::move(*io_work_));
+      io_work_.reset();
+    }
+    g.unlock();
   }
 
   static std::atomic<std::uint64_t>& destroyed() noexcept {
@@ -512,6 +572,8 @@ class Service final : public ::asio::execution_context::service {
   ListNode waiting_;   // (m_) registered, waiting for a decider
   ListNode stopped_;   // (m_) during the shutdown: stop requested, not yet scheduled
   ListNode dropping_;  // (m_) steps the shutdown drops (and Barrier steps queued)
+  std::atomic<std::size_t> waiting_n_{0};  // written under m_: the length of waiting_
+  std::optional<TrackedIo> io_work_;      // (m_) the waiters' work count, on an io_context
   std::atomic<bool> shutting_down_{false};  // written under m_
   bool finished_ = false;                   // (m_) shutdown() returned
   std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
@@ -522,6 +584,9 @@ inline void Run::abandoned(OpBase* op) noexcept {
 }
 inline void OpBase::unlist_queued() noexcept {
   svc_->unlist(*this);
+}
+inline void OpBase::after_step(Service& svc) noexcept {
+  svc.after_step();
 }
 
 // weft's TimedScheduler for one operation.
@@ -669,8 +734,6 @@ class Promise final : public OpBase {
   static constexpr bool kErased = std::is_same_v<Executor, ::asio::any_io_executor>;
   using IoExecutor = ::asio::io_context::executor_type;
   using IoPostExecutor = std::decay_t<decltype(post_executor(std::declval<const IoExecutor&>()))>;
-  using IoWorkExecutor =
-      std::decay_t<decltype(work_executor(std::declval<const IoPostExecutor&>()))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
@@ -688,11 +751,17 @@ class Promise final : public OpBase {
     if constexpr (kErased) {
       if (init.io != nullptr) {
         io_ex_.emplace(post_executor(*init.io));
+        io_ = &io_ex_->context();  // the service counts its work while it waits
         return;
       }
     }
     ex_.emplace(
         post_executor(::asio::get_associated_executor(handler_, ::asio::system_executor())));
+    if constexpr (requires(const PostExecutor& e) {
+                    { e.context() } -> std::same_as<::asio::io_context&>;
+                  }) {
+      io_ = &ex_->context();  // an io_context's own executor: as above
+    }
     if constexpr (kErased) {
       // A type-erased executor that wraps no io_context (a strand's, say) makes a tracked
       // copy by building a new target, which may allocate: made here, where an exception
@@ -803,17 +872,10 @@ class Promise final : public OpBase {
   static void arm_of(OpBase& op, AsyncTimer& t) { static_cast<Promise&>(op).arm(t); }
   static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
   // Counts the operation as outstanding work (it is about to wait), or stops counting it.
+  // Not called for an operation whose io_ is set (the service counts its work).
   static void work_of(OpBase& op, bool hold) noexcept {
     auto& p = static_cast<Promise&>(op);
     if constexpr (kErased) {
-      if (p.io_ex_) {
-        if (hold) {
-          p.io_work_.emplace(work_executor(*p.io_ex_));
-        } else {
-          p.io_work_.reset();
-        }
-        return;
-      }
       return;  // held since the constructor
     }
     if (hold) {
@@ -894,7 +956,6 @@ class Promise final : public OpBase {
   std::optional<PostExecutor> ex_;
   std::optional<IoPostExecutor> io_ex_;  // instead of ex_, when kErased wraps an io_context
   std::optional<WorkExecutor> work_;     // while waiting: the outstanding work
-  std::optional<IoWorkExecutor> io_work_;
   Sched sched_;
   Slot slot_;
   std::optional<std::stop_callback<OnStopToken>> on_stop_token_;
