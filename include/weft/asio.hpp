@@ -379,23 +379,32 @@ class Service final : public ::asio::execution_context::service {
     if (op.listed_) return;  // decided while arming last time, and not scheduled since
     std::lock_guard<ListLock> g(m_);
     link(op);
-    if (op.io_ != nullptr && !io_work_) io_work_.emplace(tracked(*op.io_));  // an increment
+    if (op.io_ != nullptr && !io_work_) {
+      io_work_.emplace(tracked(*op.io_));  // an atomic increment
+      // relaxed: written under m_; read without it only as after_step()'s hint.
+      holds_io_work_.store(true, std::memory_order_relaxed);
+    }
   }
   // A step ran on this context (OpBase::run_step): when no operation waits, the waiters'
   // work count goes back, so that run() returns once nothing else is left. Every
   // operation that leaves waiting_ outside the shutdown (a decider's schedule(), a
   // completion while listed) does so before a step of this context ends, which calls this.
   void after_step() noexcept {
-    // relaxed: a hint; a step that reads a stale non-zero count leaves the release to the
+    // relaxed: hints; a step that reads a stale non-zero count leaves the release to the
     // step of the operation whose schedule() emptied the list, which runs after that
-    // schedule() released m_ (the executor's queue orders them) and reads it again.
-    if (waiting_n_.load(std::memory_order_relaxed) != 0) return;
+    // schedule() released m_ (the executor's queue orders them) and so reads the count and
+    // holds_io_work_ as that schedule() left them, or later values.
+    if (waiting_n_.load(std::memory_order_relaxed) != 0 ||
+        !holds_io_work_.load(std::memory_order_relaxed)) {
+      return;
+    }
     std::optional<TrackedIo> w;
     {
       std::lock_guard<ListLock> g(m_);
       if (waiting_n_.load(std::memory_order_relaxed) != 0 || !io_work_) return;
       w.emplace(std::move(*io_work_));
       io_work_.reset();
+      holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
     }
     // w's destructor: the atomic decrement, outside m_ (it may stop the context, which
     // takes the context's own lock).
@@ -558,6 +567,7 @@ class Service final : public ::asio::execution_context::service {
     if (io_work_) {
       w.emplace(std::move(*io_work_));
       io_work_.reset();
+      holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
     }
     g.unlock();
   }
@@ -574,6 +584,7 @@ class Service final : public ::asio::execution_context::service {
   ListNode dropping_;  // (m_) steps the shutdown drops (and Barrier steps queued)
   std::atomic<std::size_t> waiting_n_{0};  // written under m_: the length of waiting_
   std::optional<TrackedIo> io_work_;      // (m_) the waiters' work count, on an io_context
+  std::atomic<bool> holds_io_work_{false};  // written under m_: io_work_ is engaged
   std::atomic<bool> shutting_down_{false};  // written under m_
   bool finished_ = false;                   // (m_) shutdown() returned
   std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
