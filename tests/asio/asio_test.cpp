@@ -38,6 +38,7 @@
 #include <stop_token>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -1224,6 +1225,107 @@ TEST(AsioShutdown, StepsQueuedOnAStrandAreDroppedInEitherOrder) {
     ASSERT_TRUE(other_get.done);
     EXPECT_FALSE(other_get.ec);
     EXPECT_EQ(other_get.value, 7);
+  }
+}
+
+// A callback whose destructor, unless it was moved from, calls `then` (an operation started
+// while the handler is destroyed). Invoking it counts in `invoked`.
+template <class Then>
+class StartsOnDestruction {
+ public:
+  StartsOnDestruction(Then then, std::atomic<int>* invoked) : then_(then), invoked_(invoked) {}
+  StartsOnDestruction(StartsOnDestruction&& o) noexcept
+      : then_(o.then_), armed_(std::exchange(o.armed_, false)), invoked_(o.invoked_) {}
+  StartsOnDestruction(const StartsOnDestruction&) = delete;
+  StartsOnDestruction& operator=(const StartsOnDestruction&) = delete;
+  StartsOnDestruction& operator=(StartsOnDestruction&&) = delete;
+  ~StartsOnDestruction() {
+    if (armed_) then_();
+  }
+  void operator()(std::error_code /*ec*/, int /*v*/) { invoked_->fetch_add(1); }
+
+ private:
+  Then then_;
+  bool armed_ = true;
+  std::atomic<int>* invoked_;
+};
+
+// A handler destroyed by the context's destruction starts new operations from its
+// destructor, bound to that same context: a get on an empty queue (it would register) and
+// one on a ready queue (it would post its first attempt). Destroyed once by weft's
+// shutdown (the first operation waits) and once by the context's scheduler (its first
+// step is queued, so the handler goes after weft's shutdown has finished). The new
+// operations are destroyed at once: no handler runs, nothing is taken, nothing stays
+// registered on the queue, and each handler (with its shared token) is freed.
+TEST(AsioShutdown, OperationsStartedFromAHandlersDestructorAreDestroyedUnrun) {
+  for (const bool first_waits : {true, false}) {
+    SCOPED_TRACE(first_waits ? "destroyed by weft's shutdown" : "destroyed by the scheduler");
+    weft::Queue<int> first_q;
+    if (!first_waits) first_q.put(1);
+    weft::Queue<int> empty_q;
+    weft::Queue<int> ready_q;
+    ready_q.put(2);
+    std::atomic<int> invoked{0};
+    std::atomic<int> started{0};
+    auto life = std::make_shared<int>(0);
+    const std::weak_ptr<int> watch = life;
+    {
+      asio::io_context ctx;
+      const auto start_more = [&ctx, &empty_q, &ready_q, &invoked, &started, life] {
+        started.fetch_add(1);
+        const auto count = [&invoked, life](std::error_code, int) { invoked.fetch_add(1); };
+        weft::asio::async_get(empty_q, asio::bind_executor(ctx, count));
+        weft::asio::async_get(ready_q, asio::bind_executor(ctx, count));
+      };
+      weft::asio::async_get(first_q,
+                            asio::bind_executor(ctx, StartsOnDestruction(start_more, &invoked)));
+      life.reset();  // the handlers hold the only references now
+    }                // ~io_context
+    EXPECT_EQ(started.load(), 1);
+    EXPECT_EQ(invoked.load(), 0);
+    EXPECT_TRUE(watch.expired()) << "a handler was not freed";
+    EXPECT_EQ(ready_q.qsize(), 1U);
+    EXPECT_EQ(first_q.qsize(), first_waits ? 0U : 1U);
+    empty_q.put(3);  // no getter registered: the item stays
+    EXPECT_EQ(empty_q.get_nowait(), 3);
+  }
+}
+
+// A getter with a timeout is claimed while its timer is armed, and the context goes with
+// its step queued: the step is dropped, the timer disarmed (its service may have shut down
+// first, or not), the claim passes on to a getter elsewhere, no handler runs and the frame
+// and handler are freed.
+TEST(AsioShutdown, AClaimedStepWithAnArmedTimerIsDroppedAndPassesTheClaimOn) {
+  for (const bool timers_first : {true, false}) {
+    SCOPED_TRACE(timers_first ? "the timer service first" : "weft's service first");
+    weft::Queue<int> q;
+    std::atomic<int> invoked{0};
+    auto life = std::make_shared<int>(0);
+    const std::weak_ptr<int> watch = life;
+    asio::io_context other;
+    Outcome other_get;
+    {
+      asio::io_context ctx;
+      std::optional<asio::steady_timer> early;
+      if (timers_first) early.emplace(ctx);  // creates the timer service before weft's
+      weft::asio::async_get(q, 1h, asio::bind_executor(ctx, [&invoked, life](std::error_code, int) {
+                              invoked.fetch_add(1);
+                            }));
+      life.reset();
+      ctx.poll();  // the first attempt registers and arms the timer
+      ASSERT_EQ(invoked.load(), 0);
+      weft::asio::async_get(q, record_value<int>(other, other_get));
+      other.poll();  // registered behind ctx's getter
+      q.put(7);      // claims ctx's getter, timer armed: its step is queued on ctx
+      EXPECT_EQ(invoked.load(), 0);
+    }  // ~io_context
+    EXPECT_EQ(invoked.load(), 0);
+    EXPECT_TRUE(watch.expired()) << "the operation's handler was not freed";
+    other.poll();  // the claim passed on
+    ASSERT_TRUE(other_get.done);
+    EXPECT_FALSE(other_get.ec);
+    EXPECT_EQ(other_get.value, 7);
+    EXPECT_EQ(q.qsize(), 0U);
   }
 }
 
