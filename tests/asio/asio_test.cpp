@@ -785,6 +785,36 @@ TEST(AsioStop, StopRacingPutReleaseAndGetBalancesTheLedger) {
   RecordProperty("aborted", aborted);
 }
 
+// A thread that requests the stop of each round's token, a varying number of spins after
+// both sides met at the round's barrier (sync()), for `rounds` rounds; joined by the
+// destructor. Both sides run every round, failures included, so that neither waits alone.
+class RoundStopper {
+ public:
+  explicit RoundStopper(int rounds) : stops_(static_cast<std::size_t>(rounds)) {
+    thread_ = std::thread([this, rounds] {
+      for (int round = 0; round < rounds; ++round) {
+        // Wake-up source: the test's sync() of the same round.
+        sync_.wait();
+        for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
+        stops_[static_cast<std::size_t>(round)].request_stop();
+      }
+    });
+  }
+  RoundStopper(const RoundStopper&) = delete;
+  RoundStopper& operator=(const RoundStopper&) = delete;
+  ~RoundStopper() { thread_.join(); }
+  std::stop_token token(int round) const {
+    return stops_[static_cast<std::size_t>(round)].get_token();
+  }
+  // Wake-up source: the stopper thread's arrival for this round.
+  void sync() { sync_.wait(); }
+
+ private:
+  std::vector<std::stop_source> stops_;
+  weft::Barrier sync_{2};
+  std::thread thread_;
+};
+
 // A stop requested from another thread while the io_context is destroyed with two
 // operations waiting under it: the stop either aborted them first (the handlers never run:
 // the context is gone before they could) or found them already destroyed; no handler is
@@ -793,18 +823,10 @@ TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
   constexpr int kRounds = 400 / kScale;
   weft::Queue<int> q;
   weft::Semaphore sem(0);
-  weft::Barrier sync(2);  // once a round: both sides run every round, failures included
-  std::vector<std::stop_source> stops(kRounds);
-  std::thread stopper([&] {
-    for (int round = 0; round < kRounds; ++round) {
-      sync.wait();
-      for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
-      stops[static_cast<std::size_t>(round)].request_stop();
-    }
-  });
+  RoundStopper stopper(kRounds);
   int invoked = 0;
   for (int round = 0; round < kRounds; ++round) {
-    const std::stop_token token = stops[static_cast<std::size_t>(round)].get_token();
+    const std::stop_token token = stopper.token(round);
     {
       asio::io_context ctx;
       weft::asio::async_get(q, token,
@@ -812,7 +834,7 @@ TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
       weft::asio::async_acquire(sem, 1h, token,
                                 asio::bind_executor(ctx, [&](std::error_code) { ++invoked; }));
       ctx.poll();
-      sync.wait();
+      stopper.sync();
       // ~io_context here, racing the request
     }
     EXPECT_EQ(invoked, 0) << "round " << round;
@@ -821,7 +843,6 @@ TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
     EXPECT_EQ(q.get_nowait(), round);  // nobody took them
     EXPECT_TRUE(sem.acquire(false));
   }
-  stopper.join();
 }
 
 // The same race while the operations' first attempts are still queued (their sources were
@@ -831,18 +852,10 @@ TEST(AsioStop, StopRacingTheDestructionOfQueuedFirstAttemptsTakesNothing) {
   constexpr int kRounds = 400 / kScale;
   weft::Queue<int> q;
   weft::Semaphore sem(0);
-  weft::Barrier sync(2);  // once a round: both sides run every round, failures included
-  std::vector<std::stop_source> stops(kRounds);
-  std::thread stopper([&] {
-    for (int round = 0; round < kRounds; ++round) {
-      sync.wait();
-      for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
-      stops[static_cast<std::size_t>(round)].request_stop();
-    }
-  });
+  RoundStopper stopper(kRounds);
   int invoked = 0;
   for (int round = 0; round < kRounds; ++round) {
-    const std::stop_token token = stops[static_cast<std::size_t>(round)].get_token();
+    const std::stop_token token = stopper.token(round);
     q.put(round);
     sem.release();
     {
@@ -851,14 +864,13 @@ TEST(AsioStop, StopRacingTheDestructionOfQueuedFirstAttemptsTakesNothing) {
                             asio::bind_executor(ctx, [&](std::error_code, int) { ++invoked; }));
       weft::asio::async_acquire(sem, token,
                                 asio::bind_executor(ctx, [&](std::error_code) { ++invoked; }));
-      sync.wait();
+      stopper.sync();
       // ~io_context here, with both first attempts queued, racing the request
     }
     EXPECT_EQ(invoked, 0) << "round " << round;
     EXPECT_EQ(q.get_nowait(), round);  // nobody took them
     EXPECT_TRUE(sem.acquire(false));
   }
-  stopper.join();
 }
 
 // A select waiting on an empty queue and a zero semaphore, then stopped: it completes on
