@@ -167,7 +167,7 @@ struct ListNode {
   ListNode(const ListNode&) = delete;
   ListNode& operator=(const ListNode&) = delete;
   bool empty() const noexcept { return lnext_ == this; }  // a sentinel's list
-  void push(ListNode& n) noexcept {  // a sentinel's: n goes last
+  void push(ListNode& n) noexcept {                       // a sentinel's: n goes last
     n.lprev_ = lprev_;
     n.lnext_ = this;
     lprev_->lnext_ = &n;
@@ -223,10 +223,10 @@ class OpBase : public ListNode {
     Service* svc = svc_;
     const AsyncResume f = *next_;  // set before the post that queued this step
     next_.reset();
-    f();  // may complete the operation: op is not touched after this
+    f();               // may complete the operation: op is not touched after this
     after_step(*svc);  // the service lives while its context runs this step
   }
-  inline void unlist_queued() noexcept;         // after Service
+  inline void unlist_queued() noexcept;                  // after Service
   static inline void after_step(Service& svc) noexcept;  // after Service
   // The step next_ will never run: it gives up what it was handed, and the operation is
   // freed, its handler destroyed without being invoked.
@@ -340,9 +340,9 @@ class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
   // An io_context's executor that counts as its outstanding work while it exists.
-  using TrackedIo = std::decay_t<decltype(::asio::prefer(
-      std::declval<::asio::io_context&>().get_executor(),
-      ::asio::execution::outstanding_work.tracked))>;
+  using TrackedIo =
+      std::decay_t<decltype(::asio::prefer(std::declval<::asio::io_context&>().get_executor(),
+                                           ::asio::execution::outstanding_work.tracked))>;
 
   // The timer service is not created here: creating it starts the context's reactor, whose
   // turn in the context's queue costs a poll (epoll_wait) per handler run, and a context
@@ -579,11 +579,11 @@ class Service final : public ::asio::execution_context::service {
 
   ListLock m_;
   std::condition_variable_any changed_;  // with m_: a scan's wait in shutdown()
-  ListNode waiting_;   // (m_) registered, waiting for a decider
+  ListNode waiting_;                     // (m_) registered, waiting for a decider
   ListNode stopped_;   // (m_) during the shutdown: stop requested, not yet scheduled
   ListNode dropping_;  // (m_) steps the shutdown drops (and Barrier steps queued)
-  std::atomic<std::size_t> waiting_n_{0};  // written under m_: the length of waiting_
-  std::optional<TrackedIo> io_work_;      // (m_) the waiters' work count, on an io_context
+  std::atomic<std::size_t> waiting_n_{0};   // written under m_: the length of waiting_
+  std::optional<TrackedIo> io_work_;        // (m_) the waiters' work count, on an io_context
   std::atomic<bool> holds_io_work_{false};  // written under m_: io_work_ is engaged
   std::atomic<bool> shutting_down_{false};  // written under m_
   bool finished_ = false;                   // (m_) shutdown() returned
