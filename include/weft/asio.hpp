@@ -56,7 +56,9 @@
 //    function, only in a function the executor runs;
 //  - the operation counts as outstanding work on that executor until it completes
 //    (io_context::run() does not return while a weft operation waits): a posted or running
-//    step is the context's work, and an operation that waits holds a work-tracking executor;
+//    step is the context's work; the operations that wait on an io_context share one count
+//    of its work, held by the context's weft service, and one that waits on another
+//    executor holds a work-tracking copy of it;
 //  - terminal, partial and total cancellation all mean the same: the operation takes nothing
 //    (no item taken, no put made, no permit or lock held) and a wake-up it had been given
 //    passes on to the next waiter; it completes with operation_aborted. A timeout likewise;
@@ -160,6 +162,11 @@ struct Aborted {};
 
 class Service;
 
+// An io_context's executor that counts as its outstanding work while it exists.
+using TrackedIo =
+    std::decay_t<decltype(::asio::prefer(std::declval<::asio::io_context&>().get_executor(),
+                                         ::asio::execution::outstanding_work.tracked))>;
+
 // A link in one of the service's lists: circular, around a sentinel, so that an operation
 // leaves whichever list holds it in constant time without knowing which.
 struct ListNode {
@@ -220,6 +227,7 @@ class OpBase : public ListNode {
       holds_work_ = false;
       hooks_->work(*this, false);
     }
+    carried_work_.reset();
     Service* svc = svc_;
     const AsyncResume f = *next_;  // set before the post that queued this step
     next_.reset();
@@ -265,6 +273,12 @@ class OpBase : public ListNode {
   // of its waiters: Service::list()). The owner's, like listed_ (its decider, and the
   // shutdown, never touch it).
   bool holds_work_ = false;
+  // The service's work count, handed to this operation by a schedule() from a thread that
+  // does not run the context, which unlisted the last waiting operation: between that
+  // schedule()'s unlock and its post, only this keeps the context's work above 0 (a step
+  // ending meanwhile finds no operation waiting and gives the service's count back). The
+  // step releases it; so does the frame's destruction when the step is dropped.
+  std::optional<TrackedIo> carried_work_;
   // The step to run (written by the owner or the decider before the post, or before the
   // service's lock is released, which publishes it).
   std::optional<AsyncResume> next_;
@@ -339,10 +353,6 @@ class ListLock {
 class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
-  // An io_context's executor that counts as its outstanding work while it exists.
-  using TrackedIo =
-      std::decay_t<decltype(::asio::prefer(std::declval<::asio::io_context&>().get_executor(),
-                                           ::asio::execution::outstanding_work.tracked))>;
 
   // The timer service is not created here: creating it starts the context's reactor, whose
   // turn in the context's queue costs a poll (epoll_wait) per handler run, and a context
@@ -389,6 +399,9 @@ class Service final : public ::asio::execution_context::service {
   // work count goes back, so that run() returns once nothing else is left. Every
   // operation that leaves waiting_ outside the shutdown (a decider's schedule(), a
   // completion while listed) does so before a step of this context ends, which calls this.
+  // A step may end between a schedule()'s unlock and its post of the operation it
+  // unlisted: a decider on the context's thread is itself inside a handler the context
+  // counts, and one elsewhere hands the count to the operation (OpBase::carried_work_).
   void after_step() noexcept {
     // relaxed: hints; a step that reads a stale non-zero count leaves the release to the
     // step of the operation whose schedule() emptied the list, which runs after that
@@ -438,6 +451,14 @@ class Service final : public ::asio::execution_context::service {
         dropping_.push(op);
       } else {
         unlink(op);
+      }
+      if (counted && waiting_.empty() && io_work_) {
+        // The post below comes after the unlock: the count goes with the operation until
+        // its step runs (OpBase::carried_work_). A decider on the context's own thread
+        // needs none: its own handler counts as the context's work until after the post.
+        op.carried_work_.emplace(std::move(*io_work_));
+        io_work_.reset();
+        holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
       }
       // relaxed: under m_, which the shutdown takes before it reads posting_ (see there).
       if (counted) posting_.fetch_add(1, std::memory_order_relaxed);

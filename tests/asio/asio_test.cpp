@@ -1751,6 +1751,64 @@ TEST(AsioWork, ACoroutineOnAStrandHoldsWorkWhileItsGetWaits) {
   EXPECT_TRUE(ctx.stopped());
 }
 
+// Allocations wait at a gate: the first reports that it has begun (in_post) and waits for
+// the test to open it (release), the others pass. Through an executor's allocator, this
+// holds a post between a weft decider's unlock and the Run's arrival in the queue.
+struct PostGate {
+  weft::Event in_post;
+  weft::Event release;
+};
+template <class T>
+struct GateAlloc {
+  using value_type = T;
+  explicit GateAlloc(PostGate* g) noexcept : gate(g) {}
+  template <class U>
+  GateAlloc(const GateAlloc<U>& o) noexcept : gate(o.gate) {}  // NOLINT(*-explicit-*)
+  T* allocate(std::size_t n) {
+    gate->in_post.set();
+    gate->release.wait();  // Wake-up source: the test's release.set()
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  friend bool operator==(const GateAlloc& a, const GateAlloc& b) noexcept {
+    return a.gate == b.gate;
+  }
+  PostGate* gate;
+};
+
+// A thread that does not run the context wakes the only waiting operation, and is held
+// between unlisting it and posting its step; meanwhile another weft operation's step runs
+// and finds no operation waiting. The context must keep counting work (the woken
+// operation carries it): it does not stop, and the woken handler runs once the post lands.
+TEST(AsioWork, AStepEndingBeforeAForeignDecidersPostKeepsTheWork) {
+  asio::io_context ctx;
+  PostGate gate;
+  const auto gated =
+      asio::require(ctx.get_executor(), asio::execution::allocator(GateAlloc<void>(&gate)));
+  weft::Queue<int> waits;
+  weft::Queue<int> ready;
+  ready.put(2);
+  Outcome x, y;
+  weft::asio::async_get(waits, asio::bind_executor(gated, [&x](std::error_code ec, int v) {
+                          x.done = true;
+                          x.ec = ec;
+                          x.value = v;
+                        }));                                // registers: the only waiter
+  weft::asio::async_get(ready, record_value<int>(ctx, y));  // its first step is queued
+  std::thread decider([&] { waits.put(1); });               // claims x; its post waits at the gate
+  gate.in_post.wait();           // Wake-up source: the decider's allocation for x's step
+  EXPECT_EQ(ctx.run_one(), 1U);  // y's step: y completes, and no operation waits
+  EXPECT_TRUE(y.done);
+  EXPECT_FALSE(ctx.stopped()) << "the context's work dropped to 0 while x's step was posted";
+  gate.release.set();
+  decider.join();
+  ctx.run();  // x's step; returns once nothing is left
+  ASSERT_TRUE(x.done);
+  EXPECT_FALSE(x.ec);
+  EXPECT_EQ(x.value, 1);
+  EXPECT_TRUE(ctx.stopped());
+}
+
 TEST(AsioBarrier, ShutdownPassesOnALockClaimQueuedInAStep) {
   for (const bool on_strand : {false, true}) {
     SCOPED_TRACE(on_strand ? "on a strand" : "on the context");
