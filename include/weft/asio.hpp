@@ -203,8 +203,13 @@ class OpBase : public ListNode {
     void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
     void (*destroy)(OpBase&) noexcept;  // frees the operation, handler uncalled (not listed)
     void (*work)(OpBase&, bool hold) noexcept;  // counts it as outstanding work, or stops
-    // The calling thread runs the executor's context (inside its run()): that context's
-    // destruction, and so the service's shutdown, cannot be under way.
+    // The executor says the calling thread runs it (running_in_this_thread(): inside its
+    // io_context's run(), inside its strand, on a thread of its thread_pool). Asio forbids
+    // destroying a context while a thread is inside it, so its destruction, and with it the
+    // service's shutdown, cannot be under way. This relies on the executor's answer being
+    // about the context that query(execution::context) names (true of Asio's executors),
+    // and on a thread_pool not being destroyed while a thread it did not start (attach())
+    // still runs it.
     bool (*runs_here)(const OpBase&) noexcept;
   };
 
@@ -219,7 +224,9 @@ class OpBase : public ListNode {
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
   // Run's call, on the executor: the step next_. A waiter stops counting as work here, in
-  // a step the context counts until it returns (the count cannot drop to 0).
+  // a step the context counts until it returns (the count cannot drop to 0). The service
+  // is used after the step: an executor runs a step only while its context, and so the
+  // context's services, exist (Asio's executors do; a custom one must too).
   void run_step() noexcept {
     if (queued_) [[unlikely]]
       unlist_queued();  // a Barrier wait's (keep_listed_)
@@ -257,7 +264,7 @@ class OpBase : public ListNode {
   // ordered before the owner by the gate and then the post) and the shutdown (no step runs
   // then).
   bool listed_ = false;
-  bool waiting_ = false;  // (svc) on the service's waiting_ list
+  bool on_waiting_ = false;  // (svc) on the service's waiting_ list
   // A Barrier wait: stays listed while its step is queued (queued_), and the shutdown drops
   // that step itself. Its lock round has no stop: only a release decides it, and a claim
   // handed to a queued step must pass on before the shutdown waits for that round, not when
@@ -513,14 +520,14 @@ class Service final : public ::asio::execution_context::service {
   }
   void link(OpBase& op) noexcept {  // under m_
     waiting_.push(op);
-    op.waiting_ = true;
+    op.on_waiting_ = true;
     // relaxed: written under m_; read without it only as after_step()'s hint.
     waiting_n_.store(waiting_n_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     op.listed_ = true;
   }
   void leave_list(OpBase& op) noexcept {  // under m_: off whichever list holds it
-    if (op.waiting_) {
-      op.waiting_ = false;
+    if (op.on_waiting_) {
+      op.on_waiting_ = false;
       // relaxed: as in link().
       waiting_n_.store(waiting_n_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
