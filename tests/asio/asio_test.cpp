@@ -787,22 +787,30 @@ TEST(AsioStop, StopRacingPutReleaseAndGetBalancesTheLedger) {
 
 // A thread that requests the stop of each round's token, a varying number of spins after
 // both sides met at the round's barrier (sync()), for `rounds` rounds; joined by the
-// destructor. Both sides run every round, failures included, so that neither waits alone.
+// destructor. Both sides run every round, failures included, so that neither waits alone;
+// a test that leaves early by an exception breaks the barrier (the destructor's abort()),
+// and the thread returns.
 class RoundStopper {
  public:
   explicit RoundStopper(int rounds) : stops_(static_cast<std::size_t>(rounds)) {
     thread_ = std::thread([this, rounds] {
-      for (int round = 0; round < rounds; ++round) {
-        // Wake-up source: the test's sync() of the same round.
-        sync_.wait();
-        for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
-        stops_[static_cast<std::size_t>(round)].request_stop();
+      try {
+        for (int round = 0; round < rounds; ++round) {
+          // Wake-up source: the test's sync() of the same round, or the destructor's abort().
+          sync_.wait();
+          for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
+          stops_[static_cast<std::size_t>(round)].request_stop();
+        }
+      } catch (const weft::BrokenBarrierError&) {  // the test left early
       }
     });
   }
   RoundStopper(const RoundStopper&) = delete;
   RoundStopper& operator=(const RoundStopper&) = delete;
-  ~RoundStopper() { thread_.join(); }
+  ~RoundStopper() {
+    sync_.abort();  // after the last round: nobody waits; before it: the thread returns
+    thread_.join();
+  }
   std::stop_token token(int round) const {
     return stops_[static_cast<std::size_t>(round)].get_token();
   }
@@ -1304,12 +1312,15 @@ TEST(AsioShutdown, OperationsStartedFromAHandlersDestructorAreDestroyedUnrun) {
 }
 
 // A getter with a timeout is claimed while its timer is armed, and the context goes with
-// its step queued: the step is dropped, the timer disarmed (its service may have shut down
-// first, or not), the claim passes on to a getter elsewhere, no handler runs and the frame
-// and handler are freed.
+// its step queued: the step is dropped, the timer disarmed, the claim passes on to a getter
+// elsewhere, no handler runs and the handler is freed. The getter runs on a strand made
+// after weft's service, whose service therefore shuts down first and hands the step back
+// to weft's shutdown; the timer service is made before weft's (it shuts down after it: the
+// timer is disarmed while its service still runs) or by the getter's first step (it shuts
+// down first: the timer is disarmed after).
 TEST(AsioShutdown, AClaimedStepWithAnArmedTimerIsDroppedAndPassesTheClaimOn) {
   for (const bool timers_first : {true, false}) {
-    SCOPED_TRACE(timers_first ? "the timer service first" : "weft's service first");
+    SCOPED_TRACE(timers_first ? "the timer service first" : "the timer service last");
     weft::Queue<int> q;
     std::atomic<int> invoked{0};
     auto life = std::make_shared<int>(0);
@@ -1320,7 +1331,16 @@ TEST(AsioShutdown, AClaimedStepWithAnArmedTimerIsDroppedAndPassesTheClaimOn) {
       asio::io_context ctx;
       std::optional<asio::steady_timer> early;
       if (timers_first) early.emplace(ctx);  // creates the timer service before weft's
-      weft::asio::async_get(q, 1h, asio::bind_executor(ctx, [&invoked, life](std::error_code, int) {
+      weft::Event set;
+      set.set();
+      Outcome first;
+      weft::asio::async_wait(set, record(ctx, first));  // creates weft's service
+      ctx.poll();
+      ASSERT_TRUE(first.done);
+      ctx.restart();
+      const auto strand = asio::make_strand(ctx);  // its service after weft's
+      weft::asio::async_get(q, 1h,
+                            asio::bind_executor(strand, [&invoked, life](std::error_code, int) {
                               invoked.fetch_add(1);
                             }));
       life.reset();
@@ -1328,7 +1348,7 @@ TEST(AsioShutdown, AClaimedStepWithAnArmedTimerIsDroppedAndPassesTheClaimOn) {
       ASSERT_EQ(invoked.load(), 0);
       weft::asio::async_get(q, record_value<int>(other, other_get));
       other.poll();  // registered behind ctx's getter
-      q.put(7);      // claims ctx's getter, timer armed: its step is queued on ctx
+      q.put(7);      // claims ctx's getter, timer armed: its step is queued on the strand
       EXPECT_EQ(invoked.load(), 0);
     }  // ~io_context
     EXPECT_EQ(invoked.load(), 0);
@@ -1749,6 +1769,98 @@ TEST(AsioWork, ACoroutineOnAStrandHoldsWorkWhileItsGetWaits) {
   ctx.run();
   EXPECT_EQ(got, (std::vector<int>{1, 2}));
   EXPECT_TRUE(ctx.stopped());
+}
+
+// Two gets wait on one io_context, sharing the service's count of its work: the first to
+// complete leaves the context running for the other, and run() returns after the second.
+TEST(AsioWork, TheSharedCountOutlivesTheFirstOfTwoWaiters) {
+  for (const bool strand_first : {true, false}) {
+    SCOPED_TRACE(strand_first ? "the strand's get completes first" : "the plain get first");
+    asio::io_context ctx;
+    const auto strand = asio::make_strand(ctx);
+    weft::Queue<int> a;
+    weft::Queue<int> b;
+    Outcome plain, on_strand;
+    weft::asio::async_get(a, record_value<int>(ctx, plain));
+    weft::asio::async_get(b, asio::bind_executor(strand, [&on_strand](std::error_code ec, int v) {
+                            on_strand.done = true;
+                            on_strand.ec = ec;
+                            on_strand.value = v;
+                          }));
+    ctx.poll();  // both registered
+    (strand_first ? b : a).put(1);
+    ctx.poll();
+    EXPECT_TRUE(strand_first ? on_strand.done : plain.done);
+    EXPECT_FALSE(strand_first ? plain.done : on_strand.done);
+    EXPECT_FALSE(ctx.stopped()) << "the work count went with the first waiter";
+    (strand_first ? a : b).put(2);
+    ctx.run();  // returns once both completed
+    EXPECT_TRUE(plain.done && on_strand.done);
+    EXPECT_FALSE(plain.ec || on_strand.ec);
+    EXPECT_TRUE(ctx.stopped());
+  }
+}
+
+// Two coroutines (use_awaitable, whose executor wraps the io_context) play ping-pong through
+// two queues, each waiting in turn while the other runs; the count is handed from waiter to
+// waiter, and run() returns once both are done, with no count left behind.
+TEST(AsioWork, APingPongOfCoroutinesHandsTheCountOnAndEnds) {
+  constexpr int kTrips = 200;
+  asio::io_context ctx;
+  weft::Queue<int> ping(1);
+  weft::Queue<int> pong(1);
+  int last = -1;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < kTrips; ++i) {
+          co_await weft::asio::async_put(
+              pong, co_await weft::asio::async_get(ping, use_awaitable) + 1, use_awaitable);
+        }
+      },
+      asio::detached);
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < kTrips; ++i) {
+          co_await weft::asio::async_put(ping, 2 * i, use_awaitable);
+          last = co_await weft::asio::async_get(pong, use_awaitable);
+        }
+      },
+      asio::detached);
+  ctx.run();  // returns: every operation completed, and the service holds no count
+  EXPECT_EQ(last, 2 * (kTrips - 1) + 1);
+  EXPECT_TRUE(ctx.stopped());
+}
+
+// Two threads run an io_context without a work guard while two other threads feed the
+// gets of coroutines on it, each get waiting in turn: run() returns on both threads only
+// once every item was got.
+TEST(AsioWork, ForeignDecidersAndTwoRunThreadsLoseNoCompletion) {
+  constexpr int kItems = 2000 / kScale;
+  asio::io_context ctx;
+  weft::Queue<int> q1;
+  weft::Queue<int> q2;
+  std::atomic<long> sum{0};
+  for (weft::Queue<int>* q : {&q1, &q2}) {
+    asio::co_spawn(
+        ctx,
+        [&sum, q]() -> asio::awaitable<void> {
+          for (int i = 0; i < kItems; ++i) sum += co_await weft::asio::async_get(*q, use_awaitable);
+        },
+        asio::detached);
+  }
+  ctx.poll();  // both coroutines wait: from here the service's count keeps run() going
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) threads.emplace_back([&ctx] { ctx.run(); });
+  for (weft::Queue<int>* q : {&q1, &q2}) {
+    threads.emplace_back([q] {
+      for (int i = 1; i <= kItems; ++i) q->put(i);
+    });
+  }
+  for (std::thread& t : threads) t.join();  // the runners return once both loops ended
+  EXPECT_EQ(sum.load(), 2L * kItems * (kItems + 1) / 2);
+  EXPECT_EQ(q1.qsize() + q2.qsize(), 0U);
 }
 
 // Allocations wait at a gate: the first reports that it has begun (in_post) and waits for
