@@ -165,7 +165,7 @@ class Service;
 // An io_context's executor that counts as its outstanding work while it exists.
 using TrackedIo =
     std::decay_t<decltype(::asio::prefer(std::declval<::asio::io_context&>().get_executor(),
-                                         ::asio::execution::outstanding_work.tracked))>;
+                                         ::asio::execution::outstanding_work_t::tracked))>;
 
 // A link in one of the service's lists: circular, around a sentinel, so that an operation
 // leaves whichever list holds it in constant time without knowing which.
@@ -173,6 +173,7 @@ struct ListNode {
   ListNode() noexcept = default;
   ListNode(const ListNode&) = delete;
   ListNode& operator=(const ListNode&) = delete;
+  ~ListNode() = default;
   bool empty() const noexcept { return lnext_ == this; }  // a sentinel's list
   void push(ListNode& n) noexcept {                       // a sentinel's: n goes last
     n.lprev_ = lprev_;
@@ -516,7 +517,7 @@ class Service final : public ::asio::execution_context::service {
 
  private:
   static TrackedIo tracked(::asio::io_context& io) noexcept {
-    return ::asio::prefer(io.get_executor(), ::asio::execution::outstanding_work.tracked);
+    return ::asio::prefer(io.get_executor(), ::asio::execution::outstanding_work_t::tracked);
   }
   void link(OpBase& op) noexcept {  // under m_
     waiting_.push(op);

@@ -1253,9 +1253,10 @@ TEST(AsioShutdown, StepsQueuedOnAStrandAreDroppedInEitherOrder) {
 template <class Then>
 class StartsOnDestruction {
  public:
-  StartsOnDestruction(Then then, std::atomic<int>* invoked) : then_(then), invoked_(invoked) {}
+  StartsOnDestruction(Then then, std::atomic<int>* invoked)
+      : then_(std::move(then)), invoked_(invoked) {}
   StartsOnDestruction(StartsOnDestruction&& o) noexcept
-      : then_(o.then_), armed_(std::exchange(o.armed_, false)), invoked_(o.invoked_) {}
+      : then_(std::move(o.then_)), armed_(std::exchange(o.armed_, false)), invoked_(o.invoked_) {}
   StartsOnDestruction(const StartsOnDestruction&) = delete;
   StartsOnDestruction& operator=(const StartsOnDestruction&) = delete;
   StartsOnDestruction& operator=(StartsOnDestruction&&) = delete;
