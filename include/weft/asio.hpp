@@ -56,7 +56,9 @@
 //    function, only in a function the executor runs;
 //  - the operation counts as outstanding work on that executor until it completes
 //    (io_context::run() does not return while a weft operation waits): a posted or running
-//    step is the context's work, and an operation that waits holds a work-tracking executor;
+//    step is the context's work; the operations that wait on an io_context share one count
+//    of its work, held by the context's weft service, and one that waits on another
+//    executor holds a work-tracking copy of it;
 //  - terminal, partial and total cancellation all mean the same: the operation takes nothing
 //    (no item taken, no put made, no permit or lock held) and a wake-up it had been given
 //    passes on to the next waiter; it completes with operation_aborted. A timeout likewise;
@@ -160,9 +162,37 @@ struct Aborted {};
 
 class Service;
 
+// An io_context's executor that counts as its outstanding work while it exists.
+using TrackedIo =
+    std::decay_t<decltype(::asio::prefer(std::declval<::asio::io_context&>().get_executor(),
+                                         ::asio::execution::outstanding_work_t::tracked))>;
+
+// A link in one of the service's lists: circular, around a sentinel, so that an operation
+// leaves whichever list holds it in constant time without knowing which.
+struct ListNode {
+  ListNode() noexcept = default;
+  ListNode(const ListNode&) = delete;
+  ListNode& operator=(const ListNode&) = delete;
+  ~ListNode() = default;
+  bool empty() const noexcept { return lnext_ == this; }  // a sentinel's list
+  void push(ListNode& n) noexcept {                       // a sentinel's: n goes last
+    n.lprev_ = lprev_;
+    n.lnext_ = this;
+    lprev_->lnext_ = &n;
+    lprev_ = &n;
+  }
+  void leave() noexcept {
+    lprev_->lnext_ = lnext_;
+    lnext_->lprev_ = lprev_;
+    lprev_ = lnext_ = this;
+  }
+  ListNode* lprev_ = this;
+  ListNode* lnext_ = this;
+};
+
 // The part of one operation's state that the service and the weft scheduler face need.
 // Fields marked (svc) are guarded by the service's lock.
-class OpBase {
+class OpBase : public ListNode {
  public:
   OpBase(const OpBase&) = delete;
   OpBase& operator=(const OpBase&) = delete;
@@ -174,6 +204,14 @@ class OpBase {
     void (*disarm_timer)(OpBase&, AsyncTimer&) noexcept;
     void (*destroy)(OpBase&) noexcept;  // frees the operation, handler uncalled (not listed)
     void (*work)(OpBase&, bool hold) noexcept;  // counts it as outstanding work, or stops
+    // The executor says the calling thread runs it (running_in_this_thread(): inside its
+    // io_context's run(), inside its strand, on a thread of its thread_pool). Asio forbids
+    // destroying a context while a thread is inside it, so its destruction, and with it the
+    // service's shutdown, cannot be under way. This relies on the executor's answer being
+    // about the context that query(execution::context) names (true of Asio's executors),
+    // and on a thread_pool not being destroyed while a thread it did not start (attach())
+    // still runs it.
+    bool (*runs_here)(const OpBase&) noexcept;
   };
 
  protected:
@@ -182,11 +220,14 @@ class OpBase {
 
  public:
   void post_step() noexcept { hooks_->post_step(*this); }
+  bool runs_here() const noexcept { return hooks_->runs_here(*this); }
   void arm_timer(AsyncTimer& t) { hooks_->arm_timer(*this, t); }
   void disarm_timer(AsyncTimer& t) noexcept { hooks_->disarm_timer(*this, t); }
   void destroy() noexcept { hooks_->destroy(*this); }
   // Run's call, on the executor: the step next_. A waiter stops counting as work here, in
-  // a step the context counts until it returns (the count cannot drop to 0).
+  // a step the context counts until it returns (the count cannot drop to 0). The service
+  // is used after the step: an executor runs a step only while its context, and so the
+  // context's services, exist (Asio's executors do; a custom one must too).
   void run_step() noexcept {
     if (queued_) [[unlikely]]
       unlist_queued();  // a Barrier wait's (keep_listed_)
@@ -194,11 +235,15 @@ class OpBase {
       holds_work_ = false;
       hooks_->work(*this, false);
     }
+    carried_work_.reset();
+    Service* svc = svc_;
     const AsyncResume f = *next_;  // set before the post that queued this step
     next_.reset();
-    f();  // may complete the operation: op is not touched after this
+    f();               // may complete the operation: op is not touched after this
+    after_step(*svc);  // the service lives while its context runs this step
   }
-  inline void unlist_queued() noexcept;  // after Service
+  inline void unlist_queued() noexcept;                  // after Service
+  static inline void after_step(Service& svc) noexcept;  // after Service
   // The step next_ will never run: it gives up what it was handed, and the operation is
   // freed, its handler destroyed without being invoked.
   void drop_step() noexcept {
@@ -211,14 +256,16 @@ class OpBase {
   const Hooks* hooks_;
 
   Service* svc_;
-  OpBase* prev_ = nullptr;  // (svc) the service's list: the operations that wait
-  OpBase* next_op_ = nullptr;
-  // (svc) Listed: registered and waiting for a decider (or carrying on after being decided
-  // while arming). Read without the lock by the owner: its other writers are a decider
-  // after the gate (schedule(), ordered before the owner by the gate and then the post) and
-  // the shutdown (no step runs then).
+  // The io_context whose executor the steps are posted to, or null (another executor): set
+  // by the constructor.
+  ::asio::io_context* io_ = nullptr;
+  // (svc) Listed (on one of the service's lists, through the ListNode base): registered and
+  // waiting for a decider (or carrying on after being decided while arming). Read without
+  // the lock by the owner: its other writers are a decider after the gate (schedule(),
+  // ordered before the owner by the gate and then the post) and the shutdown (no step runs
+  // then).
   bool listed_ = false;
-  bool pending_ = false;  // (svc) decided during the shutdown: the shutdown drops next_
+  bool on_waiting_ = false;  // (svc) on the service's waiting_ list
   // A Barrier wait: stays listed while its step is queued (queued_), and the shutdown drops
   // that step itself. Its lock round has no stop: only a release decides it, and a claim
   // handed to a queued step must pass on before the shutdown waits for that round, not when
@@ -229,10 +276,17 @@ class OpBase {
   // lock by the Run built by that post, on the posting thread, and by the step (the post
   // publishes it; no shutdown runs beside a step).
   bool queued_ = false;
-  bool stop_sent_ = false;  // (svc) the shutdown requested a stop
-  // Counts as the context's outstanding work (a waiter: from its listing to its next step).
-  // The owner's, like listed_ (its decider, and the shutdown, never touch it).
+  // Counts as the context's outstanding work (a waiter: from its listing to its next step),
+  // on a context that is not an io_context (on an io_context the service counts the work
+  // of its waiters: Service::list()). The owner's, like listed_ (its decider, and the
+  // shutdown, never touch it).
   bool holds_work_ = false;
+  // The service's work count, handed to this operation by a schedule() from a thread that
+  // does not run the context, which unlisted the last waiting operation: between that
+  // schedule()'s unlock and its post, only this keeps the context's work above 0 (a step
+  // ending meanwhile finds no operation waiting and gives the service's count back). The
+  // step releases it; so does the frame's destruction when the step is dropped.
+  std::optional<TrackedIo> carried_work_;
   // The step to run (written by the owner or the decider before the post, or before the
   // service's lock is released, which publishes it).
   std::optional<AsyncResume> next_;
@@ -299,6 +353,11 @@ class ListLock {
 // dropped (a Barrier wait stays listed while its step is queued: OpBase::keep_listed_). One
 // that runs may still be listed (decided while arming, it carried on) until it is scheduled
 // or completes: harmless, as no step runs while the context shuts down.
+// Three lists, each operation on at most one: waiting_ (listed by list()), stopped_ (the
+// shutdown requested their stop, and their deciders have not scheduled them yet) and
+// dropping_ (steps that the shutdown drops: a Barrier wait's queued step, an operation
+// decided during the shutdown, a step an executor gave back). The shutdown takes each
+// operation from the front of a list, so it handles each a bounded number of times.
 class Service final : public ::asio::execution_context::service {
  public:
   static inline ::asio::execution_context::id id;
@@ -323,15 +382,53 @@ class Service final : public ::asio::execution_context::service {
 
   // The owner (weft's will_suspend hook): registered, and about to arrive at the gate, after
   // which a decider may schedule it from any thread. It counts as outstanding work from
-  // here until its next step runs (or it is dropped).
+  // here until its next step runs (or it is dropped). For an operation posted to an
+  // io_context's executor (OpBase::io_) the service holds one count of the context's work
+  // for all its waiters: taken when such an operation lists itself and none is held, and
+  // given back by a step that finds no operation waiting (after_step()), so that
+  // operations waiting in turn (a ping-pong between coroutines) hand the count on without
+  // touching the context's counter. Any other waiter holds a work-tracking copy of its
+  // executor.
   void list(OpBase& op) noexcept {
-    if (!op.holds_work_) {
+    if (op.io_ == nullptr && !op.holds_work_) {
       op.holds_work_ = true;
       op.hooks_->work(op, true);
     }
     if (op.listed_) return;  // decided while arming last time, and not scheduled since
     std::lock_guard<ListLock> g(m_);
     link(op);
+    if (op.io_ != nullptr && !io_work_) {
+      io_work_.emplace(tracked(*op.io_));  // an atomic increment
+      // relaxed: written under m_; read without it only as after_step()'s hint.
+      holds_io_work_.store(true, std::memory_order_relaxed);
+    }
+  }
+  // A step ran on this context (OpBase::run_step): when no operation waits, the waiters'
+  // work count goes back, so that run() returns once nothing else is left. Every
+  // operation that leaves waiting_ outside the shutdown (a decider's schedule(), a
+  // completion while listed) does so before a step of this context ends, which calls this.
+  // A step may end between a schedule()'s unlock and its post of the operation it
+  // unlisted: a decider on the context's thread is itself inside a handler the context
+  // counts, and one elsewhere hands the count to the operation (OpBase::carried_work_).
+  void after_step() noexcept {
+    // relaxed: hints; a step that reads a stale non-zero count leaves the release to the
+    // step of the operation whose schedule() emptied the list, which runs after that
+    // schedule() released m_ (the executor's queue orders them) and so reads the count and
+    // holds_io_work_ as that schedule() left them, or later values.
+    if (waiting_n_.load(std::memory_order_relaxed) != 0 ||
+        !holds_io_work_.load(std::memory_order_relaxed)) {
+      return;
+    }
+    std::optional<TrackedIo> w;
+    {
+      std::lock_guard<ListLock> g(m_);
+      if (waiting_n_.load(std::memory_order_relaxed) != 0 || !io_work_) return;
+      w.emplace(std::move(*io_work_));
+      io_work_.reset();
+      holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
+    }
+    // w's destructor: the atomic decrement, outside m_ (it may stop the context, which
+    // takes the context's own lock).
   }
   // The operation completes (on the executor) while still listed.
   void unlist(OpBase& op) noexcept {
@@ -340,42 +437,57 @@ class Service final : public ::asio::execution_context::service {
   }
 
   // weft's Scheduler::schedule for a listed operation (a decider's wake step, any thread):
-  // unlists it and posts its step; never runs it here. During the shutdown it marks it
-  // pending instead, and the shutdown drops the step.
+  // unlists it and posts its step; never runs it here. During the shutdown it moves it to
+  // dropping_ instead, and the shutdown drops the step. A decider on a thread that runs the
+  // operation's context (a coroutine's put waking a coroutine's get) posts uncounted: the
+  // shutdown runs in the context's destructor, which cannot begin while this thread is
+  // inside the context's run(), so no shutdown waits for this post.
   void schedule(OpBase& op, AsyncResume f) noexcept {
     op.next_ = f;  // published by the post, or to shutdown() by the lock
+    const bool counted = !op.runs_here();
     {
       std::lock_guard<ListLock> g(m_);
       if (shutting_down_.load(std::memory_order_relaxed)) {  // relaxed: written under m_
-        op.pending_ = true;
+        leave_list(op);
+        dropping_.push(op);
         changed_.notify_all();
         return;
       }
       if (op.keep_listed_) {
         op.queued_ = true;  // listed until its step runs (or the shutdown drops it)
+        leave_list(op);
+        dropping_.push(op);
       } else {
         unlink(op);
       }
+      if (counted && waiting_.empty() && io_work_) {
+        // The post below comes after the unlock: the count goes with the operation until
+        // its step runs (OpBase::carried_work_). A decider on the context's own thread
+        // needs none: its own handler counts as the context's work until after the post.
+        op.carried_work_.emplace(std::move(*io_work_));
+        io_work_.reset();
+        holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
+      }
       // relaxed: under m_, which the shutdown takes before it reads posting_ (see there).
-      posting_.fetch_add(1, std::memory_order_relaxed);
+      if (counted) posting_.fetch_add(1, std::memory_order_relaxed);
     }
     op.post_step();
     // release: the shutdown's acquire load of 0 sees the post made. The last access: op,
     // and then the service, may be gone.
-    posting_.fetch_sub(1, std::memory_order_release);
+    if (counted) posting_.fetch_sub(1, std::memory_order_release);
   }
 
   // Run's destructor: the executor destroyed op's step without running it. Before the end
   // of this service's shutdown (an executor that shut down first: a strand whose service was
-  // created after this one, maybe inside a decider's post), op is listed as pending and the
+  // created after this one, maybe inside a decider's post), op goes on dropping_ and the
   // shutdown drops it; after it (the context's scheduler destroying its queue), here.
   static void abandoned(OpBase& op) noexcept {
     Service& svc = *op.svc_;
     {
       std::lock_guard<ListLock> g(svc.m_);
       if (!svc.finished_) {
-        svc.link(op);
-        op.pending_ = true;
+        op.listed_ = true;
+        svc.dropping_.push(op);
         svc.changed_.notify_all();
         return;
       }
@@ -404,27 +516,34 @@ class Service final : public ::asio::execution_context::service {
   }
 
  private:
+  static TrackedIo tracked(::asio::io_context& io) noexcept {
+    return ::asio::prefer(io.get_executor(), ::asio::execution::outstanding_work_t::tracked);
+  }
   void link(OpBase& op) noexcept {  // under m_
-    op.prev_ = nullptr;
-    op.next_op_ = head_;
-    if (head_ != nullptr) head_->prev_ = &op;
-    head_ = &op;
+    waiting_.push(op);
+    op.on_waiting_ = true;
+    // relaxed: written under m_; read without it only as after_step()'s hint.
+    waiting_n_.store(waiting_n_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     op.listed_ = true;
   }
-  void unlink(OpBase& op) noexcept {  // under m_
-    if (op.prev_ != nullptr) {
-      op.prev_->next_op_ = op.next_op_;
-    } else {
-      head_ = op.next_op_;
+  void leave_list(OpBase& op) noexcept {  // under m_: off whichever list holds it
+    if (op.on_waiting_) {
+      op.on_waiting_ = false;
+      // relaxed: as in link().
+      waiting_n_.store(waiting_n_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
-    if (op.next_op_ != nullptr) op.next_op_->prev_ = op.prev_;
+    op.leave();
+  }
+  void unlink(OpBase& op) noexcept {  // under m_
+    leave_list(op);
     op.listed_ = false;
     op.queued_ = false;
   }
+  static OpBase& front(ListNode& list) noexcept { return static_cast<OpBase&>(*list.lnext_); }
 
   // The context is going away (its destructor), and no thread runs it any more. Every
   // listed operation is aborted here: one that waits gets a stop request (its decider
-  // schedules it: pending), and a pending one's step is dropped here, which takes nothing,
+  // schedules it: dropping_), and a step on dropping_ is dropped here, which takes nothing,
   // passes on a wake-up it was handed, unregisters and frees the operation, its handler
   // destroyed without being invoked. The steps the context still has queued own their
   // operations: destroyed by the context afterwards, they drop them (Run, abandoned()).
@@ -442,32 +561,26 @@ class Service final : public ::asio::execution_context::service {
         std::this_thread::yield();
         g.lock();
       }
-      if (head_ == nullptr) break;
-      OpBase* pending = nullptr;
-      OpBase* waiting = nullptr;
-      for (OpBase* o = head_; o != nullptr; o = o->next_op_) {
-        if (o->pending_ || o->queued_) {
-          pending = o;
-          break;
-        }
-        if (!o->stop_sent_ && waiting == nullptr) waiting = o;
-      }
-      if (pending != nullptr) {
-        unlink(*pending);
+      if (!dropping_.empty()) {
+        OpBase& op = front(dropping_);
+        unlink(op);
         g.unlock();
-        pending->drop_step();  // may claim another listed operation: it becomes pending
+        op.drop_step();  // may claim another listed operation: it goes to dropping_
         g.lock();
         continue;
       }
-      if (waiting != nullptr) {
-        waiting->stop_sent_ = true;
+      if (!waiting_.empty()) {
+        OpBase& op = front(waiting_);
+        leave_list(op);
+        stopped_.push(op);
         g.unlock();
         // The stop callback aborts the round (or a claim won it): either way the decider
-        // calls schedule(), which marks the operation pending. Listed, it stays alive.
-        waiting->stop_.request();
+        // calls schedule(), which moves the operation to dropping_. Listed, it stays alive.
+        op.stop_.request();
         g.lock();
         continue;
       }
+      if (stopped_.empty()) break;
       // Wake-up source: schedule() by the decider of a round that a claim won before the
       // stop request (a notifier's wake step, right after it released the source's lock),
       // or of a round a stop does not decide: a Barrier wait taking the Barrier's lock
@@ -479,6 +592,13 @@ class Service final : public ::asio::execution_context::service {
       changed_.wait(g);
     }
     finished_ = true;
+    std::optional<TrackedIo> w;  // the waiters' work count, given back outside m_
+    if (io_work_) {
+      w.emplace(std::move(*io_work_));
+      io_work_.reset();
+      holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
+    }
+    g.unlock();
   }
 
   static std::atomic<std::uint64_t>& destroyed() noexcept {
@@ -488,7 +608,12 @@ class Service final : public ::asio::execution_context::service {
 
   ListLock m_;
   std::condition_variable_any changed_;  // with m_: a scan's wait in shutdown()
-  OpBase* head_ = nullptr;
+  ListNode waiting_;                     // (m_) registered, waiting for a decider
+  ListNode stopped_;   // (m_) during the shutdown: stop requested, not yet scheduled
+  ListNode dropping_;  // (m_) steps the shutdown drops (and Barrier steps queued)
+  std::atomic<std::size_t> waiting_n_{0};   // written under m_: the length of waiting_
+  std::optional<TrackedIo> io_work_;        // (m_) the waiters' work count, on an io_context
+  std::atomic<bool> holds_io_work_{false};  // written under m_: io_work_ is engaged
   std::atomic<bool> shutting_down_{false};  // written under m_
   bool finished_ = false;                   // (m_) shutdown() returned
   std::atomic<int> posting_{0};             // schedule() calls posting an unlisted operation
@@ -499,6 +624,9 @@ inline void Run::abandoned(OpBase* op) noexcept {
 }
 inline void OpBase::unlist_queued() noexcept {
   svc_->unlist(*this);
+}
+inline void OpBase::after_step(Service& svc) noexcept {
+  svc.after_step();
 }
 
 // weft's TimedScheduler for one operation.
@@ -646,28 +774,34 @@ class Promise final : public OpBase {
   static constexpr bool kErased = std::is_same_v<Executor, ::asio::any_io_executor>;
   using IoExecutor = ::asio::io_context::executor_type;
   using IoPostExecutor = std::decay_t<decltype(post_executor(std::declval<const IoExecutor&>()))>;
-  using IoWorkExecutor =
-      std::decay_t<decltype(work_executor(std::declval<const IoPostExecutor&>()))>;
   using Slot = ::asio::associated_cancellation_slot_t<Handler>;
 
  public:
+  // drive()'s parameter, copied into the frame: the handler stays where the initiating
+  // function holds it until the constructor below moves it into handler_, once.
   struct Init {
     Service* svc;
-    Handler handler;
+    Handler* handler;
     const ::asio::io_context::executor_type* io;  // what an any_io_executor wraps, if that
   };
 
   template <class... Rest>
   Promise(Init& init, Rest&... /*make, finish*/)
-      : OpBase(init.svc, &kHooks), handler_(std::move(init.handler)), sched_(this) {
+      : OpBase(init.svc, &kHooks), handler_(std::move(*init.handler)), sched_(this) {
     if constexpr (kErased) {
       if (init.io != nullptr) {
         io_ex_.emplace(post_executor(*init.io));
+        io_ = &io_ex_->context();  // the service counts its work while it waits
         return;
       }
     }
     ex_.emplace(
         post_executor(::asio::get_associated_executor(handler_, ::asio::system_executor())));
+    if constexpr (requires(const PostExecutor& e) {
+                    { e.context() } -> std::same_as<::asio::io_context&>;
+                  }) {
+      io_ = &ex_->context();  // an io_context's own executor: as above
+    }
     if constexpr (kErased) {
       // A type-erased executor that wraps no io_context (a strand's, say) makes a tracked
       // copy by building a new target, which may allocate: made here, where an exception
@@ -778,17 +912,10 @@ class Promise final : public OpBase {
   static void arm_of(OpBase& op, AsyncTimer& t) { static_cast<Promise&>(op).arm(t); }
   static void disarm_of(OpBase& op, AsyncTimer&) noexcept { static_cast<Promise&>(op).disarm(); }
   // Counts the operation as outstanding work (it is about to wait), or stops counting it.
+  // Not called for an operation whose io_ is set (the service counts its work).
   static void work_of(OpBase& op, bool hold) noexcept {
     auto& p = static_cast<Promise&>(op);
     if constexpr (kErased) {
-      if (p.io_ex_) {
-        if (hold) {
-          p.io_work_.emplace(work_executor(*p.io_ex_));
-        } else {
-          p.io_work_.reset();
-        }
-        return;
-      }
       return;  // held since the constructor
     }
     if (hold) {
@@ -802,7 +929,22 @@ class Promise final : public OpBase {
     p.detach_stop_sources();
     p.self_.destroy();  // the handler with it, not invoked
   }
-  static constexpr Hooks kHooks{&post_of, &arm_of, &disarm_of, &destroy_of, &work_of};
+  // Only an executor that can tell (an io_context's, a strand's, a thread_pool's) says yes.
+  static bool runs_here_of(const OpBase& op) noexcept {
+    const auto& p = static_cast<const Promise&>(op);
+    if constexpr (kErased) {
+      if (p.io_ex_) return p.io_ex_->running_in_this_thread();
+    }
+    if constexpr (requires(const PostExecutor& e) {
+                    { e.running_in_this_thread() } -> std::convertible_to<bool>;
+                  }) {
+      return p.ex_->running_in_this_thread();
+    } else {
+      return false;
+    }
+  }
+  static constexpr Hooks kHooks{&post_of,    &arm_of,  &disarm_of,
+                                &destroy_of, &work_of, &runs_here_of};
 
   struct OnCancel {
     explicit OnCancel(Promise* p) noexcept : self(p) {}
@@ -854,7 +996,6 @@ class Promise final : public OpBase {
   std::optional<PostExecutor> ex_;
   std::optional<IoPostExecutor> io_ex_;  // instead of ex_, when kErased wraps an io_context
   std::optional<WorkExecutor> work_;     // while waiting: the outstanding work
-  std::optional<IoWorkExecutor> io_work_;
   Sched sched_;
   Slot slot_;
   std::optional<std::stop_callback<OnStopToken>> on_stop_token_;
@@ -901,8 +1042,15 @@ struct Initiation {
         io != nullptr ? io->context() : ::asio::query(ex, ::asio::execution::context);
     if constexpr (requires { make.precheck(); }) make.precheck();  // throws: nothing started
     Service& svc = Service::of(ctx);
-    Driver<P> d = drive<P>(typename P::Init{&svc, std::forward<Handler>(handler), io},
-                           std::move(make), std::move(finish));
+    // The Promise moves the handler from here: an lvalue handler is copied first.
+    H* h = nullptr;
+    std::optional<H> copy;
+    if constexpr (std::is_lvalue_reference_v<Handler>) {
+      h = &copy.emplace(handler);
+    } else {
+      h = &handler;
+    }
+    Driver<P> d = drive<P>(typename P::Init{&svc, h, io}, std::move(make), std::move(finish));
     d.h.promise().start(svc, std::move(stop));
   }
 };

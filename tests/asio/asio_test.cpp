@@ -38,6 +38,7 @@
 #include <stop_token>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -784,6 +785,44 @@ TEST(AsioStop, StopRacingPutReleaseAndGetBalancesTheLedger) {
   RecordProperty("aborted", aborted);
 }
 
+// A thread that requests the stop of each round's token, a varying number of spins after
+// both sides met at the round's barrier (sync()), for `rounds` rounds; joined by the
+// destructor. Both sides run every round, failures included, so that neither waits alone;
+// a test that leaves early by an exception breaks the barrier (the destructor's abort()),
+// and the thread returns.
+class RoundStopper {
+ public:
+  explicit RoundStopper(int rounds) : stops_(static_cast<std::size_t>(rounds)) {
+    thread_ = std::thread([this, rounds] {
+      try {
+        for (int round = 0; round < rounds; ++round) {
+          // Wake-up source: the test's sync() of the same round, or the destructor's abort().
+          sync_.wait();
+          for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
+          stops_[static_cast<std::size_t>(round)].request_stop();
+        }
+      } catch (const weft::BrokenBarrierError&) {  // the test left early
+      }
+    });
+  }
+  RoundStopper(const RoundStopper&) = delete;
+  RoundStopper& operator=(const RoundStopper&) = delete;
+  ~RoundStopper() {
+    sync_.abort();  // after the last round: nobody waits; before it: the thread returns
+    thread_.join();
+  }
+  std::stop_token token(int round) const {
+    return stops_[static_cast<std::size_t>(round)].get_token();
+  }
+  // Wake-up source: the stopper thread's arrival for this round.
+  void sync() { sync_.wait(); }
+
+ private:
+  std::vector<std::stop_source> stops_;
+  weft::Barrier sync_{2};
+  std::thread thread_;
+};
+
 // A stop requested from another thread while the io_context is destroyed with two
 // operations waiting under it: the stop either aborted them first (the handlers never run:
 // the context is gone before they could) or found them already destroyed; no handler is
@@ -792,18 +831,10 @@ TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
   constexpr int kRounds = 400 / kScale;
   weft::Queue<int> q;
   weft::Semaphore sem(0);
-  weft::Barrier sync(2);  // once a round: both sides run every round, failures included
-  std::vector<std::stop_source> stops(kRounds);
-  std::thread stopper([&] {
-    for (int round = 0; round < kRounds; ++round) {
-      sync.wait();
-      for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
-      stops[static_cast<std::size_t>(round)].request_stop();
-    }
-  });
+  RoundStopper stopper(kRounds);
   int invoked = 0;
   for (int round = 0; round < kRounds; ++round) {
-    const std::stop_token token = stops[static_cast<std::size_t>(round)].get_token();
+    const std::stop_token token = stopper.token(round);
     {
       asio::io_context ctx;
       weft::asio::async_get(q, token,
@@ -811,7 +842,7 @@ TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
       weft::asio::async_acquire(sem, 1h, token,
                                 asio::bind_executor(ctx, [&](std::error_code) { ++invoked; }));
       ctx.poll();
-      sync.wait();
+      stopper.sync();
       // ~io_context here, racing the request
     }
     EXPECT_EQ(invoked, 0) << "round " << round;
@@ -820,7 +851,6 @@ TEST(AsioStop, StopRacingContextDestructionTakesNothing) {
     EXPECT_EQ(q.get_nowait(), round);  // nobody took them
     EXPECT_TRUE(sem.acquire(false));
   }
-  stopper.join();
 }
 
 // The same race while the operations' first attempts are still queued (their sources were
@@ -830,18 +860,10 @@ TEST(AsioStop, StopRacingTheDestructionOfQueuedFirstAttemptsTakesNothing) {
   constexpr int kRounds = 400 / kScale;
   weft::Queue<int> q;
   weft::Semaphore sem(0);
-  weft::Barrier sync(2);  // once a round: both sides run every round, failures included
-  std::vector<std::stop_source> stops(kRounds);
-  std::thread stopper([&] {
-    for (int round = 0; round < kRounds; ++round) {
-      sync.wait();
-      for (int spin = (round * 7919) % 4096; spin > 0; --spin) weft::detail::cpu_relax();
-      stops[static_cast<std::size_t>(round)].request_stop();
-    }
-  });
+  RoundStopper stopper(kRounds);
   int invoked = 0;
   for (int round = 0; round < kRounds; ++round) {
-    const std::stop_token token = stops[static_cast<std::size_t>(round)].get_token();
+    const std::stop_token token = stopper.token(round);
     q.put(round);
     sem.release();
     {
@@ -850,14 +872,13 @@ TEST(AsioStop, StopRacingTheDestructionOfQueuedFirstAttemptsTakesNothing) {
                             asio::bind_executor(ctx, [&](std::error_code, int) { ++invoked; }));
       weft::asio::async_acquire(sem, token,
                                 asio::bind_executor(ctx, [&](std::error_code) { ++invoked; }));
-      sync.wait();
+      stopper.sync();
       // ~io_context here, with both first attempts queued, racing the request
     }
     EXPECT_EQ(invoked, 0) << "round " << round;
     EXPECT_EQ(q.get_nowait(), round);  // nobody took them
     EXPECT_TRUE(sem.acquire(false));
   }
-  stopper.join();
 }
 
 // A select waiting on an empty queue and a zero semaphore, then stopped: it completes on
@@ -1224,6 +1245,120 @@ TEST(AsioShutdown, StepsQueuedOnAStrandAreDroppedInEitherOrder) {
     ASSERT_TRUE(other_get.done);
     EXPECT_FALSE(other_get.ec);
     EXPECT_EQ(other_get.value, 7);
+  }
+}
+
+// A callback whose destructor, unless it was moved from, calls `then` (an operation started
+// while the handler is destroyed). Invoking it counts in `invoked`.
+template <class Then>
+class StartsOnDestruction {
+ public:
+  StartsOnDestruction(Then then, std::atomic<int>* invoked)
+      : then_(std::move(then)), invoked_(invoked) {}
+  StartsOnDestruction(StartsOnDestruction&& o) noexcept
+      : then_(std::move(o.then_)), armed_(std::exchange(o.armed_, false)), invoked_(o.invoked_) {}
+  StartsOnDestruction(const StartsOnDestruction&) = delete;
+  StartsOnDestruction& operator=(const StartsOnDestruction&) = delete;
+  StartsOnDestruction& operator=(StartsOnDestruction&&) = delete;
+  ~StartsOnDestruction() {
+    if (armed_) then_();
+  }
+  void operator()(std::error_code /*ec*/, int /*v*/) { invoked_->fetch_add(1); }
+
+ private:
+  Then then_;
+  bool armed_ = true;
+  std::atomic<int>* invoked_;
+};
+
+// A handler destroyed by the context's destruction starts new operations from its
+// destructor, bound to that same context: a get on an empty queue (it would register) and
+// one on a ready queue (it would post its first attempt). Destroyed once by weft's
+// shutdown (the first operation waits) and once by the context's scheduler (its first
+// step is queued, so the handler goes after weft's shutdown has finished). The new
+// operations are destroyed at once: no handler runs, nothing is taken, nothing stays
+// registered on the queue, and each handler (with its shared token) is freed.
+TEST(AsioShutdown, OperationsStartedFromAHandlersDestructorAreDestroyedUnrun) {
+  for (const bool first_waits : {true, false}) {
+    SCOPED_TRACE(first_waits ? "destroyed by weft's shutdown" : "destroyed by the scheduler");
+    weft::Queue<int> first_q;
+    if (!first_waits) first_q.put(1);
+    weft::Queue<int> empty_q;
+    weft::Queue<int> ready_q;
+    ready_q.put(2);
+    std::atomic<int> invoked{0};
+    std::atomic<int> started{0};
+    auto life = std::make_shared<int>(0);
+    const std::weak_ptr<int> watch = life;
+    {
+      asio::io_context ctx;
+      const auto start_more = [&ctx, &empty_q, &ready_q, &invoked, &started, life] {
+        started.fetch_add(1);
+        const auto count = [&invoked, life](std::error_code, int) { invoked.fetch_add(1); };
+        weft::asio::async_get(empty_q, asio::bind_executor(ctx, count));
+        weft::asio::async_get(ready_q, asio::bind_executor(ctx, count));
+      };
+      weft::asio::async_get(first_q,
+                            asio::bind_executor(ctx, StartsOnDestruction(start_more, &invoked)));
+      life.reset();  // the handlers hold the only references now
+    }                // ~io_context
+    EXPECT_EQ(started.load(), 1);
+    EXPECT_EQ(invoked.load(), 0);
+    EXPECT_TRUE(watch.expired()) << "a handler was not freed";
+    EXPECT_EQ(ready_q.qsize(), 1U);
+    EXPECT_EQ(first_q.qsize(), first_waits ? 0U : 1U);
+    empty_q.put(3);  // no getter registered: the item stays
+    EXPECT_EQ(empty_q.get_nowait(), 3);
+  }
+}
+
+// A getter with a timeout is claimed while its timer is armed, and the context goes with
+// its step queued: the step is dropped, the timer disarmed, the claim passes on to a getter
+// elsewhere, no handler runs and the handler is freed. The getter runs on a strand made
+// after weft's service, whose service therefore shuts down first and hands the step back
+// to weft's shutdown; the timer service is made before weft's (it shuts down after it: the
+// timer is disarmed while its service still runs) or by the getter's first step (it shuts
+// down first: the timer is disarmed after).
+TEST(AsioShutdown, AClaimedStepWithAnArmedTimerIsDroppedAndPassesTheClaimOn) {
+  for (const bool timers_first : {true, false}) {
+    SCOPED_TRACE(timers_first ? "the timer service first" : "the timer service last");
+    weft::Queue<int> q;
+    std::atomic<int> invoked{0};
+    auto life = std::make_shared<int>(0);
+    const std::weak_ptr<int> watch = life;
+    asio::io_context other;
+    Outcome other_get;
+    {
+      asio::io_context ctx;
+      std::optional<asio::steady_timer> early;
+      if (timers_first) early.emplace(ctx);  // creates the timer service before weft's
+      weft::Event set;
+      set.set();
+      Outcome first;
+      weft::asio::async_wait(set, record(ctx, first));  // creates weft's service
+      ctx.poll();
+      ASSERT_TRUE(first.done);
+      ctx.restart();
+      const auto strand = asio::make_strand(ctx);  // its service after weft's
+      weft::asio::async_get(q, 1h,
+                            asio::bind_executor(strand, [&invoked, life](std::error_code, int) {
+                              invoked.fetch_add(1);
+                            }));
+      life.reset();
+      ctx.poll();  // the first attempt registers and arms the timer
+      ASSERT_EQ(invoked.load(), 0);
+      weft::asio::async_get(q, record_value<int>(other, other_get));
+      other.poll();  // registered behind ctx's getter
+      q.put(7);      // claims ctx's getter, timer armed: its step is queued on the strand
+      EXPECT_EQ(invoked.load(), 0);
+    }  // ~io_context
+    EXPECT_EQ(invoked.load(), 0);
+    EXPECT_TRUE(watch.expired()) << "the operation's handler was not freed";
+    other.poll();  // the claim passed on
+    ASSERT_TRUE(other_get.done);
+    EXPECT_FALSE(other_get.ec);
+    EXPECT_EQ(other_get.value, 7);
+    EXPECT_EQ(q.qsize(), 0U);
   }
 }
 
@@ -1634,6 +1769,156 @@ TEST(AsioWork, ACoroutineOnAStrandHoldsWorkWhileItsGetWaits) {
   q.put(2);
   ctx.run();
   EXPECT_EQ(got, (std::vector<int>{1, 2}));
+  EXPECT_TRUE(ctx.stopped());
+}
+
+// Two gets wait on one io_context, sharing the service's count of its work: the first to
+// complete leaves the context running for the other, and run() returns after the second.
+TEST(AsioWork, TheSharedCountOutlivesTheFirstOfTwoWaiters) {
+  for (const bool strand_first : {true, false}) {
+    SCOPED_TRACE(strand_first ? "the strand's get completes first" : "the plain get first");
+    asio::io_context ctx;
+    const auto strand = asio::make_strand(ctx);
+    weft::Queue<int> a;
+    weft::Queue<int> b;
+    Outcome plain, on_strand;
+    weft::asio::async_get(a, record_value<int>(ctx, plain));
+    weft::asio::async_get(b, asio::bind_executor(strand, [&on_strand](std::error_code ec, int v) {
+                            on_strand.done = true;
+                            on_strand.ec = ec;
+                            on_strand.value = v;
+                          }));
+    ctx.poll();  // both registered
+    (strand_first ? b : a).put(1);
+    ctx.poll();
+    EXPECT_TRUE(strand_first ? on_strand.done : plain.done);
+    EXPECT_FALSE(strand_first ? plain.done : on_strand.done);
+    EXPECT_FALSE(ctx.stopped()) << "the work count went with the first waiter";
+    (strand_first ? a : b).put(2);
+    ctx.run();  // returns once both completed
+    EXPECT_TRUE(plain.done && on_strand.done);
+    EXPECT_FALSE(plain.ec || on_strand.ec);
+    EXPECT_TRUE(ctx.stopped());
+  }
+}
+
+// Two coroutines (use_awaitable, whose executor wraps the io_context) play ping-pong through
+// two queues, each waiting in turn while the other runs; the count is handed from waiter to
+// waiter, and run() returns once both are done, with no count left behind.
+TEST(AsioWork, APingPongOfCoroutinesHandsTheCountOnAndEnds) {
+  constexpr int kTrips = 200;
+  asio::io_context ctx;
+  weft::Queue<int> ping(1);
+  weft::Queue<int> pong(1);
+  int last = -1;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < kTrips; ++i) {
+          co_await weft::asio::async_put(
+              pong, co_await weft::asio::async_get(ping, use_awaitable) + 1, use_awaitable);
+        }
+      },
+      asio::detached);
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < kTrips; ++i) {
+          co_await weft::asio::async_put(ping, 2 * i, use_awaitable);
+          last = co_await weft::asio::async_get(pong, use_awaitable);
+        }
+      },
+      asio::detached);
+  ctx.run();  // returns: every operation completed, and the service holds no count
+  EXPECT_EQ(last, 2 * (kTrips - 1) + 1);
+  EXPECT_TRUE(ctx.stopped());
+}
+
+// Two threads run an io_context without a work guard while two other threads feed the
+// gets of coroutines on it, each get waiting in turn: run() returns on both threads only
+// once every item was got.
+TEST(AsioWork, ForeignDecidersAndTwoRunThreadsLoseNoCompletion) {
+  constexpr int kItems = 2000 / kScale;
+  asio::io_context ctx;
+  weft::Queue<int> q1;
+  weft::Queue<int> q2;
+  std::atomic<long> sum{0};
+  for (weft::Queue<int>* q : {&q1, &q2}) {
+    asio::co_spawn(
+        ctx,
+        [&sum, q]() -> asio::awaitable<void> {
+          for (int i = 0; i < kItems; ++i) sum += co_await weft::asio::async_get(*q, use_awaitable);
+        },
+        asio::detached);
+  }
+  ctx.poll();  // both coroutines wait: from here the service's count keeps run() going
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) threads.emplace_back([&ctx] { ctx.run(); });
+  for (weft::Queue<int>* q : {&q1, &q2}) {
+    threads.emplace_back([q] {
+      for (int i = 1; i <= kItems; ++i) q->put(i);
+    });
+  }
+  for (std::thread& t : threads) t.join();  // the runners return once both loops ended
+  EXPECT_EQ(sum.load(), 2L * kItems * (kItems + 1) / 2);
+  EXPECT_EQ(q1.qsize() + q2.qsize(), 0U);
+}
+
+// Allocations wait at a gate: the first reports that it has begun (in_post) and waits for
+// the test to open it (release), the others pass. Through an executor's allocator, this
+// holds a post between a weft decider's unlock and the Run's arrival in the queue.
+struct PostGate {
+  weft::Event in_post;
+  weft::Event release;
+};
+template <class T>
+struct GateAlloc {
+  using value_type = T;
+  explicit GateAlloc(PostGate* g) noexcept : gate(g) {}
+  template <class U>
+  GateAlloc(const GateAlloc<U>& o) noexcept : gate(o.gate) {}  // NOLINT(*-explicit-*)
+  T* allocate(std::size_t n) {
+    gate->in_post.set();
+    gate->release.wait();  // Wake-up source: the test's release.set()
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  friend bool operator==(const GateAlloc& a, const GateAlloc& b) noexcept {
+    return a.gate == b.gate;
+  }
+  PostGate* gate;
+};
+
+// A thread that does not run the context wakes the only waiting operation, and is held
+// between unlisting it and posting its step; meanwhile another weft operation's step runs
+// and finds no operation waiting. The context must keep counting work (the woken
+// operation carries it): it does not stop, and the woken handler runs once the post lands.
+TEST(AsioWork, AStepEndingBeforeAForeignDecidersPostKeepsTheWork) {
+  asio::io_context ctx;
+  PostGate gate;
+  const auto gated =
+      asio::require(ctx.get_executor(), asio::execution::allocator(GateAlloc<void>(&gate)));
+  weft::Queue<int> waits;
+  weft::Queue<int> ready;
+  ready.put(2);
+  Outcome x, y;
+  weft::asio::async_get(waits, asio::bind_executor(gated, [&x](std::error_code ec, int v) {
+                          x.done = true;
+                          x.ec = ec;
+                          x.value = v;
+                        }));                                // registers: the only waiter
+  weft::asio::async_get(ready, record_value<int>(ctx, y));  // its first step is queued
+  std::thread decider([&] { waits.put(1); });               // claims x; its post waits at the gate
+  gate.in_post.wait();           // Wake-up source: the decider's allocation for x's step
+  EXPECT_EQ(ctx.run_one(), 1U);  // y's step: y completes, and no operation waits
+  EXPECT_TRUE(y.done);
+  EXPECT_FALSE(ctx.stopped()) << "the context's work dropped to 0 while x's step was posted";
+  gate.release.set();
+  decider.join();
+  ctx.run();  // x's step; returns once nothing is left
+  ASSERT_TRUE(x.done);
+  EXPECT_FALSE(x.ec);
+  EXPECT_EQ(x.value, 1);
   EXPECT_TRUE(ctx.stopped());
 }
 

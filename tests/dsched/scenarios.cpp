@@ -979,6 +979,81 @@ class AsyncQueueCancel : public dsched::Instance {
   bool stop_started = false;
 };
 
+// A queue's get without its ready_hint(), which says when its first link() begins and
+// what it did: the initiation then registers whatever the queue holds, so with an item
+// already queued the registration finds it on its re-check and is withdrawn
+// (Link::withdrawn).
+class UnhintedGet : public weft::detail::GetOp<weft::Queue<int>> {
+  using Base = weft::detail::GetOp<weft::Queue<int>>;
+
+ public:
+  // std::atomic, not schedule points: another thread's await() predicate reads them.
+  struct Seen {
+    std::atomic<bool> linking{false};
+    std::atomic<int> first{-1};  // the first link()'s Link
+  };
+  UnhintedGet(weft::Queue<int>& q, Seen* seen) noexcept : Base(q), seen_(seen) {}
+  bool ready_hint() = delete;  // AsyncOp::initiate() asks no source without a hint
+  weft::detail::Link link(weft::detail::WaitNode& node, weft::detail::Position pos) {
+    seen_->linking.store(true);
+    const weft::detail::Link r = Base::link(node, pos);
+    if (seen_->first.load() < 0) seen_->first.store(static_cast<int>(r));
+    return r;
+  }
+
+ private:
+  Seen* seen_;
+};
+
+// weft::asio's initiation whose registration is withdrawn: item 7 is queued before the
+// coroutine initiates a get, so its link re-checks, finds 7 and unlinks again. From the
+// moment it begins to link, thread 1 puts 8 (it may claim the node between the link and
+// the unlink: the initiation then waits at the gate for that claim's wake step, or
+// schedules itself) and thread 2 requests the stop. The coroutine is scheduled exactly
+// once (never: a deadlock) and gets 7, or is cancelled and takes nothing; no node stays
+// linked.
+class AsyncInitiateWithdrawn : public dsched::Instance {
+ public:
+  AsyncInitiateWithdrawn() { q.put(7); }
+  void thread(int i) override {
+    if (i == 0) {
+      consume();
+      while (!finished) sched.run_one([this] { return finished; });
+      return;
+    }
+    dsched::await([this] { return seen.linking.load(); });
+    if (i == 1) {
+      q.put(8);
+    } else {
+      stop_started = true;
+      inplace.request();
+    }
+  }
+  void check() override {
+    dsched::check(seen.first.load() == static_cast<int>(weft::detail::Link::withdrawn),
+                  "the initiation's registration was not withdrawn");
+    dsched::check(got == 7 || (got == 0 && stop_started), "got no item, or a wrong one");
+    dsched::check(static_cast<int>(q.qsize()) == (got == 7 ? 1 : 2), "an item was lost");
+    check_waitqueue_quiet(weft::detail::SelectAccess::core(q).not_empty(), "not_empty");
+  }
+
+ private:
+  DschedTask consume() {
+    auto r = co_await InitiatedAwait<UnhintedGet>(sched, false, weft::detail::Deadline::never(),
+                                                  &inplace, UnhintedGet(q, &seen));
+    got = r ? (std::get<0>(*r) ? *std::get<0>(*r) : -1) : 0;
+    finished = true;
+  }
+
+  DschedScheduler sched;
+  weft::Queue<int> q;
+  weft::detail::AsyncStop inplace;
+  UnhintedGet::Seen seen;
+  int got = -2;
+  bool finished = false;
+  bool stop_started = false;
+};
+
 // Two coroutine acquirers, A cancellable: release(1) racing A's stop. The permit reaches A
 // or B; if A's stop won after the release claimed it, the claim is used (A retries), and if
 // the stop won first, the release claims B: B never waits on a free permit.
@@ -1782,6 +1857,10 @@ const dsched::Register r12b(make<AsyncQueueCancel<false>>(
 const dsched::Register r12g(make<AsyncQueueCancel<true>>(
     "async_initiate_stop",
     "weft::asio's initiation (register, no attempt) and in-place stop racing put(): once", 3,
+    3000));
+const dsched::Register r12h(make<AsyncInitiateWithdrawn>(
+    "async_initiate_withdrawn",
+    "weft::asio's initiation withdrawing its registration, racing put() and a stop: once", 3,
     3000));
 const dsched::Register r12c(make<AsyncSemaphorePassOn>(
     "async_semaphore_pass_on",
