@@ -1864,10 +1864,14 @@ TEST(AsioWork, ForeignDecidersAndTwoRunThreadsLoseNoCompletion) {
   EXPECT_EQ(q1.qsize() + q2.qsize(), 0U);
 }
 
-// Allocations wait at a gate: the first reports that it has begun (in_post) and waits for
-// the test to open it (release), the others pass. Through an executor's allocator, this
-// holds a post between a weft decider's unlock and the Run's arrival in the queue.
+// The allocations of one thread (held) wait at a gate: each reports that it has begun
+// (in_post) and waits for the test to open it (release), for at most kGateLimit, so that a
+// broken test fails instead of hanging; other threads' allocations pass. Through an
+// executor's allocator, this holds a post between a weft decider's unlock and the Run's
+// arrival in the queue.
+constexpr auto kGateLimit = std::chrono::seconds(30);
 struct PostGate {
+  std::atomic<std::thread::id> held{};
   weft::Event in_post;
   weft::Event release;
 };
@@ -1878,8 +1882,11 @@ struct GateAlloc {
   template <class U>
   GateAlloc(const GateAlloc<U>& o) noexcept : gate(o.gate) {}  // NOLINT(*-explicit-*)
   T* allocate(std::size_t n) {
-    gate->in_post.set();
-    gate->release.wait();  // Wake-up source: the test's release.set()
+    if (gate->held.load() == std::this_thread::get_id()) {
+      gate->in_post.set();
+      // Wake-up source: the test's release.set(), or the limit.
+      (void)gate->release.wait(kGateLimit);
+    }
     return std::allocator<T>().allocate(n);
   }
   void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
@@ -1908,11 +1915,18 @@ TEST(AsioWork, AStepEndingBeforeAForeignDecidersPostKeepsTheWork) {
                           x.value = v;
                         }));                                // registers: the only waiter
   weft::asio::async_get(ready, record_value<int>(ctx, y));  // its first step is queued
-  std::thread decider([&] { waits.put(1); });               // claims x; its post waits at the gate
-  gate.in_post.wait();           // Wake-up source: the decider's allocation for x's step
-  EXPECT_EQ(ctx.run_one(), 1U);  // y's step: y completes, and no operation waits
-  EXPECT_TRUE(y.done);
-  EXPECT_FALSE(ctx.stopped()) << "the context's work dropped to 0 while x's step was posted";
+  std::thread decider([&] {
+    gate.held.store(std::this_thread::get_id());
+    waits.put(1);  // claims x; its post waits at the gate
+  });
+  // Wake-up source: the decider's allocation for x's step, or the limit.
+  if (gate.in_post.wait(kGateLimit)) {
+    EXPECT_EQ(ctx.run_one(), 1U);  // y's step: y completes, and no operation waits
+    EXPECT_TRUE(y.done);
+    EXPECT_FALSE(ctx.stopped()) << "the context's work dropped to 0 while x's step was posted";
+  } else {
+    ADD_FAILURE() << "the decider's post of x's step did not allocate through the executor";
+  }
   gate.release.set();
   decider.join();
   ctx.run();  // x's step; returns once nothing is left
