@@ -430,9 +430,23 @@ def ratios(results, w, c):
     return [x for x in out if x is not None] or None
 
 
+def git_commit():
+    """The source tree's commit (short hash, "+changes" when it differs from it), or "unknown"."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def render(results, runner, meta, callgrind, blocked, targets):
     L = []
-    L.append(f"Run: {meta['date']}, {meta['rounds']} rounds{' (quick)' if meta['quick'] else ''}, "
+    L.append(f"Run: {meta['date']}, commit {meta.get('commit', 'unknown')}, "
+             f"{meta['rounds']} rounds{' (quick)' if meta['quick'] else ''}, "
              f"load average before/after: {meta['load_before']} / {meta['load_after']}, "
              f"{meta['cpu']}, {meta['ncpu']} CPUs")
     L.append("")
@@ -776,8 +790,9 @@ def main():
                 if c.runner == f"py{v}":
                     c.label = c.label.replace(f"Python {v} ", f"Python {full} ")
 
-    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "rounds": rounds,
-            "quick": args.quick, "load_before": loadavg(), "cpu": cpu_model(), "ncpu": os.cpu_count()}
+    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "commit": git_commit(),
+            "rounds": rounds, "quick": args.quick, "load_before": loadavg(), "cpu": cpu_model(),
+            "ncpu": os.cpu_count()}
     t_start = time.time()
 
     # Calibration (also the warm-up).
