@@ -103,6 +103,18 @@ auto record(asio::io_context& ctx, Outcome& o) {
     o.ec = ec;
   });
 }
+// Creates ctx's weft service (Asio creates a service on first use; the order of creation
+// is the reverse of the order of shutdown) with a wait that completes at once, and leaves
+// ctx ready to run again.
+void create_weft_service(asio::io_context& ctx) {
+  weft::Event set;
+  set.set();
+  Outcome first;
+  weft::asio::async_wait(set, record(ctx, first));
+  ctx.poll();
+  EXPECT_TRUE(first.done);
+  ctx.restart();
+}
 template <class T>
 auto record_value(asio::io_context& ctx, Outcome& o) {
   return asio::bind_executor(ctx, [&o](std::error_code ec, T v) {
@@ -1223,13 +1235,7 @@ TEST(AsioShutdown, StepsQueuedOnAStrandAreDroppedInEitherOrder) {
       asio::io_context ctx;
       std::optional<asio::strand<asio::io_context::executor_type>> strand;
       if (!weft_first) strand.emplace(asio::make_strand(ctx));
-      weft::Event set;
-      set.set();
-      Outcome first;
-      weft::asio::async_wait(set, record(ctx, first));  // creates weft's service
-      ctx.poll();
-      ASSERT_TRUE(first.done);
-      ctx.restart();
+      create_weft_service(ctx);
       if (weft_first) strand.emplace(asio::make_strand(ctx));
       weft::asio::async_get(q_claim, asio::bind_executor(*strand, counter));
       ctx.poll();                                                           // registered
@@ -1332,13 +1338,7 @@ TEST(AsioShutdown, AClaimedStepWithAnArmedTimerIsDroppedAndPassesTheClaimOn) {
       asio::io_context ctx;
       std::optional<asio::steady_timer> early;
       if (timers_first) early.emplace(ctx);  // creates the timer service before weft's
-      weft::Event set;
-      set.set();
-      Outcome first;
-      weft::asio::async_wait(set, record(ctx, first));  // creates weft's service
-      ctx.poll();
-      ASSERT_TRUE(first.done);
-      ctx.restart();
+      create_weft_service(ctx);
       const auto strand = asio::make_strand(ctx);  // its service after weft's
       weft::asio::async_get(q, 1h,
                             asio::bind_executor(strand, [&invoked, life](std::error_code, int) {
