@@ -422,6 +422,7 @@ class Service final : public ::asio::execution_context::service {
     std::optional<TrackedIo> w;
     {
       std::lock_guard<ListLock> g(m_);
+      // relaxed: under m_, which every writer of waiting_n_ holds: the exact count.
       if (waiting_n_.load(std::memory_order_relaxed) != 0 || !io_work_) return;
       w.emplace(std::move(*io_work_));
       io_work_.reset();
