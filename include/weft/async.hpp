@@ -513,7 +513,7 @@ class AsyncOp : public AsyncWaitBase {
       end_ = AsyncEnd::cancelled;
       return true;
     }
-    if (selector_.try_all(biased_, out_)) return true;
+    if (taken(selector_.try_all(biased_, out_))) return true;
     if (deadline_.expired()) {
       end_ = AsyncEnd::timed_out;
       return true;
@@ -626,7 +626,7 @@ class AsyncOp : public AsyncWaitBase {
   // Mirrors Selector::run over WaitLoop::wait (select.hpp, wait_loop.hpp).
   bool run(bool try_first) {
     for (;;) {
-      if (try_first && selector_.try_all(biased_, out_)) return true;
+      if (try_first && taken(selector_.try_all(biased_, out_))) return true;
       try_first = true;
       book_.spent();  // the retry after the last claim did not throw
       if (stop_requested()) {
@@ -679,7 +679,7 @@ class AsyncOp : public AsyncWaitBase {
         book_.claimed(d.index(), ops...);
       });
       // The source that claimed us announced a change: its operation first.
-      return selector_.fire_after_claim(d.index(), out_);
+      return taken(selector_.fire_after_claim(d.index(), out_));
     }
     apply_ops([&](auto&... ops) { unlink_except(nodes_, N, N, ops...); });
     if (d.outcome() == Outcome::cancelled) {
@@ -748,6 +748,22 @@ class AsyncOp : public AsyncWaitBase {
     const Decision d = decision();
     apply_ops(
         [&](auto&... ops) { unlink_except(nodes_, count, d.claimed() ? d.index() : N, ops...); });
+  }
+
+  // After an attempt: `fired` when an operation was performed. A Lock it took is the
+  // coroutine's, held across resumptions on any thread, not the thread's that ran the
+  // attempt: TSAN must not see that thread hold it (Lock::tsan_disown).
+  bool taken(bool fired) noexcept {
+    if (fired && out_) {
+      std::size_t i = 0;
+      const std::size_t k = out_->index();
+      apply_ops([&](auto&... ops) { ((i++ == k ? disown_one(ops) : void()), ...); });
+    }
+    return fired;
+  }
+  template <class Op>
+  static void disown_one(Op& op) noexcept {
+    if constexpr (requires { op.disown(); }) op.disown();
   }
 
   // A claim this operation will not use: its wake-up goes to the next waiter. Queue
@@ -1049,7 +1065,12 @@ struct AsyncAccess {
   using BarrierArrival = Barrier::AsyncArrival;
   using BarrierTimeout = Barrier::Timeout;
 
-  static bool try_acquire(Lock& l) noexcept { return SelectAccess::try_acquire(l); }
+  // For a coroutine: held by no thread (Lock::tsan_disown).
+  static bool try_acquire(Lock& l) noexcept {
+    if (!SelectAccess::try_acquire(l)) return false;
+    SelectAccess::disown(l);
+    return true;
+  }
   static Link link_lock(Lock& l, WaitNode& node, Position pos) {
     return LockAcquireOp(l).link(node, pos);
   }

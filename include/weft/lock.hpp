@@ -177,6 +177,10 @@ class Lock {
   // does not depend on any of this: the annotations come after the acquiring atomic and
   // before the releasing one, and TSAN sees those. The Lock inside an RLock never goes
   // through noted(), and is marked so that only the RLock is annotated.
+  // A lock taken for a coroutine (async.hpp) is the coroutine's: the thread that ran the
+  // attempt lets go of it in TSAN's view at once (tsan_disown), so that no thread is seen
+  // holding it while it runs other work, and no thread's lock set keeps it after another
+  // thread destroys the Lock (TSAN's per-thread set holds 64 locks, then aborts).
   void tsan_acquired(bool try_only) noexcept {
 #ifdef WEFT_TSAN_MUTEX
     // relaxed: only the thread holding the weft Lock reads or writes it, and the Lock's own
@@ -194,6 +198,9 @@ class Lock {
     detail::tsan_lock_unlocked(this);
     tsan_holder_.store(0, std::memory_order_relaxed);
 #endif
+  }
+  void tsan_disown() noexcept {
+    tsan_releasing();
   }
   void tsan_destroyed() noexcept {
 #ifdef WEFT_TSAN_MUTEX

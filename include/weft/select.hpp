@@ -88,6 +88,9 @@ struct SelectAccess {
   }
   static bool try_acquire(Semaphore& s) noexcept { return s.try_acquire(); }
   static bool try_acquire(Lock& l) noexcept { return l.noted(l.try_acquire()); }
+  // After a coroutine took `l`: TSAN is told that the thread which ran the attempt does not
+  // hold it (Lock::tsan_disown).
+  static void disown(Lock& l) noexcept { l.tsan_disown(); }
   static bool try_acquire(RLock& l) noexcept {
     return l.reenter() || l.adopt(l.lock_.try_acquire());
   }
@@ -215,6 +218,8 @@ class LockOp : public LockAcquireOp {
   using result_type = std::monostate;
   explicit LockOp(Lock& l) noexcept : LockAcquireOp(l) {}
   bool try_fire(result_type&) noexcept { return SelectAccess::try_acquire(*l_); }
+  // A coroutine's operation took the lock (async.hpp): no thread holds it.
+  void disown() noexcept { SelectAccess::disown(*l_); }
 };
 
 class RLockOp : public LockAcquireOp {
