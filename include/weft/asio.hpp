@@ -423,10 +423,8 @@ class Service final : public ::asio::execution_context::service {
     {
       std::lock_guard<ListLock> g(m_);
       // relaxed: under m_, which every writer of waiting_n_ holds: the exact count.
-      if (waiting_n_.load(std::memory_order_relaxed) != 0 || !io_work_) return;
-      w.emplace(std::move(*io_work_));
-      io_work_.reset();
-      holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
+      if (waiting_n_.load(std::memory_order_relaxed) != 0) return;
+      w = take_io_work();
     }
     // w's destructor: the atomic decrement, outside m_ (it may stop the context, which
     // takes the context's own lock).
@@ -461,13 +459,11 @@ class Service final : public ::asio::execution_context::service {
       } else {
         unlink(op);
       }
-      if (counted && waiting_.empty() && io_work_) {
+      if (counted && waiting_.empty()) {
         // The post below comes after the unlock: the count goes with the operation until
         // its step runs (OpBase::carried_work_). A decider on the context's own thread
         // needs none: its own handler counts as the context's work until after the post.
-        op.carried_work_.emplace(std::move(*io_work_));
-        io_work_.reset();
-        holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
+        if (std::optional<TrackedIo> w = take_io_work()) op.carried_work_.emplace(std::move(*w));
       }
       // relaxed: under m_, which the shutdown takes before it reads posting_ (see there).
       if (counted) posting_.fetch_add(1, std::memory_order_relaxed);
@@ -519,6 +515,17 @@ class Service final : public ::asio::execution_context::service {
  private:
   static TrackedIo tracked(::asio::io_context& io) noexcept {
     return ::asio::prefer(io.get_executor(), ::asio::execution::outstanding_work_t::tracked);
+  }
+  // Under m_: the waiters' work count, moved out of the service (empty if none is held);
+  // its destructor gives it back, which the caller runs outside m_.
+  std::optional<TrackedIo> take_io_work() noexcept {
+    std::optional<TrackedIo> w;
+    if (io_work_) {
+      w.emplace(std::move(*io_work_));
+      io_work_.reset();
+      holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
+    }
+    return w;
   }
   void link(OpBase& op) noexcept {  // under m_
     waiting_.push(op);
@@ -593,12 +600,7 @@ class Service final : public ::asio::execution_context::service {
       changed_.wait(g);
     }
     finished_ = true;
-    std::optional<TrackedIo> w;  // the waiters' work count, given back outside m_
-    if (io_work_) {
-      w.emplace(std::move(*io_work_));
-      io_work_.reset();
-      holds_io_work_.store(false, std::memory_order_relaxed);  // relaxed: as in list()
-    }
+    const std::optional<TrackedIo> w = take_io_work();  // given back outside m_
     g.unlock();
   }
 
